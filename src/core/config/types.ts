@@ -1,0 +1,138 @@
+/**
+ * The shape of a `*.peft.json` file after defaults are applied.
+ * `schemas/peft-config.schema.json` is the single source of truth for field docs, defaults and
+ * ranges; these types mirror it so the compiler checks every use.
+ */
+
+export type Activation = 'gelu' | 'relu' | 'swish';
+export type AdapterSite = 'attention' | 'ffn';
+export type LoraTarget = 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
+export type TaskType = 'classification' | 'regression';
+export type MetricName = 'accuracy' | 'f1' | 'mcc' | 'pearson' | 'spearman';
+export type DataFormat = 'jsonl' | 'csv' | 'tsv';
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** Architecture of an encoder built from scratch (random init) when no pretrained folder is given. */
+export interface ScratchModelConfig {
+  vocab: string;
+  layers: number;
+  hiddenSize: number;
+  heads: number;
+  intermediateSize: number;
+  maxPositions: number;
+  typeVocabSize: number;
+  seed: number;
+}
+
+/**
+ * `path`: a local Hugging Face BERT folder; `hub`: a model id fetched into `cacheDir`;
+ * `scratch`: a randomly initialised encoder (only useful as a baseline or before pretraining).
+ */
+export type ModelConfig =
+  | { path: string }
+  | { hub: string; revision: string; cacheDir: string }
+  | { scratch: ScratchModelConfig };
+
+export interface TaskConfig {
+  type: TaskType;
+  /** Label names in id order (classification); read from the training file when omitted. */
+  labels?: string[];
+  metric: MetricName;
+}
+
+export interface DataConfig {
+  train: string;
+  validation?: string;
+  test?: string;
+  /** Inferred from the file extension when omitted. */
+  format?: DataFormat;
+  textField: string;
+  textPairField?: string;
+  labelField: string;
+  maxLength: number;
+  /** Use at most this many training examples (handy for quick runs). */
+  maxTrainExamples?: number;
+  /** Fraction of the training file held out as validation when no validation file is given. */
+  validationSplit: number;
+}
+
+interface BottleneckFields {
+  /** Bottleneck size m; `reductionFactor` (d / m) is used when this is omitted. */
+  bottleneck?: number;
+  reductionFactor: number;
+  activation: Activation;
+  initStd: number;
+  leaveOut: number[];
+}
+
+export interface HoulsbyConfig extends BottleneckFields { type: 'houlsby'; sites: AdapterSite[] }
+export interface PfeifferConfig extends BottleneckFields { type: 'pfeiffer' }
+export interface ParallelConfig extends BottleneckFields { type: 'parallel'; sites: AdapterSite[]; scale: number }
+export interface AdaMixConfig extends BottleneckFields {
+  type: 'adamix';
+  sites: AdapterSite[];
+  experts: number;
+  /** Which projection is shared across experts; the paper shares the up-projection. */
+  share: 'up' | 'down' | 'none';
+  consistencyWeight: number;
+}
+export interface LoraConfig {
+  type: 'lora';
+  rank: number;
+  alpha: number;
+  targets: LoraTarget[];
+  leaveOut: number[];
+}
+export interface HeadOnlyConfig { type: 'head-only' }
+export interface FullConfig { type: 'full' }
+
+export type MethodConfig =
+  | HoulsbyConfig | PfeifferConfig | ParallelConfig | AdaMixConfig | LoraConfig | HeadOnlyConfig | FullConfig;
+export type MethodType = MethodConfig['type'];
+
+export interface EarlyStoppingConfig {
+  /** Evaluations without improvement before stopping. */
+  patience: number;
+  minDelta: number;
+}
+
+export interface TrainingConfig {
+  epochs: number;
+  /** Overrides `epochs` when set. */
+  maxSteps?: number;
+  batchSize: number;
+  learningRate: number;
+  /** Fraction of total steps used for linear warm-up. */
+  warmupRatio: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  seed: number;
+  /** Evaluate every N steps, or at the end of each epoch. */
+  evalEvery: number | 'epoch';
+  logEvery: number;
+  earlyStopping?: EarlyStoppingConfig;
+  keepCheckpoints: number;
+  /** Hidden and attention dropout; the model's own value when omitted. */
+  dropout?: number;
+  backend: BackendName;
+}
+
+export interface OutputConfig {
+  runsDir: string;
+}
+
+export interface PeftConfig {
+  name: string;
+  model: ModelConfig;
+  task: TaskConfig;
+  data: DataConfig;
+  method: MethodConfig;
+  training: TrainingConfig;
+  output: OutputConfig;
+}
+
+/** A config with every relative path made absolute against the config file's folder. */
+export interface ResolvedConfig extends PeftConfig {
+  /** Absolute path of the file the config came from. */
+  sourceFile: string;
+}
