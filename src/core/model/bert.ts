@@ -1,0 +1,190 @@
+/**
+ * A post-LayerNorm BERT encoder (Devlin et al.) with hooks where adapters and LoRA attach.
+ * Shapes: B batch, T sequence, d hidden, H heads, dh = d / H, N = B * T rows.
+ */
+import { tf, type Tensor, type Tensor2D } from '../tf';
+import type { AdapterMethod, ForwardContext } from '../adapters/method';
+import type { LoraTarget } from '../config/types';
+import type { BertConfig } from './bert-config';
+import { activation, batchMatMul, dense, dropout, embeddingLookup, frozenDense, gelu, layerNorm, type FrozenDense } from './ops';
+import type { Param, ParamStore } from './params';
+
+export interface EncoderInputs {
+  inputIds: Tensor2D; // [B, T] int32
+  tokenTypeIds: Tensor2D; // [B, T] int32
+  attentionMask: Tensor2D; // [B, T] float32, 1 = token, 0 = padding
+}
+
+/** A linear layer over one or more weights fused along the output axis (Q, K and V in one product). */
+class Linear {
+  private readonly frozen?: FrozenDense;
+
+  constructor(private readonly weights: Param[], private readonly biases: Param[]) {
+    if (weights.every((w) => !w.trainable) && biases.every((b) => !b.trainable)) {
+      const kernel = this.kernel() as Tensor2D;
+      this.frozen = { kernel, kernelT: tf.transpose(kernel), bias: this.bias() };
+    }
+  }
+
+  apply(x: Tensor2D): Tensor2D {
+    if (this.frozen) return frozenDense(x, this.frozen);
+    return dense(x, this.kernel(), this.bias());
+  }
+
+  private kernel(): Tensor {
+    const kernels = this.weights.map((w) => w.value);
+    return kernels.length === 1 ? kernels[0] : tf.concat(kernels, 1);
+  }
+
+  private bias(): Tensor {
+    const biases = this.biases.map((b) => b.value);
+    return biases.length === 1 ? biases[0] : tf.concat(biases, 0);
+  }
+
+  dispose(): void {
+    if (!this.frozen) return;
+    if (this.weights.length > 1) this.frozen.kernel.dispose();
+    if (this.biases.length > 1) this.frozen.bias?.dispose();
+    this.frozen.kernelT.dispose();
+  }
+}
+
+interface LayerWeights {
+  qkv: Linear;
+  attentionOutput: Linear;
+  attentionNorm: [Param, Param];
+  intermediate: Linear;
+  output: Linear;
+  outputNorm: [Param, Param];
+}
+
+const MASK_PENALTY = -10000; // the original BERT's additive mask for padded keys
+
+export class BertEncoder {
+  private readonly layers: LayerWeights[];
+
+  constructor(
+    readonly config: BertConfig,
+    private readonly store: ParamStore,
+    private readonly method: AdapterMethod,
+    private readonly dropoutRate: { hidden: number; attention: number },
+  ) {
+    this.layers = Array.from({ length: config.num_hidden_layers }, (_, i) => this.layerWeights(i));
+  }
+
+  /** Returns the last hidden states, [N, d]. */
+  encode(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
+    const [batch, seq] = inputs.inputIds.shape;
+    let x = this.embed(inputs, ctx); // [N, d]
+    // [B, 1, 1, T]: 0 for tokens, -10000 for padded keys, broadcast over heads and queries
+    const maskBias = tf.reshape(tf.mul(tf.sub(1, inputs.attentionMask), MASK_PENALTY), [batch, 1, 1, seq]);
+    for (let i = 0; i < this.layers.length; i++) x = this.layer(i, x, maskBias, batch, seq, ctx);
+    return x;
+  }
+
+  private embed(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
+    const [batch, seq] = inputs.inputIds.shape;
+    const d = this.config.hidden_size;
+    const words = this.lookup('bert.embeddings.word_embeddings.weight', tf.reshape(inputs.inputIds, [-1])); // [N, d]
+    const types = this.lookup('bert.embeddings.token_type_embeddings.weight', tf.reshape(inputs.tokenTypeIds, [-1]));
+    const positions = tf.slice(this.store.tensor('bert.embeddings.position_embeddings.weight'), [0, 0], [seq, d]); // [T, d]
+    const summed = tf.add(tf.reshape(tf.add(words, types), [batch, seq, d]), positions); // [B, T, d]
+    const normed = this.norm(tf.reshape(summed, [-1, d]) as Tensor2D, 'bert.embeddings.LayerNorm');
+    return dropout(normed, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
+  }
+
+  private lookup(name: string, ids: Tensor): Tensor2D {
+    const table = this.store.get(name);
+    // A frozen table is a constant for autodiff, so the plain gather (whose gradient wasm lacks) is safe
+    return table.trainable ? embeddingLookup(table.value as Tensor2D, ids) : (tf.gather(table.value, ids) as Tensor2D);
+  }
+
+  private layer(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext): Tensor2D {
+    const w = this.layers[i];
+    let a = this.selfAttention(i, x, maskBias, batch, seq, ctx); // [N, d]
+    a = this.withLora(i, 'attention_output', w.attentionOutput.apply(a), a);
+    a = dropout(a, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
+    a = this.method.applyAtSite(i, 'attention', a, x, ctx); // Houlsby site 1
+    const x1 = this.normPair(tf.add(a, x) as Tensor2D, w.attentionNorm);
+
+    let h = this.withLora(i, 'intermediate', w.intermediate.apply(x1), x1); // [N, I]
+    h = this.hiddenActivation(h);
+    let f = this.withLora(i, 'output', w.output.apply(h), h); // [N, d]
+    f = dropout(f, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
+    f = this.method.applyAtSite(i, 'ffn', f, x1, ctx); // Houlsby site 2
+    return this.normPair(tf.add(f, x1) as Tensor2D, w.outputNorm);
+  }
+
+  private selfAttention(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext): Tensor2D {
+    const heads = this.config.num_attention_heads;
+    const d = this.config.hidden_size;
+    const dh = d / heads;
+    const qkv = this.qkvWithLora(i, x); // [N, 3d]
+    // [B, T, 3, H, dh] -> [3, B, H, T, dh]
+    const [q, k, v] = tf.unstack(tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, dh]), [2, 0, 3, 1, 4]));
+    const qScaled = tf.reshape(tf.mul(q, 1 / Math.sqrt(dh)), [batch * heads, seq, dh]);
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [batch * heads, dh, seq]);
+    const scores = tf.add(tf.reshape(batchMatMul(qScaled, kT), [batch, heads, seq, seq]), maskBias); // [B, H, T, T]
+    const probs = dropout(tf.softmax(scores), this.dropoutRate.attention, ctx.dropoutSeed());
+    const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v, [batch * heads, seq, dh])); // [B*H, T, dh]
+    return tf.reshape(tf.transpose(tf.reshape(context, [batch, heads, seq, dh]), [0, 2, 1, 3]), [-1, d]) as Tensor2D;
+  }
+
+  private qkvWithLora(i: number, x: Tensor2D): Tensor2D {
+    const qkv = this.layers[i].qkv.apply(x);
+    const deltas = (['query', 'key', 'value'] as const).map((t) => this.method.loraDelta(i, t, x));
+    if (deltas.every((delta) => delta === undefined)) return qkv;
+    const d = this.config.hidden_size;
+    const zeros = tf.zeros([x.shape[0], d]);
+    return tf.add(qkv, tf.concat(deltas.map((delta) => delta ?? zeros), 1)) as Tensor2D;
+  }
+
+  private withLora(i: number, target: LoraTarget, output: Tensor2D, input: Tensor2D): Tensor2D {
+    const delta = this.method.loraDelta(i, target, input);
+    return delta ? (tf.add(output, delta) as Tensor2D) : output;
+  }
+
+  private hiddenActivation(h: Tensor2D): Tensor2D {
+    switch (this.config.hidden_act) {
+      case 'relu':
+        return activation('relu', h) as Tensor2D;
+      case 'gelu_new':
+        return geluTanh(h) as Tensor2D;
+      default:
+        return gelu(h) as Tensor2D;
+    }
+  }
+
+  private norm(x: Tensor2D, prefix: string): Tensor2D {
+    return this.normPair(x, [this.store.get(`${prefix}.weight`), this.store.get(`${prefix}.bias`)]);
+  }
+
+  private normPair(x: Tensor2D, [gain, bias]: [Param, Param]): Tensor2D {
+    return layerNorm(x, gain.value, bias.value, this.config.layer_norm_eps);
+  }
+
+  private layerWeights(i: number): LayerWeights {
+    const p = `bert.encoder.layer.${i}`;
+    const s = this.store;
+    const linear = (...names: string[]) => new Linear(names.map((n) => s.get(`${n}.weight`)), names.map((n) => s.get(`${n}.bias`)));
+    const pair = (n: string): [Param, Param] => [s.get(`${n}.weight`), s.get(`${n}.bias`)];
+    return {
+      qkv: linear(`${p}.attention.self.query`, `${p}.attention.self.key`, `${p}.attention.self.value`),
+      attentionOutput: linear(`${p}.attention.output.dense`),
+      attentionNorm: pair(`${p}.attention.output.LayerNorm`),
+      intermediate: linear(`${p}.intermediate.dense`),
+      output: linear(`${p}.output.dense`),
+      outputNorm: pair(`${p}.output.LayerNorm`),
+    };
+  }
+
+  dispose(): void {
+    for (const l of this.layers) for (const lin of [l.qkv, l.attentionOutput, l.intermediate, l.output]) lin.dispose();
+  }
+}
+
+/** Hugging Face's `gelu_new`: the tanh approximation used by some checkpoints. */
+function geluTanh(x: Tensor): Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}

@@ -1,0 +1,179 @@
+/**
+ * Messages between the extension host (or the CLI) and the training worker.
+ * This folder imports nothing: the worker, the host and the webview all depend on it, never the reverse.
+ */
+
+/** One adapter (or LoRA pair) at one place of one layer, as `placement.json` stores it. */
+export interface PlacementSite {
+  layer: number;
+  /** Where in the layer: after the attention output projection, after the feed-forward block, or a projection LoRA targets. */
+  site: 'attention' | 'ffn' | 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
+  kind: 'bottleneck' | 'parallel' | 'adamix' | 'lora';
+  /** Weight shapes in [in, out] order, e.g. down [768, 48], up [48, 768]; LoRA: A [in, r], B [r, out]. */
+  shapes: Record<string, number[]>;
+  bottleneck?: number;
+  rank?: number;
+  activation?: string;
+  /** AdaMix: number of distinct down and up projections (a shared projection counts once). */
+  experts?: { down: number; up: number };
+  /** Trainable parameters of this site during training (all experts). */
+  trainableParams: number;
+  /** Parameters this site costs at inference (AdaMix: one merged adapter). */
+  inferenceParams: number;
+}
+
+export interface Placement {
+  method: string;
+  layers: number;
+  hiddenSize: number;
+  heads: number;
+  intermediateSize: number;
+  /** Parameters of the pretrained encoder (embeddings, layers, pooler). */
+  baseParams: number;
+  /** Everything that trains: adapters, layer norms, head (or the whole model for `full`). */
+  trainableParams: number;
+  /** Trainable parameters by group, e.g. adapters, layerNorms, head, lora, encoder. */
+  trainableByGroup: Record<string, number>;
+  /** Layers that carry no adapter (`leaveOut`). */
+  leftOut: number[];
+  sites: PlacementSite[];
+}
+
+export interface BackendInfo {
+  active: string;
+  description: string;
+  skipped: { name: string; reason: string }[];
+}
+
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  file?: string;
+  line?: number;
+  path?: string;
+}
+
+export type Split = 'validation' | 'test';
+
+// ---- worker -> host ------------------------------------------------------------------------------
+
+export interface StartedMessage {
+  readonly type: 'started';
+  runId: string;
+  runDir: string;
+  configFile: string;
+  backend: BackendInfo;
+  placement: Placement;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  trainExamples: number;
+  validationExamples: number;
+  resumedFromStep?: number;
+}
+
+export interface ProgressMessage {
+  readonly type: 'progress';
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  examplesPerSecond: number;
+  elapsedMs: number;
+}
+
+export interface MetricsMessage {
+  readonly type: 'metrics';
+  step: number;
+  split: Split;
+  metrics: Record<string, number>;
+  isBest: boolean;
+}
+
+export interface CheckpointMessage {
+  readonly type: 'checkpoint';
+  step: number;
+  dir: string;
+  isBest: boolean;
+  sizeBytes: number;
+}
+
+export interface FinishedMessage {
+  readonly type: 'finished';
+  runDir: string;
+  state: 'finished' | 'stopped';
+  /** Why the run ended before its last step, if it did. */
+  reason?: 'cancelled' | 'early-stopping';
+  bestCheckpoint?: string;
+  bestMetrics?: Record<string, number>;
+  durationMs: number;
+}
+
+export interface EvaluatedMessage {
+  readonly type: 'evaluated';
+  checkpointDir: string;
+  split: Split;
+  metrics: Record<string, number>;
+  examples: number;
+}
+
+export interface FailedMessage {
+  readonly type: 'failed';
+  error: ErrorInfo;
+  runDir?: string;
+}
+
+export interface LogMessage {
+  readonly type: 'log';
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export type WorkerMessage =
+  | StartedMessage
+  | ProgressMessage
+  | MetricsMessage
+  | CheckpointMessage
+  | FinishedMessage
+  | EvaluatedMessage
+  | FailedMessage
+  | LogMessage;
+
+// ---- host -> worker ------------------------------------------------------------------------------
+
+export interface TrainRequest {
+  readonly type: 'train';
+  configFile: string;
+  /** A run folder to continue from its last checkpoint. */
+  resume?: string;
+  backend?: string;
+}
+
+export interface EvaluateRequest {
+  readonly type: 'evaluate';
+  checkpointDir: string;
+  split: Split;
+  backend?: string;
+}
+
+/** Stop at the next step boundary, writing a checkpoint first so the run can be resumed. */
+export interface CancelRequest {
+  readonly type: 'cancel';
+}
+
+export type HostRequest = TrainRequest | EvaluateRequest | CancelRequest;
+
+const WORKER_TYPES = new Set(['started', 'progress', 'metrics', 'checkpoint', 'finished', 'evaluated', 'failed', 'log']);
+const HOST_TYPES = new Set(['train', 'evaluate', 'cancel']);
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return hasType(value) && WORKER_TYPES.has(value.type);
+}
+
+export function isHostRequest(value: unknown): value is HostRequest {
+  return hasType(value) && HOST_TYPES.has(value.type);
+}
+
+function hasType(value: unknown): value is { type: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
