@@ -95,7 +95,7 @@ for (const backend of ['cpu', 'wasm']) {
       const g = grads[p.value.name];
       assert.ok(g, `gradient for ${p.name}`);
       const data = g.dataSync() as Float32Array;
-      const disk = p.linear ? transposeData(data, g.shape[0], g.shape[1]).data : data;
+      const disk = p.linear ? transposeData(data, g.shape[0]!, g.shape[1]!).data : data;
       assertClose(disk, refFloat(`grad.${p.name}`).data, `grad ${p.name}`);
       compared++;
     }

@@ -7,7 +7,7 @@ import { tf, type Tensor2D } from '../tf';
 import type { Activation, AdaMixConfig } from '../config/types';
 import type { ParamStore } from '../model/params';
 import type { Rng } from '../random';
-import { addProjection, bottleneckDelta, type Projection } from './bottleneck';
+import { addProjection, bottleneckDelta, type Projection, type TrainableProjection } from './bottleneck';
 
 export interface Mixture {
   downs: Projection[];
@@ -34,7 +34,7 @@ export function addMixture(store: ParamStore, prefix: string, d: number, m: numb
   return { downs, ups, routed: { down: new Array(downCount).fill(0), up: new Array(upCount).fill(0) } };
 }
 
-function expertProjections(store: ParamStore, base: string, count: number, inSize: number, outSize: number, initStd: number, rng: Rng): Projection[] {
+function expertProjections(store: ParamStore, base: string, count: number, inSize: number, outSize: number, initStd: number, rng: Rng): TrainableProjection[] {
   if (count === 1) return [addProjection(store, base, inSize, outSize, initStd, rng)];
   const first = addProjection(store, expertName(base, 0), inSize, outSize, initStd, rng);
   const rest = Array.from({ length: count - 1 }, (_, k) => {

@@ -1,4 +1,4 @@
-import { type Tensor, type Tensor2D } from '../tf';
+import { type Tensor, type Tensor2D, type Variable } from '../tf';
 import { activation, dense } from '../model/ops';
 import type { ParamStore } from '../model/params';
 import type { Rng } from '../random';
@@ -11,11 +11,17 @@ export interface Projection {
   bias: Tensor;
 }
 
+/** A projection whose tensors are trainable variables (not merged copies). */
+export interface TrainableProjection extends Projection {
+  kernel: Variable;
+  bias: Variable;
+}
+
 /**
  * Adds a projection `${prefix}.weight` [out, in] (torch layout on disk) and `${prefix}.bias` [out],
  * near-identity initialised: truncated normal weights with a small std, zero bias.
  */
-export function addProjection(store: ParamStore, prefix: string, inSize: number, outSize: number, initStd: number, rng: Rng): Projection {
+export function addProjection(store: ParamStore, prefix: string, inSize: number, outSize: number, initStd: number, rng: Rng): TrainableProjection {
   const weight = store.add(`${prefix}.weight`, [outSize, inSize], truncatedNormal(inSize * outSize, initStd, rng), {
     trainable: true,
     group: 'adapter',

@@ -120,7 +120,7 @@ class BottleneckMethod extends BaseMethod {
 
   constructor(
     readonly type: MethodType,
-    private readonly siteNames: AdapterSite[],
+    siteNames: AdapterSite[],
     private readonly mode: 'sequential' | 'parallel',
     private readonly scale: number,
     fields: BottleneckFields,

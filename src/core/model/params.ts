@@ -77,7 +77,7 @@ export class ParamStore {
     for (const p of this.all().filter(filter)) {
       const data = p.value.dataSync() as Float32Array;
       const shape = p.value.shape;
-      out.set(p.name, p.linear ? transposeData(data, shape[0], shape[1]) : { shape: [...shape], data: data.slice() });
+      out.set(p.name, p.linear ? transposeData(data, shape[0]!, shape[1]!) : { shape: [...shape], data: data.slice() });
     }
     return out;
   }
@@ -117,7 +117,7 @@ export class ParamStore {
 
 export function diskShapeOf(param: Param): number[] {
   const shape = param.value.shape;
-  return param.linear ? [shape[1], shape[0]] : [...shape];
+  return param.linear ? [shape[1]!, shape[0]!] : [...shape];
 }
 
 function toEngineLayout(data: Float32Array, diskShape: number[]): Tensor {
