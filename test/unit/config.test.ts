@@ -114,7 +114,7 @@ describe('defaults', () => {
   test('scratch model defaults; only vocab is required', () => {
     const config = parseConfigText(configText({ model: { scratch: { vocab: 'vocab.txt' } } }), FILE);
     assert.deepEqual(config.model, {
-      scratch: { vocab: '/work/exp/vocab.txt', layers: 4, hiddenSize: 256, heads: 4, intermediateSize: 1024, maxPositions: 512, typeVocabSize: 2, seed: 0 },
+      scratch: { vocab: '/work/exp/vocab.txt', layers: 4, hiddenSize: 256, heads: 4, intermediateSize: 1024, maxPositions: 512, typeVocabSize: 2, initializerRange: 0.02, seed: 0 },
     });
   });
 

@@ -21,6 +21,8 @@ export interface ScratchModelConfig {
   intermediateSize: number;
   maxPositions: number;
   typeVocabSize: number;
+  /** Std of the random init (Hugging Face's initializer_range). */
+  initializerRange: number;
   seed: number;
 }
 

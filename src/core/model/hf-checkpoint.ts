@@ -85,7 +85,8 @@ function parseBertConfig(raw: unknown, file: string): BertConfig {
   if (!isPlainObject(raw)) throw new CheckpointError(file, 'the model config must be a JSON object');
   checkModelType(raw, file);
   checkPositionEmbeddingType(raw, file);
-  const config = { ...DEFAULT_BERT_CONFIG, ...readNumericFields(raw, file), hidden_act: readHiddenAct(raw, file) };
+  // readNumericFields has made sure every required field, vocab_size included, is present.
+  const config = { ...DEFAULT_BERT_CONFIG, ...readNumericFields(raw, file), hidden_act: readHiddenAct(raw, file) } as BertConfig;
   checkConsistency(config, file);
   return config;
 }
@@ -107,7 +108,7 @@ function checkPositionEmbeddingType(raw: Record<string, unknown>, file: string):
   throw new CheckpointError(file, `position_embedding_type ${JSON.stringify(kind)} is not supported yet (only "absolute")`);
 }
 
-function readNumericFields(raw: Record<string, unknown>, file: string): Pick<BertConfig, NumericField> {
+function readNumericFields(raw: Record<string, unknown>, file: string): Partial<Record<NumericField, number>> {
   const values: Partial<Record<NumericField, number>> = {};
   const missing: string[] = [];
   for (const [field, rule] of Object.entries(FIELD_RULES) as [NumericField, FieldRule][]) {
@@ -125,7 +126,7 @@ function readNumericFields(raw: Record<string, unknown>, file: string): Pick<Ber
   if (missing.length > 0) {
     throw new CheckpointError(file, `the model config lacks the required field(s) ${missing.map((f) => `"${f}"`).join(', ')}`);
   }
-  return { ...DEFAULT_BERT_CONFIG, ...values } as Pick<BertConfig, NumericField>;
+  return values;
 }
 
 function readHiddenAct(raw: Record<string, unknown>, file: string): BertConfig['hidden_act'] {

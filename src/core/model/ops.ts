@@ -147,10 +147,12 @@ export function layerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number):
  */
 export function embeddingLookup(table: Tensor2D, ids: Tensor): Tensor2D {
   const op = customOp(([t], save) => {
-    save([]);
+    // ids is usually an intermediate of the forward pass (a reshape of the batch's input ids), which
+    // the tidy around the forward pass disposes before backprop; saving keeps a clone for the gradient.
+    save([ids]);
     return {
       value: tf.gather(t, ids),
-      gradFunc: (dy: Tensor) => [scatterAddRows(dy as Tensor2D, ids, table.shape[0])],
+      gradFunc: (dy: Tensor, [savedIds]: Tensor[]) => [scatterAddRows(dy as Tensor2D, savedIds, table.shape[0])],
     };
   });
   return op(table) as Tensor2D;

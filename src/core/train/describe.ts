@@ -1,0 +1,73 @@
+/** Human-readable summaries for `peft-lab inspect`: a config, a run folder or a checkpoint folder. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig } from '../config/load';
+import { RunFolder, readCheckpoint, runDirOfCheckpoint } from '../checkpoint/run-folder';
+import { readJsonFile } from '../checkpoint/atomic';
+import type { Placement } from '../../protocol/worker';
+import { CheckpointError } from '../errors';
+
+export function describeRun(target: string): string {
+  if (!fs.existsSync(target)) throw new CheckpointError(target, 'does not exist');
+  if (fs.statSync(target).isFile()) return describeConfig(target);
+  if (fs.existsSync(path.join(target, 'checkpoint.json'))) return describeCheckpoint(target);
+  return describeRunFolder(target);
+}
+
+function describeConfig(file: string): string {
+  const c = loadConfig(file, { semantic: false });
+  const model = 'path' in c.model ? c.model.path : 'hub' in c.model ? `${c.model.hub} (hub)` : 'random init (scratch)';
+  return [
+    `config ${file}`,
+    `  name      ${c.name}`,
+    `  model     ${model}`,
+    `  task      ${c.task.type}, metric ${c.task.metric}`,
+    `  method    ${JSON.stringify(c.method)}`,
+    `  data      train ${c.data.train}${c.data.validation ? `, validation ${c.data.validation}` : ''}${c.data.test ? `, test ${c.data.test}` : ''}`,
+    `  training  ${c.training.epochs} epochs, batch ${c.training.batchSize}, lr ${c.training.learningRate}, seed ${c.training.seed}`,
+    `  runs      ${c.output.runsDir}`,
+  ].join('\n');
+}
+
+function describeRunFolder(dir: string): string {
+  const run = RunFolder.open(dir);
+  const status = run.readStatus();
+  const lines = [`run ${run.id}`, `  state     ${status.state}${status.reason ? ` (${status.reason})` : ''}`, `  method    ${status.method}`, `  backend   ${status.backend ?? '?'}`, `  progress  step ${status.step} of ${status.totalSteps}`];
+  if (status.error) lines.push(`  error     ${status.error.message}`);
+  const placementFile = run.file('placement.json');
+  if (fs.existsSync(placementFile)) lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
+  const best = run.bestStep();
+  for (const step of run.checkpointSteps()) {
+    const info = readCheckpoint(run.checkpointDir(step)).info;
+    lines.push(`  checkpoint step-${step}${step === best ? ' (best)' : ''} ${formatMetrics(info.metrics)}`);
+  }
+  return lines.join('\n');
+}
+
+function describeCheckpoint(dir: string): string {
+  const { info, weights } = readCheckpoint(dir);
+  const params = [...weights.values()].reduce((n, w) => n + w.data.length, 0);
+  return [
+    `checkpoint ${dir}`,
+    `  run       ${path.basename(runDirOfCheckpoint(dir))}`,
+    `  step      ${info.step} (epoch ${info.epoch + 1})`,
+    `  method    ${info.method}`,
+    `  labels    ${info.labelNames.join(', ')}`,
+    `  weights   ${weights.size} tensors, ${params.toLocaleString('en-US')} parameters`,
+    `  metrics   ${formatMetrics(info.metrics)}`,
+  ].join('\n');
+}
+
+function describePlacement(p: Placement): string[] {
+  const share = ((100 * p.trainableParams) / p.baseParams).toFixed(2);
+  return [
+    `  model     ${p.layers} layers, hidden ${p.hiddenSize}, ${p.heads} heads, ${p.baseParams.toLocaleString('en-US')} base parameters`,
+    `  trainable ${p.trainableParams.toLocaleString('en-US')} (${share}% of base) ${JSON.stringify(p.trainableByGroup)}`,
+    `  sites     ${p.sites.length}${p.leftOut.length ? `, layers left out: ${p.leftOut.join(', ')}` : ''}`,
+  ];
+}
+
+function formatMetrics(metrics?: Record<string, number>): string {
+  if (!metrics) return '(no evaluation)';
+  return Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+}

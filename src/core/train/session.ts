@@ -1,0 +1,86 @@
+/**
+ * Everything a run needs before its first step: the base encoder and its tokenizer (from a local
+ * folder, the hub cache, or a fresh random init), and the encoded train/validation/test splits.
+ */
+import type { ResolvedConfig } from '../config/types';
+import { DEFAULT_BERT_CONFIG, type BertConfig, type WeightMap } from '../model/bert-config';
+import { randomBertWeights, randomPooler, readBertFolder } from '../model/hf-checkpoint';
+import { resolveHubModel } from '../model/hub';
+import { WordPieceTokenizer } from '../data/tokenizer';
+import { readExamples, splitForValidation, type Example } from '../data/readers';
+import { encodeExamples, type EncodedExample } from '../data/batches';
+import { Rng } from '../random';
+
+export interface BaseModel {
+  bert: BertConfig;
+  weights: WeightMap;
+  tokenizer: WordPieceTokenizer;
+  /** Where it came from, for the run summary. */
+  source: string;
+  warnings: string[];
+}
+
+export interface Dataset {
+  labelNames: string[];
+  train: EncodedExample[];
+  validation: EncodedExample[];
+  test: EncodedExample[];
+}
+
+export async function loadBaseModel(config: ResolvedConfig, log: (message: string) => void = () => {}): Promise<BaseModel> {
+  const model = config.model;
+  if ('scratch' in model) {
+    const tokenizer = WordPieceTokenizer.fromVocabFile(model.scratch.vocab);
+    const s = model.scratch;
+    const bert: BertConfig = {
+      ...DEFAULT_BERT_CONFIG,
+      vocab_size: tokenizer.vocabSize,
+      hidden_size: s.hiddenSize,
+      num_hidden_layers: s.layers,
+      num_attention_heads: s.heads,
+      intermediate_size: s.intermediateSize,
+      max_position_embeddings: s.maxPositions,
+      type_vocab_size: s.typeVocabSize,
+      initializer_range: s.initializerRange,
+    };
+    return { bert, weights: randomBertWeights(bert, s.seed), tokenizer, source: `random init (seed ${s.seed}), vocabulary ${s.vocab}`, warnings: [] };
+  }
+  const folder = 'path' in model
+    ? model.path
+    : await resolveHubModel(model.hub, { revision: model.revision, cacheDir: model.cacheDir, onProgress: progressLogger(log) });
+  const read = readBertFolder(folder);
+  const weights = read.weights;
+  if (!weights.has('bert.pooler.dense.weight')) for (const [k, v] of randomPooler(read.config, config.training.seed)) weights.set(k, v);
+  return { bert: read.config, weights, tokenizer: WordPieceTokenizer.fromFolder(folder), source: folder, warnings: read.warnings };
+}
+
+function progressLogger(log: (message: string) => void) {
+  let lastPercent = -10;
+  return (file: string, received: number, total?: number) => {
+    if (!total) return;
+    const percent = Math.floor((100 * received) / total);
+    if (percent >= lastPercent + 10 || percent === 100) {
+      lastPercent = percent;
+      log(`downloading ${file}: ${percent}% of ${(total / 1e6).toFixed(1)} MB`);
+    }
+  };
+}
+
+export function loadDataset(config: ResolvedConfig, tokenizer: WordPieceTokenizer): Dataset {
+  const { data, task } = config;
+  const train = readExamples(data.train, data, task, task.labels);
+  const labelNames = train.labelNames;
+  let trainExamples = train.examples;
+  let validation: Example[] = [];
+  if (data.validation) {
+    validation = readExamples(data.validation, data, task, labelNames).examples;
+  } else if (data.validationSplit > 0) {
+    const split = splitForValidation(trainExamples, data.validationSplit, new Rng(config.training.seed));
+    trainExamples = split.train;
+    validation = split.validation;
+  }
+  if (data.maxTrainExamples !== undefined) trainExamples = trainExamples.slice(0, data.maxTrainExamples);
+  const test = data.test ? readExamples(data.test, data, task, labelNames).examples : [];
+  const encode = (examples: Example[]) => encodeExamples(examples, tokenizer, data.maxLength);
+  return { labelNames, train: encode(trainExamples), validation: encode(validation), test: encode(test) };
+}

@@ -1,0 +1,568 @@
+/**
+ * `peft-lab`: train, evaluate and inspect from a terminal or a script, without VS Code.
+ *
+ * Training runs in this process (no worker): a terminal user wants Ctrl-C to reach the trainer
+ * directly. The first Ctrl-C stops at the next step boundary after a checkpoint, so the run can be
+ * resumed; a second one exits at once.
+ *
+ * Exit codes: 0 done, 1 bad input or failure, 2 usage error, 130 cancelled.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { version } from '../../package.json';
+import { loadConfig } from '../core/config/load';
+import type { BackendName } from '../core/config/types';
+import { CancelledError } from '../core/errors';
+import type * as Trainer from '../core/train/trainer';
+import type {
+  CheckpointMessage,
+  EvaluatedMessage,
+  FinishedMessage,
+  LogMessage,
+  MetricsMessage,
+  ProgressMessage,
+  Split,
+  StartedMessage,
+  WorkerMessage,
+} from '../protocol/worker';
+import { displayPath, formatError, toErrorInfo } from './errors';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_CANCELLED = 130;
+
+const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const satisfies readonly BackendName[];
+const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
+/** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
+const DEFAULT_LOG_EVERY = 10;
+
+const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
+       peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
+       peft-lab inspect <config|runDir|checkpointDir>
+       peft-lab --help | --version`;
+
+const HELP = `peft-lab ${version}: parameter-efficient fine-tuning of BERT encoders (Houlsby adapters, AdaMix, LoRA)
+
+${SYNOPSIS}
+
+Commands:
+  train <file.peft.json>     Fine-tune as the config says; writes a run folder with checkpoints.
+    --resume <runDir>        Continue a stopped run from its last checkpoint.
+    --backend <name>         ${BACKENDS.join('|')} (overrides training.backend).
+    --json                   Print every message as one JSON line, for scripts.
+  evaluate <checkpointDir>   Score a saved checkpoint.
+    --split <split>          validation|test (default: validation).
+    --backend <name>         As for train.
+    --json                   Print the messages as JSON lines.
+  inspect <target>           Summarise a config file, a run folder or a checkpoint folder.
+
+Options:
+  -h, --help                 Show this help.
+  -V, --version              Print the version.
+
+Ctrl-C stops training at the next step boundary after writing a checkpoint (resume it with
+--resume); press it again to exit at once. Set PEFT_LAB_BACKEND to force a backend and
+PEFT_LAB_DEBUG=1 to see stack traces of unexpected errors.
+
+Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
+`;
+
+// ---- command line --------------------------------------------------------------------------------
+
+type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'train'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
+  | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
+  | { kind: 'inspect'; target: string };
+
+/** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
+class UsageError extends Error {}
+
+const COMMAND_NAMES = ['train', 'evaluate', 'inspect'] as const;
+type CommandName = (typeof COMMAND_NAMES)[number];
+
+const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options']>> = {
+  train: {
+    resume: { type: 'string' },
+    backend: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  evaluate: {
+    split: { type: 'string' },
+    backend: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  inspect: {},
+};
+
+function parseCommandLine(argv: readonly string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === undefined) throw new UsageError('missing command');
+  if (first === '--help' || first === '-h' || first === 'help') return { kind: 'help' };
+  if (first === '--version' || first === '-V') return { kind: 'version' };
+  if (!isCommandName(first)) {
+    throw new UsageError(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}'`);
+  }
+  const { values, positionals } = parseCommandArgs(first, rest);
+  if (values.help) return { kind: 'help' };
+  const target = singlePositional(first, positionals);
+  switch (first) {
+    case 'train':
+      return { kind: 'train', configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false };
+    case 'evaluate':
+      return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
+    case 'inspect':
+      return { kind: 'inspect', target };
+  }
+}
+
+function isCommandName(word: string): word is CommandName {
+  return (COMMAND_NAMES as readonly string[]).includes(word);
+}
+
+interface CommandValues {
+  help?: boolean;
+  resume?: string;
+  backend?: string;
+  split?: string;
+  json?: boolean;
+}
+
+function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...COMMAND_OPTIONS[command], help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    // Safe: with strict parsing every value has the type its option declares in COMMAND_OPTIONS.
+    return { values: values as CommandValues, positionals };
+  } catch (err) {
+    // parseArgs reports unknown flags and missing option values as TypeErrors with an ERR_PARSE_ARGS_* code.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!code?.startsWith('ERR_PARSE_ARGS')) throw err;
+    throw new UsageError(`${command}: ${parseArgsProblem(code, (err as Error).message)}`);
+  }
+}
+
+/** parseArgs' own text for an unknown flag is a paragraph about '--'; the flag's name says enough. */
+function parseArgsProblem(code: string, message: string): string {
+  const quoted = /'([^']+)'/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted) return `unknown option '${quoted}'`;
+  return message.charAt(0).toLowerCase() + message.slice(1);
+}
+
+const ARGUMENT_NAMES: Record<CommandName, string> = {
+  train: '<file.peft.json>',
+  evaluate: '<checkpointDir>',
+  inspect: '<config|runDir|checkpointDir>',
+};
+
+function singlePositional(command: CommandName, positionals: string[]): string {
+  if (positionals.length === 0) throw new UsageError(`${command}: missing ${ARGUMENT_NAMES[command]}`);
+  if (positionals.length > 1) throw new UsageError(`${command}: unexpected argument '${positionals[1]}'`);
+  return positionals[0];
+}
+
+function backendOption(value: string | undefined): BackendName | undefined {
+  return value === undefined ? undefined : oneOf('--backend', value, BACKENDS);
+}
+
+function splitOption(value: string | undefined): Split {
+  return value === undefined ? 'validation' : oneOf('--split', value, SPLITS);
+}
+
+function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${option} must be one of ${allowed.join(', ')}, not '${value}'`);
+}
+
+// ---- commands ------------------------------------------------------------------------------------
+
+async function run(argv: readonly string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`peft-lab: ${err.message}\n${SYNOPSIS}\nRun 'peft-lab --help' for details.\n`);
+    return EXIT_USAGE;
+  }
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(HELP);
+      return EXIT_OK;
+    case 'version':
+      process.stdout.write(`${version}\n`);
+      return EXIT_OK;
+    case 'train':
+      return trainCommand(command);
+    case 'evaluate':
+      return evaluateCommand(command);
+    case 'inspect':
+      return inspectCommand(command.target);
+  }
+}
+
+/** Loaded on first use: it pulls in TensorFlow.js, which takes a while and is not needed for help or usage errors. */
+function loadTrainer(): typeof Trainer {
+  return require('../core/train/trainer') as typeof Trainer;
+}
+
+async function trainCommand(command: Extract<Command, { kind: 'train' }>): Promise<number> {
+  const output = createOutput(command.json, readLogEvery(command.configFile));
+  const stop = new AbortController();
+  const stopOnInterrupt = onInterrupt(() => {
+    output.notice('stopping at the next step boundary after writing a checkpoint (press Ctrl-C again to exit now)');
+    stop.abort();
+  }, output);
+  try {
+    const finished = await loadTrainer().train(command.configFile, {
+      resume: command.resume,
+      backend: command.backend,
+      signal: stop.signal,
+      onMessage: (message) => output.message(message),
+    });
+    output.message(finished);
+    return finished.state === 'stopped' && finished.reason === 'cancelled' ? EXIT_CANCELLED : EXIT_OK;
+  } catch (err) {
+    return reportFailure(err, output);
+  } finally {
+    stopOnInterrupt.dispose();
+  }
+}
+
+async function evaluateCommand(command: Extract<Command, { kind: 'evaluate' }>): Promise<number> {
+  const output = createOutput(command.json, 1);
+  // Evaluation writes nothing, so there is nothing to finish cleanly: Ctrl-C exits at once.
+  const exitOnInterrupt = onInterrupt(() => exitNow(output), output);
+  try {
+    const evaluated = await loadTrainer().evaluateCheckpoint(command.checkpointDir, command.split, {
+      backend: command.backend,
+      onMessage: (message) => output.message(message),
+    });
+    output.message(evaluated);
+    return EXIT_OK;
+  } catch (err) {
+    return reportFailure(err, output);
+  } finally {
+    exitOnInterrupt.dispose();
+  }
+}
+
+function inspectCommand(target: string): number {
+  try {
+    process.stdout.write(`${loadTrainer().describeRun(target).trimEnd()}\n`);
+    return EXIT_OK;
+  } catch (err) {
+    process.stderr.write(`${formatError(err)}\n`);
+    return EXIT_FAILED;
+  }
+}
+
+function reportFailure(err: unknown, output: Output): number {
+  if (err instanceof CancelledError) {
+    output.notice('cancelled');
+    return EXIT_CANCELLED;
+  }
+  output.failure(err);
+  return EXIT_FAILED;
+}
+
+/**
+ * The progress cadence the config asks for. Reading it here (without the file-system checks) costs
+ * little; when the config is broken, `train` reports that properly a moment later.
+ */
+function readLogEvery(configFile: string): number {
+  try {
+    return loadConfig(configFile, { semantic: false }).training.logEvery;
+  } catch {
+    return DEFAULT_LOG_EVERY;
+  }
+}
+
+/** First Ctrl-C calls `onFirst`; the second exits at once with 130. */
+function onInterrupt(onFirst: () => void, output: Output): { dispose(): void } {
+  let interrupts = 0;
+  const handler = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) onFirst();
+    else exitNow(output);
+  };
+  process.on('SIGINT', handler);
+  return { dispose: () => process.off('SIGINT', handler) };
+}
+
+function exitNow(output: Output): never {
+  output.notice('interrupted');
+  process.exit(EXIT_CANCELLED);
+}
+
+// ---- output ------------------------------------------------------------------------------------
+
+interface Output {
+  message(message: WorkerMessage): void;
+  failure(err: unknown): void;
+  /** A remark from the CLI itself (e.g. about Ctrl-C); never mixed into stdout's JSON lines. */
+  notice(text: string): void;
+}
+
+function createOutput(json: boolean, logEvery: number): Output {
+  if (json) return new JsonOutput();
+  return new TextOutput(process.stdout.isTTY ? { interactive: true, columns: () => process.stdout.columns || 80 } : { interactive: false, logEvery });
+}
+
+/** One JSON object per line on stdout, every message including the outcome; humans get stderr. */
+class JsonOutput implements Output {
+  message(message: WorkerMessage): void {
+    process.stdout.write(`${JSON.stringify(message)}\n`);
+  }
+
+  failure(err: unknown): void {
+    this.message({ type: 'failed', error: toErrorInfo(err) });
+    process.stderr.write(`${formatError(err)}\n`);
+  }
+
+  notice(text: string): void {
+    process.stderr.write(`${text}\n`);
+  }
+}
+
+type TextMode = { interactive: true; columns: () => number } | { interactive: false; logEvery: number };
+
+/**
+ * Human-readable output. On a terminal, progress is one line redrawn in place and every other line
+ * is printed above it; elsewhere (CI logs, pipes) redraws would turn into garbage, so progress is a
+ * plain line every `logEvery` steps.
+ */
+class TextOutput implements Output {
+  private run?: { started: StartedMessage; startedAt: number; firstStep: number };
+  private lastProgress?: ProgressMessage;
+  private barVisible = false;
+  private lastDrawAt = 0;
+  private lastPrintedStep = 0;
+
+  constructor(private readonly mode: TextMode) {}
+
+  message(message: WorkerMessage): void {
+    switch (message.type) {
+      case 'started':
+        return this.onStarted(message);
+      case 'progress':
+        return this.onProgress(message);
+      case 'metrics':
+        return this.line(formatMetrics(message));
+      case 'checkpoint':
+        return this.line(formatCheckpoint(message));
+      case 'log':
+        return this.onLog(message);
+      case 'finished':
+        return this.onFinished(message);
+      case 'evaluated':
+        return this.line(formatEvaluated(message));
+      case 'failed':
+        return this.failureLine(`error: ${message.error.message}`);
+    }
+  }
+
+  failure(err: unknown): void {
+    this.failureLine(formatError(err));
+  }
+
+  notice(text: string): void {
+    this.line(text, process.stderr);
+  }
+
+  private onStarted(started: StartedMessage): void {
+    this.run = { started, startedAt: Date.now(), firstStep: started.resumedFromStep ?? 0 };
+    this.lastPrintedStep = this.run.firstStep;
+    for (const text of formatStarted(started)) this.line(text);
+  }
+
+  private onProgress(progress: ProgressMessage): void {
+    this.lastProgress = progress;
+    if (this.mode.interactive) this.redrawThrottled(progress);
+    else if (progress.step - this.lastPrintedStep >= this.mode.logEvery || progress.step === progress.totalSteps) {
+      this.lastPrintedStep = progress.step;
+      this.line(this.progressText(progress));
+    }
+  }
+
+  private onLog(log: LogMessage): void {
+    if (log.level === 'info') this.line(log.message);
+    else this.line(`${log.level === 'warn' ? 'warning' : 'error'}: ${log.message}`, process.stderr);
+  }
+
+  private onFinished(finished: FinishedMessage): void {
+    this.lastProgress = undefined;
+    for (const text of formatFinished(finished, this.run?.started.configFile)) this.line(text);
+  }
+
+  private failureLine(text: string): void {
+    this.lastProgress = undefined;
+    this.line(text, process.stderr);
+  }
+
+  /** Prints a whole line above the progress bar, then puts the bar back. */
+  private line(text: string, stream: NodeJS.WriteStream = process.stdout): void {
+    this.clearBar();
+    stream.write(`${text}\n`);
+    if (this.lastProgress) this.redraw(this.lastProgress);
+  }
+
+  /** Redrawing more often than the eye can follow only costs time in fast runs. */
+  private redrawThrottled(progress: ProgressMessage): void {
+    const now = Date.now();
+    if (now - this.lastDrawAt < 100 && progress.step !== progress.totalSteps) return;
+    this.lastDrawAt = now;
+    this.redraw(progress);
+  }
+
+  private redraw(progress: ProgressMessage): void {
+    if (!this.mode.interactive) return;
+    // One column short of the width: writing into the last column wraps on some terminals, and a
+    // wrapped line can no longer be redrawn with \r.
+    const width = this.mode.columns() - 1;
+    process.stdout.write(`\r\x1b[K${fitBar(this.progressText(progress), progress, width)}`);
+    this.barVisible = true;
+  }
+
+  private clearBar(): void {
+    if (!this.barVisible) return;
+    process.stdout.write('\r\x1b[K');
+    this.barVisible = false;
+  }
+
+  private progressText(progress: ProgressMessage): string {
+    const started = this.run?.started;
+    const epoch = started ? epochOf(progress.step, started) : `epoch ${progress.epoch}`;
+    return [
+      `step ${progress.step}/${progress.totalSteps}`,
+      epoch,
+      `loss ${progress.loss.toFixed(4)}`,
+      `lr ${progress.learningRate.toExponential(2)}`,
+      `${Math.round(progress.examplesPerSecond)} ex/s`,
+      `ETA ${this.eta(progress)}`,
+    ].join('  ');
+  }
+
+  /** From this process's own clock, so time spent before a resume does not skew it. */
+  private eta(progress: ProgressMessage): string {
+    if (!this.run) return '?';
+    const stepsDone = progress.step - this.run.firstStep;
+    if (stepsDone <= 0) return '?';
+    const msPerStep = (Date.now() - this.run.startedAt) / stepsDone;
+    return formatDuration(msPerStep * (progress.totalSteps - progress.step));
+  }
+}
+
+/** `[####......] step 3/10  epoch 1/2 ...`, with the bar shrunk or dropped to fit the terminal. */
+function fitBar(text: string, progress: ProgressMessage, width: number): string {
+  const barWidth = Math.min(30, width - text.length - 3);
+  if (barWidth < 10) return text.slice(0, Math.max(0, width));
+  const filled = Math.round((barWidth * progress.step) / Math.max(1, progress.totalSteps));
+  return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}] ${text}`;
+}
+
+function epochOf(step: number, started: StartedMessage): string {
+  const epochs = Math.max(1, Math.ceil(started.totalSteps / started.stepsPerEpoch));
+  const current = Math.min(epochs, Math.max(1, Math.ceil(step / started.stepsPerEpoch)));
+  return `epoch ${current}/${epochs}`;
+}
+
+function formatStarted(started: StartedMessage): string[] {
+  const { backend, placement } = started;
+  const skipped = backend.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('');
+  const share = placement.baseParams > 0 ? ` (${((100 * placement.trainableParams) / placement.baseParams).toFixed(2)}% of ${formatCount(placement.baseParams)} base)` : '';
+  const epochs = Math.ceil(started.totalSteps / Math.max(1, started.stepsPerEpoch));
+  return [
+    `run: ${displayPath(started.runDir)}`,
+    `backend: ${backend.description}${skipped}`,
+    `method: ${placement.method}, ${formatCount(placement.trainableParams)} trainable params${share}`,
+    `data: ${started.trainExamples} train / ${started.validationExamples} validation examples; ${started.totalSteps} steps (${epochs} epochs x ${started.stepsPerEpoch})` +
+      (started.resumedFromStep !== undefined ? `; resuming at step ${started.resumedFromStep}` : ''),
+  ];
+}
+
+function formatMetrics(metrics: MetricsMessage): string {
+  return `step ${metrics.step} ${metrics.split}: ${formatMetricValues(metrics.metrics)}${metrics.isBest ? '  (best so far)' : ''}`;
+}
+
+function formatCheckpoint(checkpoint: CheckpointMessage): string {
+  return `checkpoint step ${checkpoint.step}: ${displayPath(checkpoint.dir)} (${formatBytes(checkpoint.sizeBytes)}${checkpoint.isBest ? ', best' : ''})`;
+}
+
+function formatEvaluated(evaluated: EvaluatedMessage): string {
+  return `${evaluated.split} (${evaluated.examples} examples) on ${displayPath(evaluated.checkpointDir)}: ${formatMetricValues(evaluated.metrics)}`;
+}
+
+function formatFinished(finished: FinishedMessage, configFile: string | undefined): string[] {
+  const duration = formatDuration(finished.durationMs);
+  const lines: string[] = [];
+  if (finished.state === 'finished') lines.push(`finished in ${duration}: ${displayPath(finished.runDir)}`);
+  else if (finished.reason === 'early-stopping') lines.push(`stopped early (no further improvement) after ${duration}: ${displayPath(finished.runDir)}`);
+  else {
+    lines.push(`stopped after ${duration}; the last checkpoint is in ${displayPath(finished.runDir)}`);
+    const config = configFile ? displayPath(configFile) : '<file.peft.json>';
+    lines.push(`resume with: peft-lab train ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`);
+  }
+  if (finished.bestCheckpoint) {
+    const metrics = finished.bestMetrics ? ` (${formatMetricValues(finished.bestMetrics)})` : '';
+    lines.push(`best checkpoint: ${displayPath(finished.bestCheckpoint)}${metrics}`);
+  }
+  return lines;
+}
+
+function formatMetricValues(metrics: Record<string, number>): string {
+  return Object.entries(metrics)
+    .map(([name, value]) => `${name} ${value.toFixed(4)}`)
+    .join('  ');
+}
+
+function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} kB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+}
+
+/** `m:ss`, or `h:mm:ss` from an hour on. */
+function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const seconds = String(total % 60).padStart(2, '0');
+  const minutes = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600);
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+/** Quotes a path for copy-pasting into a POSIX shell when it needs it. */
+function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+// ---- entry -------------------------------------------------------------------------------------
+
+/** Exits only after stdout has drained: process.exit() can drop output still buffered for a pipe. */
+function exitAfterFlush(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
+function main(): void {
+  process.setSourceMapsEnabled(true);
+  // `peft-lab train x --json | head -1`: the reader is gone, so there is no one left to report to.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_OK);
+    throw err;
+  });
+  run(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
+    process.stderr.write(`${formatError(err)}\n`);
+    exitAfterFlush(EXIT_FAILED);
+  });
+}
+
+if (require.main === module) main();
