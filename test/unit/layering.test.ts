@@ -1,0 +1,37 @@
+/** The dependency rules of the design: core and worker never touch VS Code; protocol imports nothing. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+function sourceFiles(dir: string): string[] {
+  const full = path.join(ROOT, dir);
+  if (!fs.existsSync(full)) return [];
+  return fs.readdirSync(full, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(full, f));
+}
+
+function importsOf(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:from\s+|require\(\s*|import\s+)['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+}
+
+test('src/core and src/worker never import vscode', () => {
+  const files = [...sourceFiles('src/core'), ...sourceFiles('src/worker')];
+  assert.ok(files.length > 20, 'found the sources');
+  const offenders = files.filter((f) => importsOf(f).some((i) => i === 'vscode' || i.includes('/host/')));
+  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+});
+
+test('src/core does not depend on the worker or the host', () => {
+  const offenders = sourceFiles('src/core').filter((f) => importsOf(f).some((i) => /\/(worker|host)\//.test(i)));
+  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+});
+
+test('src/protocol imports nothing', () => {
+  const files = sourceFiles('src/protocol');
+  assert.ok(files.length > 0);
+  const offenders = files.filter((f) => importsOf(f).length > 0);
+  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+});
