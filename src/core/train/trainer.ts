@@ -6,7 +6,7 @@ import { tf, type Tensor } from '../tf';
 import type { BackendName, ResolvedConfig } from '../config/types';
 import { loadConfig } from '../config/load';
 import { selectBackend, type BackendChoice } from '../backend';
-import { CancelledError, ConfigError, DataError } from '../errors';
+import { CancelledError, CheckpointError, ConfigError, DataError } from '../errors';
 import { PeftModel } from '../model/peft-model';
 import { makeBatches, type Batch, type EncodedExample } from '../data/batches';
 import { Rng } from '../random';
@@ -29,6 +29,8 @@ export interface TrainOptions {
   resume?: string;
   /** Overrides the config's training.backend. */
   backend?: BackendName;
+  /** Overrides the config's output.runsDir (ignored on resume: the run folder exists). */
+  runsDir?: string;
   /** Aborting stops at the next step boundary after writing a checkpoint. */
   signal?: AbortSignal;
   /** started, progress, metrics, checkpoint and log messages; finished/failed are the promise's outcome. */
@@ -41,6 +43,7 @@ export async function train(configFile: string, options: TrainOptions = {}): Pro
   const emit: Emit = options.onMessage ?? (() => {});
   const run = options.resume ? RunFolder.open(options.resume) : undefined;
   const config = run ? run.readConfig() : loadConfig(configFile);
+  if (!run && options.runsDir) config.output.runsDir = options.runsDir;
   const prepared = await prepare(config, options.backend, emit);
   const folder = run ?? RunFolder.create(config);
   const trainer = new Trainer(config, prepared, folder, emit, options.signal);
@@ -80,7 +83,7 @@ async function prepare(config: ResolvedConfig, backendOverride: BackendName | un
 
 function lastCheckpoint(run: RunFolder): string {
   const steps = run.checkpointSteps();
-  if (!steps.length) throw new ConfigError(run.dir, '', 'has no complete checkpoint to resume from');
+  if (!steps.length) throw new CheckpointError(run.dir, 'has no complete checkpoint to resume from');
   return run.checkpointDir(steps[steps.length - 1]!);
 }
 
@@ -123,7 +126,8 @@ class Trainer {
     this.emitStarted(resumedFromStep);
     while (this.step < this.totalSteps) {
       const stop = await this.runEpoch(Math.floor(this.step / this.stepsPerEpoch));
-      if (stop) return this.finish('stopped', stop);
+      // early stopping is a normal end of training; only a cancel leaves a run to resume
+      if (stop) return this.finish(stop === 'early-stopping' ? 'finished' : 'stopped', stop);
     }
     if (this.lastCheckpointStep !== this.step) this.evaluateAndCheckpoint();
     return this.finish('finished');
@@ -137,7 +141,9 @@ class Trainer {
       const endOfEpoch = i === batches.length - 1;
       if (this.evaluationDue(endOfEpoch) && this.evaluateAndCheckpoint()) return 'early-stopping';
       await yieldToEventLoop(); // lets a cancel request arrive between steps
-      if (this.signal?.aborted) {
+      // After the last step there is nothing left to stop: finishing normally runs the final
+      // evaluation, which a resume from a cancel checkpoint at totalSteps would never run.
+      if (this.signal?.aborted && this.step < this.totalSteps) {
         if (this.lastCheckpointStep !== this.step) this.saveCheckpoint(epoch);
         return 'cancelled';
       }
@@ -310,10 +316,10 @@ class Trainer {
   }
 
   private finish(state: 'finished' | 'stopped', reason?: 'cancelled' | 'early-stopping'): FinishedMessage {
-    if (state === 'finished' || reason === 'early-stopping') this.evaluateTestSplit();
+    if (state === 'finished') this.evaluateTestSplit();
     const bestCheckpoint = this.bestStep !== undefined ? this.folder.checkpointDir(this.bestStep) : undefined;
     const bestMetrics = bestCheckpoint ? readCheckpoint(bestCheckpoint).info.metrics : undefined;
-    this.folder.writeStatus({ ...this.status(state === 'stopped' && reason === 'early-stopping' ? 'finished' : state), ended: new Date().toISOString(), reason, bestCheckpoint, bestMetrics });
+    this.folder.writeStatus({ ...this.status(state), ended: new Date().toISOString(), reason, bestCheckpoint, bestMetrics });
     return { type: 'finished', runDir: this.folder.dir, state, reason, bestCheckpoint, bestMetrics, durationMs: Date.now() - this.startedAt.getTime() };
   }
 
