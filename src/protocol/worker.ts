@@ -147,6 +147,8 @@ export interface TrainRequest {
   /** A run folder to continue from its last checkpoint. */
   resume?: string;
   backend?: string;
+  /** Overrides the config's output.runsDir (the extension's peftLab.runsDirectory setting). */
+  runsDir?: string;
 }
 
 export interface EvaluateRequest {

@@ -112,6 +112,7 @@ async function runJob(request: Job): Promise<void> {
 function runTrain(request: TrainRequest): Promise<FinishedMessage> {
   return train(request.configFile, {
     resume: request.resume,
+    runsDir: request.runsDir,
     // Not checked here: backend selection rejects unknown names with a BackendError that lists the valid ones.
     backend: request.backend as BackendName | undefined,
     signal: state.stop.signal,

@@ -58,9 +58,13 @@ export function validateConfigText(text: string, file: string, options: LoadOpti
   try {
     const { issues, config } = analyse(text, file);
     const semantic = config && (options.semantic ?? true) ? semanticIssues(config, text, options.workspaceFolder) : [];
-    return [...issues, ...semantic].sort((a, b) => a.offset - b.offset);
+    const tagged = [
+      ...issues.map((i): ConfigIssue => ({ ...i, source: 'schema' })),
+      ...semantic.map((i): ConfigIssue => ({ ...i, source: 'semantic' })),
+    ];
+    return tagged.sort((a, b) => a.offset - b.offset);
   } catch (error) {
-    return [{ path: '', message: `cannot check this config: ${(error as Error).message}`, severity: 'error', offset: 0, length: 0, line: 1 }];
+    return [{ path: '', message: `cannot check this config: ${(error as Error).message}`, severity: 'error', offset: 0, length: 0, line: 1, source: 'semantic' }];
   }
 }
 

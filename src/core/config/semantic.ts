@@ -21,6 +21,8 @@ export interface ConfigIssue {
   length: number;
   /** 1-based line of `offset`. */
   line: number;
+  /** 'schema' covers syntax and schema problems (the editor's JSON support shows those too); 'semantic' the checks beyond it. */
+  source?: 'schema' | 'semantic';
 }
 
 export interface TextRange {

@@ -1,0 +1,73 @@
+/**
+ * Lenses above a config's top-level object: Train (or why it cannot train yet), Stop while it
+ * trains, and the latest run once there is one.
+ */
+import * as vscode from 'vscode';
+import type { ConfigDiagnostics } from './config-diagnostics';
+import { isConfigDocument } from './config-diagnostics';
+import type { RunManager } from './run-manager';
+import type { RunIndex } from './run-index';
+
+export class TrainCodeLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly subscriptions: vscode.Disposable[];
+  readonly onDidChangeCodeLenses = this.changed.event;
+
+  constructor(private readonly diagnostics: ConfigDiagnostics, private readonly runs: RunManager, private readonly index: RunIndex) {
+    const refresh = () => this.changed.fire();
+    this.subscriptions = [
+      diagnostics.onDidChange(refresh),
+      runs.onDidChange(refresh),
+      index.onDidChange(refresh),
+      vscode.workspace.onDidGrantWorkspaceTrust(refresh),
+    ];
+  }
+
+  provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
+    if (!isConfigDocument(doc)) return [];
+    const range = topLevelObjectRange(doc);
+    return [this.trainLens(doc, range), ...this.runLenses(doc, range)];
+  }
+
+  private trainLens(doc: vscode.TextDocument, range: vscode.Range): vscode.CodeLens {
+    const run = this.runs.get(doc.fileName);
+    if (run) {
+      const what = run.phase === 'queued' ? 'Queued' : run.phase === 'stopping' ? 'Stopping…' : progressText(run.progress?.step, run.progress?.totalSteps);
+      return new vscode.CodeLens(range, { title: `$(debug-stop) Stop (${what})`, command: 'peftLab.stop', arguments: [doc.uri] });
+    }
+    const blocker = this.trainBlocker(doc);
+    if (blocker) return new vscode.CodeLens(range, { title: `$(circle-slash) Train: ${blocker}`, command: 'peftLab.explainTrainBlocked', arguments: [doc.uri, blocker] });
+    return new vscode.CodeLens(range, { title: '$(play) Train', command: 'peftLab.train', arguments: [doc.uri] });
+  }
+
+  private runLenses(doc: vscode.TextDocument, range: vscode.Range): vscode.CodeLens[] {
+    const latest = this.index.latestRun(doc.fileName);
+    if (!latest) return [];
+    const count = this.index.runsOf(doc.fileName).length;
+    return [new vscode.CodeLens(range, { title: `$(history) ${count} run${count === 1 ? '' : 's'}: latest ${latest.state}`, command: 'peftLab.openRun', arguments: [latest.dir] })];
+  }
+
+  /** Why Train is not offered, or undefined when it is. */
+  trainBlocker(doc: vscode.TextDocument): string | undefined {
+    if (!vscode.workspace.isTrusted) return 'disabled in an untrusted workspace';
+    const errors = this.diagnostics.errorsOf(doc);
+    if (errors.length) return `fix ${errors.length} problem${errors.length === 1 ? '' : 's'} first (${errors[0]!.message})`;
+    return undefined;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+    for (const s of this.subscriptions) s.dispose();
+  }
+}
+
+function progressText(step?: number, total?: number): string {
+  return step !== undefined && total ? `step ${step}/${total}` : 'starting';
+}
+
+/** The line of the first `{`, where the lenses sit. */
+function topLevelObjectRange(doc: vscode.TextDocument): vscode.Range {
+  const offset = Math.max(0, doc.getText().indexOf('{'));
+  const position = doc.positionAt(offset);
+  return new vscode.Range(position, position);
+}

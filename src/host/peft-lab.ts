@@ -1,0 +1,132 @@
+/**
+ * The extension's composition root: builds every feature once, registers its commands, and owns
+ * their disposal. `activate` does nothing but create this.
+ */
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import { ConfigDiagnostics, CONFIG_GLOB } from './config-diagnostics';
+import { TrainCodeLensProvider } from './codelens';
+import { RunManager, type RunOutcome } from './run-manager';
+import { RunIndex } from './run-index';
+import { TrainingStatusBar } from './status-bar';
+
+export class PeftLab implements vscode.Disposable {
+  private readonly disposables: vscode.Disposable[] = [];
+  readonly log = vscode.window.createOutputChannel('PEFT Lab', { log: true });
+  readonly diagnostics = new ConfigDiagnostics();
+  readonly index = new RunIndex();
+  readonly runs: RunManager;
+  readonly codeLens: TrainCodeLensProvider;
+
+  constructor(context: vscode.ExtensionContext) {
+    this.runs = new RunManager(context.asAbsolutePath(path.join('dist', 'worker.js')), this.log);
+    this.codeLens = new TrainCodeLensProvider(this.diagnostics, this.runs, this.index);
+    this.disposables.push(
+      this.log, this.diagnostics, this.index, this.runs, this.codeLens, new TrainingStatusBar(this.runs),
+      vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
+      this.runs.onDidChange(() => this.index.invalidate()),
+      ...this.registerCommands(),
+    );
+  }
+
+  private registerCommands(): vscode.Disposable[] {
+    const command = (id: string, run: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, run);
+    return [
+      command('peftLab.train', (uri?: vscode.Uri) => this.train(uri)),
+      command('peftLab.stop', (uri?: vscode.Uri) => this.stop(uri)),
+      command('peftLab.showLog', () => this.log.show()),
+      command('peftLab.openRun', (dir: string) => this.openRun(dir)),
+      command('peftLab.explainTrainBlocked', (uri: vscode.Uri, reason: string) => this.explainBlocked(uri, reason)),
+    ];
+  }
+
+  /** Trains a config: the given one, or the active editor's. Resolves when the run ends. */
+  async train(uri?: vscode.Uri): Promise<RunOutcome | undefined> {
+    const doc = await this.configDocument(uri);
+    if (!doc) return undefined;
+    const blocker = this.codeLens.trainBlocker(doc);
+    if (blocker) {
+      void vscode.window.showWarningMessage(`PEFT Lab: cannot train ${path.basename(doc.fileName)}: ${blocker}.`);
+      return undefined;
+    }
+    if (doc.isDirty) await doc.save();
+    let done: Promise<RunOutcome>;
+    try {
+      done = this.runs.train(doc.fileName);
+    } catch (err) {
+      void vscode.window.showWarningMessage(`PEFT Lab: ${(err as Error).message}.`);
+      return undefined;
+    }
+    this.showProgress(doc.fileName, done);
+    const outcome = await done;
+    this.report(doc.fileName, outcome);
+    return outcome;
+  }
+
+  stop(uri?: vscode.Uri): void {
+    const file = uri?.fsPath ?? vscode.window.activeTextEditor?.document.fileName;
+    if (file) this.runs.stop(file);
+  }
+
+  private async configDocument(uri?: vscode.Uri): Promise<vscode.TextDocument | undefined> {
+    const target = uri ?? vscode.window.activeTextEditor?.document.uri;
+    if (!target || !target.fsPath.endsWith('.peft.json')) {
+      void vscode.window.showWarningMessage('PEFT Lab: open a *.peft.json config to train it.');
+      return undefined;
+    }
+    return vscode.workspace.openTextDocument(target);
+  }
+
+  private showProgress(configFile: string, done: Promise<RunOutcome>): void {
+    const name = path.basename(configFile);
+    void vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `PEFT Lab: training ${name}`, cancellable: true },
+      (progress, token) => {
+        token.onCancellationRequested(() => this.runs.stop(configFile));
+        let reported = 0;
+        const subscription = this.runs.onDidReceiveMessage(({ configFile: file, message }) => {
+          if (file !== configFile || message.type !== 'progress') return;
+          const percent = (100 * message.step) / message.totalSteps;
+          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${message.loss.toFixed(4)}` });
+          reported = percent;
+        });
+        return done.finally(() => subscription.dispose());
+      },
+    );
+  }
+
+  private report(configFile: string, outcome: RunOutcome): void {
+    const name = path.basename(configFile);
+    if (outcome.kind === 'failed') {
+      this.log.error(`${name}: ${outcome.error.message}`);
+      void vscode.window.showErrorMessage(`PEFT Lab: training ${name} failed: ${outcome.error.message.split('\n')[0]}`, 'Show Log').then((choice) => {
+        if (choice) this.log.show();
+      });
+      return;
+    }
+    const m = outcome.message;
+    const metrics = m.bestMetrics ? Object.entries(m.bestMetrics).filter(([k]) => k !== 'loss').map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ') : 'no evaluation';
+    const verb = m.state === 'stopped' ? (m.reason === 'cancelled' ? 'stopped' : 'stopped early') : 'finished';
+    void vscode.window.showInformationMessage(`PEFT Lab: ${name} ${verb}; best ${metrics}.`, 'Open Run').then((choice) => {
+      if (choice) void this.openRun(m.runDir);
+    });
+  }
+
+  private async openRun(dir: string): Promise<void> {
+    await vscode.window.showTextDocument(vscode.Uri.file(path.join(dir, 'status.json')), { preview: true });
+  }
+
+  private async explainBlocked(uri: vscode.Uri, reason: string): Promise<void> {
+    if (!vscode.workspace.isTrusted) {
+      await vscode.commands.executeCommand('workbench.trust.manage');
+      return;
+    }
+    await vscode.window.showTextDocument(uri);
+    await vscode.commands.executeCommand('workbench.actions.view.problems');
+    void vscode.window.showWarningMessage(`PEFT Lab: ${reason}`);
+  }
+
+  dispose(): void {
+    for (const d of this.disposables.reverse()) d.dispose();
+  }
+}

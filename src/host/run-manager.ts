@@ -1,0 +1,204 @@
+/**
+ * Starts training workers (child processes of the extension host; the host itself never trains),
+ * follows their messages, stops them, and turns crashes into readable errors.
+ *
+ * A second Train of a config that is already training is refused; Train beyond
+ * `peftLab.maxConcurrentRuns` is queued and starts when a run ends.
+ */
+import * as vscode from 'vscode';
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { WorkerCrashedError } from '../core/errors';
+import { isWorkerMessage, type FinishedMessage, type ProgressMessage, type StartedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
+import { readSettings } from './settings';
+
+const LAST_LINES = 20;
+
+export type RunPhase = 'queued' | 'starting' | 'training' | 'stopping';
+
+export interface RunView {
+  configFile: string;
+  phase: RunPhase;
+  started?: StartedMessage;
+  progress?: ProgressMessage;
+}
+
+export type RunOutcome =
+  | { kind: 'finished'; message: FinishedMessage }
+  | { kind: 'failed'; error: Error; runDir?: string };
+
+interface ActiveRun extends RunView {
+  child?: ChildProcess;
+  lastLines: string[];
+  outcome?: RunOutcome;
+  killTimer?: NodeJS.Timeout;
+  done: Promise<RunOutcome>;
+  resolve: (outcome: RunOutcome) => void;
+}
+
+export class RunManager implements vscode.Disposable {
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly queue: string[] = [];
+  private readonly changed = new vscode.EventEmitter<RunView>();
+  private readonly messages = new vscode.EventEmitter<{ configFile: string; message: WorkerMessage }>();
+  readonly onDidChange = this.changed.event;
+  /** Every message of every worker, for the status bar, progress notifications and views. */
+  readonly onDidReceiveMessage = this.messages.event;
+
+  constructor(private readonly workerScript: string, private readonly log: vscode.LogOutputChannel) {}
+
+  get(configFile: string): RunView | undefined {
+    return this.runs.get(key(configFile));
+  }
+
+  active(): RunView[] {
+    return [...this.runs.values()];
+  }
+
+  /**
+   * Starts (or queues) a run of a config; resolves when it ends. Throws at once when that config
+   * is already training or queued.
+   */
+  train(configFile: string): Promise<RunOutcome> {
+    const k = key(configFile);
+    const existing = this.runs.get(k);
+    if (existing) throw new Error(`${path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
+    const run = this.createRun(configFile);
+    this.runs.set(k, run);
+    if (this.runningCount() >= readSettings().maxConcurrentRuns) {
+      this.queue.push(k);
+      this.log.info(`queued ${configFile}: ${this.runningCount()} run(s) already training (peftLab.maxConcurrentRuns)`);
+      this.changed.fire(run);
+    } else {
+      this.spawn(run);
+    }
+    return run.done;
+  }
+
+  /** Asks a run to stop at its next step boundary (it writes a checkpoint), then kills it after the timeout. */
+  stop(configFile: string): void {
+    const k = key(configFile);
+    const run = this.runs.get(k);
+    if (!run) return;
+    if (run.phase === 'queued') {
+      this.queue.splice(this.queue.indexOf(k), 1);
+      this.settle(run, { kind: 'failed', error: new Error('removed from the queue before it started') });
+      return;
+    }
+    if (run.phase === 'stopping' || !run.child) return;
+    run.phase = 'stopping';
+    this.changed.fire(run);
+    run.child.send?.({ type: 'cancel' });
+    const seconds = readSettings().stopTimeoutSeconds;
+    run.killTimer = setTimeout(() => {
+      this.log.warn(`${configFile}: no checkpoint boundary within ${seconds}s; killing the worker`);
+      run.child?.kill('SIGKILL');
+    }, seconds * 1000);
+  }
+
+  private createRun(configFile: string): ActiveRun {
+    let resolve!: (outcome: RunOutcome) => void;
+    const done = new Promise<RunOutcome>((r) => (resolve = r));
+    return { configFile, phase: 'queued', lastLines: [], done, resolve };
+  }
+
+  /** Runs with a live worker (starting, training or stopping). */
+  private runningCount(): number {
+    return [...this.runs.values()].filter((r) => r.phase !== 'queued').length;
+  }
+
+  private spawn(run: ActiveRun): void {
+    const settings = readSettings(vscode.Uri.file(run.configFile));
+    run.phase = 'starting';
+    const child = fork(this.workerScript, [], {
+      cwd: path.dirname(run.configFile),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execPath: settings.nodePath || process.execPath,
+      // In desktop VS Code, process.execPath is Electron: this makes it behave as plain Node
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
+    run.child = child;
+    this.log.info(`started worker ${child.pid} for ${run.configFile}`);
+    const request: TrainRequest = {
+      type: 'train',
+      configFile: run.configFile,
+      backend: settings.backend,
+      runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
+    };
+    child.send(request);
+    child.stdout?.on('data', (chunk: Buffer) => this.onOutput(run, chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.onOutput(run, chunk));
+    child.on('message', (message) => this.onMessage(run, message));
+    child.on('exit', (code, signal) => this.onExit(run, code, signal));
+    child.on('error', (err) => this.settle(run, { kind: 'failed', error: err }));
+    this.changed.fire(run);
+  }
+
+  private resolveRunsDir(setting: string, configFile: string): string {
+    if (path.isAbsolute(setting)) return setting;
+    const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
+    return path.join(folder, setting);
+  }
+
+  private onOutput(run: ActiveRun, chunk: Buffer): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      this.log.info(`[${path.basename(run.configFile)}] ${line}`);
+      run.lastLines.push(line);
+      if (run.lastLines.length > LAST_LINES) run.lastLines.shift();
+    }
+  }
+
+  private onMessage(run: ActiveRun, message: unknown): void {
+    if (!isWorkerMessage(message)) {
+      this.log.warn(`ignoring a malformed message from the worker: ${JSON.stringify(message).slice(0, 200)}`);
+      return;
+    }
+    if (message.type === 'started') {
+      run.started = message;
+      if (run.phase === 'starting') run.phase = 'training';
+    } else if (message.type === 'progress') {
+      run.progress = message;
+    } else if (message.type === 'finished') {
+      run.outcome = { kind: 'finished', message };
+    } else if (message.type === 'failed') {
+      run.outcome = { kind: 'failed', error: Object.assign(new Error(message.error.message), { name: message.error.name }), runDir: message.runDir };
+    }
+    this.messages.fire({ configFile: run.configFile, message });
+    this.changed.fire(run);
+  }
+
+  private onExit(run: ActiveRun, code: number | null, signal: NodeJS.Signals | null): void {
+    clearTimeout(run.killTimer);
+    this.log.info(`worker for ${run.configFile} exited (${signal ?? `code ${code}`})`);
+    const outcome = run.outcome ?? { kind: 'failed' as const, error: new WorkerCrashedError(code, signal, run.lastLines.slice(-10)), runDir: run.started?.runDir };
+    this.settle(run, outcome);
+  }
+
+  private settle(run: ActiveRun, outcome: RunOutcome): void {
+    const k = key(run.configFile);
+    if (this.runs.get(k) !== run) return;
+    this.runs.delete(k);
+    run.resolve(outcome);
+    this.changed.fire({ ...run, phase: 'stopping' });
+    this.startQueued();
+  }
+
+  private startQueued(): void {
+    while (this.queue.length && this.runningCount() < readSettings().maxConcurrentRuns) {
+      const next = this.runs.get(this.queue.shift()!);
+      if (next) this.spawn(next);
+    }
+  }
+
+  dispose(): void {
+    // Runs keep going: the worker stops at its next checkpoint boundary when the host goes away
+    for (const run of this.runs.values()) run.child?.disconnect?.();
+    this.changed.dispose();
+    this.messages.dispose();
+  }
+}
+
+function key(configFile: string): string {
+  return path.resolve(configFile);
+}
