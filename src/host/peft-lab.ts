@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { ConfigDiagnostics, CONFIG_GLOB } from './config-diagnostics';
 import { TrainCodeLensProvider } from './codelens';
 import { RunManager, type RunOutcome } from './run-manager';
-import { RunIndex } from './run-index';
+import { RunIndex, runsDirOf } from './run-index';
+import { findLiveRuns } from './run-follower';
+import * as fs from 'node:fs';
 import { TrainingStatusBar } from './status-bar';
 
 export class PeftLab implements vscode.Disposable {
@@ -27,6 +29,24 @@ export class PeftLab implements vscode.Disposable {
       this.runs.onDidChange(() => this.index.invalidate()),
       ...this.registerCommands(),
     );
+    void this.reattachRuns();
+  }
+
+  /** Follows runs still training from before a window reload (or started from the CLI). */
+  async reattachRuns(): Promise<number> {
+    const configs = await vscode.workspace.findFiles(CONFIG_GLOB, '**/node_modules/**');
+    const runDirs = new Set<string>();
+    for (const config of configs) {
+      const runsDir = runsDirOf(config.fsPath);
+      if (!runsDir || !fs.existsSync(runsDir)) continue;
+      for (const name of fs.readdirSync(runsDir)) runDirs.add(path.join(runsDir, name));
+    }
+    const live = findLiveRuns([...runDirs]);
+    for (const run of live) {
+      this.runs.reattach(run);
+      void this.runs.whenDone(run.configFile)?.then((outcome) => this.report(run.configFile, outcome));
+    }
+    return live.length;
   }
 
   private registerCommands(): vscode.Disposable[] {

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { WorkerCrashedError } from '../core/errors';
 import { isWorkerMessage, type FinishedMessage, type ProgressMessage, type StartedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
 import { readSettings } from './settings';
+import { RunFollower, type LiveRun } from './run-follower';
 
 const LAST_LINES = 20;
 
@@ -29,6 +30,8 @@ export type RunOutcome =
 
 interface ActiveRun extends RunView {
   child?: ChildProcess;
+  /** Set for a run this host did not start (it survived a window reload): followed through its folder. */
+  follower?: RunFollower;
   lastLines: string[];
   outcome?: RunOutcome;
   killTimer?: NodeJS.Timeout;
@@ -85,15 +88,41 @@ export class RunManager implements vscode.Disposable {
       this.settle(run, { kind: 'failed', error: new Error('removed from the queue before it started') });
       return;
     }
-    if (run.phase === 'stopping' || !run.child) return;
+    if (run.phase === 'stopping' || !(run.child || run.follower)) return;
     run.phase = 'stopping';
     this.changed.fire(run);
-    run.child.send?.({ type: 'cancel' });
+    if (run.child?.connected) run.child.send({ type: 'cancel' });
+    else run.follower?.stop();
     const seconds = readSettings().stopTimeoutSeconds;
     run.killTimer = setTimeout(() => {
       this.log.warn(`${configFile}: no checkpoint boundary within ${seconds}s; killing the worker`);
-      run.child?.kill('SIGKILL');
+      if (run.child) run.child.kill('SIGKILL');
+      else run.follower?.kill();
     }, seconds * 1000);
+  }
+
+  /** Follows a run that is training without this host (started before a window reload, or from the CLI). */
+  reattach(live: LiveRun): void {
+    const k = key(live.configFile);
+    if (this.runs.has(k)) return;
+    const run = this.createRun(live.configFile);
+    run.phase = 'training';
+    this.runs.set(k, run);
+    this.log.info(`following run ${live.runDir} (process ${live.pid}) of ${live.configFile}`);
+    run.follower = new RunFollower(
+      live,
+      (message) => this.onMessage(run, message),
+      (outcome) => {
+        clearTimeout(run.killTimer);
+        this.settle(run, outcome);
+      },
+    );
+    this.changed.fire(run);
+  }
+
+  /** Resolves when a run (started here or followed) ends; undefined when the config has no run. */
+  whenDone(configFile: string): Promise<RunOutcome> | undefined {
+    return this.runs.get(key(configFile))?.done;
   }
 
   private createRun(configFile: string): ActiveRun {
@@ -113,6 +142,8 @@ export class RunManager implements vscode.Disposable {
     const child = fork(this.workerScript, [], {
       cwd: path.dirname(run.configFile),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // its own process group: a window reload must not take the run down with the extension host
+      detached: true,
       execPath: settings.nodePath || process.execPath,
       // In desktop VS Code, process.execPath is Electron: this makes it behave as plain Node
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
@@ -124,6 +155,7 @@ export class RunManager implements vscode.Disposable {
       configFile: run.configFile,
       backend: settings.backend,
       runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
+      detach: true,
     };
     child.send(request);
     child.stdout?.on('data', (chunk: Buffer) => this.onOutput(run, chunk));
@@ -179,6 +211,7 @@ export class RunManager implements vscode.Disposable {
     const k = key(run.configFile);
     if (this.runs.get(k) !== run) return;
     this.runs.delete(k);
+    run.follower?.dispose();
     run.resolve(outcome);
     this.changed.fire({ ...run, phase: 'stopping' });
     this.startQueued();
@@ -192,8 +225,11 @@ export class RunManager implements vscode.Disposable {
   }
 
   dispose(): void {
-    // Runs keep going: the worker stops at its next checkpoint boundary when the host goes away
-    for (const run of this.runs.values()) run.child?.disconnect?.();
+    // Runs keep going without this host (they were started with detach); the next window follows them
+    for (const run of this.runs.values()) {
+      run.follower?.dispose();
+      if (run.child?.connected) run.child.disconnect();
+    }
     this.changed.dispose();
     this.messages.dispose();
   }

@@ -149,6 +149,11 @@ export interface TrainRequest {
   backend?: string;
   /** Overrides the config's output.runsDir (the extension's peftLab.runsDirectory setting). */
   runsDir?: string;
+  /**
+   * Keep training when the host goes away (a window reload): the worker then logs only to the run
+   * folder's worker.log, and a new host follows the run through its folder.
+   */
+  detach?: boolean;
 }
 
 export interface EvaluateRequest {

@@ -283,7 +283,10 @@ function readLogEvery(configFile: string): number {
   }
 }
 
-/** First Ctrl-C calls `onFirst`; the second exits at once with 130. */
+/**
+ * First Ctrl-C (or SIGTERM, which is how the editor stops a run it did not start) calls `onFirst`;
+ * the second exits at once with 130.
+ */
 function onInterrupt(onFirst: () => void, output: Output): { dispose(): void } {
   let interrupts = 0;
   const handler = (): void => {
@@ -292,7 +295,13 @@ function onInterrupt(onFirst: () => void, output: Output): { dispose(): void } {
     else exitNow(output);
   };
   process.on('SIGINT', handler);
-  return { dispose: () => process.off('SIGINT', handler) };
+  process.on('SIGTERM', handler);
+  return {
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
 function exitNow(output: Output): never {

@@ -13,6 +13,8 @@
  * exits at once. Lines on stderr are for the host's output channel, and are what the host shows
  * when the worker dies without a `failed` message.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import { evaluateCheckpoint, train } from '../core/train/trainer';
@@ -42,6 +44,8 @@ const state = {
   stop: new AbortController(),
   /** Set once the outcome is being sent, so a late error or signal cannot send a second one. */
   exiting: false,
+  /** `<run folder>/worker.log`, known once the run has started. */
+  logFile: undefined as string | undefined,
 };
 
 function main(): void {
@@ -52,7 +56,10 @@ function main(): void {
     return;
   }
   process.on('message', onParentMessage);
-  process.on('disconnect', () => requestStop('the extension host disconnected'));
+  process.on('disconnect', onDisconnect);
+  // Once the host is gone its pipes are too; a write to them must not kill a detached run
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   process.on('SIGTERM', onSigterm);
   process.on('uncaughtException', (err) => void failAndExit(err));
   process.on('unhandledRejection', (reason) => void failAndExit(reason));
@@ -148,6 +155,15 @@ function requestStop(reason: string): void {
   state.stop.abort();
 }
 
+function onDisconnect(): void {
+  const job = state.job;
+  if (job?.type === 'train' && job.detach) {
+    logLine('the extension host went away; training goes on (a new window follows it through the run folder)');
+    return;
+  }
+  requestStop('the extension host disconnected');
+}
+
 let sigtermCount = 0;
 
 function onSigterm(): void {
@@ -201,6 +217,7 @@ function send(message: WorkerMessage): Promise<void> {
 function mirrorToStderr(message: WorkerMessage): void {
   switch (message.type) {
     case 'started':
+      state.logFile = path.join(message.runDir, 'worker.log');
       logLine(`run ${message.runDir}: ${message.totalSteps} steps on ${message.backend.description}`);
       return;
     case 'checkpoint':
@@ -227,7 +244,17 @@ function warn(text: string): void {
 }
 
 function logLine(text: string): void {
-  process.stderr.write(`[worker ${process.pid}] ${text}\n`);
+  const line = `[worker ${process.pid}] ${text}\n`;
+  process.stderr.write(line); // after the host is gone this fails quietly (see the 'error' handlers)
+  if (state.logFile) appendLog(state.logFile, `${new Date().toISOString()} ${line}`);
+}
+
+function appendLog(file: string, line: string): void {
+  try {
+    fs.appendFileSync(file, line);
+  } catch {
+    // a log line is not worth failing a run for
+  }
 }
 
 function preview(value: unknown): string {

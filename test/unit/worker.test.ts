@@ -271,6 +271,22 @@ describe('worker training a tiny model', { skip: trainerMissingReason() }, () =>
     assert.match(worker.stderr, /checkpoint at step \d+/);
     assert.match(worker.stderr, /stopped \(cancelled\)/);
   });
+
+  test('a detached run keeps training when the parent goes away, and logs to its run folder', async () => {
+    const file = tinyExperiment(dir, { epochs: 3 });
+    const worker = new WorkerUnderTest(dir);
+    worker.send({ type: 'train', configFile: file, detach: true });
+    const started = (await worker.next(isType('started'))) as { runDir: string };
+    await worker.next(isType('progress'));
+    worker.disconnect();
+    assert.deepEqual(await worker.exited, { code: 0, signal: null }, worker.stderr);
+    const status = JSON.parse(fs.readFileSync(path.join(started.runDir, 'status.json'), 'utf8'));
+    assert.equal(status.state, 'finished', 'the run went on to its last step');
+    assert.equal(status.step, status.totalSteps);
+    const log = fs.readFileSync(path.join(started.runDir, 'worker.log'), 'utf8');
+    assert.match(log, /the extension host went away; training goes on/);
+    assert.match(log, /finished after/);
+  });
 });
 
 function runWithoutIpc(): Promise<{ code: number | null; stderr: string }> {
