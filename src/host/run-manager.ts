@@ -153,7 +153,8 @@ export class RunManager implements vscode.Disposable {
     const request: TrainRequest = {
       type: 'train',
       configFile: run.configFile,
-      backend: settings.backend,
+      // 'auto' (the default) leaves the choice to the config's training.backend
+      backend: settings.backend === 'auto' ? undefined : settings.backend,
       runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
       detach: true,
     };
