@@ -26,7 +26,11 @@ export class PeftLab implements vscode.Disposable {
     this.disposables.push(
       this.log, this.diagnostics, this.index, this.runs, this.codeLens, new TrainingStatusBar(this.runs),
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
-      this.runs.onDidChange(() => this.index.invalidate()),
+      this.runs.onDidChange(() => {
+        this.index.invalidate();
+        // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)
+        void vscode.commands.executeCommand('setContext', 'peftLab.runningConfigs', this.runs.active().map((r) => r.configFile));
+      }),
       ...this.registerCommands(),
     );
     void this.reattachRuns();
