@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { PeftLab } from '../../src/host/peft-lab';
 import type { RunOutcome } from '../../src/host/run-manager';
+import { spawn } from 'node:child_process';
 
 const EXTENSION_ID = 'peft-lab.peft-lab';
 
@@ -39,8 +40,10 @@ async function lensTitles(uri: vscode.Uri): Promise<string[]> {
   return lenses.map((l) => l.command?.title ?? '');
 }
 
+/** Leaves the fixture workspace as the repository has it: no runs, no settings written by a test. */
 function removeRuns(): void {
   fs.rmSync(workspaceFile('runs').fsPath, { recursive: true, force: true });
+  fs.rmSync(workspaceFile('.vscode').fsPath, { recursive: true, force: true });
 }
 
 suite('PEFT Lab in VS Code', () => {
@@ -147,5 +150,59 @@ suite('PEFT Lab in VS Code', () => {
     assert.match(outcome.error.message, /last output/);
     const again = await vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', workspaceFile('tiny.peft.json'));
     assert.equal(again?.kind, 'finished', 'training works again after the crash');
+  });
+
+  test('a Train beyond peftLab.maxConcurrentRuns waits in the queue and starts when a run ends', async () => {
+    const peft = await lab();
+    const slow = workspaceFile('slow.peft.json');
+    const tiny = workspaceFile('tiny.peft.json');
+    const settings = vscode.workspace.getConfiguration('peftLab');
+    await settings.update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
+    try {
+      const first = vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', slow);
+      await until(() => peft.runs.get(slow.fsPath)?.progress, 'the slow run to train');
+      const second = vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', tiny);
+      await until(() => peft.runs.get(tiny.fsPath)?.phase === 'queued', 'the second run to be queued');
+      assert.ok((await lensTitles(tiny)).includes('$(debug-stop) Stop (Queued)'));
+      await vscode.commands.executeCommand('peftLab.stop', slow);
+      assert.equal((await first)?.kind, 'finished');
+      const outcome = await second;
+      assert.ok(outcome?.kind === 'finished' && outcome.message.state === 'finished', 'the queued run ran to the end');
+    } finally {
+      await settings.update('maxConcurrentRuns', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  test('a run this window did not start (a window reload, or the CLI) is followed through its folder and can be stopped', async () => {
+    const peft = await lab();
+    const slow = workspaceFile('slow.peft.json');
+    const extensionRoot = vscode.extensions.getExtension(EXTENSION_ID)!.extensionPath;
+    const cli = spawn(process.execPath, [path.join(extensionRoot, 'dist', 'cli.js'), 'train', slow.fsPath], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+    try {
+      await until(() => {
+        const runs = fs.existsSync(workspaceFile('runs').fsPath) ? fs.readdirSync(workspaceFile('runs').fsPath) : [];
+        return runs.some((d) => {
+          try {
+            const status = JSON.parse(fs.readFileSync(path.join(workspaceFile('runs').fsPath, d, 'status.json'), 'utf8'));
+            return status.state === 'running' && status.pid === cli.pid;
+          } catch {
+            return false;
+          }
+        });
+      }, 'the CLI run to start');
+      assert.equal(await peft.reattachRuns(), 1, 'one live run found');
+      await until(() => peft.runs.get(slow.fsPath)?.progress, 'progress read from metrics.jsonl', 30_000);
+      assert.ok((await lensTitles(slow)).some((t) => t.startsWith('$(debug-stop) Stop (step')), 'the Stop lens for the followed run');
+      const done = peft.runs.whenDone(slow.fsPath)!;
+      await vscode.commands.executeCommand('peftLab.stop', slow);
+      const outcome = await done;
+      assert.ok(outcome.kind === 'finished', `outcome: ${JSON.stringify(outcome)}`);
+      assert.equal(outcome.message.state, 'stopped');
+      assert.equal(outcome.message.reason, 'cancelled');
+      assert.equal(await exited, 130, 'the CLI stopped gracefully on SIGTERM');
+    } finally {
+      cli.kill('SIGKILL');
+    }
   });
 });
