@@ -205,4 +205,25 @@ suite('PEFT Lab in VS Code', () => {
       cli.kill('SIGKILL');
     }
   });
+
+  test('the schema gives hover docs and completion in *.peft.json files', async () => {
+    const uri = workspaceFile('tiny.peft.json');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const at = doc.positionAt(doc.getText().indexOf('"bottleneck"') + 2);
+    let hover = '';
+    for (let tries = 0; tries < 50 && !/reductionFactor/.test(hover); tries++) {
+      // the JSON language server starts lazily; ask until it answers with the schema's text
+      const found = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, at);
+      hover = found.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
+      if (!/reductionFactor/.test(hover)) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(hover, /reductionFactor/, `the hover explains the field: ${hover}`);
+    const inMethod = doc.positionAt(doc.getText().indexOf('"type": "houlsby"'));
+    const list = await vscode.commands.executeCommand<vscode.CompletionList>('vscode.executeCompletionItemProvider', uri, inMethod);
+    const labels = list.items.map((i) => (typeof i.label === 'string' ? i.label : i.label.label));
+    for (const field of ['activation', 'initStd', 'leaveOut', 'sites']) {
+      assert.ok(labels.some((l) => l.includes(field)), `completion offers ${field}: ${labels.join(', ')}`);
+    }
+  });
 });
