@@ -1,0 +1,298 @@
+/**
+ * Training throughput of adapter fine-tuning on the benchmark encoder (4 layers, hidden 256,
+ * 4 heads, intermediate 1024, vocabulary 30,522, 512 positions; random init), with the same shapes
+ * and measurement as the PyTorch peer (../shared/bench/peer_torch.py): 2 warm-up steps, then N timed
+ * steps of a real training step (forward, backward, gradient clipping, AdamW).
+ *
+ *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|...]
+ *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0]
+ *
+ * Each method runs in its own child process so `peak_rss_mib` is that method's alone. Prints one JSON
+ * line per method, then a summary line. Measures only: no thresholds, no pass/fail.
+ */
+import { spawn } from 'node:child_process';
+import * as os from 'node:os';
+import { tf, type Tensor } from '../src/core/tf';
+import type { BackendName, MethodConfig } from '../src/core/config/types';
+import { selectBackend } from '../src/core/backend';
+import { DEFAULT_BERT_CONFIG, type BertConfig } from '../src/core/model/bert-config';
+import { randomBertWeights } from '../src/core/model/hf-checkpoint';
+import { PeftModel } from '../src/core/model/peft-model';
+import type { Batch } from '../src/core/data/batches';
+import type { ExpertChoice } from '../src/core/adapters/adamix';
+import type { ForwardContext } from '../src/core/adapters/method';
+import { AdamW, clipByGlobalNorm } from '../src/core/train/optimizer';
+import { batchTensors } from '../src/core/train/trainer';
+import { Rng } from '../src/core/random';
+
+const METHODS = ['houlsby', 'adamix'] as const;
+type BenchMethod = (typeof METHODS)[number];
+
+/** Set in the environment of the per-method child processes. */
+const CHILD_ENV = 'PEFT_BENCH_THROUGHPUT_CHILD';
+const WARMUP_STEPS = 2;
+const SEED = 0;
+const NUM_LABELS = 2;
+/** The peer's optimiser settings: AdamW, lr 1e-3, torch's default weight decay 0.01; clipping as PEFT Lab's default. */
+const LEARNING_RATE = 1e-3;
+const WEIGHT_DECAY = 0.01;
+const MAX_GRAD_NORM = 1.0;
+
+const BENCH_BERT: BertConfig = {
+  ...DEFAULT_BERT_CONFIG,
+  num_hidden_layers: 4,
+  hidden_size: 256,
+  num_attention_heads: 4,
+  intermediate_size: 1024,
+  vocab_size: 30522,
+  max_position_embeddings: 512,
+};
+
+interface Options {
+  methods: BenchMethod[];
+  backend: BackendName;
+  steps: number;
+  seq: number;
+  batch: number;
+  consistency: number;
+}
+
+interface Result {
+  bench: 'train-throughput';
+  method: BenchMethod;
+  backend: string;
+  seq: number;
+  batch: number;
+  steps: number;
+  ms_per_step: number;
+  examples_per_sec: number;
+  peak_rss_mib: number;
+  tensors_after: number;
+  trainable_params: number;
+  node: string;
+}
+
+function usage(message: string): never {
+  process.stderr.write(
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W]\n`,
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0 };
+  const positive = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const next = argv[++i];
+      if (next === undefined) usage(`${flag} needs a value`);
+      return next;
+    };
+    switch (flag) {
+      case '--method': {
+        const v = value();
+        if (v === 'all') o.methods = [...METHODS];
+        else if ((METHODS as readonly string[]).includes(v)) o.methods = [v as BenchMethod];
+        else usage(`unknown method '${v}'`);
+        break;
+      }
+      case '--backend':
+        o.backend = value() as BackendName; // selectBackend rejects unknown names
+        break;
+      case '--steps':
+        o.steps = positive(flag, value());
+        break;
+      case '--seq':
+        o.seq = positive(flag, value());
+        if (o.seq > BENCH_BERT.max_position_embeddings) usage(`--seq must be at most ${BENCH_BERT.max_position_embeddings}`);
+        break;
+      case '--batch':
+        o.batch = positive(flag, value());
+        break;
+      case '--consistency': {
+        const v = value();
+        o.consistency = Number(v);
+        if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${v}'`);
+        break;
+      }
+      case '--help':
+      case '-h':
+        usage('train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
+      default:
+        usage(`unknown argument '${arg}'`);
+    }
+  }
+  return o;
+}
+
+function methodConfig(method: BenchMethod, consistency: number): MethodConfig {
+  const bottleneck = { bottleneck: 64, reductionFactor: 16, activation: 'gelu' as const, initStd: 1e-3, leaveOut: [] };
+  if (method === 'houlsby') return { type: 'houlsby', ...bottleneck, sites: ['attention', 'ffn'] };
+  return { type: 'adamix', ...bottleneck, sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: consistency };
+}
+
+/** Random token ids (seeded) with a full attention mask and random labels, like the peer's batch. */
+function randomBatch(batchSize: number, seqLength: number, rng: Rng): Batch {
+  const n = batchSize * seqLength;
+  const inputIds = new Int32Array(n);
+  for (let i = 0; i < n; i++) inputIds[i] = rng.int(BENCH_BERT.vocab_size);
+  const labels = new Float32Array(batchSize);
+  for (let i = 0; i < batchSize; i++) labels[i] = rng.int(NUM_LABELS);
+  return { inputIds, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), labels, batchSize, seqLength };
+}
+
+// ---------------------------------------------------------------- one method (child process)
+
+async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
+  const backend = await selectBackend(o.backend);
+  const adamix = method === 'adamix';
+  const model = new PeftModel({
+    bert: BENCH_BERT,
+    base: randomBertWeights(BENCH_BERT, SEED),
+    method: methodConfig(method, o.consistency),
+    task: 'classification',
+    outputs: NUM_LABELS,
+    seed: SEED,
+  });
+  const optimizer = new AdamW({ weightDecay: WEIGHT_DECAY });
+  const rng = new Rng(SEED + 1);
+  const batch = randomBatch(o.batch, o.seq, rng);
+  const trainable = model.store.trainable();
+  const context = (routes?: Map<string, ExpertChoice>): ForwardContext => ({ training: true, routes, dropoutSeed: () => rng.nextUint32() });
+  /** Parameters that have had a gradient: AdamW creates a parameter's two moment variables at its first one. */
+  const updated = new Set<string>();
+
+  /** The Trainer's step: routes, loss (+ consistency pass), variableGrads, clipping, AdamW; returns the loss. */
+  const step = (): number => {
+    const routes = model.method.drawRoutes(rng);
+    const second = adamix && o.consistency > 0 ? model.method.drawRoutes(rng) : undefined;
+    const loss = tf.tidy(() => {
+      const inputs = batchTensors(batch);
+      const lossOf = (): tf.Scalar => {
+        const logits = model.forward(inputs, context(routes));
+        const taskLoss = model.taskLoss(logits, inputs.labels);
+        if (!second) return taskLoss as tf.Scalar;
+        const other = model.forward(inputs, context(second));
+        return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
+      };
+      const { value, grads } = tf.variableGrads(lossOf, trainable.map((p) => p.value));
+      const named = new Map<string, Tensor>();
+      for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
+      for (const name of named.keys()) updated.add(name);
+      const { grads: clipped } = clipByGlobalNorm(named, MAX_GRAD_NORM);
+      optimizer.apply(trainable, clipped, LEARNING_RATE);
+      return value.dataSync()[0]!; // a plain number: never hand tidy a big typed array to walk
+    });
+    if (!Number.isFinite(loss)) throw new Error(`${method}: training loss became ${loss}`);
+    if (routes) model.method.recordRoutes(routes);
+    if (second) model.method.recordRoutes(second);
+    return loss;
+  };
+
+  for (let i = 0; i < WARMUP_STEPS; i++) step();
+  const tensorsBefore = tf.memory().numTensors;
+  const slotsBefore = 2 * updated.size;
+  const t0 = performance.now();
+  for (let i = 0; i < o.steps; i++) step();
+  const seconds = (performance.now() - t0) / 1000;
+  const tensorsAfter = tf.memory().numTensors;
+  // AdaMix experts first picked during the timed steps get their AdamW moments then: growth, not a leak.
+  const leaked = tensorsAfter - tensorsBefore - (2 * updated.size - slotsBefore);
+  if (leaked !== 0) process.stderr.write(`warning: ${method}: ${leaked} tensors leaked over ${o.steps} timed steps\n`);
+  const result: Result = {
+    bench: 'train-throughput',
+    method,
+    backend: backend.description,
+    seq: o.seq,
+    batch: o.batch,
+    steps: o.steps,
+    ms_per_step: round((seconds * 1000) / o.steps, 2),
+    examples_per_sec: round((o.batch * o.steps) / seconds, 2),
+    peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
+    tensors_after: tensorsAfter,
+    trainable_params: model.store.count((p) => p.trainable),
+    node: process.version,
+  };
+  optimizer.dispose();
+  model.dispose();
+  return result;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+// ---------------------------------------------------------------- driver (parent process)
+
+/** Runs this file again for one method; resolves with the child's JSON result line. */
+function runChild(method: BenchMethod, argv: string[]): Promise<Result> {
+  const args = [...process.execArgv, __filename, ...argv, '--method', method];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, [CHILD_ENV]: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => (out += chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) {
+        reject(new Error(`${method}: child exited with ${signal ?? `code ${code}`}${out.trim() ? `; output: ${out.trim()}` : ''}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(line) as Result);
+      } catch (err) {
+        reject(new Error(`${method}: unreadable child output '${line}': ${String(err)}`));
+      }
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const o = parseArgs(argv);
+  if (process.env[CHILD_ENV]) {
+    const result = await runMethod(o.methods[0]!, o);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  // The children get the caller's arguments minus --method, then one method each.
+  const passOn: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--method') i++;
+    else if (!argv[i]!.startsWith('--method=')) passOn.push(argv[i]!);
+  }
+  const loadBefore = os.loadavg();
+  const summary: Record<string, Omit<Result, 'bench' | 'method' | 'node'> | { error: string }> = {};
+  let failed = false;
+  for (const method of o.methods) {
+    try {
+      const result = await runChild(method, passOn);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      const { bench: _b, method: _m, node: _n, ...numbers } = result;
+      summary[method] = numbers;
+    } catch (err) {
+      failed = true;
+      summary[method] = { error: err instanceof Error ? err.message : String(err) };
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }
+  const loadAfter = os.loadavg();
+  const loadavg = { before: loadBefore.map((x) => round(x, 2)), after: loadAfter.map((x) => round(x, 2)), cpus: os.cpus().length };
+  process.stdout.write(`${JSON.stringify({ bench: 'train-throughput', summary, loadavg, node: process.version })}\n`);
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
