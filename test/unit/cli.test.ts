@@ -11,12 +11,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CheckpointError, ConfigError, DataError, WorkerCrashedError } from '../../src/core/errors';
 import { displayPath, formatError, toErrorInfo } from '../../src/worker/errors';
+import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const CLI = path.join(REPO, 'src', 'worker', 'cli.ts');
 // An absolute URL: a bare `--import tsx` would be resolved from the child's cwd, a temp folder.
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const VOCAB = path.join(REPO, 'test', 'fixtures', 'tiny-bert', 'vocab.txt');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 interface CliResult {
@@ -55,28 +55,6 @@ function runCli(args: string[], cwd: string, { timeoutMs = 60_000, onStdout }: R
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** A valid config for a 1-layer random encoder; `overrides` replace whole top-level fields. */
-function tinyConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    name: 'tiny',
-    model: { scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } },
-    task: { type: 'classification' },
-    data: { train: 'train.jsonl', maxLength: 32 },
-    method: { type: 'houlsby', bottleneck: 4 },
-    training: { epochs: 2, batchSize: 8, evalEvery: 'epoch', backend: 'cpu', logEvery: 1 },
-    ...overrides,
-  };
-}
-
-function writeTrainingData(file: string, lines = 40): void {
-  const words = { pos: ['good', 'great', 'excellent', 'fun', 'loved'], neg: ['bad', 'terrible', 'awful', 'boring', 'hated'] };
-  const rows = Array.from({ length: lines }, (_, i) => {
-    const label = i % 2 === 0 ? 'pos' : 'neg';
-    return JSON.stringify({ text: `this movie was really ${words[label][i % 5]}`, label });
-  });
-  fs.writeFileSync(file, `${rows.join('\n')}\n`);
 }
 
 /** 1-based line of the first line containing `needle`. */

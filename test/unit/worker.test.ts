@@ -11,12 +11,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CheckpointMessage, FailedMessage, FinishedMessage, HostRequest, LogMessage, WorkerMessage } from '../../src/protocol/worker';
 import { isWorkerMessage } from '../../src/protocol/worker';
+import { tinyConfig, tinyExperiment } from './helpers/tiny-experiment';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const WORKER = path.join(REPO, 'src', 'worker', 'worker.ts');
 // An absolute URL: a bare `--import tsx` would be resolved from the child's cwd.
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const VOCAB = path.join(REPO, 'test', 'fixtures', 'tiny-bert', 'vocab.txt');
 const TIMEOUT_MS = 180_000;
 
 interface Exit {
@@ -95,37 +95,6 @@ const isType =
   <K extends WorkerMessage['type']>(type: K) =>
   (m: WorkerMessage): m is Extract<WorkerMessage, { type: K }> =>
     m.type === type;
-
-function tinyConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    name: 'tiny',
-    model: { scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } },
-    task: { type: 'classification' },
-    data: { train: 'train.jsonl', maxLength: 32 },
-    method: { type: 'houlsby', bottleneck: 4 },
-    training: { epochs: 2, batchSize: 8, evalEvery: 'epoch', backend: 'cpu', logEvery: 1 },
-    ...overrides,
-  };
-}
-
-function writeTrainingData(file: string, lines = 40): void {
-  const words = { pos: ['good', 'great', 'excellent', 'fun', 'loved'], neg: ['bad', 'terrible', 'awful', 'boring', 'hated'] };
-  const rows = Array.from({ length: lines }, (_, i) => {
-    const label = i % 2 === 0 ? 'pos' : 'neg';
-    return JSON.stringify({ text: `this movie was really ${words[label][i % 5]}`, label });
-  });
-  fs.writeFileSync(file, `${rows.join('\n')}\n`);
-}
-
-/** A folder holding a tiny config (with `training` overrides) and its 40-line data file. */
-function tinyExperiment(parent: string, training: Record<string, unknown> = {}): string {
-  const folder = fs.mkdtempSync(path.join(parent, 'exp-'));
-  writeTrainingData(path.join(folder, 'train.jsonl'));
-  const config = tinyConfig();
-  const file = path.join(folder, 'tiny.peft.json');
-  fs.writeFileSync(file, JSON.stringify({ ...config, training: { ...(config.training as object), ...training } }, null, 2));
-  return file;
-}
 
 let dir: string;
 
