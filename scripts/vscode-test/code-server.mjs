@@ -98,12 +98,15 @@ function serverEnv(runDir, extra = {}) {
   return env;
 }
 
-function writeDefaultSettings(userDataDir) {
+function writeDefaultSettings(userDataDir, overrides = {}) {
   const file = join(userDataDir, 'User', 'settings.json');
   if (existsSync(file)) return;
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(DEFAULT_SETTINGS, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ ...DEFAULT_SETTINGS, ...overrides }, null, 2)}\n`);
 }
+
+/** With workspace trust on, VS Code asks at start-up whether to trust the folder, as for a user. */
+const TRUST_SETTINGS = { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'always' };
 
 /** Runs code-server's CLI once (e.g. --install-extension) and resolves with its output. */
 export function runCodeServerCli(args, { runDir, userDataDir, extensionsDir, timeoutMs = 120_000 }) {
@@ -184,12 +187,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @param {Record<string,string|undefined>} [o.env]  extra environment (reaches the extension host)
  * @param {(line:string)=>void} [o.onOutput]          each line code-server prints
  * @param {number} [o.startTimeoutMs]
+ * @param {boolean} [o.workspaceTrust]  keep VS Code's workspace trust on (default off: every folder is trusted)
  */
-export async function startCodeServer({ folder, userDataDir, extensionsDir, runDir, env = {}, onOutput, startTimeoutMs = 60_000 }) {
+export async function startCodeServer({ folder, userDataDir, extensionsDir, runDir, env = {}, onOutput, startTimeoutMs = 60_000, workspaceTrust = false }) {
   const entry = codeServerEntry();
   mkdirSync(userDataDir, { recursive: true });
   mkdirSync(extensionsDir, { recursive: true });
-  writeDefaultSettings(userDataDir);
+  writeDefaultSettings(userDataDir, workspaceTrust ? TRUST_SETTINGS : {});
   const port = await freePort();
   const args = [
     entry,
@@ -198,7 +202,7 @@ export async function startCodeServer({ folder, userDataDir, extensionsDir, runD
     '--config', join(runDir.dir, 'config.yaml'),
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--ignore-last-opened',
     '--user-data-dir', userDataDir,
