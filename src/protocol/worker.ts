@@ -59,6 +59,8 @@ export type Split = 'validation' | 'test';
 
 export interface StartedMessage {
   readonly type: 'started';
+  /** Fine-tuning ('train') or masked-language-model pretraining ('pretrain'); absent means 'train'. */
+  kind?: 'train' | 'pretrain';
   runId: string;
   runDir: string;
   configFile: string;
@@ -106,6 +108,8 @@ export interface FinishedMessage {
   reason?: 'cancelled' | 'early-stopping';
   bestCheckpoint?: string;
   bestMetrics?: Record<string, number>;
+  /** Pretraining: the Hugging Face model folder written at the end. */
+  modelDir?: string;
   durationMs: number;
 }
 
@@ -156,6 +160,14 @@ export interface TrainRequest {
   detach?: boolean;
 }
 
+/**
+ * Masked-language-model pretraining of a config with a `pretrain` section; fields as for `train`.
+ * (A `train` request for such a config is run as pretraining too, so a host need not tell them apart.)
+ */
+export interface PretrainRequest extends Omit<TrainRequest, 'type'> {
+  readonly type: 'pretrain';
+}
+
 export interface EvaluateRequest {
   readonly type: 'evaluate';
   checkpointDir: string;
@@ -168,10 +180,10 @@ export interface CancelRequest {
   readonly type: 'cancel';
 }
 
-export type HostRequest = TrainRequest | EvaluateRequest | CancelRequest;
+export type HostRequest = TrainRequest | PretrainRequest | EvaluateRequest | CancelRequest;
 
 const WORKER_TYPES = new Set(['started', 'progress', 'metrics', 'checkpoint', 'finished', 'evaluated', 'failed', 'log']);
-const HOST_TYPES = new Set(['train', 'evaluate', 'cancel']);
+const HOST_TYPES = new Set(['train', 'pretrain', 'evaluate', 'cancel']);
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return hasType(value) && WORKER_TYPES.has(value.type);

@@ -9,10 +9,11 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
-import { loadConfig } from '../core/config/load';
+import { loadAnyConfig } from '../core/config/load';
 import type { BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import type * as Trainer from '../core/train/trainer';
+import type * as Pretrainer from '../core/train/pretrain';
 import type {
   CheckpointMessage,
   EvaluatedMessage,
@@ -37,6 +38,7 @@ const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
 const DEFAULT_LOG_EVERY = 10;
 
 const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
+       peft-lab pretrain <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
        peft-lab --help | --version`;
@@ -50,6 +52,10 @@ Commands:
     --resume <runDir>        Continue a stopped run from its last checkpoint.
     --backend <name>         ${BACKENDS.join('|')} (overrides training.backend).
     --json                   Print every message as one JSON line, for scripts.
+  pretrain <file.peft.json>  Pretrain an encoder by masked language modelling (a config with a
+                             'pretrain' section); writes a run folder whose checkpoints are also
+                             Hugging Face model folders, and the final model to output.modelDir
+                             (default: <run folder>/model). Options as for train.
   evaluate <checkpointDir>   Score a saved checkpoint.
     --split <split>          validation|test (default: validation).
     --backend <name>         As for train.
@@ -72,22 +78,25 @@ Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
 type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
+  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string };
 
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'evaluate', 'inspect'] as const;
+const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect'] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
 
+const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
+  resume: { type: 'string' },
+  backend: { type: 'string' },
+  json: { type: 'boolean' },
+};
+
 const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options']>> = {
-  train: {
-    resume: { type: 'string' },
-    backend: { type: 'string' },
-    json: { type: 'boolean' },
-  },
+  train: TRAINING_OPTIONS,
+  pretrain: TRAINING_OPTIONS,
   evaluate: {
     split: { type: 'string' },
     backend: { type: 'string' },
@@ -109,7 +118,8 @@ function parseCommandLine(argv: readonly string[]): Command {
   const target = singlePositional(first, positionals);
   switch (first) {
     case 'train':
-      return { kind: 'train', configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false };
+    case 'pretrain':
+      return { kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false };
     case 'evaluate':
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
@@ -156,6 +166,7 @@ function parseArgsProblem(code: string, message: string): string {
 
 const ARGUMENT_NAMES: Record<CommandName, string> = {
   train: '<file.peft.json>',
+  pretrain: '<file.peft.json>',
   evaluate: '<checkpointDir>',
   inspect: '<config|runDir|checkpointDir>',
 };
@@ -198,6 +209,7 @@ async function run(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${version}\n`);
       return EXIT_OK;
     case 'train':
+    case 'pretrain':
       return trainCommand(command);
     case 'evaluate':
       return evaluateCommand(command);
@@ -211,7 +223,12 @@ function loadTrainer(): typeof Trainer {
   return require('../core/train/trainer') as typeof Trainer;
 }
 
-async function trainCommand(command: Extract<Command, { kind: 'train' }>): Promise<number> {
+/** Loaded on first use, like the trainer. */
+function loadPretrainer(): typeof Pretrainer {
+  return require('../core/train/pretrain') as typeof Pretrainer;
+}
+
+async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrain' }>): Promise<number> {
   const output = createOutput(command.json, readLogEvery(command.configFile));
   const stop = new AbortController();
   const stopOnInterrupt = onInterrupt(() => {
@@ -219,7 +236,8 @@ async function trainCommand(command: Extract<Command, { kind: 'train' }>): Promi
     stop.abort();
   }, output);
   try {
-    const finished = await loadTrainer().train(command.configFile, {
+    const run = command.kind === 'pretrain' ? loadPretrainer().pretrain : loadTrainer().train;
+    const finished = await run(command.configFile, {
       resume: command.resume,
       backend: command.backend,
       signal: stop.signal,
@@ -277,7 +295,7 @@ function reportFailure(err: unknown, output: Output): number {
  */
 function readLogEvery(configFile: string): number {
   try {
-    return loadConfig(configFile, { semantic: false }).training.logEvery;
+    return loadAnyConfig(configFile, { semantic: false }).training.logEvery;
   } catch {
     return DEFAULT_LOG_EVERY;
   }
@@ -406,7 +424,7 @@ class TextOutput implements Output {
 
   private onFinished(finished: FinishedMessage): void {
     this.lastProgress = undefined;
-    for (const text of formatFinished(finished, this.run?.started.configFile)) this.line(text);
+    for (const text of formatFinished(finished, this.run?.started)) this.line(text);
   }
 
   private failureLine(text: string): void {
@@ -484,6 +502,7 @@ function epochOf(step: number, started: StartedMessage): string {
 function formatStarted(started: StartedMessage): string[] {
   const { backend, placement } = started;
   const skipped = backend.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('');
+  if (started.kind === 'pretrain') return formatPretrainStarted(started, skipped);
   const share = placement.baseParams > 0 ? ` (${((100 * placement.trainableParams) / placement.baseParams).toFixed(2)}% of ${formatCount(placement.baseParams)} base)` : '';
   const epochs = Math.ceil(started.totalSteps / Math.max(1, started.stepsPerEpoch));
   return [
@@ -507,7 +526,20 @@ function formatEvaluated(evaluated: EvaluatedMessage): string {
   return `${evaluated.split} (${evaluated.examples} examples) on ${displayPath(evaluated.checkpointDir)}: ${formatMetricValues(evaluated.metrics)}`;
 }
 
-function formatFinished(finished: FinishedMessage, configFile: string | undefined): string[] {
+function formatPretrainStarted(started: StartedMessage, skipped: string): string[] {
+  const p = started.placement;
+  const epochs = Math.ceil(started.totalSteps / Math.max(1, started.stepsPerEpoch));
+  return [
+    `run: ${displayPath(started.runDir)}`,
+    `backend: ${started.backend.description}${skipped}`,
+    `model: masked language modelling, ${p.layers} layers, hidden ${p.hiddenSize}, ${p.heads} heads, ${formatCount(p.trainableParams)} params (all trainable)`,
+    `corpus: ${started.trainExamples} train / ${started.validationExamples} held-out sequences; ${started.totalSteps} steps (${epochs} epochs x ${started.stepsPerEpoch})` +
+      (started.resumedFromStep !== undefined ? `; resuming at step ${started.resumedFromStep}` : ''),
+  ];
+}
+
+function formatFinished(finished: FinishedMessage, started: StartedMessage | undefined): string[] {
+  const configFile = started?.configFile;
   const duration = formatDuration(finished.durationMs);
   const lines: string[] = [];
   if (finished.state === 'finished') lines.push(`finished in ${duration}: ${displayPath(finished.runDir)}`);
@@ -515,12 +547,13 @@ function formatFinished(finished: FinishedMessage, configFile: string | undefine
   else {
     lines.push(`stopped after ${duration}; the last checkpoint is in ${displayPath(finished.runDir)}`);
     const config = configFile ? displayPath(configFile) : '<file.peft.json>';
-    lines.push(`resume with: peft-lab train ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`);
+    lines.push(`resume with: peft-lab ${started?.kind ?? 'train'} ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`);
   }
   if (finished.bestCheckpoint) {
     const metrics = finished.bestMetrics ? ` (${formatMetricValues(finished.bestMetrics)})` : '';
     lines.push(`best checkpoint: ${displayPath(finished.bestCheckpoint)}${metrics}`);
   }
+  if (finished.modelDir) lines.push(`model: ${displayPath(finished.modelDir)} (fine-tune it with "model": {"path": ...})`);
   return lines;
 }
 

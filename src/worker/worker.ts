@@ -4,7 +4,7 @@
  *
  * Training runs in its own process so a long run (or a crash in a native TensorFlow backend)
  * never blocks or takes down the extension host. The worker does exactly one job per process:
- * it waits for a `train` or `evaluate` request, forwards every message of that job over IPC,
+ * it waits for a `train`, `pretrain` or `evaluate` request, forwards every message of that job over IPC,
  * sends the outcome (`finished`, `evaluated` or `failed`) and exits: 0 when the job ended normally
  * (also when stopped early), 1 when it failed, 130 when an evaluation was cancelled.
  *
@@ -18,12 +18,15 @@ import * as path from 'node:path';
 import type { BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import { evaluateCheckpoint, train } from '../core/train/trainer';
+import { pretrain } from '../core/train/pretrain';
+import { isPretrainConfig, loadAnyConfig } from '../core/config/load';
 import {
   isHostRequest,
   type EvaluateRequest,
   type EvaluatedMessage,
   type FinishedMessage,
   type HostRequest,
+  type PretrainRequest,
   type TrainRequest,
   type WorkerMessage,
 } from '../protocol/worker';
@@ -35,7 +38,8 @@ const EXIT_USAGE = 2;
 const EXIT_CANCELLED = 130;
 const EXIT_SIGTERM = 143;
 
-type Job = TrainRequest | EvaluateRequest;
+type TrainingJob = TrainRequest | PretrainRequest;
+type Job = TrainingJob | EvaluateRequest;
 
 /** What this process is doing; a worker runs at most one job in its lifetime. */
 const state = {
@@ -90,6 +94,7 @@ function handleRequest(request: HostRequest): void {
       requestStop('cancel requested');
       return;
     case 'train':
+    case 'pretrain':
     case 'evaluate':
       startJob(request);
       return;
@@ -102,13 +107,13 @@ function startJob(request: Job): void {
     return;
   }
   state.job = request;
-  logLine(request.type === 'train' ? `train ${request.configFile}${request.resume ? ` (resuming ${request.resume})` : ''}` : `evaluate ${request.checkpointDir} on ${request.split}`);
+  logLine(request.type === 'evaluate' ? `evaluate ${request.checkpointDir} on ${request.split}` : `${request.type} ${request.configFile}${request.resume ? ` (resuming ${request.resume})` : ''}`);
   void runJob(request);
 }
 
 async function runJob(request: Job): Promise<void> {
   try {
-    const outcome = request.type === 'train' ? await runTrain(request) : await runEvaluate(request);
+    const outcome = request.type === 'evaluate' ? await runEvaluate(request) : await runTrain(request);
     logLine(describeOutcome(outcome));
     await exitAfterSending(outcome, EXIT_OK);
   } catch (err) {
@@ -116,8 +121,11 @@ async function runJob(request: Job): Promise<void> {
   }
 }
 
-function runTrain(request: TrainRequest): Promise<FinishedMessage> {
-  return train(request.configFile, {
+/** A `train` request for a pretraining config (or run) pretrains: the host's Train button need not know the kinds apart. */
+function runTrain(request: TrainingJob): Promise<FinishedMessage> {
+  const pretraining = request.type === 'pretrain' || isPretraining(request);
+  if (pretraining && request.type === 'train') logLine('the config has a pretrain section: pretraining');
+  return (pretraining ? pretrain : train)(request.configFile, {
     resume: request.resume,
     runsDir: request.runsDir,
     // Not checked here: backend selection rejects unknown names with a BackendError that lists the valid ones.
@@ -125,6 +133,16 @@ function runTrain(request: TrainRequest): Promise<FinishedMessage> {
     signal: state.stop.signal,
     onMessage: forward,
   });
+}
+
+/** Whether the config (or the run being resumed) is a pretraining one; any problem is left for `train` to report. */
+function isPretraining(request: TrainingJob): boolean {
+  try {
+    if (request.resume) return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
+    return isPretrainConfig(loadAnyConfig(request.configFile, { semantic: false }));
+  } catch {
+    return false;
+  }
 }
 
 function runEvaluate(request: EvaluateRequest): Promise<EvaluatedMessage> {
@@ -157,7 +175,7 @@ function requestStop(reason: string): void {
 
 function onDisconnect(): void {
   const job = state.job;
-  if (job?.type === 'train' && job.detach) {
+  if (job !== undefined && job.type !== 'evaluate' && job.detach) {
     logLine('the extension host went away; training goes on (a new window follows it through the run folder)');
     return;
   }

@@ -15,7 +15,8 @@ import { evaluateCheckpoint, train, type TrainOptions } from '../../src/core/tra
 import { CheckpointError, ConfigError, DataError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import type { RunStatus, CheckpointInfo } from '../../src/core/checkpoint/run-folder';
-import type { FinishedMessage, MetricsMessage, WorkerMessage } from '../../src/protocol/worker';
+import type { MetricsMessage, WorkerMessage } from '../../src/protocol/worker';
+import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const VOCAB = path.join(REPO, 'test', 'fixtures', 'tiny-bert', 'vocab.txt');
@@ -60,8 +61,6 @@ function keywordRows(n: number, seed: number, label: (i: number, rng: Rng) => st
 
 /** A folder with the given data files and a config (defaults: tiny model, houlsby, cpu); returns the config file. */
 function experiment(files: Record<string, string>, overrides: Record<string, unknown> = {}): string {
-  const folder = fs.mkdtempSync(path.join(root, 'exp-'));
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(folder, name), content);
   const { training, data, ...rest } = overrides as { training?: object; data?: object };
   const config = {
     name: 'test',
@@ -72,26 +71,11 @@ function experiment(files: Record<string, string>, overrides: Record<string, unk
     data: { train: 'train.jsonl', validation: 'validation.jsonl', maxLength: 32, ...data },
     training: { backend: 'cpu', batchSize: 8, epochs: 1, seed: 3, ...training },
   };
-  const file = path.join(folder, 'test.peft.json');
-  fs.writeFileSync(file, JSON.stringify(config, null, 2));
-  return file;
+  return writeExperiment(root, files, config, 'test.peft.json');
 }
 
-interface Outcome {
-  result: FinishedMessage;
-  messages: WorkerMessage[];
-}
-
-async function run(configFile: string, options: TrainOptions = {}): Promise<Outcome> {
-  const messages: WorkerMessage[] = [];
-  const result = await train(configFile, {
-    ...options,
-    onMessage: (m) => {
-      messages.push(m);
-      options.onMessage?.(m);
-    },
-  });
-  return { result, messages };
+function run(configFile: string, options: TrainOptions = {}): Promise<Outcome> {
+  return runRecorded(train, configFile, options);
 }
 
 /** Trains until a progress message reports `step` or later, then aborts from inside the callback. */
@@ -103,38 +87,6 @@ function cancelAfter(configFile: string, step: number): Promise<Outcome> {
       if (m.type === 'progress' && m.step >= step) controller.abort();
     },
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof Error, `rejected with a non-Error: ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the promise to reject');
-}
-
-function readJson<T>(file: string): T {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-}
-
-interface MetricsLine {
-  kind: 'train' | 'eval';
-  split?: string;
-  step: number;
-  epoch?: number;
-  loss?: number;
-  learningRate?: number;
-  [key: string]: unknown;
-}
-
-function metricsLines(runDir: string): MetricsLine[] {
-  return fs
-    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
-    .split('\n')
-    .filter((line) => line.trim())
-    .map((line) => JSON.parse(line) as MetricsLine);
 }
 
 function checkpointSteps(runDir: string): number[] {
@@ -151,10 +103,6 @@ function allFiles(dir: string): string[] {
     const full = path.join(dir, entry.name);
     return entry.isDirectory() ? [full, ...allFiles(full)] : [full];
   });
-}
-
-function ofType<K extends WorkerMessage['type']>(messages: WorkerMessage[], type: K): Extract<WorkerMessage, { type: K }>[] {
-  return messages.filter((m): m is Extract<WorkerMessage, { type: K }> => m.type === type);
 }
 
 function stepOf(dir: string): number {

@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ResolvedConfig } from '../config/types';
+import type { AnyResolvedConfig, ResolvedConfig } from '../config/types';
 import type { Placement } from '../../protocol/worker';
 import { appendLine, readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic';
 import { readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors';
@@ -68,7 +68,7 @@ export class RunFolder {
   private constructor(readonly dir: string) {}
 
   /** Creates `<runsDir>/<name>-<UTC timestamp>`, adding a counter if that exists already. */
-  static create(config: ResolvedConfig, now = new Date()): RunFolder {
+  static create(config: AnyResolvedConfig, now = new Date()): RunFolder {
     const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
     const base = path.join(config.output.runsDir, `${config.name}-${stamp}`);
     let dir = base;
@@ -90,7 +90,7 @@ export class RunFolder {
     return path.join(this.dir, name);
   }
 
-  writeConfig(config: ResolvedConfig): void {
+  writeConfig(config: AnyResolvedConfig): void {
     writeJsonAtomic(this.file('config.json'), config);
   }
 

@@ -3,6 +3,11 @@
  * `schemas/peft-config.schema.json` (the same file VS Code uses for completion), defaults filled
  * in, and every path made absolute against the config file's folder.
  *
+ * A config is one of two kinds, told apart by one field: with a `pretrain` section it is a
+ * pretraining config (no `task`, `data` or `method`); without, a fine-tuning config. `loadConfig`
+ * and `parseConfigText` accept fine-tuning configs only (what `train` runs), `loadPretrainConfig`
+ * pretraining configs only, and `loadAnyConfig`, `parseAnyConfigText` and `validateConfigText` both.
+ *
  * Errors name the JSON pointer and line of the field at fault. The `model` and `method` unions are
  * validated by dispatching on their discriminator rather than through the schema's `oneOf`, for
  * two reasons: ajv reports every failing branch of a `oneOf` (noise such as "must be equal to
@@ -14,7 +19,7 @@ import * as path from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { parse, printParseErrorCode, type ParseError, type Node } from 'jsonc-parser';
 import { ConfigError } from '../errors';
-import type { ModelConfig, PeftConfig, ResolvedConfig } from './types';
+import type { AnyResolvedConfig, ModelConfig, PeftConfig, PretrainConfig, ResolvedConfig, ResolvedPretrainConfig } from './types';
 import { JsonLocator, joinPointer, semanticIssues, type ConfigIssue } from './semantic';
 
 export type { ConfigIssue } from './semantic';
@@ -31,23 +36,55 @@ export const SCHEMA_RELATIVE_PATH = path.join('schemas', 'peft-config.schema.jso
 
 const PARSE_OPTIONS = { allowTrailingComma: true, disallowComments: false };
 
-/** Reads, validates and resolves a config file; throws `ConfigError` on the first error. */
+/** Reads, validates and resolves a fine-tuning config file; throws `ConfigError` on the first error. */
 export function loadConfig(file: string, options: LoadOptions = {}): ResolvedConfig {
+  const { config, text } = loadChecked(file, options);
+  return fineTuningOnly(config, file, text);
+}
+
+/** Reads, validates and resolves a pretraining config file (one with `pretrain`). */
+export function loadPretrainConfig(file: string, options: LoadOptions = {}): ResolvedPretrainConfig {
+  const { config } = loadChecked(file, options);
+  if (isPretrainConfig(config)) return config;
+  throw new ConfigError(file, '', "this is a fine-tuning config (it has no 'pretrain' section): run it with 'peft-lab train', or add a 'pretrain' section to pretrain", 1);
+}
+
+/** Reads, validates and resolves a config of either kind; `isPretrainConfig` tells which it is. */
+export function loadAnyConfig(file: string, options: LoadOptions = {}): AnyResolvedConfig {
+  return loadChecked(file, options).config;
+}
+
+function loadChecked(file: string, options: LoadOptions): { config: AnyResolvedConfig; text: string } {
   const text = readConfigFile(file);
-  const config = parseConfigText(text, file);
+  const config = parseAnyConfigText(text, file);
   if (options.semantic ?? true) throwFirstError(semanticIssues(config, text, options.workspaceFolder), file);
-  return config;
+  return { config, text };
 }
 
 /**
- * Parses and validates config text (no file-system checks) and returns it with defaults applied
- * and paths resolved against `file`'s folder; throws `ConfigError` on the first error.
+ * Parses and validates fine-tuning config text (no file-system checks) and returns it with
+ * defaults applied and paths resolved against `file`'s folder; throws `ConfigError` on the first error.
  */
 export function parseConfigText(text: string, file: string): ResolvedConfig {
+  return fineTuningOnly(parseAnyConfigText(text, file), file, text);
+}
+
+/** `parseConfigText` for either kind of config. */
+export function parseAnyConfigText(text: string, file: string): AnyResolvedConfig {
   const { issues, config } = analyse(text, file);
   throwFirstError(issues, file);
   if (!config) throw new ConfigError(file, '', 'invalid config');
   return config;
+}
+
+export function isPretrainConfig(config: AnyResolvedConfig): config is ResolvedPretrainConfig {
+  return 'pretrain' in config;
+}
+
+function fineTuningOnly(config: AnyResolvedConfig, file: string, text: string): ResolvedConfig {
+  if (!isPretrainConfig(config)) return config;
+  const { line } = new JsonLocator(text).rangeOf('/pretrain', 'key');
+  throw new ConfigError(file, '/pretrain', "this is a pretraining config (it has a 'pretrain' section): run it with 'peft-lab pretrain'", line);
 }
 
 /**
@@ -100,7 +137,7 @@ function throwFirstError(issues: readonly ConfigIssue[], file: string): void {
 interface Analysis {
   issues: ConfigIssue[];
   /** Present when there are no errors. */
-  config?: ResolvedConfig;
+  config?: AnyResolvedConfig;
 }
 
 function analyse(text: string, file: string): Analysis {
@@ -110,7 +147,7 @@ function analyse(text: string, file: string): Analysis {
   const data: unknown = parse(text, [], PARSE_OPTIONS);
   const issues = [...duplicateKeyIssues(locator), ...schemaIssues(data, locator)].sort((a, b) => a.offset - b.offset);
   if (issues.some((issue) => issue.severity === 'error')) return { issues };
-  return { issues, config: resolvePaths(data as PeftConfig, file) };
+  return { issues, config: resolvePaths(data as PeftConfig | PretrainConfig, file) };
 }
 
 const SYNTAX_MESSAGES: Record<string, string> = {
@@ -183,11 +220,16 @@ interface Union {
 }
 
 interface Validators {
-  /** Everything except the insides of `model` and `method`. */
-  root: ValidateFunction;
+  /** Everything except the insides of `model` and `method`, for each kind of config. */
+  root: Record<ConfigKind, ValidateFunction>;
   model: Union;
   method: Union;
 }
+
+type ConfigKind = 'fine-tuning' | 'pretraining';
+
+/** The fields only a fine-tuning config has; a `pretrain` section replaces them. */
+const FINE_TUNING_FIELDS = ['task', 'data', 'method'] as const;
 
 // Keywords VS Code's JSON language service understands; ajv must accept them without meaning.
 const EDITOR_KEYWORDS = [
@@ -213,10 +255,22 @@ function compileValidators(schema: SchemaObject): Validators {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
   ajv.addVocabulary(EDITOR_KEYWORDS);
   const properties = schema.properties as Record<string, SchemaObject>;
-  const root = ajv.compile({
-    ...schema,
-    properties: { ...properties, model: withoutOneOf(properties.model), method: withoutOneOf(properties.method) },
-  });
+  // The schema's if/then/else (which kind of config) serves the editor; here each kind gets its own
+  // root, and `kindIssues` explains a field of the other kind better than a failed `not` could.
+  const { if: _if, then: _then, else: _else, ...plain } = schema;
+  const anything = {};
+  const root = {
+    'fine-tuning': ajv.compile({
+      ...plain,
+      required: [...(schema.required as string[]), ...FINE_TUNING_FIELDS],
+      properties: { ...properties, model: withoutOneOf(properties.model), method: withoutOneOf(properties.method) },
+    }),
+    pretraining: ajv.compile({
+      ...plain,
+      required: [...(schema.required as string[]), 'pretrain'],
+      properties: { ...properties, model: withoutOneOf(properties.model), task: anything, data: anything, method: anything },
+    }),
+  };
   const compileBranch = (branch: SchemaObject): UnionBranch => ({
     validate: ajv.compile({ ...branch, definitions: schema.definitions }),
     fields: Object.keys(branch.properties ?? {}),
@@ -248,10 +302,40 @@ function resolveLocalRef(schema: SchemaObject, node: SchemaObject): SchemaObject
 /** Validates and fills in defaults (mutating `data`). */
 function schemaIssues(data: unknown, locator: JsonLocator): ConfigIssue[] {
   const { root, model, method } = validators();
+  const kind: ConfigKind = isRecord(data) && 'pretrain' in data ? 'pretraining' : 'fine-tuning';
   applyRegressionMetricDefault(data);
-  const issues = ajvIssues(root, data, '', locator);
+  const issues = ajvIssues(root[kind], data, '', locator);
   if (!isRecord(data)) return issues;
-  return [...issues, ...methodIssues(data.method, method, locator), ...modelIssues(data.model, model, locator)];
+  if (kind === 'pretraining') return [...issues, ...fineTuningFieldIssues(data, locator), ...modelIssues(data.model, model, locator)];
+  return [...kindIssues(issues, data, locator), ...modelDirIssues(data, locator), ...methodIssues(data.method, method, locator), ...modelIssues(data.model, model, locator)];
+}
+
+/**
+ * A config with neither `pretrain` nor any fine-tuning field fits neither kind: one issue saying
+ * so beats three "missing required field" issues that suggest only one of the two ways out.
+ */
+function kindIssues(issues: ConfigIssue[], data: Record<string, unknown>, locator: JsonLocator): ConfigIssue[] {
+  if (FINE_TUNING_FIELDS.some((field) => field in data)) return issues;
+  const missing = new Set(FINE_TUNING_FIELDS.map((field) => `/${field}`));
+  return [
+    ...issues.filter((issue) => !missing.has(issue.path)),
+    locator.issue('', "missing 'task', 'data' and 'method' (a fine-tuning config) or 'pretrain' (a pretraining config); a config needs one or the other"),
+  ];
+}
+
+function fineTuningFieldIssues(data: Record<string, unknown>, locator: JsonLocator): ConfigIssue[] {
+  return FINE_TUNING_FIELDS.filter((field) => field in data).map((field) =>
+    locator.issue(
+      `/${field}`,
+      `'${field}' is a fine-tuning field, but this is a pretraining config (it has 'pretrain'); remove '${field}', or remove 'pretrain' to fine-tune`,
+      { part: 'key' },
+    ),
+  );
+}
+
+function modelDirIssues(data: Record<string, unknown>, locator: JsonLocator): ConfigIssue[] {
+  if (!isRecord(data.output) || !('modelDir' in data.output)) return [];
+  return [locator.issue('/output/modelDir', "only pretraining configs (with a 'pretrain' section) write a model folder; remove 'modelDir'", { part: 'key' })];
 }
 
 /** The schema's metric default suits classification; regression gets its own before ajv fills it. */
@@ -435,10 +519,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Paths
 
-function resolvePaths(config: PeftConfig, file: string): ResolvedConfig {
+function resolvePaths(config: PeftConfig | PretrainConfig, file: string): AnyResolvedConfig {
   const sourceFile = path.resolve(file);
   const folder = path.dirname(sourceFile);
   const resolve = (p: string): string => path.resolve(folder, expandHome(p));
+  if ('pretrain' in config) return resolvePretrainPaths(config, sourceFile, resolve);
   const { validation, test } = config.data;
   return {
     ...config,
@@ -450,6 +535,18 @@ function resolvePaths(config: PeftConfig, file: string): ResolvedConfig {
       ...(test !== undefined && { test: resolve(test) }),
     },
     output: { ...config.output, runsDir: resolve(config.output.runsDir) },
+    sourceFile,
+  };
+}
+
+function resolvePretrainPaths(config: PretrainConfig, sourceFile: string, resolve: (p: string) => string): ResolvedPretrainConfig {
+  const { validation } = config.pretrain;
+  const { modelDir } = config.output;
+  return {
+    ...config,
+    model: resolveModelPaths(config.model, resolve),
+    pretrain: { ...config.pretrain, corpus: config.pretrain.corpus.map(resolve), ...(validation !== undefined && { validation: validation.map(resolve) }) },
+    output: { ...config.output, runsDir: resolve(config.output.runsDir), ...(modelDir !== undefined && { modelDir: resolve(modelDir) }) },
     sourceFile,
   };
 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseTree, type Node } from 'jsonc-parser';
-import type { MethodConfig, ResolvedConfig, ScratchModelConfig } from './types';
+import type { AnyResolvedConfig, MethodConfig, ModelConfig, ResolvedConfig, ResolvedPretrainConfig, ScratchModelConfig } from './types';
 
 export interface ConfigIssue {
   /** JSON pointer of the field at fault, e.g. `/method/bottleneck`; `''` for the whole document. */
@@ -144,13 +144,15 @@ interface ModelShape {
   source: string;
 }
 
-type CheckContext = { config: ResolvedConfig; locator: JsonLocator };
+type CheckContext<C extends AnyResolvedConfig = ResolvedConfig> = { config: C; locator: JsonLocator };
 
 /**
- * Problems a schema cannot see. `config` must come from `parseConfigText` on the same `text`
- * (absolute paths, defaults applied); `workspaceFolder` enables the runs-outside-workspace warning.
+ * Problems a schema cannot see. `config` must come from `parseConfigText` (or `parseAnyConfigText`)
+ * on the same `text` (absolute paths, defaults applied); `workspaceFolder` enables the
+ * runs-outside-workspace warning.
  */
-export function semanticIssues(config: ResolvedConfig, text: string, workspaceFolder?: string): ConfigIssue[] {
+export function semanticIssues(config: AnyResolvedConfig, text: string, workspaceFolder?: string): ConfigIssue[] {
+  if ('pretrain' in config) return pretrainSemanticIssues({ config, locator: new JsonLocator(text) }, workspaceFolder);
   const context: CheckContext = { config, locator: new JsonLocator(text) };
   const model = modelFindings(context);
   const issues = [
@@ -175,14 +177,14 @@ function dataFileIssues({ config, locator }: CheckContext): ConfigIssue[] {
   });
 }
 
-function fileProblem(file: string): string | undefined {
+export function fileProblem(file: string): string | undefined {
   if (!fs.existsSync(file)) return `file not found: ${file}`;
   if (fs.statSync(file).isDirectory()) return `is a folder, not a file: ${file}`;
   return undefined;
 }
 
-function modelFindings(context: CheckContext): { issues: ConfigIssue[]; shape?: ModelShape } {
-  const { model } = context.config;
+function modelFindings(context: CheckContext<AnyResolvedConfig>): { issues: ConfigIssue[]; shape?: ModelShape } {
+  const model: ModelConfig = context.config.model;
   if ('path' in model) return pathModelFindings(model.path, context.locator);
   if ('scratch' in model) return scratchModelFindings(model.scratch, context.locator);
   // A hub model is fetched at run time, so there is nothing on disk to check yet.
@@ -278,21 +280,20 @@ function taskIssues({ config, locator }: CheckContext): ConfigIssue[] {
 function shapeIssues(context: CheckContext, shape: ModelShape): ConfigIssue[] {
   return [
     ...headsIssues(context, shape),
-    ...maxLengthIssues(context, shape),
+    ...maxLengthIssues(context, shape, context.config.data.maxLength, '/data/maxLength'),
     ...methodSizeIssues(context, shape),
     ...leaveOutIssues(context, shape),
   ];
 }
 
-function headsIssues({ locator }: CheckContext, { hiddenSize, heads, pointers, source }: ModelShape): ConfigIssue[] {
+function headsIssues({ locator }: CheckContext<AnyResolvedConfig>, { hiddenSize, heads, pointers, source }: ModelShape): ConfigIssue[] {
   if (hiddenSize === undefined || heads === undefined || hiddenSize % heads === 0) return [];
   return [locator.issue(pointers.heads, `${source}: ${heads} attention heads do not divide the hidden size ${hiddenSize}`)];
 }
 
-function maxLengthIssues({ config, locator }: CheckContext, { maxPositions, source }: ModelShape): ConfigIssue[] {
-  const { maxLength } = config.data;
+function maxLengthIssues({ locator }: CheckContext<AnyResolvedConfig>, { maxPositions, source }: ModelShape, maxLength: number, pointer: string): ConfigIssue[] {
   if (maxPositions === undefined || maxLength <= maxPositions) return [];
-  return [locator.issue('/data/maxLength', `${maxLength} exceeds the model's ${maxPositions} position embeddings (${source})`)];
+  return [locator.issue(pointer, `${maxLength} exceeds the model's ${maxPositions} position embeddings (${source})`)];
 }
 
 function methodSizeIssues({ config, locator }: CheckContext, { hiddenSize }: ModelShape): ConfigIssue[] {
@@ -349,7 +350,7 @@ function hasBottleneck(method: MethodConfig): method is Extract<MethodConfig, { 
 
 // --- output --------------------------------------------------------------------------------------
 
-function runsDirIssues({ config, locator }: CheckContext, workspaceFolder: string | undefined): ConfigIssue[] {
+function runsDirIssues({ config, locator }: CheckContext<AnyResolvedConfig>, workspaceFolder: string | undefined): ConfigIssue[] {
   if (workspaceFolder === undefined || isInside(config.output.runsDir, path.resolve(workspaceFolder))) return [];
   return [
     locator.issue(
@@ -364,4 +365,75 @@ function isInside(child: string, parent: string): boolean {
   const relative = path.relative(parent, child);
   const escapes = relative === '..' || relative.startsWith(`..${path.sep}`);
   return !escapes && !path.isAbsolute(relative);
+}
+
+// --- pretraining -----------------------------------------------------------------------------------
+
+/** Written into every model folder `peft-lab pretrain` makes; marks a folder it may overwrite. */
+export const PRETRAIN_CARD_FILE = 'peft-lab-pretrain.json';
+
+function pretrainSemanticIssues(context: CheckContext<ResolvedPretrainConfig>, workspaceFolder: string | undefined): ConfigIssue[] {
+  const { config } = context;
+  const model = modelFindings(context);
+  const shape = model.shape;
+  const issues = [
+    ...model.issues,
+    ...corpusFileIssues(context),
+    ...(shape ? [...headsIssues(context, shape), ...maxLengthIssues(context, shape, config.pretrain.maxLength, '/pretrain/maxLength')] : []),
+    ...maskShareIssues(context),
+    ...modelDirIssues(context),
+    ...runsDirIssues(context, workspaceFolder),
+  ];
+  return issues.sort((a, b) => a.offset - b.offset);
+}
+
+/** Every corpus and validation file must exist; a file listed twice, or trained on and held out, is a mistake. */
+function corpusFileIssues({ config, locator }: CheckContext<ResolvedPretrainConfig>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const { corpus, validation = [] } = config.pretrain;
+  const check = (files: string[], field: string, seen: Map<string, string>): void => {
+    files.forEach((file, index) => {
+      const pointer = `/pretrain/${field}/${index}`;
+      const problem = fileProblem(file);
+      const earlier = seen.get(file);
+      if (problem) issues.push(locator.issue(pointer, problem));
+      else if (earlier !== undefined) {
+        const message = earlier.startsWith('/pretrain/corpus/') && field === 'validation'
+          ? `${file} is also a corpus file (${earlier}): held-out text must not be trained on`
+          : `${file} is listed twice (also at ${earlier})`;
+        issues.push(locator.issue(pointer, message));
+      }
+      seen.set(file, pointer);
+    });
+  };
+  const seen = new Map<string, string>();
+  check(corpus, 'corpus', seen);
+  check(validation, 'validation', seen);
+  return issues;
+}
+
+function maskShareIssues({ config, locator }: CheckContext<ResolvedPretrainConfig>): ConfigIssue[] {
+  const { replaceWithMask, replaceWithRandom } = config.pretrain;
+  if (replaceWithMask + replaceWithRandom <= 1 + 1e-9) return [];
+  return [
+    locator.issue(
+      '/pretrain/replaceWithRandom',
+      `replaceWithMask ${replaceWithMask} + replaceWithRandom ${replaceWithRandom} exceed 1; they are shares of the selected tokens (the rest stay unchanged)`,
+    ),
+  ];
+}
+
+/** The model folder is overwritten at the end of the run, so it must not hold anything else. */
+function modelDirIssues({ config, locator }: CheckContext<ResolvedPretrainConfig>): ConfigIssue[] {
+  const dir = config.output.modelDir;
+  if (dir === undefined || !fs.existsSync(dir)) return [];
+  if (!fs.statSync(dir).isDirectory()) return [locator.issue('/output/modelDir', `is a file, not a folder: ${dir}`)];
+  const entries = fs.readdirSync(dir);
+  if (entries.length === 0 || entries.includes(PRETRAIN_CARD_FILE)) return [];
+  return [
+    locator.issue(
+      '/output/modelDir',
+      `${dir} already holds files that peft-lab pretrain did not write (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose an empty or new folder`,
+    ),
+  ];
 }

@@ -123,6 +123,49 @@ export interface OutputConfig {
   runsDir: string;
 }
 
+/** Pretraining also writes a Hugging Face model folder. */
+export interface PretrainOutputConfig extends OutputConfig {
+  /** Where the final model goes; `<run folder>/model` when omitted. */
+  modelDir?: string;
+}
+
+/** How a corpus file is read: plain text (see `documents`) or JSON Lines with a text field. */
+export type CorpusFormat = 'text' | 'jsonl';
+
+/** Masked language modelling on plain-text corpora (BERT's pretraining objective, without NSP). */
+export interface PretrainSection {
+  /** Corpus files trained on. */
+  corpus: string[];
+  /** Held-out files scored during training; a `validationSplit` of the corpus documents when omitted. */
+  validation?: string[];
+  /** Inferred from each file's extension when omitted: `.jsonl`/`.json` are JSONL, anything else text. */
+  format?: CorpusFormat;
+  /** Plain text: one document per line, or paragraphs separated by blank lines. */
+  documents: 'lines' | 'paragraphs';
+  textField: string;
+  /** Tokens per sequence including [CLS] and [SEP]; longer documents are cut into several sequences. */
+  maxLength: number;
+  /** Fill every sequence to maxLength with consecutive documents, separated by [SEP]. */
+  pack: boolean;
+  maskProbability: number;
+  /** Of the selected tokens: the share replaced by [MASK] and by a random token; the rest stay. */
+  replaceWithMask: number;
+  replaceWithRandom: number;
+  validationSplit: number;
+  maxValidationSequences: number;
+  /** Use at most this many corpus documents (quick runs). */
+  maxDocuments?: number;
+}
+
+/** A `*.peft.json` with a `pretrain` section: no task, data or method. */
+export interface PretrainConfig {
+  name: string;
+  model: ModelConfig;
+  pretrain: PretrainSection;
+  training: TrainingConfig;
+  output: PretrainOutputConfig;
+}
+
 export interface PeftConfig {
   name: string;
   model: ModelConfig;
@@ -138,3 +181,10 @@ export interface ResolvedConfig extends PeftConfig {
   /** Absolute path of the file the config came from. */
   sourceFile: string;
 }
+
+export interface ResolvedPretrainConfig extends PretrainConfig {
+  sourceFile: string;
+}
+
+/** Either kind of config: fine-tuning (`task`, `data`, `method`) or pretraining (`pretrain`). */
+export type AnyResolvedConfig = ResolvedConfig | ResolvedPretrainConfig;

@@ -26,7 +26,7 @@ export interface ReadResult {
 }
 
 /** One data row before interpretation: field name -> raw value, plus where it starts. */
-interface RawRecord {
+export interface RawRecord {
   line: number;
   fields: Record<string, unknown>;
 }
@@ -72,7 +72,7 @@ function readClassification(file: string, records: RawRecord[], data: DataConfig
  * Holds out `fraction` of the examples (at least one when the fraction is positive, never all)
  * chosen by `rng`, so the same seed always gives the same split. Both parts keep file order.
  */
-export function splitForValidation(examples: Example[], fraction: number, rng: Rng): { train: Example[]; validation: Example[] } {
+export function splitForValidation<T>(examples: T[], fraction: number, rng: Rng): { train: T[]; validation: T[] } {
   if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`validation fraction must be in [0, 1), got ${fraction}`);
   const wanted = fraction > 0 ? Math.max(1, Math.round(examples.length * fraction)) : 0;
   const validationSize = Math.min(wanted, Math.max(0, examples.length - 1));
@@ -122,7 +122,8 @@ function parseRecords(file: string, content: string, format: DataFormat, data: D
 // ---------------------------------------------------------------------------------------------
 // JSONL
 
-function parseJsonLines(file: string, content: string): RawRecord[] {
+/** One JSON object per non-blank line; a malformed line is a DataError naming the file and line. */
+export function parseJsonLines(file: string, content: string): RawRecord[] {
   const records: RawRecord[] = [];
   content.split('\n').forEach((rawLine, index) => {
     const text = rawLine.trim();
@@ -292,7 +293,7 @@ function readTextFields(file: string, record: RawRecord, data: DataConfig): { te
 }
 
 /** Strings as they are, numbers in their usual string form; empty or whitespace-only text is an error. */
-function requiredText(file: string, record: RawRecord, field: string, role: string): string {
+export function requiredText(file: string, record: RawRecord, field: string, role: string): string {
   const value = requiredField(file, record, field, role);
   if (typeof value !== 'string' && typeof value !== 'number') {
     throw new DataError(file, record.line, `${role} field "${field}" must be a string, got ${describeType(value)}`);

@@ -108,7 +108,7 @@ export class BertEncoder {
     const x1 = this.normPair(tf.add(a, x) as Tensor2D, w.attentionNorm);
 
     let h = this.withLora(i, 'intermediate', w.intermediate.apply(x1), x1); // [N, I]
-    h = this.hiddenActivation(h);
+    h = hiddenActivation(this.config.hidden_act, h);
     let f = this.withLora(i, 'output', w.output.apply(h), h); // [N, d]
     f = dropout(f, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
     f = this.method.applyAtSite(i, 'ffn', f, x1, ctx); // Houlsby site 2
@@ -144,17 +144,6 @@ export class BertEncoder {
     return delta ? (tf.add(output, delta) as Tensor2D) : output;
   }
 
-  private hiddenActivation(h: Tensor2D): Tensor2D {
-    switch (this.config.hidden_act) {
-      case 'relu':
-        return activation('relu', h) as Tensor2D;
-      case 'gelu_new':
-        return geluTanh(h) as Tensor2D;
-      default:
-        return gelu(h) as Tensor2D;
-    }
-  }
-
   private norm(x: Tensor2D, prefix: string): Tensor2D {
     return this.normPair(x, [this.store.get(`${prefix}.weight`), this.store.get(`${prefix}.bias`)]);
   }
@@ -180,6 +169,18 @@ export class BertEncoder {
 
   dispose(): void {
     for (const l of this.layers) for (const lin of [l.qkv, l.attentionOutput, l.intermediate, l.output]) lin.dispose();
+  }
+}
+
+/** The feed-forward non-linearity named by config.json's `hidden_act` (also the MLM head's). */
+export function hiddenActivation(name: BertConfig['hidden_act'], h: Tensor2D): Tensor2D {
+  switch (name) {
+    case 'relu':
+      return activation('relu', h) as Tensor2D;
+    case 'gelu_new':
+      return geluTanh(h) as Tensor2D;
+    default:
+      return gelu(h) as Tensor2D;
   }
 }
 

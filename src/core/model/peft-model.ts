@@ -128,7 +128,7 @@ function klDivergence(logP: Tensor, logTarget: Tensor): Tensor {
   return tf.div(tf.sum(tf.mul(tf.exp(logTarget), tf.sub(logTarget, logP))), batch);
 }
 
-function groupOf(name: string): ParamGroup {
+export function groupOf(name: string): ParamGroup {
   if (name.includes('LayerNorm')) return 'layerNorm';
   if (name.startsWith('bert.pooler')) return 'pooler';
   if (name.startsWith('bert.embeddings')) return 'embeddings';
@@ -145,6 +145,6 @@ function isTrainable(method: MethodType, name: string, group: ParamGroup): boole
   return false;
 }
 
-function isLinearWeight(name: string): boolean {
+export function isLinearWeight(name: string): boolean {
   return name.endsWith('.weight') && !name.includes('LayerNorm') && !name.includes('embeddings');
 }

@@ -1,7 +1,7 @@
 /** Human-readable summaries for `peft-lab inspect`: a config, a run folder or a checkpoint folder. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig } from '../config/load';
+import { isPretrainConfig, loadAnyConfig } from '../config/load';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint } from '../checkpoint/run-folder';
 import { readJsonFile } from '../checkpoint/atomic';
 import type { Placement } from '../../protocol/worker';
@@ -15,8 +15,21 @@ export function describeRun(target: string): string {
 }
 
 function describeConfig(file: string): string {
-  const c = loadConfig(file, { semantic: false });
+  const c = loadAnyConfig(file, { semantic: false });
   const model = 'path' in c.model ? c.model.path : 'hub' in c.model ? `${c.model.hub} (hub)` : 'random init (scratch)';
+  if (isPretrainConfig(c)) {
+    const p = c.pretrain;
+    return [
+      `pretraining config ${file}`,
+      `  name      ${c.name}`,
+      `  model     ${model}`,
+      `  corpus    ${p.corpus.join(', ')}${p.validation ? `; held out ${p.validation.join(', ')}` : `; ${p.validationSplit} of the documents held out`}`,
+      `  masking   ${p.maskProbability} of the tokens, ${p.replaceWithMask} [MASK] / ${p.replaceWithRandom} random; sequences of ${p.maxLength}`,
+      `  training  ${c.training.maxSteps !== undefined ? `${c.training.maxSteps} steps` : `${c.training.epochs} epochs`}, batch ${c.training.batchSize}, lr ${c.training.learningRate}, seed ${c.training.seed}`,
+      `  runs      ${c.output.runsDir}`,
+      `  model dir ${c.output.modelDir ?? '<run folder>/model'}`,
+    ].join('\n');
+  }
   return [
     `config ${file}`,
     `  name      ${c.name}`,

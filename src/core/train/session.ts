@@ -27,7 +27,8 @@ export interface Dataset {
   test: EncodedExample[];
 }
 
-export async function loadBaseModel(config: ResolvedConfig, log: (message: string) => void = () => {}): Promise<BaseModel> {
+/** The encoder a config names; only its `model` and `training.seed` are read, so pretraining configs work too. */
+export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'training'>, log: (message: string) => void = () => {}): Promise<BaseModel> {
   const model = config.model;
   if ('scratch' in model) {
     const tokenizer = WordPieceTokenizer.fromVocabFile(model.scratch.vocab);
