@@ -1,13 +1,14 @@
 /**
- * Which runs each config has on disk, for the CodeLens and the commands. Reads run folders'
- * status.json files; refreshed when the run manager reports a change or a status file changes.
- * (The Runs sidebar will keep a fuller, live model of the same folders.)
+ * Which runs each config has on disk, for the CodeLens and the commands: a view of the Runs
+ * sidebar's live model (runs-model.ts, kept current by its file watcher), so the lens and the tree
+ * never disagree and the run folders are read in one place.
  */
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseConfigText } from '../core/config/load';
 import { readSettings } from './settings';
+import type { RunsDelta, RunsModel } from './runs-model';
 
 export interface RunSummary {
   dir: string;
@@ -15,33 +16,54 @@ export interface RunSummary {
   started: string;
 }
 
+/** What RunIndex needs from the sidebar. */
+export interface RunsSource {
+  readonly model: RunsModel;
+  readonly onDidChange: vscode.Event<RunsDelta>;
+  ensureRunsDir(dir: string): void;
+  rescanNow(): void;
+}
+
 export class RunIndex implements vscode.Disposable {
-  private readonly cache = new Map<string, RunSummary[]>();
   private readonly changed = new vscode.EventEmitter<void>();
-  private readonly watcher = vscode.workspace.createFileSystemWatcher('**/status.json');
+  private readonly subscription: vscode.Disposable;
+  /** Each config's runs folder, by the config's modification time and the setting (parsing a config on every lens is wasteful). */
+  private readonly runsDirs = new Map<string, { key: string; dir?: string }>();
   readonly onDidChange = this.changed.event;
 
-  constructor() {
-    const invalidate = () => this.invalidate();
-    this.watcher.onDidCreate(invalidate);
-    this.watcher.onDidChange(invalidate);
-    this.watcher.onDidDelete(invalidate);
+  constructor(private readonly source: RunsSource) {
+    this.subscription = source.onDidChange(() => this.changed.fire());
   }
 
+  /** Reads the runs folders again now (the watcher normally makes this unnecessary). */
   invalidate(): void {
-    this.cache.clear();
-    this.changed.fire();
+    this.source.rescanNow();
   }
 
   /** Runs of a config, newest first. */
   runsOf(configFile: string): RunSummary[] {
-    const k = path.resolve(configFile);
-    let runs = this.cache.get(k);
-    if (!runs) {
-      runs = scanRuns(k);
-      this.cache.set(k, runs);
+    const dir = this.runsDirOf(configFile);
+    if (dir) this.source.ensureRunsDir(dir);
+    return this.source.model.runsOfConfig(configFile).map((r) => ({
+      dir: r.dir,
+      state: r.interrupted ? 'interrupted' : r.state,
+      started: r.status?.started ?? new Date(r.started).toISOString(),
+    }));
+  }
+
+  private runsDirOf(configFile: string): string | undefined {
+    let mtimeMs = -1;
+    try {
+      mtimeMs = fs.statSync(configFile).mtimeMs;
+    } catch {
+      // a config that is gone has no runs folder of its own; its runs may still be known
     }
-    return runs;
+    const key = `${mtimeMs}|${readSettings(vscode.Uri.file(configFile)).runsDirectory}`;
+    const cached = this.runsDirs.get(configFile);
+    if (cached?.key === key) return cached.dir;
+    const dir = runsDirOf(configFile);
+    this.runsDirs.set(configFile, { key, dir });
+    return dir;
   }
 
   latestRun(configFile: string): RunSummary | undefined {
@@ -49,22 +71,12 @@ export class RunIndex implements vscode.Disposable {
   }
 
   dispose(): void {
-    this.watcher.dispose();
+    this.subscription.dispose();
     this.changed.dispose();
   }
 }
 
-function scanRuns(configFile: string): RunSummary[] {
-  const runsDir = runsDirOf(configFile);
-  if (!runsDir || !fs.existsSync(runsDir)) return [];
-  const runs: RunSummary[] = [];
-  for (const name of fs.readdirSync(runsDir)) {
-    const status = readStatus(path.join(runsDir, name));
-    if (status && path.resolve(status.configFile) === configFile) runs.push({ dir: path.join(runsDir, name), state: status.state, started: status.started });
-  }
-  return runs.sort((a, b) => b.started.localeCompare(a.started));
-}
-
+/** The runs folder of a config: `peftLab.runsDirectory` when set, else the config's `output.runsDir`. */
 export function runsDirOf(configFile: string): string | undefined {
   const setting = readSettings(vscode.Uri.file(configFile)).runsDirectory;
   if (setting) {
@@ -73,14 +85,6 @@ export function runsDirOf(configFile: string): string | undefined {
   }
   try {
     return parseConfigText(fs.readFileSync(configFile, 'utf8'), configFile).output.runsDir;
-  } catch {
-    return undefined;
-  }
-}
-
-function readStatus(dir: string): { state: string; started: string; configFile: string } | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'));
   } catch {
     return undefined;
   }

@@ -9,9 +9,21 @@ import * as vscode from 'vscode';
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { WorkerCrashedError } from '../core/errors';
-import { isWorkerMessage, type FinishedMessage, type ProgressMessage, type StartedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
+import * as fs from 'node:fs';
+import {
+  isWorkerMessage,
+  type EvaluateRequest,
+  type EvaluatedMessage,
+  type FinishedMessage,
+  type ProgressMessage,
+  type Split,
+  type StartedMessage,
+  type TrainRequest,
+  type WorkerMessage,
+} from '../protocol/worker';
+import { runDirOfCheckpoint } from '../core/checkpoint/run-folder';
 import { readSettings } from './settings';
-import { RunFollower, type LiveRun } from './run-follower';
+import { RunFollower, readStatus, type LiveRun } from './run-follower';
 
 const LAST_LINES = 20;
 
@@ -29,6 +41,8 @@ export type RunOutcome =
   | { kind: 'failed'; error: Error; runDir?: string };
 
 interface ActiveRun extends RunView {
+  /** A run folder to continue from its last checkpoint (TrainRequest.resume). */
+  resume?: string;
   child?: ChildProcess;
   /** Set for a run this host did not start (it survived a window reload): followed through its folder. */
   follower?: RunFollower;
@@ -42,6 +56,7 @@ interface ActiveRun extends RunView {
 export class RunManager implements vscode.Disposable {
   private readonly runs = new Map<string, ActiveRun>();
   private readonly queue: string[] = [];
+  private readonly evaluations = new Set<ChildProcess>();
   private readonly changed = new vscode.EventEmitter<RunView>();
   private readonly messages = new vscode.EventEmitter<{ configFile: string; message: WorkerMessage }>();
   readonly onDidChange = this.changed.event;
@@ -62,11 +77,12 @@ export class RunManager implements vscode.Disposable {
    * Starts (or queues) a run of a config; resolves when it ends. Throws at once when that config
    * is already training or queued.
    */
-  train(configFile: string): Promise<RunOutcome> {
+  train(configFile: string, options: { resume?: string } = {}): Promise<RunOutcome> {
     const k = key(configFile);
     const existing = this.runs.get(k);
     if (existing) throw new Error(`${path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
     const run = this.createRun(configFile);
+    run.resume = options.resume;
     this.runs.set(k, run);
     if (this.runningCount() >= readSettings().maxConcurrentRuns) {
       this.queue.push(k);
@@ -76,6 +92,80 @@ export class RunManager implements vscode.Disposable {
       this.spawn(run);
     }
     return run.done;
+  }
+
+  /**
+   * Continues a stopped or failed run from its last checkpoint, in its own folder (queued like
+   * Train). Throws at once when the folder does not say which config it came from, or that config
+   * is already training.
+   */
+  resume(runDir: string): Promise<RunOutcome> {
+    const status = readStatus(runDir);
+    let configFile = status?.configFile;
+    if (!configFile) {
+      try {
+        configFile = (JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { sourceFile?: string }).sourceFile;
+      } catch {
+        // reported below
+      }
+    }
+    if (!configFile) throw new Error(`${path.basename(runDir)} does not say which config it came from (no status.json or config.json)`);
+    if (status?.state === 'running' && this.runs.has(key(configFile))) throw new Error(`${path.basename(runDir)} is still training`);
+    return this.train(configFile, { resume: runDir });
+  }
+
+  /**
+   * Scores a checkpoint on a split in a worker process of its own (not queued: it is short and
+   * writes only eval-<split>.json beside the checkpoint). Resolves with the worker's result; rejects
+   * with its error, or a WorkerCrashedError. Aborting the signal cancels it.
+   */
+  evaluate(checkpointDir: string, split: Split, options: { signal?: AbortSignal } = {}): Promise<EvaluatedMessage> {
+    const settings = readSettings(vscode.Uri.file(checkpointDir));
+    const child = fork(this.workerScript, [], {
+      cwd: runDirOfCheckpoint(checkpointDir),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execPath: settings.nodePath || process.execPath,
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
+    this.evaluations.add(child);
+    const label = `evaluate ${path.basename(path.dirname(path.dirname(checkpointDir)))}/${path.basename(checkpointDir)} on ${split}`;
+    this.log.info(`started worker ${child.pid}: ${label}`);
+    const lastLines: string[] = [];
+    const onOutput = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        this.log.info(`[${label}] ${line}`);
+        lastLines.push(line);
+        if (lastLines.length > LAST_LINES) lastLines.shift();
+      }
+    };
+    child.stdout?.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
+    return new Promise<EvaluatedMessage>((resolve, reject) => {
+      let result: EvaluatedMessage | undefined;
+      let failure: Error | undefined;
+      const onAbort = () => {
+        if (child.connected) child.send({ type: 'cancel' });
+        else child.kill();
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('message', (message) => {
+        if (!isWorkerMessage(message)) return;
+        if (message.type === 'evaluated') result = message;
+        else if (message.type === 'failed') failure = Object.assign(new Error(message.error.message), { name: message.error.name });
+        else if (message.type === 'log') this.log.info(`[${label}] ${message.message}`);
+      });
+      child.on('error', (err) => (failure ??= err));
+      child.on('exit', (code, signal) => {
+        this.evaluations.delete(child);
+        options.signal?.removeEventListener('abort', onAbort);
+        this.log.info(`worker for ${label} exited (${signal ?? `code ${code}`})`);
+        if (result) resolve(result);
+        else reject(failure ?? new WorkerCrashedError(code, signal, lastLines.slice(-10)));
+      });
+      const request: EvaluateRequest = { type: 'evaluate', checkpointDir, split, backend: settings.backend === 'auto' ? undefined : settings.backend };
+      child.send(request);
+    });
   }
 
   /** Asks a run to stop at its next step boundary (it writes a checkpoint), then kills it after the timeout. */
@@ -157,6 +247,7 @@ export class RunManager implements vscode.Disposable {
       backend: settings.backend === 'auto' ? undefined : settings.backend,
       runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
       detach: true,
+      resume: run.resume,
     };
     child.send(request);
     child.stdout?.on('data', (chunk: Buffer) => this.onOutput(run, chunk));
@@ -226,6 +317,8 @@ export class RunManager implements vscode.Disposable {
   }
 
   dispose(): void {
+    // an evaluation writes one small file; nothing is lost by stopping it with the window
+    for (const child of this.evaluations) child.kill();
     // Runs keep going without this host (they were started with detach); the next window follows them
     for (const run of this.runs.values()) {
       run.follower?.dispose();
