@@ -5,7 +5,7 @@
  * steps of a real training step (forward, backward, gradient clipping, AdamW).
  *
  *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|...]
- *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0]
+ *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--native on|off] [--threads N] [--profile]
  *
  * Each method runs in its own child process so `peak_rss_mib` is that method's alone. Prints one JSON
  * line per method, then a summary line. Measures only: no thresholds, no pass/fail.
@@ -24,6 +24,8 @@ import type { ForwardContext } from '../src/core/adapters/method';
 import { AdamW, clipByGlobalNorm } from '../src/core/train/optimizer';
 import { batchTensors } from '../src/core/train/trainer';
 import { Rng } from '../src/core/random';
+import { NATIVE_ENV } from '../src/core/native/addon';
+import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 
 const METHODS = ['houlsby', 'adamix'] as const;
 type BenchMethod = (typeof METHODS)[number];
@@ -55,12 +57,20 @@ interface Options {
   seq: number;
   batch: number;
   consistency: number;
+  /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
+  native: boolean;
+  /** OpenBLAS threads for the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
+  threads?: number;
+  /** Time every kernel of the active backend during the timed steps (adds a `profile` field). */
+  profile: boolean;
 }
 
 interface Result {
   bench: 'train-throughput';
   method: BenchMethod;
   backend: string;
+  /** Kernels replaced by the native addon, [] when it is off or did not load. */
+  native_kernels: string[];
   seq: number;
   batch: number;
   steps: number;
@@ -70,17 +80,19 @@ interface Result {
   tensors_after: number;
   trainable_params: number;
   node: string;
+  /** --profile: milliseconds per step and calls per step of each kernel, largest first. */
+  profile?: { kernel: string; ms_per_step: number; calls_per_step: number }[];
 }
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--native on|off] [--threads N] [--profile]\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0 };
+  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, native: true, profile: false };
   const positive = (flag: string, v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got '${v}'`);
@@ -123,6 +135,18 @@ function parseArgs(argv: string[]): Options {
         if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${v}'`);
         break;
       }
+      case '--native': {
+        const v = value();
+        if (v !== 'on' && v !== 'off') usage(`--native must be on or off, got '${v}'`);
+        o.native = v === 'on';
+        break;
+      }
+      case '--threads':
+        o.threads = positive(flag, value());
+        break;
+      case '--profile':
+        o.profile = true;
+        break;
       case '--help':
       case '-h':
         usage('train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
@@ -152,6 +176,8 @@ function randomBatch(batchSize: number, seqLength: number, rng: Rng): Batch {
 // ---------------------------------------------------------------- one method (child process)
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
+  if (!o.native) process.env[NATIVE_ENV] = '0';
+  if (o.threads !== undefined) process.env[NATIVE_THREADS_ENV] = String(o.threads);
   const backend = await selectBackend(o.backend);
   const adamix = method === 'adamix';
   const model = new PeftModel({
@@ -200,9 +226,11 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   for (let i = 0; i < WARMUP_STEPS; i++) step();
   const tensorsBefore = tf.memory().numTensors;
   const slotsBefore = 2 * updated.size;
+  const profiler = o.profile ? profileKernels(tf.getBackend()) : undefined;
   const t0 = performance.now();
   for (let i = 0; i < o.steps; i++) step();
   const seconds = (performance.now() - t0) / 1000;
+  const profile = profiler?.stop(o.steps);
   const tensorsAfter = tf.memory().numTensors;
   // AdaMix experts first picked during the timed steps get their AdamW moments then: growth, not a leak.
   const leaked = tensorsAfter - tensorsBefore - (2 * updated.size - slotsBefore);
@@ -211,6 +239,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     bench: 'train-throughput',
     method,
     backend: backend.description,
+    native_kernels: backend.native?.active ? backend.native.kernels : [],
     seq: o.seq,
     batch: o.batch,
     steps: o.steps,
@@ -220,10 +249,60 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     tensors_after: tensorsAfter,
     trainable_params: model.store.count((p) => p.trainable),
     node: process.version,
+    ...(profile ? { profile } : {}),
   };
   optimizer.dispose();
   model.dispose();
   return result;
+}
+
+/**
+ * Wraps every kernel registered for `backendName` with a wall-clock timer (kernels run synchronously
+ * on the wasm and cpu backends); stop() restores them and returns the totals per step.
+ */
+function profileKernels(backendName: string): { stop(steps: number): NonNullable<Result['profile']> } {
+  // PEFT_BENCH_PROFILE_SHAPES=1 splits each kernel's time by input shapes and attributes.
+  const byShape = process.env.PEFT_BENCH_PROFILE_SHAPES === '1';
+  const totals = new Map<string, { ms: number; calls: number }>();
+  const originals = tf.getKernelsForBackend(backendName);
+  for (const config of originals) {
+    const inner = config.kernelFunc;
+    const entry = { ms: 0, calls: 0 };
+    totals.set(config.kernelName, entry);
+    const entryFor = (args: Parameters<typeof inner>[0]) => {
+      if (!byShape) return entry;
+      const shapes = Object.entries(args.inputs).map(([k, t]) => `${k}[${t?.shape.join(',')}]`);
+      const key = `${config.kernelName} ${shapes.join(' ')} ${JSON.stringify(args.attrs ?? {})}`;
+      let e = totals.get(key);
+      if (!e) totals.set(key, (e = { ms: 0, calls: 0 }));
+      return e;
+    };
+    tf.unregisterKernel(config.kernelName, backendName);
+    tf.registerKernel({
+      ...config,
+      setupFunc: undefined,
+      kernelFunc: (args) => {
+        const e = entryFor(args);
+        const t = performance.now();
+        const out = inner(args);
+        e.ms += performance.now() - t;
+        e.calls++;
+        return out;
+      },
+    });
+  }
+  return {
+    stop(steps: number) {
+      for (const config of originals) {
+        tf.unregisterKernel(config.kernelName, backendName);
+        tf.registerKernel(config);
+      }
+      return [...totals]
+        .filter(([, e]) => e.calls > 0)
+        .sort((x, y) => y[1].ms - x[1].ms)
+        .map(([kernel, e]) => ({ kernel, ms_per_step: round(e.ms / steps, 1), calls_per_step: round(e.calls / steps, 1) }));
+    },
+  };
 }
 
 function round(x: number, digits: number): number {

@@ -1,6 +1,7 @@
 import { tf } from './tf';
 import type { BackendName } from './config/types';
 import { BackendError } from './errors';
+import { installNativeKernels, type NativeStatus } from './native/wasm-kernels';
 
 /** Environment variable that forces a backend, overriding the config (e.g. for CI or a slow GPU). */
 export const BACKEND_ENV = 'PEFT_LAB_BACKEND';
@@ -12,6 +13,8 @@ export interface BackendChoice {
   description: string;
   /** Backends tried before this one, with the reason each did not load. */
   skipped: { name: BackendName; reason: string }[];
+  /** wasm only: the native OpenBLAS kernels (src/core/native), active or why not. */
+  native?: NativeStatus;
 }
 
 const FASTEST_FIRST: Exclude<BackendName, 'auto'>[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -30,6 +33,11 @@ export async function selectBackend(requested: BackendName = 'auto'): Promise<Ba
   for (const name of candidates) {
     try {
       await activate(name);
+      if (name === 'wasm') {
+        // Native matmul on the wasm heap when the addon loads (PEFT_LAB_NATIVE=0 keeps plain wasm).
+        const native = installNativeKernels();
+        return { active: tf.getBackend(), description: describeWasm(native), skipped, native };
+      }
       return { active: tf.getBackend(), description: describe(name), skipped };
     } catch (err) {
       skipped.push({ name, reason: firstLine(err) });
@@ -71,6 +79,15 @@ function describe(name: Exclude<BackendName, 'auto'>): string {
     case 'cpu':
       return 'cpu (pure JavaScript, slowest)';
   }
+}
+
+/** "wasm + OpenBLAS matmul (2 threads)", or the plain wasm description and why the addon is not used. */
+function describeWasm(native: NativeStatus): string {
+  if (native.active) {
+    const threads = native.threads ?? 1;
+    return `wasm + OpenBLAS matmul (${threads} thread${threads === 1 ? '' : 's'})`;
+  }
+  return `${describe('wasm')}; native kernels not loaded: ${native.reason ?? 'unknown reason'}`;
 }
 
 function firstLine(err: unknown): string {

@@ -1,6 +1,6 @@
 /**
  * Lenses above a config's top-level object: Train (or why it cannot train yet), Stop while it
- * trains, and the latest run once there is one.
+ * trains, and Open dashboard of the latest run once there is one.
  */
 import * as vscode from 'vscode';
 import type { ConfigDiagnostics } from './config-diagnostics';
@@ -44,7 +44,8 @@ export class TrainCodeLensProvider implements vscode.CodeLensProvider, vscode.Di
     const latest = this.index.latestRun(doc.fileName);
     if (!latest) return [];
     const count = this.index.runsOf(doc.fileName).length;
-    return [new vscode.CodeLens(range, { title: `$(history) ${count} run${count === 1 ? '' : 's'}: latest ${latest.state}`, command: 'peftLab.openRun', arguments: [latest.dir] })];
+    // "Open dashboard" of the latest run; the count and state stay in the title
+    return [new vscode.CodeLens(range, { title: `$(graph) Open dashboard (${count} run${count === 1 ? '' : 's'}: latest ${latest.state})`, command: 'peftLab.openDashboard', arguments: [latest.dir] })];
   }
 
   /** Why Train is not offered, or undefined when it is. */

@@ -11,23 +11,36 @@ import { RunIndex, runsDirOf } from './run-index';
 import { findLiveRuns } from './run-follower';
 import * as fs from 'node:fs';
 import { TrainingStatusBar } from './status-bar';
+import { RunsSidebar } from './runs-tree';
+import { Dashboard } from './dashboard';
 
 export class PeftLab implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   readonly log = vscode.window.createOutputChannel('PEFT Lab', { log: true });
   readonly diagnostics = new ConfigDiagnostics();
-  readonly index = new RunIndex();
+  readonly index: RunIndex;
+  /** The Runs view: live model of the run folders (also behind `index`), tree provider and actions. */
+  readonly sidebar: RunsSidebar;
   readonly runs: RunManager;
   readonly codeLens: TrainCodeLensProvider;
+  /** Dashboard webview panels (`peftLab.openDashboard`, `peftLab.compareRuns`), revived after a reload. */
+  readonly dashboard: Dashboard;
 
   constructor(context: vscode.ExtensionContext) {
     this.runs = new RunManager(context.asAbsolutePath(path.join('dist', 'worker.js')), this.log);
+    // a run the sidebar starts (Resume) gets the same progress notification and outcome message as Train
+    const onRunStarted = (file: string, done: Promise<RunOutcome>) => {
+      this.showProgress(file, done);
+      void done.then((outcome) => this.report(file, outcome));
+    };
+    this.sidebar = new RunsSidebar(context, this.runs, { onRunStarted }, this.log);
+    this.index = new RunIndex(this.sidebar);
     this.codeLens = new TrainCodeLensProvider(this.diagnostics, this.runs, this.index);
+    this.dashboard = new Dashboard({ extensionUri: context.extensionUri, runs: this.runs, log: this.log });
     this.disposables.push(
-      this.log, this.diagnostics, this.index, this.runs, this.codeLens, new TrainingStatusBar(this.runs),
+      this.log, this.diagnostics, this.runs, this.sidebar, this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
       this.runs.onDidChange(() => {
-        this.index.invalidate();
         // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)
         void vscode.commands.executeCommand('setContext', 'peftLab.runningConfigs', this.runs.active().map((r) => r.configFile));
       }),

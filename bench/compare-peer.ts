@@ -1,0 +1,253 @@
+/**
+ * PEFT Lab against the PyTorch peer (../shared/bench/peer_torch.py) on the same shapes, each run in
+ * its own process, alternating engine and peer so that both see the same machine load:
+ *
+ *   node --import tsx bench/compare-peer.ts [--rounds 2] [--steps 10] [--shapes 128x32,64x8]
+ *        [--methods houlsby,adamix] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
+ *
+ * For each shape and method: `rounds` times (engine run, peer run). The engine is
+ * bench/train-throughput.ts (wasm backend; with the native OpenBLAS kernels when the addon is built),
+ * the peer is peer_torch.py with its best setting (--threads 1) under Debian's /usr/bin/python3.
+ * Prints one JSON line per run, then a summary line with each side's best examples/s (the least
+ * contended run), every run, and ratio = engine / peer. Installs nothing: a missing interpreter,
+ * torch or peer script is reported in the JSON and the exit code is 1.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..');
+const METHODS = ['houlsby', 'adamix'] as const;
+type Method = (typeof METHODS)[number];
+
+interface Options {
+  rounds: number;
+  steps: number;
+  shapes: { seq: number; batch: number }[];
+  methods: Method[];
+  native: 'on' | 'off';
+  threads?: number;
+  peer: string;
+  python: string;
+}
+
+interface Run {
+  side: 'engine' | 'peer';
+  method: Method;
+  seq: number;
+  batch: number;
+  round: number;
+  ms_per_step?: number;
+  examples_per_sec?: number;
+  peak_rss_mib?: number;
+  backend?: string;
+  loadavg_1min_before: number;
+  error?: string;
+}
+
+function usage(message: string): never {
+  process.stderr.write(
+    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    rounds: 2,
+    steps: 10,
+    shapes: [
+      { seq: 128, batch: 32 },
+      { seq: 64, batch: 8 },
+    ],
+    methods: [...METHODS],
+    native: 'on',
+    peer: path.resolve(REPO, '..', 'shared', 'bench', 'peer_torch.py'),
+    python: '/usr/bin/python3',
+  };
+  const positive = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const next = argv[++i];
+      if (next === undefined) usage(`${flag} needs a value`);
+      return next;
+    };
+    switch (flag) {
+      case '--rounds':
+        o.rounds = positive(flag, value());
+        break;
+      case '--steps':
+        o.steps = positive(flag, value());
+        break;
+      case '--shapes':
+        o.shapes = value()
+          .split(',')
+          .map((s) => {
+            const m = /^(\d+)x(\d+)$/.exec(s.trim());
+            if (!m) usage(`--shapes takes SEQxBATCH,... got '${s}'`);
+            return { seq: Number(m[1]), batch: Number(m[2]) };
+          });
+        break;
+      case '--methods':
+        o.methods = value()
+          .split(',')
+          .map((m) => {
+            if (!(METHODS as readonly string[]).includes(m)) usage(`unknown method '${m}'`);
+            return m as Method;
+          });
+        break;
+      case '--native': {
+        const v = value();
+        if (v !== 'on' && v !== 'off') usage(`--native must be on or off, got '${v}'`);
+        o.native = v;
+        break;
+      }
+      case '--threads':
+        o.threads = positive(flag, value());
+        break;
+      case '--peer':
+        o.peer = path.resolve(value());
+        break;
+      case '--python':
+        o.python = value();
+        break;
+      case '--help':
+      case '-h':
+        usage('compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
+      default:
+        usage(`unknown argument '${arg}'`);
+    }
+  }
+  return o;
+}
+
+/** What the comparison needs and does not have, in words; [] when all is there. */
+function missing(o: Options): string[] {
+  const out: string[] = [];
+  if (!fs.existsSync(o.peer)) out.push(`the peer script ${o.peer} (pass --peer PATH)`);
+  if (!fs.existsSync(o.python)) {
+    out.push(`the Python interpreter ${o.python} (Debian: apt-get install python3 python3-torch)`);
+  } else {
+    const probe = spawnSync(o.python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+    if (probe.status !== 0) out.push(`PyTorch for ${o.python} (Debian: apt-get install python3-torch): ${(probe.stderr || '').trim().split('\n').pop()}`);
+  }
+  return out;
+}
+
+/** Runs a command; resolves with the last JSON line of its stdout (or an error). */
+function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ json?: Record<string, unknown>; error?: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (c: string) => (out += c));
+    child.stderr.on('data', (c: string) => (err += c));
+    child.on('error', (e) => resolve({ error: e.message }));
+    child.on('close', (code, signal) => {
+      const lines = out.split('\n').filter((l) => l.startsWith('{'));
+      if (code !== 0 || lines.length === 0) {
+        resolve({ error: `exited with ${signal ?? `code ${code}`}: ${err.trim().split('\n').slice(-3).join(' | ')}` });
+        return;
+      }
+      try {
+        resolve({ json: JSON.parse(lines[0]!) as Record<string, unknown> });
+      } catch (e) {
+        resolve({ error: `unreadable output: ${String(e)}` });
+      }
+    });
+  });
+}
+
+async function engineRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
+  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native];
+  if (o.threads !== undefined) args.push('--threads', String(o.threads));
+  const { json, error } = await runJson(process.execPath, args, { ...process.env, PEFT_LAB_BACKEND: '' });
+  if (!json) return { error };
+  return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.backend as string };
+}
+
+async function peerRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
+  const args = [o.peer, '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--threads', '1'];
+  const { json, error } = await runJson(o.python, args, process.env);
+  if (!json) return { error };
+  return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.peer as string };
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function best(runs: Run[]): Run | undefined {
+  return runs.filter((r) => r.examples_per_sec !== undefined).sort((a, b) => b.examples_per_sec! - a.examples_per_sec!)[0];
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const machine = {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+  };
+  const lacking = missing(o);
+  if (lacking.length > 0) {
+    process.stdout.write(`${JSON.stringify({ bench: 'compare-peer', error: 'missing', missing: lacking, machine })}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const runs: Run[] = [];
+  for (const { seq, batch } of o.shapes) {
+    for (const method of o.methods) {
+      for (let r = 1; r <= o.rounds; r++) {
+        for (const side of ['engine', 'peer'] as const) {
+          const loadavg = round(os.loadavg()[0]!, 2);
+          const result = side === 'engine' ? await engineRun(o, method, seq, batch) : await peerRun(o, method, seq, batch);
+          const run: Run = { side, method, seq, batch, round: r, ...result, loadavg_1min_before: loadavg };
+          runs.push(run);
+          process.stdout.write(`${JSON.stringify({ bench: 'compare-peer', ...run })}\n`);
+        }
+      }
+    }
+  }
+  const results = o.shapes.flatMap(({ seq, batch }) =>
+    o.methods.map((method) => {
+      const of = (side: Run['side']) => runs.filter((r) => r.side === side && r.method === method && r.seq === seq && r.batch === batch);
+      const summary = (side: Run['side']) => {
+        const all = of(side);
+        const b = best(all);
+        return {
+          examples_per_sec: b?.examples_per_sec ?? null,
+          ms_per_step: b?.ms_per_step ?? null,
+          peak_rss_mib: b?.peak_rss_mib ?? null,
+          runs_examples_per_sec: all.map((r) => r.examples_per_sec ?? null),
+          ...(b?.backend ? { backend: b.backend } : {}),
+          ...(all.some((r) => r.error) ? { errors: all.filter((r) => r.error).map((r) => r.error) } : {}),
+        };
+      };
+      const engine = summary('engine');
+      const peer = summary('peer');
+      const ratio = engine.examples_per_sec && peer.examples_per_sec ? round(engine.examples_per_sec / peer.examples_per_sec, 3) : null;
+      return { method, seq, batch, engine, peer, ratio };
+    }),
+  );
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'compare-peer', machine, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
+  );
+  if (runs.some((r) => r.error)) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

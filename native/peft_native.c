@@ -1,0 +1,574 @@
+/*
+ * peft_native: CPU kernels for PEFT Lab's TensorFlow.js wasm backend, on OpenBLAS.
+ *
+ * Plain N-API (node_api.h, NAPI_VERSION 8), so the same binary loads in Node and in Electron.
+ * Every kernel works in place on the wasm backend's heap: the caller passes the heap itself (a
+ * Float32Array over the whole WebAssembly.Memory, re-read on every call because the heap can grow)
+ * and byte offsets of the tensors in it (`backend.dataIdMap.get(dataId).memoryOffset`). Nothing is
+ * copied; each offset and extent is checked against the heap's length before any access.
+ *
+ * Exports:
+ *   sgemm(heap, aOff, bOff, cOff, M, N, K, transA, transB,
+ *         batch, aBatches, bBatches, aIndex, bIndex)      C[i] = op(A[ai]) . op(B[bi]), i < batch
+ *       A[j] is op(A)'s j-th [M, K] (or [K, M] if transA) row-major matrix, B[j] likewise [K, N]
+ *       (or [N, K]), C[i] is [M, N]. ai = aIndex[i] if aIndex is an Int32Array, else
+ *       (aBatches == 1 ? 0 : i); bi likewise. This covers every batch form of BatchMatMul:
+ *       equal batches, a batch of 1 broadcast, and general broadcasting through index arrays.
+ *   sumRows(heap, xOff, yOff, rows, cols[, scale])        y[c] = scale * sum_r x[r, c] (leading axes)
+ *   sumCols(heap, xOff, yOff, rows, cols[, scale])        y[r] = scale * sum_c x[r, c] (trailing axes)
+ *   transpose(heap, xOff, yOff, shape, perm)              y = x permuted (Int32Array shape and perm,
+ *                                                         any 4-byte element type: bits are copied)
+ *   gatherRows(heap, xOff, idxOff, yOff, outer, dim, inner, n)
+ *                                                         y[o, j, :] = x[o, idx[j], :] (int32 idx on the
+ *                                                         heap); returns undefined, or the first index
+ *                                                         outside [0, dim) without writing anything
+ *   copyBlocks(heap, srcOff, dstOff, count, block, srcStride, dstStride)
+ *                                                         count blocks of `block` elements, strides in
+ *                                                         elements (Unpack, slices along any axis)
+ *   unary(heap, op, xOff, yOff, n)                        y = exp(x) (op 0) or erf(x) (op 1), float32
+ *   setThreads(n), getThreads()                           OpenBLAS's thread count
+ *   info()                                                { config, corename, parallel, threads }
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include "peft_math.h"
+
+/* OpenBLAS extensions (declared by Debian's cblas.h too; repeated so other cblas.h builds work). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+int openblas_get_parallel(void);
+
+#define CHECK(env, call)                                                   \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error((env), NULL, "peft_native: N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* A Float32Array over the heap: its data pointer and length in elements. */
+static int get_heap(napi_env env, napi_value value, float **data, size_t *length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  void *ptr = NULL;
+  napi_value buffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, length, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
+  if (type != napi_float32_array) return 0;
+  *data = (float *)ptr;
+  return 1;
+}
+
+static int get_int64(napi_env env, napi_value value, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok || t != napi_number) return 0;
+  return napi_get_value_int64(env, value, out) == napi_ok;
+}
+
+static int get_bool(napi_env env, napi_value value, int *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok) return 0;
+  if (t == napi_boolean) {
+    bool b;
+    if (napi_get_value_bool(env, value, &b) != napi_ok) return 0;
+    *out = b ? 1 : 0;
+    return 1;
+  }
+  if (t == napi_number) {
+    int64_t v;
+    if (napi_get_value_int64(env, value, &v) != napi_ok) return 0;
+    *out = v != 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* An optional Int32Array of `length` batch indices, each in [0, limit); NULL when null/undefined. */
+static int get_index(napi_env env, napi_value value, int64_t length, int64_t limit, const int32_t **out) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok) return 0;
+  if (t == napi_null || t == napi_undefined) {
+    *out = NULL;
+    return 1;
+  }
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *ptr = NULL;
+  napi_value buffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, &n, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
+  if (type != napi_int32_array || (int64_t)n != length) return 0;
+  const int32_t *idx = (const int32_t *)ptr;
+  for (int64_t i = 0; i < length; i++) {
+    if (idx[i] < 0 || idx[i] >= limit) return 0;
+  }
+  *out = idx;
+  return 1;
+}
+
+/* Byte offset `off` of `count` floats lies inside a heap of `length` floats and is 4-byte aligned. */
+static int in_heap(int64_t off, int64_t count, size_t length) {
+  if (off < 0 || (off & 3) != 0 || count < 0) return 0;
+  int64_t first = off / 4;
+  return first <= (int64_t)length && count <= (int64_t)length - first;
+}
+
+static napi_value sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 12) return throw_error(env, "peft_native.sgemm: expected at least 12 arguments");
+  float *heap = NULL;
+  size_t heap_len = 0;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.sgemm: heap must be a Float32Array");
+  int64_t a_off, b_off, c_off, m, n, k, batch, a_batches, b_batches;
+  int trans_a, trans_b;
+  if (!get_int64(env, argv[1], &a_off) || !get_int64(env, argv[2], &b_off) || !get_int64(env, argv[3], &c_off) ||
+      !get_int64(env, argv[4], &m) || !get_int64(env, argv[5], &n) || !get_int64(env, argv[6], &k) ||
+      !get_bool(env, argv[7], &trans_a) || !get_bool(env, argv[8], &trans_b) || !get_int64(env, argv[9], &batch) ||
+      !get_int64(env, argv[10], &a_batches) || !get_int64(env, argv[11], &b_batches)) {
+    return throw_error(env, "peft_native.sgemm: bad argument types");
+  }
+  if (m < 0 || n < 0 || k < 0 || batch < 0 || a_batches < 1 || b_batches < 1 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
+    return throw_error(env, "peft_native.sgemm: bad dimensions");
+  }
+  const int32_t *a_index = NULL, *b_index = NULL;
+  if (argc > 12 && !get_index(env, argv[12], batch, a_batches, &a_index)) {
+    return throw_error(env, "peft_native.sgemm: aIndex must be null or an Int32Array of batch indices below aBatches");
+  }
+  if (argc > 13 && !get_index(env, argv[13], batch, b_batches, &b_index)) {
+    return throw_error(env, "peft_native.sgemm: bIndex must be null or an Int32Array of batch indices below bBatches");
+  }
+  if (!a_index && a_batches != 1 && a_batches != batch) return throw_error(env, "peft_native.sgemm: aBatches must be 1 or batch without aIndex");
+  if (!b_index && b_batches != 1 && b_batches != batch) return throw_error(env, "peft_native.sgemm: bBatches must be 1 or batch without bIndex");
+  const int64_t a_size = m * k, b_size = k * n, c_size = m * n;
+  if (!in_heap(a_off, a_size * a_batches, heap_len) || !in_heap(b_off, b_size * b_batches, heap_len) ||
+      !in_heap(c_off, c_size * batch, heap_len)) {
+    return throw_error(env, "peft_native.sgemm: operand outside the heap");
+  }
+  float *a = heap + a_off / 4, *b = heap + b_off / 4, *c = heap + c_off / 4;
+  if (c_size == 0 || batch == 0) return NULL;
+  if (k == 0) {
+    memset(c, 0, (size_t)(c_size * batch) * sizeof(float));
+    return NULL;
+  }
+  const int lda = trans_a ? (int)m : (int)k;
+  const int ldb = trans_b ? (int)k : (int)n;
+  const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+  const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+  for (int64_t i = 0; i < batch; i++) {
+    const int64_t ai = a_index ? a_index[i] : (a_batches == 1 ? 0 : i);
+    const int64_t bi = b_index ? b_index[i] : (b_batches == 1 ? 0 : i);
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a + ai * a_size, lda, b + bi * b_size, ldb, 0.0f,
+                c + i * c_size, (int)n);
+  }
+  return NULL;
+}
+
+/* Reads (heap, xOff, yOff, rows, cols[, scale]) for sumRows and sumCols; 0 after throwing. */
+static int reduce_args(napi_env env, napi_callback_info info, const char *name, float **x, float **y, int64_t *rows, int64_t *cols,
+                       double *scale, int64_t out_count_is_rows) {
+  size_t argc = 6;
+  napi_value argv[6];
+  char message[128];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    snprintf(message, sizeof message, "peft_native.%s: expected 5 or 6 arguments", name);
+    napi_throw_error(env, NULL, message);
+    return 0;
+  }
+  float *heap = NULL;
+  size_t heap_len = 0;
+  int64_t x_off, y_off;
+  *scale = 1.0;
+  if (!get_heap(env, argv[0], &heap, &heap_len) || !get_int64(env, argv[1], &x_off) || !get_int64(env, argv[2], &y_off) ||
+      !get_int64(env, argv[3], rows) || !get_int64(env, argv[4], cols) ||
+      (argc > 5 && napi_get_value_double(env, argv[5], scale) != napi_ok)) {
+    snprintf(message, sizeof message, "peft_native.%s: bad argument types", name);
+    napi_throw_error(env, NULL, message);
+    return 0;
+  }
+  if (*rows < 0 || *cols < 0 || !in_heap(x_off, *rows * *cols, heap_len) || !in_heap(y_off, out_count_is_rows ? *rows : *cols, heap_len)) {
+    snprintf(message, sizeof message, "peft_native.%s: bad dimensions or operand outside the heap", name);
+    napi_throw_error(env, NULL, message);
+    return 0;
+  }
+  *x = heap + x_off / 4;
+  *y = heap + y_off / 4;
+  return 1;
+}
+
+/* y[r] = scale * sum over c of x[r, c]: sums and means over trailing axes (softmax gradient, LayerNorm
+ * moments). Accumulated in double. */
+static napi_value sum_cols(napi_env env, napi_callback_info info) {
+  float *x, *y;
+  int64_t rows, cols;
+  double scale;
+  if (!reduce_args(env, info, "sumCols", &x, &y, &rows, &cols, &scale, 1)) return NULL;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    double acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+    int64_t c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      acc0 += row[c];
+      acc1 += row[c + 1];
+      acc2 += row[c + 2];
+      acc3 += row[c + 3];
+    }
+    for (; c < cols; c++) acc0 += row[c];
+    y[r] = (float)(scale * ((acc0 + acc1) + (acc2 + acc3)));
+  }
+  return NULL;
+}
+
+/* y[c] = scale * sum over r of x[r, c], x [rows, cols] row-major: the bias gradient. Accumulated in double. */
+static napi_value sum_rows(napi_env env, napi_callback_info info) {
+  float *x, *y;
+  int64_t rows, cols;
+  double scale;
+  if (!reduce_args(env, info, "sumRows", &x, &y, &rows, &cols, &scale, 0)) return NULL;
+  if (cols == 0) return NULL;
+  double *acc = (double *)calloc((size_t)cols, sizeof(double));
+  if (!acc) return throw_error(env, "peft_native.sumRows: out of memory");
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    for (int64_t j = 0; j < cols; j++) acc[j] += row[j];
+  }
+  for (int64_t j = 0; j < cols; j++) y[j] = (float)(scale * acc[j]);
+  free(acc);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- transpose */
+
+#define MAX_RANK 16
+#define TILE 32
+
+/*
+ * y = transpose(x, perm) for x of `rank` dims `shape`, 4-byte elements. Dims of size 1 are dropped
+ * and input dims that stay adjacent and in order are merged first, so the common cases become
+ * small ranks. Then either whole contiguous rows are copied (the last dim stays last), or a blocked
+ * 2-D transpose runs between the input's last dim and the input dim that becomes the output's last,
+ * for every index of the remaining dims.
+ */
+static void transpose_u32(const uint32_t *x, uint32_t *y, int rank, const int64_t *shape, const int *perm) {
+  /* 1. Drop size-1 dims. */
+  int64_t s[MAX_RANK];
+  int p[MAX_RANK], keep[MAX_RANK], r = 0;
+  int64_t total = 1;
+  for (int i = 0; i < rank; i++) total *= shape[i];
+  if (total == 0) return;
+  for (int i = 0; i < rank; i++) keep[i] = -1;
+  for (int i = 0; i < rank; i++) {
+    if (shape[i] != 1) keep[i] = r++;
+  }
+  {
+    int j = 0;
+    for (int i = 0; i < rank; i++) {
+      if (shape[perm[i]] != 1) p[j++] = keep[perm[i]];
+    }
+    for (int i = 0; i < rank; i++) {
+      if (keep[i] >= 0) s[keep[i]] = shape[i];
+    }
+  }
+  if (r == 0) {
+    y[0] = x[0];
+    return;
+  }
+  /* 2. Merge input dims d, d+1 that are output-adjacent in the same order. */
+  for (;;) {
+    int merged = 0;
+    for (int i = 0; i + 1 < r; i++) {
+      if (p[i + 1] == p[i] + 1) {
+        const int d = p[i];
+        s[d] *= s[d + 1];
+        for (int k = d + 1; k + 1 < r; k++) s[k] = s[k + 1];
+        for (int k = i + 1; k + 1 < r; k++) p[k] = p[k + 1];
+        r--;
+        for (int k = 0; k < r; k++) {
+          if (p[k] > d) p[k]--;
+        }
+        merged = 1;
+        break;
+      }
+    }
+    if (!merged) break;
+  }
+  if (r == 1) {
+    memcpy(y, x, (size_t)total * sizeof(uint32_t));
+    return;
+  }
+  /* Strides: input in its own order, output in output order; in_of_out[i] = input stride of output dim i. */
+  int64_t in_stride[MAX_RANK], out_shape[MAX_RANK], out_stride[MAX_RANK], in_of_out[MAX_RANK];
+  in_stride[r - 1] = 1;
+  for (int i = r - 2; i >= 0; i--) in_stride[i] = in_stride[i + 1] * s[i + 1];
+  for (int i = 0; i < r; i++) out_shape[i] = s[p[i]];
+  out_stride[r - 1] = 1;
+  for (int i = r - 2; i >= 0; i--) out_stride[i] = out_stride[i + 1] * out_shape[i + 1];
+  for (int i = 0; i < r; i++) in_of_out[i] = in_stride[p[i]];
+
+  int64_t idx[MAX_RANK];
+  for (int i = 0; i < r; i++) idx[i] = 0;
+  int64_t in_base = 0, out_base = 0;
+  if (p[r - 1] == r - 1) {
+    /* The last dim stays last: copy contiguous runs, odometer over output dims 0..r-2. */
+    const int64_t run = s[r - 1];
+    for (;;) {
+      memcpy(y + out_base, x + in_base, (size_t)run * sizeof(uint32_t));
+      int d = r - 2;
+      for (; d >= 0; d--) {
+        idx[d]++;
+        in_base += in_of_out[d];
+        out_base += out_stride[d];
+        if (idx[d] < out_shape[d]) break;
+        in_base -= in_of_out[d] * out_shape[d];
+        out_base -= out_stride[d] * out_shape[d];
+        idx[d] = 0;
+      }
+      if (d < 0) return;
+    }
+  }
+  /* Output dim b holds the input's last dim; output dim r-1 holds input dim p[r-1] != r-1. */
+  int b = 0;
+  for (int i = 0; i < r; i++) {
+    if (p[i] == r - 1) b = i;
+  }
+  const int64_t rows = out_shape[r - 1]; /* along output's last dim: input stride in_of_out[r-1] */
+  const int64_t cols = out_shape[b];     /* along input's last dim: output stride out_stride[b] */
+  const int64_t in_row_stride = in_of_out[r - 1], out_col_stride = out_stride[b];
+  /* Odometer over the other output dims. */
+  for (;;) {
+    for (int64_t c0 = 0; c0 < cols; c0 += TILE) {
+      const int64_t c1 = c0 + TILE < cols ? c0 + TILE : cols;
+      for (int64_t r0 = 0; r0 < rows; r0 += TILE) {
+        const int64_t r1 = r0 + TILE < rows ? r0 + TILE : rows;
+        for (int64_t c = c0; c < c1; c++) {
+          const uint32_t *src = x + in_base + c;
+          uint32_t *dst = y + out_base + c * out_col_stride;
+          for (int64_t q = r0; q < r1; q++) dst[q] = src[q * in_row_stride];
+        }
+      }
+    }
+    /* Next index of the dims other than b and r-1. */
+    int d = r - 2;
+    for (; d >= 0; d--) {
+      if (d == b) continue;
+      idx[d]++;
+      in_base += in_of_out[d];
+      out_base += out_stride[d];
+      if (idx[d] < out_shape[d]) break;
+      in_base -= in_of_out[d] * out_shape[d];
+      out_base -= out_stride[d] * out_shape[d];
+      idx[d] = 0;
+    }
+    if (d < 0) break;
+  }
+}
+
+static int get_int32_array(napi_env env, napi_value value, const int32_t **out, size_t *length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  void *ptr = NULL;
+  napi_value buffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, length, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
+  if (type != napi_int32_array) return 0;
+  *out = (const int32_t *)ptr;
+  return 1;
+}
+
+static napi_value transpose(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_error(env, "peft_native.transpose: expected 5 arguments");
+  float *heap = NULL;
+  size_t heap_len = 0;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.transpose: heap must be a Float32Array");
+  int64_t x_off, y_off;
+  const int32_t *shape32 = NULL, *perm32 = NULL;
+  size_t rank = 0, perm_len = 0;
+  if (!get_int64(env, argv[1], &x_off) || !get_int64(env, argv[2], &y_off) || !get_int32_array(env, argv[3], &shape32, &rank) ||
+      !get_int32_array(env, argv[4], &perm32, &perm_len)) {
+    return throw_error(env, "peft_native.transpose: bad argument types");
+  }
+  if (rank != perm_len || rank > MAX_RANK) return throw_error(env, "peft_native.transpose: shape and perm must have the same rank, at most 16");
+  int64_t shape[MAX_RANK];
+  int perm[MAX_RANK], seen[MAX_RANK] = {0};
+  int64_t total = 1;
+  for (size_t i = 0; i < rank; i++) {
+    if (shape32[i] < 0) return throw_error(env, "peft_native.transpose: negative dimension");
+    if (perm32[i] < 0 || (size_t)perm32[i] >= rank || seen[perm32[i]]) return throw_error(env, "peft_native.transpose: perm is not a permutation");
+    seen[perm32[i]] = 1;
+    shape[i] = shape32[i];
+    perm[i] = perm32[i];
+    total *= shape[i];
+  }
+  if (!in_heap(x_off, total, heap_len) || !in_heap(y_off, total, heap_len)) {
+    return throw_error(env, "peft_native.transpose: operand outside the heap");
+  }
+  if (total == 0) return NULL;
+  transpose_u32((const uint32_t *)(heap + x_off / 4), (uint32_t *)(heap + y_off / 4), (int)rank, shape, perm);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- gather and block copies */
+
+static napi_value gather_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return throw_error(env, "peft_native.gatherRows: expected 8 arguments");
+  float *heap = NULL;
+  size_t heap_len = 0;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.gatherRows: heap must be a Float32Array");
+  int64_t x_off, idx_off, y_off, outer, dim, inner, n;
+  if (!get_int64(env, argv[1], &x_off) || !get_int64(env, argv[2], &idx_off) || !get_int64(env, argv[3], &y_off) ||
+      !get_int64(env, argv[4], &outer) || !get_int64(env, argv[5], &dim) || !get_int64(env, argv[6], &inner) ||
+      !get_int64(env, argv[7], &n)) {
+    return throw_error(env, "peft_native.gatherRows: bad argument types");
+  }
+  if (outer < 0 || dim < 0 || inner < 0 || n < 0) return throw_error(env, "peft_native.gatherRows: bad dimensions");
+  if (!in_heap(x_off, outer * dim * inner, heap_len) || !in_heap(idx_off, n, heap_len) || !in_heap(y_off, outer * n * inner, heap_len)) {
+    return throw_error(env, "peft_native.gatherRows: operand outside the heap");
+  }
+  const int32_t *idx = (const int32_t *)(heap + idx_off / 4);
+  for (int64_t j = 0; j < n; j++) {
+    if (idx[j] < 0 || idx[j] >= dim) {
+      napi_value bad;
+      CHECK(env, napi_create_int32(env, idx[j], &bad));
+      return bad;
+    }
+  }
+  const uint32_t *x = (const uint32_t *)(heap + x_off / 4);
+  uint32_t *y = (uint32_t *)(heap + y_off / 4);
+  const size_t bytes = (size_t)inner * sizeof(uint32_t);
+  for (int64_t o = 0; o < outer; o++) {
+    const uint32_t *xo = x + o * dim * inner;
+    uint32_t *yo = y + o * n * inner;
+    for (int64_t j = 0; j < n; j++) memcpy(yo + j * inner, xo + (int64_t)idx[j] * inner, bytes);
+  }
+  return NULL;
+}
+
+static napi_value copy_blocks(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) return throw_error(env, "peft_native.copyBlocks: expected 7 arguments");
+  float *heap = NULL;
+  size_t heap_len = 0;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.copyBlocks: heap must be a Float32Array");
+  int64_t src_off, dst_off, count, block, src_stride, dst_stride;
+  if (!get_int64(env, argv[1], &src_off) || !get_int64(env, argv[2], &dst_off) || !get_int64(env, argv[3], &count) ||
+      !get_int64(env, argv[4], &block) || !get_int64(env, argv[5], &src_stride) || !get_int64(env, argv[6], &dst_stride)) {
+    return throw_error(env, "peft_native.copyBlocks: bad argument types");
+  }
+  if (count < 0 || block < 0 || src_stride < block || dst_stride < block) return throw_error(env, "peft_native.copyBlocks: bad dimensions");
+  if (count == 0 || block == 0) return NULL;
+  if (!in_heap(src_off, (count - 1) * src_stride + block, heap_len) || !in_heap(dst_off, (count - 1) * dst_stride + block, heap_len)) {
+    return throw_error(env, "peft_native.copyBlocks: operand outside the heap");
+  }
+  const uint32_t *src = (const uint32_t *)(heap + src_off / 4);
+  uint32_t *dst = (uint32_t *)(heap + dst_off / 4);
+  const size_t bytes = (size_t)block * sizeof(uint32_t);
+  for (int64_t i = 0; i < count; i++) memcpy(dst + i * dst_stride, src + i * src_stride, bytes);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+static napi_value unary(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return throw_error(env, "peft_native.unary: expected 5 arguments");
+  float *heap = NULL;
+  size_t heap_len = 0;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.unary: heap must be a Float32Array");
+  int64_t op, x_off, y_off, n;
+  if (!get_int64(env, argv[1], &op) || !get_int64(env, argv[2], &x_off) || !get_int64(env, argv[3], &y_off) || !get_int64(env, argv[4], &n)) {
+    return throw_error(env, "peft_native.unary: bad argument types");
+  }
+  if (n < 0 || !in_heap(x_off, n, heap_len) || !in_heap(y_off, n, heap_len)) return throw_error(env, "peft_native.unary: operand outside the heap");
+  if (n == 0) return NULL;
+  if (!pm_unary((int)op, heap + x_off / 4, heap + y_off / 4, n)) return throw_error(env, "peft_native.unary: unknown op");
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  if (argc < 1 || !get_int64(env, argv[0], &n) || n < 1 || n > 1024) {
+    return throw_error(env, "peft_native.setThreads: expected a thread count from 1 to 1024");
+  }
+  openblas_set_num_threads((int)n);
+  napi_value result;
+  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  return result;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  return result;
+}
+
+static napi_value set_string(napi_env env, napi_value obj, const char *key, const char *value) {
+  napi_value v;
+  if (napi_create_string_utf8(env, value ? value : "", NAPI_AUTO_LENGTH, &v) != napi_ok) return NULL;
+  if (napi_set_named_property(env, obj, key, v) != napi_ok) return NULL;
+  return obj;
+}
+
+static napi_value get_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, v;
+  CHECK(env, napi_create_object(env, &obj));
+  if (!set_string(env, obj, "config", openblas_get_config())) return throw_error(env, "peft_native.info failed");
+  if (!set_string(env, obj, "corename", openblas_get_corename())) return throw_error(env, "peft_native.info failed");
+  CHECK(env, napi_create_int32(env, openblas_get_parallel(), &v));
+  CHECK(env, napi_set_named_property(env, obj, "parallel", v));
+  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &v));
+  CHECK(env, napi_set_named_property(env, obj, "threads", v));
+  CHECK(env, napi_create_int32(env, NAPI_VERSION, &v));
+  CHECK(env, napi_set_named_property(env, obj, "napiVersion", v));
+  return obj;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumRows", NULL, sum_rows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumCols", NULL, sum_cols, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"transpose", NULL, transpose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyBlocks", NULL, copy_blocks, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unary", NULL, unary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"info", NULL, get_info, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

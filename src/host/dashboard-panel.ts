@@ -1,0 +1,286 @@
+/**
+ * One dashboard webview panel: one run, or several runs overlaid for comparison.
+ *
+ * Data flow: each run folder is a RunData (dashboard-data.ts) that reads only what was appended to
+ * metrics.jsonl since its last read. A run that this window's RunManager trains or follows is read
+ * at once when its worker reports a step (the message says "there is a new line"); any other run
+ * that is still running is read once a second; a finished one every few seconds (a resume from
+ * the command line would make it run again). The webview never reads files: it asks for a snapshot
+ * when its script loads (first show, show after hide, window reload) and gets appends after that.
+ */
+import * as vscode from 'vscode';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  emptyTrainColumns,
+  parseDashboardToHost,
+  type ActionMessage,
+  type DashboardToHost,
+  type HostToDashboard,
+  type RunSnapshot,
+} from '../protocol/dashboard';
+import type { WorkerMessage } from '../protocol/worker';
+import { RunData, hasChanges, type RunChanges } from './dashboard-data';
+import { dashboardHtml, makeNonce } from './dashboard-html';
+import type { RunManager } from './run-manager';
+
+const RUNNING_POLL_MS = 1000;
+/** Finished runs are looked at every this many ticks. */
+const IDLE_EVERY = 5;
+/** Worker messages arrive once per logged step; reading once per this many ms is enough. */
+const MESSAGE_DEBOUNCE_MS = 50;
+
+export type DashboardMode = 'run' | 'compare';
+
+export interface DashboardDeps {
+  extensionUri: vscode.Uri;
+  runs: RunManager;
+  log: vscode.LogOutputChannel;
+}
+
+export function panelKey(mode: DashboardMode, dirs: readonly string[]): string {
+  return `${mode}\n${[...dirs].map((d) => path.resolve(d)).sort().join('\n')}`;
+}
+
+export function mediaRoot(extensionUri: vscode.Uri): vscode.Uri {
+  return vscode.Uri.joinPath(extensionUri, 'media');
+}
+
+/** Webview options of every dashboard panel (also applied to panels revived after a reload). */
+export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+  return { enableScripts: true, localResourceRoots: [mediaRoot(extensionUri)], enableFindWidget: false };
+}
+
+export class DashboardPanel implements vscode.Disposable {
+  readonly runs: RunData[];
+  private ready = false;
+  private disposed = false;
+  private tick = 0;
+  private readonly timer: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private readonly urgent = new Set<RunData>();
+  private readonly followed = new Map<RunData, boolean>();
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private readonly disposeEmitter = new vscode.EventEmitter<void>();
+  readonly onDidDispose = this.disposeEmitter.event;
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    readonly mode: DashboardMode,
+    runDirs: readonly string[],
+    private readonly deps: DashboardDeps,
+  ) {
+    this.runs = [...new Set(runDirs.map((d) => path.resolve(d)))].map((dir) => new RunData(dir));
+    for (const run of this.runs) this.followed.set(run, this.isFollowed(run));
+    panel.title = this.title();
+    panel.iconPath = { light: vscode.Uri.joinPath(mediaRoot(deps.extensionUri), 'dashboard-light.svg'), dark: vscode.Uri.joinPath(mediaRoot(deps.extensionUri), 'dashboard-dark.svg') };
+    panel.webview.options = webviewOptions(deps.extensionUri);
+    panel.webview.html = this.html();
+    this.subscriptions.push(
+      panel.webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
+      panel.onDidChangeViewState(() => {
+        // a hidden webview is destroyed (no retainContextWhenHidden); it asks again with 'ready'
+        if (!panel.visible) this.ready = false;
+      }),
+      panel.onDidDispose(() => this.dispose()),
+      deps.runs.onDidReceiveMessage(({ configFile, message }) => this.onWorkerMessage(configFile, message)),
+      deps.runs.onDidChange(() => this.updateFollowed()),
+    );
+    this.timer = setInterval(() => this.poll(), RUNNING_POLL_MS);
+  }
+
+  get key(): string {
+    return panelKey(this.mode, this.runs.map((r) => r.dir));
+  }
+
+  reveal(): void {
+    this.panel.reveal();
+  }
+
+  private title(): string {
+    if (this.mode === 'compare') return `Compare ${this.runs.length} runs`;
+    return `Dashboard: ${this.runs[0]?.name ?? 'run'}`;
+  }
+
+  private html(): string {
+    const media = mediaRoot(this.deps.extensionUri);
+    const uri = (...parts: string[]) => this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
+    return dashboardHtml(
+      { cspSource: this.panel.webview.cspSource, script: uri('dashboard.js'), style: uri('dashboard.css'), codicons: uri('codicons', 'codicon.css') },
+      makeNonce(),
+      this.title(),
+    );
+  }
+
+  /** Snapshots of the panel's runs as the webview gets them. */
+  snapshots(): RunSnapshot[] {
+    return this.runs.map((run) => run.snapshot(this.followed.get(run) ?? false));
+  }
+
+  private onMessage(raw: unknown): void {
+    const parsed = parseDashboardToHost(raw);
+    if (!parsed.ok) {
+      this.deps.log.warn(`dashboard: ignoring a malformed message from the webview (${parsed.error}): ${preview(raw)}`);
+      return;
+    }
+    const message: DashboardToHost = parsed.value;
+    switch (message.type) {
+      case 'ready':
+        this.ready = true;
+        for (const run of this.runs) run.refresh(this.followed.get(run));
+        this.post({ type: 'snapshot', mode: this.mode, runs: this.snapshots() });
+        return;
+      case 'webviewError':
+        this.deps.log.error(`dashboard webview: ${message.message}`);
+        return;
+      case 'action':
+        void this.onAction(message);
+        return;
+    }
+  }
+
+  private async onAction(message: ActionMessage): Promise<void> {
+    const run = this.runs.find((r) => r.dir === path.resolve(message.dir));
+    if (!run) {
+      this.deps.log.warn(`dashboard: ignoring ${message.action} for a run this panel does not show: ${message.dir}`);
+      return;
+    }
+    try {
+      switch (message.action) {
+        case 'openConfig': {
+          const source = run.configFile && fs.existsSync(run.configFile) ? run.configFile : path.join(run.dir, 'config.json');
+          await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(source));
+          return;
+        }
+        case 'stop':
+          if (!run.configFile) throw new Error(`${run.name} names no config file`);
+          await vscode.commands.executeCommand('peftLab.stop', vscode.Uri.file(run.configFile));
+          return;
+        case 'resume':
+          // the Runs sidebar's command takes its tree node ({ kind, key }); a plain-path command wins if registered
+          await this.runFirstRegistered('Resume', [
+            ['peftLab.resumeRun', run.dir],
+            ['peftLab.runs.resume', { kind: 'run', key: run.dir }],
+          ]);
+          return;
+        case 'evaluate': {
+          const checkpoint = run.bestCheckpoint;
+          if (!checkpoint) {
+            void vscode.window.showInformationMessage(`PEFT Lab: ${run.name} has no checkpoint to evaluate yet.`);
+            return;
+          }
+          await this.runFirstRegistered('Evaluate', [
+            ['peftLab.evaluateCheckpoint', checkpoint],
+            ['peftLab.runs.evaluate', { kind: 'checkpoint', key: checkpoint }],
+          ]);
+          return;
+        }
+        case 'revealRun': {
+          const uri = vscode.Uri.file(run.dir);
+          const inWorkspace = vscode.workspace.getWorkspaceFolder(uri) !== undefined;
+          await vscode.commands.executeCommand(inWorkspace ? 'revealInExplorer' : 'revealFileInOS', uri);
+          return;
+        }
+      }
+    } catch (err) {
+      this.deps.log.error(`dashboard: ${message.action} of ${run.dir} failed: ${(err as Error).message}`);
+      void vscode.window.showErrorMessage(`PEFT Lab: ${message.action} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Runs the first registered of the commands another feature contributes, or says none is there (yet). */
+  private async runFirstRegistered(what: string, candidates: [command: string, arg: unknown][]): Promise<void> {
+    const commands = new Set(await vscode.commands.getCommands(true));
+    const found = candidates.find(([command]) => commands.has(command));
+    if (!found) {
+      void vscode.window.showInformationMessage(`PEFT Lab: ${what} is not available in this version (no ${candidates.map(([c]) => c).join(' or ')} command).`);
+      return;
+    }
+    await vscode.commands.executeCommand(found[0], found[1]);
+  }
+
+  private onWorkerMessage(configFile: string, message: WorkerMessage): void {
+    const file = path.resolve(configFile);
+    const dirOfMessage = message.type === 'started' || message.type === 'finished' ? path.resolve(message.runDir) : undefined;
+    for (const run of this.runs) {
+      const mine = dirOfMessage ? dirOfMessage === run.dir : run.configFile !== undefined && path.resolve(run.configFile) === file && run.state !== 'finished';
+      if (mine) this.urgent.add(run);
+    }
+    if (this.urgent.size && !this.debounce) {
+      this.debounce = setTimeout(() => {
+        this.debounce = undefined;
+        const runs = [...this.urgent];
+        this.urgent.clear();
+        this.updateFollowed();
+        for (const run of runs) this.refresh(run);
+      }, MESSAGE_DEBOUNCE_MS);
+    }
+  }
+
+  /** Whether this window's run manager follows the run (its worker's messages reach us). */
+  private isFollowed(run: RunData): boolean {
+    if (!run.configFile) return false;
+    const view = this.deps.runs.get(run.configFile);
+    if (!view || view.phase === 'queued') return false;
+    return view.started ? path.resolve(view.started.runDir) === run.dir : run.state === 'running';
+  }
+
+  private updateFollowed(): void {
+    for (const run of this.runs) {
+      const now = this.isFollowed(run);
+      if (now === this.followed.get(run)) continue;
+      this.followed.set(run, now);
+      this.post({ type: 'runUpdate', dir: run.dir, status: run.status(now) });
+    }
+  }
+
+  private poll(): void {
+    this.tick++;
+    for (const run of this.runs) {
+      const live = run.state === 'running' || run.state === 'unknown';
+      if (live || this.tick % IDLE_EVERY === 0) this.refresh(run);
+    }
+  }
+
+  private refresh(run: RunData): void {
+    if (this.disposed) return;
+    const changes = run.refresh(this.followed.get(run));
+    if (hasChanges(changes)) this.send(run, changes);
+  }
+
+  private send(run: RunData, c: RunChanges): void {
+    if (c.reset) {
+      this.post({ type: 'resetRun', run: run.snapshot(this.followed.get(run) ?? false) });
+      return;
+    }
+    if (c.train || c.evals) this.post({ type: 'append', dir: run.dir, train: c.train ?? emptyTrainColumns(), evals: c.evals ?? [] });
+    if (c.status || c.placement || c.routing || c.checkpoints || c.config) {
+      this.post({ type: 'runUpdate', dir: run.dir, status: c.status, placement: c.placement, routing: c.routing, checkpoints: c.checkpoints, config: c.config, configFile: c.configFile });
+    }
+  }
+
+  private post(message: HostToDashboard): void {
+    // before 'ready' (or while hidden) the message would be lost: the next snapshot carries it
+    if (!this.ready || this.disposed) return;
+    void this.panel.webview.postMessage(message).then(undefined, (err: Error) => this.deps.log.warn(`dashboard: postMessage failed: ${err.message}`));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearInterval(this.timer);
+    clearTimeout(this.debounce);
+    for (const s of this.subscriptions) s.dispose();
+    this.panel.dispose();
+    this.disposeEmitter.fire();
+    this.disposeEmitter.dispose();
+  }
+}
+
+function preview(value: unknown): string {
+  try {
+    return JSON.stringify(value).slice(0, 200);
+  } catch {
+    return String(value).slice(0, 200);
+  }
+}
