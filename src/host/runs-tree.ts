@@ -93,7 +93,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
       gone.description = 'removed';
       return gone;
     }
-    const item = new vscode.TreeItem(data.label, COLLAPSIBLE[data.collapsible]);
+    const item = new vscode.TreeItem(data.label, collapsibleState(data.collapsible));
     item.id = data.id;
     item.description = data.description;
     item.iconPath = new vscode.ThemeIcon(data.icon.id, data.icon.color ? new vscode.ThemeColor(data.icon.color) : undefined);
@@ -146,11 +146,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   }
 }
 
-const COLLAPSIBLE = {
-  none: vscode.TreeItemCollapsibleState.None,
-  collapsed: vscode.TreeItemCollapsibleState.Collapsed,
-  expanded: vscode.TreeItemCollapsibleState.Expanded,
-} as const;
+/** Read when an item is built, not at load: the module must load before the vscode API is usable (packaging smoke test). */
+function collapsibleState(kind: 'none' | 'collapsed' | 'expanded'): vscode.TreeItemCollapsibleState {
+  const states = vscode.TreeItemCollapsibleState;
+  return kind === 'none' ? states.None : kind === 'collapsed' ? states.Collapsed : states.Expanded;
+}
 
 /** The sidebar feature: model, watcher, tree view, its title-bar state and its actions. */
 export class RunsSidebar implements vscode.Disposable {
