@@ -99,7 +99,7 @@ export class RunManager implements vscode.Disposable {
    * Train). Throws at once when the folder does not say which config it came from, or that config
    * is already training.
    */
-  resume(runDir: string): Promise<RunOutcome> {
+  resume(runDir: string, fromCheckpoint?: string): Promise<RunOutcome> {
     const status = readStatus(runDir);
     let configFile = status?.configFile;
     if (!configFile) {
@@ -111,7 +111,8 @@ export class RunManager implements vscode.Disposable {
     }
     if (!configFile) throw new Error(`${path.basename(runDir)} does not say which config it came from (no status.json or config.json)`);
     if (status?.state === 'running' && this.runs.has(key(configFile))) throw new Error(`${path.basename(runDir)} is still training`);
-    return this.train(configFile, { resume: runDir });
+    // a checkpoint folder rewinds the run to it; the run folder continues from its last checkpoint
+    return this.train(configFile, { resume: fromCheckpoint ?? runDir });
   }
 
   /**

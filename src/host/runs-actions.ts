@@ -109,7 +109,10 @@ class RunsActions {
     vscode.window.setStatusBarMessage(`$(copy) Copied ${paths.length === 1 ? path.basename(paths[0]!) : `${paths.length} paths`}`, 3000);
   }
 
-  /** Continues a stopped or failed run from its last complete checkpoint; resolves with the outcome. */
+  /**
+   * Continues a run from its last complete checkpoint, or rewinds it to an older checkpoint chosen
+   * in the tree (after a confirmation: the later checkpoints go); resolves with the outcome.
+   */
   async resume(node?: RunsNode, selection?: readonly RunsNode[]): Promise<RunOutcome | undefined> {
     const [target] = this.targets(node, selection, ['run', 'checkpoint']);
     const [run] = target ? this.runsOf([target]) : [];
@@ -123,13 +126,18 @@ class RunsActions {
       void vscode.window.showWarningMessage(`PEFT Lab: ${run.id} has no complete checkpoint to resume from.`);
       return undefined;
     }
-    if (target.kind === 'checkpoint' && target.key !== last.dir) {
-      void vscode.window.showWarningMessage(`PEFT Lab: a run resumes from its last checkpoint (step ${last.step}), which restores the optimizer and data order exactly; resuming from an older one is not supported.`);
-      return undefined;
+    const rewindTo = target.kind === 'checkpoint' && target.key !== last.dir ? target.key : undefined;
+    if (rewindTo) {
+      const choice = await vscode.window.showWarningMessage(
+        `Resume ${run.id} from ${path.basename(rewindTo)}?`,
+        { modal: true, detail: `The run goes back to that checkpoint: the later checkpoints (up to step ${last.step}) and their metrics are deleted, and training continues from there exactly as it did the first time.` },
+        'Rewind and Resume',
+      );
+      if (choice !== 'Rewind and Resume') return undefined;
     }
     let done: Promise<RunOutcome>;
     try {
-      done = this.sidebar.runs.resume(run.dir);
+      done = this.sidebar.runs.resume(run.dir, rewindTo);
     } catch (err) {
       void vscode.window.showWarningMessage(`PEFT Lab: cannot resume ${run.id}: ${(err as Error).message}.`);
       return undefined;

@@ -261,7 +261,8 @@ export function checkpointItem(c: CheckpointRecord, run: RunRecord | undefined):
   if (c.hasWeights && !c.problems.length) words.push('complete');
   if (best) words.push('best');
   const live = run?.state === 'running' && !run.interrupted;
-  if (run && !live && run.state !== 'finished' && run.configFile && latestCompleteCheckpoint(run) === c) words.push('resumable');
+  // the last checkpoint continues the run; an older one rewinds it (the action asks first)
+  if (run && !live && run.state !== 'finished' && run.configFile && c.hasWeights && !c.problems.length) words.push('resumable');
   return {
     id: `checkpoint:${c.dir}`,
     label: `step ${c.step}${best ? ' ★ best' : ''}`,

@@ -302,6 +302,27 @@ function resumableExperiment(method: Record<string, unknown>): string {
   );
 }
 
+test('resuming from an older checkpoint rewinds the run to it, discards what followed, and reaches the same end', async () => {
+  const configFile = resumableExperiment({ type: 'houlsby', bottleneck: 4 });
+  const a = await run(configFile);
+  const runDir = a.result.runDir;
+  const final = path.join(runDir, 'checkpoints', 'step-15');
+  const weightsBefore = fs.readFileSync(path.join(final, 'weights.safetensors'));
+  const trainLines = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'train').map(({ step, loss, learningRate }) => ({ step, loss, learningRate }));
+  const evalLines = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'eval');
+  const before = metricsLines(runDir);
+
+  const rewound = await run(configFile, { resume: path.join(runDir, 'checkpoints', 'step-12') });
+  assert.equal(rewound.result.runDir, runDir);
+  assert.equal(ofType(rewound.messages, 'started')[0]!.resumedFromStep, 12);
+  assert.equal(ofType(rewound.messages, 'progress')[0]!.step, 13, 'training went on from the older checkpoint');
+  assert.ok(weightsBefore.equals(fs.readFileSync(path.join(final, 'weights.safetensors'))), 'the same final weights');
+  const after = metricsLines(runDir);
+  assert.deepEqual(trainLines(after), trainLines(before));
+  assert.deepEqual(evalLines(after), evalLines(before));
+  assert.equal(readJson<RunStatus>(path.join(runDir, 'status.json')).state, 'finished');
+});
+
 const CANCEL_AT = 6; // mid-epoch, not an evaluation step, so the cancel writes its own checkpoint
 
 for (const method of [

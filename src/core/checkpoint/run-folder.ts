@@ -156,6 +156,18 @@ export class RunFolder {
     return match ? Number(match[1]) : undefined;
   }
 
+  /**
+   * Rewinds the folder to `step`: later checkpoints go, and `best` names the best checkpoint as of
+   * that step (or nothing), so a resume from an older checkpoint leaves no trace of what followed it.
+   */
+  discardCheckpointsAfter(step: number, bestStep: number | undefined): void {
+    for (const later of this.checkpointSteps().filter((s) => s > step)) {
+      fs.rmSync(this.checkpointDir(later), { recursive: true, force: true });
+    }
+    if (bestStep !== undefined && this.checkpointSteps().includes(bestStep)) this.markBest(bestStep);
+    else fs.rmSync(this.file('best'), { force: true });
+  }
+
   /** Keeps the newest `keep` checkpoints and the best one; deletes the others. */
   pruneCheckpoints(keep: number): void {
     const steps = this.checkpointSteps();

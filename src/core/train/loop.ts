@@ -16,7 +16,7 @@ import { CancelledError, CheckpointError, DataError } from '../errors';
 import { Rng } from '../random';
 import type { ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
-import { RunFolder, readCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
+import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { AdamW, clipByGlobalNorm, learningRateAt, type OptimizerState } from './optimizer';
 import type { FinishedMessage, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
@@ -249,6 +249,7 @@ export abstract class TrainingLoop<B> {
     this.lastCheckpointStep = t.step;
     this.restoreRoutingCounts(t.routing);
     this.dropMetricsAfter(t.step);
+    this.folder.discardCheckpointsAfter(t.step, t.bestStep);
     return t.step;
   }
 
@@ -320,7 +321,10 @@ export abstract class TrainingLoop<B> {
 }
 
 export interface RunOptions {
-  /** A run folder to continue from its last checkpoint. */
+  /**
+   * A run folder to continue from its last checkpoint, or one of its checkpoint folders to rewind
+   * the run to: its later checkpoints and metric lines are discarded, as if it had stopped there.
+   */
   resume?: string;
   /** Overrides the config's training.backend. */
   backend?: BackendName;
@@ -343,14 +347,15 @@ export interface RunKind<C extends AnyResolvedConfig, P> {
 /** Starts (or, with `options.resume`, continues) a run and trains it to its end. */
 export async function startRun<C extends AnyResolvedConfig, P>(configFile: string, options: RunOptions, kind: RunKind<C, P>): Promise<FinishedMessage> {
   const emit: Emit = options.onMessage ?? (() => {});
-  const run = options.resume ? RunFolder.open(options.resume) : undefined;
+  const target = options.resume ? resumeTarget(options.resume) : undefined;
+  const run = target?.run;
   const config = run ? (storedConfig(run, kind.command) as C) : kind.load(configFile);
   if (!run && options.runsDir) config.output.runsDir = options.runsDir;
   const prepared = await kind.prepare(config, options.backend, emit);
   const folder = run ?? RunFolder.create(config);
   const loop = kind.loop(config, prepared, folder, emit, options.signal);
   try {
-    return await loop.run(run ? lastCheckpoint(run) : undefined);
+    return await loop.run(target?.checkpoint);
   } catch (err) {
     loop.recordFailure(err);
     throw err;
@@ -367,6 +372,13 @@ export function storedConfig(run: RunFolder, command: RunKind<AnyResolvedConfig,
     throw new CheckpointError(run.dir, `is a ${pretraining ? 'pretraining' : 'fine-tuning'} run: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`);
   }
   return config;
+}
+
+/** The run and checkpoint a resume starts from: a checkpoint folder as given, a run folder's last one. */
+function resumeTarget(dir: string): { run: RunFolder; checkpoint: string } {
+  if (fs.existsSync(path.join(dir, 'checkpoint.json'))) return { run: RunFolder.open(runDirOfCheckpoint(dir)), checkpoint: path.resolve(dir) };
+  const run = RunFolder.open(dir);
+  return { run, checkpoint: lastCheckpoint(run) };
 }
 
 function lastCheckpoint(run: RunFolder): string {
