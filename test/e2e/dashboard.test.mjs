@@ -14,12 +14,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ARTIFACTS_DIR,
-  FIXTURE_WORKSPACE,
   REPO_ROOT,
   gotoWorkbench,
   installVsix,
@@ -31,8 +30,8 @@ import {
   workbenchUrl,
 } from '../../scripts/vscode-test/code-server.mjs';
 import { packageVsix } from '../../scripts/package.mjs';
+import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
 
-const UI_TIMEOUT = 30_000;
 
 const SETTINGS = {
   'workbench.startupEditor': 'none',
@@ -57,8 +56,7 @@ function writeSettings(userDataDir, extra = {}) {
 
 /** The fixture workspace with two more configs: a finished AdaMix run (trained here) and a long one to watch. */
 function workspaceCopy(dir) {
-  const folder = join(dir, 'workspace');
-  cpSync(FIXTURE_WORKSPACE, folder, { recursive: true, filter: (src) => !src.includes(`${FIXTURE_WORKSPACE}/runs`) });
+  const folder = copyFixtureWorkspace(dir);
   const tiny = JSON.parse(readFileSync(join(folder, 'tiny.peft.json'), 'utf8'));
   const finished = {
     ...tiny,
@@ -83,24 +81,7 @@ function workspaceCopy(dir) {
   return { folder, finishedRun: join(folder, 'runs', runName) };
 }
 
-async function openFile(page, name) {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('Control+P');
-  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
-  await input.fill(name);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-  await page.locator('.editor-group-container.active .tab.active', { hasText: name }).waitFor({ timeout: UI_TIMEOUT });
-}
 
-async function runCommand(page, title) {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('F1');
-  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-}
 
 async function reloadWindow(page) {
   await page.reload({ waitUntil: 'domcontentloaded' });
@@ -108,9 +89,6 @@ async function reloadWindow(page) {
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'watch.peft.json' }).waitFor({ timeout: 60_000 });
 }
 
-function lens(page, text) {
-  return page.locator('.editor-group-container.active .monaco-editor .codelens-decoration a', { hasText: text }).first();
-}
 
 /** The content of the visible webview (VS Code nests it: outer iframe, then #active-frame). */
 function webview(page) {
@@ -179,7 +157,7 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
     // ---- 1. the finished run, from its config's lens ----------------------------------------------
     let t = Date.now();
     await openFile(page, 'finished.peft.json');
-    const open = lens(page, 'Open dashboard');
+    const open = codeLens(page, 'Open dashboard');
     await open.waitFor({ timeout: 60_000 });
     assert.match(await open.innerText(), /Open dashboard \(1 run: latest finished\)/);
     await open.click();
@@ -254,9 +232,9 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
 
     // ---- 2. a run started with the Train lens: live -------------------------------------------------
     await openFile(page, 'watch.peft.json');
-    await lens(page, 'Train').click();
+    await codeLens(page, 'Train').click();
     t = Date.now();
-    const openWatch = lens(page, 'Open dashboard');
+    const openWatch = codeLens(page, 'Open dashboard');
     await openWatch.waitFor({ timeout: 60_000 });
     await openWatch.click();
     view = await waitForDashboard(page);
@@ -298,8 +276,14 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
     await runCommand(page, 'PEFT Lab: Compare Runs');
     const pick = page.locator('.quick-input-widget');
     await pick.locator('.monaco-list-row', { hasText: watchRun }).waitFor({ timeout: UI_TIMEOUT });
-    await pick.locator('.monaco-list-row', { hasText: watchRun }).locator('.monaco-checkbox, input[type=checkbox]').first().click();
-    await pick.locator('.monaco-list-row', { hasText: finishedName }).locator('.monaco-checkbox, input[type=checkbox]').first().click();
+    await pick.locator('.monaco-list-row', { hasText: finishedName }).waitFor({ timeout: UI_TIMEOUT });
+    // one row at a time, waiting for the count: two quick clicks raced the list's re-render
+    let selected = 0;
+    for (const run of [watchRun, finishedName]) {
+      await pick.locator('.monaco-list-row', { hasText: run }).locator('.monaco-checkbox, input[type=checkbox]').first().click();
+      selected += 1;
+      await pick.getByText(`${selected} Selected`).waitFor({ timeout: UI_TIMEOUT });
+    }
     await page.keyboard.press('Enter');
     view = await waitForDashboard(page);
     await view.locator('body[data-mode="compare"]').waitFor({ timeout: UI_TIMEOUT });

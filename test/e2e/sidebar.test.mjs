@@ -8,12 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ARTIFACTS_DIR,
-  FIXTURE_WORKSPACE,
   REPO_ROOT,
   gotoWorkbench,
   installVsix,
@@ -25,6 +24,7 @@ import {
   workbenchUrl,
 } from '../../scripts/vscode-test/code-server.mjs';
 import { packageVsix } from '../../scripts/package.mjs';
+import { copyFixtureWorkspace } from '../../scripts/vscode-test/workbench.mjs';
 
 const UI_TIMEOUT = 30_000;
 const VIEW = '[id="workbench.view.extension.peftLab"]';
@@ -32,8 +32,7 @@ const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 
 /** A copy of the fixture workspace with one finished run (trained by the CLI) and one corrupt run folder. */
 function workspaceWithRuns(dir) {
-  const folder = join(dir, 'workspace');
-  cpSync(FIXTURE_WORKSPACE, folder, { recursive: true, filter: (src) => !src.includes(`${FIXTURE_WORKSPACE}/runs`) });
+  const folder = copyFixtureWorkspace(dir);
   const trained = spawnSync(process.execPath, [CLI, 'train', join(folder, 'tiny.peft.json'), '--backend', 'cpu'], { cwd: folder, encoding: 'utf8', timeout: 120_000 });
   assert.equal(trained.status, 0, `the CLI trained tiny.peft.json:\n${trained.stdout}\n${trained.stderr}`);
   const runs = join(folder, 'runs');

@@ -5,12 +5,11 @@
  * in the Problems panel. Screenshots go to .test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ARTIFACTS_DIR,
-  FIXTURE_WORKSPACE,
   gotoWorkbench,
   installVsix,
   launchBrowser,
@@ -21,14 +20,13 @@ import {
   workbenchUrl,
 } from '../../scripts/vscode-test/code-server.mjs';
 import { packageVsix } from '../../scripts/package.mjs';
+import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
 
-const UI_TIMEOUT = 30_000;
 const TRAIN_TIMEOUT = 180_000;
 
 /** A copy of the fixture workspace, with a config big enough that a person could watch it train. */
 function workspaceCopy(dir) {
-  const folder = join(dir, 'workspace');
-  cpSync(FIXTURE_WORKSPACE, folder, { recursive: true, filter: (src) => !src.includes(`${FIXTURE_WORKSPACE}/runs`) });
+  const folder = copyFixtureWorkspace(dir);
   const config = JSON.parse(readFileSync(join(folder, 'tiny.peft.json'), 'utf8'));
   config.name = 'watch';
   config.model.scratch = { ...config.model.scratch, layers: 2, hiddenSize: 64, heads: 4, intermediateSize: 128 };
@@ -38,28 +36,8 @@ function workspaceCopy(dir) {
   return folder;
 }
 
-async function openFile(page, name) {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('Control+P');
-  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
-  await input.fill(name);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-  await page.locator('.editor-group-container.active .tab.active', { hasText: name }).waitFor({ timeout: UI_TIMEOUT });
-}
 
-async function runCommand(page, title) {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('F1');
-  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-}
 
-function lens(page, text) {
-  return page.locator('.editor-group-container.active .monaco-editor .codelens-decoration a', { hasText: text }).first();
-}
 
 test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value shows in Problems', { timeout: 600_000 }, async () => {
   const runDir = makeRunDir('ui-train');
@@ -79,7 +57,7 @@ test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value 
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'watch.peft.json' }).waitFor({ timeout: 60_000 });
 
     await openFile(page, 'watch.peft.json');
-    const train = lens(page, 'Train');
+    const train = codeLens(page, 'Train');
     await train.waitFor({ timeout: 60_000 });
     assert.match(await train.innerText(), /^\s*Train\s*$/);
     await screenshot(page, 'ui-train-lens.png');
@@ -89,7 +67,7 @@ test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value 
     await status.waitFor({ timeout: 60_000 });
     assert.match(await status.innerText(), /watch: step \d+\/\d+ · loss \d+\.\d{4} · [\d.]+ ex\/s/);
     await page.locator('.notifications-toasts', { hasText: 'PEFT Lab: training watch.peft.json' }).waitFor({ timeout: UI_TIMEOUT });
-    await lens(page, 'Stop').waitFor({ timeout: UI_TIMEOUT });
+    await codeLens(page, 'Stop').waitFor({ timeout: UI_TIMEOUT });
     await page.locator('.editor-actions [aria-label="Stop Training"]').first().waitFor({ timeout: UI_TIMEOUT });
     await screenshot(page, 'ui-training.png');
 
@@ -100,7 +78,7 @@ test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value 
     assert.equal(runs.length, 1);
     const runStatus = JSON.parse(readFileSync(join(folder, 'runs', runs[0], 'status.json'), 'utf8'));
     assert.equal(runStatus.state, 'finished');
-    await lens(page, '1 run: latest finished').waitFor({ timeout: UI_TIMEOUT });
+    await codeLens(page, '1 run: latest finished').waitFor({ timeout: UI_TIMEOUT });
     assert.equal(await status.isVisible(), false, 'the status bar item goes when nothing trains');
     assert.equal(await page.locator('.editor-actions [aria-label="Stop Training"]').count(), 0, 'no Stop button when nothing trains');
 
@@ -121,7 +99,7 @@ test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value 
     // back at the top, where the lens sits: Train now says what stops it
     await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
     await page.keyboard.press('Control+Home');
-    await lens(page, 'Train: fix 1 problem first').waitFor({ timeout: UI_TIMEOUT });
+    await codeLens(page, 'Train: fix 1 problem first').waitFor({ timeout: UI_TIMEOUT });
     await screenshot(page, 'ui-train-blocked.png');
   } catch (err) {
     if (page) await screenshot(page, 'ui-train-failure.png');

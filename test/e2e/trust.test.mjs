@@ -3,11 +3,9 @@
  * folder, and configs are still validated, but Train is disabled with the reason.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  FIXTURE_WORKSPACE,
   REPO_ROOT,
   gotoWorkbench,
   launchBrowser,
@@ -17,27 +15,14 @@ import {
   startCodeServer,
   workbenchUrl,
 } from '../../scripts/vscode-test/code-server.mjs';
+import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile } from '../../scripts/vscode-test/workbench.mjs';
 
-const UI_TIMEOUT = 30_000;
 
-function lens(page, text) {
-  return page.locator('.editor-group-container.active .monaco-editor .codelens-decoration a', { hasText: text }).first();
-}
 
-async function openFile(page, name) {
-  const input = page.locator('.quick-input-widget input');
-  await page.keyboard.press('Control+P');
-  await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
-  await input.fill(name);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-  await page.locator('.editor-group-container.active .tab.active', { hasText: name }).waitFor({ timeout: UI_TIMEOUT });
-}
 
 test('VS Code UI: in an untrusted workspace configs are validated but Train is disabled with the reason', { timeout: 300_000 }, async () => {
   const runDir = makeRunDir('ui-trust');
-  const folder = join(runDir.dir, 'workspace');
-  cpSync(FIXTURE_WORKSPACE, folder, { recursive: true, filter: (src) => !src.includes(`${FIXTURE_WORKSPACE}/runs`) });
+  const folder = copyFixtureWorkspace(runDir.dir);
   let server;
   let browser;
   let page;
@@ -54,9 +39,9 @@ test('VS Code UI: in an untrusted workspace configs are validated but Train is d
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny.peft.json' }).waitFor({ timeout: 60_000 });
 
     await openFile(page, 'tiny.peft.json');
-    const blocked = lens(page, 'Train: disabled in an untrusted workspace');
+    const blocked = codeLens(page, 'Train: disabled in an untrusted workspace');
     await blocked.waitFor({ timeout: 60_000 });
-    assert.equal(await lens(page, /^\s*Train\s*$/).count(), 0, 'no plain Train lens');
+    assert.equal(await codeLens(page, /^\s*Train\s*$/).count(), 0, 'no plain Train lens');
 
     await openFile(page, 'semantic-errors.peft.json');
     await page.keyboard.press('F1');
