@@ -99,8 +99,12 @@ function serverEnv(runDir, extra = {}) {
 }
 
 function writeDefaultSettings(userDataDir, overrides = {}) {
+  if (!existsSync(join(userDataDir, 'User', 'settings.json'))) writeUserSettings(userDataDir, overrides);
+}
+
+/** Writes the user settings a test workbench starts with: the harness's defaults plus `overrides` (e.g. a colour theme). */
+export function writeUserSettings(userDataDir, overrides = {}) {
   const file = join(userDataDir, 'User', 'settings.json');
-  if (existsSync(file)) return;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({ ...DEFAULT_SETTINGS, ...overrides }, null, 2)}\n`);
 }

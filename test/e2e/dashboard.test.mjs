@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -28,30 +28,16 @@ import {
   screenshot,
   startCodeServer,
   workbenchUrl,
+  writeUserSettings,
 } from '../../scripts/vscode-test/code-server.mjs';
 import { packageVsix } from '../../scripts/package.mjs';
 import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
 
 
-const SETTINGS = {
-  'workbench.startupEditor': 'none',
-  'workbench.tips.enabled': false,
-  'workbench.enableExperiments': false,
-  'security.workspace.trust.enabled': false,
-  'telemetry.telemetryLevel': 'off',
-  'update.mode': 'none',
-  'extensions.autoCheckUpdates': false,
-  'extensions.autoUpdate': false,
-  'extensions.ignoreRecommendations': true,
-  'git.enabled': false,
-  'chat.commandCenter.enabled': false,
-  'workbench.colorTheme': 'Default Dark Modern',
-};
+const DARK = { 'workbench.colorTheme': 'Default Dark Modern' };
 
 function writeSettings(userDataDir, extra = {}) {
-  const file = join(userDataDir, 'User', 'settings.json');
-  mkdirSync(join(userDataDir, 'User'), { recursive: true });
-  writeFileSync(file, `${JSON.stringify({ ...SETTINGS, ...extra }, null, 2)}\n`);
+  writeUserSettings(userDataDir, { ...DARK, ...extra });
 }
 
 /** The fixture workspace with two more configs: a finished AdaMix run (trained here) and a long one to watch. */

@@ -6,32 +6,14 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { PeftLab } from '../../src/host/peft-lab';
 import type { RunOutcome } from '../../src/host/run-manager';
 import { spawn } from 'node:child_process';
-
-const EXTENSION_ID = 'peft-lab.peft-lab';
+import { lab, until, EXTENSION_ID } from './helpers';
 
 function workspaceFile(name: string): vscode.Uri {
   const folder = vscode.workspace.workspaceFolders?.[0];
   assert.ok(folder, 'the fixture workspace is open');
   return vscode.Uri.joinPath(folder.uri, name);
-}
-
-async function lab(): Promise<PeftLab> {
-  const extension = vscode.extensions.getExtension<PeftLab>(EXTENSION_ID);
-  assert.ok(extension, `${EXTENSION_ID} is installed`);
-  return extension.isActive ? extension.exports : extension.activate();
-}
-
-async function until<T>(get: () => T | undefined | false, what: string, ms = 30_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const value = get();
-    if (value) return value;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function lensTitles(uri: vscode.Uri): Promise<string[]> {

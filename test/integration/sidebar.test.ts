@@ -16,8 +16,8 @@ import type { RunsNode } from '../../src/host/runs-tree';
 import type { ItemData } from '../../src/host/runs-present';
 import type { EvaluatedMessage } from '../../src/protocol/worker';
 import { appendMetric, makeRun, writeJson } from '../unit/helpers/run-folders';
+import { lab, until } from './helpers';
 
-const EXTENSION_ID = 'peft-lab.peft-lab';
 /** A run must show within a second of appearing on disk (the issue); the watcher's debounce is 200 ms. */
 const LIVE_MS = 1_500;
 
@@ -25,22 +25,6 @@ function workspaceFile(name: string): string {
   const folder = vscode.workspace.workspaceFolders?.[0];
   assert.ok(folder, 'the fixture workspace is open');
   return path.join(folder.uri.fsPath, name);
-}
-
-async function lab(): Promise<PeftLab> {
-  const extension = vscode.extensions.getExtension<PeftLab>(EXTENSION_ID);
-  assert.ok(extension, `${EXTENSION_ID} is installed`);
-  return extension.isActive ? extension.exports : extension.activate();
-}
-
-async function until<T>(get: () => T | undefined | false, what: string, ms = 30_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const value = get();
-    if (value) return value;
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Row extends ItemData {
