@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import { TrainingStatusBar } from './status-bar';
 import { RunsSidebar } from './runs-tree';
 import { Dashboard } from './dashboard';
+import { SlowBackendNotice } from './backend-notice';
 
 export class PeftLab implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -39,6 +40,7 @@ export class PeftLab implements vscode.Disposable {
     this.dashboard = new Dashboard({ extensionUri: context.extensionUri, runs: this.runs, log: this.log });
     this.disposables.push(
       this.log, this.diagnostics, this.runs, this.sidebar, this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
+      new SlowBackendNotice(this.runs.onDidReceiveMessage, this.log),
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
       this.runs.onDidChange(() => {
         // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)

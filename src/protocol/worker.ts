@@ -43,6 +43,8 @@ export interface BackendInfo {
   active: string;
   description: string;
   skipped: { name: string; reason: string }[];
+  /** wasm only: whether the native OpenBLAS kernels are in use, and why not when they are not. */
+  native?: { active: boolean; reason?: string };
 }
 
 export interface ErrorInfo {

@@ -281,7 +281,10 @@ export abstract class TrainingLoop<B> {
     const b = this.setup.backend;
     this.emit({
       type: 'started', kind: this.setup.kind, runId: this.folder.id, runDir: this.folder.dir, configFile: this.setup.config.sourceFile,
-      backend: { active: b.active, description: b.description, skipped: b.skipped },
+      backend: {
+        active: b.active, description: b.description, skipped: b.skipped,
+        ...(b.native ? { native: { active: b.native.active, reason: b.native.reason } } : {}),
+      },
       placement: this.placement(), totalSteps: this.totalSteps, stepsPerEpoch: this.stepsPerEpoch,
       trainExamples: this.setup.trainExamples, validationExamples: this.setup.validationExamples, resumedFromStep,
     });
