@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseConfigText } from '../core/config/load';
+import { parseAnyConfigText } from '../core/config/load';
 import { readSettings } from './settings';
 import type { RunsDelta, RunsModel } from './runs-model';
 
@@ -84,7 +84,7 @@ export function runsDirOf(configFile: string): string | undefined {
     return path.isAbsolute(setting) ? setting : path.join(folder, setting);
   }
   try {
-    return parseConfigText(fs.readFileSync(configFile, 'utf8'), configFile).output.runsDir;
+    return parseAnyConfigText(fs.readFileSync(configFile, 'utf8'), configFile).output.runsDir; // fine-tuning or pretraining
   } catch {
     return undefined;
   }
