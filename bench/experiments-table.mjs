@@ -1,0 +1,276 @@
+#!/usr/bin/env node
+/**
+ * How fast the Experiments table draws a workspace of many runs, in a real browser (Debian's
+ * Chromium, headless, through playwright-core, as the UI tests use it). Prints JSON.
+ *
+ *   npm run build && node bench/experiments-table.mjs            (or: --runs 5000)
+ *
+ * The page is the webview's: the built media/experiments.js and .css with a stand-in for
+ * acquireVsCodeApi and VS Code's dark theme variables. Times are measured inside the page with
+ * performance.now(), from handing the message to the webview's handler (validation included) to
+ * the end of the synchronous render, and "toFrame" up to the next animation frame (layout, paint).
+ *
+ * Measured (N synthetic runs: 4 methods, 30 config fields of which 6 differ, 4 metrics, half of
+ * them in two sweeps):
+ *   firstRender     every row received and drawn from nothing
+ *   sort            a click on the "best accuracy" header (sort), median of 5
+ *   reverse         a second click on it (reverse), median of 5
+ *   filter          the text filter set to a word matching a quarter of the runs
+ *   columnFilter    a per-column filter `>0.8` on best accuracy
+ *   scroll          a jump to the middle of the table (the rows in view drawn again)
+ *   liveUpdate      10 changed rows arriving (the live case), median of 20
+ *   vscodeTable     for comparison: the same rows and shown columns as @vscode-elements'
+ *                   <vscode-table> (every row a web component), drawn from nothing
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import * as esbuild from 'esbuild';
+import { CHROMIUM_PATH, loadPlaywright } from '../scripts/vscode-test/code-server.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const RUNS = arg('--runs', 1000);
+const WIDTH = arg('--width', 1400);
+
+if (!existsSync(join(ROOT, 'media', 'experiments.js')) || process.argv.includes('--build')) {
+  const built = spawnSync(process.execPath, [join(ROOT, 'esbuild.mjs')], { stdio: 'inherit' });
+  if (built.status !== 0) process.exit(1);
+}
+
+const DARK_THEME = {
+  '--vscode-font-family': 'system-ui, sans-serif',
+  '--vscode-font-size': '13px',
+  '--vscode-foreground': '#cccccc',
+  '--vscode-descriptionForeground': '#9d9d9d',
+  '--vscode-editor-background': '#1f1f1f',
+  '--vscode-list-hoverBackground': '#2a2d2e',
+  '--vscode-list-activeSelectionBackground': '#04395e',
+  '--vscode-focusBorder': '#0078d4',
+  '--vscode-input-background': '#313131',
+  '--vscode-charts-blue': '#3794ff',
+  '--vscode-charts-green': '#89d185',
+  '--vscode-charts-yellow': '#cca700',
+  '--vscode-button-background': '#0078d4',
+  '--vscode-button-foreground': '#ffffff',
+};
+
+function writePage(dir) {
+  const media = join(ROOT, 'media');
+  for (const f of ['experiments.js', 'experiments.css']) copyFileSync(join(media, f), join(dir, f));
+  mkdirSync(join(dir, 'codicons'));
+  for (const f of ['codicon.css', 'codicon.ttf']) copyFileSync(join(media, 'codicons', f), join(dir, 'codicons', f));
+  const vars = Object.entries(DARK_THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
+  const html = `<!DOCTYPE html><html><head><meta charset="UTF-8">
+<link rel="stylesheet" href="codicons/codicon.css" id="vscode-codicon-stylesheet">
+<link rel="stylesheet" href="experiments.css">
+<style>body { ${vars} }</style>
+<script>
+  window.posted = [];
+  window.acquireVsCodeApi = () => ({ postMessage: (m) => window.posted.push(m), getState: () => undefined, setState: () => {} });
+</script></head>
+<body class="vscode-dark"><main id="app"></main><script src="experiments.js"></script><script src="vscode-table.js"></script></body></html>`;
+  writeFileSync(join(dir, 'index.html'), html);
+  return pathToFileURL(join(dir, 'index.html')).href;
+}
+
+/** <vscode-table> and its parts as a classic script (the package ships ES modules, which file:// pages cannot import). */
+async function bundleVscodeTable(dir) {
+  await esbuild.build({
+    stdin: {
+      contents: ['table', 'table-header', 'table-header-cell', 'table-body', 'table-row', 'table-cell'].map((c) => `import '@vscode-elements/elements/dist/vscode-${c}/index.js';`).join('\n'),
+      resolveDir: ROOT,
+    },
+    bundle: true, format: 'iife', platform: 'browser', target: 'es2022', outfile: join(dir, 'vscode-table.js'), logLevel: 'silent',
+  });
+}
+
+/** Runs in the page: synthetic rows and the timed operations. */
+async function measure({ runs }) {
+  const now = () => performance.now();
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const app = window.peftLabExperiments;
+
+  let seed = 7;
+  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+  const METHODS = ['houlsby', 'pfeiffer', 'lora', 'adamix'];
+  function row(i, version = 0) {
+    const method = pick(METHODS);
+    const acc = 0.5 + 0.4 * rand();
+    const params = {
+      'model.scratch.layers': 2, 'model.scratch.hiddenSize': 128, 'model.scratch.heads': 2, 'model.scratch.intermediateSize': 512,
+      'model.scratch.vocab': '/work/vocab.txt', 'task.type': 'classification', 'task.metric': 'accuracy', 'task.labels': '[negative, positive]',
+      'data.train': '/work/data/train.jsonl', 'data.validation': '/work/data/validation.jsonl', 'data.textField': 'text', 'data.labelField': 'label', 'data.maxLength': 64,
+      'method.type': method, 'method.activation': 'gelu', 'method.initStd': 0.001, 'method.leaveOut': '[]',
+      'training.epochs': 3, 'training.batchSize': pick([16, 32]), 'training.learningRate': pick([1e-4, 3e-4, 1e-3, 3e-3]), 'training.seed': 1 + (i % 5),
+      'training.warmupRatio': 0.06, 'training.weightDecay': 0.01, 'training.maxGradNorm': 1, 'training.evalEvery': 'epoch', 'training.logEvery': 10, 'training.keepCheckpoints': 2, 'training.backend': 'auto',
+    };
+    if (method === 'lora') params['method.rank'] = pick([4, 8, 16]);
+    else params['method.bottleneck'] = pick([8, 16, 32, 64]);
+    if (method === 'adamix') params['method.experts'] = 4;
+    const metrics = { accuracy: acc, f1: acc - 0.02, mcc: 2 * acc - 1, loss: 1 - acc };
+    const started = Date.UTC(2026, 10, 1) + i * 60_000;
+    return {
+      dir: `/runs/run-${i}`, folder: `run-${i}`, name: i % 10 === 0 ? `renamed ${i}` : `run-${i}`, starred: i % 13 === 0, note: i % 7 === 0 ? `note ${i} v${version}` : '',
+      state: i % 50 === 0 ? 'running' : 'finished', stateText: i % 50 === 0 ? 'running' : 'finished', config: `${method}.peft.json`, started, durationMs: 60_000 + i * 10,
+      step: 225, totalSteps: 225, backend: 'wasm', examplesPerSecond: 40 + 10 * rand(), trainableParams: 100_000 + Math.round(50_000 * rand()), metric: 'accuracy', lowerIsBetter: false,
+      best: metrics, final: { ...metrics, accuracy: acc - 0.01 }, test: {}, trainLoss: 0.4 + 0.2 * rand(), params,
+      sweep: i % 2 === 0 ? { id: i % 4 === 0 ? 'lr-sweep' : 'bottleneck-sweep', point: { 'training.learningRate': params['training.learningRate'] } } : undefined,
+      problems: [],
+    };
+  }
+
+  const timed = async (fn) => {
+    const t0 = now();
+    fn();
+    app.render();
+    const render = now() - t0;
+    await frame();
+    return { render, toFrame: now() - t0 };
+  };
+
+  const results = {};
+  const rows = Array.from({ length: runs }, (_, i) => row(i));
+  await frame();
+  results.firstRender = await timed(() => app.receive({ type: 'rows', rows }));
+  results.firstRenderParts = app.lastTimings;
+  const shownColumns = document.querySelectorAll('thead tr.head-row th[data-column]').length;
+  const domRows = document.querySelectorAll('tbody tr.row').length;
+
+  const header = () => document.querySelector('thead button.sort-button[data-column="best:accuracy"]');
+  const sorts = [];
+  const reverses = [];
+  const order = [];
+  for (let i = 0; i < 5; i++) {
+    const first = await timed(() => header().click());
+    if (i === 0) order.push(...[...document.querySelectorAll('tbody tr.row td[data-column="best:accuracy"]')].slice(0, 3).map((td) => td.textContent));
+    const second = await timed(() => header().click());
+    sorts.push(first.toFrame);
+    reverses.push(second.toFrame);
+    // sorted by another column in between, so the next click on the header is a new sort again
+    await timed(() => document.querySelector('thead button.sort-button[data-column="name"]').click());
+  }
+  results.sort = { toFrame: median(sorts), max: Math.max(...sorts) };
+  results.reverse = { toFrame: median(reverses), max: Math.max(...reverses) };
+
+  const field = document.querySelector('vscode-textfield.text-filter');
+  results.filter = await timed(() => {
+    field.value = 'lora';
+    field.dispatchEvent(new Event('input'));
+  });
+  results.filteredRows = Number(document.body.dataset.rows);
+  await timed(() => {
+    field.value = '';
+    field.dispatchEvent(new Event('input'));
+  });
+  const box = document.querySelector('input.column-filter[data-column="best:accuracy"]');
+  results.columnFilter = await timed(() => {
+    box.value = '>0.8';
+    box.dispatchEvent(new Event('input'));
+  });
+  results.columnFilteredRows = Number(document.body.dataset.rows);
+  await timed(() => {
+    box.value = '';
+    box.dispatchEvent(new Event('input'));
+  });
+
+  const grid = document.querySelector('.grid-wrap');
+  const t0 = now();
+  grid.scrollTop = grid.scrollHeight / 2;
+  await frame();
+  await frame();
+  results.scroll = { toFrame: now() - t0, firstRowShown: document.querySelector('tbody tr.row')?.dataset.index };
+
+  const live = [];
+  for (let k = 0; k < 20; k++) {
+    const changed = Array.from({ length: 10 }, (_, j) => row((k * 37 + j * 101) % runs, k + 1));
+    live.push((await timed(() => app.receive({ type: 'rowsChanged', rows: changed, removed: [] }))).toFrame);
+  }
+  results.liveUpdate = { toFrame: median(live), max: Math.max(...live) };
+
+  // the same rows and shown columns as <vscode-table>
+  const ids = [...document.querySelectorAll('thead tr.head-row th[data-column]')].map((th) => th.dataset.column);
+  const labels = [...document.querySelectorAll('thead tr.head-row th[data-column] .head-label')].map((s) => s.textContent);
+  const cells = rows.map((r) => ids.map((id) => {
+    const [kind, key] = id.includes(':') ? id.split(/:(.*)/) : [id, ''];
+    const v = kind === 'param' ? r.params[key] : kind === 'best' ? r.best[key] : kind === 'final' ? r.final[key] : r[kind];
+    return v === undefined || v === null ? '' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v);
+  }));
+  const host = document.createElement('div');
+  host.style.height = '600px';
+  document.body.appendChild(host);
+  await customElements.whenDefined('vscode-table');
+  const t1 = now();
+  const table = document.createElement('vscode-table');
+  table.setAttribute('zebra', '');
+  table.setAttribute('resizable', '');
+  const head = document.createElement('vscode-table-header');
+  head.setAttribute('slot', 'header');
+  for (const label of labels) {
+    const c = document.createElement('vscode-table-header-cell');
+    c.textContent = label;
+    head.appendChild(c);
+  }
+  const body = document.createElement('vscode-table-body');
+  body.setAttribute('slot', 'body');
+  for (const values of cells) {
+    const tr = document.createElement('vscode-table-row');
+    for (const v of values) {
+      const td = document.createElement('vscode-table-cell');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  table.append(head, body);
+  host.appendChild(table);
+  const built = now() - t1;
+  await table.updateComplete;
+  await frame();
+  await frame();
+  results.vscodeTable = { build: built, toFrame: now() - t1, elements: table.querySelectorAll('*').length };
+
+  return { shownColumns, domRows, order, results };
+}
+
+const { chromium } = loadPlaywright();
+const dir = mkdtempSync(join(tmpdir(), 'peft-experiments-bench-'));
+await bundleVscodeTable(dir);
+const browser = await chromium.launch({
+  executablePath: CHROMIUM_PATH,
+  headless: true,
+  env: { ...process.env, HOME: dir },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
+});
+try {
+  const page = await (await browser.newContext({ viewport: { width: WIDTH, height: 900 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(writePage(dir));
+  await page.waitForFunction(() => window.peftLabExperiments !== undefined);
+  const { shownColumns, domRows, order, results } = await page.evaluate(measure, { runs: RUNS });
+  const round = (o) => JSON.parse(JSON.stringify(o, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v)));
+  console.log(JSON.stringify({
+    benchmark: 'experiments-table',
+    browser: `Chromium ${browser.version()} (headless, no GPU)`,
+    viewport: `${WIDTH}x900`,
+    runs: RUNS,
+    shownColumns,
+    rowsInDom: domRows,
+    unit: 'ms',
+    ...round(results),
+    bestAccuracyAfterSort: order,
+    pageErrors: errors,
+  }, null, 2));
+  if (errors.length) process.exitCode = 1;
+} finally {
+  await browser.close();
+  rmSync(dir, { recursive: true, force: true });
+}

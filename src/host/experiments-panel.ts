@@ -1,0 +1,232 @@
+/**
+ * The Experiments table: one webview panel for the workspace, one row per run, from the Runs
+ * sidebar's live model (so the table, the tree and the CodeLens never disagree and the run folders
+ * are read in one place). A model change sends only the rows that changed; while the tab is hidden
+ * nothing is sent (the webview is discarded and asks for every row again when shown).
+ */
+import * as vscode from 'vscode';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  EXPERIMENTS_VIEW_TYPE,
+  parseExperimentsToHost,
+  type AnnotateMessage,
+  type ExperimentRow,
+  type ExperimentsToHost,
+  type HostToExperiments,
+} from '../protocol/experiments';
+import { annotateRun, type AnnotatedRuns } from './annotation-commands';
+import { makeNonce } from './dashboard-html';
+import { mediaRoot, webviewOptions } from './dashboard-panel';
+import { experimentRow } from './experiments-rows';
+import { experimentsHtml } from './experiments-html';
+import type { RunsDelta } from './runs-model';
+
+/** Changes arrive in watcher batches (at most one a second per busy run); this gathers a burst into one message. */
+const SEND_DEBOUNCE_MS = 100;
+/** A running run's duration grows without any file changing: its row is sent again this often. */
+const RUNNING_TICK_MS = 5000;
+
+export interface ExperimentsDeps {
+  extensionUri: vscode.Uri;
+  runs: AnnotatedRuns;
+  log: vscode.LogOutputChannel;
+}
+
+export class ExperimentsPanel implements vscode.Disposable {
+  private ready = false;
+  private disposed = false;
+  private readonly changed = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private readonly ticker: NodeJS.Timeout;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private readonly disposeEmitter = new vscode.EventEmitter<void>();
+  readonly onDidDispose = this.disposeEmitter.event;
+
+  constructor(readonly panel: vscode.WebviewPanel, private readonly deps: ExperimentsDeps) {
+    const media = mediaRoot(deps.extensionUri);
+    panel.title = 'Experiments';
+    panel.iconPath = { light: vscode.Uri.joinPath(media, 'experiments-light.svg'), dark: vscode.Uri.joinPath(media, 'experiments-dark.svg') };
+    panel.webview.options = webviewOptions(deps.extensionUri);
+    panel.webview.html = this.html();
+    this.subscriptions.push(
+      panel.webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
+      panel.onDidChangeViewState(() => {
+        // a hidden webview is destroyed (no retainContextWhenHidden); it asks again with 'ready'
+        if (!panel.visible) this.ready = false;
+      }),
+      panel.onDidDispose(() => this.dispose()),
+      deps.runs.onDidChange((delta) => this.queue(delta)),
+    );
+    this.ticker = setInterval(() => this.tickRunning(), RUNNING_TICK_MS);
+  }
+
+  reveal(): void {
+    this.panel.reveal();
+  }
+
+  /** Every run's row, newest first (what the webview gets when it is ready). */
+  rows(): ExperimentRow[] {
+    const model = this.deps.runs.model;
+    return model.runs().filter((r) => !r.pending).sort((a, b) => b.started - a.started).map((r) => experimentRow(r, model.placement(r.dir).value));
+  }
+
+  private html(): string {
+    const media = mediaRoot(this.deps.extensionUri);
+    const uri = (...parts: string[]) => this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
+    return experimentsHtml({ cspSource: this.panel.webview.cspSource, script: uri('experiments.js'), style: uri('experiments.css'), codicons: uri('codicons', 'codicon.css') }, makeNonce());
+  }
+
+  private onMessage(raw: unknown): void {
+    const parsed = parseExperimentsToHost(raw);
+    if (!parsed.ok) {
+      this.deps.log.warn(`experiments: ignoring a malformed message from the webview (${parsed.error})`);
+      return;
+    }
+    void this.handle(parsed.value);
+  }
+
+  private async handle(message: ExperimentsToHost): Promise<void> {
+    try {
+      switch (message.type) {
+        case 'ready':
+          this.ready = true;
+          this.changed.clear();
+          this.post({ type: 'rows', rows: this.rows() });
+          return;
+        case 'openDashboard': {
+          // one run opens its own dashboard, several are overlaid in one (Dashboard.compare)
+          const dirs = message.dirs.filter((d) => this.deps.runs.model.run(d));
+          if (dirs.length) await vscode.commands.executeCommand('peftLab.compareRuns', dirs);
+          return;
+        }
+        case 'annotate':
+          this.annotate(message);
+          return;
+        case 'openConfig':
+          await this.openConfig(message.dir);
+          return;
+        case 'webviewError':
+          this.deps.log.error(`experiments webview: ${message.message}`);
+          return;
+      }
+    } catch (err) {
+      this.deps.log.error(`experiments: ${message.type} failed: ${(err as Error).message}`);
+      void vscode.window.showErrorMessage(`PEFT Lab: ${(err as Error).message}`);
+    }
+  }
+
+  private annotate(message: AnnotateMessage): void {
+    try {
+      annotateRun(this.deps.runs, message.dir, { name: message.name, starred: message.starred, note: message.note });
+    } catch (err) {
+      // the webview showed the change already: send the row as it really is
+      this.changed.add(path.resolve(message.dir));
+      this.scheduleSend();
+      throw err;
+    }
+  }
+
+  private async openConfig(dir: string): Promise<void> {
+    const run = this.deps.runs.model.run(dir);
+    if (!run) return;
+    const file = run.configFile && fs.existsSync(run.configFile) ? run.configFile : path.join(run.dir, 'config.json');
+    await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true });
+  }
+
+  private queue(delta: RunsDelta): void {
+    for (const dir of delta.runs) this.changed.add(dir);
+    if (delta.structure || delta.runs.size) this.scheduleSend();
+  }
+
+  private tickRunning(): void {
+    for (const r of this.deps.runs.model.runs()) if (r.state === 'running' && !r.interrupted) this.changed.add(r.dir);
+    if (this.changed.size) this.scheduleSend();
+  }
+
+  private scheduleSend(): void {
+    if (this.timer || this.disposed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.sendChanged();
+    }, SEND_DEBOUNCE_MS);
+  }
+
+  private sendChanged(): void {
+    // while hidden nothing is sent: the next 'ready' brings every row
+    if (!this.ready || !this.changed.size) return;
+    const model = this.deps.runs.model;
+    const rows: ExperimentRow[] = [];
+    const removed: string[] = [];
+    for (const dir of this.changed) {
+      const run = model.run(dir);
+      if (run && !run.pending) rows.push(experimentRow(run, model.placement(run.dir).value));
+      else removed.push(dir);
+    }
+    this.changed.clear();
+    this.post({ type: 'rowsChanged', rows, removed });
+  }
+
+  private post(message: HostToExperiments): void {
+    if (!this.ready || this.disposed) return;
+    void this.panel.webview.postMessage(message).then(undefined, (err: Error) => this.deps.log.warn(`experiments: postMessage failed: ${err.message}`));
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.ticker);
+    for (const s of this.subscriptions) s.dispose();
+    this.panel.dispose();
+    this.disposeEmitter.fire();
+    this.disposeEmitter.dispose();
+  }
+}
+
+/** The `peftLab.experiments.open` command, and the serializer that brings the tab back after a window reload. */
+export class Experiments implements vscode.Disposable {
+  private current?: ExperimentsPanel;
+  private readonly disposables: vscode.Disposable[];
+
+  constructor(private readonly deps: ExperimentsDeps) {
+    this.disposables = [
+      vscode.commands.registerCommand('peftLab.experiments.open', () => this.open()),
+      vscode.window.registerWebviewPanelSerializer(EXPERIMENTS_VIEW_TYPE, {
+        // the webview keeps its own state (sort, filters, columns) and validates it when it loads
+        deserializeWebviewPanel: async (panel) => {
+          if (this.current) panel.dispose();
+          else this.track(new ExperimentsPanel(panel, this.deps));
+        },
+      }),
+    ];
+  }
+
+  /** The open table (for tests). */
+  get panel(): ExperimentsPanel | undefined {
+    return this.current;
+  }
+
+  /** Opens the table, or reveals it. */
+  open(): ExperimentsPanel {
+    if (this.current) {
+      this.current.reveal();
+      return this.current;
+    }
+    const panel = vscode.window.createWebviewPanel(EXPERIMENTS_VIEW_TYPE, 'Experiments', vscode.ViewColumn.Active, webviewOptions(this.deps.extensionUri));
+    return this.track(new ExperimentsPanel(panel, this.deps));
+  }
+
+  private track(panel: ExperimentsPanel): ExperimentsPanel {
+    this.current = panel;
+    panel.onDidDispose(() => {
+      if (this.current === panel) this.current = undefined;
+    });
+    return panel;
+  }
+
+  dispose(): void {
+    this.current?.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}

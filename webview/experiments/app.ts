@@ -1,0 +1,328 @@
+/**
+ * The Experiments table page: one row per run of the workspace, kept live by the host's
+ * `rows`/`rowsChanged` messages. The rows go through the pure model (webview/model/experiments-table.ts:
+ * columns, filter, sort) and are drawn by TableView; the sweep chart shows when runs carry a sweep.
+ *
+ * The user's choices (sort, filters, columns, sweep axes) are kept with setState: VS Code keeps them
+ * while the tab is hidden and hands them to the panel serializer after a window reload. Redraws
+ * are coalesced into one per animation frame.
+ */
+import {
+  parseExperimentsState,
+  parseHostToExperiments,
+  type ExperimentRow,
+  type ExperimentsToHost,
+  type ExperimentsUiState,
+  type HostToExperiments,
+} from '../../src/protocol/experiments';
+import {
+  buildColumns,
+  chooseColumn,
+  filterRows,
+  nextSort,
+  sortRows,
+  sweepChart,
+  sweepIds,
+  sweepParameters,
+  visibleColumns,
+  type Column,
+} from '../model/experiments-table';
+import { clear, h } from '../view/dom';
+import { renderSweepChart } from './sweep-view';
+import { TableView, type EditField } from './table-view';
+
+export interface ExperimentsVsCodeApi {
+  postMessage(message: ExperimentsToHost): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+
+const GROUP_TITLES: Record<Column['group'], string> = {
+  annotation: 'Name, star, note',
+  run: 'Run',
+  parameter: 'Config parameters',
+  metric: 'Metrics',
+  training: 'Training',
+};
+
+export class ExperimentsApp {
+  private rows = new Map<string, ExperimentRow>();
+  private ui: ExperimentsUiState;
+  private columns: Column[] = [];
+  private shown: Column[] = [];
+  private view: ExperimentRow[] = [];
+  private readonly selected = new Set<string>();
+  private received = false;
+  private columnsDirty = true;
+  /** Bumped on every change of the rows; the sweep chart is drawn again only when it or the chart's choices change. */
+  private version = 0;
+  private sweepKey = '';
+  private frame = 0;
+  /** Milliseconds per part of the last render (read by the benchmark). */
+  lastTimings: Record<string, number> = {};
+
+  private readonly table: TableView;
+  private readonly filterField = h('vscode-textfield', { class: 'text-filter', placeholder: 'Filter runs (every word, any column)', 'aria-label': 'Filter runs' });
+  private readonly openButton = h('vscode-button', { class: 'open-dashboard', icon: 'graph-line', disabled: true, title: 'Open the selected runs in the dashboard, overlaid (Ctrl+Enter)' }, 'Open in Dashboard');
+  private readonly clearButton = h('vscode-button', { class: 'clear-selection', secondary: true, disabled: true }, 'Clear Selection');
+  private readonly columnsButton = h('vscode-button', { class: 'columns-button', secondary: true, icon: 'list-selection', 'aria-haspopup': 'true', 'aria-expanded': 'false' }, 'Columns');
+  private readonly picker = h('div', { class: 'column-picker', role: 'dialog', 'aria-label': 'Choose columns', hidden: true });
+  private readonly constantBox = h('vscode-checkbox', { class: 'show-constant', label: 'Constant parameters', title: 'Also show the config parameters that are the same in every run' });
+  private readonly counts = h('span', { class: 'counts', 'aria-live': 'polite' });
+  private readonly sweepPanel = h('details', { class: 'sweep-panel', hidden: true, open: true });
+  private readonly empty = h('p', { class: 'empty muted', hidden: true });
+
+  constructor(private readonly root: HTMLElement, private readonly vscode: ExperimentsVsCodeApi) {
+    this.ui = parseExperimentsState(vscode.getState()).ui;
+    this.table = new TableView({
+      onSort: (c) => this.update({ sort: nextSort(this.ui.sort, c) }),
+      onColumnFilter: (id, text) => this.setColumnFilter(id, text),
+      onSelect: (dirs, on) => this.select(dirs, on),
+      onOpen: (dirs) => this.open(dirs),
+      onOpenConfig: (dir) => this.post({ type: 'openConfig', dir }),
+      onStar: (row) => this.annotate(row, { starred: !row.starred }),
+      onEdit: (row, field, value) => this.edit(row, field, value),
+    });
+  }
+
+  start(): void {
+    this.layout();
+    window.addEventListener('message', (event: MessageEvent) => this.receive(event.data));
+    window.addEventListener('error', (event) => {
+      if (/ResizeObserver loop/.test(event.message)) return; // a layout notice, not an error
+      this.post({ type: 'webviewError', message: `${event.message} (${event.filename}:${event.lineno})` });
+    });
+    window.addEventListener('unhandledrejection', (event) => this.post({ type: 'webviewError', message: String((event as PromiseRejectionEvent).reason) }));
+    this.post({ type: 'ready' });
+  }
+
+  /** Handles one host message; a malformed one is reported to the host's log and ignored. */
+  receive(data: unknown): void {
+    const parsed = parseHostToExperiments(data);
+    if (!parsed.ok) {
+      this.post({ type: 'webviewError', message: `ignored a malformed message from the host: ${parsed.error}` });
+      return;
+    }
+    this.apply(parsed.value);
+  }
+
+  private apply(message: HostToExperiments): void {
+    if (message.type === 'rows') {
+      this.rows = new Map(message.rows.map((r) => [r.dir, r]));
+      this.received = true;
+    } else {
+      for (const dir of message.removed) {
+        this.rows.delete(dir);
+        this.selected.delete(dir);
+      }
+      for (const r of message.rows) this.rows.set(r.dir, r);
+    }
+    this.columnsDirty = true;
+    this.version++;
+    this.schedule();
+  }
+
+  // ---- layout and drawing ---------------------------------------------------------------------------
+
+  private layout(): void {
+    clear(this.root);
+    this.root.removeAttribute('aria-busy');
+    this.filterField.value = this.ui.filter;
+    this.filterField.prepend(h('span', { slot: 'content-before', class: 'codicon codicon-filter', 'aria-hidden': 'true' }));
+    this.filterField.addEventListener('input', () => this.update({ filter: this.filterField.value }));
+    this.openButton.addEventListener('click', () => this.open([...this.selected]));
+    this.clearButton.addEventListener('click', () => this.select([...this.selected], false));
+    this.columnsButton.addEventListener('click', () => this.togglePicker());
+    this.constantBox.checked = this.ui.showConstant;
+    this.constantBox.addEventListener('change', () => this.update({ showConstant: this.constantBox.checked }));
+    this.sweepPanel.addEventListener('toggle', () => {
+      const open = (this.sweepPanel as HTMLDetailsElement).open;
+      if (this.ui.sweep && this.ui.sweep.closed === !open) return;
+      this.update({ sweep: { id: this.ui.sweep?.id ?? '', ...this.ui.sweep, closed: !open } });
+    });
+    this.picker.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.togglePicker(false);
+    });
+    const toolbar = h('header', { class: 'toolbar' }, this.filterField, this.openButton, this.clearButton,
+      h('div', { class: 'picker-anchor' }, this.columnsButton, this.picker), this.constantBox, this.counts);
+    const hint = h('footer', { class: 'hint muted' }, '↑ ↓ move · Space select · Enter open · Ctrl+Enter open the selection overlaid · S star · N note · F2 rename · click a header to sort, again to reverse');
+    this.root.append(toolbar, this.sweepPanel, this.empty, this.table.element, hint);
+  }
+
+  private schedule(): void {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  /** Draws now (also used by the benchmark to time a render without waiting for a frame). */
+  render(): void {
+    if (this.frame) {
+      cancelAnimationFrame(this.frame);
+      this.frame = 0;
+    }
+    const t: Record<string, number> = {};
+    const time = (name: string, f: () => void) => {
+      const t0 = performance.now();
+      f();
+      t[name] = performance.now() - t0;
+    };
+    const rows = [...this.rows.values()];
+    if (this.columnsDirty) time('columns', () => (this.columns = buildColumns(rows)));
+    this.columnsDirty = false;
+    this.shown = visibleColumns(this.columns, this.ui);
+    time('filterSort', () => (this.view = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
+    time('table', () => {
+      this.table.setColumns(this.shown, this.ui.sort, this.ui.columnFilters);
+      this.table.setRows(this.view, this.selected);
+    });
+    time('sweep', () => this.renderSweep(rows));
+    this.renderCounts(rows.length);
+    if (!this.picker.hidden) this.renderPicker();
+    this.lastTimings = t;
+    document.body.dataset.ready = String(this.received);
+    document.body.dataset.rows = String(this.view.length);
+  }
+
+  private renderCounts(total: number): void {
+    const selected = this.selected.size;
+    this.counts.textContent = `${this.view.length === total ? `${total}` : `${this.view.length} of ${total}`} run${total === 1 ? '' : 's'} · ${selected} selected`;
+    this.openButton.toggleAttribute('disabled', selected === 0);
+    this.clearButton.toggleAttribute('disabled', selected === 0);
+    this.openButton.textContent = selected > 1 ? `Open ${selected} in Dashboard` : 'Open in Dashboard';
+    this.empty.hidden = total > 0 && this.view.length > 0;
+    this.empty.textContent = !this.received ? 'Reading the runs…' : total === 0
+      ? 'No runs in this workspace yet: train a *.peft.json config and its runs appear here, live.'
+      : 'No run matches the filters.';
+  }
+
+  // ---- sweep chart -----------------------------------------------------------------------------------
+
+  private renderSweep(rows: ExperimentRow[]): void {
+    const key = `${this.version}|${JSON.stringify(this.ui.sweep ?? null)}`;
+    if (key === this.sweepKey) return;
+    this.sweepKey = key;
+    const ids = sweepIds(rows);
+    this.sweepPanel.hidden = ids.length === 0;
+    clear(this.sweepPanel);
+    if (!ids.length) return;
+    const id = this.ui.sweep && ids.includes(this.ui.sweep.id) ? this.ui.sweep.id : ids[0]!;
+    const params = sweepParameters(rows, id);
+    const metrics = this.columns.filter((c) => c.group === 'metric');
+    const x = this.ui.sweep?.x && params.includes(this.ui.sweep.x) ? this.ui.sweep.x : params[0];
+    // the sweep's own ranking metric, else the task metric
+    const ranked = rows.find((r) => r.sweep?.id === id && r.sweep.metric)?.sweep?.metric;
+    const y = metrics.find((c) => c.id === this.ui.sweep?.y) ?? metrics.find((c) => c.id === `best:${ranked}`) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0];
+    const choose = (label: string, value: string | undefined, options: [string, string][], change: (v: string) => void) => {
+      const select = h('vscode-single-select', { class: `sweep-${label.toLowerCase()}`, 'aria-label': label }, options.map(([v, text]) => h('vscode-option', { value: v, selected: v === value }, text)));
+      select.addEventListener('change', () => change(select.value));
+      return h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, label), select);
+    };
+    const closed = this.ui.sweep?.closed === true;
+    const set = (change: Partial<NonNullable<ExperimentsUiState['sweep']>>) => this.update({ sweep: { id, x, y: y?.id, closed, ...change } });
+    (this.sweepPanel as HTMLDetailsElement).open = !closed;
+    this.sweepPanel.append(h('summary', null, h('span', { class: 'codicon codicon-graph-scatter', 'aria-hidden': 'true' }), h('h2', null, 'Sweep'),
+      h('span', { class: 'muted' }, `${ids.length} sweep${ids.length === 1 ? '' : 's'}: a swept parameter against a metric`)));
+    this.sweepPanel.append(h('div', { class: 'sweep-controls' },
+      choose('Sweep', id, ids.map((s) => [s, s]), (v) => this.update({ sweep: { id: v, closed } })),
+      choose('Parameter', x, params.map((p) => [p, p]), (v) => set({ x: v })),
+      choose('Metric', y?.id, metrics.map((c) => [c.id, c.label]), (v) => set({ y: v }))));
+    if (!x || !y) {
+      this.sweepPanel.appendChild(h('p', { class: 'muted' }, 'The runs of this sweep do not differ in any parameter yet.'));
+      return;
+    }
+    const chart = sweepChart(rows, id, x, y);
+    this.sweepPanel.appendChild(renderSweepChart(chart, { xLabel: x, yLabel: y.label, lowerIsBetter: y.lowerIsBetter === true, onPick: (dir) => this.select([dir], true) }));
+    if (chart.missing) this.sweepPanel.appendChild(h('p', { class: 'muted' }, `${chart.missing} run${chart.missing === 1 ? '' : 's'} of the sweep without a value yet.`));
+  }
+
+  // ---- column picker ----------------------------------------------------------------------------------
+
+  private togglePicker(open = this.picker.hidden): void {
+    this.picker.hidden = !open;
+    this.columnsButton.setAttribute('aria-expanded', String(open));
+    if (open) {
+      this.renderPicker();
+      this.picker.querySelector<HTMLElement>('vscode-checkbox')?.focus();
+    } else this.columnsButton.focus();
+  }
+
+  private renderPicker(): void {
+    clear(this.picker);
+    const visible = new Set(this.shown.map((c) => c.id));
+    const groups = new Map<Column['group'], Column[]>();
+    for (const c of this.columns) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
+    for (const [group, columns] of groups) {
+      const boxes = columns.map((c) => {
+        const box = h('vscode-checkbox', { label: c.constant ? `${c.label} (constant)` : c.label, checked: visible.has(c.id), 'data-column': c.id, title: c.title });
+        box.addEventListener('change', () => this.update(chooseColumn(this.ui, c.id, box.checked)));
+        return box;
+      });
+      this.picker.appendChild(h('fieldset', { class: 'picker-group' }, h('legend', null, GROUP_TITLES[group]), ...boxes));
+    }
+    const reset = h('vscode-button', { secondary: true, class: 'reset-columns' }, 'Default Columns');
+    reset.addEventListener('click', () => this.update({ shown: [], hidden: [], showConstant: false }));
+    const done = h('vscode-button', { class: 'close-picker' }, 'Done');
+    done.addEventListener('click', () => this.togglePicker(false));
+    this.picker.appendChild(h('div', { class: 'picker-actions' }, reset, done));
+  }
+
+  // ---- actions -----------------------------------------------------------------------------------------
+
+  private update(change: Partial<ExperimentsUiState>): void {
+    this.ui = { ...this.ui, ...change };
+    if (change.showConstant !== undefined) this.constantBox.checked = this.ui.showConstant;
+    this.vscode.setState({ version: 1, ui: this.ui });
+    this.schedule();
+  }
+
+  private setColumnFilter(id: string, text: string): void {
+    const filters = { ...this.ui.columnFilters };
+    if (text.trim()) filters[id] = text;
+    else delete filters[id];
+    this.update({ columnFilters: filters });
+  }
+
+  private select(dirs: readonly string[], on: boolean): void {
+    for (const dir of dirs) {
+      if (on && this.rows.has(dir)) this.selected.add(dir);
+      else this.selected.delete(dir);
+    }
+    this.schedule();
+  }
+
+  private open(dirs: readonly string[]): void {
+    const known = dirs.filter((d) => this.rows.has(d));
+    if (known.length) this.post({ type: 'openDashboard', dirs: known });
+  }
+
+  private edit(row: ExperimentRow, field: EditField, value: string): void {
+    const current = field === 'name' ? (row.name === row.folder ? '' : row.name) : row.note;
+    const next = value.trim();
+    if (next === current.trim() || (field === 'name' && next === row.folder && row.name === row.folder)) return;
+    this.annotate(row, field === 'name' ? { name: next } : { note: next });
+  }
+
+  /** Shows the change at once (the host's row follows when the file is written) and asks the host to write it. */
+  private annotate(stale: ExperimentRow, change: { name?: string; starred?: boolean; note?: string }): void {
+    // the row may have been replaced by a host update while an editor was open
+    const row = this.rows.get(stale.dir) ?? stale;
+    const optimistic: ExperimentRow = {
+      ...row,
+      ...(change.starred !== undefined ? { starred: change.starred } : {}),
+      ...(change.note !== undefined ? { note: change.note } : {}),
+      ...(change.name !== undefined ? { name: change.name || row.folder } : {}),
+    };
+    this.rows.set(row.dir, optimistic);
+    this.columnsDirty = true;
+    this.version++;
+    this.schedule();
+    this.post({ type: 'annotate', dir: row.dir, ...change });
+  }
+
+  private post(message: ExperimentsToHost): void {
+    this.vscode.postMessage(message);
+  }
+}
