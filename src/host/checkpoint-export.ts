@@ -1,14 +1,25 @@
 /**
- * Export of a checkpoint in PEFT Lab's own format (there is no AdapterHub export yet): the
- * trainable weights, the checkpoint's metadata and the run's resolved config, copied into a new
- * folder `<destination>/<run>-step-N/` with a README saying what each file is. The optimizer state
- * is left out: an export is for loading the adapter, not for resuming.
+ * Export of a checkpoint in PEFT Lab's own format: the trainable weights, the checkpoint's metadata
+ * and the run's resolved config, copied into a new folder `<destination>/<run>-step-N/` with a
+ * README saying what each file is. The optimizer state is left out: an export is for loading the
+ * adapter, not for resuming. The AdapterHub format is written by core/checkpoint/adapterhub.ts.
  *
  * No `vscode` import.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runDirOfCheckpoint } from '../core/checkpoint/run-folder';
+import { defaultExportFolder, exportAdapterHub } from '../core/checkpoint/adapterhub';
+
+export type ExportFormat = 'peft-lab' | 'adapterhub';
+
+/** Exports into a new folder under `destination` in either format; returns it and what the user should be told. */
+export function exportCheckpointAs(format: ExportFormat, checkpointDir: string, destination: string): { folder: string; warnings: string[] } {
+  if (format === 'peft-lab') return { folder: exportCheckpoint(checkpointDir, destination), warnings: [] };
+  const result = exportAdapterHub(checkpointDir, { out: defaultExportFolder(checkpointDir, destination) });
+  const n = result.notExported.length;
+  return { folder: result.dir, warnings: n ? [`${n} trained LayerNorm weights are not part of an AdapterHub adapter (the library keeps the base model's).`] : [] };
+}
 
 export const EXPORTED_FILES = ['weights.safetensors', 'checkpoint.json', 'config.json'] as const;
 
@@ -64,7 +75,7 @@ function readme(runDir: string, checkpointDir: string, infoFile: string): string
     '',
     `Exported from \`${runDir}\` (${step}${method ? `, method ${method}` : ''}) on ${new Date().toISOString()}.`,
     '',
-    'This is **PEFT Lab\'s own format**, not the AdapterHub layout (PEFT Lab has no AdapterHub export yet):',
+    'This is **PEFT Lab\'s own format**, not the AdapterHub layout (for that, choose the AdapterHub format or run `peft-lab export --format adapterhub`):',
     '',
     '- `weights.safetensors`: the trainable weights (adapters, LayerNorms, head), named as in Hugging Face BERT;',
     '  AdaMix keeps every expert (it merges them at inference).',

@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { validateConfigText, type ConfigIssue } from '../core/config/load';
+import { sweepIssues } from '../core/config/sweep';
 
 export const CONFIG_GLOB = '**/*.peft.json';
 const DEBOUNCE_MS = 300;
@@ -53,7 +54,10 @@ export class ConfigDiagnostics implements vscode.Disposable {
 
   private update(doc: vscode.TextDocument): void {
     const folder = vscode.workspace.getWorkspaceFolder(doc.uri)?.uri.fsPath;
-    const issues = validateConfigText(doc.getText(), doc.fileName, { workspaceFolder: folder });
+    const text = doc.getText();
+    const options = { workspaceFolder: folder };
+    // a sweep's points are checked like configs; their problems land on the sweep's fields
+    const issues = [...validateConfigText(text, doc.fileName, options), ...sweepIssues(text, doc.fileName, options)].sort((a, b) => a.offset - b.offset);
     this.issues.set(doc.uri.toString(), issues);
     const semantic = issues.filter((i) => i.source === 'semantic');
     this.collection.set(doc.uri, semantic.map((i) => toDiagnostic(doc, i)));

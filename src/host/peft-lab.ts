@@ -14,6 +14,9 @@ import { TrainingStatusBar } from './status-bar';
 import { RunsSidebar } from './runs-tree';
 import { Dashboard } from './dashboard';
 import { SlowBackendNotice } from './backend-notice';
+import { Experiments } from './experiments-panel';
+import { registerAnnotationCommands } from './annotation-commands';
+import { Sweeps } from './sweeps';
 
 export class PeftLab implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -26,6 +29,10 @@ export class PeftLab implements vscode.Disposable {
   readonly codeLens: TrainCodeLensProvider;
   /** Dashboard webview panels (`peftLab.openDashboard`, `peftLab.compareRuns`), revived after a reload. */
   readonly dashboard: Dashboard;
+  /** The Experiments table (`peftLab.experiments.open`): one row per run, revived after a reload. */
+  readonly experiments: Experiments;
+  /** Sweeps (`peftLab.sweep`) and the Queue view with its Pause / Resume / Clear. */
+  readonly sweeps: Sweeps;
 
   constructor(context: vscode.ExtensionContext) {
     this.runs = new RunManager(context.asAbsolutePath(path.join('dist', 'worker.js')), this.log);
@@ -38,13 +45,17 @@ export class PeftLab implements vscode.Disposable {
     this.index = new RunIndex(this.sidebar);
     this.codeLens = new TrainCodeLensProvider(this.diagnostics, this.runs, this.index);
     this.dashboard = new Dashboard({ extensionUri: context.extensionUri, runs: this.runs, log: this.log });
+    this.experiments = new Experiments({ extensionUri: context.extensionUri, runs: this.sidebar, log: this.log });
+    this.sweeps = new Sweeps({ runs: this.runs, log: this.log });
     this.disposables.push(
       this.log, this.diagnostics, this.runs, this.sidebar, this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
       new SlowBackendNotice(this.runs.onDidReceiveMessage, this.log),
+      this.experiments, ...registerAnnotationCommands(this.sidebar),
+      this.sweeps,
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
       this.runs.onDidChange(() => {
         // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)
-        void vscode.commands.executeCommand('setContext', 'peftLab.runningConfigs', this.runs.active().map((r) => r.configFile));
+        void vscode.commands.executeCommand('setContext', 'peftLab.runningConfigs', this.runs.active().filter((r) => !r.point).map((r) => r.configFile));
       }),
       ...this.registerCommands(),
     );
@@ -123,8 +134,9 @@ export class PeftLab implements vscode.Disposable {
       (progress, token) => {
         token.onCancellationRequested(() => this.runs.stop(configFile));
         let reported = 0;
-        const subscription = this.runs.onDidReceiveMessage(({ configFile: file, message }) => {
-          if (file !== configFile || message.type !== 'progress') return;
+        const subscription = this.runs.onDidReceiveMessage(({ configFile: file, point, message }) => {
+          // a sweep point of the same config is another run, with the sweep's own notification
+          if (file !== configFile || point || message.type !== 'progress') return;
           const percent = (100 * message.step) / message.totalSteps;
           progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${message.loss.toFixed(4)}` });
           reported = percent;
@@ -136,6 +148,11 @@ export class PeftLab implements vscode.Disposable {
 
   private report(configFile: string, outcome: RunOutcome): void {
     const name = path.basename(configFile);
+    if (outcome.kind === 'failed' && outcome.error.name === 'CancelledError') {
+      // taken off the queue by the user (Stop, Clear queue): nothing went wrong
+      this.log.info(`${name}: ${outcome.error.message}`);
+      return;
+    }
     if (outcome.kind === 'failed') {
       this.log.error(`${name}: ${outcome.error.message}`);
       void vscode.window.showErrorMessage(`PEFT Lab: training ${name} failed: ${outcome.error.message.split('\n')[0]}`, 'Show Log').then((choice) => {

@@ -3,13 +3,18 @@
  * follows their messages, stops them, and turns crashes into readable errors.
  *
  * A second Train of a config that is already training is refused; Train beyond
- * `peftLab.maxConcurrentRuns` is queued and starts when a run ends.
+ * `peftLab.maxConcurrentRuns` is queued and starts when a run ends. Each point of a sweep is a run
+ * of its own (its id is the config's path plus `#<point name>`), queued the same way. The queue can
+ * be paused (running runs go on, none starts), resumed and cleared (see core/run-queue.ts).
  */
 import * as vscode from 'vscode';
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { WorkerCrashedError } from '../core/errors';
+import { CancelledError, WorkerCrashedError } from '../core/errors';
 import * as fs from 'node:fs';
+import { RunQueue } from '../core/run-queue';
+import type { SweepPoint } from '../core/config/sweep';
+import type { ResolvedConfig, SweepPointInfo } from '../core/config/types';
 import {
   isWorkerMessage,
   type EvaluateRequest,
@@ -30,10 +35,22 @@ const LAST_LINES = 20;
 export type RunPhase = 'queued' | 'starting' | 'training' | 'stopping';
 
 export interface RunView {
+  /** Identifies the run here: the config's absolute path, plus `#<point name>` for a sweep point. */
+  id: string;
   configFile: string;
   phase: RunPhase;
   started?: StartedMessage;
   progress?: ProgressMessage;
+  /** Set for a run of one sweep point: its run name and its sweep. */
+  point?: { name: string; sweep: SweepPointInfo };
+}
+
+/** A worker message, with the run it came from (`point` set for a sweep point's run). */
+export interface RunMessage {
+  configFile: string;
+  runId: string;
+  point?: string;
+  message: WorkerMessage;
 }
 
 export type RunOutcome =
@@ -43,6 +60,8 @@ export type RunOutcome =
 interface ActiveRun extends RunView {
   /** A run folder to continue from its last checkpoint (TrainRequest.resume). */
   resume?: string;
+  /** A sweep point's resolved config, handed to the worker instead of the config file. */
+  config?: ResolvedConfig;
   child?: ChildProcess;
   /** Set for a run this host did not start (it survived a window reload): followed through its folder. */
   follower?: RunFollower;
@@ -55,13 +74,17 @@ interface ActiveRun extends RunView {
 
 export class RunManager implements vscode.Disposable {
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly queue: string[] = [];
+  /** Ids of the runs waiting for a free slot. */
+  private readonly queue = new RunQueue<string>();
   private readonly evaluations = new Set<ChildProcess>();
   private readonly changed = new vscode.EventEmitter<RunView>();
-  private readonly messages = new vscode.EventEmitter<{ configFile: string; message: WorkerMessage }>();
+  private readonly messages = new vscode.EventEmitter<RunMessage>();
+  private readonly queueChanged = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   /** Every message of every worker, for the status bar, progress notifications and views. */
   readonly onDidReceiveMessage = this.messages.event;
+  /** The queue was paused, resumed or cleared, or a run joined or left it. */
+  readonly onDidChangeQueue = this.queueChanged.event;
 
   constructor(private readonly workerScript: string, private readonly log: vscode.LogOutputChannel) {}
 
@@ -74,24 +97,60 @@ export class RunManager implements vscode.Disposable {
   }
 
   /**
-   * Starts (or queues) a run of a config; resolves when it ends. Throws at once when that config
-   * is already training or queued.
+   * Starts (or queues) a run of a config, or with `point` of one sweep point; resolves when it ends.
+   * Throws at once when that config (or point) is already training or queued.
    */
-  train(configFile: string, options: { resume?: string } = {}): Promise<RunOutcome> {
-    const k = key(configFile);
+  train(configFile: string, options: { resume?: string; point?: SweepPoint } = {}): Promise<RunOutcome> {
+    const point = options.point;
+    const k = key(configFile, point?.name);
     const existing = this.runs.get(k);
-    if (existing) throw new Error(`${path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
-    const run = this.createRun(configFile);
+    if (existing) throw new Error(`${point?.name ?? path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
+    const run = this.createRun(configFile, point && { name: point.name, sweep: point.config.sweepPoint! });
     run.resume = options.resume;
+    run.config = point?.config;
     this.runs.set(k, run);
-    if (this.runningCount() >= readSettings().maxConcurrentRuns) {
-      this.queue.push(k);
-      this.log.info(`queued ${configFile}: ${this.runningCount()} run(s) already training (peftLab.maxConcurrentRuns)`);
-      this.changed.fire(run);
-    } else {
+    if (this.queue.canStartNow(this.runningCount(), readSettings().maxConcurrentRuns)) {
       this.spawn(run);
+    } else {
+      this.queue.enqueue(k);
+      const why = this.queue.isPaused ? 'the queue is paused' : `${this.runningCount()} run(s) already training (peftLab.maxConcurrentRuns)`;
+      this.log.info(`queued ${point?.name ?? configFile}: ${why}`);
+      this.changed.fire(run);
+      this.queueChanged.fire();
     }
     return run.done;
+  }
+
+  /** Runs waiting for a free slot, next first. */
+  queued(): RunView[] {
+    return this.queue.items().flatMap((id) => this.runs.get(id) ?? []);
+  }
+
+  get queuePaused(): boolean {
+    return this.queue.isPaused;
+  }
+
+  /** No queued run starts until `resumeQueue`; running runs go on. */
+  pauseQueue(): void {
+    if (!this.queue.pause()) return;
+    this.log.info('queue paused: runs that are training go on, queued runs wait');
+    this.queueChanged.fire();
+  }
+
+  resumeQueue(): void {
+    if (!this.queue.resume()) return;
+    this.log.info('queue resumed');
+    this.queueChanged.fire();
+    this.startQueued();
+  }
+
+  /** Drops every queued run (each ends as cancelled); returns how many there were. */
+  clearQueue(): number {
+    const dropped = this.queue.clear().flatMap((id) => this.runs.get(id) ?? []);
+    if (dropped.length) this.log.info(`queue cleared: ${dropped.length} run(s) removed before they started`);
+    for (const run of dropped) this.settle(run, { kind: 'failed', error: removedFromQueue() });
+    this.queueChanged.fire();
+    return dropped.length;
   }
 
   /**
@@ -110,9 +169,11 @@ export class RunManager implements vscode.Disposable {
       }
     }
     if (!configFile) throw new Error(`${path.basename(runDir)} does not say which config it came from (no status.json or config.json)`);
-    if (status?.state === 'running' && this.runs.has(key(configFile))) throw new Error(`${path.basename(runDir)} is still training`);
+    // a sweep point's run stays that point's run, so Train of its config is not blocked meanwhile
+    const point = sweepPointOfRun(runDir);
+    if (status?.state === 'running' && this.runs.has(key(configFile, point?.name))) throw new Error(`${path.basename(runDir)} is still training`);
     // a checkpoint folder rewinds the run to it; the run folder continues from its last checkpoint
-    return this.train(configFile, { resume: fromCheckpoint ?? runDir });
+    return this.train(configFile, { resume: fromCheckpoint ?? runDir, point });
   }
 
   /**
@@ -169,14 +230,20 @@ export class RunManager implements vscode.Disposable {
     });
   }
 
-  /** Asks a run to stop at its next step boundary (it writes a checkpoint), then kills it after the timeout. */
+  /** Asks a config's run to stop at its next step boundary (it writes a checkpoint), then kills it after the timeout. */
   stop(configFile: string): void {
-    const k = key(configFile);
-    const run = this.runs.get(k);
+    this.stopRun(key(configFile));
+  }
+
+  /** `stop` for any run, a sweep point's too, by its id (RunView.id); a queued run just leaves the queue. */
+  stopRun(id: string): void {
+    const run = this.runs.get(id);
     if (!run) return;
+    const configFile = run.point?.name ?? run.configFile;
     if (run.phase === 'queued') {
-      this.queue.splice(this.queue.indexOf(k), 1);
-      this.settle(run, { kind: 'failed', error: new Error('removed from the queue before it started') });
+      this.queue.remove(id);
+      this.settle(run, { kind: 'failed', error: removedFromQueue() });
+      this.queueChanged.fire();
       return;
     }
     if (run.phase === 'stopping' || !(run.child || run.follower)) return;
@@ -194,9 +261,10 @@ export class RunManager implements vscode.Disposable {
 
   /** Follows a run that is training without this host (started before a window reload, or from the CLI). */
   reattach(live: LiveRun): void {
-    const k = key(live.configFile);
+    const point = pointOfRun(live.runDir);
+    const k = key(live.configFile, point?.name);
     if (this.runs.has(k)) return;
-    const run = this.createRun(live.configFile);
+    const run = this.createRun(live.configFile, point);
     run.phase = 'training';
     this.runs.set(k, run);
     this.log.info(`following run ${live.runDir} (process ${live.pid}) of ${live.configFile}`);
@@ -216,10 +284,10 @@ export class RunManager implements vscode.Disposable {
     return this.runs.get(key(configFile))?.done;
   }
 
-  private createRun(configFile: string): ActiveRun {
+  private createRun(configFile: string, point?: RunView['point']): ActiveRun {
     let resolve!: (outcome: RunOutcome) => void;
     const done = new Promise<RunOutcome>((r) => (resolve = r));
-    return { configFile, phase: 'queued', lastLines: [], done, resolve };
+    return { id: key(configFile, point?.name), configFile, point, phase: 'queued', lastLines: [], done, resolve };
   }
 
   /** Runs with a live worker (starting, training or stopping). */
@@ -240,7 +308,7 @@ export class RunManager implements vscode.Disposable {
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
     });
     run.child = child;
-    this.log.info(`started worker ${child.pid} for ${run.configFile}`);
+    this.log.info(`started worker ${child.pid} for ${run.configFile}${run.point ? ` (sweep point ${run.point.name})` : ''}`);
     const request: TrainRequest = {
       type: 'train',
       configFile: run.configFile,
@@ -249,6 +317,7 @@ export class RunManager implements vscode.Disposable {
       runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
       detach: true,
       resume: run.resume,
+      config: run.config,
     };
     child.send(request);
     child.stdout?.on('data', (chunk: Buffer) => this.onOutput(run, chunk));
@@ -268,7 +337,7 @@ export class RunManager implements vscode.Disposable {
   private onOutput(run: ActiveRun, chunk: Buffer): void {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue;
-      this.log.info(`[${path.basename(run.configFile)}] ${line}`);
+      this.log.info(`[${run.point?.name ?? path.basename(run.configFile)}] ${line}`);
       run.lastLines.push(line);
       if (run.lastLines.length > LAST_LINES) run.lastLines.shift();
     }
@@ -289,7 +358,7 @@ export class RunManager implements vscode.Disposable {
     } else if (message.type === 'failed') {
       run.outcome = { kind: 'failed', error: Object.assign(new Error(message.error.message), { name: message.error.name }), runDir: message.runDir };
     }
-    this.messages.fire({ configFile: run.configFile, message });
+    this.messages.fire({ configFile: run.configFile, runId: run.id, point: run.point?.name, message });
     this.changed.fire(run);
   }
 
@@ -301,9 +370,8 @@ export class RunManager implements vscode.Disposable {
   }
 
   private settle(run: ActiveRun, outcome: RunOutcome): void {
-    const k = key(run.configFile);
-    if (this.runs.get(k) !== run) return;
-    this.runs.delete(k);
+    if (this.runs.get(run.id) !== run) return;
+    this.runs.delete(run.id);
     run.follower?.dispose();
     run.resolve(outcome);
     this.changed.fire({ ...run, phase: 'stopping' });
@@ -311,10 +379,12 @@ export class RunManager implements vscode.Disposable {
   }
 
   private startQueued(): void {
-    while (this.queue.length && this.runningCount() < readSettings().maxConcurrentRuns) {
-      const next = this.runs.get(this.queue.shift()!);
+    const startable = this.queue.takeStartable(this.runningCount(), readSettings().maxConcurrentRuns);
+    for (const id of startable) {
+      const next = this.runs.get(id);
       if (next) this.spawn(next);
     }
+    if (startable.length) this.queueChanged.fire();
   }
 
   dispose(): void {
@@ -327,9 +397,34 @@ export class RunManager implements vscode.Disposable {
     }
     this.changed.dispose();
     this.messages.dispose();
+    this.queueChanged.dispose();
   }
 }
 
-function key(configFile: string): string {
-  return path.resolve(configFile);
+/** A run's id: the config's path, and a sweep point's name after `#` (points of one config run side by side). */
+function key(configFile: string, pointName?: string): string {
+  return pointName ? `${path.resolve(configFile)}#${pointName}` : path.resolve(configFile);
+}
+
+/** Not a failure: the user took the run off the queue (Stop, or Clear queue) before it started. */
+function removedFromQueue(): CancelledError {
+  const error = new CancelledError();
+  error.message = 'removed from the queue before it started';
+  return error;
+}
+
+/** The sweep point a run folder trains, from its config.json; undefined for a plain run. */
+function sweepPointOfRun(runDir: string): SweepPoint | undefined {
+  try {
+    const config = JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as ResolvedConfig;
+    const info = config.sweepPoint;
+    return info && config.name ? { index: info.index, name: config.name, values: info.values, config } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pointOfRun(runDir: string): RunView['point'] {
+  const point = sweepPointOfRun(runDir);
+  return point && { name: point.name, sweep: point.config.sweepPoint! };
 }

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EvaluatedMessage, Split } from '../protocol/worker';
-import { exportCheckpoint } from './checkpoint-export';
+import { exportCheckpointAs, type ExportFormat } from './checkpoint-export';
 import { formatMetrics, stateWord } from './runs-present';
 import { latestCompleteCheckpoint, metricName, STATE_FILTERS, type RunRecord, type RunsViewOptions, type StateFilter } from './runs-model';
 import type { RunsNode, RunsSidebar } from './runs-tree';
@@ -27,7 +27,7 @@ export function registerRunsActions(sidebar: RunsSidebar): vscode.Disposable[] {
     command('peftLab.runs.reveal', (n, s) => a.reveal(n, s)),
     command('peftLab.runs.resume', (n, s) => a.resume(n, s)),
     command('peftLab.runs.evaluate', (n, s, split) => a.evaluate(n, s, split as Split | undefined)),
-    command('peftLab.runs.export', (n, s, destination) => a.export(n, s, destination as string | undefined)),
+    command('peftLab.runs.export', (n, s, destination, format) => a.export(n, s, destination as string | undefined, format as ExportFormat | undefined)),
     command('peftLab.runs.compare', (n, s) => a.compare(n, s)),
     command('peftLab.runs.delete', (n, s) => a.delete(n, s)),
     command('peftLab.runs.copyPath', (n, s) => a.copyPath(n, s)),
@@ -180,32 +180,40 @@ class RunsActions {
     return results;
   }
 
-  /** Copies a checkpoint's weights, checkpoint.json and the run's config.json into a folder the user picks. */
-  async export(node?: RunsNode, selection?: readonly RunsNode[], destination?: string): Promise<string | undefined> {
+  /**
+   * Exports a checkpoint into a new folder under one the user picks, in PEFT Lab's format (weights,
+   * checkpoint.json, config.json) or AdapterHub's; the format is asked for unless given (a given
+   * destination alone keeps PEFT Lab's, as before formats existed).
+   */
+  async export(node?: RunsNode, selection?: readonly RunsNode[], destination?: string, format?: ExportFormat): Promise<string | undefined> {
     const [target] = this.targets(node, selection, ['checkpoint']);
     const c = target ? this.model.checkpoint(target.key) : undefined;
     if (!c) return undefined;
+    format ??= destination ? 'peft-lab' : await pickExportFormat();
+    if (!format) return undefined;
     if (!destination) {
       const picked = await vscode.window.showOpenDialog({
         canSelectFiles: false,
         canSelectFolders: true,
         canSelectMany: false,
         openLabel: 'Export Here',
-        title: `Export ${path.basename(c.runDir)} ${c.name} in PEFT Lab's format (weights.safetensors, checkpoint.json, config.json; not AdapterHub's)`,
+        title: `Export ${path.basename(c.runDir)} ${c.name} in ${format === 'adapterhub' ? 'the AdapterHub layout (adapter_config.json, adapter.safetensors, head)' : "PEFT Lab's format (weights.safetensors, checkpoint.json, config.json)"}`,
         defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
       });
       destination = picked?.[0]?.fsPath;
       if (!destination) return undefined;
     }
-    let folder: string;
+    let exported: ReturnType<typeof exportCheckpointAs>;
     try {
-      folder = exportCheckpoint(c.dir, destination);
+      exported = exportCheckpointAs(format, c.dir, destination);
     } catch (err) {
       void vscode.window.showErrorMessage(`PEFT Lab: ${(err as Error).message}`);
       return undefined;
     }
+    const folder = exported.folder;
+    const what = format === 'adapterhub' ? 'the AdapterHub layout (load it with model.load_adapter(dir, use_safetensors=True))' : "PEFT Lab's own format (weights.safetensors, checkpoint.json, config.json)";
     void vscode.window
-      .showInformationMessage(`PEFT Lab: exported ${c.name} to ${folder} in PEFT Lab's own format (weights.safetensors, checkpoint.json, config.json). There is no AdapterHub export yet.`, 'Reveal')
+      .showInformationMessage([`PEFT Lab: exported ${c.name} to ${folder} in ${what}.`, ...exported.warnings].join(' '), 'Reveal')
       .then((choice) => {
         if (choice) void vscode.commands.executeCommand(vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS', vscode.Uri.file(folder));
       });
@@ -309,6 +317,15 @@ async function pickSplit(run: RunRecord | undefined): Promise<Split | undefined>
     placeHolder: data?.test ? 'Evaluate on which split? The result is saved beside the checkpoint.' : 'Evaluate on the validation split (the config has no test file). The result is saved beside the checkpoint.',
   });
   return picked?.split;
+}
+
+async function pickExportFormat(): Promise<ExportFormat | undefined> {
+  const items: (vscode.QuickPickItem & { format: ExportFormat })[] = [
+    { label: 'PEFT Lab', description: 'weights.safetensors, checkpoint.json, config.json: the checkpoint as PEFT Lab stores it', format: 'peft-lab' },
+    { label: 'AdapterHub', description: 'adapter_config.json, adapter.safetensors and the head: loads with the Python adapters library', format: 'adapterhub' },
+  ];
+  const picked = await vscode.window.showQuickPick(items, { title: 'Export Checkpoint', placeHolder: 'Export in which format?' });
+  return picked?.format;
 }
 
 /** The config's folder relative to the workspace ('' at its root). */

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { isTempFile } from '../core/checkpoint/atomic';
 import type { RunState, RunStatus } from '../core/checkpoint/run-folder';
 import type { Placement, Split } from '../protocol/worker';
+import { ANNOTATIONS_FILE, readAnnotations, type RunAnnotations } from './annotations';
 
 export type { RunState } from '../core/checkpoint/run-folder';
 
@@ -128,6 +129,8 @@ export interface RunRecord {
   interrupted?: string;
   /** No status.json or config.json yet, and the folder is new: a run still starting (not shown). */
   pending: boolean;
+  /** The user's display name, star and note (annotations.json); {} when there are none. */
+  annotations: RunAnnotations;
 }
 
 export interface RunGroup {
@@ -282,6 +285,7 @@ interface RunEntry {
   tail: MetricsTail;
   statusError?: string;
   configError?: string;
+  annotationsError?: string;
   placement?: { mtimeMs: number; value?: Placement; error?: string };
 }
 
@@ -563,6 +567,7 @@ export class RunsModel {
     if (all || parts.has('metrics.jsonl')) entry.tail.update();
     if (all || parts.has('placement.json')) entry.placement = undefined;
     if (all || parts.has('best')) r.bestStep = readBestStep(dir);
+    if (all || parts.has(ANNOTATIONS_FILE)) this.readAnnotations(entry);
     if (all || parts.has('checkpoints')) this.readCheckpoints(entry, undefined);
     else {
       const names = [...parts].filter((p) => p.startsWith('checkpoint:')).map((p) => p.slice('checkpoint:'.length));
@@ -589,6 +594,12 @@ export class RunsModel {
       return;
     }
     r.status = s as unknown as RunStatus;
+  }
+
+  private readAnnotations(entry: RunEntry): void {
+    const read = readAnnotations(entry.record.dir);
+    entry.record.annotations = read.value;
+    entry.annotationsError = read.error;
   }
 
   private readConfig(entry: RunEntry): void {
@@ -653,6 +664,7 @@ export class RunsModel {
     if (statusError) problems.push(statusError);
     else if (!s && !r.pending) problems.push(r.config || configError ? 'status.json is missing' : 'no status.json or config.json: the run never got going');
     if (configError) problems.push(configError);
+    if (entry.annotationsError) problems.push(entry.annotationsError);
     else if (!r.config && s) problems.push('config.json is missing');
     const log = entry.tail.log;
     if (log.broken.length) {
@@ -760,7 +772,7 @@ function newDelta(): RunsDelta {
 function newRecord(dir: string, root: string): RunRecord {
   return {
     dir, id: path.basename(dir), root, state: 'unknown', started: 0, metrics: emptyMetricsLog(),
-    checkpoints: [], problems: [], pending: false,
+    checkpoints: [], problems: [], pending: false, annotations: {},
   };
 }
 

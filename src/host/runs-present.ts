@@ -97,9 +97,19 @@ export function runIcon(run: RunRecord): IconData {
   return STATE_ICONS[run.state] ?? STATE_ICONS.unknown!;
 }
 
-/** e.g. `houlsby · cpu · accuracy 0.8125 · 1m 12s`, or while training `step 40/120 · loss 0.6931 · houlsby · cpu · 12s`. */
+/** The name the user gave the run (annotations.json), else its folder's name. */
+export function displayName(run: RunRecord): string {
+  return run.annotations.name ?? run.id;
+}
+
+/**
+ * e.g. `houlsby · cpu · accuracy 0.8125 · 1m 12s`, or while training `step 40/120 · loss 0.6931 · houlsby · cpu · 12s`;
+ * a starred run starts with ★, a renamed one with its folder's name (the label shows the new name).
+ */
 export function runDescription(run: RunRecord, now: number = Date.now()): string {
   const parts: string[] = [];
+  const marks = [run.annotations.starred ? '★' : '', run.annotations.name ? run.id : ''].filter(Boolean).join(' ');
+  if (marks) parts.push(marks);
   if (run.problems.length) parts.push(`${stateWord(run)}: ${run.problems[0]}${run.problems.length > 1 ? ` (+${run.problems.length - 1})` : ''}`);
   else if (run.interrupted || (run.state !== 'finished' && run.state !== 'running')) parts.push(stateWord(run));
   if (run.state === 'running' && !run.interrupted) {
@@ -133,13 +143,15 @@ export function runContextValue(run: RunRecord): string {
   if (!live) words.push('deletable');
   if (!live && run.state !== 'finished' && run.configFile && latestCompleteCheckpoint(run)) words.push('resumable');
   if (run.configFile) words.push('hasConfig');
+  // the Star and Unstar menu items match these words (a `when` clause cannot negate a regex match)
+  words.push(run.annotations.starred ? 'starred' : 'unstarred');
   return words.join(' ');
 }
 
 export function runItem(run: RunRecord, now: number = Date.now()): ItemData {
   return {
     id: `run:${run.dir}`,
-    label: run.id,
+    label: displayName(run),
     description: runDescription(run, now),
     icon: runIcon(run),
     contextValue: runContextValue(run),
@@ -157,7 +169,10 @@ export interface RunTooltipExtras {
 /** The run's Markdown summary: method, placement and parameters, data sizes, progress, metrics, problems. */
 export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: number = Date.now()): string {
   const lines: string[] = [];
-  lines.push(`**${md(run.id)}** — ${stateWord(run)}`, '');
+  const star = run.annotations.starred ? '$(star-full) ' : '';
+  lines.push(`${star}**${md(displayName(run))}** — ${stateWord(run)}`, '');
+  if (run.annotations.name) lines.push(`Folder: ${md(run.id)}`, '');
+  if (run.annotations.note) lines.push(...noteLines(run.annotations.note), '');
   if (run.problems.length) {
     lines.push('$(warning) **Problems**', '');
     for (const p of run.problems) lines.push(`- ${md(p)}`);
@@ -196,6 +211,12 @@ export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: n
   rows.push(['Folder', md(run.dir)]);
   lines.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`));
   return lines.join('\n');
+}
+
+/** The note as a Markdown quote, line by line (escaped: it is the user's text, not Markdown). */
+function noteLines(note: string): string[] {
+  // two trailing spaces: a line break inside the quote, as the user typed it
+  return note.split(/\r?\n/).map((line, i) => `> ${i === 0 ? '$(note) ' : ''}${md(line)}  `);
 }
 
 export function methodSummary(run: RunRecord, placement?: Placement): string {

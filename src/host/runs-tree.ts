@@ -17,6 +17,7 @@ import { checkpointItem, checkpointTooltip, configItem, dataSizesOf, runItem, ru
 import { RunsWatcher } from './runs-watcher';
 import { readSettings } from './settings';
 import { registerRunsActions } from './runs-actions';
+import { bestOfFinishedSweeps, markBestOfSweep } from './sweep-best';
 
 export const RUNS_VIEW_ID = 'peftLab.runs';
 const VIEW_STATE_KEY = 'peftLab.runsView';
@@ -39,6 +40,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   private readonly nodes = new Map<string, RunsNode>();
   private readonly changed = new vscode.EventEmitter<RunsNode | RunsNode[] | undefined>();
   private groupsCache?: Map<string, RunGroup>;
+  private bestOfSweepCache?: Set<string>;
   readonly onDidChangeTreeData = this.changed.event;
 
   constructor(private readonly model: RunsModel, private readonly view: () => RunsViewOptions, private readonly relative: (file: string) => string) {}
@@ -54,6 +56,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   groups(): Map<string, RunGroup> {
     this.groupsCache ??= new Map(this.model.groups(this.view()).map((g) => [g.configFile, g]));
     return this.groupsCache;
+  }
+
+  /** Runs that are the best point of a finished sweep (sweep-best.ts), computed once per refresh. */
+  bestOfSweep(): Set<string> {
+    this.bestOfSweepCache ??= bestOfFinishedSweeps(this.model.runs());
+    return this.bestOfSweepCache;
   }
 
   getChildren(element?: RunsNode): RunsNode[] {
@@ -80,7 +88,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     }
     if (element.kind === 'run') {
       const run = this.model.run(element.key);
-      return run ? runItem(run) : undefined;
+      if (!run) return undefined;
+      return this.bestOfSweep().has(run.dir) ? markBestOfSweep(runItem(run)) : runItem(run);
     }
     const c = this.model.checkpoint(element.key);
     return c ? checkpointItem(c, this.model.run(c.runDir)) : undefined;
@@ -127,7 +136,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
    */
   refresh(delta?: RunsDelta): void {
     this.groupsCache = undefined;
-    if (!delta || delta.structure || this.view().sort === 'metric' || this.view().states?.length) {
+    const bestBefore = this.bestOfSweepCache;
+    this.bestOfSweepCache = undefined;
+    // the last point of a sweep ending marks another run, which the delta does not name
+    const bestChanged = bestBefore !== undefined && !sameSet(bestBefore, this.bestOfSweep());
+    if (!delta || delta.structure || bestChanged || this.view().sort === 'metric' || this.view().states?.length) {
       this.changed.fire(undefined);
       return;
     }
@@ -144,6 +157,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   dispose(): void {
     this.changed.dispose();
   }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
 /** Read when an item is built, not at load: the module must load before the vscode API is usable (packaging smoke test). */

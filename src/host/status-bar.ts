@@ -20,11 +20,11 @@ export class TrainingStatusBar implements vscode.Disposable {
       return;
     }
     const run = active[0]!;
-    const name = path.basename(run.configFile, '.peft.json');
+    const name = run.point?.name ?? path.basename(run.configFile, '.peft.json');
     const p = run.progress;
     const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
     this.item.text = `$(sync~spin) ${name}: ${detail}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`;
-    this.item.tooltip = `PEFT Lab is training ${active.map((r) => path.basename(r.configFile)).join(', ')}. Click for the log.`;
+    this.item.tooltip = `PEFT Lab is training ${active.map((r) => r.point?.name ?? path.basename(r.configFile)).join(', ')}. Click for the log.`;
     this.item.show();
   }
 

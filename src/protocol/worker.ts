@@ -160,6 +160,12 @@ export interface TrainRequest {
    * folder's worker.log, and a new host follows the run through its folder.
    */
   detach?: boolean;
+  /**
+   * A resolved, already checked config to train instead of reading `configFile`: one point of a
+   * sweep, with `name` and `sweepPoint` set (see src/core/config/sweep.ts). `configFile` still
+   * names the file it came from, for status.json and the Runs view.
+   */
+  config?: { readonly name: string; readonly sourceFile: string };
 }
 
 /**

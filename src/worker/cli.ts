@@ -3,7 +3,8 @@
  *
  * Training runs in this process (no worker): a terminal user wants Ctrl-C to reach the trainer
  * directly. The first Ctrl-C stops at the next step boundary after a checkpoint, so the run can be
- * resumed; a second one exits at once.
+ * resumed; a second one exits at once. `sweep` is the exception: each of its points trains in a
+ * worker process of its own, so that several can train at once (sweep-command.ts).
  *
  * Exit codes: 0 done, 1 bad input or failure, 2 usage error, 130 cancelled.
  */
@@ -14,6 +15,8 @@ import type { BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
+import type * as AdapterHubCommands from './adapterhub-commands';
+import type * as SweepCommands from './sweep-command';
 import type {
   CheckpointMessage,
   EvaluatedMessage,
@@ -34,13 +37,17 @@ const EXIT_CANCELLED = 130;
 
 const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const satisfies readonly BackendName[];
 const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
+const EXPORT_FORMATS = ['adapterhub'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
 const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
        peft-lab pretrain <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
+       peft-lab sweep <file.peft.json> [--parallel <n>] [--backend <name>] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
+       peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
+       peft-lab import <adapterhubDir> --base <file.peft.json> [--out <runDir>]
        peft-lab --help | --version`;
 
 const HELP = `peft-lab ${version}: parameter-efficient fine-tuning of BERT encoders (Houlsby adapters, AdaMix, LoRA)
@@ -56,11 +63,26 @@ Commands:
                              'pretrain' section); writes a run folder whose checkpoints are also
                              Hugging Face model folders, and the final model to output.modelDir
                              (default: <run folder>/model). Options as for train.
+  sweep <file.peft.json>     Run every point of the config's 'sweep' section (grid or random search)
+                             as a normal run, each in a worker process, then name the best point.
+    --parallel <n>           How many points train at once (default 1).
+    --backend <name>         As for train.
+    --json                   Every message as a JSON line with its 'point', between a 'sweep' and
+                             a 'sweepEnded' line.
   evaluate <checkpointDir>   Score a saved checkpoint.
     --split <split>          validation|test (default: validation).
     --backend <name>         As for train.
     --json                   Print the messages as JSON lines.
   inspect <target>           Summarise a config file, a run folder or a checkpoint folder.
+  export <checkpointDir>     Write the checkpoint as an AdapterHub adapter folder (the Python
+                             'adapters' library's save_adapter layout, safetensors): adapter and head.
+    --out <dir>              The folder to create (default: ./<run>-<step>-adapterhub).
+    --format <format>        adapterhub (the only one so far; PEFT Lab's own format is the checkpoint).
+    --name <name>            The adapter's name in the library (default: the config's name).
+  import <adapterhubDir>     Make a PEFT Lab run folder with one checkpoint from an AdapterHub adapter
+                             folder (adapter_config.json, adapter.safetensors, head), ready for evaluate.
+    --base <file.peft.json>  The config whose model is the base and whose task and data it is scored on.
+    --out <runDir>           The run folder to create (default: in the config's runs folder).
 
 Options:
   -h, --help                 Show this help.
@@ -79,13 +101,16 @@ type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
+  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
-  | { kind: 'inspect'; target: string };
+  | { kind: 'inspect'; target: string }
+  | { kind: 'export'; checkpointDir: string; out?: string; name?: string }
+  | { kind: 'import'; adapterDir: string; base: string; out?: string };
 
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect'] as const;
+const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep'] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
 
 const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
@@ -103,6 +128,9 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
     json: { type: 'boolean' },
   },
   inspect: {},
+  export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
+  import: { base: { type: 'string' }, out: { type: 'string' } },
+  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
 };
 
 function parseCommandLine(argv: readonly string[]): Command {
@@ -124,6 +152,14 @@ function parseCommandLine(argv: readonly string[]): Command {
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
       return { kind: 'inspect', target };
+    case 'export':
+      oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS);
+      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name };
+    case 'import':
+      if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
+      return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
+    case 'sweep':
+      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false };
   }
 }
 
@@ -137,6 +173,11 @@ interface CommandValues {
   backend?: string;
   split?: string;
   json?: boolean;
+  out?: string;
+  format?: string;
+  name?: string;
+  base?: string;
+  parallel?: string;
 }
 
 function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
@@ -169,6 +210,9 @@ const ARGUMENT_NAMES: Record<CommandName, string> = {
   pretrain: '<file.peft.json>',
   evaluate: '<checkpointDir>',
   inspect: '<config|runDir|checkpointDir>',
+  export: '<checkpointDir>',
+  import: '<adapterhubDir>',
+  sweep: '<file.peft.json>',
 };
 
 function singlePositional(command: CommandName, positionals: string[]): string {
@@ -179,6 +223,12 @@ function singlePositional(command: CommandName, positionals: string[]): string {
 
 function backendOption(value: string | undefined): BackendName | undefined {
   return value === undefined ? undefined : oneOf('--backend', value, BACKENDS);
+}
+
+function parallelOption(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (/^[1-9]\d*$/.test(value)) return Number(value);
+  throw new UsageError(`--parallel must be a whole number of at least 1, not '${value}'`);
 }
 
 function splitOption(value: string | undefined): Split {
@@ -215,6 +265,12 @@ async function run(argv: readonly string[]): Promise<number> {
       return evaluateCommand(command);
     case 'inspect':
       return inspectCommand(command.target);
+    case 'export':
+      return loadAdapterHubCommands().exportCommand(command);
+    case 'import':
+      return loadAdapterHubCommands().importCommand(command);
+    case 'sweep':
+      return loadSweepCommands().sweepCommand(command);
   }
 }
 
@@ -226,6 +282,16 @@ function loadTrainer(): typeof Trainer {
 /** Loaded on first use, like the trainer. */
 function loadPretrainer(): typeof Pretrainer {
   return require('../core/train/pretrain') as typeof Pretrainer;
+}
+
+/** Loaded on first use, like the others (it reads the schema to check every point). */
+function loadSweepCommands(): typeof SweepCommands {
+  return require('./sweep-command') as typeof SweepCommands;
+}
+
+/** Loaded on first use: import pulls in TensorFlow.js. */
+function loadAdapterHubCommands(): typeof AdapterHubCommands {
+  return require('./adapterhub-commands') as typeof AdapterHubCommands;
 }
 
 async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrain' }>): Promise<number> {

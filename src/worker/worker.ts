@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BackendName } from '../core/config/types';
+import type { AnyResolvedConfig, BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import { evaluateCheckpoint, train } from '../core/train/trainer';
 import { pretrain } from '../core/train/pretrain';
@@ -107,7 +107,7 @@ function startJob(request: Job): void {
     return;
   }
   state.job = request;
-  logLine(request.type === 'evaluate' ? `evaluate ${request.checkpointDir} on ${request.split}` : `${request.type} ${request.configFile}${request.resume ? ` (resuming ${request.resume})` : ''}`);
+  logLine(request.type === 'evaluate' ? `evaluate ${request.checkpointDir} on ${request.split}` : `${request.type} ${request.configFile}${request.config ? ` as ${request.config.name}` : ''}${request.resume ? ` (resuming ${request.resume})` : ''}`);
   void runJob(request);
 }
 
@@ -128,6 +128,8 @@ function runTrain(request: TrainingJob): Promise<FinishedMessage> {
   return (pretraining ? pretrain : train)(request.configFile, {
     resume: request.resume,
     runsDir: request.runsDir,
+    // checked by the host when it planned the sweep; the run refuses a config of the other kind
+    config: request.config as AnyResolvedConfig | undefined,
     // Not checked here: backend selection rejects unknown names with a BackendError that lists the valid ones.
     backend: request.backend as BackendName | undefined,
     signal: state.stop.signal,
@@ -139,6 +141,7 @@ function runTrain(request: TrainingJob): Promise<FinishedMessage> {
 function isPretraining(request: TrainingJob): boolean {
   try {
     if (request.resume) return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
+    if (request.config) return 'pretrain' in request.config;
     return isPretrainConfig(loadAnyConfig(request.configFile, { semantic: false }));
   } catch {
     return false;

@@ -114,7 +114,8 @@ export function findSchemaFile(startDir: string = __dirname): string {
   }
 }
 
-function readConfigFile(file: string): string {
+/** A config file's text without a byte-order mark; a missing or unreadable file is a ConfigError. */
+export function readConfigFile(file: string): string {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

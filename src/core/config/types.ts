@@ -174,12 +174,62 @@ export interface PeftConfig {
   method: MethodConfig;
   training: TrainingConfig;
   output: OutputConfig;
+  /** A hyperparameter search over this config (`peft-lab sweep`, the Sweep CodeLens); Train ignores it. */
+  sweep?: SweepConfig;
 }
 
 /** A config with every relative path made absolute against the config file's folder. */
 export interface ResolvedConfig extends PeftConfig {
   /** Absolute path of the file the config came from. */
   sourceFile: string;
+  /** Set in the config of one point of a sweep (and so in its run folder's config.json). */
+  sweepPoint?: SweepPointInfo;
+}
+
+// ---- sweeps ------------------------------------------------------------------------------------
+
+export type SweepMethod = 'grid' | 'random';
+export type SweepGoal = 'maximize' | 'minimize';
+/** What a sweep can rank its points by: the task's metrics and the validation loss. */
+export type SweepMetric = MetricName | 'mse' | 'loss';
+
+/** The values one field takes: a list (grid or random), or a range (random only). */
+export type SweepParameter =
+  | { values: unknown[] }
+  | { min: number; max: number; scale: 'linear' | 'log'; integer: boolean };
+
+export interface SweepConfig {
+  method: SweepMethod;
+  /** Dotted field path (e.g. `method.bottleneck`) -> its values, in the order written. */
+  parameters: Record<string, SweepParameter>;
+  /** Random: how many points (default 10); grid: at most this many of its points. */
+  count?: number;
+  /** Seed of the random draws. */
+  seed: number;
+  /** Default: the task metric. */
+  metric?: SweepMetric;
+  /** Default: minimize for loss and mse, else maximize. */
+  goal?: SweepGoal;
+}
+
+/**
+ * What a run of one sweep point records about its sweep, in `config.json` under `sweepPoint`:
+ * enough to group the runs of a sweep and chart each swept field against the metric.
+ */
+export interface SweepPointInfo {
+  /** Shared by every point of one sweep: `<config name>-sweep-<UTC stamp>` of when it was planned. */
+  sweepId: string;
+  /** 0-based position of this point in the sweep, and how many points the sweep has. */
+  index: number;
+  total: number;
+  method: SweepMethod;
+  /** This point's value of every swept field, by dotted path, e.g. {"method.bottleneck": 16}. */
+  values: Record<string, unknown>;
+  /** The config's own name; the run's `name` is this plus the point's values. */
+  baseName: string;
+  /** How points are ranked: this validation metric of each run's best checkpoint, in this direction. */
+  metric: SweepMetric;
+  goal: SweepGoal;
 }
 
 export interface ResolvedPretrainConfig extends PretrainConfig {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { tf, type Tensor } from '../tf';
 import type { AnyResolvedConfig, BackendName, TrainingConfig } from '../config/types';
 import type { BackendChoice } from '../backend';
-import { CancelledError, CheckpointError, DataError } from '../errors';
+import { CancelledError, CheckpointError, ConfigError, DataError } from '../errors';
 import { Rng } from '../random';
 import type { ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
@@ -337,6 +337,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** started, progress, metrics, checkpoint and log messages; finished/failed are the promise's outcome. */
   onMessage?: (message: WorkerMessage) => void;
+  /**
+   * A resolved, already checked config to run instead of reading `configFile` (a sweep point, see
+   * core/config/sweep.ts); `configFile` still names the file it came from. Ignored on resume.
+   */
+  config?: AnyResolvedConfig;
 }
 
 /** How one kind of run (fine-tuning or pretraining) reads its config and builds its loop. */
@@ -352,7 +357,7 @@ export async function startRun<C extends AnyResolvedConfig, P>(configFile: strin
   const emit: Emit = options.onMessage ?? (() => {});
   const target = options.resume ? resumeTarget(options.resume) : undefined;
   const run = target?.run;
-  const config = run ? (storedConfig(run, kind.command) as C) : kind.load(configFile);
+  const config = run ? (storedConfig(run, kind.command) as C) : options.config ? givenConfig<C>(options.config, kind.command) : kind.load(configFile);
   if (!run && options.runsDir) config.output.runsDir = options.runsDir;
   const prepared = await kind.prepare(config, options.backend, emit);
   const folder = run ?? RunFolder.create(config);
@@ -365,6 +370,16 @@ export async function startRun<C extends AnyResolvedConfig, P>(configFile: strin
   } finally {
     loop.dispose();
   }
+}
+
+/** A config handed over whole (a sweep point): it must be of the kind the command runs. */
+function givenConfig<C extends AnyResolvedConfig>(config: AnyResolvedConfig, command: RunKind<AnyResolvedConfig, unknown>['command']): C {
+  const pretraining = 'pretrain' in config;
+  if (pretraining !== (command === 'pretrain')) {
+    throw new ConfigError(config.sourceFile, pretraining ? '/pretrain' : '', `is a ${pretraining ? 'pretraining' : 'fine-tuning'} config: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`);
+  }
+  // a copy: the runs folder override below must not change the caller's object
+  return structuredClone(config) as C;
 }
 
 /** The config a run folder stores; a run of the other kind is a CheckpointError naming the right command. */
