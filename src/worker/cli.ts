@@ -8,11 +8,13 @@
  *
  * Exit codes: 0 done, 1 bad input or failure, 2 usage error, 130 cancelled.
  */
+import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
 import { loadAnyConfig } from '../core/config/load';
 import type { BackendName } from '../core/config/types';
 import { CancelledError } from '../core/errors';
+import { writeTrimmedVocabulary } from '../core/data/vocab-trim';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
 import type * as AdapterHubCommands from './adapterhub-commands';
@@ -48,6 +50,7 @@ const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--
        peft-lab inspect <config|runDir|checkpointDir>
        peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
        peft-lab import <adapterhubDir> --base <file.peft.json> [--out <runDir>]
+       peft-lab vocab <out vocab.txt> --from <vocab.txt|modelDir> --corpus <file>... --size <n> [--documents lines|paragraphs]
        peft-lab --help | --version`;
 
 const HELP = `peft-lab ${version}: parameter-efficient fine-tuning of BERT encoders (Houlsby adapters, AdaMix, LoRA)
@@ -83,6 +86,13 @@ Commands:
                              folder (adapter_config.json, adapter.safetensors, head), ready for evaluate.
     --base <file.peft.json>  The config whose model is the base and whose task and data it is scored on.
     --out <runDir>           The run folder to create (default: in the config's runs folder).
+  vocab <out vocab.txt>      Cut a smaller WordPiece vocabulary for a corpus from a larger one: the
+                             special tokens, every character the corpus uses, then its most frequent
+                             pieces (for a small base to pretrain with 'pretrain').
+    --from <vocab>           The vocabulary to cut from: a vocab.txt or a model folder.
+    --corpus <file>          A corpus file, text or JSONL ('text' field); repeat for several.
+    --size <n>               Tokens to keep.
+    --documents <mode>       lines|paragraphs: how text files split into documents (default lines).
 
 Options:
   -h, --help                 Show this help.
@@ -105,12 +115,13 @@ type Command =
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
   | { kind: 'export'; checkpointDir: string; out?: string; name?: string }
-  | { kind: 'import'; adapterDir: string; base: string; out?: string };
+  | { kind: 'import'; adapterDir: string; base: string; out?: string }
+  | { kind: 'vocab'; out: string; from: string; corpus: string[]; size: number; documents: 'lines' | 'paragraphs' };
 
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep'] as const;
+const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab'] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
 
 const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
@@ -131,6 +142,7 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
   sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
 };
 
 function parseCommandLine(argv: readonly string[]): Command {
@@ -160,6 +172,8 @@ function parseCommandLine(argv: readonly string[]): Command {
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
       return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false };
+    case 'vocab':
+      return vocabCommandLine(target, values);
   }
 }
 
@@ -178,6 +192,10 @@ interface CommandValues {
   name?: string;
   base?: string;
   parallel?: string;
+  from?: string;
+  corpus?: string[];
+  size?: string;
+  documents?: string;
 }
 
 function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
@@ -213,6 +231,7 @@ const ARGUMENT_NAMES: Record<CommandName, string> = {
   export: '<checkpointDir>',
   import: '<adapterhubDir>',
   sweep: '<file.peft.json>',
+  vocab: '<out vocab.txt>',
 };
 
 function singlePositional(command: CommandName, positionals: string[]): string {
@@ -229,6 +248,14 @@ function parallelOption(value: string | undefined): number {
   if (value === undefined) return 1;
   if (/^[1-9]\d*$/.test(value)) return Number(value);
   throw new UsageError(`--parallel must be a whole number of at least 1, not '${value}'`);
+}
+
+function vocabCommandLine(out: string, values: CommandValues): Extract<Command, { kind: 'vocab' }> {
+  if (values.from === undefined) throw new UsageError('vocab: missing --from <vocab.txt or model folder>');
+  if (!values.corpus?.length) throw new UsageError('vocab: missing --corpus <file> (repeat it for several files)');
+  if (values.size === undefined || !/^[1-9]\d*$/.test(values.size)) throw new UsageError(`vocab: --size must be a whole number of tokens, not '${values.size ?? ''}'`);
+  const documents = oneOf('--documents', values.documents ?? 'lines', ['lines', 'paragraphs'] as const);
+  return { kind: 'vocab', out, from: values.from, corpus: values.corpus, size: Number(values.size), documents };
 }
 
 function splitOption(value: string | undefined): Split {
@@ -271,6 +298,8 @@ async function run(argv: readonly string[]): Promise<number> {
       return loadAdapterHubCommands().importCommand(command);
     case 'sweep':
       return loadSweepCommands().sweepCommand(command);
+    case 'vocab':
+      return vocabCommand(command);
   }
 }
 
@@ -292,6 +321,21 @@ function loadSweepCommands(): typeof SweepCommands {
 /** Loaded on first use: import pulls in TensorFlow.js. */
 function loadAdapterHubCommands(): typeof AdapterHubCommands {
   return require('./adapterhub-commands') as typeof AdapterHubCommands;
+}
+
+function vocabCommand(command: Extract<Command, { kind: 'vocab' }>): number {
+  try {
+    const trimmed = writeTrimmedVocabulary({ ...command, corpusOptions: { documents: command.documents, textField: 'text' } });
+    const fewer = trimmed.tokens.length < command.size ? ` (the corpus uses fewer than ${command.size})` : '';
+    process.stdout.write(
+      `wrote ${trimmed.tokens.length} tokens${fewer} to ${displayPath(path.resolve(command.out))}: they cover ${(100 * trimmed.coverage).toFixed(1)}% of the corpus's ` +
+        `${trimmed.corpusPieces} pieces (${trimmed.distinctPieces} distinct) as ${displayPath(path.resolve(command.from))} tokenizes it\n`,
+    );
+    return EXIT_OK;
+  } catch (err) {
+    process.stderr.write(`${formatError(err)}\n`);
+    return EXIT_FAILED;
+  }
 }
 
 async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrain' }>): Promise<number> {
