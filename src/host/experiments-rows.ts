@@ -8,6 +8,7 @@ import type { CellValue, ExperimentRow, SweepTag } from '../protocol/experiments
 import type { Placement } from '../protocol/worker';
 import { bestMetric, currentStep, lowerIsBetter, metricName, testMetrics, type RunRecord } from './runs-model';
 import { displayName, runDuration, shortBackend, stateWord } from './runs-present';
+import { sweepPointOf } from './sweep-best';
 
 /**
  * Config fields that are not parameters of the experiment: its name (the config column; a sweep
@@ -69,26 +70,17 @@ export function flattenConfig(config: Record<string, unknown>): Record<string, C
 }
 
 /**
- * The sweep a run belongs to, if its folder says: config.json `sweepPoint` (what `peft-lab sweep`
- * writes: `{ sweepId, values, metric, ... }`), else a `sweep` tag in status.json or config.json (the
- * sweep's id as text, or `{ id, point }`). Anything else, such as the `sweep` section that defines
- * a sweep in a config trained on its own, is no sweep.
+ * The sweep a run belongs to: its config.json `sweepPoint`, as a sweep point's run is written
+ * (src/core/config/sweep.ts, `SweepPointInfo`): the sweep's id, this point's values (the chart's x),
+ * and the metric and goal the sweep ranks its points by (its best point). A run without one, such
+ * as a config with a `sweep` section trained on its own with Train, is no sweep.
  */
 export function sweepTag(run: RunRecord): SweepTag | undefined {
-  const fromStatus = (run.status as unknown as Record<string, unknown> | undefined)?.sweep;
-  return parseSweepTag(run.config?.sweepPoint) ?? parseSweepTag(fromStatus) ?? parseSweepTag(run.config?.sweep);
-}
-
-export function parseSweepTag(value: unknown): SweepTag | undefined {
-  if (typeof value === 'string') return value.trim() ? { id: value.trim(), point: {} } : undefined;
-  if (!isObject(value)) return undefined;
-  const rawId = value.sweepId ?? value.id;
-  const id = typeof rawId === 'string' ? rawId : typeof rawId === 'number' ? String(rawId) : undefined;
-  if (!id) return undefined;
-  const rawPoint = isObject(value.point) ? value.point : isObject(value.values) ? value.values : {};
+  const info = sweepPointOf(run);
+  if (!info) return undefined;
   const point: Record<string, CellValue> = {};
-  for (const [k, v] of Object.entries(rawPoint)) point[k] = cellOf(v);
-  return typeof value.metric === 'string' ? { id, point, metric: value.metric } : { id, point };
+  if (isObject(info.values)) for (const [k, v] of Object.entries(info.values)) point[k] = cellOf(v);
+  return { id: info.sweepId, index: info.index, point, metric: info.metric, goal: info.goal };
 }
 
 /** Validation metrics of the best checkpoint: status.json, the best checkpoint, else the best logged evaluation. */

@@ -18,13 +18,17 @@ export type CellValue = string | number | boolean | null;
 
 export type ExperimentRunState = 'running' | 'finished' | 'failed' | 'stopped' | 'unknown';
 
-/** Which sweep a run belongs to, and the point of the sweep it trains (when the run folder says). */
+/** Which sweep a run belongs to, and the point of the sweep it trains (its config.json `sweepPoint`). */
 export interface SweepTag {
+  /** The sweep's id (`<config name>-sweep-<UTC stamp>`), shared by all its points. */
   readonly id: string;
+  /** 0-based position of the point in its sweep (earlier points win ties, as in the sweep's own ranking). */
+  readonly index?: number;
   /** The swept parameters' values, by dotted config path (e.g. `training.learningRate`). */
   readonly point: Readonly<Record<string, CellValue>>;
-  /** The metric the sweep ranks its points by (`accuracy`, `loss`), when it says. */
+  /** The metric the sweep ranks its points by (`accuracy`, `loss`), and in which direction. */
   readonly metric?: string;
+  readonly goal?: 'maximize' | 'minimize';
 }
 
 export interface ExperimentRow {
@@ -222,7 +226,9 @@ function checkRow(v: unknown, path: string): ExperimentRow {
     const s = obj(o.sweep, `${path}.sweep`);
     str(s.id, `${path}.sweep.id`);
     cellRecord(s.point, `${path}.sweep.point`);
+    optNum(s.index, `${path}.sweep.index`);
     optStr(s.metric, `${path}.sweep.metric`);
+    if (s.goal !== undefined && s.goal !== 'maximize' && s.goal !== 'minimize') fail(`${path}.sweep.goal`, 'maximize or minimize', s.goal);
   }
   strings(o.problems, `${path}.problems`);
   return o as unknown as ExperimentRow;

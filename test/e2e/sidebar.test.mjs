@@ -48,6 +48,18 @@ function row(page, text) {
   return page.locator(`${VIEW} .monaco-list-row`, { hasText: text }).first();
 }
 
+/**
+ * An action in the Runs view's own header. The PEFT Lab container holds two views (Runs and
+ * Queue), so each has a pane header of its own, whose actions show while the pointer is over it.
+ */
+async function runsViewAction(page, label) {
+  const header = page.locator(`${VIEW} .pane-header`, { has: page.locator('h3.title', { hasText: /^Runs$/ }) });
+  await header.hover();
+  const action = header.locator(`a.action-label[aria-label^="${label}"]`);
+  await action.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
+  await action.click();
+}
+
 /** Drags the sash between the sidebar and the editor so descriptions are readable in the screenshots. */
 async function widenSidebar(page, width = 640) {
   const box = await page.locator('.part.sidebar').boundingBox();
@@ -159,8 +171,8 @@ test('VS Code UI: the Runs sidebar shows runs live, expands to checkpoints, and 
     assert.match(await live.innerText(), /stopped/);
     await screenshot(page, 'ui-sidebar-stopped.png');
 
-    // the title bar's filter: only stopped runs
-    await page.locator('.part.sidebar .title-actions a[aria-label^="Filter Runs"]').click();
+    // the Runs view's title bar: the filter, only stopped runs
+    await runsViewAction(page, 'Filter Runs');
     const input = page.locator('.quick-input-widget');
     await input.locator('.monaco-list-row', { hasText: 'stopped' }).first().waitFor({ timeout: UI_TIMEOUT });
     await input.locator('.monaco-list-row', { hasText: 'stopped' }).first().click();
@@ -170,7 +182,7 @@ test('VS Code UI: the Runs sidebar shows runs live, expands to checkpoints, and 
     await page.locator(VIEW, { hasText: 'Filtered by state: stopped.' }).waitFor({ timeout: UI_TIMEOUT });
     assert.equal(await live.isVisible(), true, 'the stopped run stays');
     await screenshot(page, 'ui-sidebar-filtered.png');
-    await page.locator('.part.sidebar .title-actions a[aria-label^="Clear Runs Filter"]').click();
+    await runsViewAction(page, 'Clear Runs Filter');
     await finished.waitFor({ timeout: UI_TIMEOUT });
   } catch (err) {
     if (page) await screenshot(page, 'ui-sidebar-failure.png');

@@ -13,7 +13,8 @@ import { ANNOTATIONS_FILE, parseAnnotations, readAnnotations, updateAnnotations 
 import { RunsModel } from '../../src/host/runs-model';
 import { runItem, runTooltip } from '../../src/host/runs-present';
 import { RunsWatcher } from '../../src/host/runs-watcher';
-import { experimentRow, flattenConfig, parseSweepTag } from '../../src/host/experiments-rows';
+import { experimentRow, flattenConfig } from '../../src/host/experiments-rows';
+import { planSweepText } from '../../src/core/config/sweep';
 import { experimentsHtml } from '../../src/host/experiments-html';
 import {
   parseExperimentsState,
@@ -37,6 +38,7 @@ import {
   type Column,
 } from '../../webview/model/experiments-table';
 import { makeRun, writeJson } from './helpers/run-folders';
+import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 
 const temporary: string[] = [];
 after(() => {
@@ -205,25 +207,63 @@ describe('experiment rows', () => {
     });
   });
 
-  test('a sweep tag is read when present in any usable shape, and ignored otherwise', () => {
-    assert.deepEqual(parseSweepTag('lr-sweep'), { id: 'lr-sweep', point: {} });
-    assert.deepEqual(parseSweepTag({ id: 's1', point: { 'training.learningRate': 1e-3, 'method.sites': ['ffn'] } }), { id: 's1', point: { 'training.learningRate': 1e-3, 'method.sites': '[ffn]' } });
-    assert.deepEqual(parseSweepTag({ id: 7, values: { seed: 1 } }), { id: '7', point: { seed: 1 } });
-    // what `peft-lab sweep` writes into a point's config.json
-    const sweepPoint = { sweepId: 'tiny-sweep-20261125-040000', index: 1, total: 4, method: 'grid', values: { 'method.bottleneck': 8 }, baseName: 'tiny', metric: 'loss', goal: 'minimize' };
-    assert.deepEqual(parseSweepTag(sweepPoint), { id: 'tiny-sweep-20261125-040000', point: { 'method.bottleneck': 8 }, metric: 'loss' });
-    for (const junk of [undefined, null, '', 3, [], {}, { parameters: { lr: [1, 2] } }]) assert.equal(parseSweepTag(junk), undefined, JSON.stringify(junk));
-    const { dir, model } = oneRun('sweep');
-    const status = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'));
-    writeJson(path.join(dir, 'status.json'), { ...status, sweep: { id: 'lr', point: { 'training.learningRate': 3e-4 } } });
-    model.applyChanges([path.join(dir, 'status.json')]);
-    assert.deepEqual(experimentRow(model.run(dir)!).sweep, { id: 'lr', point: { 'training.learningRate': 3e-4 } });
+  test('a sweep point\'s run, its config.json as the sweep expansion writes it: sweep id, point values, metric and goal', () => {
+    const root = tmp('sweep');
+    writeTrainingData(path.join(root, 'train.jsonl'));
+    const configFile = path.join(root, 'tiny.peft.json');
+    // the real expansion of a 2x2 grid, ranked by accuracy but minimized (so the goal, not the metric's usual direction, picks the best)
+    const sweep = { method: 'grid', parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [1e-3, 1e-4] } }, metric: 'accuracy', goal: 'minimize' };
+    const plan = planSweepText(JSON.stringify({ ...tinyConfig(), sweep }, null, 2), configFile, { now: new Date('2026-11-25T03:36:51Z') });
+    assert.equal(plan.points.length, 4);
+    const runs = path.join(root, 'runs');
+    const accuracy = [0.6, 0.8, 0.7, 0.6];
+    const dirs = plan.points.map((point, i) => {
+      const dir = makeRun(runs, { name: `${point.name}-20261125-03370${i}`, configFile, minute: i, checkpoints: { 10: accuracy[i]! } });
+      writeJson(path.join(dir, 'config.json'), point.config); // what the point's worker writes: the point's resolved config
+      return dir;
+    });
+    const model = new RunsModel({ isAlive: () => true });
+    model.setRoots([runs]);
+    const rows = dirs.map((dir) => experimentRow(model.run(dir)!));
+    const written = JSON.parse(fs.readFileSync(path.join(dirs[3]!, 'config.json'), 'utf8'));
+    assert.deepEqual(written.sweepPoint, {
+      sweepId: 'tiny-sweep-20261125-033651', index: 3, total: 4, method: 'grid', values: { 'method.bottleneck': 4, 'training.learningRate': 1e-4 }, baseName: 'tiny', metric: 'accuracy', goal: 'minimize',
+    }, 'the shape this test reads is the one the sweep writes');
+    assert.equal(written.sweep, undefined, 'a point has no sweep section');
+    assert.deepEqual(rows[3]!.sweep, { id: 'tiny-sweep-20261125-033651', index: 3, point: { 'method.bottleneck': 4, 'training.learningRate': 1e-4 }, metric: 'accuracy', goal: 'minimize' });
+    assert.deepEqual(rows.map((r) => r.sweep?.index), [0, 1, 2, 3]);
+    for (const r of rows) {
+      assert.ok(!Object.keys(r.params).some((k) => k === 'sweepPoint' || k.startsWith('sweepPoint.') || k.startsWith('sweep.')), `no sweep bookkeeping among the parameters: ${Object.keys(r.params).join(', ')}`);
+      assert.equal(r.params['method.bottleneck'], r.sweep!.point['method.bottleneck']);
+    }
+    assert.ok(parseHostToExperiments({ type: 'rows', rows }).ok, 'the rows pass the webview\'s validation');
+
+    // the table: the sweep column, the swept parameters, and the best point by the sweep's goal
+    const columns = buildColumns(rows);
+    assert.deepEqual(rows.map((r) => byId(columns, 'sweep').value(r)), Array(4).fill('tiny-sweep-20261125-033651'));
+    assert.deepEqual(sweepIds(rows), ['tiny-sweep-20261125-033651']);
+    assert.deepEqual(sweepParameters(rows, 'tiny-sweep-20261125-033651'), ['method.bottleneck', 'training.learningRate']);
+    const reversed = [...rows].reverse();
+    const chart = sweepChart(reversed, 'tiny-sweep-20261125-033651', 'training.learningRate', byId(columns, 'best:accuracy'));
+    assert.deepEqual(chart.points.map((p) => [p.x, p.y]), [[1e-4, 0.6], [1e-3, 0.7], [1e-4, 0.8], [1e-3, 0.6]]);
+    assert.equal(chart.points[chart.best!]!.dir, dirs[0], 'minimized, and of the two tied points the earlier in the sweep');
+    const byLoss = sweepChart(rows, 'tiny-sweep-20261125-033651', 'method.bottleneck', byId(buildColumns(rows), 'best:loss'));
+    assert.equal(byLoss.best, 0, 'another metric: its own direction (every loss ties: the first point)');
+  });
+
+  test('a config with a sweep section trained on its own (Train), or a broken sweepPoint, is no sweep', () => {
+    const { dir, model } = oneRun('no-sweep');
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-    writeJson(path.join(dir, 'config.json'), { ...config, sweepPoint });
+    writeJson(path.join(dir, 'config.json'), { ...config, sweep: { method: 'grid', seed: 0, parameters: { 'method.bottleneck': { values: [2, 4] } } } });
     model.applyChanges([path.join(dir, 'config.json')]);
-    const row = experimentRow(model.run(dir)!);
-    assert.equal(row.sweep?.id, 'tiny-sweep-20261125-040000', 'the sweep point in config.json comes first');
-    assert.ok(!Object.keys(row.params).some((k) => k.startsWith('sweepPoint')), 'the sweep bookkeeping is not a parameter');
+    let row = experimentRow(model.run(dir)!);
+    assert.equal(row.sweep, undefined);
+    assert.ok(!Object.keys(row.params).some((k) => k.startsWith('sweep')), 'the sweep section is no parameter');
+    writeJson(path.join(dir, 'config.json'), { ...config, sweepPoint: { sweepId: 'half', values: { 'method.bottleneck': 2 } } });
+    model.applyChanges([path.join(dir, 'config.json')]);
+    row = experimentRow(model.run(dir)!);
+    assert.equal(row.sweep, undefined, 'a sweepPoint without its index, total, metric and goal is not read');
+    assert.ok(!Object.keys(row.params).some((k) => k.startsWith('sweepPoint')));
   });
 });
 
@@ -428,6 +468,9 @@ describe('messages', () => {
     if (!parsed.ok) assert.match(parsed.error, /rows\.rows\[1\]\.params\.a: expected a string, finite number, boolean or null, got an array/);
     const state = parseHostToExperiments({ type: 'rows', rows: [{ ...good, state: 'exploded' }] });
     assert.equal(state.ok, false);
+    const goal = parseHostToExperiments({ type: 'rows', rows: [{ ...good, sweep: { id: 's', index: 0, point: {}, metric: 'accuracy', goal: 'up' } }] });
+    assert.equal(goal.ok, false);
+    if (!goal.ok) assert.match(goal.error, /rows\.rows\[0\]\.sweep\.goal: expected maximize or minimize/);
   });
 
   test('saved webview state: usable fields kept, anything else back to the defaults', () => {

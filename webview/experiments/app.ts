@@ -234,7 +234,7 @@ export class ExperimentsApp {
       return;
     }
     const chart = sweepChart(rows, id, x, y);
-    this.sweepPanel.appendChild(renderSweepChart(chart, { xLabel: x, yLabel: y.label, lowerIsBetter: y.lowerIsBetter === true, onPick: (dir) => this.select([dir], true) }));
+    this.sweepPanel.appendChild(renderSweepChart(chart, { xLabel: x, yLabel: y.label, onPick: (dir) => this.select([dir], true) }));
     if (chart.missing) this.sweepPanel.appendChild(h('p', { class: 'muted' }, `${chart.missing} run${chart.missing === 1 ? '' : 's'} of the sweep without a value yet.`));
   }
 

@@ -15,7 +15,6 @@ const M = { left: 64, right: 16, top: 12, bottom: 40 };
 export interface SweepChartOptions {
   xLabel: string;
   yLabel: string;
-  lowerIsBetter: boolean;
   onPick(dir: string): void;
 }
 
@@ -50,7 +49,7 @@ export function renderSweepChart(chart: SweepChart, opts: SweepChartOptions): SV
     el('text', { class: 'axis-label', x: plotW / 2, y: plotH + 34, 'text-anchor': 'middle' }, opts.xLabel),
     el('text', { class: 'axis-label', transform: `translate(${-50},${plotH / 2}) rotate(-90)`, 'text-anchor': 'middle' }, opts.yLabel),
   );
-  const best = bestIndex(chart.points.map((p) => p.y), opts.lowerIsBetter);
+  const best = chart.best;
   chart.points.forEach((p, i) => {
     const dot = el('circle', { class: `point${i === best ? ' best' : ''}`, cx: x.scale(p.x), cy: plotH - y.scale(p.y), r: i === best ? 6 : 4.5, tabindex: 0, 'data-dir': p.dir });
     dot.appendChild(el('title', {}, `${p.name}\n${opts.xLabel} = ${p.xText}\n${opts.yLabel} = ${formatMetricValue(p.y)}`));
@@ -58,14 +57,6 @@ export function renderSweepChart(chart: SweepChart, opts: SweepChartOptions): SV
     g.appendChild(dot);
   });
   return svg;
-}
-
-function bestIndex(values: number[], lowerIsBetter: boolean): number {
-  let best = -1;
-  values.forEach((v, i) => {
-    if (best < 0 || (lowerIsBetter ? v < values[best]! : v > values[best]!)) best = i;
-  });
-  return best;
 }
 
 function categoryAxis(categories: string[], length: number): Axis {

@@ -333,6 +333,8 @@ export interface SweepChart {
   readonly categories?: string[];
   /** Runs of the sweep without a value for the metric (still training, failed). */
   readonly missing: number;
+  /** The best point (index into `points`), in the sweep's own direction when the metric is the one it ranks by. */
+  readonly best?: number;
 }
 
 export function sweepIds(rows: readonly ExperimentRow[]): string[] {
@@ -355,6 +357,7 @@ export function sweepChart(rows: readonly ExperimentRow[], sweepId: string, para
   const numeric = present.every((r) => typeof xOf(r) === 'number');
   const categories = numeric ? undefined : [...new Set(present.map((r) => plain(xOf(r))))].sort(collator.compare);
   const points: SweepPoint[] = [];
+  const order: number[] = [];
   let missing = 0;
   for (const r of members) {
     const xv = xOf(r);
@@ -365,6 +368,29 @@ export function sweepChart(rows: readonly ExperimentRow[], sweepId: string, para
     }
     const xText = plain(xv);
     points.push({ dir: r.dir, name: r.name, x: numeric ? (xv as number) : categories!.indexOf(xText), y: yv, xText });
+    order.push(r.sweep?.index ?? Infinity);
   }
-  return { points, categories, missing };
+  return { points, categories, missing, best: bestOf(points, order, sweepLowerIsBetter(members, y)) };
+}
+
+/** The sweep's own direction (its `goal`) for a column of the metric it ranks by, else the column's. */
+export function sweepLowerIsBetter(members: readonly ExperimentRow[], y: Column): boolean {
+  const ranking = members.find((r) => r.sweep?.metric && r.sweep.goal)?.sweep;
+  const metric = y.id.slice(y.id.indexOf(':') + 1);
+  if (ranking && y.group === 'metric' && y.id.includes(':') && metric === ranking.metric) return ranking.goal === 'minimize';
+  return y.lowerIsBetter === true;
+}
+
+/** The best y; a tie goes to the earlier point of the sweep, as in the sweep's own ranking. */
+function bestOf(points: readonly SweepPoint[], order: readonly number[], lowerIsBetter: boolean): number | undefined {
+  let best: number | undefined;
+  points.forEach((p, i) => {
+    if (best === undefined) best = i;
+    else {
+      const b = points[best]!.y;
+      if (lowerIsBetter ? p.y < b : p.y > b) best = i;
+      else if (p.y === b && order[i]! < order[best]!) best = i;
+    }
+  });
+  return best;
 }
