@@ -20,60 +20,10 @@
  *   hover           a cursor move over the loss chart (synced read-out on all charts), median of 60
  *   compare3        three such runs overlaid, drawn from nothing
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { spawnSync } from 'node:child_process';
-import { CHROMIUM_PATH, loadPlaywright } from '../scripts/vscode-test/code-server.mjs';
+import { benchWebview, numberArg, rounded } from './browser.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const STEPS = arg('--steps', 100_000);
-const WIDTH = arg('--width', 1200);
-
-if (!existsSync(join(ROOT, 'media', 'dashboard.js')) || process.argv.includes('--build')) {
-  const built = spawnSync(process.execPath, [join(ROOT, 'esbuild.mjs')], { stdio: 'inherit' });
-  if (built.status !== 0) process.exit(1);
-}
-
-const DARK_THEME = {
-  '--vscode-font-family': 'system-ui, sans-serif',
-  '--vscode-font-size': '13px',
-  '--vscode-foreground': '#cccccc',
-  '--vscode-descriptionForeground': '#9d9d9d',
-  '--vscode-editor-background': '#1f1f1f',
-  '--vscode-charts-blue': '#3794ff',
-  '--vscode-charts-orange': '#d18616',
-  '--vscode-charts-green': '#89d185',
-  '--vscode-charts-purple': '#b180d7',
-  '--vscode-charts-red': '#f14c4c',
-  '--vscode-charts-yellow': '#cca700',
-  '--vscode-button-background': '#0078d4',
-  '--vscode-button-foreground': '#ffffff',
-};
-
-function page(dir) {
-  const media = join(ROOT, 'media');
-  for (const f of ['dashboard.js', 'dashboard.css']) copyFileSync(join(media, f), join(dir, f));
-  mkdirSync(join(dir, 'codicons'));
-  for (const f of ['codicon.css', 'codicon.ttf']) copyFileSync(join(media, 'codicons', f), join(dir, 'codicons', f));
-  const vars = Object.entries(DARK_THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
-  const html = `<!DOCTYPE html><html><head><meta charset="UTF-8">
-<link rel="stylesheet" href="codicons/codicon.css" id="vscode-codicon-stylesheet">
-<link rel="stylesheet" href="dashboard.css">
-<style>body { ${vars} }</style>
-<script>
-  window.posted = [];
-  window.acquireVsCodeApi = () => ({ postMessage: (m) => window.posted.push(m), getState: () => undefined, setState: () => {} });
-</script></head>
-<body class="vscode-dark"><main id="app"></main><script src="dashboard.js"></script></body></html>`;
-  writeFileSync(join(dir, 'index.html'), html);
-  return pathToFileURL(join(dir, 'index.html')).href;
-}
+const STEPS = numberArg('--steps', 100_000);
+const WIDTH = numberArg('--width', 1200);
 
 /** Runs in the page: synthetic runs and the timed operations. */
 async function measure({ steps }) {
@@ -201,35 +151,8 @@ async function measure({ steps }) {
   return { points, results };
 }
 
-const { chromium } = loadPlaywright();
-const dir = mkdtempSync(join(tmpdir(), 'peft-dashboard-bench-'));
-const browser = await chromium.launch({
-  executablePath: CHROMIUM_PATH,
-  headless: true,
-  env: { ...process.env, HOME: dir },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
+await benchWebview({ name: 'dashboard-render', bundle: 'dashboard', width: WIDTH }, async (page) => {
+  await page.waitForFunction(() => window.peftLabDashboard !== undefined);
+  const { points, results } = await page.evaluate(measure, { steps: STEPS });
+  return { steps: STEPS, lossChartPoints: points, unit: 'ms', ...rounded(results) };
 });
-try {
-  const pageObj = await (await browser.newContext({ viewport: { width: WIDTH, height: 900 } })).newPage();
-  const errors = [];
-  pageObj.on('pageerror', (e) => errors.push(e.message));
-  await pageObj.goto(page(dir));
-  await pageObj.waitForFunction(() => window.peftLabDashboard !== undefined);
-  const { points, results } = await pageObj.evaluate(measure, { steps: STEPS });
-  const round = (o) => JSON.parse(JSON.stringify(o, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v)));
-  const version = browser.version();
-  console.log(JSON.stringify({
-    benchmark: 'dashboard-render',
-    browser: `Chromium ${version} (headless, no GPU)`,
-    viewport: `${WIDTH}x900`,
-    steps: STEPS,
-    lossChartPoints: points,
-    unit: 'ms',
-    ...round(results),
-    pageErrors: errors,
-  }, null, 2));
-  if (errors.length) process.exitCode = 1;
-} finally {
-  await browser.close();
-  rmSync(dir, { recursive: true, force: true });
-}

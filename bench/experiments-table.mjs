@@ -22,62 +22,12 @@
  *   vscodeTable     for comparison: the same rows and shown columns as @vscode-elements'
  *                   <vscode-table> (every row a web component), drawn from nothing
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { CHROMIUM_PATH, loadPlaywright } from '../scripts/vscode-test/code-server.mjs';
+import { ROOT, benchWebview, numberArg, rounded } from './browser.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const RUNS = arg('--runs', 1000);
-const WIDTH = arg('--width', 1400);
-
-if (!existsSync(join(ROOT, 'media', 'experiments.js')) || process.argv.includes('--build')) {
-  const built = spawnSync(process.execPath, [join(ROOT, 'esbuild.mjs')], { stdio: 'inherit' });
-  if (built.status !== 0) process.exit(1);
-}
-
-const DARK_THEME = {
-  '--vscode-font-family': 'system-ui, sans-serif',
-  '--vscode-font-size': '13px',
-  '--vscode-foreground': '#cccccc',
-  '--vscode-descriptionForeground': '#9d9d9d',
-  '--vscode-editor-background': '#1f1f1f',
-  '--vscode-list-hoverBackground': '#2a2d2e',
-  '--vscode-list-activeSelectionBackground': '#04395e',
-  '--vscode-focusBorder': '#0078d4',
-  '--vscode-input-background': '#313131',
-  '--vscode-charts-blue': '#3794ff',
-  '--vscode-charts-green': '#89d185',
-  '--vscode-charts-yellow': '#cca700',
-  '--vscode-button-background': '#0078d4',
-  '--vscode-button-foreground': '#ffffff',
-};
-
-function writePage(dir) {
-  const media = join(ROOT, 'media');
-  for (const f of ['experiments.js', 'experiments.css']) copyFileSync(join(media, f), join(dir, f));
-  mkdirSync(join(dir, 'codicons'));
-  for (const f of ['codicon.css', 'codicon.ttf']) copyFileSync(join(media, 'codicons', f), join(dir, 'codicons', f));
-  const vars = Object.entries(DARK_THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
-  const html = `<!DOCTYPE html><html><head><meta charset="UTF-8">
-<link rel="stylesheet" href="codicons/codicon.css" id="vscode-codicon-stylesheet">
-<link rel="stylesheet" href="experiments.css">
-<style>body { ${vars} }</style>
-<script>
-  window.posted = [];
-  window.acquireVsCodeApi = () => ({ postMessage: (m) => window.posted.push(m), getState: () => undefined, setState: () => {} });
-</script></head>
-<body class="vscode-dark"><main id="app"></main><script src="experiments.js"></script><script src="vscode-table.js"></script></body></html>`;
-  writeFileSync(join(dir, 'index.html'), html);
-  return pathToFileURL(join(dir, 'index.html')).href;
-}
+const RUNS = numberArg('--runs', 1000);
+const WIDTH = numberArg('--width', 1400);
 
 /** <vscode-table> and its parts as a classic script (the package ships ES modules, which file:// pages cannot import). */
 async function bundleVscodeTable(dir) {
@@ -240,37 +190,8 @@ async function measure({ runs }) {
   return { shownColumns, domRows, order, results };
 }
 
-const { chromium } = loadPlaywright();
-const dir = mkdtempSync(join(tmpdir(), 'peft-experiments-bench-'));
-await bundleVscodeTable(dir);
-const browser = await chromium.launch({
-  executablePath: CHROMIUM_PATH,
-  headless: true,
-  env: { ...process.env, HOME: dir },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
-});
-try {
-  const page = await (await browser.newContext({ viewport: { width: WIDTH, height: 900 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(writePage(dir));
+await benchWebview({ name: 'experiments-table', bundle: 'experiments', width: WIDTH, extraScripts: ['vscode-table.js'], prepare: bundleVscodeTable }, async (page) => {
   await page.waitForFunction(() => window.peftLabExperiments !== undefined);
   const { shownColumns, domRows, order, results } = await page.evaluate(measure, { runs: RUNS });
-  const round = (o) => JSON.parse(JSON.stringify(o, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v)));
-  console.log(JSON.stringify({
-    benchmark: 'experiments-table',
-    browser: `Chromium ${browser.version()} (headless, no GPU)`,
-    viewport: `${WIDTH}x900`,
-    runs: RUNS,
-    shownColumns,
-    rowsInDom: domRows,
-    unit: 'ms',
-    ...round(results),
-    bestAccuracyAfterSort: order,
-    pageErrors: errors,
-  }, null, 2));
-  if (errors.length) process.exitCode = 1;
-} finally {
-  await browser.close();
-  rmSync(dir, { recursive: true, force: true });
-}
+  return { runs: RUNS, shownColumns, rowsInDom: domRows, unit: 'ms', ...rounded(results), bestAccuracyAfterSort: order };
+});

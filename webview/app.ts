@@ -21,6 +21,7 @@ import { SmoothingCache } from './model/series';
 import { RunStore } from './model/store';
 import { ChartsView } from './view/charts-view';
 import { append, clear, h, icon } from './view/dom';
+import { FrameScheduler, PartTimings } from './view/frame';
 import { renderPlacement } from './view/placement-view';
 import { renderComparison, renderHeaderLive, renderRunHeader, renderSummary, runHeaderKey, stateBadge } from './view/summary-view';
 import { onThemeChange, readTheme, type Theme } from './view/theme';
@@ -39,12 +40,13 @@ export class App {
   private ui: DashboardUiState;
   private theme: Theme;
   private charts?: ChartsView;
-  private frame = 0;
+  private readonly frames = new FrameScheduler(() => this.render());
   private dirty = { charts: false, header: false, summary: false, placement: false, layout: false };
   private placementRun = 0;
   private renders = 0;
   private placementKey = '';
   private runDirs: string[] = [];
+  /** Milliseconds per part of the last render (read by the benchmark). */
   lastTimings: Record<string, number> = {};
   private chartBuildMs = 0;
   private headerKey = '';
@@ -119,45 +121,28 @@ export class App {
         this.markAll();
         break;
     }
-    this.schedule();
+    this.frames.schedule();
   }
 
   private markAll(): void {
     this.dirty = { ...this.dirty, charts: true, header: true, summary: true, placement: true };
   }
 
-  private schedule(): void {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
-    });
-  }
-
   /** Draws what changed now (also used by the benchmark to time a render without waiting for a frame). */
   render(): void {
-    if (this.frame) {
-      cancelAnimationFrame(this.frame);
-      this.frame = 0;
-    }
+    this.frames.cancel();
     const d = this.dirty;
     this.dirty = { charts: false, header: false, summary: false, placement: false, layout: false };
-    const t: Record<string, number> = {};
-    const time = (name: string, f: () => void) => {
-      const t0 = performance.now();
-      f();
-      t[name] = performance.now() - t0;
-    };
-    if (d.layout) time('layout', () => this.layout());
-    if (d.header) time('header', () => this.renderHeader());
-    if (d.summary) time('summary', () => this.renderSummary());
+    const parts = new PartTimings();
+    if (d.layout) parts.time('layout', () => this.layout());
+    if (d.header) parts.time('header', () => this.renderHeader());
+    if (d.summary) parts.time('summary', () => this.renderSummary());
     if (d.charts) {
-      time('charts', () => this.renderCharts());
-      t.chartData = this.chartBuildMs;
+      parts.time('charts', () => this.renderCharts());
+      parts.ms.chartData = this.chartBuildMs;
     }
-    if (d.placement) time('placement', () => this.renderPlacementSection());
-    /** Milliseconds per part of the last render (read by the benchmark). */
-    this.lastTimings = t;
+    if (d.placement) parts.time('placement', () => this.renderPlacementSection());
+    this.lastTimings = parts.ms;
     this.renders++;
     document.body.dataset.renders = String(this.renders);
   }
@@ -212,7 +197,7 @@ export class App {
       this.ui = { ...this.ui, smoothing: value };
       this.saveState();
       this.dirty.charts = true;
-      this.schedule();
+      this.frames.schedule();
     });
     const log = h('vscode-checkbox', { label: 'Log scale', checked: this.ui.logScale, class: 'log-toggle', title: 'Logarithmic y axis for loss and learning rate' });
     log.addEventListener('change', () => {
@@ -220,7 +205,7 @@ export class App {
       this.ui = { ...this.ui, logScale: on };
       this.saveState();
       this.dirty.charts = true;
-      this.schedule();
+      this.frames.schedule();
     });
     const reset = h('vscode-button', { secondary: true, icon: 'zoom-out', class: 'reset-zoom', title: 'Show every step (or double-click a chart)' }, 'Reset zoom');
     reset.addEventListener('click', () => this.charts?.resetZoom());
@@ -309,7 +294,7 @@ export class App {
     this.saveState();
     // decimation follows the zoom: full detail inside the new range
     this.dirty.charts = true;
-    this.schedule();
+    this.frames.schedule();
   }
 
   private action(action: DashboardAction, dir: string): void {

@@ -21,8 +21,10 @@ import {
 } from '../protocol/dashboard';
 import type { WorkerMessage } from '../protocol/worker';
 import { RunData, hasChanges, type RunChanges } from './dashboard-data';
-import { dashboardHtml, makeNonce } from './dashboard-html';
+import { dashboardHtml } from './dashboard-html';
 import type { RunManager } from './run-manager';
+import { makeNonce } from './webview-page';
+import { WebviewPanelHost } from './webview-panel';
 
 const RUNNING_POLL_MS = 1000;
 /** Finished runs are looked at every this many ticks. */
@@ -42,59 +44,36 @@ export function panelKey(mode: DashboardMode, dirs: readonly string[]): string {
   return `${mode}\n${[...dirs].map((d) => path.resolve(d)).sort().join('\n')}`;
 }
 
-export function mediaRoot(extensionUri: vscode.Uri): vscode.Uri {
-  return vscode.Uri.joinPath(extensionUri, 'media');
-}
-
-/** Webview options of every dashboard panel (also applied to panels revived after a reload). */
-export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
-  return { enableScripts: true, localResourceRoots: [mediaRoot(extensionUri)], enableFindWidget: false };
-}
-
-export class DashboardPanel implements vscode.Disposable {
+export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
   readonly runs: RunData[];
-  private ready = false;
-  private disposed = false;
   private tick = 0;
-  private readonly timer: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private readonly urgent = new Set<RunData>();
   private readonly followed = new Map<RunData, boolean>();
-  private readonly subscriptions: vscode.Disposable[] = [];
-  private readonly disposeEmitter = new vscode.EventEmitter<void>();
-  readonly onDidDispose = this.disposeEmitter.event;
 
   constructor(
-    readonly panel: vscode.WebviewPanel,
+    panel: vscode.WebviewPanel,
     readonly mode: DashboardMode,
     runDirs: readonly string[],
     private readonly deps: DashboardDeps,
   ) {
+    super(panel, deps, 'dashboard');
     this.runs = [...new Set(runDirs.map((d) => path.resolve(d)))].map((dir) => new RunData(dir));
     for (const run of this.runs) this.followed.set(run, this.isFollowed(run));
     panel.title = this.title();
-    panel.iconPath = { light: vscode.Uri.joinPath(mediaRoot(deps.extensionUri), 'dashboard-light.svg'), dark: vscode.Uri.joinPath(mediaRoot(deps.extensionUri), 'dashboard-dark.svg') };
-    panel.webview.options = webviewOptions(deps.extensionUri);
-    panel.webview.html = this.html();
+    this.setIcon('dashboard');
+    panel.webview.html = dashboardHtml(this.pageUris('dashboard'), makeNonce(), this.title());
+    const timer = setInterval(() => this.poll(), RUNNING_POLL_MS);
     this.subscriptions.push(
-      panel.webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
-      panel.onDidChangeViewState(() => {
-        // a hidden webview is destroyed (no retainContextWhenHidden); it asks again with 'ready'
-        if (!panel.visible) this.ready = false;
-      }),
-      panel.onDidDispose(() => this.dispose()),
       deps.runs.onDidReceiveMessage(({ configFile, message }) => this.onWorkerMessage(configFile, message)),
       deps.runs.onDidChange(() => this.updateFollowed()),
+      { dispose: () => clearInterval(timer) },
+      { dispose: () => clearTimeout(this.debounce) },
     );
-    this.timer = setInterval(() => this.poll(), RUNNING_POLL_MS);
   }
 
   get key(): string {
     return panelKey(this.mode, this.runs.map((r) => r.dir));
-  }
-
-  reveal(): void {
-    this.panel.reveal();
   }
 
   private title(): string {
@@ -102,22 +81,12 @@ export class DashboardPanel implements vscode.Disposable {
     return `Dashboard: ${this.runs[0]?.name ?? 'run'}`;
   }
 
-  private html(): string {
-    const media = mediaRoot(this.deps.extensionUri);
-    const uri = (...parts: string[]) => this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
-    return dashboardHtml(
-      { cspSource: this.panel.webview.cspSource, script: uri('dashboard.js'), style: uri('dashboard.css'), codicons: uri('codicons', 'codicon.css') },
-      makeNonce(),
-      this.title(),
-    );
-  }
-
   /** Snapshots of the panel's runs as the webview gets them. */
   snapshots(): RunSnapshot[] {
     return this.runs.map((run) => run.snapshot(this.followed.get(run) ?? false));
   }
 
-  private onMessage(raw: unknown): void {
+  protected onMessage(raw: unknown): void {
     const parsed = parseDashboardToHost(raw);
     if (!parsed.ok) {
       this.deps.log.warn(`dashboard: ignoring a malformed message from the webview (${parsed.error}): ${preview(raw)}`);
@@ -259,22 +228,6 @@ export class DashboardPanel implements vscode.Disposable {
     }
   }
 
-  private post(message: HostToDashboard): void {
-    // before 'ready' (or while hidden) the message would be lost: the next snapshot carries it
-    if (!this.ready || this.disposed) return;
-    void this.panel.webview.postMessage(message).then(undefined, (err: Error) => this.deps.log.warn(`dashboard: postMessage failed: ${err.message}`));
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    clearInterval(this.timer);
-    clearTimeout(this.debounce);
-    for (const s of this.subscriptions) s.dispose();
-    this.panel.dispose();
-    this.disposeEmitter.fire();
-    this.disposeEmitter.dispose();
-  }
 }
 
 function preview(value: unknown): string {

@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../protocol/dashboard';
-import { DashboardPanel, panelKey, webviewOptions, type DashboardDeps, type DashboardMode } from './dashboard-panel';
+import { DashboardPanel, panelKey, type DashboardDeps, type DashboardMode } from './dashboard-panel';
+import { webviewOptions } from './webview-panel';
 
 export class Dashboard implements vscode.Disposable {
   private readonly panels = new Map<string, DashboardPanel>();

@@ -16,11 +16,11 @@ import {
   type HostToExperiments,
 } from '../protocol/experiments';
 import { annotateRun, type AnnotatedRuns } from './annotation-commands';
-import { makeNonce } from './dashboard-html';
-import { mediaRoot, webviewOptions } from './dashboard-panel';
 import { experimentRow } from './experiments-rows';
 import { experimentsHtml } from './experiments-html';
 import type { RunsDelta } from './runs-model';
+import { makeNonce } from './webview-page';
+import { WebviewPanelHost, webviewOptions } from './webview-panel';
 
 /** Changes arrive in watcher batches (at most one a second per busy run); this gathers a burst into one message. */
 const SEND_DEBOUNCE_MS = 100;
@@ -33,36 +33,21 @@ export interface ExperimentsDeps {
   log: vscode.LogOutputChannel;
 }
 
-export class ExperimentsPanel implements vscode.Disposable {
-  private ready = false;
-  private disposed = false;
+export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   private readonly changed = new Set<string>();
   private timer?: NodeJS.Timeout;
-  private readonly ticker: NodeJS.Timeout;
-  private readonly subscriptions: vscode.Disposable[] = [];
-  private readonly disposeEmitter = new vscode.EventEmitter<void>();
-  readonly onDidDispose = this.disposeEmitter.event;
 
-  constructor(readonly panel: vscode.WebviewPanel, private readonly deps: ExperimentsDeps) {
-    const media = mediaRoot(deps.extensionUri);
+  constructor(panel: vscode.WebviewPanel, private readonly deps: ExperimentsDeps) {
+    super(panel, deps, 'experiments');
     panel.title = 'Experiments';
-    panel.iconPath = { light: vscode.Uri.joinPath(media, 'experiments-light.svg'), dark: vscode.Uri.joinPath(media, 'experiments-dark.svg') };
-    panel.webview.options = webviewOptions(deps.extensionUri);
-    panel.webview.html = this.html();
+    this.setIcon('experiments');
+    panel.webview.html = experimentsHtml(this.pageUris('experiments'), makeNonce());
+    const ticker = setInterval(() => this.tickRunning(), RUNNING_TICK_MS);
     this.subscriptions.push(
-      panel.webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
-      panel.onDidChangeViewState(() => {
-        // a hidden webview is destroyed (no retainContextWhenHidden); it asks again with 'ready'
-        if (!panel.visible) this.ready = false;
-      }),
-      panel.onDidDispose(() => this.dispose()),
       deps.runs.onDidChange((delta) => this.queue(delta)),
+      { dispose: () => clearInterval(ticker) },
+      { dispose: () => clearTimeout(this.timer) },
     );
-    this.ticker = setInterval(() => this.tickRunning(), RUNNING_TICK_MS);
-  }
-
-  reveal(): void {
-    this.panel.reveal();
   }
 
   /** Every run's row, newest first (what the webview gets when it is ready). */
@@ -71,13 +56,7 @@ export class ExperimentsPanel implements vscode.Disposable {
     return model.runs().filter((r) => !r.pending).sort((a, b) => b.started - a.started).map((r) => experimentRow(r, model.placement(r.dir).value));
   }
 
-  private html(): string {
-    const media = mediaRoot(this.deps.extensionUri);
-    const uri = (...parts: string[]) => this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
-    return experimentsHtml({ cspSource: this.panel.webview.cspSource, script: uri('experiments.js'), style: uri('experiments.css'), codicons: uri('codicons', 'codicon.css') }, makeNonce());
-  }
-
-  private onMessage(raw: unknown): void {
+  protected onMessage(raw: unknown): void {
     const parsed = parseExperimentsToHost(raw);
     if (!parsed.ok) {
       this.deps.log.warn(`experiments: ignoring a malformed message from the webview (${parsed.error})`);
@@ -165,22 +144,6 @@ export class ExperimentsPanel implements vscode.Disposable {
     }
     this.changed.clear();
     this.post({ type: 'rowsChanged', rows, removed });
-  }
-
-  private post(message: HostToExperiments): void {
-    if (!this.ready || this.disposed) return;
-    void this.panel.webview.postMessage(message).then(undefined, (err: Error) => this.deps.log.warn(`experiments: postMessage failed: ${err.message}`));
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    clearTimeout(this.timer);
-    clearInterval(this.ticker);
-    for (const s of this.subscriptions) s.dispose();
-    this.panel.dispose();
-    this.disposeEmitter.fire();
-    this.disposeEmitter.dispose();
   }
 }
 

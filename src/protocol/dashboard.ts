@@ -6,10 +6,11 @@
  * Series travel as columns (parallel arrays, ascending step) so that a run with 100,000 logged steps
  * is a few arrays, not 100,000 objects. JSON has no NaN: a non-finite value arrives as `null`.
  *
- * This folder imports nothing: the placement types below restate the parts of placement.json the
- * dashboard reads (the worker writes it as worker.ts `Placement`; src/host/dashboard-data.ts checks
- * at compile time that such a Placement is a DashboardPlacement).
+ * This folder imports nothing outside itself: the placement types below restate the parts of
+ * placement.json the dashboard reads (the worker writes it as worker.ts `Placement`;
+ * src/host/dashboard-data.ts checks at compile time that such a Placement is a DashboardPlacement).
  */
+import { Invalid, arr, attempt, bool, fail, num, numbers, obj, oneOf, optStr, str, strings, type Parsed } from './validate';
 
 /** One adapter (or LoRA pair) at one place of one layer, as placement.json stores it. */
 export interface DashboardPlacementSite {
@@ -196,49 +197,11 @@ export interface DashboardUiState {
 
 // ---- validation ------------------------------------------------------------------------------------
 
-/** A parsed message, or why it is malformed (the first problem found, with its path). */
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
-
 const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>(['openConfig', 'stop', 'resume', 'evaluate', 'revealRun']);
 const STATES: ReadonlySet<string> = new Set<DashboardRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
 const SITES: ReadonlySet<string> = new Set(['attention', 'ffn', 'query', 'key', 'value', 'attention_output', 'intermediate', 'output']);
 const KINDS: ReadonlySet<string> = new Set(['bottleneck', 'parallel', 'adamix', 'lora']);
 
-class Invalid extends Error {}
-
-function fail(path: string, expected: string, got: unknown): never {
-  const shown = got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got;
-  throw new Invalid(`${path}: expected ${expected}, got ${shown}`);
-}
-
-function obj(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'an object', v);
-  return v as Record<string, unknown>;
-}
-function str(v: unknown, path: string): string {
-  if (typeof v !== 'string') fail(path, 'a string', v);
-  return v;
-}
-function optStr(v: unknown, path: string): string | undefined {
-  return v === undefined ? undefined : str(v, path);
-}
-function num(v: unknown, path: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
-  return v;
-}
-function bool(v: unknown, path: string): boolean {
-  if (typeof v !== 'boolean') fail(path, 'a boolean', v);
-  return v;
-}
-function arr(v: unknown, path: string): unknown[] {
-  if (!Array.isArray(v)) fail(path, 'an array', v);
-  return v;
-}
-function numbers(v: unknown, path: string): number[] {
-  const a = arr(v, path);
-  for (let i = 0; i < a.length; i++) if (typeof a[i] !== 'number' || !Number.isFinite(a[i] as number)) fail(`${path}[${i}]`, 'a finite number', a[i]);
-  return a as number[];
-}
 function nullableNumbers(v: unknown, path: string, length: number): (number | null)[] {
   const a = arr(v, path);
   if (a.length !== length) throw new Invalid(`${path}: expected ${length} values (one per step), got ${a.length}`);
@@ -249,10 +212,6 @@ function numberRecord(v: unknown, path: string, nullable: boolean): Record<strin
   const o = obj(v, path);
   for (const [k, x] of Object.entries(o)) if (!(nullable && x === null) && typeof x !== 'number') fail(`${path}.${k}`, 'a number', x);
   return o as Record<string, number>;
-}
-function oneOf<T extends string>(v: unknown, set: ReadonlySet<string>, path: string): T {
-  if (typeof v !== 'string' || !set.has(v)) fail(path, `one of ${[...set].join(', ')}`, v);
-  return v as T;
 }
 
 function checkTrain(v: unknown, path: string): TrainColumns {
@@ -342,17 +301,8 @@ function checkSnapshot(v: unknown, path: string): RunSnapshot {
   checkTrain(o.train, `${path}.train`);
   checkEvals(o.evals, `${path}.evals`);
   numbers(o.checkpoints, `${path}.checkpoints`);
-  arr(o.problems, `${path}.problems`).forEach((p, i) => str(p, `${path}.problems[${i}]`));
+  strings(o.problems, `${path}.problems`);
   return o as unknown as RunSnapshot;
-}
-
-function attempt<T>(check: () => T): Parsed<T> {
-  try {
-    return { ok: true, value: check() };
-  } catch (err) {
-    if (err instanceof Invalid) return { ok: false, error: err.message };
-    throw err;
-  }
 }
 
 /** Validates a message the webview received from the host. */
@@ -409,7 +359,7 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
   return attempt(() => {
     const o = obj(value, 'state');
     if (o.version !== 1) throw new Invalid(`state.version: expected 1, got ${JSON.stringify(o.version)}`);
-    const runDirs = arr(o.runDirs, 'state.runDirs').map((d, i) => str(d, `state.runDirs[${i}]`));
+    const runDirs = strings(o.runDirs, 'state.runDirs');
     if (runDirs.length === 0) throw new Invalid('state.runDirs: expected at least one run folder');
     const mode = oneOf<'run' | 'compare'>(o.mode, new Set(['run', 'compare']), 'state.mode');
     let ui: DashboardUiState | undefined;
@@ -421,7 +371,7 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
         smoothing: Math.min(0.999, Math.max(0, num(u.smoothing, 'state.ui.smoothing'))),
         logScale: bool(u.logScale, 'state.ui.logScale'),
         zoom: zoom as [number, number] | undefined,
-        collapsed: u.collapsed === undefined ? undefined : arr(u.collapsed, 'state.ui.collapsed').map((c, i) => str(c, `state.ui.collapsed[${i}]`)),
+        collapsed: u.collapsed === undefined ? undefined : strings(u.collapsed, 'state.ui.collapsed'),
       };
     }
     return { version: 1, runDirs, mode, ui };

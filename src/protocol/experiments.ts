@@ -8,8 +8,9 @@
  * flattened to dotted paths (`method.bottleneck`, `training.learningRate`), so the webview can tell
  * which parameters differ between runs without knowing the config's shape.
  *
- * This folder imports nothing.
+ * This folder imports nothing outside itself.
  */
+import { Invalid, arr, attempt, bool, fail, num, obj, oneOf, optNum, optStr, str, strings, type Parsed } from './validate';
 
 export const EXPERIMENTS_VIEW_TYPE = 'peftLab.experiments';
 
@@ -157,47 +158,10 @@ export const DEFAULT_EXPERIMENTS_UI: ExperimentsUiState = { filter: '', columnFi
 
 // ---- validation ------------------------------------------------------------------------------------
 
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
-
 const STATES: ReadonlySet<string> = new Set<ExperimentRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
 /** A runaway note or name from a broken webview is cut, not trusted. */
 const MAX_TEXT = 10_000;
 
-class Invalid extends Error {}
-
-function fail(path: string, expected: string, got: unknown): never {
-  const shown = got === null ? 'null' : Array.isArray(got) ? 'an array' : typeof got;
-  throw new Invalid(`${path}: expected ${expected}, got ${shown}`);
-}
-function obj(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'an object', v);
-  return v as Record<string, unknown>;
-}
-function str(v: unknown, path: string): string {
-  if (typeof v !== 'string') fail(path, 'a string', v);
-  return v;
-}
-function optStr(v: unknown, path: string): string | undefined {
-  return v === undefined ? undefined : str(v, path);
-}
-function num(v: unknown, path: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
-  return v;
-}
-function optNum(v: unknown, path: string): number | undefined {
-  return v === undefined ? undefined : num(v, path);
-}
-function bool(v: unknown, path: string): boolean {
-  if (typeof v !== 'boolean') fail(path, 'a boolean', v);
-  return v;
-}
-function arr(v: unknown, path: string): unknown[] {
-  if (!Array.isArray(v)) fail(path, 'an array', v);
-  return v;
-}
-function strings(v: unknown, path: string): string[] {
-  return arr(v, path).map((s, i) => str(s, `${path}[${i}]`));
-}
 function numberRecord(v: unknown, path: string): Record<string, number> {
   const o = obj(v, path);
   for (const [k, x] of Object.entries(o)) num(x, `${path}.${k}`);
@@ -215,7 +179,7 @@ function checkRow(v: unknown, path: string): ExperimentRow {
   const o = obj(v, path);
   for (const key of ['dir', 'folder', 'name', 'note', 'stateText']) str(o[key], `${path}.${key}`);
   for (const key of ['starred', 'lowerIsBetter']) bool(o[key], `${path}.${key}`);
-  if (typeof o.state !== 'string' || !STATES.has(o.state)) fail(`${path}.state`, `one of ${[...STATES].join(', ')}`, o.state);
+  oneOf(o.state, STATES, `${path}.state`);
   for (const key of ['config', 'backend', 'metric']) optStr(o[key], `${path}.${key}`);
   num(o.started, `${path}.started`);
   num(o.step, `${path}.step`);
@@ -232,15 +196,6 @@ function checkRow(v: unknown, path: string): ExperimentRow {
   }
   strings(o.problems, `${path}.problems`);
   return o as unknown as ExperimentRow;
-}
-
-function attempt<T>(check: () => T): Parsed<T> {
-  try {
-    return { ok: true, value: check() };
-  } catch (err) {
-    if (err instanceof Invalid) return { ok: false, error: err.message };
-    throw err;
-  }
 }
 
 /** Validates a message the webview received from the host. */

@@ -31,6 +31,7 @@ import type {
   WorkerMessage,
 } from '../protocol/worker';
 import { displayPath, formatError, toErrorInfo } from './errors';
+import { onInterrupts } from './interrupts';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -411,25 +412,9 @@ function readLogEvery(configFile: string): number {
   }
 }
 
-/**
- * First Ctrl-C (or SIGTERM, which is how the editor stops a run it did not start) calls `onFirst`;
- * the second exits at once with 130.
- */
+/** First Ctrl-C (or SIGTERM) calls `onFirst`; the second exits at once with 130. */
 function onInterrupt(onFirst: () => void, output: Output): { dispose(): void } {
-  let interrupts = 0;
-  const handler = (): void => {
-    interrupts += 1;
-    if (interrupts === 1) onFirst();
-    else exitNow(output);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return {
-    dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
-  };
+  return onInterrupts(onFirst, () => exitNow(output));
 }
 
 function exitNow(output: Output): never {

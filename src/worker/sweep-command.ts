@@ -17,6 +17,7 @@ import type { BackendName } from '../core/config/types';
 import { RunQueue } from '../core/run-queue';
 import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
 import { displayPath, formatError } from './errors';
+import { onInterrupts } from './interrupts';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -117,26 +118,18 @@ class SweepRun {
 
   /** First Ctrl-C (or SIGTERM): drop the waiting points, stop the running ones at a checkpoint; the second kills them. */
   private onInterrupt(): { dispose(): void } {
-    let interrupts = 0;
-    const handler = (): void => {
-      interrupts += 1;
-      this.interrupted = true;
-      if (interrupts === 1) {
-        process.stderr.write('stopping the sweep: running points stop at their next checkpoint, waiting points are dropped (press Ctrl-C again to kill them now)\n');
-        for (const point of this.queue.clear()) this.results.set(point, { point, error: 'not started: the sweep was interrupted' });
-        for (const child of this.running.values()) if (child.connected) child.send({ type: 'cancel' });
-      } else {
-        for (const child of this.running.values()) child.kill('SIGKILL');
-      }
-    };
-    process.on('SIGINT', handler);
-    process.on('SIGTERM', handler);
-    return {
-      dispose: () => {
-        process.off('SIGINT', handler);
-        process.off('SIGTERM', handler);
-      },
-    };
+    return onInterrupts(() => this.stopAll(), () => this.killAll());
+  }
+
+  private stopAll(): void {
+    this.interrupted = true;
+    process.stderr.write('stopping the sweep: running points stop at their next checkpoint, waiting points are dropped (press Ctrl-C again to kill them now)\n');
+    for (const point of this.queue.clear()) this.results.set(point, { point, error: 'not started: the sweep was interrupted' });
+    for (const child of this.running.values()) if (child.connected) child.send({ type: 'cancel' });
+  }
+
+  private killAll(): void {
+    for (const child of this.running.values()) child.kill('SIGKILL');
   }
 }
 

@@ -14,24 +14,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  ARTIFACTS_DIR,
-  REPO_ROOT,
-  gotoWorkbench,
-  installVsix,
-  launchBrowser,
-  makeRunDir,
-  newPage,
-  screenshot,
-  startCodeServer,
-  workbenchUrl,
-  writeUserSettings,
-} from '../../scripts/vscode-test/code-server.mjs';
-import { packageVsix } from '../../scripts/package.mjs';
-import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
+import { REPO_ROOT, screenshot, writeUserSettings } from '../../scripts/vscode-test/code-server.mjs';
+import { ExtensionUiTest, UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand, webviewContent } from '../../scripts/vscode-test/workbench.mjs';
 
 
 const DARK = { 'workbench.colorTheme': 'Default Dark Modern' };
@@ -76,13 +63,8 @@ async function reloadWindow(page) {
 }
 
 
-/** The content of the visible webview (VS Code nests it: outer iframe, then #active-frame). */
-function webview(page) {
-  return page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
-}
-
 async function waitForDashboard(page, runName) {
-  const view = webview(page);
+  const view = webviewContent(page);
   await view.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   if (runName) await view.locator('.run-title h1', { hasText: runName }).waitFor({ timeout: UI_TIMEOUT });
   return view;
@@ -104,13 +86,11 @@ async function shots(page, view, name) {
 }
 
 test('VS Code UI: the dashboard of a finished run and of a running one, live, in dark and light', { timeout: 900_000 }, async () => {
-  const runDir = makeRunDir('ui-dash');
-  const vsix = join(ARTIFACTS_DIR, 'peft-lab-dashboard-test.vsix');
   const timings = {};
   const t0 = Date.now();
-  packageVsix({ out: vsix });
+  const ui = new ExtensionUiTest('ui-dash', 'peft-lab-dashboard-test.vsix');
   timings.packageMs = Date.now() - t0;
-  const { folder, finishedRun } = workspaceCopy(runDir.dir);
+  const { folder, finishedRun } = workspaceCopy(ui.dir);
   const finishedName = finishedRun.split('/').pop();
   const trainLines = readFileSync(join(finishedRun, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const trainPoints = trainLines.filter((l) => l.kind === 'train').length;
@@ -119,27 +99,10 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
   const checkpoints = readdirSync(join(finishedRun, 'checkpoints')).map((n) => Number(n.replace('step-', ''))).sort((a, b) => a - b);
   const routing = JSON.parse(readFileSync(join(finishedRun, 'checkpoints', `step-${checkpoints.at(-1)}`, 'checkpoint.json'), 'utf8')).trainer.routing;
 
-  const userDataDir = join(runDir.dir, 'user-data');
-  const dirs = { userDataDir, extensionsDir: join(runDir.dir, 'extensions'), runDir };
-  writeSettings(userDataDir);
-  const cspErrors = [];
+  writeSettings(ui.userDataDir);
   const consoleSeen = [];
-  let server;
-  let browser;
-  let page;
-  try {
-    await installVsix(vsix, dirs);
-    server = await startCodeServer({ folder, ...dirs });
-    browser = await launchBrowser({ home: runDir.home });
-    page = await newPage(browser, server.baseUrl);
-    page.on('console', (msg) => {
-      const text = msg.text();
-      consoleSeen.push(text);
-      if (/Content Security Policy|Refused to (load|apply|execute)/i.test(text)) cspErrors.push(text);
-    });
-    await gotoWorkbench(page, workbenchUrl(server, { folder }));
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'finished.peft.json' }).waitFor({ timeout: 60_000 });
-
+  const onConsole = (text) => consoleSeen.push(text);
+  await ui.run({ folder, file: 'finished.peft.json', failureShot: 'dashboard-failure.png', onConsole }, async (page) => {
     // ---- 1. the finished run, from its config's lens ----------------------------------------------
     let t = Date.now();
     await openFile(page, 'finished.peft.json');
@@ -201,7 +164,7 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
 
     // ... and a window reload (the serializer revives the panel from the saved state), here into
     // the light theme (the user settings are read when the window loads)
-    writeSettings(userDataDir, { 'workbench.colorTheme': 'Default Light Modern' });
+    writeSettings(ui.userDataDir, { 'workbench.colorTheme': 'Default Light Modern' });
     t = Date.now();
     await reloadWindow(page);
     await page.locator('.tab', { hasText: `Dashboard: ${finishedName}` }).click({ timeout: 60_000 });
@@ -213,7 +176,7 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
     assert.equal(await view.locator('.adapter[data-kind="adamix"]').count(), 4);
     await page.waitForTimeout(500);
     await shots(page, view, 'finished-light');
-    writeSettings(userDataDir);
+    writeSettings(ui.userDataDir);
     await reloadWindow(page);
 
     // ---- 2. a run started with the Train lens: live -------------------------------------------------
@@ -283,15 +246,7 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
     await view.locator('body').evaluate(() => console.log('peft-lab-console-probe'));
     await page.waitForTimeout(200);
     assert.ok(consoleSeen.some((t) => t.includes('peft-lab-console-probe')), 'webview console messages are captured');
-    assert.deepEqual(cspErrors, [], 'no Content-Security-Policy violations');
+    assert.deepEqual(ui.cspViolations, [], 'no Content-Security-Policy violations');
     console.log(`[dashboard e2e] timings ${JSON.stringify(timings)}`);
-  } catch (err) {
-    if (page) await screenshot(page, 'dashboard-failure.png');
-    throw err;
-  } finally {
-    await browser?.close().catch(() => {});
-    await server?.stop();
-    runDir.remove();
-    if (existsSync(vsix)) rmSync(vsix);
-  }
+  });
 });

@@ -16,26 +16,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  ARTIFACTS_DIR,
-  REPO_ROOT,
-  gotoWorkbench,
-  installVsix,
-  launchBrowser,
-  makeRunDir,
-  newPage,
-  screenshot,
-  startCodeServer,
-  workbenchUrl,
-  writeUserSettings,
-} from '../../scripts/vscode-test/code-server.mjs';
-import { packageVsix } from '../../scripts/package.mjs';
-import { UI_TIMEOUT, copyFixtureWorkspace } from '../../scripts/vscode-test/workbench.mjs';
+import { REPO_ROOT, screenshot, writeUserSettings } from '../../scripts/vscode-test/code-server.mjs';
+import { ExtensionUiTest, PEFT_LAB_VIEW, UI_TIMEOUT, copyFixtureWorkspace, showPeftLabView, webviewContent } from '../../scripts/vscode-test/workbench.mjs';
 
-const VIEW = '[id="workbench.view.extension.peftLab"]';
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 const SWEEP = 'demo-sweep';
 
@@ -67,13 +53,8 @@ function workspaceWithRuns(dir) {
   return { folder, runs, byName, bestLoss };
 }
 
-/** The content of the visible webview (VS Code nests it: outer iframe, then #active-frame). */
-function webview(page) {
-  return page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
-}
-
 async function waitForTable(page, rows) {
-  const view = webview(page);
+  const view = webviewContent(page);
   await view.locator(`body[data-ready="true"][data-rows="${rows}"]`).waitFor({ timeout: 60_000 });
   return view;
 }
@@ -83,35 +64,16 @@ async function cellTexts(view, column) {
 }
 
 function treeRow(page, text) {
-  return page.locator(`${VIEW} .monaco-list-row`, { hasText: text }).first();
+  return page.locator(`${PEFT_LAB_VIEW} .monaco-list-row`, { hasText: text }).first();
 }
 
 test('VS Code UI: the Experiments table lists runs, sorts, overlays two in the dashboard, and stars and notes a run', { timeout: 900_000 }, async () => {
-  const runDir = makeRunDir('ui-exp');
-  const vsix = join(ARTIFACTS_DIR, 'peft-lab-experiments-test.vsix');
-  packageVsix({ out: vsix });
-  const ws = workspaceWithRuns(runDir.dir);
-  const userDataDir = join(runDir.dir, 'user-data');
-  const dirs = { userDataDir, extensionsDir: join(runDir.dir, 'extensions'), runDir };
-  writeUserSettings(userDataDir, { 'workbench.colorTheme': 'Default Dark Modern' });
-  const cspErrors = [];
-  let server;
-  let browser;
-  let page;
-  try {
-    await installVsix(vsix, dirs);
-    server = await startCodeServer({ folder: ws.folder, ...dirs });
-    browser = await launchBrowser({ home: runDir.home });
-    page = await newPage(browser, server.baseUrl);
-    page.on('console', (msg) => {
-      if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspErrors.push(msg.text());
-    });
-    await gotoWorkbench(page, workbenchUrl(server, { folder: ws.folder }));
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'lora.peft.json' }).waitFor({ timeout: 60_000 });
-
+  const ui = new ExtensionUiTest('ui-exp', 'peft-lab-experiments-test.vsix');
+  const ws = workspaceWithRuns(ui.dir);
+  writeUserSettings(ui.userDataDir, { 'workbench.colorTheme': 'Default Dark Modern' });
+  await ui.run({ folder: ws.folder, file: 'lora.peft.json', failureShot: 'experiments-failure.png' }, async (page) => {
     // ---- 1. open it from the Runs view's title bar ------------------------------------------------------
-    await page.locator('.activitybar .action-item a[aria-label^="PEFT Lab"]').click();
-    await page.mouse.move(900, 450);
+    await showPeftLabView(page);
     await treeRow(page, ws.byName.lora).waitFor({ timeout: 60_000 });
     // the Runs view's title bar: its actions show while the view has the focus (the container holds more than one view)
     await treeRow(page, ws.byName.lora).click();
@@ -172,7 +134,7 @@ test('VS Code UI: the Experiments table lists runs, sorts, overlays two in the d
     await screenshot(page, 'experiments-selected.png');
     await view.locator('vscode-button.open-dashboard').click();
     await page.locator('.tab.active', { hasText: 'Compare 2 runs' }).waitFor({ timeout: 60_000 });
-    const dashboard = webview(page);
+    const dashboard = webviewContent(page);
     await dashboard.locator('body[data-ready="true"][data-mode="compare"]').waitFor({ timeout: 60_000 });
     assert.equal(await dashboard.locator('table.comparison tbody tr').count(), 2);
     const compared = (await dashboard.locator('table.comparison tbody').innerText());
@@ -218,16 +180,8 @@ test('VS Code UI: the Experiments table lists runs, sorts, overlays two in the d
     assert.match(await hover.innerText(), /lora r4/);
     await screenshot(page, 'experiments-tree-tooltip.png');
 
-    assert.deepEqual(cspErrors, [], 'no Content-Security-Policy violations');
-  } catch (err) {
-    if (page) await screenshot(page, 'experiments-failure.png');
-    throw err;
-  } finally {
-    await browser?.close().catch(() => {});
-    await server?.stop();
-    runDir.remove();
-    if (existsSync(vsix)) rmSync(vsix);
-  }
+    assert.deepEqual(ui.cspViolations, [], 'no Content-Security-Policy violations');
+  });
 });
 
 /** Polls a condition on disk (the host writes the file; nothing in the page says when). */

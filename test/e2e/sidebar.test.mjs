@@ -8,26 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  ARTIFACTS_DIR,
-  REPO_ROOT,
-  gotoWorkbench,
-  installVsix,
-  launchBrowser,
-  makeRunDir,
-  newPage,
-  screenshot,
-  startCodeServer,
-  workbenchUrl,
-} from '../../scripts/vscode-test/code-server.mjs';
-import { packageVsix } from '../../scripts/package.mjs';
-import { copyFixtureWorkspace } from '../../scripts/vscode-test/workbench.mjs';
+import { REPO_ROOT, screenshot } from '../../scripts/vscode-test/code-server.mjs';
+import { ExtensionUiTest, PEFT_LAB_VIEW, UI_TIMEOUT, copyFixtureWorkspace, showPeftLabView } from '../../scripts/vscode-test/workbench.mjs';
 
-const UI_TIMEOUT = 30_000;
-const VIEW = '[id="workbench.view.extension.peftLab"]';
 const CLI = join(REPO_ROOT, 'dist', 'cli.js');
 
 /** A copy of the fixture workspace with one finished run (trained by the CLI) and one corrupt run folder. */
@@ -45,7 +31,7 @@ function workspaceWithRuns(dir) {
 }
 
 function row(page, text) {
-  return page.locator(`${VIEW} .monaco-list-row`, { hasText: text }).first();
+  return page.locator(`${PEFT_LAB_VIEW} .monaco-list-row`, { hasText: text }).first();
 }
 
 /**
@@ -53,7 +39,7 @@ function row(page, text) {
  * Queue), so each has a pane header of its own, whose actions show while the pointer is over it.
  */
 async function runsViewAction(page, label) {
-  const header = page.locator(`${VIEW} .pane-header`, { has: page.locator('h3.title', { hasText: /^Runs$/ }) });
+  const header = page.locator(`${PEFT_LAB_VIEW} .pane-header`, { has: page.locator('h3.title', { hasText: /^Runs$/ }) });
   await header.hover();
   const action = header.locator(`a.action-label[aria-label^="${label}"]`);
   await action.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
@@ -89,26 +75,11 @@ async function contextAction(page, target, title) {
 }
 
 test('VS Code UI: the Runs sidebar shows runs live, expands to checkpoints, and runs context actions', { timeout: 600_000 }, async () => {
-  const runDir = makeRunDir('ui-sidebar');
-  const vsix = join(ARTIFACTS_DIR, 'peft-lab-sidebar-under-test.vsix');
-  packageVsix({ out: vsix });
-  const ws = workspaceWithRuns(runDir.dir);
-  const dirs = { userDataDir: join(runDir.dir, 'user-data'), extensionsDir: join(runDir.dir, 'extensions'), runDir };
-  let server;
-  let browser;
-  let page;
-  let cli;
-  try {
-    await installVsix(vsix, dirs);
-    server = await startCodeServer({ folder: ws.folder, ...dirs });
-    browser = await launchBrowser({ home: runDir.home });
-    page = await newPage(browser, server.baseUrl);
-    await gotoWorkbench(page, workbenchUrl(server, { folder: ws.folder }));
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'tiny.peft.json' }).waitFor({ timeout: 60_000 });
-
+  const ui = new ExtensionUiTest('ui-sidebar', 'peft-lab-sidebar-under-test.vsix');
+  const ws = workspaceWithRuns(ui.dir);
+  await ui.run({ folder: ws.folder, file: 'tiny.peft.json', failureShot: 'ui-sidebar-failure.png' }, async (page) => {
     // the PEFT Lab container in the activity bar
-    await page.locator('.activitybar .action-item a[aria-label^="PEFT Lab"]').click();
-    await page.mouse.move(800, 450); // away from the activity bar's own hover
+    await showPeftLabView(page);
     await row(page, 'tiny.peft.json').waitFor({ timeout: 60_000 });
     await widenSidebar(page);
     const finished = row(page, ws.finished);
@@ -160,11 +131,12 @@ test('VS Code UI: the Runs sidebar shows runs live, expands to checkpoints, and 
     assert.equal(existsSync(join(ws.runs, ws.broken)), false, 'the folder is gone from disk');
 
     // a run started from the CLI appears live, with a spinner, and ends as stopped
-    cli = spawn(process.execPath, [CLI, 'train', join(ws.folder, 'slow.peft.json'), '--backend', 'cpu'], { cwd: ws.folder, stdio: 'ignore' });
+    const cli = spawn(process.execPath, [CLI, 'train', join(ws.folder, 'slow.peft.json'), '--backend', 'cpu'], { cwd: ws.folder, stdio: 'ignore' });
+    ui.atEnd(() => cli.kill('SIGKILL'));
     const live = row(page, /slow-\d{8}-\d{6}/);
     await live.waitFor({ timeout: 60_000 });
     await live.locator('.codicon-sync.codicon-modifier-spin, .codicon-sync\\~spin').first().waitFor({ timeout: UI_TIMEOUT });
-    await page.waitForFunction((sel) => /step [1-9]\d*\/\d+ · loss/.test([...document.querySelectorAll(sel)].map((e) => e.textContent).join('\n')), `${VIEW} .monaco-list-row`, { timeout: 60_000 });
+    await page.waitForFunction((sel) => /step [1-9]\d*\/\d+ · loss/.test([...document.querySelectorAll(sel)].map((e) => e.textContent).join('\n')), `${PEFT_LAB_VIEW} .monaco-list-row`, { timeout: 60_000 });
     await screenshot(page, 'ui-sidebar-live.png');
     cli.kill('SIGTERM');
     await live.locator('.codicon-debug-stop').waitFor({ timeout: 60_000 });
@@ -179,19 +151,10 @@ test('VS Code UI: the Runs sidebar shows runs live, expands to checkpoints, and 
     await screenshot(page, 'ui-sidebar-filter.png');
     await page.keyboard.press('Enter');
     await finished.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
-    await page.locator(VIEW, { hasText: 'Filtered by state: stopped.' }).waitFor({ timeout: UI_TIMEOUT });
+    await page.locator(PEFT_LAB_VIEW, { hasText: 'Filtered by state: stopped.' }).waitFor({ timeout: UI_TIMEOUT });
     assert.equal(await live.isVisible(), true, 'the stopped run stays');
     await screenshot(page, 'ui-sidebar-filtered.png');
     await runsViewAction(page, 'Clear Runs Filter');
     await finished.waitFor({ timeout: UI_TIMEOUT });
-  } catch (err) {
-    if (page) await screenshot(page, 'ui-sidebar-failure.png');
-    throw err;
-  } finally {
-    cli?.kill('SIGKILL');
-    await browser?.close().catch(() => {});
-    await server?.stop();
-    runDir.remove();
-    if (existsSync(vsix)) rmSync(vsix);
-  }
+  });
 });

@@ -15,25 +15,12 @@
  * violation may be logged.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
-import {
-  ARTIFACTS_DIR,
-  gotoWorkbench,
-  installVsix,
-  launchBrowser,
-  makeRunDir,
-  newPage,
-  screenshot,
-  startCodeServer,
-  workbenchUrl,
-  writeUserSettings,
-} from '../../scripts/vscode-test/code-server.mjs';
-import { packageVsix } from '../../scripts/package.mjs';
-import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
+import { screenshot, writeUserSettings } from '../../scripts/vscode-test/code-server.mjs';
+import { ExtensionUiTest, PEFT_LAB_VIEW, UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand, showPeftLabView, webviewContent } from '../../scripts/vscode-test/workbench.mjs';
 
-const VIEW = '[id="workbench.view.extension.peftLab"]';
 /** Four points of the tiny model, one after the other, on a machine that may be busy. */
 const SWEEP_TIMEOUT = 420_000;
 const SWEEP_ID = /^grid-sweep-\d{8}-\d{6}$/;
@@ -65,46 +52,22 @@ function sweepRuns(runs) {
   });
 }
 
-/** The content of the visible webview (VS Code nests it: outer iframe, then #active-frame). */
-function webview(page) {
-  return page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
-}
-
 async function cellTexts(view, column) {
   return view.locator(`tbody tr.row td[data-column="${column}"]`).allInnerTexts();
 }
 
 /** A view of the PEFT Lab container by its title (the container holds Runs and Queue). */
 function pane(page, title) {
-  return page.locator(`${VIEW} .pane`, { has: page.locator('.pane-header h3.title', { hasText: new RegExp(`^${title}$`) }) });
+  return page.locator(`${PEFT_LAB_VIEW} .pane`, { has: page.locator('.pane-header h3.title', { hasText: new RegExp(`^${title}$`) }) });
 }
 
 test('VS Code UI: a 4-point sweep from its CodeLens, queued, run, compared in the Experiments table and the dashboard', { timeout: 900_000 }, async () => {
-  const runDir = makeRunDir('ui-sweep');
-  const vsix = join(ARTIFACTS_DIR, 'peft-lab-sweep-test.vsix');
-  packageVsix({ out: vsix });
-  const ws = workspaceWithSweep(runDir.dir);
-  const userDataDir = join(runDir.dir, 'user-data');
-  const dirs = { userDataDir, extensionsDir: join(runDir.dir, 'extensions'), runDir };
-  writeUserSettings(userDataDir, { 'workbench.colorTheme': 'Default Dark Modern' });
-  const cspErrors = [];
-  let server;
-  let browser;
-  let page;
-  try {
-    await installVsix(vsix, dirs);
-    server = await startCodeServer({ folder: ws.folder, ...dirs });
-    browser = await launchBrowser({ home: runDir.home });
-    page = await newPage(browser, server.baseUrl);
-    page.on('console', (msg) => {
-      if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspErrors.push(msg.text());
-    });
-    await gotoWorkbench(page, workbenchUrl(server, { folder: ws.folder }));
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'grid.peft.json' }).waitFor({ timeout: 60_000 });
-
+  const ui = new ExtensionUiTest('ui-sweep', 'peft-lab-sweep-test.vsix');
+  const ws = workspaceWithSweep(ui.dir);
+  writeUserSettings(ui.userDataDir, { 'workbench.colorTheme': 'Default Dark Modern' });
+  await ui.run({ folder: ws.folder, file: 'grid.peft.json', failureShot: 'sweep-failure.png' }, async (page) => {
     // ---- 1. the Sweep lens queues the points; the Queue view shows the ones waiting ----------------------
-    await page.locator('.activitybar .action-item a[aria-label^="PEFT Lab"]').click();
-    await page.mouse.move(900, 450);
+    await showPeftLabView(page);
     const queue = pane(page, 'Queue');
     await queue.waitFor({ timeout: 60_000 });
     await openFile(page, 'grid.peft.json');
@@ -123,7 +86,7 @@ test('VS Code UI: a 4-point sweep from its CodeLens, queued, run, compared in th
     // ---- 2. the Experiments table: four rows of the sweep appear and finish --------------------------------
     await runCommand(page, 'PEFT Lab: Open Experiments');
     await page.locator('.tab.active', { hasText: 'Experiments' }).waitFor({ timeout: UI_TIMEOUT });
-    let view = webview(page);
+    let view = webviewContent(page);
     await view.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
     await view.locator('body[data-rows="4"]').waitFor({ timeout: SWEEP_TIMEOUT });
     await view.locator('tbody tr.row.state-finished').nth(3).waitFor({ timeout: SWEEP_TIMEOUT });
@@ -169,7 +132,7 @@ test('VS Code UI: a 4-point sweep from its CodeLens, queued, run, compared in th
     assert.equal(chosen.length, 2);
     await view.locator('vscode-button.open-dashboard').click();
     await page.locator('.tab.active', { hasText: 'Compare 2 runs' }).waitFor({ timeout: 60_000 });
-    const dashboard = webview(page);
+    const dashboard = webviewContent(page);
     await dashboard.locator('body[data-ready="true"][data-mode="compare"]').waitFor({ timeout: 60_000 });
     assert.equal(await dashboard.locator('table.comparison tbody tr').count(), 2);
     const compared = await dashboard.locator('table.comparison tbody').innerText();
@@ -182,7 +145,7 @@ test('VS Code UI: a 4-point sweep from its CodeLens, queued, run, compared in th
 
     // ---- 5. the sweep chart: four points, the best one as the sweep ranks it ------------------------------------
     await page.locator('.tab', { hasText: 'Experiments' }).click();
-    view = webview(page);
+    view = webviewContent(page);
     await view.locator('body[data-ready="true"][data-rows="4"]').waitFor({ timeout: 60_000 });
     const chart = view.locator('.sweep-panel svg.sweep-chart[data-points="4"]');
     await chart.waitFor({ timeout: UI_TIMEOUT });
@@ -192,21 +155,13 @@ test('VS Code UI: a 4-point sweep from its CodeLens, queued, run, compared in th
     const expected = [...onDisk].sort((a, b) => (b.status.bestMetrics.accuracy - a.status.bestMetrics.accuracy) || (a.point.index - b.point.index))[0];
     assert.equal(await chart.locator('circle.point.best').count(), 1);
     assert.equal(basename(await chart.locator('circle.point.best').getAttribute('data-dir')), expected.folder, 'the best point of the sweep is marked');
-    const best = page.locator(`${VIEW} .monaco-list-row`, { hasText: 'best of sweep' });
+    const best = page.locator(`${PEFT_LAB_VIEW} .monaco-list-row`, { hasText: 'best of sweep' });
     await best.first().waitFor({ timeout: UI_TIMEOUT });
     assert.equal(await best.count(), 1);
     assert.match(await best.innerText(), new RegExp(expected.folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the Runs view marks the same run');
     await view.locator('.sweep-panel').evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await screenshot(page, 'sweep-chart.png');
 
-    assert.deepEqual(cspErrors, [], 'no Content-Security-Policy violations');
-  } catch (err) {
-    if (page) await screenshot(page, 'sweep-failure.png');
-    throw err;
-  } finally {
-    await browser?.close().catch(() => {});
-    await server?.stop();
-    runDir.remove();
-    if (existsSync(vsix)) rmSync(vsix);
-  }
+    assert.deepEqual(ui.cspViolations, [], 'no Content-Security-Policy violations');
+  });
 });

@@ -5,22 +5,11 @@
  * in the Problems panel. Screenshots go to .test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  ARTIFACTS_DIR,
-  gotoWorkbench,
-  installVsix,
-  launchBrowser,
-  makeRunDir,
-  newPage,
-  screenshot,
-  startCodeServer,
-  workbenchUrl,
-} from '../../scripts/vscode-test/code-server.mjs';
-import { packageVsix } from '../../scripts/package.mjs';
-import { UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
+import { screenshot } from '../../scripts/vscode-test/code-server.mjs';
+import { ExtensionUiTest, UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand } from '../../scripts/vscode-test/workbench.mjs';
 
 const TRAIN_TIMEOUT = 180_000;
 
@@ -40,22 +29,9 @@ function workspaceCopy(dir) {
 
 
 test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value shows in Problems', { timeout: 600_000 }, async () => {
-  const runDir = makeRunDir('ui-train');
-  const vsix = join(ARTIFACTS_DIR, 'peft-lab-under-test.vsix');
-  packageVsix({ out: vsix });
-  const folder = workspaceCopy(runDir.dir);
-  const dirs = { userDataDir: join(runDir.dir, 'user-data'), extensionsDir: join(runDir.dir, 'extensions'), runDir };
-  let server;
-  let browser;
-  let page;
-  try {
-    await installVsix(vsix, dirs);
-    server = await startCodeServer({ folder, ...dirs });
-    browser = await launchBrowser({ home: runDir.home });
-    page = await newPage(browser, server.baseUrl);
-    await gotoWorkbench(page, workbenchUrl(server, { folder }));
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'watch.peft.json' }).waitFor({ timeout: 60_000 });
-
+  const ui = new ExtensionUiTest('ui-train', 'peft-lab-under-test.vsix');
+  const folder = workspaceCopy(ui.dir);
+  await ui.run({ folder, file: 'watch.peft.json', failureShot: 'ui-train-failure.png' }, async (page) => {
     await openFile(page, 'watch.peft.json');
     const train = codeLens(page, 'Train');
     await train.waitFor({ timeout: 60_000 });
@@ -101,13 +77,5 @@ test('VS Code UI: Train from the CodeLens, watch it, see it finish; a bad value 
     await page.keyboard.press('Control+Home');
     await codeLens(page, 'Train: fix 1 problem first').waitFor({ timeout: UI_TIMEOUT });
     await screenshot(page, 'ui-train-blocked.png');
-  } catch (err) {
-    if (page) await screenshot(page, 'ui-train-failure.png');
-    throw err;
-  } finally {
-    await browser?.close().catch(() => {});
-    await server?.stop();
-    runDir.remove();
-    if (existsSync(vsix)) rmSync(vsix);
-  }
+  });
 });

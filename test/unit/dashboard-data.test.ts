@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RunData, hasChanges } from '../../src/host/dashboard-data';
-import { contentSecurityPolicy, dashboardHtml, makeNonce } from '../../src/host/dashboard-html';
+import { dashboardHtml } from '../../src/host/dashboard-html';
+import { contentSecurityPolicy, makeNonce } from '../../src/host/webview-page';
 import { parseHostToDashboard } from '../../src/protocol/dashboard';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-dashboard-data-'));

@@ -28,6 +28,7 @@ import {
   type Column,
 } from '../model/experiments-table';
 import { clear, h } from '../view/dom';
+import { FrameScheduler, PartTimings } from '../view/frame';
 import { renderSweepChart } from './sweep-view';
 import { TableView, type EditField } from './table-view';
 
@@ -57,7 +58,7 @@ export class ExperimentsApp {
   /** Bumped on every change of the rows; the sweep chart is drawn again only when it or the chart's choices change. */
   private version = 0;
   private sweepKey = '';
-  private frame = 0;
+  private readonly frames = new FrameScheduler(() => this.render());
   /** Milliseconds per part of the last render (read by the benchmark). */
   lastTimings: Record<string, number> = {};
 
@@ -119,7 +120,7 @@ export class ExperimentsApp {
     }
     this.columnsDirty = true;
     this.version++;
-    this.schedule();
+    this.frames.schedule();
   }
 
   // ---- layout and drawing ---------------------------------------------------------------------------
@@ -149,39 +150,23 @@ export class ExperimentsApp {
     this.root.append(toolbar, this.sweepPanel, this.empty, this.table.element, hint);
   }
 
-  private schedule(): void {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
-    });
-  }
-
   /** Draws now (also used by the benchmark to time a render without waiting for a frame). */
   render(): void {
-    if (this.frame) {
-      cancelAnimationFrame(this.frame);
-      this.frame = 0;
-    }
-    const t: Record<string, number> = {};
-    const time = (name: string, f: () => void) => {
-      const t0 = performance.now();
-      f();
-      t[name] = performance.now() - t0;
-    };
+    this.frames.cancel();
+    const parts = new PartTimings();
     const rows = [...this.rows.values()];
-    if (this.columnsDirty) time('columns', () => (this.columns = buildColumns(rows)));
+    if (this.columnsDirty) parts.time('columns', () => (this.columns = buildColumns(rows)));
     this.columnsDirty = false;
     this.shown = visibleColumns(this.columns, this.ui);
-    time('filterSort', () => (this.view = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
-    time('table', () => {
+    parts.time('filterSort', () => (this.view = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
+    parts.time('table', () => {
       this.table.setColumns(this.shown, this.ui.sort, this.ui.columnFilters);
       this.table.setRows(this.view, this.selected);
     });
-    time('sweep', () => this.renderSweep(rows));
+    parts.time('sweep', () => this.renderSweep(rows));
     this.renderCounts(rows.length);
     if (!this.picker.hidden) this.renderPicker();
-    this.lastTimings = t;
+    this.lastTimings = parts.ms;
     document.body.dataset.ready = String(this.received);
     document.body.dataset.rows = String(this.view.length);
   }
@@ -275,7 +260,7 @@ export class ExperimentsApp {
     this.ui = { ...this.ui, ...change };
     if (change.showConstant !== undefined) this.constantBox.checked = this.ui.showConstant;
     this.vscode.setState({ version: 1, ui: this.ui });
-    this.schedule();
+    this.frames.schedule();
   }
 
   private setColumnFilter(id: string, text: string): void {
@@ -290,7 +275,7 @@ export class ExperimentsApp {
       if (on && this.rows.has(dir)) this.selected.add(dir);
       else this.selected.delete(dir);
     }
-    this.schedule();
+    this.frames.schedule();
   }
 
   private open(dirs: readonly string[]): void {
@@ -318,7 +303,7 @@ export class ExperimentsApp {
     this.rows.set(row.dir, optimistic);
     this.columnsDirty = true;
     this.version++;
-    this.schedule();
+    this.frames.schedule();
     this.post({ type: 'annotate', dir: row.dir, ...change });
   }
 

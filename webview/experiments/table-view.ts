@@ -11,6 +11,7 @@
 import type { CellValue, ExperimentRow, SortState } from '../../src/protocol/experiments';
 import type { Column } from '../model/experiments-table';
 import { clear, h } from '../view/dom';
+import { FrameScheduler } from '../view/frame';
 
 export const ROW_HEIGHT = 26;
 const OVERSCAN = 8;
@@ -47,16 +48,16 @@ export class TableView {
   private focusIndex = 0;
   private anchor?: string;
   private editing?: { dir: string; field: EditField };
-  private frame = 0;
+  private readonly frames = new FrameScheduler(() => this.renderWindow());
 
   constructor(private readonly callbacks: TableCallbacks) {
     this.table.append(this.colgroup, this.thead, this.tbody);
     this.element = h('div', { class: 'grid-wrap', role: 'grid', tabindex: 0, 'aria-multiselectable': 'true', 'aria-label': 'Runs' }, this.table);
-    this.element.addEventListener('scroll', () => this.scheduleWindow());
+    this.element.addEventListener('scroll', () => this.frames.schedule());
     this.element.addEventListener('keydown', (e) => this.onKey(e));
     this.tbody.addEventListener('click', (e) => this.onClick(e));
     this.tbody.addEventListener('dblclick', (e) => this.onDoubleClick(e));
-    new ResizeObserver(() => this.scheduleWindow()).observe(this.element);
+    new ResizeObserver(() => this.frames.schedule()).observe(this.element);
   }
 
   /** The focused row's run folder (for tests and the app). */
@@ -129,14 +130,6 @@ export class TableView {
     const input = h('input', { type: 'text', class: 'column-filter', value, placeholder: hint, 'aria-label': `Filter ${c.label}`, 'data-column': c.id, spellcheck: 'false' }) as HTMLInputElement;
     input.addEventListener('input', () => this.callbacks.onColumnFilter(c.id, input.value));
     return input;
-  }
-
-  private scheduleWindow(): void {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.renderWindow();
-    });
   }
 
   /** Draws the rows in view; nothing while a cell is being edited (a redraw would drop the editor). */
