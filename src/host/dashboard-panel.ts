@@ -147,7 +147,8 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
         case 'revealRun': {
           const uri = vscode.Uri.file(run.dir);
           const inWorkspace = vscode.workspace.getWorkspaceFolder(uri) !== undefined;
-          await vscode.commands.executeCommand(inWorkspace ? 'revealInExplorer' : 'revealFileInOS', uri);
+          // under Remote the OS file manager is the local machine's, which cannot show a remote path
+          await vscode.commands.executeCommand(inWorkspace || vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS', uri);
           return;
         }
       }

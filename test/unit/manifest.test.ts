@@ -1,0 +1,21 @@
+/** What package.json promises VS Code about where the extension runs. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { extensionKind?: string[] };
+
+test('the extension runs where the workspace is, so under Remote the worker trains on the remote machine', () => {
+  assert.deepEqual(manifest.extensionKind, ['workspace']);
+});
+
+test('the host opens the OS file manager only on a local window', () => {
+  const hostDir = path.join(REPO, 'src', 'host');
+  for (const file of fs.readdirSync(hostDir).filter((f) => f.endsWith('.ts'))) {
+    for (const line of fs.readFileSync(path.join(hostDir, file), 'utf8').split('\n')) {
+      if (line.includes("'revealFileInOS'")) assert.match(line, /vscode\.env\.remoteName/, `${file}: ${line.trim()}`);
+    }
+  }
+});
