@@ -499,6 +499,8 @@ describe('schema file', () => {
   const OPTIONAL_WITHOUT_DEFAULT = new Set([
     '$schema', 'labels', 'validation', 'test', 'format', 'textPairField', 'maxTrainExamples',
     'bottleneck', 'maxSteps', 'earlyStopping', 'dropout', 'model', 'method',
+    // microBatchSize defaults to the config's own batchSize.
+    'microBatchSize',
     // A config has either task, data and method (fine-tuning) or pretrain (pretraining).
     'task', 'data', 'pretrain', 'maxDocuments', 'modelDir',
     // A sweep is optional; its count, metric and goal default to values that depend on the config,

@@ -16,7 +16,7 @@ import { findSchemaFile, loadAnyConfig, loadConfig, loadPretrainConfig, parseAny
 import type { ResolvedPretrainConfig } from '../../src/core/config/types';
 import { WordPieceTokenizer } from '../../src/core/data/tokenizer';
 import { makeBatches, type EncodedExample } from '../../src/core/data/batches';
-import { maskBatch, maskVocabulary, readCorpusFile, tokenizeDocuments, type Document } from '../../src/core/data/corpus';
+import { maskBatch, maskVocabulary, readCorpusFile, splitMaskedBatch, tokenizeDocuments, type Document } from '../../src/core/data/corpus';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { CheckpointInfo, RunStatus } from '../../src/core/checkpoint/run-folder';
 import { readBertFolder, randomBertWeights } from '../../src/core/model/hf-checkpoint';
@@ -647,6 +647,38 @@ describe('worker', () => {
       const finished = worker.ofType('finished')[0]!;
       assert.equal(finished.state, 'finished');
       assert.ok(fs.existsSync(path.join(finished.modelDir!, 'model.safetensors')));
+    }
+  });
+});
+
+// ---- micro-batches -----------------------------------------------------------------------------------
+
+describe('training.microBatchSize in pretraining', () => {
+  test('a masked batch splits into row slices whose positions and targets are its own, re-based', () => {
+    const documents: Document[] = Array.from({ length: 10 }, (_, i) => ({ text: SENTENCES[i % SENTENCES.length]!, file: 'corpus.txt', line: i + 1 }));
+    const sequences = tokenizeDocuments(documents, tokenizer, 16, false);
+    const masked = maskBatch(makeBatches(sequences, 10)[0]!, maskVocabulary(tokenizer), { probability: 0.3, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, new Rng(4));
+    const parts = splitMaskedBatch(masked, 4);
+    assert.deepEqual(parts.map((p) => p.batch.batchSize), [4, 4, 2]);
+    const width = masked.batch.seqLength;
+    const rebuilt = parts.flatMap((p, i) => Array.from(p.positions, (pos) => pos + i * 4 * width));
+    assert.deepEqual(rebuilt, Array.from(masked.positions));
+    assert.deepEqual(parts.flatMap((p) => Array.from(p.targets)), Array.from(masked.targets));
+    for (const p of parts) for (const pos of p.positions) assert.equal(p.batch.inputIds[pos], masked.batch.inputIds[pos + (parts.indexOf(p) * 4 * width)]);
+  });
+
+  test('passes of 3 sequences make the updates one pass of 8 makes (dropout 0)', async () => {
+    const training = { maxSteps: 4, evalEvery: 4, dropout: 0, learningRate: 0.01 };
+    const whole = await run(experiment({ 'corpus.txt': repeated(48) }, { training }));
+    const split = await run(experiment({ 'corpus.txt': repeated(48) }, { training: { ...training, microBatchSize: 3 } }));
+    const weights = (o: Outcome) => readSafetensors(path.join(o.result.runDir, 'checkpoints', 'step-4', 'model.safetensors')).tensors;
+    const a = weights(whole);
+    const b = weights(split);
+    for (const [name, tensor] of a) {
+      const x = toFloat32(tensor);
+      const y = toFloat32(b.get(name)!);
+      const worst = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
+      assert.ok(worst < 1e-4, `${name} differs by ${worst}`);
     }
   });
 });

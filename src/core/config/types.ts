@@ -108,6 +108,8 @@ export interface TrainingConfig {
   warmupRatio: number;
   weightDecay: number;
   maxGradNorm: number;
+  /** Examples per forward/backward pass; gradients of a batch's passes are summed (default: batchSize). */
+  microBatchSize?: number;
   seed: number;
   /** Evaluate every N steps, or at the end of each epoch. */
   evalEvery: number | 'epoch';

@@ -79,3 +79,22 @@ function padBatch(rows: EncodedExample[], multiple: number): Batch {
   });
   return batch;
 }
+
+/** The batch as consecutive row slices of at most `size` rows (views of its arrays, no copies). */
+export function splitBatch(batch: Batch, size: number): Batch[] {
+  if (size >= batch.batchSize) return [batch];
+  const parts: Batch[] = [];
+  for (let start = 0; start < batch.batchSize; start += size) {
+    const rows = Math.min(size, batch.batchSize - start);
+    const tokens = (array: Int32Array | Float32Array) => array.subarray(start * batch.seqLength, (start + rows) * batch.seqLength);
+    parts.push({
+      inputIds: tokens(batch.inputIds) as Int32Array,
+      tokenTypeIds: tokens(batch.tokenTypeIds) as Int32Array,
+      attentionMask: tokens(batch.attentionMask) as Float32Array,
+      labels: batch.labels.subarray(start, start + rows),
+      batchSize: rows,
+      seqLength: batch.seqLength,
+    });
+  }
+  return parts;
+}

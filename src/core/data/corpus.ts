@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { CorpusFormat, PretrainSection } from '../config/types';
 import { DataError } from '../errors';
 import { Rng } from '../random';
-import type { Batch, EncodedExample } from './batches';
+import { splitBatch, type Batch, type EncodedExample } from './batches';
 import { parseJsonLines, requiredText, splitForValidation } from './readers';
 import type { WordPieceTokenizer } from './tokenizer';
 
@@ -246,4 +246,26 @@ export function maskBatch(batch: Batch, vocab: MaskVocabulary, options: MaskingO
     else if (r < options.replaceWithMask + options.replaceWithRandom) inputIds[i] = vocab.randomIds[rng.int(vocab.randomIds.length)]!;
   }
   return { batch: { ...batch, inputIds }, positions: Int32Array.from(selected), targets };
+}
+
+/** The masked batch as row slices of at most `size` rows, each with its own positions (re-based) and targets. */
+export function splitMaskedBatch(masked: MaskedBatch, size: number): MaskedBatch[] {
+  const parts = splitBatch(masked.batch, size);
+  if (parts.length === 1) return [masked];
+  const width = masked.batch.seqLength;
+  let row = 0;
+  return parts.map((batch) => {
+    const from = row * width;
+    const to = (row + batch.batchSize) * width;
+    row += batch.batchSize;
+    const selected: number[] = [];
+    masked.positions.forEach((position, i) => {
+      if (position >= from && position < to) selected.push(i);
+    });
+    return {
+      batch,
+      positions: Int32Array.from(selected, (i) => masked.positions[i]! - from),
+      targets: Int32Array.from(selected, (i) => masked.targets[i]!),
+    };
+  });
 }

@@ -14,7 +14,7 @@ import type { AnyResolvedConfig, BackendName, TrainingConfig } from '../config/t
 import type { BackendChoice } from '../backend';
 import { CancelledError, CheckpointError, ConfigError, DataError } from '../errors';
 import { Rng } from '../random';
-import type { ParamStore } from '../model/params';
+import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { AdamW, clipByGlobalNorm, learningRateAt, type OptimizerState } from './optimizer';
@@ -135,21 +135,27 @@ export abstract class TrainingLoop<B> {
     return new Rng(this.training.seed * 7919 + epoch + 1);
   }
 
+  /** Rows per forward/backward pass (training.microBatchSize, else the whole batch). */
+  protected get microBatchSize(): number {
+    return this.training.microBatchSize ?? this.training.batchSize;
+  }
+
   /**
-   * One AdamW step on the scalar `lossOf` computes (tensors it creates are freed after the step),
-   * with the learning-rate schedule and clipping; logs progress and returns the loss.
+   * One AdamW step on a batch given as micro-batches (tensors their losses create are freed after
+   * each pass), with the learning-rate schedule and clipping; logs progress and returns the loss.
    */
-  protected optimize(lossOf: () => Tensor, examples: number, epoch: number): number {
+  protected optimize(parts: readonly MicroBatch[], examples: number, epoch: number): number {
     const lr = learningRateAt(this.step, this.totalSteps, this.warmupSteps, this.training.learningRate);
     const trainable = this.setup.store.trainable();
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(lossOf as () => tf.Scalar, trainable.map((p) => p.value));
-      const named = new Map<string, Tensor>();
-      for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
-      const { grads: clipped } = clipByGlobalNorm(named, this.training.maxGradNorm);
-      this.optimizer.apply(trainable, clipped, lr);
-      return value.dataSync()[0]!;
-    });
+    const { loss, grads } = withOutOfMemoryAdvice(this.setup.config.sourceFile, () => accumulateGradients(parts, trainable));
+    try {
+      tf.tidy(() => {
+        const { grads: clipped } = clipByGlobalNorm(grads, this.training.maxGradNorm);
+        this.optimizer.apply(trainable, clipped, lr);
+      });
+    } finally {
+      for (const g of grads.values()) g.dispose();
+    }
     if (!Number.isFinite(loss)) {
       throw new DataError(this.setup.config.sourceFile, undefined, `training loss became ${loss} at step ${this.step + 1}; lower training.learningRate or set training.maxGradNorm`);
     }
@@ -431,4 +437,52 @@ function folderSize(dir: string): number {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** One forward/backward pass of a step: its mean loss and its share of the batch's loss. */
+export interface MicroBatch {
+  lossOf: () => Tensor;
+  /** The shares of a step's micro-batches sum to 1 (rows, or masked tokens, over the batch's). */
+  weight: number;
+}
+
+/**
+ * The gradient of the batch's loss, Σ wᵢ ∇lossᵢ, with one micro-batch's activations in memory at a
+ * time. A single micro-batch of weight 1 is the plain gradient, bit for bit.
+ */
+function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
+  const summed = new Map<string, Tensor>();
+  let loss = 0;
+  for (const part of parts) {
+    if (part.weight === 0) continue;
+    loss += part.weight * tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(part.lossOf as () => tf.Scalar, trainable.map((p) => p.value));
+      for (const p of trainable) {
+        const grad = grads[p.value.name];
+        if (!grad) continue; // an AdaMix expert no route chose this step
+        const weighted = part.weight === 1 ? grad : tf.mul(grad, part.weight);
+        const previous = summed.get(p.name);
+        summed.set(p.name, tf.keep(previous ? tf.add(previous, weighted) : weighted));
+        previous?.dispose();
+      }
+      return value.dataSync()[0]!;
+    });
+  }
+  return { loss, grads: summed };
+}
+
+/**
+ * The wasm backend aborts with a bare "Aborted()" when its heap (at most 4 GiB) cannot hold a
+ * step; this says what to change instead.
+ */
+function withOutOfMemoryAdvice<T>(configFile: string, run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    if (!(err instanceof Error) || !/^Aborted\(/.test(err.message)) throw err;
+    throw new ConfigError(
+      configFile, '/training/microBatchSize',
+      'out of memory: a training step did not fit in the WebAssembly heap (4 GiB at most). Set training.microBatchSize to half of training.batchSize (the same updates, computed in smaller passes), or lower data.maxLength',
+    );
+  }
 }

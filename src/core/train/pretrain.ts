@@ -23,7 +23,7 @@ import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import { readSafetensors, toFloat32 } from '../checkpoint/safetensors';
 import type { RunFolder } from '../checkpoint/run-folder';
 import { makeBatches, type Batch } from '../data/batches';
-import { loadPretrainingData, maskBatch, maskVocabulary, type MaskedBatch, type MaskingOptions, type MaskVocabulary, type PretrainingData } from '../data/corpus';
+import { loadPretrainingData, maskBatch, maskVocabulary, splitMaskedBatch, type MaskedBatch, type MaskingOptions, type MaskVocabulary, type PretrainingData } from '../data/corpus';
 import type { WordPieceTokenizer } from '../data/tokenizer';
 import type { ForwardContext } from '../adapters/method';
 import type { BertConfig, WeightMap } from '../model/bert-config';
@@ -137,7 +137,12 @@ class Pretrainer extends TrainingLoop<Batch> {
   protected trainStep(batch: Batch, epoch: number): void {
     const masked = maskBatch(batch, this.vocab, this.masking, this.maskRng(this.step));
     const ctx: ForwardContext = { training: true, dropoutSeed: () => this.rng.nextUint32() };
-    this.optimize(() => this.lossOf(masked, ctx), batch.batchSize, epoch);
+    // the MLM loss is a mean over masked tokens, so each micro-batch weighs as many as it holds
+    const parts = splitMaskedBatch(masked, this.microBatchSize).map((part) => ({
+      weight: part.targets.length / masked.targets.length,
+      lossOf: () => this.lossOf(part, ctx),
+    }));
+    this.optimize(parts, batch.batchSize, epoch);
   }
 
   /** A stream per (seed, step), so the masks of a step do not depend on anything drawn before it. */

@@ -8,7 +8,8 @@ import { loadConfig } from '../config/load';
 import { selectBackend, type BackendChoice } from '../backend';
 import { ConfigError, DataError } from '../errors';
 import { PeftModel } from '../model/peft-model';
-import { makeBatches, type Batch, type EncodedExample } from '../data/batches';
+import { Rng } from '../random';
+import { makeBatches, splitBatch, type Batch, type EncodedExample } from '../data/batches';
 import type { ExpertChoice } from '../adapters/adamix';
 import type { ForwardContext } from '../adapters/method';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type TrainerState } from '../checkpoint/run-folder';
@@ -82,21 +83,29 @@ class Trainer extends TrainingLoop<Batch> {
     const routes = method.drawRoutes(this.rng);
     const adamix = this.config.method.type === 'adamix' ? this.config.method : undefined;
     const second = adamix && adamix.consistencyWeight > 0 ? method.drawRoutes(this.rng) : undefined;
-    this.optimize(() => this.lossOf(batchTensors(batch), routes, second), batch.batchSize, epoch);
+    // Every micro-batch of the step takes the same expert routes, so the step is the full batch's.
+    // Dropout draws from a stream of the step's own: the routes of later steps then do not depend
+    // on how many passes (micro-batches) this step took.
+    const dropout = new Rng(this.rng.nextUint32());
+    const parts = splitBatch(batch, this.microBatchSize).map((part) => ({
+      weight: part.batchSize / batch.batchSize,
+      lossOf: () => this.lossOf(batchTensors(part), dropout, routes, second),
+    }));
+    this.optimize(parts, batch.batchSize, epoch);
     if (routes) method.recordRoutes(routes);
     if (second) method.recordRoutes(second);
   }
 
-  private lossOf(inputs: ReturnType<typeof batchTensors>, routes?: Map<string, ExpertChoice>, second?: Map<string, ExpertChoice>): Tensor {
-    const logits = this.model.forward(inputs, this.trainingContext(routes));
+  private lossOf(inputs: ReturnType<typeof batchTensors>, dropout: Rng, routes?: Map<string, ExpertChoice>, second?: Map<string, ExpertChoice>): Tensor {
+    const logits = this.model.forward(inputs, this.trainingContext(dropout, routes));
     const taskLoss = this.model.taskLoss(logits, inputs.labels);
     if (!second || this.config.method.type !== 'adamix') return taskLoss;
-    const other = this.model.forward(inputs, this.trainingContext(second));
+    const other = this.model.forward(inputs, this.trainingContext(dropout, second));
     return tf.add(taskLoss, tf.mul(this.model.consistencyLoss(logits, other), this.config.method.consistencyWeight));
   }
 
-  private trainingContext(routes?: Map<string, ExpertChoice>): ForwardContext {
-    return { training: true, routes, dropoutSeed: () => this.rng.nextUint32() };
+  private trainingContext(dropout: Rng, routes?: Map<string, ExpertChoice>): ForwardContext {
+    return { training: true, routes, dropoutSeed: () => dropout.nextUint32() };
   }
 
   protected validate(): Record<string, number> | undefined {
