@@ -4,18 +4,29 @@
   # Links Debian's OpenBLAS (libopenblas-dev): libopenblas.so.0 must be present at run time.
   "targets": [
     {
-      # Unary transcendental kernels: -ffast-math lets glibc's libmvec vectorise expf and erff.
+      # Kernels with transcendentals (exp, erf: unary, GELU, softmax): -ffast-math lets glibc's
+      # libmvec vectorise expf and erff. Compile-only flag: it is not passed to the link, so
+      # crtfastmath.o (flush-to-zero for the whole process) is never linked in.
       "target_name": "peft_math",
       "type": "static_library",
       "sources": ["peft_math.c"],
       "cflags": ["-O3", "-std=c11", "-fPIC", "-ffast-math", "-Wall", "-Wextra"]
     },
     {
+      # LayerNorm, dropout, AdamW: IEEE arithmetic without fused multiply-add, so that dropout and
+      # AdamW round exactly as the wasm backend does (-fno-trapping-math only lets floorf vectorise);
+      # -fopenmp-simd only enables `omp simd` pragmas.
+      "target_name": "peft_kernels",
+      "type": "static_library",
+      "sources": ["peft_kernels.c"],
+      "cflags": ["-O3", "-std=c11", "-fPIC", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "peft_native",
-      "dependencies": ["peft_math"],
+      "dependencies": ["peft_math", "peft_kernels"],
       "sources": ["peft_native.c"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
-      "libraries": ["-lopenblas", "-lmvec", "-lm"],
+      "libraries": ["-lopenblas", "-lmvec", "-lm", "-lpthread"],
       "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     }

@@ -9,11 +9,17 @@
  *
  * Exports:
  *   sgemm(heap, aOff, bOff, cOff, M, N, K, transA, transB,
- *         batch, aBatches, bBatches, aIndex, bIndex)      C[i] = op(A[ai]) . op(B[bi]), i < batch
+ *         batch, aBatches, bBatches, aIndex, bIndex[, biasOff])
+ *                                                         C[i] = op(A[ai]) . op(B[bi]) (+ bias), i < batch
  *       A[j] is op(A)'s j-th [M, K] (or [K, M] if transA) row-major matrix, B[j] likewise [K, N]
  *       (or [N, K]), C[i] is [M, N]. ai = aIndex[i] if aIndex is an Int32Array, else
  *       (aBatches == 1 ? 0 : i); bi likewise. This covers every batch form of BatchMatMul:
  *       equal batches, a batch of 1 broadcast, and general broadcasting through index arrays.
+ *       biasOff (optional, -1 for none): N floats added to every row of every C (_FusedMatMul's bias:
+ *       C starts as the bias rows and sgemm adds the product with beta = 1).
+ *   sgemmStrided(heap, aOff, bOff, cOff, M, N, K, transA, transB, lda, ldb, ldc, alpha, beta,
+ *                outer, aOuter, bOuter, cOuter, inner, aInner, bInner, cInner)
+ *                                                         batched products of strided views (see below)
  *   sumRows(heap, xOff, yOff, rows, cols[, scale])        y[c] = scale * sum_r x[r, c] (leading axes)
  *   sumCols(heap, xOff, yOff, rows, cols[, scale])        y[r] = scale * sum_c x[r, c] (trailing axes)
  *   transpose(heap, xOff, yOff, shape, perm)              y = x permuted (Int32Array shape and perm,
@@ -26,6 +32,20 @@
  *                                                         count blocks of `block` elements, strides in
  *                                                         elements (Unpack, slices along any axis)
  *   unary(heap, op, xOff, yOff, n)                        y = exp(x) (op 0) or erf(x) (op 1), float32
+ *
+ * Fused training kernels (float32; an optional operand's offset is -1 when absent; see peft_math.h
+ * and peft_kernels.h for the formulas):
+ *   geluBias(heap, xOff, bOff, yOff, rows, cols)           y = gelu(x + b), exact erf
+ *   geluBiasGrad(heap, dyOff, xOff, bOff, dxOff, rows, cols)  dx = dy * gelu'(x + b)
+ *   softmax(heap, xOff, maskOff, yOff, rows, cols, group, scale)
+ *                                                         y = softmax(x * scale + mask[r / group]) per row
+ *   softmaxGrad(heap, dyOff, yOff, dxOff, rows, cols, scale)  dx = scale * y * (dy - sum(dy * y)) per row
+ *   layerNorm(heap, xOff, gOff, bOff, yOff, meanOff, rstdOff, rows, cols, eps)
+ *   layerNormGrad(heap, dyOff, xOff, meanOff, rstdOff, gOff, dxOff, dgOff, dbOff, rows, cols)
+ *   dropout(heap, xOff, yOff, maskOff, n, keep, s0, s1, s2, c)
+ *                                                         tf.dropout bit for bit from Alea state (s0, s1, s2, c)
+ *   adamw(heap, pOff, gOff, mOff, vOff, n, beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps,
+ *         1 - lr * decay, lr / (1 - beta1^t))             one AdamW update of p, m, v in place
  *   setThreads(n), getThreads()                           OpenBLAS's thread count
  *   info()                                                { config, corename, parallel, threads }
  */
@@ -36,7 +56,9 @@
 #include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <pthread.h>
 #include "peft_math.h"
+#include "peft_kernels.h"
 
 /* OpenBLAS extensions (declared by Debian's cblas.h too; repeated so other cblas.h builds work). */
 void openblas_set_num_threads(int num_threads);
@@ -128,9 +150,123 @@ static int in_heap(int64_t off, int64_t count, size_t length) {
   return first <= (int64_t)length && count <= (int64_t)length - first;
 }
 
+/*
+ * A batch of products C[i] = alpha op(A[i]) . op(B[i]) + beta C[i], each matrix at its own leading
+ * dimension (lda, ldb, ldc: row strides in elements, so a matrix may be a strided view), i in [lo, hi).
+ * Batch index i = o * inner + r places A[i] at a + o * a_outer + r * a_inner (B and C likewise), or,
+ * with an index array, at a + a_index[i] * a_outer.
+ */
+typedef struct {
+  const float *a, *b;
+  float *c;
+  int64_t m, n, k;
+  int trans_a, trans_b;
+  int64_t lda, ldb, ldc;
+  float alpha, beta;
+  int64_t inner, a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
+  const int32_t *a_index, *b_index;
+  int64_t lo, hi;
+} gemm_batch;
+
+static void *gemm_range(void *arg) {
+  const gemm_batch *j = (const gemm_batch *)arg;
+  const enum CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
+  const enum CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
+  for (int64_t i = j->lo; i < j->hi; i++) {
+    const int64_t o = i / j->inner, r = i % j->inner;
+    const int64_t ao = j->a_index ? j->a_index[i] * j->a_outer : o * j->a_outer + r * j->a_inner;
+    const int64_t bo = j->b_index ? j->b_index[i] * j->b_outer : o * j->b_outer + r * j->b_inner;
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)j->m, (int)j->n, (int)j->k, j->alpha, j->a + ao, (int)j->lda, j->b + bo, (int)j->ldb, j->beta,
+                j->c + o * j->c_outer + r * j->c_inner, (int)j->ldc);
+  }
+  return NULL;
+}
+
+/* Batches of products at most this many multiply-adds each are split across two threads (see run_batches). */
+#define SMALL_PRODUCT (1 << 22)
+
+/*
+ * One helper thread, started on first use and kept: OpenBLAS gives every thread that calls it a work
+ * buffer of its own, so a thread created per call would allocate and fault in a fresh one each time
+ * (measured: ~2 ms per call). `lock` serialises callers from different threads; the helper waits on
+ * `wake` for a job and signals `done`.
+ */
+static struct {
+  pthread_mutex_t lock, state;
+  pthread_cond_t wake, done;
+  gemm_batch *job; /* set by the caller, cleared by the helper when finished */
+  int started;
+} helper = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+static void *helper_loop(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&helper.state);
+  for (;;) {
+    while (!helper.job) pthread_cond_wait(&helper.wake, &helper.state);
+    gemm_batch *job = helper.job;
+    pthread_mutex_unlock(&helper.state);
+    gemm_range(job);
+    pthread_mutex_lock(&helper.state);
+    helper.job = NULL;
+    pthread_cond_signal(&helper.done);
+  }
+  return NULL;
+}
+
+/*
+ * Runs a batch of products. OpenBLAS splits each product across its threads, which for the attention's
+ * small products (128 x 128 x 64) costs more than it gains: measured on 2 cores, 128 of them took
+ * 6 ms on one thread, 8-11 ms on two, and 4 ms as two halves of the batch on two threads with
+ * OpenBLAS on one each. So a batch of small products with 2+ threads configured runs that way:
+ * OpenBLAS is set to one thread for the call (restored after), the helper thread takes one half of
+ * the batch and this thread the other. Without a helper (it could not be started) all runs here.
+ */
+static void run_batches(gemm_batch *job) {
+  const int64_t batch = job->hi - job->lo;
+  if (batch < 2 || job->m * job->n * job->k > SMALL_PRODUCT) {
+    gemm_range(job);
+    return;
+  }
+  pthread_mutex_lock(&helper.lock);
+  const int threads = openblas_get_num_threads();
+  if (!helper.started) {
+    pthread_t t;
+    helper.started = pthread_create(&t, NULL, helper_loop, NULL) == 0 ? 1 : -1;
+    if (helper.started == 1) pthread_detach(t);
+  }
+  if (threads < 2 || helper.started != 1) {
+    pthread_mutex_unlock(&helper.lock);
+    gemm_range(job);
+    return;
+  }
+  openblas_set_num_threads(1);
+  gemm_batch half = *job, mine = *job;
+  half.lo = mine.hi = job->lo + batch / 2;
+  pthread_mutex_lock(&helper.state);
+  helper.job = &half;
+  pthread_cond_signal(&helper.wake);
+  pthread_mutex_unlock(&helper.state);
+  gemm_range(&mine);
+  pthread_mutex_lock(&helper.state);
+  while (helper.job) pthread_cond_wait(&helper.done, &helper.state);
+  pthread_mutex_unlock(&helper.state);
+  openblas_set_num_threads(threads);
+  pthread_mutex_unlock(&helper.lock);
+}
+
+static int fused_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num);
+static int64_t count_of(double v);
+static float *operand(float *heap, size_t heap_len, double off, int64_t count, int optional, int *bad);
+static napi_value bad_operand(napi_env env, const char *name);
+
+/* Every [m, n] matrix of c (batch of them) starts as the bias row repeated: sgemm then adds with beta = 1. */
+static void fill_bias_rows(float *c, const float *bias, int64_t batch, int64_t m, int64_t n) {
+  for (int64_t r = 0; r < batch * m; r++) memcpy(c + r * n, bias, (size_t)n * sizeof(float));
+}
+
 static napi_value sgemm(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
+  size_t argc = 15;
+  napi_value argv[15];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 12) return throw_error(env, "peft_native.sgemm: expected at least 12 arguments");
   float *heap = NULL;
@@ -156,27 +292,76 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
   }
   if (!a_index && a_batches != 1 && a_batches != batch) return throw_error(env, "peft_native.sgemm: aBatches must be 1 or batch without aIndex");
   if (!b_index && b_batches != 1 && b_batches != batch) return throw_error(env, "peft_native.sgemm: bBatches must be 1 or batch without bIndex");
+  int64_t bias_off = -1;
+  if (argc > 14 && !get_int64(env, argv[14], &bias_off)) return throw_error(env, "peft_native.sgemm: biasOff must be a number");
   const int64_t a_size = m * k, b_size = k * n, c_size = m * n;
   if (!in_heap(a_off, a_size * a_batches, heap_len) || !in_heap(b_off, b_size * b_batches, heap_len) ||
-      !in_heap(c_off, c_size * batch, heap_len)) {
+      !in_heap(c_off, c_size * batch, heap_len) || (bias_off != -1 && !in_heap(bias_off, n, heap_len))) {
     return throw_error(env, "peft_native.sgemm: operand outside the heap");
   }
   float *a = heap + a_off / 4, *b = heap + b_off / 4, *c = heap + c_off / 4;
+  const float *bias = bias_off == -1 ? NULL : heap + bias_off / 4;
   if (c_size == 0 || batch == 0) return NULL;
+  if (bias) fill_bias_rows(c, bias, batch, m, n);
   if (k == 0) {
-    memset(c, 0, (size_t)(c_size * batch) * sizeof(float));
+    if (!bias) memset(c, 0, (size_t)(c_size * batch) * sizeof(float));
     return NULL;
   }
-  const int lda = trans_a ? (int)m : (int)k;
-  const int ldb = trans_b ? (int)k : (int)n;
-  const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-  const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-  for (int64_t i = 0; i < batch; i++) {
-    const int64_t ai = a_index ? a_index[i] : (a_batches == 1 ? 0 : i);
-    const int64_t bi = b_index ? b_index[i] : (b_batches == 1 ? 0 : i);
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, a + ai * a_size, lda, b + bi * b_size, ldb, 0.0f,
-                c + i * c_size, (int)n);
+  gemm_batch job = {
+      .a = a, .b = b, .c = c, .m = m, .n = n, .k = k, .trans_a = trans_a, .trans_b = trans_b,
+      .lda = trans_a ? m : k, .ldb = trans_b ? k : n, .ldc = n, .alpha = 1.0f, .beta = bias ? 1.0f : 0.0f,
+      .inner = 1, .a_outer = a_index || a_batches > 1 ? a_size : 0, .b_outer = b_index || b_batches > 1 ? b_size : 0, .c_outer = c_size,
+      .a_index = a_index, .b_index = b_index, .lo = 0, .hi = batch,
+  };
+  run_batches(&job);
+  return NULL;
+}
+
+/* Elements spanned by outer x inner [rows, cols] matrices with row stride ld, from the first one's first element. */
+static int64_t strided_extent(int64_t rows, int64_t cols, int64_t ld, int64_t outer, int64_t s_outer, int64_t inner, int64_t s_inner) {
+  if (rows == 0 || cols == 0 || outer == 0 || inner == 0) return 0;
+  return (outer - 1) * s_outer + (inner - 1) * s_inner + (rows - 1) * ld + cols;
+}
+
+/*
+ * sgemmStrided(heap, aOff, bOff, cOff, M, N, K, transA, transB, lda, ldb, ldc, alpha, beta,
+ *              outer, aOuter, bOuter, cOuter, inner, aInner, bInner, cInner)
+ * C[o, r] = alpha op(A[o, r]) . op(B[o, r]) + beta C[o, r] for o < outer, r < inner, every matrix a
+ * strided view (offsets and strides in elements from aOff, bOff, cOff; the C views must not overlap):
+ * the attention's per-head products straight from the fused [B, T, 3, H, dh] projection and into
+ * [B, T, H, dh], without transposing either.
+ */
+static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double v[21];
+  if (!fused_args(env, info, "sgemmStrided", 21, &heap, &len, v)) return NULL;
+  /* Everything but the three offsets (0-2) and alpha, beta (11, 12) is a count or a stride. */
+  int64_t d[21];
+  for (int i = 3; i < 21; i++) {
+    if (i == 11 || i == 12) continue;
+    d[i] = count_of(v[i]);
+    if (d[i] < 0) return bad_operand(env, "sgemmStrided");
   }
+  const int64_t m = d[3], n = d[4], k = d[5], lda = d[8], ldb = d[9], ldc = d[10];
+  const int ta = d[6] != 0, tb = d[7] != 0;
+  const int64_t outer = d[13], a_outer = d[14], b_outer = d[15], c_outer = d[16];
+  const int64_t inner = d[17], a_inner = d[18], b_inner = d[19], c_inner = d[20];
+  const int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+  if (lda < a_cols || ldb < b_cols || ldc < n || lda < 1 || ldb < 1 || ldc < 1 || inner < 1) return bad_operand(env, "sgemmStrided");
+  int bad = 0;
+  float *a = operand(heap, len, v[0], strided_extent(a_rows, a_cols, lda, outer, a_outer, inner, a_inner), 0, &bad);
+  float *b = operand(heap, len, v[1], strided_extent(b_rows, b_cols, ldb, outer, b_outer, inner, b_inner), 0, &bad);
+  float *c = operand(heap, len, v[2], strided_extent(m, n, ldc, outer, c_outer, inner, c_inner), 0, &bad);
+  if (bad) return bad_operand(env, "sgemmStrided");
+  if (m == 0 || n == 0 || outer == 0) return NULL;
+  if (k == 0) return throw_error(env, "peft_native.sgemmStrided: K must be positive");
+  gemm_batch job = {
+      .a = a, .b = b, .c = c, .m = m, .n = n, .k = k, .trans_a = ta, .trans_b = tb, .lda = lda, .ldb = ldb, .ldc = ldc,
+      .alpha = (float)v[11], .beta = (float)v[12], .inner = inner, .a_outer = a_outer, .a_inner = a_inner, .b_outer = b_outer,
+      .b_inner = b_inner, .c_outer = c_outer, .c_inner = c_inner, .lo = 0, .hi = outer * inner,
+  };
+  run_batches(&job);
   return NULL;
 }
 
@@ -511,6 +696,202 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------- fused training kernels */
+
+#define MAX_ARGS 24
+
+/*
+ * Reads (heap, n numbers) for the fused kernels: offsets, sizes and scalars, all as doubles (exact
+ * for offsets and sizes below 2^53, and the Alea state needs doubles). 0 after throwing.
+ */
+static int fused_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num) {
+  size_t argc = MAX_ARGS;
+  napi_value argv[MAX_ARGS];
+  char message[128];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n + 1 || !get_heap(env, argv[0], heap, heap_len)) {
+    snprintf(message, sizeof message, "peft_native.%s: expected a Float32Array heap and %zu numbers", name, n);
+    napi_throw_error(env, NULL, message);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[i + 1], &t) != napi_ok || t != napi_number || napi_get_value_double(env, argv[i + 1], &num[i]) != napi_ok) {
+      snprintf(message, sizeof message, "peft_native.%s: argument %zu is not a number", name, i + 1);
+      napi_throw_error(env, NULL, message);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* A whole count in [0, 2^31) (a size); -1 if `v` is not one. */
+static int64_t count_of(double v) { return v >= 0 && v < 2147483648.0 && v == (double)(int64_t)v ? (int64_t)v : -1; }
+
+/*
+ * The operand at byte offset `off` with `count` floats, checked against the heap; NULL when absent
+ * (off == -1 and `optional`). Sets *bad for an offset that is not whole, aligned and inside the heap.
+ */
+static float *operand(float *heap, size_t heap_len, double off, int64_t count, int optional, int *bad) {
+  if (optional && off == -1) return NULL;
+  if (!(off >= 0 && off < 9007199254740992.0) || off != (double)(int64_t)off || !in_heap((int64_t)off, count, heap_len)) {
+    *bad = 1;
+    return NULL;
+  }
+  return heap + (int64_t)off / 4;
+}
+
+static napi_value bad_operand(napi_env env, const char *name) {
+  char message[128];
+  snprintf(message, sizeof message, "peft_native.%s: bad dimensions or operand outside the heap", name);
+  return throw_error(env, message);
+}
+
+static napi_value gelu_bias(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[5];
+  if (!fused_args(env, info, "geluBias", 5, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[3]), cols = count_of(a[4]);
+  int bad = rows < 0 || cols < 0;
+  if (bad) return bad_operand(env, "geluBias");
+  const float *x = operand(heap, len, a[0], rows * cols, 0, &bad), *b = operand(heap, len, a[1], cols, 1, &bad);
+  float *y = operand(heap, len, a[2], rows * cols, 0, &bad);
+  if (bad) return bad_operand(env, "geluBias");
+  if (rows * cols > 0) pm_gelu_bias(x, b, y, rows, cols);
+  return NULL;
+}
+
+static napi_value gelu_bias_grad(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[6];
+  if (!fused_args(env, info, "geluBiasGrad", 6, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[4]), cols = count_of(a[5]);
+  int bad = rows < 0 || cols < 0;
+  if (bad) return bad_operand(env, "geluBiasGrad");
+  const float *dy = operand(heap, len, a[0], rows * cols, 0, &bad), *x = operand(heap, len, a[1], rows * cols, 0, &bad);
+  const float *b = operand(heap, len, a[2], cols, 1, &bad);
+  float *dx = operand(heap, len, a[3], rows * cols, 0, &bad);
+  if (bad) return bad_operand(env, "geluBiasGrad");
+  if (rows * cols > 0) pm_gelu_bias_grad(dy, x, b, dx, rows, cols);
+  return NULL;
+}
+
+static napi_value softmax(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[7];
+  if (!fused_args(env, info, "softmax", 7, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[3]), cols = count_of(a[4]), group = count_of(a[5]);
+  int bad = rows < 0 || cols < 0 || group < 1 || rows % group != 0;
+  if (bad) return bad_operand(env, "softmax");
+  const float *x = operand(heap, len, a[0], rows * cols, 0, &bad), *mask = operand(heap, len, a[1], rows / group * cols, 1, &bad);
+  float *y = operand(heap, len, a[2], rows * cols, 0, &bad);
+  if (bad) return bad_operand(env, "softmax");
+  if (rows * cols > 0) pm_softmax(x, mask, y, rows, cols, group, (float)a[6]);
+  return NULL;
+}
+
+static napi_value softmax_grad(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[6];
+  if (!fused_args(env, info, "softmaxGrad", 6, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[3]), cols = count_of(a[4]);
+  int bad = rows < 0 || cols < 0;
+  if (bad) return bad_operand(env, "softmaxGrad");
+  const float *dy = operand(heap, len, a[0], rows * cols, 0, &bad), *y = operand(heap, len, a[1], rows * cols, 0, &bad);
+  float *dx = operand(heap, len, a[2], rows * cols, 0, &bad);
+  if (bad) return bad_operand(env, "softmaxGrad");
+  if (rows * cols > 0) pm_softmax_grad(dy, y, dx, rows, cols, (float)a[5]);
+  return NULL;
+}
+
+static napi_value layer_norm(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[9];
+  if (!fused_args(env, info, "layerNorm", 9, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[6]), cols = count_of(a[7]);
+  int bad = rows < 0 || cols < 0;
+  if (bad) return bad_operand(env, "layerNorm");
+  const float *x = operand(heap, len, a[0], rows * cols, 0, &bad), *g = operand(heap, len, a[1], cols, 0, &bad);
+  const float *b = operand(heap, len, a[2], cols, 0, &bad);
+  float *y = operand(heap, len, a[3], rows * cols, 0, &bad), *mean = operand(heap, len, a[4], rows, 0, &bad);
+  float *rstd = operand(heap, len, a[5], rows, 0, &bad);
+  if (bad) return bad_operand(env, "layerNorm");
+  if (rows > 0 && cols > 0) pk_layer_norm(x, g, b, y, mean, rstd, rows, cols, (float)a[8]);
+  return NULL;
+}
+
+static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[10];
+  if (!fused_args(env, info, "layerNormGrad", 10, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[8]), cols = count_of(a[9]);
+  int bad = rows < 0 || cols < 0;
+  if (bad) return bad_operand(env, "layerNormGrad");
+  const int64_t n = rows * cols;
+  const float *dy = operand(heap, len, a[0], n, 0, &bad), *x = operand(heap, len, a[1], n, 0, &bad);
+  const float *mean = operand(heap, len, a[2], rows, 0, &bad), *rstd = operand(heap, len, a[3], rows, 0, &bad);
+  const float *g = operand(heap, len, a[4], cols, 0, &bad);
+  float *dx = operand(heap, len, a[5], n, 0, &bad), *dg = operand(heap, len, a[6], cols, 0, &bad), *db = operand(heap, len, a[7], cols, 0, &bad);
+  if (bad) return bad_operand(env, "layerNormGrad");
+  if (cols == 0) return NULL;
+  if (!pk_layer_norm_grad(dy, x, mean, rstd, g, dx, dg, db, rows, cols)) return throw_error(env, "peft_native.layerNormGrad: out of memory");
+  return NULL;
+}
+
+/* Alea's doubles (s0, s1, s2, c) as integers; 0 if they are not a state the generator can reach. */
+static int alea_state(const double *v, pk_alea *st) {
+  uint32_t k[3];
+  for (int i = 0; i < 3; i++) {
+    const double scaled = v[i] * 4294967296.0; /* exact: a power of two */
+    if (!(scaled >= 0 && scaled < 4294967296.0) || scaled != (double)(uint32_t)scaled) return 0;
+    k[i] = (uint32_t)scaled;
+  }
+  if (!(v[3] >= 0 && v[3] < 2091640.0) || v[3] != (double)(uint32_t)v[3]) return 0;
+  st->k0 = k[0];
+  st->k1 = k[1];
+  st->k2 = k[2];
+  st->c = (uint32_t)v[3];
+  return 1;
+}
+
+static napi_value dropout(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[9];
+  if (!fused_args(env, info, "dropout", 9, &heap, &len, a)) return NULL;
+  const int64_t n = count_of(a[3]);
+  int bad = n < 0 || !(a[4] > 0 && a[4] <= 1);
+  if (bad) return bad_operand(env, "dropout");
+  const float *x = operand(heap, len, a[0], n, 0, &bad);
+  float *y = operand(heap, len, a[1], n, 0, &bad), *mask = operand(heap, len, a[2], n, 0, &bad);
+  if (bad) return bad_operand(env, "dropout");
+  pk_alea state;
+  if (!alea_state(a + 5, &state)) return throw_error(env, "peft_native.dropout: not an Alea state (s0, s1, s2 multiples of 2^-32 in [0, 1), c < 2091640)");
+  if (n > 0) pk_dropout(x, y, mask, n, (float)a[4], &state);
+  return NULL;
+}
+
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[13];
+  if (!fused_args(env, info, "adamw", 13, &heap, &len, a)) return NULL;
+  const int64_t n = count_of(a[4]);
+  int bad = n < 0;
+  if (bad) return bad_operand(env, "adamw");
+  float *p = operand(heap, len, a[0], n, 0, &bad), *m = operand(heap, len, a[2], n, 0, &bad), *v = operand(heap, len, a[3], n, 0, &bad);
+  const float *g = operand(heap, len, a[1], n, 0, &bad);
+  if (bad) return bad_operand(env, "adamw");
+  const pk_adamw_scalars s = {(float)a[5], (float)a[6], (float)a[7], (float)a[8], (float)a[9], (float)a[10], (float)a[11], (float)a[12]};
+  if (n > 0) pk_adamw(p, g, m, v, n, &s);
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -557,12 +938,21 @@ static napi_value get_info(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sgemmStrided", NULL, sgemm_strided, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumRows", NULL, sum_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumCols", NULL, sum_cols, NULL, NULL, NULL, napi_enumerable, NULL},
       {"transpose", NULL, transpose, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBlocks", NULL, copy_blocks, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unary", NULL, unary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"geluBias", NULL, gelu_bias, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"geluBiasGrad", NULL, gelu_bias_grad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"softmax", NULL, softmax, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"softmaxGrad", NULL, softmax_grad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNorm", NULL, layer_norm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNormGrad", NULL, layer_norm_grad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropout", NULL, dropout, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adamw", NULL, adamw, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, get_info, NULL, NULL, NULL, napi_enumerable, NULL},

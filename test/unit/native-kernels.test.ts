@@ -215,6 +215,54 @@ describe('native BatchMatMul equals the wasm kernel', { skip }, () => {
     tf.dispose([a, b]);
   });
 
+  test('_FusedMatMul with a bias (the dense layers) equals the product plus the bias; activations go to the wasm kernel', () => {
+    // The reference is the wasm kernels' matMul then add: the wasm _FusedMatMul itself is wrong for
+    // batched and transposed operands.
+    const reference = (a: Tensor, b: Tensor, bias: Tensor, ta: boolean, tb: boolean, relu: boolean) => {
+      uninstallNativeKernels();
+      const y = tf.tidy(() => {
+        const z = tf.add(tf.matMul(a, b, ta, tb), bias);
+        return relu ? tf.relu(z) : z;
+      });
+      const data = y.dataSync();
+      y.dispose();
+      installNativeKernels();
+      return data;
+    };
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+    ] as const) {
+      for (const [batch, m, k, n] of [
+        [[], 1, 1, 1],
+        [[], 17, 33, 5],
+        [[], 256, 64, 96],
+        [[3], 5, 7, 9],
+      ] as [number[], number, number, number][]) {
+        const a = random(operand(batch, m, k, ta));
+        const b = random(operand(batch, k, n, tb));
+        const bias = random([n]);
+        // The fallback to the wasm kernel (an activation) only where that kernel is right: 2-D, no transposes.
+        for (const activation of batch.length || ta || tb ? (['linear'] as const) : (['linear', 'relu'] as const)) {
+          const want = reference(a, b, bias, ta, tb, activation === 'relu');
+          const y = tf.fused.matMul({ a, b, bias, transposeA: ta, transposeB: tb, activation });
+          assertClose(y.dataSync(), want, `${activation} ${JSON.stringify(a.shape)} x ${JSON.stringify(b.shape)} + bias`);
+          y.dispose();
+        }
+        tf.dispose([a, b, bias]);
+      }
+    }
+    installNativeKernels();
+    const before = nativeCallCounts()._FusedMatMul ?? 0;
+    tf.fused.matMul({ a: tf.ones([2, 3]), b: tf.ones([3, 4]), bias: tf.ones([4]) }).dispose();
+    assert.equal(nativeCallCounts()._FusedMatMul, before + 1);
+    // An empty inner size: the bias alone, on every row.
+    const y = tf.fused.matMul({ a: tf.zeros([2, 0]), b: tf.zeros([0, 3]), bias: tf.tensor1d([1, 2, 3]) });
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3, 1, 2, 3]);
+    y.dispose();
+  });
+
   test('the native kernel ran', () => {
     installNativeKernels();
     const before = nativeCallCounts().BatchMatMul ?? 0;
@@ -359,7 +407,7 @@ describe('native Sum and Mean equal the wasm kernels', { skip }, () => {
   });
 });
 
-describe('native Unpack and GatherV2 equal the wasm kernels', { skip }, () => {
+describe('native Unpack, GatherV2 and Slice equal the wasm kernels', { skip }, () => {
   test('unstack along every axis, float32 and int32, bit for bit', () => {
     for (const shape of [[3, 4, 2, 5, 6], [1, 7], [6], [2, 1, 3]]) {
       for (let axis = -shape.length; axis < shape.length; axis++) {
@@ -411,6 +459,28 @@ describe('native Unpack and GatherV2 equal the wasm kernels', { skip }, () => {
     assert.throws(() => tf.gather(x, tf.tensor1d([0, 4], 'int32')), /GatherV2: the index value 4 is not in \[0, 3\]/);
     assert.throws(() => tf.gather(x, tf.tensor1d([-1], 'int32')), /GatherV2: the index value -1 is not in \[0, 3\]/);
     x.dispose();
+  });
+
+  test('slice of every rank, along any dims (the [CLS] rows, the position table), float32 and int32, bit for bit', () => {
+    for (const [shape, begin, size] of [
+      [[32, 128, 16], [0, 0, 0], [32, 1, 16]],
+      [[512, 8], [0, 0], [128, 8]],
+      [[9], [2], [5]],
+      [[9], [0], [-1]],
+      [[5, 7], [1, 2], [3, 4]],
+      [[4, 5, 6, 7], [1, 0, 2, 3], [2, 5, 3, 4]],
+      [[4, 5, 6, 7], [0, 1, 0, 0], [4, 3, 6, 7]],
+      [[2, 3, 4, 5, 6], [1, 1, 1, 1, 1], [1, 2, 3, 4, 5]],
+      [[3, 4], [1, 0], [0, 4]],
+    ] as [number[], number[], number[]][]) {
+      for (const dtype of ['float32', 'int32'] as const) {
+        const x = random(shape, dtype);
+        const { plain, native } = both(() => tf.slice(x, begin, size));
+        assert.deepEqual(native.shape, plain.shape, `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
+        assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
+        x.dispose();
+      }
+    }
   });
 
   test('batchDims falls back to the wasm kernel and still agrees', () => {
@@ -495,7 +565,32 @@ describe('backend selection', () => {
     const choice = await selectBackend('wasm');
     assert.equal(choice.active, 'wasm');
     assert.equal(choice.description, 'wasm + OpenBLAS matmul (2 threads)');
-    assert.deepEqual(choice.native?.kernels, ['BatchMatMul', 'Transpose', 'Sum', 'Mean', 'Unpack', 'GatherV2', 'Identity', 'Exp', 'Erf']);
+    assert.deepEqual(choice.native?.kernels, [
+      'BatchMatMul',
+      '_FusedMatMul',
+      'Transpose',
+      'Sum',
+      'Mean',
+      'Unpack',
+      'GatherV2',
+      'Slice',
+      'Identity',
+      'Cast',
+      'Exp',
+      'Erf',
+      'PeftGeluBias',
+      'PeftGeluBiasGrad',
+      'PeftLayerNorm',
+      'PeftLayerNormGrad',
+      'PeftSoftmax',
+      'PeftSoftmaxGrad',
+      'PeftDropout',
+      'PeftAdamW',
+      'PeftAttnScores',
+      'PeftAttnContext',
+      'PeftAttnProbsGrad',
+      'PeftAttnQkvGrad',
+    ]);
     assert.equal(choice.native?.threads, 2);
   });
 

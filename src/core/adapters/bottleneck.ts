@@ -1,5 +1,5 @@
 import { type Tensor, type Tensor2D, type Variable } from '../tf';
-import { activation, dense } from '../model/ops';
+import { activation, biasGelu, dense, matmulTrainable } from '../model/ops';
 import type { ParamStore } from '../model/params';
 import type { Rng } from '../random';
 import type { Activation } from '../config/types';
@@ -33,7 +33,8 @@ export function addProjection(store: ParamStore, prefix: string, inSize: number,
 
 /** up(act(down(h))), without the skip connection: the caller decides where the result is added. */
 export function bottleneckDelta(h: Tensor2D, down: Projection, up: Projection, act: Activation): Tensor2D {
-  const z = activation(act, dense(h, down.kernel, down.bias)); // [N, m]
+  // GELU takes the bias in the same kernel; the other activations after a plain dense layer.
+  const z = act === 'gelu' ? biasGelu(matmulTrainable(h, down.kernel), down.bias) : activation(act, dense(h, down.kernel, down.bias)); // [N, m]
   return dense(z as Tensor2D, up.kernel, up.bias); // [N, d]
 }
 

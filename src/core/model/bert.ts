@@ -6,7 +6,7 @@ import { tf, type Tensor, type Tensor2D } from '../tf';
 import type { AdapterMethod, ForwardContext } from '../adapters/method';
 import type { LoraTarget } from '../config/types';
 import type { BertConfig } from './bert-config';
-import { activation, batchMatMul, dense, dropout, embeddingLookup, frozenDense, gelu, layerNorm, type FrozenDense } from './ops';
+import { activation, biasGelu, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
 import type { Param, ParamStore } from './params';
 
 export interface EncoderInputs {
@@ -31,6 +31,15 @@ class Linear {
     return dense(x, this.kernel(), this.bias());
   }
 
+  /** x · kernel alone, and the bias for the caller to add (fused into the GELU that follows). */
+  product(x: Tensor2D): { y: Tensor2D; bias: BiasTerm } {
+    if (this.frozen) {
+      const y = frozenDense(x, { kernel: this.frozen.kernel, kernelT: this.frozen.kernelT });
+      return { y, bias: { value: this.frozen.bias!, trainable: false } };
+    }
+    return { y: matmulTrainable(x, this.kernel()), bias: { value: this.bias(), trainable: true } };
+  }
+
   private kernel(): Tensor {
     const kernels = this.weights.map((w) => w.value);
     return kernels.length === 1 ? kernels[0] : tf.concat(kernels, 1);
@@ -47,6 +56,12 @@ class Linear {
     if (this.biases.length > 1) this.frozen.bias?.dispose();
     this.frozen.kernelT.dispose();
   }
+}
+
+/** A bias still to be added; a frozen one takes no gradient. */
+export interface BiasTerm {
+  value: Tensor;
+  trainable: boolean;
 }
 
 interface LayerWeights {
@@ -107,8 +122,9 @@ export class BertEncoder {
     a = this.method.applyAtSite(i, 'attention', a, x, ctx); // Houlsby site 1
     const x1 = this.normPair(tf.add(a, x) as Tensor2D, w.attentionNorm);
 
-    let h = this.withLora(i, 'intermediate', w.intermediate.apply(x1), x1); // [N, I]
-    h = hiddenActivation(this.config.hidden_act, h);
+    const { y: product, bias } = w.intermediate.product(x1); // [N, I], the bias goes into the activation
+    let h = this.withLora(i, 'intermediate', product, x1);
+    h = hiddenActivation(this.config.hidden_act, h, bias);
     let f = this.withLora(i, 'output', w.output.apply(h), h); // [N, d]
     f = dropout(f, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
     f = this.method.applyAtSite(i, 'ffn', f, x1, ctx); // Houlsby site 2
@@ -116,18 +132,8 @@ export class BertEncoder {
   }
 
   private selfAttention(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext): Tensor2D {
-    const heads = this.config.num_attention_heads;
-    const d = this.config.hidden_size;
-    const dh = d / heads;
     const qkv = this.qkvWithLora(i, x); // [N, 3d]
-    // [B, T, 3, H, dh] -> [3, B, H, T, dh]
-    const [q, k, v] = tf.unstack(tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, dh]), [2, 0, 3, 1, 4]));
-    const qScaled = tf.reshape(tf.mul(q, 1 / Math.sqrt(dh)), [batch * heads, seq, dh]);
-    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [batch * heads, dh, seq]);
-    const scores = tf.add(tf.reshape(batchMatMul(qScaled, kT), [batch, heads, seq, seq]), maskBias); // [B, H, T, T]
-    const probs = dropout(tf.softmax(scores), this.dropoutRate.attention, ctx.dropoutSeed());
-    const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v, [batch * heads, seq, dh])); // [B*H, T, dh]
-    return tf.reshape(tf.transpose(tf.reshape(context, [batch, heads, seq, dh]), [0, 2, 1, 3]), [-1, d]) as Tensor2D;
+    return selfAttention(qkv, maskBias, batch, seq, this.config.num_attention_heads, this.dropoutRate.attention, ctx.dropoutSeed()); // [N, d]
   }
 
   private qkvWithLora(i: number, x: Tensor2D): Tensor2D {
@@ -172,16 +178,23 @@ export class BertEncoder {
   }
 }
 
-/** The feed-forward non-linearity named by config.json's `hidden_act` (also the MLM head's). */
-export function hiddenActivation(name: BertConfig['hidden_act'], h: Tensor2D): Tensor2D {
+/**
+ * The feed-forward non-linearity named by config.json's `hidden_act` (also the MLM head's), of h plus
+ * `bias` when given (GELU adds it in the same kernel).
+ */
+export function hiddenActivation(name: BertConfig['hidden_act'], h: Tensor2D, bias?: BiasTerm): Tensor2D {
   switch (name) {
     case 'relu':
-      return activation('relu', h) as Tensor2D;
+      return activation('relu', withBias(h, bias)) as Tensor2D;
     case 'gelu_new':
-      return geluTanh(h) as Tensor2D;
+      return geluTanh(withBias(h, bias)) as Tensor2D;
     default:
-      return gelu(h) as Tensor2D;
+      return biasGelu(h, bias?.value, bias?.trainable) as Tensor2D;
   }
+}
+
+function withBias(h: Tensor2D, bias: BiasTerm | undefined): Tensor2D {
+  return bias ? (tf.add(h, bias.value) as Tensor2D) : h;
 }
 
 /** Hugging Face's `gelu_new`: the tanh approximation used by some checkpoints. */

@@ -6,8 +6,18 @@
  * forward and backward, is a plain product of row-major operands; frozen weights keep both
  * layouts so their backward pass needs no transpose at all. The fused GELU and LayerNorm
  * gradients also save a dozen intermediate tensors per layer.
+ *
+ * With the native kernels on the wasm backend (src/core/native/wasm-kernels.ts) GELU (with its bias),
+ * LayerNorm, the attention softmax and dropout each run as one native kernel forward and one
+ * backward, the attention's per-head products read and write the heads in place, the dense layers
+ * add their bias inside the product (_FusedMatMul), and the products'
+ * gradients multiply transposed operands directly (OpenBLAS does not need the transposed copies);
+ * everywhere else the same maths runs as a composition of tf ops.
+ * Both paths give the same numbers within float tolerance (dropout: bit for bit), tested in
+ * test/unit/native-fused.test.ts.
  */
 import { tf, type Tensor, type Tensor2D } from '../tf';
+import { aleaState, FUSED, fusedKernelsActive, softmaxMaskGroup } from '../native/wasm-kernels';
 
 type GradFunc = (dy: Tensor, saved: Tensor[]) => Tensor[];
 type OpBody = (inputs: Tensor[], save: tf.GradSaveFunc) => { value: Tensor; gradFunc: GradFunc };
@@ -21,6 +31,30 @@ function customOp(body: OpBody): (...inputs: Tensor[]) => Tensor {
   return tf.customGrad(wrapped as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: Tensor[]) => Tensor;
 }
 
+/** Runs a fused native kernel (only when fusedKernelsActive()). */
+function runFused(name: string, inputs: Record<string, Tensor>, attrs: Record<string, number> = {}): Tensor | Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as Tensor | Tensor[];
+}
+
+/** a · bᵀ (2-D or batched): natively the BLAS reads b transposed; otherwise an explicit transpose (fast on wasm). */
+function matMulBT(a: Tensor, b: Tensor): Tensor {
+  if (fusedKernelsActive()) return tf.matMul(a as Tensor2D, b as Tensor2D, false, true);
+  return tf.matMul(a as Tensor2D, transposeLast(b) as Tensor2D);
+}
+
+/** aᵀ · b, likewise. */
+function matMulAT(a: Tensor, b: Tensor): Tensor {
+  if (fusedKernelsActive()) return tf.matMul(a as Tensor2D, b as Tensor2D, true, false);
+  return tf.matMul(transposeLast(a) as Tensor2D, b as Tensor2D);
+}
+
+/** Swaps the last two axes. */
+function transposeLast(x: Tensor): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  perm.push(...perm.splice(-2).reverse());
+  return tf.transpose(x, perm);
+}
+
 /** A frozen linear layer: kernel [in, out] for the forward pass, its transpose [out, in] for dx. */
 export interface FrozenDense {
   kernel: Tensor2D;
@@ -28,15 +62,19 @@ export interface FrozenDense {
   bias?: Tensor;
 }
 
+/** x · kernel + bias: natively one _FusedMatMul (the bias written into the product), else a product then an add. */
+function affine(x: Tensor2D, kernel: Tensor2D, bias: Tensor | undefined): Tensor2D {
+  if (!bias) return tf.matMul(x, kernel);
+  if (fusedKernelsActive() && bias.rank === 1) return tf.fused.matMul({ a: x, b: kernel, bias }) as Tensor2D;
+  return tf.add(tf.matMul(x, kernel), bias) as Tensor2D;
+}
+
 /** y = x · kernel + bias with x [N, in]; only dx flows back. */
 export function frozenDense(x: Tensor2D, w: FrozenDense): Tensor2D {
-  const op = customOp(([xIn]) => {
-    const y = tf.matMul(xIn as Tensor2D, w.kernel);
-    return {
-      value: w.bias ? tf.add(y, w.bias) : y,
-      gradFunc: (dy: Tensor) => [tf.matMul(dy as Tensor2D, w.kernelT)],
-    };
-  });
+  const op = customOp(([xIn]) => ({
+    value: affine(xIn as Tensor2D, w.kernel, w.bias),
+    gradFunc: (dy: Tensor) => [tf.matMul(dy as Tensor2D, w.kernelT)],
+  }));
   return op(x) as Tensor2D;
 }
 
@@ -45,11 +83,11 @@ export function dense(x: Tensor2D, kernel: Tensor, bias: Tensor): Tensor2D {
   const op = customOp(([xIn, k, b], save) => {
     save([xIn, k]);
     return {
-      value: tf.add(tf.matMul(xIn as Tensor2D, k as Tensor2D), b),
+      value: affine(xIn as Tensor2D, k as Tensor2D, b),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [xs, ks] = saved as Tensor2D[];
         const dy2 = dy as Tensor2D;
-        return [tf.matMul(dy2, tf.transpose(ks)), tf.matMul(tf.transpose(xs), dy2), tf.sum(dy2, 0)];
+        return [matMulBT(dy2, ks), matMulAT(xs, dy2), tf.sum(dy2, 0)];
       },
     };
   });
@@ -64,14 +102,31 @@ export function matmulTrainable(x: Tensor2D, kernel: Tensor): Tensor2D {
       value: tf.matMul(xIn as Tensor2D, k as Tensor2D),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [xs, ks] = saved as Tensor2D[];
-        return [tf.matMul(dy as Tensor2D, tf.transpose(ks)), tf.matMul(tf.transpose(xs), dy as Tensor2D)];
+        return [matMulBT(dy, ks), matMulAT(xs, dy)];
       },
     };
   });
   return op(x, kernel) as Tensor2D;
 }
 
-/** Batched a · b with a [G, M, K], b [G, K, N]; both gradients via explicit transposes. */
+/**
+ * Batched a · bᵀ with a [G, M, K], b [G, N, K] (the attention scores q · kᵀ): natively one product
+ * reading b transposed, with da = dy · b and db = dyᵀ · a; otherwise batchMatMul of an explicit
+ * transpose.
+ */
+export function batchMatMulBT(a: Tensor, b: Tensor): Tensor {
+  if (!fusedKernelsActive()) return batchMatMul(a, transposeLast(b));
+  const op = customOp(([aIn, bIn], save) => {
+    save([aIn!, bIn!]);
+    return {
+      value: tf.matMul(aIn as tf.Tensor3D, bIn as tf.Tensor3D, false, true),
+      gradFunc: (dy: Tensor, [as, bs]: Tensor[]) => [tf.matMul(dy as tf.Tensor3D, bs as tf.Tensor3D), matMulAT(dy, as!)],
+    };
+  });
+  return op(a, b);
+}
+
+/** Batched a · b with a [G, M, K], b [G, K, N]; both gradients multiply transposed operands. */
 export function batchMatMul(a: Tensor, b: Tensor): Tensor {
   const op = customOp(([aIn, bIn], save) => {
     save([aIn, bIn]);
@@ -80,7 +135,7 @@ export function batchMatMul(a: Tensor, b: Tensor): Tensor {
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [as, bs] = saved as tf.Tensor3D[];
         const d = dy as tf.Tensor3D;
-        return [tf.matMul(d, tf.transpose(bs, [0, 2, 1])), tf.matMul(tf.transpose(as, [0, 2, 1]), d)];
+        return [matMulBT(d, bs), matMulAT(as, d)];
       },
     };
   });
@@ -92,18 +147,41 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /** Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as Hugging Face's `gelu`. */
 export function gelu(x: Tensor): Tensor {
-  const op = customOp(([xIn], save) => {
-    const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xIn, SQRT_HALF))));
-    save([xIn, cdf]);
+  return biasGelu(x);
+}
+
+/**
+ * gelu(x + bias) for x [N, d] and bias [d] (or none): the bias add of the layer before the GELU,
+ * fused into it. `biasTrainable` false makes the bias a constant: no gradient is computed for it.
+ */
+export function biasGelu(x: Tensor, bias?: Tensor, biasTrainable = true): Tensor {
+  const native = fusedKernelsActive() && x.dtype === 'float32';
+  const gradOfBias = bias !== undefined && biasTrainable;
+  const op = customOp((inputs, save) => {
+    const xIn = inputs[0]!;
+    const b = gradOfBias ? inputs[1] : bias;
+    /** dx, and db = dx summed over rows when the bias is trainable. */
+    const grads = (dx: Tensor): Tensor[] => (gradOfBias ? [dx, sumRows(dx)] : [dx]);
+    if (native) {
+      // Saves the pre-bias input only: the gradient kernel recomputes x + b, erf and exp.
+      save(b ? [xIn, b] : [xIn]);
+      return {
+        value: runFused(FUSED.geluBias, b ? { x: xIn, b } : { x: xIn }) as Tensor,
+        gradFunc: (dy: Tensor, [xs, bs]: Tensor[]) => grads(runFused(FUSED.geluBiasGrad, bs ? { dy, x: xs!, b: bs } : { dy, x: xs! }) as Tensor),
+      };
+    }
+    const u = b ? tf.add(xIn, b) : xIn;
+    const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(u, SQRT_HALF))));
+    save([u, cdf]);
     return {
-      value: tf.mul(xIn, cdf),
-      gradFunc: (dy: Tensor, [xs, c]: Tensor[]) => {
-        const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.square(xs))));
-        return [tf.mul(dy, tf.add(c, tf.mul(xs, pdf)))];
+      value: tf.mul(u, cdf),
+      gradFunc: (dy: Tensor, [us, c]: Tensor[]) => {
+        const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.square(us!))));
+        return grads(tf.mul(dy, tf.add(c!, tf.mul(us!, pdf))));
       },
     };
   });
-  return op(x);
+  return gradOfBias ? op(x, bias) : op(x);
 }
 
 export function activation(name: 'gelu' | 'relu' | 'swish' | 'tanh', x: Tensor): Tensor {
@@ -119,8 +197,15 @@ export function activation(name: 'gelu' | 'relu' | 'swish' | 'tanh', x: Tensor):
   }
 }
 
+/** x [..., d] summed over every axis but the last; zeros without rows (the wasm Sum of an empty axis is not). */
+function sumRows(x: Tensor): Tensor {
+  const d = x.shape[x.rank - 1]!;
+  return x.size === 0 ? tf.zeros([d]) : tf.sum(tf.reshape(x, [-1, d]), 0);
+}
+
 /** LayerNorm over the last axis of x [N, d] with gain and bias [d]. */
 export function layerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number): Tensor2D {
+  if (fusedKernelsActive() && x.dtype === 'float32') return nativeLayerNorm(x, gain, bias, eps);
   const op = customOp(([xIn, g, b], save) => {
     const { mean, variance } = tf.moments(xIn, -1, true);
     const rstd = tf.rsqrt(tf.add(variance, eps));
@@ -139,6 +224,81 @@ export function layerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number):
     };
   });
   return op(x, gain, bias) as Tensor2D;
+}
+
+/** LayerNorm in one native kernel; saves x with its row means and 1 / std, and the gain. */
+function nativeLayerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number): Tensor2D {
+  const op = customOp(([xIn, g, b], save) => {
+    const [y, mean, rstd] = runFused(FUSED.layerNorm, { x: xIn!, gain: g!, bias: b! }, { eps }) as Tensor[];
+    save([xIn!, mean!, rstd!, g!]);
+    return {
+      value: y!,
+      gradFunc: (dy: Tensor, [xs, m, r, gs]: Tensor[]) => runFused(FUSED.layerNormGrad, { dy, x: xs!, mean: m!, rstd: r!, gain: gs! }) as Tensor[],
+    };
+  });
+  return op(x, gain, bias) as Tensor2D;
+}
+
+/**
+ * softmax(scores · scale + mask) over the last axis, the attention's probabilities: scores
+ * [B, H, T, T], scale 1 / sqrt(dh), mask [B, 1, 1, T] a constant (0 for tokens, a large negative
+ * number for padding; no gradient).
+ */
+export function maskedSoftmax(scores: Tensor, mask: Tensor, scale = 1): Tensor {
+  if (!fusedKernelsActive() || scores.dtype !== 'float32' || mask.dtype !== 'float32' || softmaxMaskGroup(scores.shape, mask.shape) < 1) {
+    return tf.softmax(tf.add(scale === 1 ? scores : tf.mul(scores, scale), mask));
+  }
+  const op = customOp(([s], save) => {
+    const y = runFused(FUSED.softmax, { x: s!, mask }, { scale }) as Tensor;
+    save([y]);
+    return { value: y, gradFunc: (dy: Tensor, [ys]: Tensor[]) => [runFused(FUSED.softmaxGrad, { dy, y: ys! }, { scale }) as Tensor] };
+  });
+  return op(scores);
+}
+
+/**
+ * Multi-head self-attention of B sequences of T tokens from the fused projection qkv [B·T, 3·d] (for each token q, k, v, each as
+ * H heads of dh = d / H) to the context [B·T, d]: softmax(q · kᵀ / sqrt(dh) + mask) with dropout
+ * (`rate`, `seed`), times v, per head. mask [B, 1, 1, T] is a constant.
+ *
+ * Natively the per-head products read q, k and v where they lie in qkv and write the context in
+ * place of its heads (PeftAttn* kernels), and the backward pass is native too; otherwise the heads
+ * are split out with a transpose and an unstack, and put back with a transpose.
+ */
+export function selfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+  const dh = qkv.shape[1] / 3 / heads;
+  const scale = 1 / Math.sqrt(dh);
+  const drop = rate > 0 && seed !== undefined;
+  const native = fusedKernelsActive() && qkv.dtype === 'float32' && mask.dtype === 'float32' && rate < 1;
+  if (!native || softmaxMaskGroup([batch, heads, seq, seq], mask.shape) < 1) return composedAttention(qkv, mask, batch, seq, heads, rate, seed);
+  const attrs = { batch, heads };
+  const op = customOp(([x], save) => {
+    const probs = runFused(FUSED.softmax, { x: runFused(FUSED.attnScores, { qkv: x! }, attrs) as Tensor, mask }, { scale }) as Tensor;
+    const [dropped, keep] = drop ? (runFused(FUSED.dropout, { x: probs }, { keep: 1 - rate, ...aleaState(String(seed)) }) as Tensor[]) : [probs, undefined];
+    save(keep ? [x!, probs, dropped!, keep] : [x!, probs]);
+    return {
+      value: runFused(FUSED.attnContext, { probs: dropped!, qkv: x! }, attrs) as Tensor,
+      gradFunc: (dy: Tensor, [xs, p, pd = p, m]: Tensor[]) => {
+        const dDropped = runFused(FUSED.attnProbsGrad, { dcontext: dy, qkv: xs! }, attrs) as Tensor;
+        const dProbs = m ? tf.mul(dDropped, m) : dDropped;
+        const dScores = runFused(FUSED.softmaxGrad, { dy: dProbs, y: p! }, { scale }) as Tensor;
+        return [runFused(FUSED.attnQkvGrad, { dscores: dScores, probs: pd!, dcontext: dy, qkv: xs! }, attrs) as Tensor];
+      },
+    };
+  });
+  return op(qkv) as Tensor2D;
+}
+
+/** selfAttention as a composition: heads split out by a transpose and an unstack, products per head, put back by a transpose. */
+function composedAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+  const d = qkv.shape[1] / 3;
+  const dh = d / heads;
+  // [B, T, 3, H, dh] -> [3, B, H, T, dh]
+  const [q, k, v] = tf.unstack(tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, dh]), [2, 0, 3, 1, 4]));
+  const scores = tf.reshape(batchMatMulBT(tf.reshape(q!, [batch * heads, seq, dh]), tf.reshape(k!, [batch * heads, seq, dh])), [batch, heads, seq, seq]);
+  const probs = dropout(maskedSoftmax(scores, mask, 1 / Math.sqrt(dh)), rate, seed);
+  const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v!, [batch * heads, seq, dh])); // [B*H, T, dh]
+  return tf.reshape(tf.transpose(tf.reshape(context, [batch, heads, seq, dh]), [0, 2, 1, 3]), [-1, d]) as Tensor2D;
 }
 
 /**
@@ -177,8 +337,19 @@ export function detach(x: Tensor): Tensor {
   return op(x);
 }
 
-/** Inverted dropout with an explicit seed, so a run's masks are reproducible and resumable. */
+/**
+ * Inverted dropout with an explicit seed, so a run's masks are reproducible and resumable. The native
+ * kernel draws the same numbers as tf.dropout (its generator, seeded the same way) and gives the
+ * same result bit for bit; its gradient is dy times the saved mask, as tf.dropout's.
+ */
 export function dropout(x: Tensor, rate: number, seed: number | undefined): Tensor {
   if (rate <= 0 || seed === undefined) return x;
-  return tf.dropout(x, rate, undefined, seed);
+  if (!fusedKernelsActive() || x.dtype !== 'float32' || !(rate < 1)) return tf.dropout(x, rate, undefined, seed);
+  const attrs = { keep: 1 - rate, ...aleaState(String(seed)) };
+  const op = customOp(([xIn], save) => {
+    const [y, mask] = runFused(FUSED.dropout, { x: xIn! }, attrs) as Tensor[];
+    save([mask!]);
+    return { value: y!, gradFunc: (dy: Tensor, [m]: Tensor[]) => [tf.mul(dy, m!)] };
+  });
+  return op(x);
 }

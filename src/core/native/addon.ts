@@ -17,7 +17,8 @@ export const ADDON_RELATIVE_PATH = path.join('native', 'build', 'Release', 'peft
 export interface NativeAddon {
   /**
    * C[i] = op(A[ai]) · op(B[bi]) for i < batch; op(A) is [M, K], op(B) is [K, N], C[i] [M, N], all
-   * row-major. ai = aIndex[i], or (aBatches === 1 ? 0 : i) without an index; bi likewise.
+   * row-major. ai = aIndex[i], or (aBatches === 1 ? 0 : i) without an index; bi likewise. With a
+   * bias, C[i] = op(A[ai]) · op(B[bi]) + bias (each row).
    */
   sgemm(
     heap: Float32Array,
@@ -34,6 +35,36 @@ export interface NativeAddon {
     bBatches: number,
     aIndex: Int32Array | null,
     bIndex: Int32Array | null,
+    /** N floats added to every row of C (-1 or absent: none). */
+    biasOffset?: number,
+  ): void;
+  /**
+   * C[o, r] = alpha · op(A[o, r]) · op(B[o, r]) + beta · C[o, r] for o < outer, r < inner: strided
+   * views, each matrix at element offset o · xOuter + r · xInner from its base and row stride ldx.
+   */
+  sgemmStrided(
+    heap: Float32Array,
+    aOffset: number,
+    bOffset: number,
+    cOffset: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: number,
+    transposeB: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    alpha: number,
+    beta: number,
+    outer: number,
+    aOuter: number,
+    bOuter: number,
+    cOuter: number,
+    inner: number,
+    aInner: number,
+    bInner: number,
+    cInner: number,
   ): void;
   /** y[c] = scale · Σ_r x[r, c] for x [rows, cols] (scale defaults to 1). */
   sumRows(heap: Float32Array, xOffset: number, yOffset: number, rows: number, cols: number, scale?: number): void;
@@ -50,11 +81,66 @@ export interface NativeAddon {
   copyBlocks(heap: Float32Array, srcOffset: number, dstOffset: number, count: number, block: number, srcStride: number, dstStride: number): void;
   /** y = exp(x) (op 0) or erf(x) (op 1) over n float32 elements (vectorised; libmvec accuracy). */
   unary(heap: Float32Array, op: number, xOffset: number, yOffset: number, n: number): void;
+  // Fused training kernels (float32, row-major; an optional operand's offset is -1 when absent).
+  /** y = gelu(x + b) for x [rows, cols], b [cols] (exact erf). */
+  geluBias(heap: Float32Array, xOffset: number, bOffset: number, yOffset: number, rows: number, cols: number): void;
+  /** dx = dy · gelu'(x + b). */
+  geluBiasGrad(heap: Float32Array, dyOffset: number, xOffset: number, bOffset: number, dxOffset: number, rows: number, cols: number): void;
+  /** y = softmax(x · scale + mask[r / group]) over each row r of x [rows, cols]; mask [rows / group, cols]. */
+  softmax(heap: Float32Array, xOffset: number, maskOffset: number, yOffset: number, rows: number, cols: number, group: number, scale: number): void;
+  /** dx = scale · y · (dy − Σ dy · y) per row. */
+  softmaxGrad(heap: Float32Array, dyOffset: number, yOffset: number, dxOffset: number, rows: number, cols: number, scale: number): void;
+  /** LayerNorm over rows of x [rows, cols]: y, and mean [rows] and rstd [rows] for the backward pass. */
+  layerNorm(heap: Float32Array, xOffset: number, gOffset: number, bOffset: number, yOffset: number, meanOffset: number, rstdOffset: number, rows: number, cols: number, eps: number): void;
+  /** LayerNorm's gradient: dx [rows, cols], dg and db [cols]. */
+  layerNormGrad(heap: Float32Array, dyOffset: number, xOffset: number, meanOffset: number, rstdOffset: number, gOffset: number, dxOffset: number, dgOffset: number, dbOffset: number, rows: number, cols: number): void;
+  /** tf.dropout bit for bit: mask = floor(r + keep) / keep from seedrandom's Alea state (s0, s1, s2, c), y = x · mask. */
+  dropout(heap: Float32Array, xOffset: number, yOffset: number, maskOffset: number, n: number, keep: number, s0: number, s1: number, s2: number, c: number): void;
+  /** One AdamW update of p, m and v in place (see native/peft_kernels.h for the scalars). */
+  adamw(
+    heap: Float32Array,
+    pOffset: number,
+    gOffset: number,
+    mOffset: number,
+    vOffset: number,
+    n: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    sqrtCorrection2: number,
+    epsilon: number,
+    keep: number,
+    stepSize: number,
+  ): void;
   /** Sets OpenBLAS's thread count; returns the count now in force. */
   setThreads(n: number): number;
   getThreads(): number;
   info(): { config: string; corename: string; parallel: number; threads: number; napiVersion: number };
 }
+
+/** Every function the addon must export; an older build without one is rebuilt, not half-used. */
+const ADDON_FUNCTIONS = [
+  'sgemm',
+  'sgemmStrided',
+  'sumRows',
+  'sumCols',
+  'transpose',
+  'gatherRows',
+  'copyBlocks',
+  'unary',
+  'geluBias',
+  'geluBiasGrad',
+  'softmax',
+  'softmaxGrad',
+  'layerNorm',
+  'layerNormGrad',
+  'dropout',
+  'adamw',
+  'setThreads',
+  'getThreads',
+  'info',
+] as const;
 
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
@@ -78,7 +164,7 @@ function tryLoad(): AddonLoad {
     // A computed require keeps bundlers from trying to resolve the .node file at build time.
     const load = require as (id: string) => unknown;
     const addon = load(path.resolve(file)) as Partial<NativeAddon>;
-    for (const fn of ['sgemm', 'sumRows', 'sumCols', 'transpose', 'gatherRows', 'copyBlocks', 'unary', 'setThreads', 'getThreads', 'info'] as const) {
+    for (const fn of ADDON_FUNCTIONS) {
       if (typeof addon[fn] !== 'function') return { ok: false, reason: `${file} has no ${fn}(): rebuild it (bash scripts/build-native.sh --force)` };
     }
     return { ok: true, addon: addon as NativeAddon, path: path.resolve(file) };

@@ -7,6 +7,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tf';
 import type { Param } from '../model/params';
+import { adamwInPlace } from '../native/wasm-kernels';
 
 export interface AdamWOptions {
   beta1?: number; // default 0.9
@@ -53,6 +54,10 @@ export class AdamW {
     const correction1 = 1 - beta1 ** slot.step;
     const correction2 = 1 - beta2 ** slot.step;
     const decay = decays(param) ? this.options.weightDecay : 0;
+    // Natively: one kernel updates the parameter and its moments in place, the same float32
+    // operations in the same order as below (so the same numbers, bit for bit).
+    const scalars = { beta1, beta2, epsilon, correction2, decay: lr * decay, stepSize: lr / correction1 };
+    if (adamwInPlace(param.value, grad, slot.m, slot.v, scalars)) return;
     tf.tidy(() => {
       const m = tf.add(tf.mul(slot.m, beta1), tf.mul(grad, 1 - beta1));
       const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(grad), 1 - beta2));
@@ -67,7 +72,7 @@ export class AdamW {
   private slotFor(param: Param): Slot {
     let slot = this.slots.get(param.name);
     if (!slot) {
-      slot = { m: tf.variable(tf.zerosLike(param.value), false), v: tf.variable(tf.zerosLike(param.value), false), step: 0 };
+      slot = { m: ownVariable(tf.zerosLike(param.value)), v: ownVariable(tf.zerosLike(param.value)), step: 0 };
       this.slots.set(param.name, slot);
     }
     return slot;
@@ -89,8 +94,8 @@ export class AdamW {
       const saved = state.moments.get(param.name);
       if (!saved) continue;
       this.slots.set(param.name, {
-        m: tf.variable(tf.tensor(saved.m, param.value.shape), false),
-        v: tf.variable(tf.tensor(saved.v, param.value.shape), false),
+        m: ownVariable(tf.tensor(saved.m, param.value.shape)),
+        v: ownVariable(tf.tensor(saved.v, param.value.shape)),
         step: state.steps[param.name] ?? 0,
       });
     }
@@ -103,6 +108,16 @@ export class AdamW {
     }
     this.slots.clear();
   }
+}
+
+/**
+ * A non-trainable variable that is the only holder of its memory (the initial tensor is disposed),
+ * so that the native AdamW may update it in place from the first step.
+ */
+function ownVariable(initial: Tensor): Variable {
+  const v = tf.variable(initial, false);
+  initial.dispose();
+  return v;
 }
 
 /** Biases and LayerNorm weights take no weight decay (the BERT recipe). */
