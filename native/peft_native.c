@@ -254,7 +254,7 @@ static void run_batches(gemm_batch *job) {
   pthread_mutex_unlock(&helper.lock);
 }
 
-static int fused_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num);
+static int heap_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num);
 static int64_t count_of(double v);
 static float *operand(float *heap, size_t heap_len, double off, int64_t count, int optional, int *bad);
 static napi_value bad_operand(napi_env env, const char *name);
@@ -335,7 +335,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double v[21];
-  if (!fused_args(env, info, "sgemmStrided", 21, &heap, &len, v)) return NULL;
+  if (!heap_args(env, info, "sgemmStrided", 21, &heap, &len, v)) return NULL;
   /* Everything but the three offsets (0-2) and alpha, beta (11, 12) is a count or a stride. */
   int64_t d[21];
   for (int i = 3; i < 21; i++) {
@@ -612,99 +612,13 @@ static napi_value transpose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ---------------------------------------------------------------- gather and block copies */
-
-static napi_value gather_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8) return throw_error(env, "peft_native.gatherRows: expected 8 arguments");
-  float *heap = NULL;
-  size_t heap_len = 0;
-  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.gatherRows: heap must be a Float32Array");
-  int64_t x_off, idx_off, y_off, outer, dim, inner, n;
-  if (!get_int64(env, argv[1], &x_off) || !get_int64(env, argv[2], &idx_off) || !get_int64(env, argv[3], &y_off) ||
-      !get_int64(env, argv[4], &outer) || !get_int64(env, argv[5], &dim) || !get_int64(env, argv[6], &inner) ||
-      !get_int64(env, argv[7], &n)) {
-    return throw_error(env, "peft_native.gatherRows: bad argument types");
-  }
-  if (outer < 0 || dim < 0 || inner < 0 || n < 0) return throw_error(env, "peft_native.gatherRows: bad dimensions");
-  if (!in_heap(x_off, outer * dim * inner, heap_len) || !in_heap(idx_off, n, heap_len) || !in_heap(y_off, outer * n * inner, heap_len)) {
-    return throw_error(env, "peft_native.gatherRows: operand outside the heap");
-  }
-  const int32_t *idx = (const int32_t *)(heap + idx_off / 4);
-  for (int64_t j = 0; j < n; j++) {
-    if (idx[j] < 0 || idx[j] >= dim) {
-      napi_value bad;
-      CHECK(env, napi_create_int32(env, idx[j], &bad));
-      return bad;
-    }
-  }
-  const uint32_t *x = (const uint32_t *)(heap + x_off / 4);
-  uint32_t *y = (uint32_t *)(heap + y_off / 4);
-  const size_t bytes = (size_t)inner * sizeof(uint32_t);
-  for (int64_t o = 0; o < outer; o++) {
-    const uint32_t *xo = x + o * dim * inner;
-    uint32_t *yo = y + o * n * inner;
-    for (int64_t j = 0; j < n; j++) memcpy(yo + j * inner, xo + (int64_t)idx[j] * inner, bytes);
-  }
-  return NULL;
-}
-
-static napi_value copy_blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) return throw_error(env, "peft_native.copyBlocks: expected 7 arguments");
-  float *heap = NULL;
-  size_t heap_len = 0;
-  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.copyBlocks: heap must be a Float32Array");
-  int64_t src_off, dst_off, count, block, src_stride, dst_stride;
-  if (!get_int64(env, argv[1], &src_off) || !get_int64(env, argv[2], &dst_off) || !get_int64(env, argv[3], &count) ||
-      !get_int64(env, argv[4], &block) || !get_int64(env, argv[5], &src_stride) || !get_int64(env, argv[6], &dst_stride)) {
-    return throw_error(env, "peft_native.copyBlocks: bad argument types");
-  }
-  if (count < 0 || block < 0 || src_stride < block || dst_stride < block) return throw_error(env, "peft_native.copyBlocks: bad dimensions");
-  if (count == 0 || block == 0) return NULL;
-  if (!in_heap(src_off, (count - 1) * src_stride + block, heap_len) || !in_heap(dst_off, (count - 1) * dst_stride + block, heap_len)) {
-    return throw_error(env, "peft_native.copyBlocks: operand outside the heap");
-  }
-  const uint32_t *src = (const uint32_t *)(heap + src_off / 4);
-  uint32_t *dst = (uint32_t *)(heap + dst_off / 4);
-  const size_t bytes = (size_t)block * sizeof(uint32_t);
-  for (int64_t i = 0; i < count; i++) memcpy(dst + i * dst_stride, src + i * src_stride, bytes);
-  return NULL;
-}
-
-/* ---------------------------------------------------------------- elementwise */
-
-static napi_value unary(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) return throw_error(env, "peft_native.unary: expected 5 arguments");
-  float *heap = NULL;
-  size_t heap_len = 0;
-  if (!get_heap(env, argv[0], &heap, &heap_len)) return throw_error(env, "peft_native.unary: heap must be a Float32Array");
-  int64_t op, x_off, y_off, n;
-  if (!get_int64(env, argv[1], &op) || !get_int64(env, argv[2], &x_off) || !get_int64(env, argv[3], &y_off) || !get_int64(env, argv[4], &n)) {
-    return throw_error(env, "peft_native.unary: bad argument types");
-  }
-  if (n < 0 || !in_heap(x_off, n, heap_len) || !in_heap(y_off, n, heap_len)) return throw_error(env, "peft_native.unary: operand outside the heap");
-  if (n == 0) return NULL;
-  if (!pm_unary((int)op, heap + x_off / 4, heap + y_off / 4, n)) return throw_error(env, "peft_native.unary: unknown op");
-  return NULL;
-}
-
-/* ---------------------------------------------------------------- fused training kernels */
-
 #define MAX_ARGS 24
 
 /*
- * Reads (heap, n numbers) for the fused kernels: offsets, sizes and scalars, all as doubles (exact
+ * Reads (heap, n numbers) for a kernel: offsets, sizes and scalars, all as doubles (exact
  * for offsets and sizes below 2^53, and the Alea state needs doubles). 0 after throwing.
  */
-static int fused_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num) {
+static int heap_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num) {
   size_t argc = MAX_ARGS;
   napi_value argv[MAX_ARGS];
   char message[128];
@@ -746,11 +660,77 @@ static napi_value bad_operand(napi_env env, const char *name) {
   return throw_error(env, message);
 }
 
+/* ---------------------------------------------------------------- gather and block copies */
+
+static napi_value gather_rows(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[7];
+  if (!heap_args(env, info, "gatherRows", 7, &heap, &len, a)) return NULL;
+  const int64_t outer = count_of(a[3]), dim = count_of(a[4]), inner = count_of(a[5]), n = count_of(a[6]);
+  int bad = outer < 0 || dim < 0 || inner < 0 || n < 0;
+  if (bad) return bad_operand(env, "gatherRows");
+  const uint32_t *x = (const uint32_t *)operand(heap, len, a[0], outer * dim * inner, 0, &bad);
+  const int32_t *idx = (const int32_t *)operand(heap, len, a[1], n, 0, &bad);
+  uint32_t *y = (uint32_t *)operand(heap, len, a[2], outer * n * inner, 0, &bad);
+  if (bad) return bad_operand(env, "gatherRows");
+  for (int64_t j = 0; j < n; j++) {
+    if (idx[j] < 0 || idx[j] >= dim) {
+      napi_value index; // returned, not thrown: the caller names the op and the valid range
+      CHECK(env, napi_create_int32(env, idx[j], &index));
+      return index;
+    }
+  }
+  const size_t bytes = (size_t)inner * sizeof(uint32_t);
+  for (int64_t o = 0; o < outer; o++) {
+    const uint32_t *xo = x + o * dim * inner;
+    uint32_t *yo = y + o * n * inner;
+    for (int64_t j = 0; j < n; j++) memcpy(yo + j * inner, xo + (int64_t)idx[j] * inner, bytes);
+  }
+  return NULL;
+}
+
+static napi_value copy_blocks(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[6];
+  if (!heap_args(env, info, "copyBlocks", 6, &heap, &len, a)) return NULL;
+  const int64_t count = count_of(a[2]), block = count_of(a[3]), src_stride = count_of(a[4]), dst_stride = count_of(a[5]);
+  int bad = count < 0 || block < 0 || src_stride < block || dst_stride < block;
+  if (bad) return bad_operand(env, "copyBlocks");
+  if (count == 0 || block == 0) return NULL;
+  const uint32_t *src = (const uint32_t *)operand(heap, len, a[0], (count - 1) * src_stride + block, 0, &bad);
+  uint32_t *dst = (uint32_t *)operand(heap, len, a[1], (count - 1) * dst_stride + block, 0, &bad);
+  if (bad) return bad_operand(env, "copyBlocks");
+  const size_t bytes = (size_t)block * sizeof(uint32_t);
+  for (int64_t i = 0; i < count; i++) memcpy(dst + i * dst_stride, src + i * src_stride, bytes);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+static napi_value unary(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[4];
+  if (!heap_args(env, info, "unary", 4, &heap, &len, a)) return NULL;
+  const int64_t n = count_of(a[3]);
+  int bad = n < 0;
+  if (bad) return bad_operand(env, "unary");
+  const float *x = operand(heap, len, a[1], n, 0, &bad);
+  float *y = operand(heap, len, a[2], n, 0, &bad);
+  if (bad) return bad_operand(env, "unary");
+  if (n > 0 && !pm_unary((int)a[0], x, y, n)) return throw_error(env, "peft_native.unary: unknown op");
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- fused training kernels */
+
 static napi_value gelu_bias(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[5];
-  if (!fused_args(env, info, "geluBias", 5, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "geluBias", 5, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[3]), cols = count_of(a[4]);
   int bad = rows < 0 || cols < 0;
   if (bad) return bad_operand(env, "geluBias");
@@ -765,7 +745,7 @@ static napi_value gelu_bias_grad(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[6];
-  if (!fused_args(env, info, "geluBiasGrad", 6, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "geluBiasGrad", 6, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[4]), cols = count_of(a[5]);
   int bad = rows < 0 || cols < 0;
   if (bad) return bad_operand(env, "geluBiasGrad");
@@ -781,7 +761,7 @@ static napi_value softmax(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[7];
-  if (!fused_args(env, info, "softmax", 7, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "softmax", 7, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[3]), cols = count_of(a[4]), group = count_of(a[5]);
   int bad = rows < 0 || cols < 0 || group < 1 || rows % group != 0;
   if (bad) return bad_operand(env, "softmax");
@@ -796,7 +776,7 @@ static napi_value softmax_grad(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[6];
-  if (!fused_args(env, info, "softmaxGrad", 6, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "softmaxGrad", 6, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[3]), cols = count_of(a[4]);
   int bad = rows < 0 || cols < 0;
   if (bad) return bad_operand(env, "softmaxGrad");
@@ -811,7 +791,7 @@ static napi_value layer_norm(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[9];
-  if (!fused_args(env, info, "layerNorm", 9, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "layerNorm", 9, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[6]), cols = count_of(a[7]);
   int bad = rows < 0 || cols < 0;
   if (bad) return bad_operand(env, "layerNorm");
@@ -828,7 +808,7 @@ static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[10];
-  if (!fused_args(env, info, "layerNormGrad", 10, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "layerNormGrad", 10, &heap, &len, a)) return NULL;
   const int64_t rows = count_of(a[8]), cols = count_of(a[9]);
   int bad = rows < 0 || cols < 0;
   if (bad) return bad_operand(env, "layerNormGrad");
@@ -863,7 +843,7 @@ static napi_value dropout(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[9];
-  if (!fused_args(env, info, "dropout", 9, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "dropout", 9, &heap, &len, a)) return NULL;
   const int64_t n = count_of(a[3]);
   int bad = n < 0 || !(a[4] > 0 && a[4] <= 1);
   if (bad) return bad_operand(env, "dropout");
@@ -880,7 +860,7 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
   double a[13];
-  if (!fused_args(env, info, "adamw", 13, &heap, &len, a)) return NULL;
+  if (!heap_args(env, info, "adamw", 13, &heap, &len, a)) return NULL;
   const int64_t n = count_of(a[4]);
   int bad = n < 0;
   if (bad) return bad_operand(env, "adamw");
