@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveInteger } from './args';
 
 const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
@@ -78,6 +79,10 @@ interface RunResult {
   error?: string;
 }
 
+function usage(message: string): never {
+  throw new Error(message);
+}
+
 function options(): Options {
   const { values } = parseArgs({
     options: {
@@ -100,18 +105,12 @@ function options(): Options {
     base: path.resolve(values.base!),
     tasks: list(values.tasks!, TASKS, 'task'),
     methods: list(values.methods!, METHODS, 'method'),
-    seeds: positive(values.seeds!, '--seeds'),
-    train: values.train === undefined ? undefined : positive(values.train, '--train'),
-    epochs: positive(values.epochs!, '--epochs'),
+    seeds: positiveInteger('--seeds', values.seeds!, usage),
+    train: values.train === undefined ? undefined : positiveInteger('--train', values.train, usage),
+    epochs: positiveInteger('--epochs', values.epochs!, usage),
     results: path.resolve(values.results!),
     backend: values.backend,
   };
-}
-
-function positive(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, not '${value}'`);
-  return n;
 }
 
 function configFor(o: Options, taskName: string, methodName: string, seed: number, runsDir: string): Record<string, unknown> {

@@ -16,6 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { positiveInteger, readFlags } from './args';
 
 const REPO = path.resolve(__dirname, '..');
 const METHODS = ['houlsby', 'adamix'] as const;
@@ -54,6 +55,10 @@ function usage(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
+  const flags = readFlags(argv, {
+    rounds: { type: 'string' }, steps: { type: 'string' }, shapes: { type: 'string' }, methods: { type: 'string' },
+    native: { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
+  }, usage, 'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
   const o: Options = {
     rounds: 2,
     steps: 10,
@@ -66,67 +71,28 @@ function parseArgs(argv: string[]): Options {
     peer: path.resolve(REPO, '..', 'shared', 'bench', 'peer_torch.py'),
     python: '/usr/bin/python3',
   };
-  const positive = (flag: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got '${v}'`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const next = argv[++i];
-      if (next === undefined) usage(`${flag} needs a value`);
-      return next;
-    };
-    switch (flag) {
-      case '--rounds':
-        o.rounds = positive(flag, value());
-        break;
-      case '--steps':
-        o.steps = positive(flag, value());
-        break;
-      case '--shapes':
-        o.shapes = value()
-          .split(',')
-          .map((s) => {
-            const m = /^(\d+)x(\d+)$/.exec(s.trim());
-            if (!m) usage(`--shapes takes SEQxBATCH,... got '${s}'`);
-            return { seq: Number(m[1]), batch: Number(m[2]) };
-          });
-        break;
-      case '--methods':
-        o.methods = value()
-          .split(',')
-          .map((m) => {
-            if (!(METHODS as readonly string[]).includes(m)) usage(`unknown method '${m}'`);
-            return m as Method;
-          });
-        break;
-      case '--native': {
-        const v = value();
-        if (v !== 'on' && v !== 'off') usage(`--native must be on or off, got '${v}'`);
-        o.native = v;
-        break;
-      }
-      case '--threads':
-        o.threads = positive(flag, value());
-        break;
-      case '--peer':
-        o.peer = path.resolve(value());
-        break;
-      case '--python':
-        o.python = value();
-        break;
-      case '--help':
-      case '-h':
-        usage('compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
-      default:
-        usage(`unknown argument '${arg}'`);
-    }
+  if (flags.rounds !== undefined) o.rounds = positiveInteger('--rounds', flags.rounds, usage);
+  if (flags.steps !== undefined) o.steps = positiveInteger('--steps', flags.steps, usage);
+  if (flags.shapes !== undefined) {
+    o.shapes = flags.shapes.split(',').map((s) => {
+      const m = /^(\d+)x(\d+)$/.exec(s.trim());
+      if (!m) usage(`--shapes takes SEQxBATCH,... got '${s}'`);
+      return { seq: Number(m[1]), batch: Number(m[2]) };
+    });
   }
+  if (flags.methods !== undefined) {
+    o.methods = flags.methods.split(',').map((m) => {
+      if (!(METHODS as readonly string[]).includes(m)) usage(`unknown method '${m}'`);
+      return m as Method;
+    });
+  }
+  if (flags.native !== undefined) {
+    if (flags.native !== 'on' && flags.native !== 'off') usage(`--native must be on or off, got '${flags.native}'`);
+    o.native = flags.native;
+  }
+  if (flags.threads !== undefined) o.threads = positiveInteger('--threads', flags.threads, usage);
+  if (flags.peer !== undefined) o.peer = path.resolve(flags.peer);
+  if (flags.python !== undefined) o.python = flags.python;
   return o;
 }
 

@@ -26,6 +26,7 @@ import { batchTensors } from '../src/core/train/trainer';
 import { Rng } from '../src/core/random';
 import { NATIVE_ENV } from '../src/core/native/addon';
 import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
+import { positiveInteger, readFlags } from './args';
 
 const METHODS = ['houlsby', 'adamix'] as const;
 type BenchMethod = (typeof METHODS)[number];
@@ -92,68 +93,30 @@ function usage(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, native: true, profile: false };
-  const positive = (flag: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a positive integer, got '${v}'`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const next = argv[++i];
-      if (next === undefined) usage(`${flag} needs a value`);
-      return next;
-    };
-    switch (flag) {
-      case '--method': {
-        const v = value();
-        if (v === 'all') o.methods = [...METHODS];
-        else if ((METHODS as readonly string[]).includes(v)) o.methods = [v as BenchMethod];
-        else usage(`unknown method '${v}'`);
-        break;
-      }
-      case '--backend':
-        o.backend = value() as BackendName; // selectBackend rejects unknown names
-        break;
-      case '--steps':
-        o.steps = positive(flag, value());
-        break;
-      case '--seq':
-        o.seq = positive(flag, value());
-        if (o.seq > BENCH_BERT.max_position_embeddings) usage(`--seq must be at most ${BENCH_BERT.max_position_embeddings}`);
-        break;
-      case '--batch':
-        o.batch = positive(flag, value());
-        break;
-      case '--consistency': {
-        const v = value();
-        o.consistency = Number(v);
-        if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${v}'`);
-        break;
-      }
-      case '--native': {
-        const v = value();
-        if (v !== 'on' && v !== 'off') usage(`--native must be on or off, got '${v}'`);
-        o.native = v === 'on';
-        break;
-      }
-      case '--threads':
-        o.threads = positive(flag, value());
-        break;
-      case '--profile':
-        o.profile = true;
-        break;
-      case '--help':
-      case '-h':
-        usage('train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
-      default:
-        usage(`unknown argument '${arg}'`);
-    }
+  const flags = readFlags(argv, {
+    method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
+    consistency: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
+  }, usage, 'train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
+  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, native: true, profile: flags.profile === true };
+  const method = flags.method;
+  if (method !== undefined && method !== 'all') {
+    if (!(METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
+    o.methods = [method as BenchMethod];
   }
+  if (flags.backend !== undefined) o.backend = flags.backend as BackendName; // selectBackend rejects unknown names
+  if (flags.steps !== undefined) o.steps = positiveInteger('--steps', flags.steps, usage);
+  if (flags.seq !== undefined) o.seq = positiveInteger('--seq', flags.seq, usage);
+  if (o.seq > BENCH_BERT.max_position_embeddings) usage(`--seq must be at most ${BENCH_BERT.max_position_embeddings}`);
+  if (flags.batch !== undefined) o.batch = positiveInteger('--batch', flags.batch, usage);
+  if (flags.consistency !== undefined) {
+    o.consistency = Number(flags.consistency);
+    if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${flags.consistency}'`);
+  }
+  if (flags.native !== undefined) {
+    if (flags.native !== 'on' && flags.native !== 'off') usage(`--native must be on or off, got '${flags.native}'`);
+    o.native = flags.native === 'on';
+  }
+  if (flags.threads !== undefined) o.threads = positiveInteger('--threads', flags.threads, usage);
   return o;
 }
 
