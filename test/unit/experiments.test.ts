@@ -39,6 +39,7 @@ import {
 } from '../../webview/model/experiments-table';
 import { makeRun, writeJson } from './helpers/run-folders';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
+import { until } from './helpers/until';
 
 const temporary: string[] = [];
 after(() => {
@@ -49,19 +50,6 @@ function tmp(label: string): string {
   const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `peft-exp-${label}-`)));
   temporary.push(dir);
   return dir;
-}
-
-function until<T>(get: () => T | undefined | false, what: string, ms = 10_000): Promise<T> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = get();
-      if (value) resolve(value);
-      else if (Date.now() - start > ms) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 25);
-    };
-    tick();
-  });
 }
 
 /** A runs folder with one finished run; returns the model and the run folder. */
@@ -162,9 +150,9 @@ describe('annotations in the Runs view', () => {
       watcher.setRoots([runs]);
       await watcher.ready();
       updateAnnotations(dir, { starred: true, note: 'live' });
-      await until(() => model.run(dir)?.annotations.note === 'live', 'the note to reach the model');
+      await until(() => model.run(dir)?.annotations.note === 'live', 'the note to reach the model', 10_000);
       updateAnnotations(dir, { name: 'renamed' });
-      await until(() => model.run(dir)?.annotations.name === 'renamed', 'the name to reach the model');
+      await until(() => model.run(dir)?.annotations.name === 'renamed', 'the name to reach the model', 10_000);
       assert.equal(model.run(dir)!.annotations.starred, true);
     } finally {
       await watcher.dispose();

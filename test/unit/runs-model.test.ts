@@ -9,6 +9,7 @@ import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDur
 import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs-watcher';
 import { exportCheckpoint } from '../../src/host/checkpoint-export';
 import { appendMetric, makeRun, writeJson } from './helpers/run-folders';
+import { until } from './helpers/until';
 
 const DEAD_PID = 2 ** 22 + 4321;
 
@@ -33,18 +34,6 @@ function workspace(): { root: string; runs: string; configA: string; configB: st
   return { root, runs: path.join(root, 'runs'), configA, configB };
 }
 
-function until<T>(get: () => T | undefined | false, what: string, ms = 5000): Promise<T> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = get();
-      if (value) resolve(value);
-      else if (Date.now() - start > ms) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
 
 function model(runs: string, configs: string[] = []): RunsModel {
   const m = new RunsModel({ isAlive: (pid) => pid === process.pid });
