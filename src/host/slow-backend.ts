@@ -11,9 +11,10 @@ export function slowBackendOf(backend: BackendInfo): SlowBackend | undefined {
   if (backend.active === 'wasm' && backend.native && !backend.native.active) {
     return { backend: 'plain WebAssembly', reason: `the native OpenBLAS kernels did not load (${backend.native.reason ?? 'no reason given'})` };
   }
-  if (backend.active === 'cpu') {
+  // cpu asked for by name (config, setting or PEFT_LAB_BACKEND) is a choice, not a fallback
+  if (backend.active === 'cpu' && backend.skipped.length > 0) {
     const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-    return { backend: 'pure JavaScript (cpu)', reason: skipped ? `faster backends did not load (${skipped})` : 'it was asked for' };
+    return { backend: 'pure JavaScript (cpu)', reason: `faster backends did not load (${skipped})` };
   }
   return undefined;
 }

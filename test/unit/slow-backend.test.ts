@@ -13,6 +13,10 @@ test('plain wasm because the addon did not load says why', () => {
   assert.deepEqual(slow, { backend: 'plain WebAssembly', reason: 'the native OpenBLAS kernels did not load (peft_native.node not built)' });
 });
 
+test('cpu asked for by name is no fallback and gets no notice', () => {
+  assert.equal(slowBackendOf({ active: 'cpu', description: 'cpu', skipped: [] }), undefined);
+});
+
 test('the cpu backend names the faster backends that did not load', () => {
   const slow = slowBackendOf({ active: 'cpu', description: 'cpu', skipped: [{ name: 'wasm', reason: 'no WebAssembly' }] });
   assert.match(slow!.reason, /wasm: no WebAssembly/);
