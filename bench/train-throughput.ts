@@ -12,6 +12,8 @@
  */
 import { spawn } from 'node:child_process';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import * as esbuild from 'esbuild';
 import { tf, type Tensor } from '../src/core/tf';
 import type { BackendName, MethodConfig } from '../src/core/config/types';
 import { selectBackend } from '../src/core/backend';
@@ -27,6 +29,7 @@ import { Rng } from '../src/core/random';
 import { NATIVE_ENV } from '../src/core/native/addon';
 import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 import { positiveInteger, readFlags } from './args';
+import { variableGrads } from '../src/core/train/gradients';
 
 const METHODS = ['houlsby', 'adamix'] as const;
 type BenchMethod = (typeof METHODS)[number];
@@ -78,6 +81,10 @@ interface Result {
   ms_per_step: number;
   examples_per_sec: number;
   peak_rss_mib: number;
+  /** Resident memory with the model built, before the first step: what the steps add is the difference. */
+  model_rss_mib: number;
+  /** The wasm backend's heap at the end (it never shrinks, so this is its high-water mark); absent on other backends. */
+  wasm_heap_mib?: number;
   tensors_after: number;
   trainable_params: number;
   node: string;
@@ -172,7 +179,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
         const other = model.forward(inputs, context(second));
         return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
       };
-      const { value, grads } = tf.variableGrads(lossOf, trainable.map((p) => p.value));
+      const { value, grads } = variableGrads(lossOf, trainable.map((p) => p.value));
       const named = new Map<string, Tensor>();
       for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
       for (const name of named.keys()) updated.add(name);
@@ -186,6 +193,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     return loss;
   };
 
+  const modelRss = process.memoryUsage().rss;
   for (let i = 0; i < WARMUP_STEPS; i++) step();
   const tensorsBefore = tf.memory().numTensors;
   const slotsBefore = 2 * updated.size;
@@ -209,6 +217,8 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     ms_per_step: round((seconds * 1000) / o.steps, 2),
     examples_per_sec: round((o.batch * o.steps) / seconds, 2),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
+    model_rss_mib: round(modelRss / 2 ** 20, 1),
+    ...wasmHeap(),
     tensors_after: tensorsAfter,
     trainable_params: model.store.count((p) => p.trainable),
     node: process.version,
@@ -217,6 +227,11 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   optimizer.dispose();
   model.dispose();
   return result;
+}
+
+function wasmHeap(): { wasm_heap_mib?: number } {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPF32?: Float32Array } }).wasm?.HEAPF32;
+  return heap ? { wasm_heap_mib: round(heap.buffer.byteLength / 2 ** 20, 1) } : {};
 }
 
 /**
@@ -276,8 +291,23 @@ function round(x: number, digits: number): number {
 // ---------------------------------------------------------------- driver (parent process)
 
 /** Runs this file again for one method; resolves with the child's JSON result line. */
-function runChild(method: BenchMethod, argv: string[]): Promise<Result> {
-  const args = [...process.execArgv, __filename, ...argv, '--method', method];
+/**
+ * The children run this script bundled by esbuild, as the worker runs bundled: under tsx (the
+ * parent's loader) a process holds ~90 MiB more, which is not the engine's and would count in its
+ * peak memory. The bundle sits in bench/.build so that the native addon and node_modules are found
+ * from it as from dist/.
+ */
+async function bundleForChildren(): Promise<string> {
+  const outfile = path.join(__dirname, '.build', 'train-throughput.cjs');
+  await esbuild.build({
+    entryPoints: [__filename], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+    mainFields: ['module', 'main'], external: ['@tensorflow/*', 'esbuild'], logLevel: 'warning',
+  });
+  return outfile;
+}
+
+function runChild(script: string, method: BenchMethod, argv: string[]): Promise<Result> {
+  const args = [script, ...argv, '--method', method];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { env: { ...process.env, [CHILD_ENV]: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -316,9 +346,10 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const summary: Record<string, Omit<Result, 'bench' | 'method' | 'node'> | { error: string }> = {};
   let failed = false;
+  const script = await bundleForChildren();
   for (const method of o.methods) {
     try {
-      const result = await runChild(method, passOn);
+      const result = await runChild(script, method, passOn);
       process.stdout.write(`${JSON.stringify(result)}\n`);
       const { bench: _b, method: _m, node: _n, ...numbers } = result;
       summary[method] = numbers;

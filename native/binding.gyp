@@ -24,7 +24,7 @@
     {
       "target_name": "peft_native",
       "dependencies": ["peft_math", "peft_kernels"],
-      "sources": ["peft_native.c"],
+      "sources": ["peft_native.c", "peft_pool.c"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
       "libraries": ["-lopenblas", "-lmvec", "-lm", "-lpthread"],
       "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -51,14 +51,11 @@ CLONES void pk_layer_norm(const float *restrict x, const float *restrict g, cons
 
 /*
  * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) with dxhat = dy * g, row by row;
- * dg = sum over rows of dy * xhat, db = sum over rows of dy, accumulated in double.
+ * adds each column's sums over these rows of dy * xhat and of dy to acc_g and acc_b.
  */
-CLONES int pk_layer_norm_grad(const float *restrict dy, const float *restrict x, const float *restrict mean, const float *restrict rstd,
-                              const float *restrict g, float *restrict dx, float *restrict dg, float *restrict db, int64_t rows,
-                              int64_t cols) {
-  double *acc = (double *)calloc((size_t)(2 * cols), sizeof(double));
-  if (!acc) return 0;
-  double *acc_g = acc, *acc_b = acc + cols;
+CLONES void pk_layer_norm_grad(const float *restrict dy, const float *restrict x, const float *restrict mean, const float *restrict rstd,
+                               const float *restrict g, float *restrict dx, double *restrict acc_g, double *restrict acc_b, int64_t rows,
+                               int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const int64_t o = r * cols;
     const float mu = mean[r], rs = rstd[r];
@@ -78,12 +75,6 @@ CLONES int pk_layer_norm_grad(const float *restrict dy, const float *restrict x,
       dx[o + c] = rs * ((dy[o + c] * g[c] - mean_d) - xhat * mean_dx);
     }
   }
-  for (int64_t c = 0; c < cols; c++) {
-    dg[c] = (float)acc_g[c];
-    db[c] = (float)acc_b[c];
-  }
-  free(acc);
-  return 1;
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -112,8 +103,9 @@ static void alea_fill(pk_alea *restrict st, float *restrict out, int64_t n) {
   st->c = (uint32_t)c;
 }
 
-CLONES void pk_dropout(const float *restrict x, float *restrict y, float *restrict mask, int64_t n, float keep, pk_alea *state) {
-  alea_fill(state, mask, n);
+void pk_alea_fill(pk_alea *state, float *out, int64_t n) { alea_fill(state, out, n); }
+
+CLONES void pk_dropout_apply(const float *restrict x, float *restrict y, float *restrict mask, int64_t n, float keep) {
   for (int64_t i = 0; i < n; i++) {
     mask[i] = floorf(mask[i] + keep) / keep;
     y[i] = x[i] * mask[i];

@@ -16,11 +16,12 @@ void pk_layer_norm(const float *x, const float *g, const float *b, float *y, flo
                    float eps);
 
 /*
- * Its gradient from dy, x, mean, rstd and g: dx [rows, cols], dg and db [cols]. Needs 2 * cols
- * doubles of scratch (the column sums over rows). Returns 0 when that allocation fails.
+ * Its gradient from dy, x, mean, rstd and g over these rows: dx [rows, cols]; adds the column sums
+ * of the gain's and the bias's gradients over these rows to acc_g and acc_b [cols] (doubles, so that
+ * rows split among threads sum to the same values in any split up to rounding of the double sums).
  */
-int pk_layer_norm_grad(const float *dy, const float *x, const float *mean, const float *rstd, const float *g, float *dx, float *dg,
-                       float *db, int64_t rows, int64_t cols);
+void pk_layer_norm_grad(const float *dy, const float *x, const float *mean, const float *rstd, const float *g, float *dx, double *acc_g,
+                        double *acc_b, int64_t rows, int64_t cols);
 
 /*
  * The state of seedrandom's Alea generator (the one tf.randomUniform uses): its doubles s0, s1, s2
@@ -31,10 +32,13 @@ typedef struct {
 } pk_alea;
 
 /*
- * tf.dropout(x, 1 - keep, seed), bit for bit: the generator yields r[i] (rounded to float32),
- * mask[i] = floor(r[i] + keep) / keep, y[i] = x[i] * mask[i]. `state` is advanced by n draws.
+ * tf.dropout(x, 1 - keep, seed), bit for bit, in two passes: pk_alea_fill writes the generator's next
+ * n numbers r[i] (rounded to float32) into mask and advances `state` (sequential by nature); then
+ * pk_dropout_apply, on any split of [0, n), turns them into mask[i] = floor(r[i] + keep) / keep and
+ * writes y[i] = x[i] * mask[i].
  */
-void pk_dropout(const float *x, float *y, float *mask, int64_t n, float keep, pk_alea *state);
+void pk_alea_fill(pk_alea *state, float *mask, int64_t n);
+void pk_dropout_apply(const float *x, float *y, float *mask, int64_t n, float keep);
 
 /* AdamW's scalars, each rounded to float32 exactly as TensorFlow.js rounds a scalar operand. */
 typedef struct {

@@ -46,7 +46,7 @@
  *                                                         tf.dropout bit for bit from Alea state (s0, s1, s2, c)
  *   adamw(heap, pOff, gOff, mOff, vOff, n, beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps,
  *         1 - lr * decay, lr / (1 - beta1^t))             one AdamW update of p, m, v in place
- *   setThreads(n), getThreads()                           OpenBLAS's thread count
+ *   setThreads(n), getThreads()                           threads of the kernels (peft_pool.h; OpenBLAS runs single-threaded in each)
  *   info()                                                { config, corename, parallel, threads }
  */
 #define NAPI_VERSION 8
@@ -59,6 +59,7 @@
 #include <pthread.h>
 #include "peft_math.h"
 #include "peft_kernels.h"
+#include "peft_pool.h"
 
 /* OpenBLAS extensions (declared by Debian's cblas.h too; repeated so other cblas.h builds work). */
 void openblas_set_num_threads(int num_threads);
@@ -152,117 +153,87 @@ static int in_heap(int64_t off, int64_t count, size_t length) {
 
 /*
  * A batch of products C[i] = alpha op(A[i]) . op(B[i]) + beta C[i], each matrix at its own leading
- * dimension (lda, ldb, ldc: row strides in elements, so a matrix may be a strided view), i in [lo, hi).
+ * dimension (lda, ldb, ldc: row strides in elements, so a matrix may be a strided view), i < batch.
  * Batch index i = o * inner + r places A[i] at a + o * a_outer + r * a_inner (B and C likewise), or,
- * with an index array, at a + a_index[i] * a_outer.
+ * with an index array, at a + a_index[i] * a_outer. With `bias` (N floats), every row of C starts as
+ * the bias and the product is added to it (beta = 1).
  */
 typedef struct {
   const float *a, *b;
   float *c;
+  const float *bias;
   int64_t m, n, k;
   int trans_a, trans_b;
   int64_t lda, ldb, ldc;
   float alpha, beta;
-  int64_t inner, a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
+  int64_t batch, inner, a_outer, a_inner, b_outer, b_inner, c_outer, c_inner;
   const int32_t *a_index, *b_index;
-  int64_t lo, hi;
 } gemm_batch;
 
-static void *gemm_range(void *arg) {
-  const gemm_batch *j = (const gemm_batch *)arg;
-  const enum CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
-  const enum CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
-  for (int64_t i = j->lo; i < j->hi; i++) {
-    const int64_t o = i / j->inner, r = i % j->inner;
-    const int64_t ao = j->a_index ? j->a_index[i] * j->a_outer : o * j->a_outer + r * j->a_inner;
-    const int64_t bo = j->b_index ? j->b_index[i] * j->b_outer : o * j->b_outer + r * j->b_inner;
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)j->m, (int)j->n, (int)j->k, j->alpha, j->a + ao, (int)j->lda, j->b + bo, (int)j->ldb, j->beta,
-                j->c + o * j->c_outer + r * j->c_inner, (int)j->ldc);
+/* Rows [r0, r1) and columns [c0, c1) of C[i]: one single-threaded sgemm on the matching blocks of A and B. */
+static void gemm_block(const gemm_batch *j, int64_t i, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const int64_t o = i / j->inner, r = i % j->inner;
+  const float *a = j->a + (j->a_index ? j->a_index[i] * j->a_outer : o * j->a_outer + r * j->a_inner);
+  const float *b = j->b + (j->b_index ? j->b_index[i] * j->b_outer : o * j->b_outer + r * j->b_inner);
+  float *c = j->c + o * j->c_outer + r * j->c_inner + r0 * j->ldc + c0;
+  a += j->trans_a ? r0 : r0 * j->lda; /* A is [M, K] (or [K, M] transposed): rows r0.. of op(A) */
+  b += j->trans_b ? c0 * j->ldb : c0; /* B is [K, N] (or [N, K]): columns c0.. of op(B) */
+  if (j->bias) {
+    for (int64_t q = 0; q < r1 - r0; q++) memcpy(c + q * j->ldc, j->bias + c0, (size_t)(c1 - c0) * sizeof(float));
   }
-  return NULL;
+  cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans, j->trans_b ? CblasTrans : CblasNoTrans, (int)(r1 - r0), (int)(c1 - c0),
+              (int)j->k, j->alpha, a, (int)j->lda, b, (int)j->ldb, j->bias ? 1.0f : j->beta, c, (int)j->ldc);
 }
 
-/* Batches of products at most this many multiply-adds each are split across two threads (see run_batches). */
-#define SMALL_PRODUCT (1 << 22)
-
-/*
- * One helper thread, started on first use and kept: OpenBLAS gives every thread that calls it a work
- * buffer of its own, so a thread created per call would allocate and fault in a fresh one each time
- * (measured: ~2 ms per call). `lock` serialises callers from different threads; the helper waits on
- * `wake` for a job and signals `done`.
- */
-static struct {
-  pthread_mutex_t lock, state;
-  pthread_cond_t wake, done;
-  gemm_batch *job; /* set by the caller, cleared by the helper when finished */
-  int started;
-} helper = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
-
-static void *helper_loop(void *unused) {
-  (void)unused;
-  pthread_mutex_lock(&helper.state);
-  for (;;) {
-    while (!helper.job) pthread_cond_wait(&helper.wake, &helper.state);
-    gemm_batch *job = helper.job;
-    pthread_mutex_unlock(&helper.state);
-    gemm_range(job);
-    pthread_mutex_lock(&helper.state);
-    helper.job = NULL;
-    pthread_cond_signal(&helper.done);
-  }
-  return NULL;
+/* Pool parts: whole products i in [lo, hi). */
+static void gemm_products(void *ctx, int64_t lo, int64_t hi, int part) {
+  const gemm_batch *j = (const gemm_batch *)ctx;
+  for (int64_t i = lo; i < hi; i++) gemm_block(j, i, 0, j->m, 0, j->n);
 }
 
+/* Pool parts: rows [lo, hi) of every product. */
+static void gemm_rows(void *ctx, int64_t lo, int64_t hi, int part) {
+  const gemm_batch *j = (const gemm_batch *)ctx;
+  for (int64_t i = 0; i < j->batch; i++) gemm_block(j, i, lo, hi, 0, j->n);
+}
+
+/* Pool parts: columns [lo, hi) of every product. */
+static void gemm_cols(void *ctx, int64_t lo, int64_t hi, int part) {
+  const gemm_batch *j = (const gemm_batch *)ctx;
+  for (int64_t i = 0; i < j->batch; i++) gemm_block(j, i, 0, j->m, lo, hi);
+}
+
+/* Least multiply-adds worth a part of their own (waking a helper and splitting cost a few microseconds). */
+#define MIN_PART_WORK (1 << 20)
+/* Least rows or columns of a product block (narrower blocks run below OpenBLAS's full speed). */
+#define MIN_BLOCK 32
+
 /*
- * Runs a batch of products. OpenBLAS splits each product across its threads, which for the attention's
- * small products (128 x 128 x 64) costs more than it gains: measured on 2 cores, 128 of them took
- * 6 ms on one thread, 8-11 ms on two, and 4 ms as two halves of the batch on two threads with
- * OpenBLAS on one each. So a batch of small products with 2+ threads configured runs that way:
- * OpenBLAS is set to one thread for the call (restored after), the helper thread takes one half of
- * the batch and this thread the other. Without a helper (it could not be started) all runs here.
+ * Runs a batch of products on the pool, OpenBLAS single-threaded in each part. A batch of several
+ * products per thread (the attention's per-head products) is split by product; otherwise every product
+ * is split by rows or columns, whichever is longer. Measured on 2 cores: the attention's 128 products
+ * of 128 x 128 x 64 took 6 ms on one thread, 8-11 ms with OpenBLAS's two threads on each, 4 ms as two
+ * halves of the batch.
  */
 static void run_batches(gemm_batch *job) {
-  const int64_t batch = job->hi - job->lo;
-  if (batch < 2 || job->m * job->n * job->k > SMALL_PRODUCT) {
-    gemm_range(job);
+  const int64_t each = job->m * job->n * job->k;
+  if (job->batch == 0 || each == 0) return;
+  const int threads = pool_threads();
+  if (job->batch >= 2 * (int64_t)threads || (job->batch >= threads && each < (1 << 22))) {
+    pool_run(gemm_products, job, job->batch, (MIN_PART_WORK + each - 1) / each);
     return;
   }
-  pthread_mutex_lock(&helper.lock);
-  const int threads = openblas_get_num_threads();
-  if (!helper.started) {
-    pthread_t t;
-    helper.started = pthread_create(&t, NULL, helper_loop, NULL) == 0 ? 1 : -1;
-    if (helper.started == 1) pthread_detach(t);
-  }
-  if (threads < 2 || helper.started != 1) {
-    pthread_mutex_unlock(&helper.lock);
-    gemm_range(job);
-    return;
-  }
-  openblas_set_num_threads(1);
-  gemm_batch half = *job, mine = *job;
-  half.lo = mine.hi = job->lo + batch / 2;
-  pthread_mutex_lock(&helper.state);
-  helper.job = &half;
-  pthread_cond_signal(&helper.wake);
-  pthread_mutex_unlock(&helper.state);
-  gemm_range(&mine);
-  pthread_mutex_lock(&helper.state);
-  while (helper.job) pthread_cond_wait(&helper.done, &helper.state);
-  pthread_mutex_unlock(&helper.state);
-  openblas_set_num_threads(threads);
-  pthread_mutex_unlock(&helper.lock);
+  const int by_rows = job->m >= job->n;
+  const int64_t per_line = job->batch * (by_rows ? job->n : job->m) * job->k;
+  int64_t grain = (MIN_PART_WORK + per_line - 1) / per_line;
+  if (grain < MIN_BLOCK) grain = MIN_BLOCK;
+  pool_run(by_rows ? gemm_rows : gemm_cols, job, by_rows ? job->m : job->n, grain);
 }
 
 static int heap_args(napi_env env, napi_callback_info info, const char *name, size_t n, float **heap, size_t *heap_len, double *num);
 static int64_t count_of(double v);
 static float *operand(float *heap, size_t heap_len, double off, int64_t count, int optional, int *bad);
 static napi_value bad_operand(napi_env env, const char *name);
-
-/* Every [m, n] matrix of c (batch of them) starts as the bias row repeated: sgemm then adds with beta = 1. */
-static void fill_bias_rows(float *c, const float *bias, int64_t batch, int64_t m, int64_t n) {
-  for (int64_t r = 0; r < batch * m; r++) memcpy(c + r * n, bias, (size_t)n * sizeof(float));
-}
 
 static napi_value sgemm(napi_env env, napi_callback_info info) {
   size_t argc = 15;
@@ -302,16 +273,16 @@ static napi_value sgemm(napi_env env, napi_callback_info info) {
   float *a = heap + a_off / 4, *b = heap + b_off / 4, *c = heap + c_off / 4;
   const float *bias = bias_off == -1 ? NULL : heap + bias_off / 4;
   if (c_size == 0 || batch == 0) return NULL;
-  if (bias) fill_bias_rows(c, bias, batch, m, n);
   if (k == 0) {
+    for (int64_t r = 0; bias && r < batch * m; r++) memcpy(c + r * n, bias, (size_t)n * sizeof(float));
     if (!bias) memset(c, 0, (size_t)(c_size * batch) * sizeof(float));
     return NULL;
   }
   gemm_batch job = {
       .a = a, .b = b, .c = c, .m = m, .n = n, .k = k, .trans_a = trans_a, .trans_b = trans_b,
-      .lda = trans_a ? m : k, .ldb = trans_b ? k : n, .ldc = n, .alpha = 1.0f, .beta = bias ? 1.0f : 0.0f,
-      .inner = 1, .a_outer = a_index || a_batches > 1 ? a_size : 0, .b_outer = b_index || b_batches > 1 ? b_size : 0, .c_outer = c_size,
-      .a_index = a_index, .b_index = b_index, .lo = 0, .hi = batch,
+      .lda = trans_a ? m : k, .ldb = trans_b ? k : n, .ldc = n, .alpha = 1.0f, .beta = 0.0f, .bias = bias,
+      .batch = batch, .inner = 1, .a_outer = a_index || a_batches > 1 ? a_size : 0, .b_outer = b_index || b_batches > 1 ? b_size : 0, .c_outer = c_size,
+      .a_index = a_index, .b_index = b_index,
   };
   run_batches(&job);
   return NULL;
@@ -359,7 +330,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   gemm_batch job = {
       .a = a, .b = b, .c = c, .m = m, .n = n, .k = k, .trans_a = ta, .trans_b = tb, .lda = lda, .ldb = ldb, .ldc = ldc,
       .alpha = (float)v[11], .beta = (float)v[12], .inner = inner, .a_outer = a_outer, .a_inner = a_inner, .b_outer = b_outer,
-      .b_inner = b_inner, .c_outer = c_outer, .c_inner = c_inner, .lo = 0, .hi = outer * inner,
+      .b_inner = b_inner, .c_outer = c_outer, .c_inner = c_inner, .batch = outer * inner,
   };
   run_batches(&job);
   return NULL;
@@ -397,44 +368,68 @@ static int reduce_args(napi_env env, napi_callback_info info, const char *name, 
   return 1;
 }
 
-/* y[r] = scale * sum over c of x[r, c]: sums and means over trailing axes (softmax gradient, LayerNorm
- * moments). Accumulated in double. */
-static napi_value sum_cols(napi_env env, napi_callback_info info) {
-  float *x, *y;
+typedef struct {
+  const float *x;
+  float *y;
+  double *acc;
   int64_t rows, cols;
   double scale;
-  if (!reduce_args(env, info, "sumCols", &x, &y, &rows, &cols, &scale, 1)) return NULL;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *row = x + r * cols;
+} reduce_job;
+
+/* Pool parts: rows [lo, hi) of sumCols. */
+static void sum_cols_range(void *ctx, int64_t lo, int64_t hi, int part) {
+  const reduce_job *j = (const reduce_job *)ctx;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *row = j->x + r * j->cols;
     double acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
     int64_t c = 0;
-    for (; c + 4 <= cols; c += 4) {
+    for (; c + 4 <= j->cols; c += 4) {
       acc0 += row[c];
       acc1 += row[c + 1];
       acc2 += row[c + 2];
       acc3 += row[c + 3];
     }
-    for (; c < cols; c++) acc0 += row[c];
-    y[r] = (float)(scale * ((acc0 + acc1) + (acc2 + acc3)));
+    for (; c < j->cols; c++) acc0 += row[c];
+    j->y[r] = (float)(j->scale * ((acc0 + acc1) + (acc2 + acc3)));
   }
+}
+
+/* Pool parts: columns [lo, hi) of sumRows (each column's sum stays in one thread, in row order). */
+static void sum_rows_range(void *ctx, int64_t lo, int64_t hi, int part) {
+  const reduce_job *j = (const reduce_job *)ctx;
+  for (int64_t r = 0; r < j->rows; r++) {
+    const float *row = j->x + r * j->cols;
+    for (int64_t c = lo; c < hi; c++) j->acc[c] += row[c];
+  }
+  for (int64_t c = lo; c < hi; c++) j->y[c] = (float)(j->scale * j->acc[c]);
+}
+
+/* Least elements a pool part of an elementwise or reduction kernel gets. */
+#define MIN_PART_ELEMENTS 32768
+
+/* Rows (or other units of `per_unit` elements) per part, so that a part has at least MIN_PART_ELEMENTS. */
+static int64_t grain_of(int64_t per_unit) { return per_unit >= MIN_PART_ELEMENTS ? 1 : (MIN_PART_ELEMENTS + per_unit - 1) / (per_unit > 0 ? per_unit : 1); }
+
+/* y[r] = scale * sum over c of x[r, c]: sums and means over trailing axes (softmax gradient, LayerNorm
+ * moments). Accumulated in double. */
+static napi_value sum_cols(napi_env env, napi_callback_info info) {
+  reduce_job j;
+  if (!reduce_args(env, info, "sumCols", (float **)&j.x, &j.y, &j.rows, &j.cols, &j.scale, 1)) return NULL;
+  pool_run(sum_cols_range, &j, j.rows, grain_of(j.cols));
   return NULL;
 }
 
 /* y[c] = scale * sum over r of x[r, c], x [rows, cols] row-major: the bias gradient. Accumulated in double. */
 static napi_value sum_rows(napi_env env, napi_callback_info info) {
-  float *x, *y;
-  int64_t rows, cols;
-  double scale;
-  if (!reduce_args(env, info, "sumRows", &x, &y, &rows, &cols, &scale, 0)) return NULL;
-  if (cols == 0) return NULL;
-  double *acc = (double *)calloc((size_t)cols, sizeof(double));
-  if (!acc) return throw_error(env, "peft_native.sumRows: out of memory");
-  for (int64_t r = 0; r < rows; r++) {
-    const float *row = x + r * cols;
-    for (int64_t j = 0; j < cols; j++) acc[j] += row[j];
-  }
-  for (int64_t j = 0; j < cols; j++) y[j] = (float)(scale * acc[j]);
-  free(acc);
+  reduce_job j;
+  if (!reduce_args(env, info, "sumRows", (float **)&j.x, &j.y, &j.rows, &j.cols, &j.scale, 0)) return NULL;
+  if (j.cols == 0) return NULL;
+  j.acc = (double *)calloc((size_t)j.cols, sizeof(double));
+  if (!j.acc) return throw_error(env, "peft_native.sumRows: out of memory");
+  /* Parts of at least 16 columns (a cache line of doubles each side of a boundary). */
+  int64_t grain = grain_of(j.rows);
+  pool_run(sum_rows_range, &j, j.cols, grain < 16 ? 16 : grain);
+  free(j.acc);
   return NULL;
 }
 
@@ -660,6 +655,76 @@ static napi_value bad_operand(napi_env env, const char *name) {
   return throw_error(env, message);
 }
 
+/* ---------------------------------------------------------------- pool parts of the elementwise kernels */
+
+/* One kernel call's operands, for the pool's parts; each kernel uses the fields it names. */
+typedef struct {
+  const float *x, *b, *dy, *g, *mean_in, *rstd_in, *mask;
+  float *y, *dx, *mean, *rstd;
+  double *acc; /* layerNormGrad: 2 * cols doubles per part */
+  const int32_t *idx;
+  int64_t rows, cols, group, inner, dim;
+  float scale, eps;
+  int op;
+  const pk_adamw_scalars *adamw;
+  float *p, *m, *v;
+} span_job;
+
+/* Each of these runs units [lo, hi) of one kernel: rows, or elements for the flat ones. */
+static void gelu_bias_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_gelu_bias(j->x + lo * j->cols, j->b, j->y + lo * j->cols, hi - lo, j->cols);
+}
+static void gelu_bias_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_gelu_bias_grad(j->dy + lo * j->cols, j->x + lo * j->cols, j->b, j->dx + lo * j->cols, hi - lo, j->cols);
+}
+/* Units of `group` rows, which share one mask row. */
+static void softmax_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  const int64_t first = lo * j->group;
+  pm_softmax(j->x + first * j->cols, j->mask ? j->mask + lo * j->cols : NULL, j->y + first * j->cols, (hi - lo) * j->group, j->cols, j->group,
+             j->scale);
+}
+static void softmax_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_softmax_grad(j->dy + lo * j->cols, j->x + lo * j->cols, j->dx + lo * j->cols, hi - lo, j->cols, j->scale);
+}
+static void layer_norm_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pk_layer_norm(j->x + lo * j->cols, j->g, j->b, j->y + lo * j->cols, j->mean + lo, j->rstd + lo, hi - lo, j->cols, j->eps);
+}
+static void layer_norm_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  double *acc = j->acc + (int64_t)part * 2 * j->cols;
+  pk_layer_norm_grad(j->dy + lo * j->cols, j->x + lo * j->cols, j->mean_in + lo, j->rstd_in + lo, j->g, j->dx + lo * j->cols, acc,
+                     acc + j->cols, hi - lo, j->cols);
+}
+static void unary_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_unary(j->op, j->x + lo, j->y + lo, hi - lo);
+}
+static void dropout_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pk_dropout_apply(j->x + lo, j->y + lo, j->dx + lo, hi - lo, j->scale);
+}
+static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pk_adamw(j->p + lo, j->dy + lo, j->m + lo, j->v + lo, hi - lo, j->adamw);
+}
+/* Rows [lo, hi) of the index list, for every outer block (4-byte elements moved as bits). */
+static void gather_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  const uint32_t *x = (const uint32_t *)j->x;
+  uint32_t *y = (uint32_t *)j->y;
+  const size_t bytes = (size_t)j->inner * sizeof(uint32_t);
+  for (int64_t o = 0; o < j->group; o++) {
+    const uint32_t *xo = x + o * j->dim * j->inner;
+    uint32_t *yo = y + o * j->rows * j->inner;
+    for (int64_t r = lo; r < hi; r++) memcpy(yo + r * j->inner, xo + (int64_t)j->idx[r] * j->inner, bytes);
+  }
+}
+
 /* ---------------------------------------------------------------- gather and block copies */
 
 static napi_value gather_rows(napi_env env, napi_callback_info info) {
@@ -681,12 +746,8 @@ static napi_value gather_rows(napi_env env, napi_callback_info info) {
       return index;
     }
   }
-  const size_t bytes = (size_t)inner * sizeof(uint32_t);
-  for (int64_t o = 0; o < outer; o++) {
-    const uint32_t *xo = x + o * dim * inner;
-    uint32_t *yo = y + o * n * inner;
-    for (int64_t j = 0; j < n; j++) memcpy(yo + j * inner, xo + (int64_t)idx[j] * inner, bytes);
-  }
+  span_job job = {.x = (const float *)x, .y = (float *)y, .idx = idx, .group = outer, .dim = dim, .inner = inner, .rows = n};
+  pool_run(gather_part, &job, n, grain_of(outer * inner));
   return NULL;
 }
 
@@ -720,7 +781,9 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   const float *x = operand(heap, len, a[1], n, 0, &bad);
   float *y = operand(heap, len, a[2], n, 0, &bad);
   if (bad) return bad_operand(env, "unary");
-  if (n > 0 && !pm_unary((int)a[0], x, y, n)) return throw_error(env, "peft_native.unary: unknown op");
+  if (a[0] != PM_EXP && a[0] != PM_ERF) return throw_error(env, "peft_native.unary: unknown op");
+  span_job job = {.x = x, .y = y, .op = (int)a[0]};
+  pool_run(unary_part, &job, n, MIN_PART_ELEMENTS);
   return NULL;
 }
 
@@ -737,7 +800,8 @@ static napi_value gelu_bias(napi_env env, napi_callback_info info) {
   const float *x = operand(heap, len, a[0], rows * cols, 0, &bad), *b = operand(heap, len, a[1], cols, 1, &bad);
   float *y = operand(heap, len, a[2], rows * cols, 0, &bad);
   if (bad) return bad_operand(env, "geluBias");
-  if (rows * cols > 0) pm_gelu_bias(x, b, y, rows, cols);
+  span_job job = {.x = x, .b = b, .y = y, .cols = cols};
+  if (cols > 0) pool_run(gelu_bias_part, &job, rows, grain_of(cols));
   return NULL;
 }
 
@@ -753,7 +817,8 @@ static napi_value gelu_bias_grad(napi_env env, napi_callback_info info) {
   const float *b = operand(heap, len, a[2], cols, 1, &bad);
   float *dx = operand(heap, len, a[3], rows * cols, 0, &bad);
   if (bad) return bad_operand(env, "geluBiasGrad");
-  if (rows * cols > 0) pm_gelu_bias_grad(dy, x, b, dx, rows, cols);
+  span_job job = {.dy = dy, .x = x, .b = b, .dx = dx, .cols = cols};
+  if (cols > 0) pool_run(gelu_bias_grad_part, &job, rows, grain_of(cols));
   return NULL;
 }
 
@@ -768,7 +833,9 @@ static napi_value softmax(napi_env env, napi_callback_info info) {
   const float *x = operand(heap, len, a[0], rows * cols, 0, &bad), *mask = operand(heap, len, a[1], rows / group * cols, 1, &bad);
   float *y = operand(heap, len, a[2], rows * cols, 0, &bad);
   if (bad) return bad_operand(env, "softmax");
-  if (rows * cols > 0) pm_softmax(x, mask, y, rows, cols, group, (float)a[6]);
+  /* Without a mask every row is a unit of its own. */
+  span_job job = {.x = x, .mask = mask, .y = y, .cols = cols, .group = mask ? group : 1, .scale = (float)a[6]};
+  if (cols > 0) pool_run(softmax_part, &job, rows / job.group, grain_of(job.group * cols));
   return NULL;
 }
 
@@ -783,7 +850,8 @@ static napi_value softmax_grad(napi_env env, napi_callback_info info) {
   const float *dy = operand(heap, len, a[0], rows * cols, 0, &bad), *y = operand(heap, len, a[1], rows * cols, 0, &bad);
   float *dx = operand(heap, len, a[2], rows * cols, 0, &bad);
   if (bad) return bad_operand(env, "softmaxGrad");
-  if (rows * cols > 0) pm_softmax_grad(dy, y, dx, rows, cols, (float)a[5]);
+  span_job job = {.dy = dy, .x = y, .dx = dx, .cols = cols, .scale = (float)a[5]};
+  if (cols > 0) pool_run(softmax_grad_part, &job, rows, grain_of(cols));
   return NULL;
 }
 
@@ -800,7 +868,8 @@ static napi_value layer_norm(napi_env env, napi_callback_info info) {
   float *y = operand(heap, len, a[3], rows * cols, 0, &bad), *mean = operand(heap, len, a[4], rows, 0, &bad);
   float *rstd = operand(heap, len, a[5], rows, 0, &bad);
   if (bad) return bad_operand(env, "layerNorm");
-  if (rows > 0 && cols > 0) pk_layer_norm(x, g, b, y, mean, rstd, rows, cols, (float)a[8]);
+  span_job job = {.x = x, .g = g, .b = b, .y = y, .mean = mean, .rstd = rstd, .cols = cols, .eps = (float)a[8]};
+  if (cols > 0) pool_run(layer_norm_part, &job, rows, grain_of(cols));
   return NULL;
 }
 
@@ -819,7 +888,22 @@ static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
   float *dx = operand(heap, len, a[5], n, 0, &bad), *dg = operand(heap, len, a[6], cols, 0, &bad), *db = operand(heap, len, a[7], cols, 0, &bad);
   if (bad) return bad_operand(env, "layerNormGrad");
   if (cols == 0) return NULL;
-  if (!pk_layer_norm_grad(dy, x, mean, rstd, g, dx, dg, db, rows, cols)) return throw_error(env, "peft_native.layerNormGrad: out of memory");
+  const int parts = pool_parts(rows, grain_of(cols));
+  double *acc = (double *)calloc((size_t)(parts * 2 * cols), sizeof(double));
+  if (!acc) return throw_error(env, "peft_native.layerNormGrad: out of memory");
+  span_job job = {.dy = dy, .x = x, .mean_in = mean, .rstd_in = rstd, .g = g, .dx = dx, .acc = acc, .cols = cols};
+  pool_run(layer_norm_grad_part, &job, rows, grain_of(cols));
+  /* The parts' column sums, added in part order: the same split gives the same result every time. */
+  for (int64_t c = 0; c < cols; c++) {
+    double sum_g = 0, sum_b = 0;
+    for (int p = 0; p < parts; p++) {
+      sum_g += acc[(int64_t)p * 2 * cols + c];
+      sum_b += acc[(int64_t)p * 2 * cols + cols + c];
+    }
+    dg[c] = (float)sum_g;
+    db[c] = (float)sum_b;
+  }
+  free(acc);
   return NULL;
 }
 
@@ -852,7 +936,9 @@ static napi_value dropout(napi_env env, napi_callback_info info) {
   if (bad) return bad_operand(env, "dropout");
   pk_alea state;
   if (!alea_state(a + 5, &state)) return throw_error(env, "peft_native.dropout: not an Alea state (s0, s1, s2 multiples of 2^-32 in [0, 1), c < 2091640)");
-  if (n > 0) pk_dropout(x, y, mask, n, (float)a[4], &state);
+  pk_alea_fill(&state, mask, n);
+  span_job job = {.x = x, .y = y, .dx = mask, .scale = (float)a[4]};
+  pool_run(dropout_part, &job, n, MIN_PART_ELEMENTS);
   return NULL;
 }
 
@@ -868,7 +954,8 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   const float *g = operand(heap, len, a[1], n, 0, &bad);
   if (bad) return bad_operand(env, "adamw");
   const pk_adamw_scalars s = {(float)a[5], (float)a[6], (float)a[7], (float)a[8], (float)a[9], (float)a[10], (float)a[11], (float)a[12]};
-  if (n > 0) pk_adamw(p, g, m, v, n, &s);
+  span_job job = {.p = p, .dy = g, .m = m, .v = v, .adamw = &s};
+  pool_run(adamw_part, &job, n, MIN_PART_ELEMENTS);
   return NULL;
 }
 
@@ -880,16 +967,17 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   if (argc < 1 || !get_int64(env, argv[0], &n) || n < 1 || n > 1024) {
     return throw_error(env, "peft_native.setThreads: expected a thread count from 1 to 1024");
   }
-  openblas_set_num_threads((int)n);
+  /* The pool splits the products too: OpenBLAS computes each part on the thread that asks. */
+  openblas_set_num_threads(1);
   napi_value result;
-  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  CHECK(env, napi_create_int32(env, pool_set_threads((int)n), &result));
   return result;
 }
 
 static napi_value get_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
-  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  CHECK(env, napi_create_int32(env, pool_threads(), &result));
   return result;
 }
 
@@ -908,7 +996,7 @@ static napi_value get_info(napi_env env, napi_callback_info info) {
   if (!set_string(env, obj, "corename", openblas_get_corename())) return throw_error(env, "peft_native.info failed");
   CHECK(env, napi_create_int32(env, openblas_get_parallel(), &v));
   CHECK(env, napi_set_named_property(env, obj, "parallel", v));
-  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &v));
+  CHECK(env, napi_create_int32(env, pool_threads(), &v));
   CHECK(env, napi_set_named_property(env, obj, "threads", v));
   CHECK(env, napi_create_int32(env, NAPI_VERSION, &v));
   CHECK(env, napi_set_named_property(env, obj, "napiVersion", v));

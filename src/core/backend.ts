@@ -81,11 +81,11 @@ function describe(name: Exclude<BackendName, 'auto'>): string {
   }
 }
 
-/** "wasm + OpenBLAS matmul (2 threads)", or the plain wasm description and why the addon is not used. */
+/** "wasm + native kernels (OpenBLAS, 2 threads)", or the plain wasm description and why the addon is not used. */
 function describeWasm(native: NativeStatus): string {
   if (native.active) {
     const threads = native.threads ?? 1;
-    return `wasm + OpenBLAS matmul (${threads} thread${threads === 1 ? '' : 's'})`;
+    return `wasm + native kernels (OpenBLAS, ${threads} thread${threads === 1 ? '' : 's'})`;
   }
   return `${describe('wasm')}; native kernels not loaded: ${native.reason ?? 'unknown reason'}`;
 }

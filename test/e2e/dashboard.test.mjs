@@ -233,7 +233,9 @@ test('VS Code UI: the dashboard of a finished run and of a running one, live, in
       selected += 1;
       await pick.getByText(`${selected} Selected`).waitFor({ timeout: UI_TIMEOUT });
     }
-    await page.keyboard.press('Enter');
+    // OK, as a user confirms a multi-select: Enter after a checkbox click can land on the row instead
+    await pick.getByRole('button', { name: 'OK' }).click();
+    await pick.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     view = await waitForDashboard(page);
     await view.locator('body[data-mode="compare"]').waitFor({ timeout: UI_TIMEOUT });
     assert.equal(await view.locator('table.comparison tbody tr').count(), 2);

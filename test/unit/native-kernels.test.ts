@@ -561,10 +561,10 @@ test('broadcastBatchIndex maps broadcast batch positions to the operand own batc
 });
 
 describe('backend selection', () => {
-  test('wasm with the addon: "wasm + OpenBLAS matmul (2 threads)", native kernels registered', { skip }, async () => {
+  test('wasm with the addon: "wasm + native kernels (OpenBLAS, 2 threads)", native kernels registered', { skip }, async () => {
     const choice = await selectBackend('wasm');
     assert.equal(choice.active, 'wasm');
-    assert.equal(choice.description, 'wasm + OpenBLAS matmul (2 threads)');
+    assert.equal(choice.description, 'wasm + native kernels (OpenBLAS, 2 threads)');
     assert.deepEqual(choice.native?.kernels, [
       'BatchMatMul',
       '_FusedMatMul',
@@ -598,7 +598,7 @@ describe('backend selection', () => {
     process.env[NATIVE_THREADS_ENV] = '1';
     try {
       const choice = await selectBackend('wasm');
-      assert.equal(choice.description, 'wasm + OpenBLAS matmul (1 thread)');
+      assert.equal(choice.description, 'wasm + native kernels (OpenBLAS, 1 thread)');
     } finally {
       delete process.env[NATIVE_THREADS_ENV];
       await selectBackend('wasm');

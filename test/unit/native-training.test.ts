@@ -132,7 +132,7 @@ describe('training on wasm: native kernels against the wasm kernels', { skip }, 
       const before = nativeCallCounts().BatchMatMul ?? 0;
       const native = await trace(file, true);
       assert.match(plain.description, /native kernels not loaded: disabled by PEFT_LAB_NATIVE=0/);
-      assert.match(native.description, /^wasm \+ OpenBLAS matmul \(\d threads?\)$/);
+      assert.match(native.description, /^wasm \+ native kernels \(OpenBLAS, \d threads?\)$/);
       assert.ok((nativeCallCounts().BatchMatMul ?? 0) > before, 'the native matmul ran');
 
       assert.ok(plain.losses.length >= 12, `${plain.losses.length} steps`);

@@ -4,7 +4,7 @@ import { slowBackendOf } from '../../src/host/slow-backend';
 import { selectBackend } from '../../src/core/backend';
 
 test('wasm with the native kernels, or a native TensorFlow backend, is not a slow fallback', () => {
-  assert.equal(slowBackendOf({ active: 'wasm', description: 'wasm + OpenBLAS matmul (2 threads)', skipped: [], native: { active: true } }), undefined);
+  assert.equal(slowBackendOf({ active: 'wasm', description: 'wasm + native kernels (OpenBLAS, 2 threads)', skipped: [], native: { active: true } }), undefined);
   assert.equal(slowBackendOf({ active: 'tensorflow', description: 'tfjs-node', skipped: [] }), undefined);
 });
 

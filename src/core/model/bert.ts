@@ -93,7 +93,12 @@ export class BertEncoder {
     let x = this.embed(inputs, ctx); // [N, d]
     // [B, 1, 1, T]: 0 for tokens, -10000 for padded keys, broadcast over heads and queries
     const maskBias = tf.reshape(tf.mul(tf.sub(1, inputs.attentionMask), MASK_PENALTY), [batch, 1, 1, seq]);
-    for (let i = 0; i < this.layers.length; i++) x = this.layer(i, x, maskBias, batch, seq, ctx);
+    // A tidy per layer frees the layer's intermediates as soon as it is done (what its backward pass
+    // needs is saved by the ops themselves), instead of keeping every layer's until the pass ends.
+    for (let i = 0; i < this.layers.length; i++) {
+      const input = x;
+      x = tf.tidy(() => this.layer(i, input, maskBias, batch, seq, ctx));
+    }
     return x;
   }
 

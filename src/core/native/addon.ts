@@ -113,7 +113,7 @@ export interface NativeAddon {
     keep: number,
     stepSize: number,
   ): void;
-  /** Sets OpenBLAS's thread count; returns the count now in force. */
+  /** Sets the kernels' thread count (their pool; OpenBLAS runs single-threaded in each part); returns the count in force. */
   setThreads(n: number): number;
   getThreads(): number;
   info(): { config: string; corename: string; parallel: number; threads: number; napiVersion: number };

@@ -17,6 +17,7 @@ import { Rng } from '../random';
 import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
+import { variableGrads } from './gradients';
 import { AdamW, clipByGlobalNorm, learningRateAt, type OptimizerState } from './optimizer';
 import type { FinishedMessage, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
@@ -456,7 +457,7 @@ function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly P
   for (const part of parts) {
     if (part.weight === 0) continue;
     loss += part.weight * tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(part.lossOf as () => tf.Scalar, trainable.map((p) => p.value));
+      const { value, grads } = variableGrads(part.lossOf as () => tf.Scalar, trainable.map((p) => p.value));
       for (const p of trainable) {
         const grad = grads[p.value.name];
         if (!grad) continue; // an AdaMix expert no route chose this step
