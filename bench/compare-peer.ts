@@ -3,7 +3,7 @@
  * its own process, alternating engine and peer so that both see the same machine load:
  *
  *   node --import tsx bench/compare-peer.ts [--rounds 2] [--steps 10] [--shapes 128x32,64x8]
- *        [--methods houlsby,adamix] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
+ *        [--methods houlsby,adamix] [--work peer|trainer] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
  *
  * For each shape and method: `rounds` times (engine run, peer run). The engine is
  * bench/train-throughput.ts (wasm backend; with the native OpenBLAS kernels when the addon is built),
@@ -28,6 +28,11 @@ interface Options {
   shapes: { seq: number; batch: number }[];
   methods: Method[];
   native: 'on' | 'off';
+  /**
+   * peer: the engine does the peer's work (no dropout, no gradient clipping: peer_torch.py has
+   * neither); trainer: the engine's step as the Trainer runs it (dropout 0.1, clipping at norm 1).
+   */
+  work: 'peer' | 'trainer';
   threads?: number;
   peer: string;
   python: string;
@@ -49,7 +54,7 @@ interface Run {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
+    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--work peer|trainer] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
   );
   process.exit(2);
 }
@@ -57,7 +62,7 @@ function usage(message: string): never {
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     rounds: { type: 'string' }, steps: { type: 'string' }, shapes: { type: 'string' }, methods: { type: 'string' },
-    native: { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
+    native: { type: 'string' }, work: { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
   }, usage, 'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
   const o: Options = {
     rounds: 2,
@@ -68,6 +73,7 @@ function parseArgs(argv: string[]): Options {
     ],
     methods: [...METHODS],
     native: 'on',
+    work: 'peer',
     peer: path.resolve(REPO, '..', 'shared', 'bench', 'peer_torch.py'),
     python: '/usr/bin/python3',
   };
@@ -89,6 +95,10 @@ function parseArgs(argv: string[]): Options {
   if (flags.native !== undefined) {
     if (flags.native !== 'on' && flags.native !== 'off') usage(`--native must be on or off, got '${flags.native}'`);
     o.native = flags.native;
+  }
+  if (flags.work !== undefined) {
+    if (flags.work !== 'peer' && flags.work !== 'trainer') usage(`--work must be peer or trainer, got '${flags.work}'`);
+    o.work = flags.work;
   }
   if (flags.threads !== undefined) o.threads = positiveInteger('--threads', flags.threads, usage);
   if (flags.peer !== undefined) o.peer = path.resolve(flags.peer);
@@ -138,6 +148,7 @@ function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promi
 async function engineRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
   const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native];
   if (o.threads !== undefined) args.push('--threads', String(o.threads));
+  if (o.work === 'peer') args.push('--dropout', '0', '--clip', 'off');
   const { json, error } = await runJson(process.execPath, args, { ...process.env, PEFT_LAB_BACKEND: '' });
   if (!json) return { error };
   return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.backend as string };
@@ -196,6 +207,7 @@ async function main(): Promise<void> {
           examples_per_sec: b?.examples_per_sec ?? null,
           ms_per_step: b?.ms_per_step ?? null,
           peak_rss_mib: b?.peak_rss_mib ?? null,
+          median_examples_per_sec: median(all.map((r) => r.examples_per_sec).filter((v): v is number => v !== undefined)),
           runs_examples_per_sec: all.map((r) => r.examples_per_sec ?? null),
           ...(b?.backend ? { backend: b.backend } : {}),
           ...(all.some((r) => r.error) ? { errors: all.filter((r) => r.error).map((r) => r.error) } : {}),
@@ -204,13 +216,21 @@ async function main(): Promise<void> {
       const engine = summary('engine');
       const peer = summary('peer');
       const ratio = engine.examples_per_sec && peer.examples_per_sec ? round(engine.examples_per_sec / peer.examples_per_sec, 3) : null;
-      return { method, seq, batch, engine, peer, ratio };
+      const ratioOfMedians = engine.median_examples_per_sec && peer.median_examples_per_sec ? round(engine.median_examples_per_sec / peer.median_examples_per_sec, 3) : null;
+      return { method, seq, batch, engine, peer, ratio, ratio_of_medians: ratioOfMedians };
     }),
   );
   process.stdout.write(
-    `${JSON.stringify({ bench: 'compare-peer', machine, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
+    `${JSON.stringify({ bench: 'compare-peer', machine, work: o.work, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
   );
   if (runs.some((r) => r.error)) process.exitCode = 1;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2, 2);
 }
 
 main().catch((err: unknown) => {

@@ -61,6 +61,10 @@ interface Options {
   seq: number;
   batch: number;
   consistency: number;
+  /** Hidden and attention dropout (default: the config's 0.1; the PyTorch peer has none). */
+  dropout: number;
+  /** Clip gradients by their global norm (the Trainer's default; the peer does not clip). */
+  clip: boolean;
   /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
   native: boolean;
   /** OpenBLAS threads for the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
@@ -78,6 +82,8 @@ interface Result {
   seq: number;
   batch: number;
   steps: number;
+  dropout: number;
+  clip: boolean;
   ms_per_step: number;
   examples_per_sec: number;
   peak_rss_mib: number;
@@ -94,7 +100,7 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--native on|off] [--threads N] [--profile]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--native on|off] [--threads N] [--profile]\n`,
   );
   process.exit(2);
 }
@@ -102,9 +108,9 @@ function usage(message: string): never {
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
-    consistency: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
+    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
   }, usage, 'train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
-  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, native: true, profile: flags.profile === true };
+  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, native: true, profile: flags.profile === true };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
     if (!(METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
@@ -118,6 +124,14 @@ function parseArgs(argv: string[]): Options {
   if (flags.consistency !== undefined) {
     o.consistency = Number(flags.consistency);
     if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${flags.consistency}'`);
+  }
+  if (flags.dropout !== undefined) {
+    o.dropout = Number(flags.dropout);
+    if (!(o.dropout >= 0 && o.dropout < 1)) usage(`--dropout must be a number in [0, 1), got '${flags.dropout}'`);
+  }
+  if (flags.clip !== undefined) {
+    if (flags.clip !== 'on' && flags.clip !== 'off') usage(`--clip must be on or off, got '${flags.clip}'`);
+    o.clip = flags.clip === 'on';
   }
   if (flags.native !== undefined) {
     if (flags.native !== 'on' && flags.native !== 'off') usage(`--native must be on or off, got '${flags.native}'`);
@@ -157,6 +171,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     task: 'classification',
     outputs: NUM_LABELS,
     seed: SEED,
+    dropout: o.dropout,
   });
   const optimizer = new AdamW({ weightDecay: WEIGHT_DECAY });
   const rng = new Rng(SEED + 1);
@@ -183,8 +198,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
       const named = new Map<string, Tensor>();
       for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
       for (const name of named.keys()) updated.add(name);
-      const { grads: clipped } = clipByGlobalNorm(named, MAX_GRAD_NORM);
-      optimizer.apply(trainable, clipped, LEARNING_RATE);
+      optimizer.apply(trainable, o.clip ? clipByGlobalNorm(named, MAX_GRAD_NORM).grads : named, LEARNING_RATE);
       return value.dataSync()[0]!; // a plain number: never hand tidy a big typed array to walk
     });
     if (!Number.isFinite(loss)) throw new Error(`${method}: training loss became ${loss}`);
@@ -214,6 +228,8 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     seq: o.seq,
     batch: o.batch,
     steps: o.steps,
+    dropout: o.dropout,
+    clip: o.clip,
     ms_per_step: round((seconds * 1000) / o.steps, 2),
     examples_per_sec: round((o.batch * o.steps) / seconds, 2),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),

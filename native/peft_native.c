@@ -56,7 +56,6 @@
 #include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
-#include <pthread.h>
 #include "peft_math.h"
 #include "peft_kernels.h"
 #include "peft_pool.h"
@@ -700,17 +699,35 @@ static void layer_norm_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
   pk_layer_norm_grad(j->dy + lo * j->cols, j->x + lo * j->cols, j->mean_in + lo, j->rstd_in + lo, j->g, j->dx + lo * j->cols, acc,
                      acc + j->cols, hi - lo, j->cols);
 }
+/*
+ * The flat kernels split [0, n) in blocks of BLOCK elements (j->rows holds n): a part then starts on a
+ * vector boundary, so the same elements go through the vectorised loop and the scalar tail whatever
+ * the thread count (libmvec's vector expf and erff can differ from the scalar ones in the last bit).
+ */
+#define BLOCK 64
+static void block_range(const span_job *j, int64_t lo, int64_t hi, int64_t *first, int64_t *count) {
+  *first = lo * BLOCK;
+  const int64_t end = hi * BLOCK < j->rows ? hi * BLOCK : j->rows;
+  *count = end - *first;
+}
+static int64_t blocks_of(int64_t n) { return (n + BLOCK - 1) / BLOCK; }
 static void unary_part(void *ctx, int64_t lo, int64_t hi, int part) {
   const span_job *j = ctx;
-  pm_unary(j->op, j->x + lo, j->y + lo, hi - lo);
+  int64_t i, n;
+  block_range(j, lo, hi, &i, &n);
+  pm_unary(j->op, j->x + i, j->y + i, n);
 }
 static void dropout_part(void *ctx, int64_t lo, int64_t hi, int part) {
   const span_job *j = ctx;
-  pk_dropout_apply(j->x + lo, j->y + lo, j->dx + lo, hi - lo, j->scale);
+  int64_t i, n;
+  block_range(j, lo, hi, &i, &n);
+  pk_dropout_apply(j->x + i, j->y + i, j->dx + i, n, j->scale);
 }
 static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
   const span_job *j = ctx;
-  pk_adamw(j->p + lo, j->dy + lo, j->m + lo, j->v + lo, hi - lo, j->adamw);
+  int64_t i, n;
+  block_range(j, lo, hi, &i, &n);
+  pk_adamw(j->p + i, j->dy + i, j->m + i, j->v + i, n, j->adamw);
 }
 /* Rows [lo, hi) of the index list, for every outer block (4-byte elements moved as bits). */
 static void gather_part(void *ctx, int64_t lo, int64_t hi, int part) {
@@ -782,8 +799,8 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   float *y = operand(heap, len, a[2], n, 0, &bad);
   if (bad) return bad_operand(env, "unary");
   if (a[0] != PM_EXP && a[0] != PM_ERF) return throw_error(env, "peft_native.unary: unknown op");
-  span_job job = {.x = x, .y = y, .op = (int)a[0]};
-  pool_run(unary_part, &job, n, MIN_PART_ELEMENTS);
+  span_job job = {.x = x, .y = y, .op = (int)a[0], .rows = n};
+  pool_run(unary_part, &job, blocks_of(n), MIN_PART_ELEMENTS / BLOCK);
   return NULL;
 }
 
@@ -937,8 +954,8 @@ static napi_value dropout(napi_env env, napi_callback_info info) {
   pk_alea state;
   if (!alea_state(a + 5, &state)) return throw_error(env, "peft_native.dropout: not an Alea state (s0, s1, s2 multiples of 2^-32 in [0, 1), c < 2091640)");
   pk_alea_fill(&state, mask, n);
-  span_job job = {.x = x, .y = y, .dx = mask, .scale = (float)a[4]};
-  pool_run(dropout_part, &job, n, MIN_PART_ELEMENTS);
+  span_job job = {.x = x, .y = y, .dx = mask, .scale = (float)a[4], .rows = n};
+  pool_run(dropout_part, &job, blocks_of(n), MIN_PART_ELEMENTS / BLOCK);
   return NULL;
 }
 
@@ -954,8 +971,8 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
   const float *g = operand(heap, len, a[1], n, 0, &bad);
   if (bad) return bad_operand(env, "adamw");
   const pk_adamw_scalars s = {(float)a[5], (float)a[6], (float)a[7], (float)a[8], (float)a[9], (float)a[10], (float)a[11], (float)a[12]};
-  span_job job = {.p = p, .dy = g, .m = m, .v = v, .adamw = &s};
-  pool_run(adamw_part, &job, n, MIN_PART_ELEMENTS);
+  span_job job = {.p = p, .dy = g, .m = m, .v = v, .adamw = &s, .rows = n};
+  pool_run(adamw_part, &job, blocks_of(n), MIN_PART_ELEMENTS / BLOCK);
   return NULL;
 }
 

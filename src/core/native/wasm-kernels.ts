@@ -2,8 +2,7 @@
  * Native kernels for the TensorFlow.js wasm backend, computed in place on the wasm heap:
  *
  * - BatchMatMul, every layout (transposeA/B) and batch form (equal batches, a batch of 1, general
- *   broadcasting), on OpenBLAS's sgemm (a batch of small products, the attention's, as two halves on
- *   two threads instead of each product on both); _FusedMatMul with a bias and no activation (ops.ts's
+ *   broadcasting), on OpenBLAS's sgemm; _FusedMatMul with a bias and no activation (ops.ts's
  *   dense layers, natively) the same way, the bias written into the output before sgemm adds the product;
  * - Transpose, any rank and permutation of 4-byte elements (the wasm kernel's generic path takes
  *   ~200 ms for the attention's rank-5 [B, T, 3, H, dh] permutations, this one a few);
@@ -47,7 +46,10 @@
  *
  *   PEFT_LAB_NATIVE=0                 plain wasm kernels
  *   PEFT_LAB_NATIVE_FUSED=0           the replacement kernels without the fused ones
- *   PEFT_LAB_NATIVE_THREADS=<n>       OpenBLAS threads (default: 2, at most the CPU count)
+ *   PEFT_LAB_NATIVE_THREADS=<n>       the kernels' threads (default: 2, at most the CPU count)
+ *
+ * Every kernel, products included, splits its work over those threads in the addon's own pool
+ * (native/peft_pool.c), OpenBLAS single-threaded in each part.
  */
 import * as os from 'node:os';
 import { tf } from '../tf';
@@ -76,7 +78,7 @@ export interface NativeStatus {
   active: boolean;
   /** Kernels replaced, e.g. ['BatchMatMul']. */
   kernels: string[];
-  /** OpenBLAS threads in force. */
+  /** Threads of the native kernels in force. */
   threads?: number;
   /** The .node file loaded. */
   path?: string;
