@@ -162,19 +162,32 @@ export function defaultVsixPath() {
   return path.join(ROOT, `${name}-${version}.vsix`);
 }
 
-/** Builds dist/ and packages the VSIX at `out`; returns its path, size and entries. */
+/** The native kernels' addon, when scripts/build-native.sh has built it (.vscodeignore lets it in). */
+export const NATIVE_ADDON = 'native/build/Release/peft_native.node';
+
+/**
+ * The VS Code target platform of this machine when the addon is built: a VSIX with a native binary
+ * is a platform VSIX (`vsce package --target`), which VS Code offers only to that platform. Without
+ * the addon the VSIX is universal and trains on plain wasm.
+ */
+export function nativeTarget() {
+  return fs.existsSync(path.join(ROOT, NATIVE_ADDON)) ? `${process.platform}-${process.arch}` : undefined;
+}
+
+/** Builds dist/ and packages the VSIX at `out`; returns its path, size, entries and target platform. */
 export function packageVsix({ out = defaultVsixPath(), build = true } = {}) {
   if (build) run(process.execPath, [path.join(ROOT, 'esbuild.mjs')]);
   const vsceManifest = require.resolve('@vscode/vsce/package.json', { paths: [ROOT] });
   const vsce = path.join(path.dirname(vsceManifest), 'vsce');
   // stdin is closed: should vsce ever ask "Do you want to continue? [y/N]", it reads no answer
   // and aborts instead of hanging a CI job. package.json has no `repository` field (yet).
-  run(process.execPath, [vsce, 'package', '--no-yarn', '--allow-missing-repository', '--out', out]);
+  const target = nativeTarget();
+  run(process.execPath, [vsce, 'package', '--no-yarn', '--allow-missing-repository', '--out', out, ...(target ? ['--target', target] : [])]);
   const buffer = fs.readFileSync(out);
   const entries = readZipEntries(buffer);
   const problems = checkPackagedDependencies(buffer, entries);
   if (problems.length > 0) throw new Error(`the VSIX is incomplete:\n  ${problems.join('\n  ')}`);
-  return { file: out, bytes: buffer.length, entries };
+  return { file: out, bytes: buffer.length, entries, target };
 }
 
 export function formatBytes(bytes) {
@@ -283,7 +296,8 @@ function writeTinyExperiment(dir) {
 
 /**
  * Unpacks the VSIX into a temp folder and checks that it works there with nothing else:
- *   - `node extension/dist/cli.js train` finishes with --backend wasm and with --backend cpu;
+ *   - `node extension/dist/cli.js train` finishes with --backend wasm and with --backend cpu; with
+ *     --backend wasm on the packaged native kernels when the VSIX carries the addon;
  *   - `node extension/dist/worker.js` loads (it then exits 2: it wants an IPC parent);
  *   - requiring extension/dist/extension.js fails only on `vscode`, and with a stand-in `vscode`
  *     it loads and exports activate().
@@ -306,7 +320,7 @@ export async function smokeTest(vsixFile, { keep = false, log = () => {} } = {})
     // Only these two helper files may load from outside extension/.
     const allow = [guard, stub].join(path.delimiter);
     const env = { ...process.env, PEFT_LAB_SMOKE_ROOT: extension, PEFT_LAB_SMOKE_ALLOW: allow, HOME: tmp, USERPROFILE: tmp };
-    for (const name of ['NODE_PATH', 'NODE_OPTIONS', 'PEFT_LAB_BACKEND', 'PEFT_LAB_DEBUG']) delete env[name];
+    for (const name of ['NODE_PATH', 'NODE_OPTIONS', 'PEFT_LAB_BACKEND', 'PEFT_LAB_DEBUG', 'PEFT_LAB_NATIVE', 'PEFT_LAB_NATIVE_ADDON']) delete env[name];
     const fail = (what, result) => {
       throw new Error(`${what} (exit ${result.code})\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`);
     };
@@ -317,6 +331,10 @@ export async function smokeTest(vsixFile, { keep = false, log = () => {} } = {})
       results[backend] = result;
       if (result.code !== 0 || !/finished in/.test(result.stdout)) fail(`training with --backend ${backend} from the unpacked VSIX failed`, result);
       if (!new RegExp(`backend: ${backend}\\b`).test(result.stdout)) fail(`training did not report backend ${backend}`, result);
+    }
+    results.nativePackaged = fs.existsSync(path.join(extension, NATIVE_ADDON));
+    if (results.nativePackaged && !/backend: wasm \+ native kernels/.test(results.wasm.stdout)) {
+      fail('the VSIX carries the native addon but training from it did not use it', results.wasm);
     }
 
     log('smoke: worker.js loads');
@@ -347,9 +365,10 @@ async function main(argv) {
   const outIndex = argv.indexOf('--out');
   const out = outIndex >= 0 ? path.resolve(argv[outIndex + 1]) : defaultVsixPath();
   const started = Date.now();
-  const { file, bytes, entries } = packageVsix({ out, build: !argv.includes('--no-build') });
+  const { file, bytes, entries, target } = packageVsix({ out, build: !argv.includes('--no-build') });
   const files = entries.filter((entry) => !entry.name.endsWith('/'));
   console.log(`\n${path.relative(process.cwd(), file) || file}: ${formatBytes(bytes)} (${bytes} bytes), ${files.length} files`);
+  console.log(target ? `  a ${target} VSIX with the native kernels (${NATIVE_ADDON})` : '  universal (no native addon built: it trains on plain wasm)');
   for (const [group, { files: count, size, compressed }] of summarize(files)) {
     console.log(`  ${group.padEnd(18)} ${String(count).padStart(4)} files  ${formatBytes(size).padStart(9)} -> ${formatBytes(compressed).padStart(9)}`);
   }

@@ -39,7 +39,9 @@ interface NodeResult {
 interface PackageScript {
   readZipEntries(buffer: Buffer): ZipEntry[];
   readZipEntry(buffer: Buffer, entry: ZipEntry): Buffer;
-  smokeTest(vsix: string): Promise<Record<'wasm' | 'cpu' | 'worker' | 'extension' | 'extensionWithVscode', NodeResult>>;
+  smokeTest(vsix: string): Promise<Record<'wasm' | 'cpu' | 'worker' | 'extension' | 'extensionWithVscode', NodeResult> & { nativePackaged: boolean }>;
+  nativeTarget(): string | undefined;
+  NATIVE_ADDON: string;
 }
 
 function runScript(args: string[], timeoutMs: number): Promise<NodeResult> {
@@ -149,17 +151,33 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
       [/^dist\/.*\.map$/, 'our source map (it embeds the TypeScript sources)'],
       [/^node_modules\/.*\.min\.js$/, 'minified browser build of a dependency'],
       [/^node_modules\/@tensorflow\/[^/]+\/(src|dist\/[^/]+)\/.*\.js$/, 'non-main tfjs module'],
-      [/\.node$/, 'native addon'],
+      [/\.node$/, 'native addon other than the kernels'],
       [/^(tsconfig\.json|esbuild\.mjs|package-lock\.json|\.gitignore|\.vscodeignore|[^/]*\.vsix)$/, 'repo tooling'],
       [new RegExp(`^node_modules/(${devPackages.map((name) => name.replaceAll('.', '\\.')).join('|')})/`), 'dev dependency'],
       [/^node_modules\/(core-js|yargs|chalk|argparse|regenerator-runtime|ajv|jsonc-parser|@types|@webgpu)\//, 'not needed at run time'],
     ];
-    const offenders = [...files].flatMap((file) => forbidden.filter(([pattern]) => pattern.test(file)).map(([, why]) => `${file} (${why})`));
+    const offenders = [...files]
+      .filter((file) => file !== script.NATIVE_ADDON)
+      .flatMap((file) => forbidden.filter(([pattern]) => pattern.test(file)).map(([, why]) => `${file} (${why})`));
     assert.deepEqual(offenders, []);
   });
 
-  test('unpacked, it trains with wasm and cpu and loads its extension with no npm install', async () => {
+  test('with the native kernels built, it is a platform VSIX for this machine that carries them; otherwise universal', () => {
+    const manifest = script.readZipEntry(zip, entries.find((e) => e.name === 'extension.vsixmanifest')!).toString('utf8');
+    const target = script.nativeTarget();
+    if (target) {
+      assert.ok(files.has(script.NATIVE_ADDON), `${script.NATIVE_ADDON} packaged`);
+      assert.match(manifest, new RegExp(`TargetPlatform="${target}"`));
+    } else {
+      assert.ok(!files.has(script.NATIVE_ADDON));
+      assert.doesNotMatch(manifest, /TargetPlatform=/);
+    }
+  });
+
+  test('unpacked, it trains with wasm (on the packaged native kernels when it carries them) and cpu, and loads its extension with no npm install', async () => {
     const results = await script.smokeTest(vsix);
+    assert.equal(results.nativePackaged, script.nativeTarget() !== undefined);
+    if (results.nativePackaged) assert.match(results.wasm.stdout, /backend: wasm \+ native kernels \(OpenBLAS/);
     for (const backend of ['wasm', 'cpu'] as const) {
       const result = results[backend];
       assert.equal(result.code, 0, result.stderr);
