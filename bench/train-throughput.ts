@@ -67,7 +67,7 @@ interface Options {
   clip: boolean;
   /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
   native: boolean;
-  /** OpenBLAS threads for the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
+  /** Threads of the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
   threads?: number;
   /** Time every kernel of the active backend during the timed steps (adds a `profile` field). */
   profile: boolean;
