@@ -8,7 +8,6 @@
  */
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include "peft_kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)

@@ -49,8 +49,13 @@ export function variableGrads(f: () => tf.Scalar, vars: tf.Variable[]): Variable
     () => engine.endTape(),
     () => engine.tidy('forward', f),
   );
-  if (!(y instanceof tf.Tensor) || y.rank !== 0) throw new Error(`variableGrads: f() must return a scalar, got rank ${(y as Tensor).rank}`);
   const tape = engine.state.activeTape ?? [];
+  if (!(y instanceof tf.Tensor) || y.rank !== 0) {
+    for (const node of tape) disposeSaved(node);
+    engine.state.activeTape = null;
+    tf.dispose(y);
+    throw new Error(`variableGrads: f() must return a scalar, got rank ${(y as Tensor).rank}`);
+  }
   return engine.tidy('backward', () => {
     const path = nodesFromXToY(tape, xs, y);
     const onPath = new Set(path.map((node) => node.id));
