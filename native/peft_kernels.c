@@ -19,7 +19,7 @@
 /* ---------------------------------------------------------------- LayerNorm */
 
 /* Row moments as tf.moments computes them: the mean, then the mean of squared deviations (both summed in double). */
-static inline void row_moments(const float *restrict x, int64_t cols, float *mean, float *variance) {
+__attribute__((always_inline)) static inline void row_moments(const float *restrict x, int64_t cols, float *mean, float *variance) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < cols; c++) sum += x[c];

@@ -710,6 +710,50 @@ describe('AdaMix consistency loss', () => {
   });
 });
 
+// ================================================================ 5b. [CLS] readout
+
+/** The head over the [CLS] rows of every token's last hidden state: what forward computed before its [CLS] readout. */
+function fullLayerLoss(model: PeftModel, x: EncoderInputs, ctx: ForwardContext, labels: Tensor): tf.Scalar {
+  const [b, t] = x.inputIds.shape;
+  const d = model.spec.bert.hidden_size;
+  const hidden = model.encoder.encode(x, ctx); // [N, d]
+  const cls = tf.reshape(tf.slice(tf.reshape(hidden, [b, t, d]), [0, 0, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
+  return model.taskLoss(model.head(cls, ctx), labels) as tf.Scalar;
+}
+
+for (const backend of ['cpu', 'wasm']) {
+  describe(`the last layer for the [CLS] rows alone (${backend})`, () => {
+    const methods: MethodConfig[] = [houlsby(), pfeiffer(), parallel(), adamix(), lora({ targets: ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'] }), { type: 'full' }];
+    for (const method of methods) {
+      test(`${method.type}: the same loss and gradients as the full last layer, padded sequences included`, async () => {
+        await useBackend(backend);
+        const model = build(method);
+        randomiseAdapters(model, 5); // so the adapters are far from the identity
+        const x = batch();
+        const labels = labelsTensor('classification');
+        const routes = model.method.drawRoutes(new Rng(3));
+        const ctx = trainCtx(routes);
+        const vars = model.store.trainable().map((p) => p.value);
+        const cls = tf.variableGrads(() => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar, vars);
+        const full = tf.variableGrads(() => fullLayerLoss(model, x, ctx, labels), vars);
+        const [clsLoss, fullLoss] = [read(cls.value)[0]!, read(full.value)[0]!];
+        assert.ok(Math.abs(clsLoss - fullLoss) < 1e-5, `loss ${clsLoss} vs ${fullLoss}`);
+        assert.deepEqual(Object.keys(cls.grads).sort(), Object.keys(full.grads).sort());
+        assert.ok(Object.keys(full.grads).length > 0);
+        for (const [name, g] of Object.entries(full.grads)) {
+          const expected = read(g);
+          const actual = read(cls.grads[name]!);
+          const scale = Math.max(1e-3, maxAbs(expected));
+          assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * scale, `${name}: ${maxAbsDiff(actual, expected)} (scale ${scale})`);
+        }
+        labels.dispose();
+        disposeBatch(x);
+        model.dispose();
+      });
+    }
+  });
+}
+
 // ================================================================ 6. tensor leaks
 
 for (const backend of ['cpu', 'wasm']) {

@@ -6,7 +6,7 @@ import { tf, type Tensor, type Tensor2D } from '../tf';
 import type { AdapterMethod, ForwardContext } from '../adapters/method';
 import type { LoraTarget } from '../config/types';
 import type { BertConfig } from './bert-config';
-import { activation, biasGelu, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
+import { activation, biasGelu, clsSelfAttention, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
 import type { Param, ParamStore } from './params';
 
 export interface EncoderInputs {
@@ -87,19 +87,34 @@ export class BertEncoder {
     this.layers = Array.from({ length: config.num_hidden_layers }, (_, i) => this.layerWeights(i));
   }
 
-  /** Returns the last hidden states, [N, d]. */
-  encode(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
+  /**
+   * The last hidden states: every token's, [N, d], or with `readout` 'cls' only the first token's of
+   * each sequence, [B, d]. A [CLS] readout computes the last layer for the [CLS] rows alone: its
+   * keys and values still come from every token, but its queries, attention output, adapters,
+   * LayerNorms and feed-forward block run on B rows instead of B·T. Every op past the attention is
+   * row by row, so the [CLS] rows are the same numbers; the layer costs about a sixth of a full one.
+   */
+  encode(inputs: EncoderInputs, ctx: ForwardContext, readout: 'all' | 'cls' = 'all'): Tensor2D {
     const [batch, seq] = inputs.inputIds.shape;
     let x = this.embed(inputs, ctx); // [N, d]
     // [B, 1, 1, T]: 0 for tokens, -10000 for padded keys, broadcast over heads and queries
     const maskBias = tf.reshape(tf.mul(tf.sub(1, inputs.attentionMask), MASK_PENALTY), [batch, 1, 1, seq]);
+    const last = this.layers.length - 1;
+    if (readout === 'cls' && last < 0) return this.clsRows(x, batch, seq);
     // A tidy per layer frees the layer's intermediates as soon as it is done (what its backward pass
     // needs is saved by the ops themselves), instead of keeping every layer's until the pass ends.
     for (let i = 0; i < this.layers.length; i++) {
       const input = x;
-      x = tf.tidy(() => this.layer(i, input, maskBias, batch, seq, ctx));
+      const clsOnly = readout === 'cls' && i === last;
+      x = tf.tidy(() => this.layer(i, input, maskBias, batch, seq, ctx, clsOnly));
     }
     return x;
+  }
+
+  /** The first token's row of each sequence: [N, d] -> [B, d]. */
+  private clsRows(x: Tensor2D, batch: number, seq: number): Tensor2D {
+    const d = this.config.hidden_size;
+    return tf.reshape(tf.slice(tf.reshape(x, [batch, seq, d]), [0, 0, 0], [batch, 1, d]), [batch, d]);
   }
 
   private embed(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
@@ -119,9 +134,11 @@ export class BertEncoder {
     return table.trainable ? embeddingLookup(table.value as Tensor2D, ids) : (tf.gather(table.value, ids) as Tensor2D);
   }
 
-  private layer(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext): Tensor2D {
+  /** One encoder layer; `clsOnly`: its output for the [CLS] rows alone, [B, d]. */
+  private layer(i: number, input: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
     const w = this.layers[i];
-    let a = this.selfAttention(i, x, maskBias, batch, seq, ctx); // [N, d]
+    let a = this.selfAttention(i, input, maskBias, batch, seq, ctx, clsOnly); // [N or B, d]
+    const x = clsOnly ? this.clsRows(input, batch, seq) : input;
     a = this.withLora(i, 'attention_output', w.attentionOutput.apply(a), a);
     a = dropout(a, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
     a = this.method.applyAtSite(i, 'attention', a, x, ctx); // Houlsby site 1
@@ -136,9 +153,10 @@ export class BertEncoder {
     return this.normPair(tf.add(f, x1) as Tensor2D, w.outputNorm);
   }
 
-  private selfAttention(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext): Tensor2D {
+  private selfAttention(i: number, x: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
     const qkv = this.qkvWithLora(i, x); // [N, 3d]
-    return selfAttention(qkv, maskBias, batch, seq, this.config.num_attention_heads, this.dropoutRate.attention, ctx.dropoutSeed()); // [N, d]
+    const attend = clsOnly ? clsSelfAttention : selfAttention;
+    return attend(qkv, maskBias, batch, seq, this.config.num_attention_heads, this.dropoutRate.attention, ctx.dropoutSeed()); // [N or B, d]
   }
 
   private qkvWithLora(i: number, x: Tensor2D): Tensor2D {

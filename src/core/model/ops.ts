@@ -293,12 +293,33 @@ export function selfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: n
 function composedAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
   const d = qkv.shape[1] / 3;
   const dh = d / heads;
-  // [B, T, 3, H, dh] -> [3, B, H, T, dh]
-  const [q, k, v] = tf.unstack(tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, dh]), [2, 0, 3, 1, 4]));
-  const scores = tf.reshape(batchMatMulBT(tf.reshape(q!, [batch * heads, seq, dh]), tf.reshape(k!, [batch * heads, seq, dh])), [batch, heads, seq, seq]);
+  const [q, k, v] = splitHeads(qkv, batch, seq, heads);
+  const scores = tf.reshape(batchMatMulBT(tf.reshape(q, [batch * heads, seq, dh]), tf.reshape(k, [batch * heads, seq, dh])), [batch, heads, seq, seq]);
   const probs = dropout(maskedSoftmax(scores, mask, 1 / Math.sqrt(dh)), rate, seed);
-  const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v!, [batch * heads, seq, dh])); // [B*H, T, dh]
+  const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v, [batch * heads, seq, dh])); // [B*H, T, dh]
   return tf.reshape(tf.transpose(tf.reshape(context, [batch, heads, seq, dh]), [0, 2, 1, 3]), [-1, d]) as Tensor2D;
+}
+
+/** q, k and v of qkv [B·T, 3·d], each [B, H, T, dh]. */
+function splitHeads(qkv: Tensor2D, batch: number, seq: number, heads: number): Tensor[] {
+  const dh = qkv.shape[1] / 3 / heads;
+  // [B, T, 3, H, dh] -> [3, B, H, T, dh]
+  return tf.unstack(tf.transpose(tf.reshape(qkv, [batch, seq, 3, heads, dh]), [2, 0, 3, 1, 4]));
+}
+
+/**
+ * selfAttention's context for the first token of each sequence alone, [B, d]: its query against
+ * every token's key and value (the last layer under a [CLS] readout). Same arguments as selfAttention.
+ */
+export function clsSelfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+  const d = qkv.shape[1] / 3;
+  const dh = d / heads;
+  const [q, k, v] = splitHeads(qkv, batch, seq, heads);
+  const firstQuery = tf.reshape(tf.slice(q!, [0, 0, 0, 0], [batch, heads, 1, dh]), [batch * heads, 1, dh]);
+  const scores = tf.reshape(batchMatMulBT(firstQuery, tf.reshape(k!, [batch * heads, seq, dh])), [batch, heads, 1, seq]);
+  const probs = dropout(maskedSoftmax(scores, mask, 1 / Math.sqrt(dh)), rate, seed);
+  const context = batchMatMul(tf.reshape(probs, [batch * heads, 1, seq]), tf.reshape(v!, [batch * heads, seq, dh])); // [B*H, 1, dh]
+  return tf.reshape(context, [batch, d]) as Tensor2D; // [B, H, 1, dh] is [B, d] in place
 }
 
 /**

@@ -46,14 +46,13 @@ export class PeftModel {
 
   /** Logits [B, outputs]. */
   forward(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
-    const hidden = this.encoder.encode(inputs, ctx); // [N, d]
-    return this.head(hidden, inputs.inputIds.shape[0], ctx);
+    // The head reads the [CLS] rows only, so the encoder's last layer computes only those.
+    const cls = this.encoder.encode(inputs, ctx, 'cls'); // [B, d]
+    return this.head(cls, ctx);
   }
 
-  /** The [CLS] row of each sequence through the pooler (dense + tanh), dropout, then the classifier. */
-  head(hidden: Tensor2D, batch: number, ctx: ForwardContext): Tensor2D {
-    const d = this.spec.bert.hidden_size;
-    const cls = tf.reshape(tf.slice(tf.reshape(hidden, [batch, -1, d]), [0, 0, 0], [batch, 1, d]), [batch, d]) as Tensor2D;
+  /** The [CLS] rows [B, d] through the pooler (dense + tanh), dropout, then the classifier. */
+  head(cls: Tensor2D, ctx: ForwardContext): Tensor2D {
     const pooled = tf.tanh(dense(cls, this.store.tensor('bert.pooler.dense.weight'), this.store.tensor('bert.pooler.dense.bias')));
     const rate = this.spec.dropout ?? this.spec.bert.hidden_dropout_prob;
     const dropped = dropout(pooled, rate, ctx.dropoutSeed()) as Tensor2D;
