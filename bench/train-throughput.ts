@@ -23,7 +23,7 @@ import { PeftModel } from '../src/core/model/peft-model';
 import type { Batch } from '../src/core/data/batches';
 import type { ExpertChoice } from '../src/core/adapters/adamix';
 import type { ForwardContext } from '../src/core/adapters/method';
-import { AdamW, clipByGlobalNorm } from '../src/core/train/optimizer';
+import { AdamW, clipScale } from '../src/core/train/optimizer';
 import { batchTensors } from '../src/core/train/trainer';
 import { Rng } from '../src/core/random';
 import { NATIVE_ENV } from '../src/core/native/addon';
@@ -198,7 +198,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
       const named = new Map<string, Tensor>();
       for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
       for (const name of named.keys()) updated.add(name);
-      optimizer.apply(trainable, o.clip ? clipByGlobalNorm(named, MAX_GRAD_NORM).grads : named, LEARNING_RATE);
+      optimizer.apply(trainable, named, LEARNING_RATE, o.clip ? clipScale(named, MAX_GRAD_NORM).scale : 1);
       return value.dataSync()[0]!; // a plain number: never hand tidy a big typed array to walk
     });
     if (!Number.isFinite(loss)) throw new Error(`${method}: training loss became ${loss}`);

@@ -116,11 +116,19 @@ CLONES void pk_dropout_apply(const float *restrict x, float *restrict y, float *
 CLONES void pk_adamw(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n, const pk_adamw_scalars *s) {
   const pk_adamw_scalars k = *s;
   for (int64_t i = 0; i < n; i++) {
-    const float mi = m[i] * k.beta1 + g[i] * k.one_minus_beta1;
-    const float vi = v[i] * k.beta2 + (g[i] * g[i]) * k.one_minus_beta2;
+    const float gi = g[i] * k.grad_scale;
+    const float mi = m[i] * k.beta1 + gi * k.one_minus_beta1;
+    const float vi = v[i] * k.beta2 + (gi * gi) * k.one_minus_beta2;
     const float denom = sqrtf(vi) / k.sqrt_correction2 + k.epsilon;
     p[i] = p[i] * k.keep - (mi / denom) * k.step_size;
     m[i] = mi;
     v[i] = vi;
   }
+}
+
+CLONES double pk_sum_squares(const float *restrict x, int64_t n) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+  return sum;
 }

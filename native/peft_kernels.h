@@ -47,12 +47,16 @@ typedef struct {
   float epsilon;
   float keep;      /* 1 - lr * weight decay (1 without decay) */
   float step_size; /* lr / (1 - beta1^t) */
+  float grad_scale; /* the gradient's factor (global-norm clipping; 1 without) */
 } pk_adamw_scalars;
 
 /*
- * One AdamW update in place, in ops.ts's order: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
- * p = p keep - m / (sqrt(v) / sqrt_correction2 + eps) * step_size.
+ * One AdamW update in place, in optimizer.ts's order: g = grad * grad_scale; m = b1 m + (1 - b1) g;
+ * v = b2 v + (1 - b2) g^2; p = p keep - m / (sqrt(v) / sqrt_correction2 + eps) * step_size.
  */
 void pk_adamw(float *p, const float *g, float *m, float *v, int64_t n, const pk_adamw_scalars *s);
+
+/* The sum of x[i]^2, accumulated in double. */
+double pk_sum_squares(const float *x, int64_t n);
 
 #endif

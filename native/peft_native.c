@@ -44,8 +44,12 @@
  *   layerNormGrad(heap, dyOff, xOff, meanOff, rstdOff, gOff, dxOff, dgOff, dbOff, rows, cols)
  *   dropout(heap, xOff, yOff, maskOff, n, keep, s0, s1, s2, c)
  *                                                         tf.dropout bit for bit from Alea state (s0, s1, s2, c)
- *   adamw(heap, pOff, gOff, mOff, vOff, n, beta1, 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2^t), eps,
- *         1 - lr * decay, lr / (1 - beta1^t))             one AdamW update of p, m, v in place
+ *   adamw(heap, table, beta1, 1 - beta1, beta2, 1 - beta2, eps, gradScale)
+ *                                                         one AdamW step of every parameter in the
+ *                                                         table, p, m, v in place (rows: pOff, gOff,
+ *                                                         mOff, vOff, n, sqrt(1 - beta2^t),
+ *                                                         1 - lr * decay, lr / (1 - beta1^t))
+ *   sumSquares(heap, table)                               sum of x^2 over the table's (off, n) rows
  *   setThreads(n), getThreads()                           threads of the kernels (peft_pool.h; OpenBLAS runs single-threaded in each)
  *   info()                                                { config, corename, parallel, threads }
  */
@@ -665,8 +669,6 @@ typedef struct {
   int64_t rows, cols, group, inner, dim;
   float scale, eps;
   int op;
-  const pk_adamw_scalars *adamw;
-  float *p, *m, *v;
 } span_job;
 
 /* Each of these runs units [lo, hi) of one kernel: rows, or elements for the flat ones. */
@@ -722,12 +724,6 @@ static void dropout_part(void *ctx, int64_t lo, int64_t hi, int part) {
   int64_t i, n;
   block_range(j, lo, hi, &i, &n);
   pk_dropout_apply(j->x + i, j->y + i, j->dx + i, n, j->scale);
-}
-static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
-  const span_job *j = ctx;
-  int64_t i, n;
-  block_range(j, lo, hi, &i, &n);
-  pk_adamw(j->p + i, j->dy + i, j->m + i, j->v + i, n, j->adamw);
 }
 /* Rows [lo, hi) of the index list, for every outer block (4-byte elements moved as bits). */
 static void gather_part(void *ctx, int64_t lo, int64_t hi, int part) {
@@ -959,21 +955,124 @@ static napi_value dropout(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A Float64Array argument of `width` numbers per row; its row count in *rows. 0 if it is not one. */
+static int get_table(napi_env env, napi_value value, int64_t width, const double **table, int64_t *rows) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  size_t n = 0;
+  void *ptr = NULL;
+  napi_value buffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, &n, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
+  if (type != napi_float64_array || (int64_t)n % width != 0) return 0;
+  *table = (const double *)ptr;
+  *rows = (int64_t)n / width;
+  return 1;
+}
+
+/* The heap, a table and `n` numbers; 0 after throwing. */
+static int table_args(napi_env env, napi_callback_info info, const char *name, int64_t width, size_t n, float **heap, size_t *heap_len,
+                      const double **table, int64_t *rows, double *num) {
+  size_t argc = MAX_ARGS;
+  napi_value argv[MAX_ARGS];
+  char message[160];
+  int ok = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == n + 2 && get_heap(env, argv[0], heap, heap_len) &&
+           get_table(env, argv[1], width, table, rows);
+  for (size_t i = 0; ok && i < n; i++) {
+    napi_valuetype t;
+    ok = napi_typeof(env, argv[i + 2], &t) == napi_ok && t == napi_number && napi_get_value_double(env, argv[i + 2], &num[i]) == napi_ok;
+  }
+  if (!ok) {
+    snprintf(message, sizeof message, "peft_native.%s: expected a Float32Array heap, a Float64Array of %lld numbers per row and %zu numbers", name,
+             (long long)width, n);
+    napi_throw_error(env, NULL, message);
+  }
+  return ok;
+}
+
+/* One parameter of an AdamW step: its operands and its own step's scalars. */
+typedef struct {
+  float *p, *m, *v;
+  const float *g;
+  int64_t n, first_block;
+  pk_adamw_scalars s;
+} adamw_param;
+
+typedef struct {
+  const adamw_param *params;
+  int64_t count;
+} adamw_job;
+
+/* Blocks [lo, hi) of the parameters laid end to end (each starts on a block of its own). */
+static void adamw_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const adamw_job *j = ctx;
+  int64_t i = 0;
+  while (i + 1 < j->count && j->params[i + 1].first_block <= lo) i++;
+  for (; i < j->count && j->params[i].first_block < hi; i++) {
+    const adamw_param *q = &j->params[i];
+    const int64_t from = (lo > q->first_block ? lo - q->first_block : 0) * BLOCK;
+    int64_t to = (hi - q->first_block) * BLOCK;
+    if (to > q->n) to = q->n;
+    if (to > from) pk_adamw(q->p + from, q->g + from, q->m + from, q->v + from, to - from, &q->s);
+  }
+}
+
+/*
+ * adamw(heap, table, beta1, 1 - beta1, beta2, 1 - beta2, eps, gradScale): one AdamW step of many
+ * parameters in one call. Each table row is (pOff, gOff, mOff, vOff, n, sqrt(1 - beta2^t),
+ * 1 - lr * decay, lr / (1 - beta1^t)), the last three from that parameter's own step count.
+ */
+#define ADAMW_ROW 8
 static napi_value adamw(napi_env env, napi_callback_info info) {
   float *heap;
   size_t len;
-  double a[13];
-  if (!heap_args(env, info, "adamw", 13, &heap, &len, a)) return NULL;
-  const int64_t n = count_of(a[4]);
-  int bad = n < 0;
-  if (bad) return bad_operand(env, "adamw");
-  float *p = operand(heap, len, a[0], n, 0, &bad), *m = operand(heap, len, a[2], n, 0, &bad), *v = operand(heap, len, a[3], n, 0, &bad);
-  const float *g = operand(heap, len, a[1], n, 0, &bad);
-  if (bad) return bad_operand(env, "adamw");
-  const pk_adamw_scalars s = {(float)a[5], (float)a[6], (float)a[7], (float)a[8], (float)a[9], (float)a[10], (float)a[11], (float)a[12]};
-  span_job job = {.p = p, .dy = g, .m = m, .v = v, .adamw = &s, .rows = n};
-  pool_run(adamw_part, &job, blocks_of(n), MIN_PART_ELEMENTS / BLOCK);
-  return NULL;
+  const double *t;
+  int64_t count;
+  double a[6];
+  if (!table_args(env, info, "adamw", ADAMW_ROW, 6, &heap, &len, &t, &count, a)) return NULL;
+  adamw_param *params = malloc((size_t)(count > 0 ? count : 1) * sizeof *params);
+  if (!params) return throw_error(env, "peft_native.adamw: out of memory");
+  int bad = 0;
+  int64_t blocks = 0;
+  for (int64_t i = 0; i < count && !bad; i++) {
+    const double *r = t + i * ADAMW_ROW;
+    const int64_t n = count_of(r[4]);
+    bad = n < 0;
+    adamw_param *q = &params[i];
+    q->p = operand(heap, len, r[0], n, 0, &bad), q->g = operand(heap, len, r[1], n, 0, &bad);
+    q->m = operand(heap, len, r[2], n, 0, &bad), q->v = operand(heap, len, r[3], n, 0, &bad);
+    q->n = n;
+    q->first_block = blocks;
+    blocks += blocks_of(n);
+    q->s = (pk_adamw_scalars){(float)a[0], (float)a[1], (float)a[2], (float)a[3], (float)r[5], (float)a[4], (float)r[6], (float)r[7], (float)a[5]};
+  }
+  if (!bad) {
+    adamw_job job = {params, count};
+    pool_run(adamw_part, &job, blocks, MIN_PART_ELEMENTS / BLOCK);
+  }
+  free(params);
+  return bad ? bad_operand(env, "adamw") : NULL;
+}
+
+/* sumSquares(heap, table): the sum of squares of every element of every (off, n) row, in double. */
+static napi_value sum_squares(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  const double *t;
+  int64_t count;
+  if (!table_args(env, info, "sumSquares", 2, 0, &heap, &len, &t, &count, NULL)) return NULL;
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; i++) {
+    const int64_t n = count_of(t[2 * i + 1]);
+    int bad = n < 0;
+    const float *x = operand(heap, len, t[2 * i], n, 0, &bad);
+    if (bad) return bad_operand(env, "sumSquares");
+    sum += pk_sum_squares(x, n);
+  }
+  napi_value result;
+  CHECK(env, napi_create_double(env, sum, &result));
+  return result;
 }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
@@ -1038,6 +1137,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"layerNormGrad", NULL, layer_norm_grad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropout", NULL, dropout, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adamw", NULL, adamw, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumSquares", NULL, sum_squares, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, get_info, NULL, NULL, NULL, napi_enumerable, NULL},

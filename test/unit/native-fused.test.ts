@@ -22,7 +22,7 @@ import {
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
 import { batchMatMul, batchMatMulBT, biasGelu, dense, dropout, gelu, layerNorm, maskedSoftmax, matmulTrainable, selfAttention } from '../../src/core/model/ops';
-import { AdamW } from '../../src/core/train/optimizer';
+import { AdamW, clipScale } from '../../src/core/train/optimizer';
 import type { Param } from '../../src/core/model/params';
 import { Rng } from '../../src/core/random';
 
@@ -322,11 +322,19 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
   function threeSteps(): Tensor[] {
     const r = new Rng(77);
     const values = (n: number) => Float32Array.from({ length: n }, () => r.next() * 2 - 1);
-    const params = [param('w.weight', values(33 * 17), [33, 17]), param('w.bias', values(17), [17]), param('empty.weight', values(0), [0, 3])];
+    // The big weight makes the pool split the step, and the split falls inside parameters.
+    const params = [
+      param('w.weight', values(33 * 17), [33, 17]),
+      param('w.bias', values(17), [17]),
+      param('empty.weight', values(0), [0, 3]),
+      param('big.weight', values(301 * 257), [301, 257]),
+      param('big.bias', values(257), [257]),
+    ];
     const opt = new AdamW({ weightDecay: 0.01 });
     for (let step = 0; step < 3; step++) {
-      const grads = new Map(params.map((p) => [p.name, tf.tensor(values(p.value.size), p.value.shape)] as [string, Tensor]));
-      opt.apply(params, grads, 1e-3 * (step + 1));
+      // the bias skips step 1 (an AdaMix expert without a gradient), so its step count lags
+      const grads = new Map(params.filter((p) => step !== 1 || p.name !== 'w.bias').map((p) => [p.name, tf.tensor(values(p.value.size), p.value.shape)] as [string, Tensor]));
+      opt.apply(params, grads, 1e-3 * (step + 1), step === 2 ? 0.37 : 1); // the last step clipped
       tf.dispose([...grads.values()]);
     }
     const state = opt.exportState();
@@ -336,8 +344,26 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
     return out;
   }
 
-  test('three steps: the same parameters and moments, bit for bit', () => {
+  test('three steps, one clipped, one without a bias gradient: the same parameters and moments, bit for bit', () => {
     assertSame(both(FUSED.adamw, threeSteps), 'AdamW', 0);
+  });
+
+  test('the global gradient norm of many tensors in one native call', () => {
+    const grads = (r = new Rng(5)) => new Map([[7, 3], [0, 4], [301, 257], [1, 1]].map(([a, b], i) => [`g${i}`, tf.tensor(Float32Array.from({ length: a! * b! }, () => r.next() * 2 - 1), [a!, b!])] as [string, Tensor]));
+    const norms = both(FUSED.sumSquares, () => {
+      const g = grads();
+      const { scale, norm } = clipScale(g, 1);
+      tf.dispose([...g.values()]);
+      return [tf.tensor1d([scale, norm])];
+    });
+    assertSame(norms, 'clipScale (tf.sum accumulates in float32)', 2e-5);
+    let exact = 0;
+    for (const g of grads().values()) {
+      for (const x of g.dataSync()) exact += x * x;
+      g.dispose();
+    }
+    const native = norms.native[0]!.data[1]!;
+    assert.ok(Math.abs(native - Math.sqrt(exact)) <= 1e-6 * Math.sqrt(exact), `native norm ${native} vs ${Math.sqrt(exact)} summed in float64`);
   });
 
   test('a parameter that shares its memory (a clone) is updated by the tf ops, and the clone keeps its values', () => {
@@ -380,7 +406,11 @@ test('the addon checks every operand against the heap before touching it', { ski
   assert.throws(() => addon.geluBias(heap, 2, -1, 0, 1, 4), /outside the heap/, 'unaligned');
   assert.throws(() => addon.softmax(heap, 0, -1, 64, 3, 4, 2, 1), /bad dimensions/, 'rows not a multiple of the mask group');
   assert.throws(() => addon.layerNorm(heap, 0, 0, 0, 0, 0, 0, -1, 4, 1e-5), /bad dimensions/, 'negative rows');
-  assert.throws(() => addon.adamw(heap, 0, 0, 0, Number.NaN, 4, 0.9, 0.1, 0.999, 0.001, 1, 1e-8, 1, 0.001), /outside the heap/, 'NaN offset');
+  const row = (over: number[] = []) => Float64Array.from([0, 16, 32, 48, 4, 1, 1, 0.001].map((x, i) => over[i] ?? x));
+  assert.throws(() => addon.adamw(heap, row([0, 0, 0, Number.NaN]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /outside the heap/, 'NaN offset');
+  assert.throws(() => addon.adamw(heap, Float64Array.from([...row(), ...row([0, 0, 0, 4 * 62])]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /outside the heap/, 'second row past the end');
+  assert.throws(() => addon.adamw(heap, row().subarray(0, 7), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /8 numbers per row/, 'a short row');
+  assert.throws(() => addon.sumSquares(heap, Float64Array.from([0, 65])), /outside the heap/, 'sum past the end');
   assert.throws(() => (addon.dropout as (...a: unknown[]) => void)(heap, 0, 0, 0, 4), /expected a Float32Array heap and 9 numbers/);
   addon.geluBias(heap, 0, -1, 64, 4, 4); // in bounds: fine
 });

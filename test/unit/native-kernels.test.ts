@@ -585,11 +585,12 @@ describe('backend selection', () => {
       'PeftSoftmax',
       'PeftSoftmaxGrad',
       'PeftDropout',
-      'PeftAdamW',
       'PeftAttnScores',
       'PeftAttnContext',
       'PeftAttnProbsGrad',
       'PeftAttnQkvGrad',
+      'PeftAdamW',
+      'PeftSumSquares',
     ]);
     assert.equal(choice.native?.threads, 2);
   });

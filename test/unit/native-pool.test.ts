@@ -112,7 +112,9 @@ describe('native kernels on the thread pool', { skip }, () => {
       addon.dropout(h.data, x, y, mask, N, 0.9, alea.s0, alea.s1, alea.s2, alea.c);
       const [p, g, m, v] = [h.alloc(N), h.alloc(N), h.alloc(N), h.alloc(N)];
       for (let i = 0; i < N; i++) h.data[v / 4 + i] = Math.abs(h.data[v / 4 + i]!);
-      addon.adamw(h.data, p, g, m, v, N, 0.9, 0.1, 0.999, 0.001, Math.sqrt(0.002), 1e-8, 1 - 1e-5, 1e-3);
+      const half = Math.floor(N / 2) + 3; // two parameters, so the split crosses from one into the other
+      const table = Float64Array.from([p, g, m, v, half, Math.sqrt(0.002), 1 - 1e-5, 1e-3, p + 4 * half, g + 4 * half, m + 4 * half, v + 4 * half, N - half, Math.sqrt(0.003), 1, 2e-3]);
+      addon.adamw(h.data, table, 0.9, 0.1, 0.999, 0.001, 1e-8, 0.5);
       const [e, f] = [h.alloc(N), h.alloc(N)];
       addon.unary(h.data, 0, x, e, N);
       addon.unary(h.data, 1, x, f, N);

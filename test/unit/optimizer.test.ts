@@ -14,7 +14,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../../src/core/tf';
 import type { Param } from '../../src/core/model/params';
-import { AdamW, clipByGlobalNorm, learningRateAt } from '../../src/core/train/optimizer';
+import { AdamW, clipScale, learningRateAt } from '../../src/core/train/optimizer';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -307,42 +307,62 @@ describe('learningRateAt', () => {
   });
 });
 
-describe('clipByGlobalNorm', () => {
-  test('scales every gradient by the same factor so the global norm becomes the maximum', () => {
+describe('clipScale and AdamW with a gradient scale', () => {
+  test('the factor that brings the global norm down to the maximum, and the norm before clipping', () => {
     const g = new Map<string, Tensor>([
       ['a', tf.tensor1d([3, 0])],
       ['b', tf.tensor2d([[0, 4]])],
     ]); // global norm 5
-    const { grads: clipped, norm } = clipByGlobalNorm(g, 1);
+    const { scale, norm } = clipScale(g, 1);
     assert.ok(Math.abs(norm - 5) < 1e-6, `norm before clipping ${norm}`);
-    const a = Array.from(clipped.get('a')!.dataSync());
-    const b = Array.from(clipped.get('b')!.dataSync());
-    assertClose(a, [0.6, 0], 1e-5, 'a');
-    assertClose(b, [0, 0.8], 1e-5, 'b');
-    assert.deepEqual(clipped.get('b')!.shape, [1, 2]);
-    const after = Math.hypot(...a, ...b);
-    assert.ok(after <= 1 + 1e-6 && after > 1 - 1e-5, `norm after clipping ${after}`);
-    disposeAll(clipped);
-  });
-
-  test('leaves gradients within the maximum alone (same tensors)', () => {
-    const g = new Map<string, Tensor>([
-      ['a', tf.tensor1d([0.3, 0])],
-      ['b', tf.tensor1d([0, 0.4])],
-    ]); // global norm 0.5
-    const { grads: out, norm } = clipByGlobalNorm(g, 1);
-    assert.ok(Math.abs(norm - 0.5) < 1e-6);
-    assert.equal(out.get('a'), g.get('a'));
-    assert.equal(out.get('b'), g.get('b'));
-    assertClose(Array.from(out.get('a')!.dataSync()), [0.3, 0], 1e-7, 'a');
+    assert.ok(Math.abs(scale - 1 / (5 + 1e-6)) < 1e-9, `scale ${scale}`);
     disposeAll(g);
   });
 
-  test('does not leak tensors', () => {
-    const before = tf.memory().numTensors;
-    const g = new Map<string, Tensor>([['a', tf.tensor1d([30, 40])]]);
-    const { grads: out } = clipByGlobalNorm(g, 1);
-    disposeAll(out);
-    assert.equal(tf.memory().numTensors, before);
+  test('1 within the maximum, without a maximum, for a non-finite norm and for no gradients', () => {
+    const small = new Map<string, Tensor>([['a', tf.tensor1d([0.3, 0])], ['b', tf.tensor1d([0, 0.4])]]); // norm 0.5
+    const { scale, norm } = clipScale(small, 1);
+    assert.equal(scale, 1);
+    assert.ok(Math.abs(norm - 0.5) < 1e-6);
+    assert.equal(clipScale(small, 0).scale, 1, 'maxNorm 0: no clipping');
+    const inf = new Map<string, Tensor>([['a', tf.tensor1d([Infinity, 1])]]);
+    assert.equal(clipScale(inf, 1).scale, 1, 'an infinite norm is left for the loss check to report');
+    assert.deepEqual(clipScale(new Map(), 1), { scale: 1, norm: 0 });
+    disposeAll(small);
+    disposeAll(inf);
+  });
+
+  test('AdamW.apply with a scale moves the weights exactly as the scaled gradients would, and leaks nothing', () => {
+    const run = (scaleInside: boolean): number[] => {
+      const p = param('w.weight', [0.5, -1, 2, 0.25]);
+      const before = tf.memory().numTensors;
+      const opt = new AdamW({ weightDecay: 0.01 });
+      for (let step = 0; step < 3; step++) {
+        const g = tf.tensor1d([0.3 * (step + 1), -0.2, 0.7, -1.1]);
+        const scaled = scaleInside ? g : tf.mul(g, 0.37);
+        opt.apply([p], new Map([[p.name, scaled]]), 0.01, scaleInside ? 0.37 : 1);
+        tf.dispose([g, scaled]);
+      }
+      const out = valuesOf(p);
+      opt.dispose();
+      assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+      p.value.dispose();
+      return out;
+    };
+    const inside = run(true);
+    assert.deepEqual(inside, run(false));
+    const unscaled = (() => {
+      const p = param('w.weight', [0.5, -1, 2, 0.25]);
+      const opt = new AdamW({ weightDecay: 0.01 });
+      const g = tf.tensor1d([0.3, -0.2, 0.7, -1.1]);
+      opt.apply([p], new Map([[p.name, g]]), 0.01, 1);
+      opt.apply([p], new Map([[p.name, g]]), 0.01, 1);
+      opt.apply([p], new Map([[p.name, g]]), 0.01, 1);
+      const out = valuesOf(p);
+      tf.dispose([g, p.value]);
+      opt.dispose();
+      return out;
+    })();
+    assert.notDeepEqual(inside, unscaled, 'the scale is not ignored');
   });
 });

@@ -96,23 +96,14 @@ export interface NativeAddon {
   layerNormGrad(heap: Float32Array, dyOffset: number, xOffset: number, meanOffset: number, rstdOffset: number, gOffset: number, dxOffset: number, dgOffset: number, dbOffset: number, rows: number, cols: number): void;
   /** tf.dropout bit for bit: mask = floor(r + keep) / keep from seedrandom's Alea state (s0, s1, s2, c), y = x · mask. */
   dropout(heap: Float32Array, xOffset: number, yOffset: number, maskOffset: number, n: number, keep: number, s0: number, s1: number, s2: number, c: number): void;
-  /** One AdamW update of p, m and v in place (see native/peft_kernels.h for the scalars). */
-  adamw(
-    heap: Float32Array,
-    pOffset: number,
-    gOffset: number,
-    mOffset: number,
-    vOffset: number,
-    n: number,
-    beta1: number,
-    oneMinusBeta1: number,
-    beta2: number,
-    oneMinusBeta2: number,
-    sqrtCorrection2: number,
-    epsilon: number,
-    keep: number,
-    stepSize: number,
-  ): void;
+  /**
+   * One AdamW step of many parameters, each p, m and v in place. table: 8 numbers per parameter,
+   * (pOffset, gOffset, mOffset, vOffset, n, sqrt(1 - beta2^t), 1 - lr * decay, lr / (1 - beta1^t));
+   * every gradient is multiplied by gradScale first (see native/peft_kernels.h).
+   */
+  adamw(heap: Float32Array, table: Float64Array, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, epsilon: number, gradScale: number): void;
+  /** The sum of squares of the floats of every (offset, n) pair in table, accumulated in double. */
+  sumSquares(heap: Float32Array, table: Float64Array): number;
   /** Sets the kernels' thread count (their pool; OpenBLAS runs single-threaded in each part); returns the count in force. */
   setThreads(n: number): number;
   getThreads(): number;
@@ -137,6 +128,7 @@ const ADDON_FUNCTIONS = [
   'layerNormGrad',
   'dropout',
   'adamw',
+  'sumSquares',
   'setThreads',
   'getThreads',
   'info',

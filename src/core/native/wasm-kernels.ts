@@ -33,8 +33,11 @@
  *   gradient;
  * - PeftDropout: tf.dropout bit for bit (seedrandom's Alea generator in C instead of JavaScript, the
  *   mask and the product in one pass) and the mask for the backward pass;
- * - PeftAdamW: one parameter's AdamW update, written in place into the parameter and its moments
- *   (only when no other tensor shares their memory), instead of 14 kernels and 3 new tensors;
+ * - PeftAdamW: a whole AdamW step, every parameter and its moments written in place (only when no
+ *   other tensor shares their memory) in one call, the clipping factor applied to the gradients on
+ *   the way, instead of about 15 kernels and 3 new tensors per parameter; PeftSumSquares: the global
+ *   gradient norm's sum of squares over every gradient in one call. Both are direct calls on the
+ *   heap (they make no tensors), not registered kernels;
  * - PeftAttnScores, PeftAttnContext, PeftAttnProbsGrad, PeftAttnQkvGrad: the attention's per-head
  *   products q · kᵀ and probs · v and their gradients, read straight from the fused QKV projection
  *   [B·T, 3·d] and written straight into [B·T, d] (strided views, OpenBLAS sgemm per head), instead
@@ -107,6 +110,7 @@ export const FUSED = {
   softmaxGrad: 'PeftSoftmaxGrad',
   dropout: 'PeftDropout',
   adamw: 'PeftAdamW',
+  sumSquares: 'PeftSumSquares',
   attnScores: 'PeftAttnScores',
   attnContext: 'PeftAttnContext',
   attnProbsGrad: 'PeftAttnProbsGrad',
@@ -203,7 +207,7 @@ export function uninstallNativeKernels(): void {
     tf.unregisterKernel(original.kernelName, BACKEND);
     tf.registerKernel(original);
   }
-  for (const kernelName of installed.fused) tf.unregisterKernel(kernelName, BACKEND);
+  for (const kernelName of installed.fused) if (tf.getKernel(kernelName, BACKEND)) tf.unregisterKernel(kernelName, BACKEND);
   calls.clear();
   installed = undefined;
 }
@@ -222,7 +226,6 @@ function registerFused(addon: NativeAddon): string[] {
     [FUSED.softmax, softmaxKernel(addon)],
     [FUSED.softmaxGrad, softmaxGradKernel(addon)],
     [FUSED.dropout, dropoutKernel(addon)],
-    [FUSED.adamw, adamwKernel(addon)],
     [FUSED.attnScores, attnScoresKernel(addon)],
     [FUSED.attnContext, attnContextKernel(addon)],
     [FUSED.attnProbsGrad, attnProbsGradKernel(addon)],
@@ -239,7 +242,9 @@ function registerFused(addon: NativeAddon): string[] {
       },
     });
   }
-  return kernels.map(([name]) => name);
+  // The optimizer's two are direct calls on the heap (adamwInPlace, sumOfSquares), counted all the same.
+  for (const name of [FUSED.adamw, FUSED.sumSquares]) calls.set(name, 0);
+  return [...kernels.map(([name]) => name), FUSED.adamw, FUSED.sumSquares];
 }
 
 // ---------------------------------------------------------------- BatchMatMul
@@ -717,11 +722,12 @@ function dropoutKernel(addon: NativeAddon): KernelFunc {
   };
 }
 
-/** AdamW's scalars, as ops on float32 tensors would take them (see AdamW.update). */
-export interface AdamWScalars {
-  beta1: number;
-  beta2: number;
-  epsilon: number;
+/** One parameter's AdamW update, its scalars as ops on float32 tensors would take them (see AdamW.update). */
+export interface AdamWUpdate {
+  param: tf.Tensor;
+  grad: tf.Tensor;
+  m: tf.Tensor;
+  v: tf.Tensor;
   /** 1 - beta2^t */
   correction2: number;
   /** lr * weight decay (0 without decay) */
@@ -730,21 +736,40 @@ export interface AdamWScalars {
   stepSize: number;
 }
 
-/** Updates param, m and v in place; no outputs. Throws if another tensor shares their memory. */
-function adamwKernel(addon: NativeAddon): KernelFunc {
-  return (args) => {
-    const { param, grad, m, v } = args.inputs as Record<'param' | 'grad' | 'm' | 'v', TensorInfo>;
-    const a = args.attrs as unknown as AdamWScalars;
-    requireFloat32(FUSED.adamw, param, grad, m, v);
-    const backend = args.backend as WasmBackend;
-    const n = tf.util.sizeFromShape(param.shape);
-    for (const t of [grad, m, v]) if (tf.util.sizeFromShape(t.shape) !== n) throw new Error(`${FUSED.adamw}: shapes differ`);
-    if (!sharesNothing(backend, param, m, v)) throw new Error(`${FUSED.adamw}: another tensor shares the memory to update`);
-    if (n === 0) return [];
-    const off = (t: TensorInfo) => offsetOf(backend, t);
-    addon.adamw(backend.wasm.HEAPF32, off(param), off(grad), off(m), off(v), n, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, Math.sqrt(a.correction2), a.epsilon, 1 - a.decay, a.stepSize);
-    return [];
-  };
+/** The scalars every parameter of a step shares. */
+export interface AdamWShared {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Every gradient's factor (global-norm clipping; 1 without). */
+  gradScale: number;
+}
+
+const ADAMW_ROW = 8;
+
+/**
+ * Every update of an AdamW step in one native call, each parameter and its moments written in place
+ * on the wasm heap: true when done, false when the caller must use its tf ops (fused kernels not
+ * active, a tensor not float32 or not on the wasm backend, or memory to update shared with another
+ * tensor). All or nothing: nothing is written when it returns false.
+ */
+export function adamwInPlace(updates: readonly AdamWUpdate[], shared: AdamWShared): boolean {
+  if (!fusedKernelsActive() || !installed) return false;
+  const backend = tf.backend() as unknown as WasmBackend;
+  const usable = (t: tf.Tensor) => t.dtype === 'float32' && backend.dataIdMap.get(t.dataId) !== undefined;
+  for (const u of updates) {
+    if (![u.param, u.grad, u.m, u.v].every(usable) || !sharesNothing(backend, u.param, u.m, u.v)) return false;
+    if ([u.grad, u.m, u.v].some((t) => t.size !== u.param.size)) throw new Error(`${FUSED.adamw}: shapes differ`);
+  }
+  const table = new Float64Array(updates.length * ADAMW_ROW);
+  updates.forEach((u, i) => {
+    const off = (t: tf.Tensor) => offsetOf(backend, t);
+    table.set([off(u.param), off(u.grad), off(u.m), off(u.v), u.param.size, Math.sqrt(u.correction2), 1 - u.decay, u.stepSize], i * ADAMW_ROW);
+  });
+  const { beta1, beta2, epsilon, gradScale } = shared;
+  installed.addon.adamw(backend.wasm.HEAPF32, table, beta1, 1 - beta1, beta2, 1 - beta2, epsilon, gradScale);
+  calls.set(FUSED.adamw, (calls.get(FUSED.adamw) ?? 0) + 1);
+  return true;
 }
 
 /** Each tensor is the only one on its memory (no reshape, clone or Identity shares it). */
@@ -752,15 +777,15 @@ function sharesNothing(backend: WasmBackend, ...tensors: TensorInfo[]): boolean 
   return tensors.every((t) => backend.dataIdMap.get(t.dataId)?.refCount === 1) && new Set(tensors.map((t) => t.dataId)).size === tensors.length;
 }
 
-/**
- * AdamW's update of `param` with moments m and v, in place on the wasm heap: true when done, false
- * when the caller must use its tf ops (fused kernels not active, not float32, or memory shared).
- */
-export function adamwInPlace(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, scalars: AdamWScalars): boolean {
-  if (!fusedKernelsActive() || [param, grad, m, v].some((t) => t.dtype !== 'float32')) return false;
-  if (!sharesNothing(tf.backend() as unknown as WasmBackend, param, m, v)) return false;
-  tf.engine().runKernel(FUSED.adamw, { param, grad, m, v }, scalars as unknown as tf.NamedAttrMap);
-  return true;
+/** The sum of the squares of every element of every tensor, natively in one call; undefined when the caller must use tf ops. */
+export function sumOfSquares(tensors: readonly tf.Tensor[]): number | undefined {
+  if (!fusedKernelsActive() || !installed) return undefined;
+  const backend = tf.backend() as unknown as WasmBackend;
+  if (!tensors.every((t) => t.dtype === 'float32' && backend.dataIdMap.get(t.dataId) !== undefined)) return undefined;
+  const table = new Float64Array(tensors.length * 2);
+  tensors.forEach((t, i) => table.set([offsetOf(backend, t), t.size], 2 * i));
+  calls.set(FUSED.sumSquares, (calls.get(FUSED.sumSquares) ?? 0) + 1);
+  return installed.addon.sumSquares(backend.wasm.HEAPF32, table);
 }
 
 // ---------------------------------------------------------------- attention products

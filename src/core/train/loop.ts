@@ -18,7 +18,7 @@ import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { variableGrads } from './gradients';
-import { AdamW, clipByGlobalNorm, learningRateAt, type OptimizerState } from './optimizer';
+import { AdamW, clipScale, learningRateAt, type OptimizerState } from './optimizer';
 import type { FinishedMessage, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
 export type Emit = (message: WorkerMessage) => void;
@@ -151,8 +151,8 @@ export abstract class TrainingLoop<B> {
     const { loss, grads } = withOutOfMemoryAdvice(this.setup.config.sourceFile, () => accumulateGradients(parts, trainable));
     try {
       tf.tidy(() => {
-        const { grads: clipped } = clipByGlobalNorm(grads, this.training.maxGradNorm);
-        this.optimizer.apply(trainable, clipped, lr);
+        const { scale } = clipScale(grads, this.training.maxGradNorm);
+        this.optimizer.apply(trainable, grads, lr, scale);
       });
     } finally {
       for (const g of grads.values()) g.dispose();

@@ -7,7 +7,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tf';
 import type { Param } from '../model/params';
-import { adamwInPlace } from '../native/wasm-kernels';
+import { adamwInPlace, sumOfSquares, type AdamWUpdate } from '../native/wasm-kernels';
 
 export interface AdamWOptions {
   beta1?: number; // default 0.9
@@ -39,33 +39,41 @@ export class AdamW {
     this.epsilon = options.epsilon ?? 1e-8;
   }
 
-  /** One update of every parameter that has a gradient in `grads` (keyed by parameter name). */
-  apply(params: Param[], grads: Map<string, Tensor>, learningRate: number): void {
-    for (const param of params) {
+  /**
+   * One update of every parameter that has a gradient in `grads` (keyed by parameter name), each
+   * gradient multiplied by `gradScale` first (global-norm clipping: see clipScale).
+   */
+  apply(params: Param[], grads: Map<string, Tensor>, learningRate: number, gradScale = 1): void {
+    const updates = params.flatMap((param) => {
       const grad = grads.get(param.name);
-      if (grad) this.update(param, grad, learningRate);
-    }
+      return grad ? [this.nextUpdate(param, grad, learningRate)] : [];
+    });
+    const { beta1, beta2, epsilon } = this;
+    // Natively: one call updates every parameter and its moments in place, the same float32
+    // operations in the same order as update() below (so the same numbers, bit for bit).
+    if (adamwInPlace(updates, { beta1, beta2, epsilon, gradScale })) return;
+    for (const u of updates) this.update(u, gradScale);
   }
 
-  private update(param: Param, grad: Tensor, lr: number): void {
+  /** Counts the parameter's step and gives its update's operands and scalars. */
+  private nextUpdate(param: Param, grad: Tensor, lr: number): AdamWUpdate {
     const slot = this.slotFor(param);
     slot.step += 1;
-    const { beta1, beta2, epsilon } = this;
-    const correction1 = 1 - beta1 ** slot.step;
-    const correction2 = 1 - beta2 ** slot.step;
     const decay = decays(param) ? this.options.weightDecay : 0;
-    // Natively: one kernel updates the parameter and its moments in place, the same float32
-    // operations in the same order as below (so the same numbers, bit for bit).
-    const scalars = { beta1, beta2, epsilon, correction2, decay: lr * decay, stepSize: lr / correction1 };
-    if (adamwInPlace(param.value, grad, slot.m, slot.v, scalars)) return;
+    return { param: param.value, grad, m: slot.m, v: slot.v, correction2: 1 - this.beta2 ** slot.step, decay: lr * decay, stepSize: lr / (1 - this.beta1 ** slot.step) };
+  }
+
+  private update(u: AdamWUpdate, gradScale: number): void {
+    const { beta1, beta2, epsilon } = this;
     tf.tidy(() => {
-      const m = tf.add(tf.mul(slot.m, beta1), tf.mul(grad, 1 - beta1));
-      const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(grad), 1 - beta2));
-      const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), epsilon);
-      const decayed = decay ? tf.mul(param.value, 1 - lr * decay) : param.value;
-      slot.m.assign(m);
-      slot.v.assign(v);
-      param.value.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / correction1)));
+      const grad = gradScale === 1 ? u.grad : tf.mul(u.grad, gradScale);
+      const m = tf.add(tf.mul(u.m, beta1), tf.mul(grad, 1 - beta1));
+      const v = tf.add(tf.mul(u.v, beta2), tf.mul(tf.square(grad), 1 - beta2));
+      const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(u.correction2)), epsilon);
+      const decayed = u.decay ? tf.mul(u.param, 1 - u.decay) : u.param;
+      (u.m as Variable).assign(m);
+      (u.v as Variable).assign(v);
+      (u.param as Variable).assign(tf.sub(decayed, tf.mul(tf.div(m, denom), u.stepSize)));
     });
   }
 
@@ -136,14 +144,17 @@ export function learningRateAt(step: number, totalSteps: number, warmupSteps: nu
   return Math.max(0, (peak * remaining) / span);
 }
 
-/** Scales gradients in place of a new map so their global L2 norm is at most maxNorm; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): { grads: Map<string, Tensor>; norm: number } {
-  const norm = Math.sqrt(
-    tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0] ?? 0),
-  );
-  if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };
-  const scale = maxNorm / (norm + 1e-6);
-  const clipped = new Map([...grads].map(([name, g]) => [name, tf.mul(g, scale)] as [string, Tensor]));
-  for (const g of grads.values()) g.dispose();
-  return { grads: clipped, norm };
+/**
+ * The factor that brings the gradients' global L2 norm down to maxNorm (1 when it is already at most
+ * maxNorm, or not finite), and that norm before clipping. AdamW.apply takes the factor.
+ */
+export function clipScale(grads: Map<string, Tensor>, maxNorm: number): { scale: number; norm: number } {
+  const norm = Math.sqrt(globalSquares([...grads.values()]));
+  if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { scale: 1, norm };
+  return { scale: maxNorm / (norm + 1e-6), norm };
+}
+
+function globalSquares(grads: Tensor[]): number {
+  if (grads.length === 0) return 0;
+  return sumOfSquares(grads) ?? tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))).dataSync()[0] ?? 0);
 }
