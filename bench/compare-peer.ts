@@ -3,7 +3,7 @@
  * its own process, alternating engine and peer so that both see the same machine load:
  *
  *   node --import tsx bench/compare-peer.ts [--rounds 2] [--steps 10] [--shapes 128x32,64x8]
- *        [--methods houlsby,adamix] [--work peer|trainer] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
+ *        [--methods houlsby,adamix] [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
  *
  * For each shape and method: `rounds` times (engine run, peer run). The engine is
  * bench/train-throughput.ts (wasm backend; with the native OpenBLAS kernels when the addon is built),
@@ -33,6 +33,11 @@ interface Options {
    * neither); trainer: the engine's step as the Trainer runs it (dropout 0.1, clipping at norm 1).
    */
   work: 'peer' | 'trainer';
+  /**
+   * cls: the engine's last layer computes the [CLS] rows alone, as its training does; all: every
+   * token's, the same multiply-adds as the peer (Hugging Face's model computes every row).
+   */
+  lastLayer: 'cls' | 'all';
   threads?: number;
   peer: string;
   python: string;
@@ -54,7 +59,7 @@ interface Run {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--work peer|trainer] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
+    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
   );
   process.exit(2);
 }
@@ -62,7 +67,7 @@ function usage(message: string): never {
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     rounds: { type: 'string' }, steps: { type: 'string' }, shapes: { type: 'string' }, methods: { type: 'string' },
-    native: { type: 'string' }, work: { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
+    native: { type: 'string' }, work: { type: 'string' }, 'last-layer': { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
   }, usage, 'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
   const o: Options = {
     rounds: 2,
@@ -74,6 +79,7 @@ function parseArgs(argv: string[]): Options {
     methods: [...METHODS],
     native: 'on',
     work: 'peer',
+    lastLayer: 'cls',
     peer: path.resolve(REPO, '..', 'shared', 'bench', 'peer_torch.py'),
     python: '/usr/bin/python3',
   };
@@ -99,6 +105,11 @@ function parseArgs(argv: string[]): Options {
   if (flags.work !== undefined) {
     if (flags.work !== 'peer' && flags.work !== 'trainer') usage(`--work must be peer or trainer, got '${flags.work}'`);
     o.work = flags.work;
+  }
+  const lastLayer = flags['last-layer'];
+  if (lastLayer !== undefined) {
+    if (lastLayer !== 'cls' && lastLayer !== 'all') usage(`--last-layer must be cls or all, got '${lastLayer}'`);
+    o.lastLayer = lastLayer;
   }
   if (flags.threads !== undefined) o.threads = positiveInteger('--threads', flags.threads, usage);
   if (flags.peer !== undefined) o.peer = path.resolve(flags.peer);
@@ -146,7 +157,7 @@ function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promi
 }
 
 async function engineRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
-  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native];
+  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native, '--last-layer', o.lastLayer];
   if (o.threads !== undefined) args.push('--threads', String(o.threads));
   if (o.work === 'peer') args.push('--dropout', '0', '--clip', 'off');
   const { json, error } = await runJson(process.execPath, args, { ...process.env, PEFT_LAB_BACKEND: '' });
@@ -221,7 +232,7 @@ async function main(): Promise<void> {
     }),
   );
   process.stdout.write(
-    `${JSON.stringify({ bench: 'compare-peer', machine, work: o.work, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
+    `${JSON.stringify({ bench: 'compare-peer', machine, work: o.work, last_layer: o.lastLayer, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
   );
   if (runs.some((r) => r.error)) process.exitCode = 1;
 }

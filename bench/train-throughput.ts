@@ -5,7 +5,8 @@
  * steps of a real training step (forward, backward, gradient clipping, AdamW).
  *
  *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|...]
- *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--native on|off] [--threads N] [--profile]
+ *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--dropout 0.1] [--clip on|off]
+ *        [--last-layer cls|all] [--native on|off] [--threads N] [--profile]
  *
  * Each method runs in its own child process so `peak_rss_mib` is that method's alone. Prints one JSON
  * line per method, then a summary line. Measures only: no thresholds, no pass/fail.
@@ -20,6 +21,7 @@ import { selectBackend } from '../src/core/backend';
 import { DEFAULT_BERT_CONFIG, type BertConfig } from '../src/core/model/bert-config';
 import { randomBertWeights } from '../src/core/model/hf-checkpoint';
 import { PeftModel } from '../src/core/model/peft-model';
+import type { EncoderInputs } from '../src/core/model/bert';
 import type { Batch } from '../src/core/data/batches';
 import type { ExpertChoice } from '../src/core/adapters/adamix';
 import type { ForwardContext } from '../src/core/adapters/method';
@@ -65,6 +67,11 @@ interface Options {
   dropout: number;
   /** Clip gradients by their global norm (the Trainer's default; the peer does not clip). */
   clip: boolean;
+  /**
+   * cls: the last layer computes the [CLS] rows alone, as PeftModel.forward does; all: every token's
+   * rows (the work of Hugging Face's BertForSequenceClassification, which the peer runs).
+   */
+  lastLayer: 'cls' | 'all';
   /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
   native: boolean;
   /** Threads of the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
@@ -84,6 +91,7 @@ interface Result {
   steps: number;
   dropout: number;
   clip: boolean;
+  last_layer: 'cls' | 'all';
   ms_per_step: number;
   examples_per_sec: number;
   peak_rss_mib: number;
@@ -100,7 +108,7 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--native on|off] [--threads N] [--profile]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--native on|off] [--threads N] [--profile]\n`,
   );
   process.exit(2);
 }
@@ -108,9 +116,9 @@ function usage(message: string): never {
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
-    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
+    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
   }, usage, 'train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
-  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, native: true, profile: flags.profile === true };
+  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', native: true, profile: flags.profile === true };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
     if (!(METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
@@ -132,6 +140,11 @@ function parseArgs(argv: string[]): Options {
   if (flags.clip !== undefined) {
     if (flags.clip !== 'on' && flags.clip !== 'off') usage(`--clip must be on or off, got '${flags.clip}'`);
     o.clip = flags.clip === 'on';
+  }
+  const lastLayer = flags['last-layer'];
+  if (lastLayer !== undefined) {
+    if (lastLayer !== 'cls' && lastLayer !== 'all') usage(`--last-layer must be cls or all, got '${lastLayer}'`);
+    o.lastLayer = lastLayer;
   }
   if (flags.native !== undefined) {
     if (flags.native !== 'on' && flags.native !== 'off') usage(`--native must be on or off, got '${flags.native}'`);
@@ -158,6 +171,15 @@ function randomBatch(batchSize: number, seqLength: number, rng: Rng): Batch {
 }
 
 // ---------------------------------------------------------------- one method (child process)
+
+/** The model's logits; with lastLayer 'all' the last layer runs for every token and the head takes the [CLS] rows. */
+function forward(model: PeftModel, inputs: EncoderInputs, ctx: ForwardContext, lastLayer: 'cls' | 'all'): tf.Tensor2D {
+  if (lastLayer === 'cls') return model.forward(inputs, ctx);
+  const [batch, seq] = inputs.inputIds.shape;
+  const d = BENCH_BERT.hidden_size;
+  const hidden = model.encoder.encode(inputs, ctx, 'all');
+  return model.head(tf.reshape(tf.slice(tf.reshape(hidden, [batch, seq, d]), [0, 0, 0], [batch, 1, d]), [batch, d]), ctx);
+}
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   if (!o.native) process.env[NATIVE_ENV] = '0';
@@ -188,10 +210,10 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     const loss = tf.tidy(() => {
       const inputs = batchTensors(batch);
       const lossOf = (): tf.Scalar => {
-        const logits = model.forward(inputs, context(routes));
+        const logits = forward(model, inputs, context(routes), o.lastLayer);
         const taskLoss = model.taskLoss(logits, inputs.labels);
         if (!second) return taskLoss as tf.Scalar;
-        const other = model.forward(inputs, context(second));
+        const other = forward(model, inputs, context(second), o.lastLayer);
         return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
       };
       const { value, grads } = variableGrads(lossOf, trainable.map((p) => p.value));
@@ -230,6 +252,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     steps: o.steps,
     dropout: o.dropout,
     clip: o.clip,
+    last_layer: o.lastLayer,
     ms_per_step: round((seconds * 1000) / o.steps, 2),
     examples_per_sec: round((o.batch * o.steps) / seconds, 2),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
