@@ -92,7 +92,8 @@ export class BertEncoder {
    * each sequence, [B, d]. A [CLS] readout computes the last layer for the [CLS] rows alone: its
    * keys and values still come from every token, but its queries, attention output, adapters,
    * LayerNorms and feed-forward block run on B rows instead of B·T. Every op past the attention is
-   * row by row, so the [CLS] rows are the same numbers; the layer costs about a sixth of a full one.
+   * row by row, so the [CLS] rows are the same numbers; the layer costs about a fifth of a full one (the
+   * query, key and value projection of every token).
    */
   encode(inputs: EncoderInputs, ctx: ForwardContext, readout: 'all' | 'cls' = 'all'): Tensor2D {
     const [batch, seq] = inputs.inputIds.shape;
