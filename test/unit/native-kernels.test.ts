@@ -7,6 +7,7 @@
  * Without a built addon (bash scripts/build-native.sh) the native suites are skipped and say so;
  * PEFT_LAB_NATIVE_REQUIRED=1 makes that a failure instead.
  */
+import { usableCores } from '../../src/core/native/cores';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -561,10 +562,11 @@ test('broadcastBatchIndex maps broadcast batch positions to the operand own batc
 });
 
 describe('backend selection', () => {
-  test('wasm with the addon: "wasm + native kernels (OpenBLAS, 2 threads)", native kernels registered', { skip }, async () => {
+  test('wasm with the addon: "wasm + native kernels (OpenBLAS, N threads)" for the usable cores, native kernels registered', { skip }, async () => {
     const choice = await selectBackend('wasm');
+    const cores = usableCores();
     assert.equal(choice.active, 'wasm');
-    assert.equal(choice.description, 'wasm + native kernels (OpenBLAS, 2 threads)');
+    assert.equal(choice.description, `wasm + native kernels (OpenBLAS, ${cores} thread${cores === 1 ? '' : 's'})`);
     assert.deepEqual(choice.native?.kernels, [
       'BatchMatMul',
       '_FusedMatMul',
@@ -592,7 +594,7 @@ describe('backend selection', () => {
       'PeftAdamW',
       'PeftSumSquares',
     ]);
-    assert.equal(choice.native?.threads, 2);
+    assert.equal(choice.native?.threads, cores);
   });
 
   test('PEFT_LAB_NATIVE_THREADS=1: one OpenBLAS thread', { skip }, async () => {

@@ -1,13 +1,13 @@
 /**
  * The native kernels' thread pool (native/peft_pool.c): every kernel gives the same numbers on two
- * threads as on one, on shapes large enough to be split (rows, columns, elements, products by rows,
+ * and on three threads as on one, on shapes large enough to be split (rows, columns, elements, products by rows,
  * by columns and by product, odd sizes so that the parts are uneven). One thread is the kernel run
  * whole, so this checks each kernel's part offsets and how parts are joined. Elementwise kernels agree
  * bit for bit; products up to rounding (OpenBLAS may take another kernel path for a smaller block).
  *
  * Skipped (and says so) when the addon is not built; PEFT_LAB_NATIVE_REQUIRED=1 makes that a failure.
  */
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, type NativeAddon } from '../../src/core/native/addon';
 import { aleaState } from '../../src/core/native/wasm-kernels';
@@ -38,11 +38,13 @@ class Heap {
 }
 
 /**
- * Runs `kernel` on a fresh copy of the same heap with 1 thread and with 2, and returns both reads of
- * the outputs (the kernel returns the [offset, count] pairs it wrote).
+ * Runs `kernel` on a fresh copy of the same heap with 1 thread and with `many` (the suite runs for 2
+ * and for 3, odd parts), and returns both reads of the outputs (the kernel returns the [offset,
+ * count] pairs it wrote).
  */
+let many = 2;
 function onOneAndTwo(addon: NativeAddon, floats: number, kernel: (heap: Heap) => [number, number][]): [Float32Array[], Float32Array[]] {
-  const runs = [1, 2].map((threads) => {
+  const runs = [1, many].map((threads) => {
     assert.equal(addon.setThreads(threads), threads);
     const heap = new Heap(floats);
     return kernel(heap).map(([offset, count]) => heap.read(offset, count));
@@ -51,7 +53,7 @@ function onOneAndTwo(addon: NativeAddon, floats: number, kernel: (heap: Heap) =>
 }
 
 function assertSame(one: Float32Array[], two: Float32Array[], what: string): void {
-  one.forEach((a, i) => assert.deepEqual(two[i], a, `${what}: output ${i} differs between 1 and 2 threads`));
+  one.forEach((a, i) => assert.deepEqual(two[i], a, `${what}: output ${i} differs between 1 and ${many} threads`));
 }
 
 function assertClose(one: Float32Array[], two: Float32Array[], tolerance: number, what: string): void {
@@ -59,13 +61,16 @@ function assertClose(one: Float32Array[], two: Float32Array[], tolerance: number
     const b = two[i]!;
     for (let j = 0; j < a.length; j++) {
       const scale = Math.max(1, Math.abs(a[j]!));
-      if (!(Math.abs(a[j]! - b[j]!) <= tolerance * scale)) assert.fail(`${what}: output ${i}[${j}] ${a[j]} vs ${b[j]} between 1 and 2 threads`);
+      if (!(Math.abs(a[j]! - b[j]!) <= tolerance * scale)) assert.fail(`${what}: output ${i}[${j}] ${a[j]} vs ${b[j]} between 1 and ${many} threads`);
     }
   });
 }
 
-describe('native kernels on the thread pool', { skip }, () => {
+for (const threads of [2, 3]) describe(`native kernels on the thread pool: 1 thread against ${threads}`, { skip }, () => {
   const addon = (load as { addon: NativeAddon }).addon;
+  before(() => {
+    many = threads;
+  });
   const ROWS = 301;
   const COLS = 257;
   const N = ROWS * COLS;

@@ -49,14 +49,15 @@
  *
  *   PEFT_LAB_NATIVE=0                 plain wasm kernels
  *   PEFT_LAB_NATIVE_FUSED=0           the replacement kernels without the fused ones
- *   PEFT_LAB_NATIVE_THREADS=<n>       the kernels' threads (default: 2, at most the CPU count)
+ *   PEFT_LAB_NATIVE_THREADS=<n>       the kernels' threads (default: the physical cores this process
+ *                                     may use, within a container's CPU quota; see cores.ts)
  *
  * Every kernel, products included, splits its work over those threads in the addon's own pool
  * (native/peft_pool.c), OpenBLAS single-threaded in each part.
  */
-import * as os from 'node:os';
 import { tf } from '../tf';
 import { loadNativeAddon, NATIVE_ENV, type NativeAddon } from './addon';
+import { usableCores } from './cores';
 
 export const NATIVE_THREADS_ENV = 'PEFT_LAB_NATIVE_THREADS';
 /** PEFT_LAB_NATIVE_FUSED=0: the replacement kernels only, not the fused ones (ops.ts then composes tf ops; for A/B timing). */
@@ -122,11 +123,11 @@ export function fusedKernelsActive(): boolean {
   return installed !== undefined && installed.fused.length > 0 && tf.getBackend() === BACKEND;
 }
 
-/** The thread count asked for (PEFT_LAB_NATIVE_THREADS), else 2 capped at the CPU count. */
+/** The thread count asked for (PEFT_LAB_NATIVE_THREADS), else the physical cores this process may use (cores.ts). */
 export function defaultThreads(): number {
   const asked = Number(process.env[NATIVE_THREADS_ENV]);
   if (Number.isInteger(asked) && asked >= 1) return asked;
-  return Math.max(1, Math.min(2, os.cpus().length || 1));
+  return usableCores();
 }
 
 /**
