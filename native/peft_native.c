@@ -84,16 +84,21 @@ static napi_value throw_error(napi_env env, const char *message) {
   return NULL;
 }
 
-/* A Float32Array over the heap: its data pointer and length in elements. */
-static int get_heap(napi_env env, napi_value value, float **data, size_t *length) {
+/* A typed array of type `want`: its data pointer and length in elements. 0 if `value` is not one. */
+static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
   bool is_typed = false;
   if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
   napi_typedarray_type type;
-  void *ptr = NULL;
   napi_value buffer;
   size_t byte_offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, length, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
-  if (type != napi_float32_array) return 0;
+  if (napi_get_typedarray_info(env, value, &type, length, data, &buffer, &byte_offset) != napi_ok) return 0;
+  return type == want;
+}
+
+/* A Float32Array over the heap: its data pointer and length in elements. */
+static int get_heap(napi_env env, napi_value value, float **data, size_t *length) {
+  void *ptr = NULL;
+  if (!typed_array(env, value, napi_float32_array, &ptr, length)) return 0;
   *data = (float *)ptr;
   return 1;
 }
@@ -130,15 +135,9 @@ static int get_index(napi_env env, napi_value value, int64_t length, int64_t lim
     *out = NULL;
     return 1;
   }
-  bool is_typed = false;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
   size_t n = 0;
   void *ptr = NULL;
-  napi_value buffer;
-  size_t byte_offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, &n, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
-  if (type != napi_int32_array || (int64_t)n != length) return 0;
+  if (!typed_array(env, value, napi_int32_array, &ptr, &n) || (int64_t)n != length) return 0;
   const int32_t *idx = (const int32_t *)ptr;
   for (int64_t i = 0; i < length; i++) {
     if (idx[i] < 0 || idx[i] >= limit) return 0;
@@ -957,15 +956,9 @@ static napi_value dropout(napi_env env, napi_callback_info info) {
 
 /* A Float64Array argument of `width` numbers per row; its row count in *rows. 0 if it is not one. */
 static int get_table(napi_env env, napi_value value, int64_t width, const double **table, int64_t *rows) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
   size_t n = 0;
   void *ptr = NULL;
-  napi_value buffer;
-  size_t byte_offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, &n, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
-  if (type != napi_float64_array || (int64_t)n % width != 0) return 0;
+  if (!typed_array(env, value, napi_float64_array, &ptr, &n) || (int64_t)n % width != 0) return 0;
   *table = (const double *)ptr;
   *rows = (int64_t)n / width;
   return 1;
