@@ -74,7 +74,7 @@ interface Options {
   lastLayer: 'cls' | 'all';
   /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
   native: boolean;
-  /** Threads of the native kernels (default: PEFT_LAB_NATIVE_THREADS, else 2). */
+  /** Threads of the native kernels (default: PEFT_LAB_NATIVE_THREADS, else the physical cores the process may use). */
   threads?: number;
   /** Time every kernel of the active backend during the timed steps (adds a `profile` field). */
   profile: boolean;
