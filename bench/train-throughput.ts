@@ -176,9 +176,7 @@ function randomBatch(batchSize: number, seqLength: number, rng: Rng): Batch {
 function forward(model: PeftModel, inputs: EncoderInputs, ctx: ForwardContext, lastLayer: 'cls' | 'all'): tf.Tensor2D {
   if (lastLayer === 'cls') return model.forward(inputs, ctx);
   const [batch, seq] = inputs.inputIds.shape;
-  const d = BENCH_BERT.hidden_size;
-  const hidden = model.encoder.encode(inputs, ctx, 'all');
-  return model.head(tf.reshape(tf.slice(tf.reshape(hidden, [batch, seq, d]), [0, 0, 0], [batch, 1, d]), [batch, d]), ctx);
+  return model.head(model.encoder.clsRows(model.encoder.encode(inputs, ctx, 'all'), batch, seq), ctx);
 }
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {

@@ -715,10 +715,8 @@ describe('AdaMix consistency loss', () => {
 /** The head over the [CLS] rows of every token's last hidden state: what forward computed before its [CLS] readout. */
 function fullLayerLoss(model: PeftModel, x: EncoderInputs, ctx: ForwardContext, labels: Tensor): tf.Scalar {
   const [b, t] = x.inputIds.shape;
-  const d = model.spec.bert.hidden_size;
   const hidden = model.encoder.encode(x, ctx); // [N, d]
-  const cls = tf.reshape(tf.slice(tf.reshape(hidden, [b, t, d]), [0, 0, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
-  return model.taskLoss(model.head(cls, ctx), labels) as tf.Scalar;
+  return model.taskLoss(model.head(model.encoder.clsRows(hidden, b, t), ctx), labels) as tf.Scalar;
 }
 
 for (const backend of ['cpu', 'wasm']) {

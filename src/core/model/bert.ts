@@ -113,7 +113,7 @@ export class BertEncoder {
   }
 
   /** The first token's row of each sequence: [N, d] -> [B, d]. */
-  private clsRows(x: Tensor2D, batch: number, seq: number): Tensor2D {
+  clsRows(x: Tensor2D, batch: number, seq: number): Tensor2D {
     const d = this.config.hidden_size;
     return tf.reshape(tf.slice(tf.reshape(x, [batch, seq, d]), [0, 0, 0], [batch, 1, d]), [batch, d]);
   }
