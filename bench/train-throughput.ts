@@ -1,10 +1,15 @@
 /**
- * Training throughput of adapter fine-tuning on the benchmark encoder (4 layers, hidden 256,
- * 4 heads, intermediate 1024, vocabulary 30,522, 512 positions; random init), with the same shapes
- * and measurement as the PyTorch peer (../shared/bench/peer_torch.py): 2 warm-up steps, then N timed
- * steps of a real training step (forward, backward, gradient clipping, AdamW).
+ * Training throughput on a BERT encoder of any shape (default the benchmark encoder: 4 layers,
+ * hidden 256, 4 heads, intermediate 1024, vocabulary 30,522, 512 positions; random init), with the
+ * same shapes and measurement as the PyTorch peer (../shared/bench/peer_torch.py): 2 warm-up steps,
+ * then N timed steps of a real training step (forward, backward, gradient clipping, AdamW).
  *
- *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|...]
+ * Methods: houlsby and adamix (bottleneck 64 at both sites), full (every weight and a
+ * classification head) and mlm (masked-language-model pretraining: 15% of the tokens selected,
+ * BertForMaskedLM's head at those rows only, the decoder tied to the word embeddings; every weight).
+ *
+ *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|...]
+ *        [--layers 4] [--hidden 256] [--heads 4] [--intermediate 1024] [--vocab 30522]
  *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--dropout 0.1] [--clip on|off]
  *        [--last-layer cls|all] [--native on|off] [--threads N] [--profile]
  *
@@ -21,6 +26,9 @@ import { selectBackend } from '../src/core/backend';
 import { DEFAULT_BERT_CONFIG, type BertConfig } from '../src/core/model/bert-config';
 import { randomBertWeights } from '../src/core/model/hf-checkpoint';
 import { PeftModel } from '../src/core/model/peft-model';
+import { MlmModel, randomMlmHead } from '../src/core/model/mlm-model';
+import type { ParamStore } from '../src/core/model/params';
+import { maskBatch, type MaskVocabulary } from '../src/core/data/corpus';
 import type { EncoderInputs } from '../src/core/model/bert';
 import type { Batch } from '../src/core/data/batches';
 import type { ExpertChoice } from '../src/core/adapters/adamix';
@@ -33,14 +41,19 @@ import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 import { positiveInteger, readFlags } from './args';
 import { variableGrads } from '../src/core/train/gradients';
 
+/** `all` runs these; full and mlm are asked for by name. */
 const METHODS = ['houlsby', 'adamix'] as const;
-type BenchMethod = (typeof METHODS)[number];
+const ALL_METHODS = ['houlsby', 'adamix', 'full', 'mlm'] as const;
+type BenchMethod = (typeof ALL_METHODS)[number];
 
 /** Set in the environment of the per-method child processes. */
 const CHILD_ENV = 'PEFT_BENCH_THROUGHPUT_CHILD';
 const WARMUP_STEPS = 2;
 const SEED = 0;
 const NUM_LABELS = 2;
+/** Token ids below this are special in the random batches (never selected or drawn); [MASK] is one of them. */
+const MLM_SPECIAL_IDS = 5;
+const MLM_MASK_ID = 4;
 /** The peer's optimiser settings: AdamW, lr 1e-3, torch's default weight decay 0.01; clipping as PEFT Lab's default. */
 const LEARNING_RATE = 1e-3;
 const WEIGHT_DECAY = 0.01;
@@ -58,6 +71,8 @@ const BENCH_BERT: BertConfig = {
 
 interface Options {
   methods: BenchMethod[];
+  /** The encoder's shape: BENCH_BERT with --layers, --hidden, --heads, --intermediate, --vocab. */
+  bert: BertConfig;
   backend: BackendName;
   steps: number;
   seq: number;
@@ -84,6 +99,8 @@ interface Result {
   bench: 'train-throughput';
   method: BenchMethod;
   backend: string;
+  /** layers x hidden / heads / intermediate / vocabulary, e.g. "4x256/4/1024/30522". */
+  shape: string;
   /** Kernels replaced by the native addon, [] when it is off or did not load. */
   native_kernels: string[];
   seq: number;
@@ -108,26 +125,35 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--native on|off] [--threads N] [--profile]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--native on|off] [--threads N] [--profile]\n`,
   );
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
-    method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
+    method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
+    layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
     consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
-  }, usage, 'train-throughput: adapter fine-tuning steps per second on the benchmark encoder');
-  const o: Options = { methods: [...METHODS], backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', native: true, profile: flags.profile === true };
+  }, usage, 'train-throughput: training steps per second (adapters, full fine-tuning, MLM pretraining) on an encoder of any shape');
+  const bert: BertConfig = { ...BENCH_BERT };
+  if (flags.layers !== undefined) bert.num_hidden_layers = positiveInteger('--layers', flags.layers, usage);
+  if (flags.hidden !== undefined) bert.hidden_size = positiveInteger('--hidden', flags.hidden, usage);
+  if (flags.heads !== undefined) bert.num_attention_heads = positiveInteger('--heads', flags.heads, usage);
+  if (flags.intermediate !== undefined) bert.intermediate_size = positiveInteger('--intermediate', flags.intermediate, usage);
+  if (flags.vocab !== undefined) bert.vocab_size = positiveInteger('--vocab', flags.vocab, usage);
+  if (bert.hidden_size % bert.num_attention_heads !== 0) usage(`--heads ${bert.num_attention_heads} must divide --hidden ${bert.hidden_size}`);
+  if (bert.vocab_size < MLM_SPECIAL_IDS + 2) usage(`--vocab must be at least ${MLM_SPECIAL_IDS + 2}`);
+  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', native: true, profile: flags.profile === true };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
-    if (!(METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
+    if (!(ALL_METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
     o.methods = [method as BenchMethod];
   }
   if (flags.backend !== undefined) o.backend = flags.backend as BackendName; // selectBackend rejects unknown names
   if (flags.steps !== undefined) o.steps = positiveInteger('--steps', flags.steps, usage);
   if (flags.seq !== undefined) o.seq = positiveInteger('--seq', flags.seq, usage);
-  if (o.seq > BENCH_BERT.max_position_embeddings) usage(`--seq must be at most ${BENCH_BERT.max_position_embeddings}`);
+  if (o.seq > bert.max_position_embeddings) usage(`--seq must be at most ${BENCH_BERT.max_position_embeddings}`);
   if (flags.batch !== undefined) o.batch = positiveInteger('--batch', flags.batch, usage);
   if (flags.consistency !== undefined) {
     o.consistency = Number(flags.consistency);
@@ -154,17 +180,18 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-function methodConfig(method: BenchMethod, consistency: number): MethodConfig {
+function methodConfig(method: Exclude<BenchMethod, 'mlm'>, consistency: number): MethodConfig {
   const bottleneck = { bottleneck: 64, reductionFactor: 16, activation: 'gelu' as const, initStd: 1e-3, leaveOut: [] };
+  if (method === 'full') return { type: 'full' };
   if (method === 'houlsby') return { type: 'houlsby', ...bottleneck, sites: ['attention', 'ffn'] };
   return { type: 'adamix', ...bottleneck, sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: consistency };
 }
 
 /** Random token ids (seeded) with a full attention mask and random labels, like the peer's batch. */
-function randomBatch(batchSize: number, seqLength: number, rng: Rng): Batch {
+function randomBatch(batchSize: number, seqLength: number, vocabSize: number, rng: Rng): Batch {
   const n = batchSize * seqLength;
   const inputIds = new Int32Array(n);
-  for (let i = 0; i < n; i++) inputIds[i] = rng.int(BENCH_BERT.vocab_size);
+  for (let i = 0; i < n; i++) inputIds[i] = MLM_SPECIAL_IDS + rng.int(vocabSize - MLM_SPECIAL_IDS);
   const labels = new Float32Array(batchSize);
   for (let i = 0; i < batchSize; i++) labels[i] = rng.int(NUM_LABELS);
   return { inputIds, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), labels, batchSize, seqLength };
@@ -179,41 +206,89 @@ function forward(model: PeftModel, inputs: EncoderInputs, ctx: ForwardContext, l
   return model.head(model.encoder.clsRows(model.encoder.encode(inputs, ctx, 'all'), batch, seq), ctx);
 }
 
-async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
-  if (!o.native) process.env[NATIVE_ENV] = '0';
-  if (o.threads !== undefined) process.env[NATIVE_THREADS_ENV] = String(o.threads);
-  const backend = await selectBackend(o.backend);
-  const adamix = method === 'adamix';
+/** One method's model and loss: what a timed step differentiates and updates. */
+interface Workload {
+  store: ParamStore;
+  /** Draws what a step draws before its forward pass (AdaMix routes) and returns the loss function. */
+  prepare(rng: Rng): { lossOf: () => tf.Scalar; after(): void };
+  dispose(): void;
+}
+
+function adapterWorkload(method: Exclude<BenchMethod, 'mlm'>, o: Options): Workload {
   const model = new PeftModel({
-    bert: BENCH_BERT,
-    base: randomBertWeights(BENCH_BERT, SEED),
+    bert: o.bert,
+    base: randomBertWeights(o.bert, SEED),
     method: methodConfig(method, o.consistency),
     task: 'classification',
     outputs: NUM_LABELS,
     seed: SEED,
     dropout: o.dropout,
   });
+  const batch = randomBatch(o.batch, o.seq, o.bert.vocab_size, new Rng(SEED + 2));
+  const consistency = method === 'adamix' && o.consistency > 0;
+  return {
+    store: model.store,
+    prepare(rng) {
+      const routes = model.method.drawRoutes(rng);
+      const second = consistency ? model.method.drawRoutes(rng) : undefined;
+      const context = (r?: Map<string, ExpertChoice>): ForwardContext => ({ training: true, routes: r, dropoutSeed: () => rng.nextUint32() });
+      return {
+        lossOf: () => {
+          const inputs = batchTensors(batch);
+          const logits = forward(model, inputs, context(routes), o.lastLayer);
+          const taskLoss = model.taskLoss(logits, inputs.labels);
+          if (!second) return taskLoss as tf.Scalar;
+          const other = forward(model, inputs, context(second), o.lastLayer);
+          return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
+        },
+        after() {
+          if (routes) model.method.recordRoutes(routes);
+          if (second) model.method.recordRoutes(second);
+        },
+      };
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** BERT's masking of a random batch: 15% of the tokens, 80/10/10, fresh every step as in pretraining. */
+function mlmWorkload(o: Options): Workload {
+  const model = new MlmModel({ bert: o.bert, encoder: randomBertWeights(o.bert, SEED), head: randomMlmHead(o.bert, SEED), dropout: o.dropout });
+  const batch = randomBatch(o.batch, o.seq, o.bert.vocab_size, new Rng(SEED + 2));
+  const vocab: MaskVocabulary = {
+    maskId: MLM_MASK_ID,
+    protectedIds: new Set(Array.from({ length: MLM_SPECIAL_IDS }, (_, i) => i)),
+    randomIds: Int32Array.from({ length: o.bert.vocab_size - MLM_SPECIAL_IDS }, (_, i) => MLM_SPECIAL_IDS + i),
+  };
+  return {
+    store: model.store,
+    prepare(rng) {
+      const masked = maskBatch(batch, vocab, { probability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, rng);
+      const ctx: ForwardContext = { training: true, dropoutSeed: () => rng.nextUint32() };
+      return {
+        lossOf: () => model.loss(model.logits(batchTensors(masked.batch), tf.tensor1d(masked.positions, 'int32'), ctx), tf.tensor1d(masked.targets, 'int32')),
+        after() {},
+      };
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
+  if (!o.native) process.env[NATIVE_ENV] = '0';
+  if (o.threads !== undefined) process.env[NATIVE_THREADS_ENV] = String(o.threads);
+  const backend = await selectBackend(o.backend);
+  const work = method === 'mlm' ? mlmWorkload(o) : adapterWorkload(method, o);
   const optimizer = new AdamW({ weightDecay: WEIGHT_DECAY });
   const rng = new Rng(SEED + 1);
-  const batch = randomBatch(o.batch, o.seq, rng);
-  const trainable = model.store.trainable();
-  const context = (routes?: Map<string, ExpertChoice>): ForwardContext => ({ training: true, routes, dropoutSeed: () => rng.nextUint32() });
+  const trainable = work.store.trainable();
   /** Parameters that have had a gradient: AdamW creates a parameter's two moment variables at its first one. */
   const updated = new Set<string>();
 
-  /** The Trainer's step: routes, loss (+ consistency pass), variableGrads, clipping, AdamW; returns the loss. */
+  /** The Trainer's step: loss, variableGrads, clipping, AdamW; returns the loss. */
   const step = (): number => {
-    const routes = model.method.drawRoutes(rng);
-    const second = adamix && o.consistency > 0 ? model.method.drawRoutes(rng) : undefined;
+    const { lossOf, after } = work.prepare(rng);
     const loss = tf.tidy(() => {
-      const inputs = batchTensors(batch);
-      const lossOf = (): tf.Scalar => {
-        const logits = forward(model, inputs, context(routes), o.lastLayer);
-        const taskLoss = model.taskLoss(logits, inputs.labels);
-        if (!second) return taskLoss as tf.Scalar;
-        const other = forward(model, inputs, context(second), o.lastLayer);
-        return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
-      };
       const { value, grads } = variableGrads(lossOf, trainable.map((p) => p.value));
       const named = new Map<string, Tensor>();
       for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
@@ -222,8 +297,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
       return value.dataSync()[0]!; // a plain number: never hand tidy a big typed array to walk
     });
     if (!Number.isFinite(loss)) throw new Error(`${method}: training loss became ${loss}`);
-    if (routes) model.method.recordRoutes(routes);
-    if (second) model.method.recordRoutes(second);
+    after();
     return loss;
   };
 
@@ -244,6 +318,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     bench: 'train-throughput',
     method,
     backend: backend.description,
+    shape: `${o.bert.num_hidden_layers}x${o.bert.hidden_size}/${o.bert.num_attention_heads}/${o.bert.intermediate_size}/${o.bert.vocab_size}`,
     native_kernels: backend.native?.active ? backend.native.kernels : [],
     seq: o.seq,
     batch: o.batch,
@@ -257,12 +332,12 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     model_rss_mib: round(modelRss / 2 ** 20, 1),
     ...wasmHeap(),
     tensors_after: tensorsAfter,
-    trainable_params: model.store.count((p) => p.trainable),
+    trainable_params: work.store.count((p) => p.trainable),
     node: process.version,
     ...(profile ? { profile } : {}),
   };
   optimizer.dispose();
-  model.dispose();
+  work.dispose();
   return result;
 }
 

@@ -112,3 +112,29 @@ CLONES void pm_softmax_grad(const float *restrict dy, const float *restrict y, f
     for (int64_t c = 0; c < cols; c++) dx[o + c] = scale * (y[o + c] * (dy[o + c] - dot));
   }
 }
+
+/* ---------------------------------------------------------------- softmax cross-entropy */
+
+CLONES void pm_xent(const float *restrict x, const int32_t *restrict target, float *restrict loss, float *restrict lse, int64_t rows,
+                    int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    float top = xr[0];
+    for (int64_t c = 1; c < cols; c++) top = xr[c] > top ? xr[c] : top;
+    float sum = 0.0f;
+    for (int64_t c = 0; c < cols; c++) sum += expf(xr[c] - top);
+    const float l = top + logf(sum);
+    lse[r] = l;
+    loss[r] = l - xr[target[r]];
+  }
+}
+
+CLONES void pm_xent_grad(const float *restrict x, const float *restrict lse, const int32_t *restrict target, float *restrict dx, int64_t rows,
+                         int64_t cols, float scale) {
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t o = r * cols;
+    const float l = lse[r];
+    for (int64_t c = 0; c < cols; c++) dx[o + c] = scale * expf(x[o + c] - l);
+    dx[o + target[r]] -= scale;
+  }
+}

@@ -27,4 +27,13 @@ void pm_softmax(const float *x, const float *mask, float *y, int64_t rows, int64
 /* dx = scale * y * (dy - sum(dy * y)) per row: that softmax's gradient from its output y. */
 void pm_softmax_grad(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols, float scale);
 
+/*
+ * Softmax cross-entropy of each row of x [rows, cols] against target[r] (0 <= target[r] < cols, cols >= 1):
+ * lse[r] = log(sum_c exp(x[r, c])), loss[r] = lse[r] - x[r, target[r]].
+ */
+void pm_xent(const float *x, const int32_t *target, float *loss, float *lse, int64_t rows, int64_t cols);
+
+/* Its gradient, dx = scale * (softmax(x[r]) - onehot(target[r])), from x and lse. */
+void pm_xent_grad(const float *x, const float *lse, const int32_t *target, float *dx, int64_t rows, int64_t cols, float scale);
+
 #endif

@@ -40,6 +40,9 @@
  *   softmax(heap, xOff, maskOff, yOff, rows, cols, group, scale)
  *                                                         y = softmax(x * scale + mask[r / group]) per row
  *   softmaxGrad(heap, dyOff, yOff, dxOff, rows, cols, scale)  dx = scale * y * (dy - sum(dy * y)) per row
+ *   xent(heap, xOff, targetOff, lossOff, lseOff, rows, cols)   loss[r] = logsumexp(x[r]) - x[r, target[r]], lse[r] = logsumexp(x[r])
+ *   xentGrad(heap, xOff, lseOff, targetOff, dxOff, rows, cols, scale)
+ *                                                         dx = scale * (softmax(x[r]) - onehot(target[r])) (int32 targets on the heap)
  *   layerNorm(heap, xOff, gOff, bOff, yOff, meanOff, rstdOff, rows, cols, eps)
  *   layerNormGrad(heap, dyOff, xOff, meanOff, rstdOff, gOff, dxOff, dgOff, dbOff, rows, cols)
  *   dropout(heap, xOff, yOff, maskOff, n, keep, s0, s1, s2, c)
@@ -690,6 +693,14 @@ static void softmax_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
   const span_job *j = ctx;
   pm_softmax_grad(j->dy + lo * j->cols, j->x + lo * j->cols, j->dx + lo * j->cols, hi - lo, j->cols, j->scale);
 }
+static void xent_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_xent(j->x + lo * j->cols, j->idx + lo, j->y + lo, j->rstd + lo, hi - lo, j->cols);
+}
+static void xent_grad_part(void *ctx, int64_t lo, int64_t hi, int part) {
+  const span_job *j = ctx;
+  pm_xent_grad(j->x + lo * j->cols, j->mean_in + lo, j->idx + lo, j->dx + lo * j->cols, hi - lo, j->cols, j->scale);
+}
 static void layer_norm_part(void *ctx, int64_t lo, int64_t hi, int part) {
   const span_job *j = ctx;
   pk_layer_norm(j->x + lo * j->cols, j->g, j->b, j->y + lo * j->cols, j->mean + lo, j->rstd + lo, hi - lo, j->cols, j->eps);
@@ -864,6 +875,51 @@ static napi_value softmax_grad(napi_env env, napi_callback_info info) {
   if (bad) return bad_operand(env, "softmaxGrad");
   span_job job = {.dy = dy, .x = y, .dx = dx, .cols = cols, .scale = (float)a[5]};
   if (cols > 0) pool_run(softmax_grad_part, &job, rows, grain_of(cols));
+  return NULL;
+}
+
+/* The int32 targets at byte offset `off` of the heap, each checked to be in [0, cols); NULL with *bad set otherwise. */
+static const int32_t *class_targets(float *heap, size_t len, double off, int64_t rows, int64_t cols, int *bad) {
+  const int32_t *t = (const int32_t *)operand(heap, len, off, rows, 0, bad);
+  for (int64_t r = 0; t && r < rows; r++) {
+    if (t[r] < 0 || t[r] >= cols) {
+      *bad = 1;
+      return NULL;
+    }
+  }
+  return t;
+}
+
+/* xent(heap, xOff, targetOff, lossOff, lseOff, rows, cols): per-row softmax cross-entropy and log-sum-exp. */
+static napi_value xent(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[6];
+  if (!heap_args(env, info, "xent", 6, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[4]), cols = count_of(a[5]);
+  int bad = rows < 0 || cols < 1;
+  if (bad) return bad_operand(env, "xent");
+  span_job job = {.x = operand(heap, len, a[0], rows * cols, 0, &bad), .idx = class_targets(heap, len, a[1], rows, cols, &bad),
+                  .y = operand(heap, len, a[2], rows, 0, &bad), .rstd = operand(heap, len, a[3], rows, 0, &bad), .cols = cols};
+  if (bad) return throw_error(env, "peft_native.xent: bad dimensions, operand outside the heap, or a target outside [0, cols)");
+  pool_run(xent_part, &job, rows, grain_of(cols));
+  return NULL;
+}
+
+/* xentGrad(heap, xOff, lseOff, targetOff, dxOff, rows, cols, scale): dx = scale * (softmax(x) - onehot(target)). */
+static napi_value xent_grad(napi_env env, napi_callback_info info) {
+  float *heap;
+  size_t len;
+  double a[7];
+  if (!heap_args(env, info, "xentGrad", 7, &heap, &len, a)) return NULL;
+  const int64_t rows = count_of(a[4]), cols = count_of(a[5]);
+  int bad = rows < 0 || cols < 1;
+  if (bad) return bad_operand(env, "xentGrad");
+  span_job job = {.x = operand(heap, len, a[0], rows * cols, 0, &bad), .mean_in = operand(heap, len, a[1], rows, 0, &bad),
+                  .idx = class_targets(heap, len, a[2], rows, cols, &bad), .dx = operand(heap, len, a[3], rows * cols, 0, &bad),
+                  .cols = cols, .scale = (float)a[6]};
+  if (bad) return throw_error(env, "peft_native.xentGrad: bad dimensions, operand outside the heap, or a target outside [0, cols)");
+  pool_run(xent_grad_part, &job, rows, grain_of(cols));
   return NULL;
 }
 
@@ -1126,6 +1182,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"geluBiasGrad", NULL, gelu_bias_grad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmax", NULL, softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxGrad", NULL, softmax_grad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xent", NULL, xent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xentGrad", NULL, xent_grad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, layer_norm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNormGrad", NULL, layer_norm_grad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dropout", NULL, dropout, NULL, NULL, NULL, napi_enumerable, NULL},

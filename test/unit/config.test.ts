@@ -63,6 +63,9 @@ const TRAINING_DEFAULTS: TrainingConfig = {
   warmupRatio: 0.06,
   weightDecay: 0.01,
   maxGradNorm: 1,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
   seed: 42,
   evalEvery: 'epoch',
   logEvery: 10,
@@ -114,7 +117,7 @@ describe('defaults', () => {
   test('scratch model defaults; only vocab is required', () => {
     const config = parseConfigText(configText({ model: { scratch: { vocab: 'vocab.txt' } } }), FILE);
     assert.deepEqual(config.model, {
-      scratch: { vocab: '/work/exp/vocab.txt', layers: 4, hiddenSize: 256, heads: 4, intermediateSize: 1024, maxPositions: 512, typeVocabSize: 2, initializerRange: 0.02, seed: 0 },
+      scratch: { vocab: '/work/exp/vocab.txt', layers: 4, hiddenSize: 256, heads: 4, intermediateSize: 1024, maxPositions: 512, typeVocabSize: 2, initializerRange: 0.02, positionInit: 'normal', attentionInit: 'normal', seed: 0 },
     });
   });
 

@@ -21,7 +21,7 @@ import {
   softmaxMaskGroup,
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
-import { batchMatMul, batchMatMulBT, biasGelu, dense, dropout, gelu, layerNorm, maskedSoftmax, matmulTrainable, selfAttention } from '../../src/core/model/ops';
+import { batchMatMul, batchMatMulBT, biasGelu, dense, dropout, gelu, layerNorm, maskedSoftmax, matmulTrainable, selfAttention, softmaxCrossEntropy, tiedDense } from '../../src/core/model/ops';
 import { AdamW, clipScale } from '../../src/core/train/optimizer';
 import type { Param } from '../../src/core/model/params';
 import { Rng } from '../../src/core/random';
@@ -396,6 +396,36 @@ describe('the products gradients read transposed operands natively', { skip }, (
     assertSame(both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMul(t, u), [a3, b3], 16)), 'batchMatMul', 1e-4);
     assertSame(both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMulBT(t, u), [a3, c3], 17)), 'batchMatMulBT (q · kᵀ)', 1e-4);
     tf.dispose([x, k, b, a3, b3, c3]);
+  });
+});
+
+describe('fused softmax cross-entropy equals the composition', { skip }, () => {
+  test('the mean loss and its gradient, odd shapes and a vocabulary-sized one, a scaled upstream gradient', () => {
+    for (const [rows, cols] of [[1, 2], [3, 5], [17, 33], [613, 8192]] as [number, number][]) {
+      const x = random([rows, cols], 8);
+      const targets = tf.tensor1d(Int32Array.from({ length: rows }, () => rng.int(cols)), 'int32');
+      const r = both(FUSED.xentGrad, () => {
+        const out = tf.grads((t: Tensor) => tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, targets), 0.37))([x]);
+        return [tf.mul(softmaxCrossEntropy(x as tf.Tensor2D, targets), 0.37), ...out];
+      });
+      assertSame(r, `cross-entropy [${rows}, ${cols}]`, 1e-5);
+      tf.dispose([x, targets]);
+    }
+  });
+
+  test('a target outside the vocabulary is refused by the kernel', () => {
+    installNativeKernels();
+    assert.throws(() => tf.engine().runKernel(FUSED.xent, { x: tf.ones([2, 3]), targets: tf.tensor1d([0, 3], 'int32') }, {}), /target outside/);
+  });
+});
+
+describe('the tied decoder (x · tableᵀ + b) equals the composition', { skip }, () => {
+  test('values and the gradients of x, the table and the bias', () => {
+    const x = random([37, 16]);
+    const table = random([101, 16]);
+    const b = random([101]);
+    assertSame(both('_FusedMatMul', () => valueAndGrads((t, u, v) => tiedDense(t as tf.Tensor2D, u as tf.Tensor2D, v), [x, table, b], 18)), 'tiedDense', 1e-4);
+    tf.dispose([x, table, b]);
   });
 });
 

@@ -408,7 +408,7 @@ describe('native Sum and Mean equal the wasm kernels', { skip }, () => {
   });
 });
 
-describe('native Unpack, GatherV2 and Slice equal the wasm kernels', { skip }, () => {
+describe('native Unpack, GatherV2, Slice, SplitV and Concat equal the wasm kernels', { skip }, () => {
   test('unstack along every axis, float32 and int32, bit for bit', () => {
     for (const shape of [[3, 4, 2, 5, 6], [1, 7], [6], [2, 1, 3]]) {
       for (let axis = -shape.length; axis < shape.length; axis++) {
@@ -480,6 +480,27 @@ describe('native Unpack, GatherV2 and Slice equal the wasm kernels', { skip }, (
         assert.deepEqual(native.shape, plain.shape, `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
         assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
         x.dispose();
+      }
+    }
+  });
+
+  test('split and concat along every axis (the fused QKV kernel), float32 and int32, bit for bit', () => {
+    for (const shape of [[256, 768], [4, 6, 9], [12]]) {
+      for (let axis = -shape.length; axis < shape.length; axis++) {
+        const n = shape[(axis + shape.length) % shape.length]!;
+        const sizes = [Math.floor(n / 3), n - 2 * Math.floor(n / 3), Math.floor(n / 3)];
+        for (const dtype of ['float32', 'int32'] as const) {
+          const x = random(shape, dtype);
+          const what = `${dtype} ${JSON.stringify(shape)} axis ${axis} sizes ${sizes}`;
+          // each part flattened, one after another (the plain Concat of 1-D tensors is a plain copy)
+          const split = both(() => tf.concat(tf.split(x, sizes, axis).map((t) => tf.reshape(t, [-1]))));
+          assert.deepEqual(split.native.shape, split.plain.shape, what);
+          assert.deepEqual(Array.from(split.native.data), Array.from(split.plain.data), what);
+          const joined = both(() => tf.concat(tf.split(x, sizes, axis).reverse(), axis));
+          assert.deepEqual(joined.native.shape, joined.plain.shape, what);
+          assert.deepEqual(Array.from(joined.native.data), Array.from(joined.plain.data), what);
+          x.dispose();
+        }
       }
     }
   });
@@ -576,6 +597,8 @@ describe('backend selection', () => {
       'Unpack',
       'GatherV2',
       'Slice',
+      'SplitV',
+      'Concat',
       'Identity',
       'Cast',
       'Exp',
@@ -586,6 +609,8 @@ describe('backend selection', () => {
       'PeftLayerNormGrad',
       'PeftSoftmax',
       'PeftSoftmaxGrad',
+      'PeftXent',
+      'PeftXentGrad',
       'PeftDropout',
       'PeftAttnScores',
       'PeftAttnContext',

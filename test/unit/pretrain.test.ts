@@ -19,10 +19,10 @@ import { makeBatches, type EncodedExample } from '../../src/core/data/batches';
 import { maskBatch, maskVocabulary, readCorpusFile, splitMaskedBatch, tokenizeDocuments, type Document } from '../../src/core/data/corpus';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { CheckpointInfo, RunStatus } from '../../src/core/checkpoint/run-folder';
-import { readBertFolder, randomBertWeights } from '../../src/core/model/hf-checkpoint';
+import { readBertFolder, randomBertWeights, sinusoidalPositions } from '../../src/core/model/hf-checkpoint';
 import { DEFAULT_BERT_CONFIG, type BertConfig } from '../../src/core/model/bert-config';
 import { MlmModel, WORD_EMBEDDINGS, mlmHeadShapes, randomMlmHead } from '../../src/core/model/mlm-model';
-import { pretrain } from '../../src/core/train/pretrain';
+import { MaskedTokenTally, pretrain } from '../../src/core/train/pretrain';
 import { train, type TrainOptions } from '../../src/core/train/trainer';
 import type { StartedMessage, WorkerMessage } from '../../src/protocol/worker';
 import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
@@ -348,6 +348,74 @@ describe('pretraining configs', () => {
 });
 
 // ---- the MLM model --------------------------------------------------------------------------------
+
+describe('held-out metrics by how each selected token was shown', () => {
+  test('[MASK], kept and random tokens are scored apart, and together', () => {
+    const batch = { inputIds: Int32Array.from([1, 4, 7, 4, 9, 2]), tokenTypeIds: new Int32Array(6), attentionMask: new Float32Array(6).fill(1), labels: new Float32Array(1), batchSize: 1, seqLength: 6 };
+    // positions 1 and 3 show [MASK] (id 4), 2 is kept (7), 4 shows a random 9 for an original 5
+    const masked = { batch, positions: Int32Array.from([1, 2, 3, 4]), targets: Int32Array.from([6, 7, 8, 5]) };
+    const tally = new MaskedTokenTally();
+    tally.add(masked, 4, [1, 0.5, 3, 2], [6, 7, 0, 0]);
+    const m = tally.metrics();
+    assert.equal(m.loss, 6.5 / 4);
+    assert.equal(m.accuracy, 2 / 4);
+    assert.equal(m.perplexity, Math.exp(6.5 / 4));
+    assert.equal(m.maskLoss, 2);
+    assert.equal(m.maskAccuracy, 1 / 2);
+    assert.equal(m.keptAccuracy, 1);
+    assert.equal(m.randomAccuracy, 0);
+  });
+});
+
+describe('structured initialisation of an encoder from scratch', () => {
+  const bert: BertConfig = { ...DEFAULT_BERT_CONFIG, vocab_size: 40, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 32, max_position_embeddings: 32 };
+  const plain = randomBertWeights(bert, 3);
+
+  test('sinusoidal positions: sin and cos of position / 10000^(2i/d), at the spread of the other embeddings; nothing else changes', () => {
+    const w = randomBertWeights(bert, 3, { positions: 'sinusoidal' });
+    const p = w.get('bert.embeddings.position_embeddings.weight')!.data;
+    const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / a.length);
+    const words = plain.get(WORD_EMBEDDINGS)!.data;
+    assert.ok(Math.abs(rms(p) / rms(words) - 1) < 0.1, `position rms ${rms(p)} vs word rms ${rms(words)}`);
+    const scale = p[1]! / Math.cos(0); // position 0: sin 0 = 0, cos 0 = 1
+    assert.equal(p[0], 0);
+    assert.ok(Math.abs(p[5 * 64 + 0]! - scale * Math.sin(5)) < 1e-6);
+    assert.ok(Math.abs(p[5 * 64 + 3]! - scale * Math.cos(5 / 10000 ** (2 / 64))) < 1e-6);
+    assert.deepEqual(p, sinusoidalPositions(32, 64, 0.8796 * 0.02));
+    for (const [name, t] of plain) if (!name.includes('position_embeddings')) assert.deepEqual(w.get(name)!.data, t.data, name);
+  });
+
+  test('mimetic attention: W_q W_kᵀ ≈ 0.7 I and W_v W_o ≈ -0.4 I in every layer; only those weights change', () => {
+    const w = randomBertWeights(bert, 3, { attention: 'mimetic' });
+    const d = bert.hidden_size;
+    /** op(a) · op(b) of two d x d row-major matrices, op the transpose when asked. */
+    const product = (a: Float32Array, b: Float32Array, transposeA: boolean, transposeB: boolean): Float64Array => {
+      const out = new Float64Array(d * d);
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
+        let sum = 0;
+        for (let k = 0; k < d; k++) sum += (transposeA ? a[k * d + i]! : a[i * d + k]!) * (transposeB ? b[j * d + k]! : b[k * d + j]!);
+        out[i * d + j] = sum;
+      }
+      return out;
+    };
+    const diagonalAndRest = (m: Float64Array) => {
+      let diag = 0;
+      let rest = 0;
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) (i === j ? (diag += m[i * d + j]!) : (rest += Math.abs(m[i * d + j]!)));
+      return [diag / d, rest / (d * d - d)];
+    };
+    for (let layer = 0; layer < 2; layer++) {
+      const at = (n: string) => w.get(`bert.encoder.layer.${layer}.attention.${n}.weight`)!.data;
+      // q = x Wqᵀ, k = x Wkᵀ, so q · k = x (Wqᵀ Wk) xᵀ; the value path is x Wvᵀ Woᵀ
+      const [qkDiag, qkRest] = diagonalAndRest(product(at('self.query'), at('self.key'), true, false));
+      const [voDiag, voRest] = diagonalAndRest(product(at('self.value'), at('output.dense'), true, true));
+      assert.ok(Math.abs(qkDiag - 0.7) < 0.05 && qkRest < 0.05, `layer ${layer}: W_q W_kᵀ diagonal ${qkDiag}, off-diagonal ${qkRest}`);
+      assert.ok(Math.abs(voDiag + 0.4) < 0.05 && voRest < 0.05, `layer ${layer}: W_v W_o diagonal ${voDiag}, off-diagonal ${voRest}`);
+    }
+    const changed = [...plain].filter(([name, t]) => w.get(name)!.data.some((x, i) => x !== t.data[i])).map(([name]) => name.replace(/layer\.\d+/, 'layer.N'));
+    assert.deepEqual([...new Set(changed)].sort(), ['bert.encoder.layer.N.attention.output.dense.weight', 'bert.encoder.layer.N.attention.self.key.weight', 'bert.encoder.layer.N.attention.self.query.weight', 'bert.encoder.layer.N.attention.self.value.weight']);
+  });
+});
 
 describe('the MLM model', () => {
   const bert: BertConfig = { ...DEFAULT_BERT_CONFIG, vocab_size: 23, hidden_size: 8, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 16, max_position_embeddings: 16 };

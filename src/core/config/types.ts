@@ -23,6 +23,10 @@ export interface ScratchModelConfig {
   typeVocabSize: number;
   /** Std of the random init (Hugging Face's initializer_range). */
   initializerRange: number;
+  /** Position embeddings drawn like every weight, or the Transformer's sinusoids at the same spread. */
+  positionInit: 'normal' | 'sinusoidal';
+  /** Attention weights drawn like every weight, or mimetic (W_q W_kᵀ near I, W_v W_o near -I). */
+  attentionInit: 'normal' | 'mimetic';
   seed: number;
 }
 
@@ -108,6 +112,9 @@ export interface TrainingConfig {
   warmupRatio: number;
   weightDecay: number;
   maxGradNorm: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
   /** Examples per forward/backward pass; gradients of a batch's passes are summed (default: batchSize). */
   microBatchSize?: number;
   seed: number;

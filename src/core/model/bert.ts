@@ -73,6 +73,9 @@ interface LayerWeights {
   outputNorm: [Param, Param];
 }
 
+/** Which rows of the last layer `encode` returns: every token's, the [CLS] rows, or these flat row indices. */
+export type Readout = 'all' | 'cls' | tf.Tensor1D;
+
 const MASK_PENALTY = -10000; // the original BERT's additive mask for padded keys
 
 export class BertEncoder {
@@ -88,26 +91,29 @@ export class BertEncoder {
   }
 
   /**
-   * The last hidden states: every token's, [N, d], or with `readout` 'cls' only the first token's of
-   * each sequence, [B, d]. A [CLS] readout computes the last layer for the [CLS] rows alone: its
-   * keys and values still come from every token, but its queries, attention output, adapters,
-   * LayerNorms and feed-forward block run on B rows instead of B·T. Every op past the attention is
-   * row by row, so the [CLS] rows are the same numbers; the layer costs about a fifth of a full one (the
-   * query, key and value projection of every token).
+   * The last hidden states: every token's, [N, d]; with `readout` 'cls' only the first token's of
+   * each sequence, [B, d]; with a Tensor1D of flat row indices (b · T + t) only those rows, [M, d]
+   * (the masked positions of masked-language modelling).
+   *
+   * A [CLS] readout computes the last layer for the [CLS] rows alone: its keys and values still come
+   * from every token, but its queries, attention output, adapters, LayerNorms and feed-forward block
+   * run on B rows instead of B·T; the layer costs about a fifth of a full one (the query, key and
+   * value projection of every token). A readout of rows attends for every token, then runs the
+   * attention output, adapters, LayerNorms and feed-forward block on the chosen rows alone. Every op
+   * past the attention is row by row, so the rows read out are the same numbers either way.
    */
-  encode(inputs: EncoderInputs, ctx: ForwardContext, readout: 'all' | 'cls' = 'all'): Tensor2D {
+  encode(inputs: EncoderInputs, ctx: ForwardContext, readout: Readout = 'all'): Tensor2D {
     const [batch, seq] = inputs.inputIds.shape;
     let x = this.embed(inputs, ctx); // [N, d]
     // [B, 1, 1, T]: 0 for tokens, -10000 for padded keys, broadcast over heads and queries
     const maskBias = tf.reshape(tf.mul(tf.sub(1, inputs.attentionMask), MASK_PENALTY), [batch, 1, 1, seq]);
     const last = this.layers.length - 1;
-    if (readout === 'cls' && last < 0) return this.clsRows(x, batch, seq);
+    if (last < 0) return readout === 'all' ? x : readout === 'cls' ? this.clsRows(x, batch, seq) : embeddingLookup(x, readout);
     // A tidy per layer frees the layer's intermediates as soon as it is done (what its backward pass
     // needs is saved by the ops themselves), instead of keeping every layer's until the pass ends.
     for (let i = 0; i < this.layers.length; i++) {
       const input = x;
-      const clsOnly = readout === 'cls' && i === last;
-      x = tf.tidy(() => this.layer(i, input, maskBias, batch, seq, ctx, clsOnly));
+      x = tf.tidy(() => this.layer(i, input, maskBias, batch, seq, ctx, i === last ? readout : 'all'));
     }
     return x;
   }
@@ -135,11 +141,16 @@ export class BertEncoder {
     return table.trainable ? embeddingLookup(table.value as Tensor2D, ids) : (tf.gather(table.value, ids) as Tensor2D);
   }
 
-  /** One encoder layer; `clsOnly`: its output for the [CLS] rows alone, [B, d]. */
-  private layer(i: number, input: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
+  /** One encoder layer; its output for every row, the [CLS] rows alone ([B, d]) or the rows given ([M, d]). */
+  private layer(i: number, input: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, readout: Readout): Tensor2D {
     const w = this.layers[i];
+    const clsOnly = readout === 'cls';
     let a = this.selfAttention(i, input, maskBias, batch, seq, ctx, clsOnly); // [N or B, d]
-    const x = clsOnly ? this.clsRows(input, batch, seq) : input;
+    let x = clsOnly ? this.clsRows(input, batch, seq) : input;
+    if (typeof readout !== 'string') {
+      a = embeddingLookup(a, readout); // [M, d]
+      x = embeddingLookup(input, readout);
+    }
     a = this.withLora(i, 'attention_output', w.attentionOutput.apply(a), a);
     a = dropout(a, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
     a = this.method.applyAtSite(i, 'attention', a, x, ctx); // Houlsby site 1

@@ -438,8 +438,100 @@ const TRUNCATION_IN_STDS = 2;
  * embedding 0. Each tensor draws from its own stream seeded by `seed` and its name, so a tensor's
  * values do not depend on the architecture around it (`randomPooler` matches this pooler exactly).
  */
-export function randomBertWeights(config: BertConfig, seed: number): WeightMap {
-  return initialise(config, seed, () => true);
+export function randomBertWeights(config: BertConfig, seed: number, init: StructuredInit = {}): WeightMap {
+  const weights = initialise(config, seed, () => true);
+  if (init.positions === 'sinusoidal') {
+    const positions = weights.get(POSITION_EMBEDDINGS)!;
+    positions.data = sinusoidalPositions(positions.shape[0]!, positions.shape[1]!, TRUNCATED_STD_FACTOR * config.initializer_range);
+  }
+  if (init.attention === 'mimetic') {
+    for (let layer = 0; layer < config.num_hidden_layers; layer++) addMimeticAttention(weights, config, layer, seed);
+  }
+  return weights;
+}
+
+/** Initialisations beyond BERT's random one, for models pretrained from scratch (see the schema's `positionInit`, `attentionInit`). */
+export interface StructuredInit {
+  positions?: 'normal' | 'sinusoidal';
+  attention?: 'normal' | 'mimetic';
+}
+
+const POSITION_EMBEDDINGS = 'bert.embeddings.position_embeddings.weight';
+/** The spread of a normal truncated at two standard deviations, as a share of its std. */
+const TRUNCATED_STD_FACTOR = 0.8796;
+/** Mimetic initialisation's strengths (Trockman & Kolter 2023, their ViT values): W_q W_kᵀ ≈ 0.7 I, W_v W_o ≈ -0.4 I. */
+const MIMETIC_QK = 0.7;
+const MIMETIC_VO = 0.4;
+
+/**
+ * The Transformer's position encoding (sin at even, cos at odd columns, wavelengths from 2π to
+ * 10000·2π), scaled to root-mean-square `rms`, so it weighs as much as the word embeddings it is added to.
+ */
+export function sinusoidalPositions(positions: number, width: number, rms: number): Float32Array {
+  const out = new Float32Array(positions * width);
+  const scale = rms * Math.SQRT2; // a sinusoid's rms is 1/√2
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < width; i++) {
+      const angle = p / 10000 ** ((2 * Math.floor(i / 2)) / width);
+      out[p * width + i] = scale * (i % 2 === 0 ? Math.sin(angle) : Math.cos(angle));
+    }
+  }
+  return out;
+}
+
+/**
+ * Mimetic initialisation (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers",
+ * 2023) on top of the random weights: with O a random orthogonal matrix whose columns the heads
+ * share out, W_q = W_k = √0.7·O and W_v = √0.4·P, W_o = -√0.4·Pᵀ (another orthogonal P), so that
+ * summed over heads W_q W_kᵀ = 0.7 I and W_v W_o = -0.4 I, as in trained Transformers: every token
+ * starts attending to tokens like itself, and, with position embeddings that have a structure, to
+ * its neighbours. Hugging Face's Linear weights are [out, in], the transposes of W above.
+ */
+function addMimeticAttention(weights: WeightMap, config: BertConfig, layer: number, seed: number): void {
+  const d = config.hidden_size;
+  const prefix = `bert.encoder.layer.${layer}.attention`;
+  const qk = randomOrthogonal(d, new Rng(tensorSeed(seed, `${prefix}.mimetic.qk`)));
+  const vo = randomOrthogonal(d, new Rng(tensorSeed(seed, `${prefix}.mimetic.vo`)));
+  const add = (name: string, matrix: Float32Array, scale: number, transpose: boolean): void => {
+    const w = weights.get(name)!.data;
+    for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) w[r * d + c]! += scale * matrix[transpose ? c * d + r : r * d + c]!;
+  };
+  add(`${prefix}.self.query.weight`, qk, Math.sqrt(MIMETIC_QK), true);
+  add(`${prefix}.self.key.weight`, qk, Math.sqrt(MIMETIC_QK), true);
+  add(`${prefix}.self.value.weight`, vo, Math.sqrt(MIMETIC_VO), true);
+  add(`${prefix}.output.dense.weight`, vo, -Math.sqrt(MIMETIC_VO), false);
+}
+
+/** A random orthogonal n x n matrix (row-major): Gram-Schmidt, twice for accuracy, on the columns of a Gaussian one. */
+function randomOrthogonal(n: number, rng: Rng): Float32Array {
+  const columns = Array.from({ length: n }, () => {
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const radius = Math.sqrt(-2 * Math.log(1 - rng.next()));
+      const angle = 2 * Math.PI * rng.next();
+      v[i] = radius * Math.cos(angle);
+      if (i + 1 < n) v[i + 1] = radius * Math.sin(angle);
+    }
+    return v;
+  });
+  for (let j = 0; j < n; j++) {
+    const v = columns[j]!;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let k = 0; k < j; k++) {
+        const u = columns[k]!;
+        let dot = 0;
+        for (let i = 0; i < n; i++) dot += u[i]! * v[i]!;
+        for (let i = 0; i < n; i++) v[i]! -= dot * u[i]!;
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < n; i++) norm += v[i]! * v[i]!;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < n; i++) v[i]! /= norm;
+  }
+  const out = new Float32Array(n * n);
+  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) out[r * n + c] = columns[c]![r]!;
+  return out;
 }
 
 /** Only the two pooler weights, for checkpoints saved without one. */

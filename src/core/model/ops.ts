@@ -94,6 +94,61 @@ export function dense(x: Tensor2D, kernel: Tensor, bias: Tensor): Tensor2D {
   return op(x, kernel, bias) as Tensor2D;
 }
 
+/**
+ * y = x · tableᵀ + bias for x [M, d] and a trainable table [V, d] (a decoder tied to the word
+ * embeddings): natively one product reading the table transposed, with dx = dy · table and
+ * dtable = dyᵀ · x, so the [V, d] table is never transposed; otherwise through its transpose.
+ */
+export function tiedDense(x: Tensor2D, table: Tensor2D, bias: Tensor): Tensor2D {
+  const op = customOp(([xIn, t, b], save) => {
+    save([xIn!, t!]);
+    const value = fusedKernelsActive()
+      ? (tf.fused.matMul({ a: xIn as Tensor2D, b: t as Tensor2D, transposeB: true, bias: b }) as Tensor2D)
+      : affine(xIn as Tensor2D, tf.transpose(t as Tensor2D), b);
+    return {
+      value,
+      gradFunc: (dy: Tensor, [xs, ts]: Tensor[]) => [tf.matMul(dy as Tensor2D, ts as Tensor2D), matMulAT(dy, xs!), tf.sum(dy, 0)],
+    };
+  });
+  return op(x, table, bias) as Tensor2D;
+}
+
+/**
+ * Mean softmax cross-entropy of logits [M, V] against int32 targets [M], with the gradient
+ * softmax − one-hot written by hand: autodiff through logSoftmax and a one-hot product would keep
+ * four [M, V] tensors for the backward pass; this keeps the logits and one [M] vector. Natively
+ * one pass forward (per-row log-sum-exp) and one backward.
+ */
+export function softmaxCrossEntropy(logits: Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  const [rows, vocab] = logits.shape;
+  if (fusedKernelsActive() && logits.dtype === 'float32') {
+    const op = customOp(([x], save) => {
+      const [losses, lse] = runFused(FUSED.xent, { x: x!, targets }) as Tensor[];
+      // targets is saved too: it may be an intermediate that is disposed before the backward pass
+      save([x!, lse!, targets]);
+      return {
+        value: tf.mean(losses!),
+        gradFunc: (dy: Tensor, [xs, l, ts]: Tensor[]) => [runFused(FUSED.xentGrad, { x: xs!, lse: l!, targets: ts! }, { scale: dy.dataSync()[0]! / rows }) as Tensor],
+      };
+    });
+    return op(logits) as tf.Scalar;
+  }
+  const op = customOp(([x], save) => {
+    const logSumExp = tf.logSumExp(x!, 1); // [M]
+    const flat = tf.add(tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocab, 'int32')), targets); // index of each target logit in x
+    const picked = tf.gather(tf.reshape(x!, [-1]), flat); // [M]
+    save([x!, logSumExp, targets]);
+    return {
+      value: tf.mean(tf.sub(logSumExp, picked)),
+      gradFunc: (dy: Tensor, [xs, lse, ts]: Tensor[]) => {
+        const softmax = tf.exp(tf.sub(xs!, tf.reshape(lse!, [rows, 1])));
+        return [tf.mul(tf.sub(softmax, tf.oneHot(ts as tf.Tensor1D, vocab)), tf.div(dy, rows))];
+      },
+    };
+  });
+  return op(logits) as tf.Scalar;
+}
+
 /** y = x · kernel without bias, kernel trainable (LoRA's A and B). */
 export function matmulTrainable(x: Tensor2D, kernel: Tensor): Tensor2D {
   const op = customOp(([xIn, k], save) => {

@@ -90,6 +90,10 @@ export interface NativeAddon {
   softmax(heap: Float32Array, xOffset: number, maskOffset: number, yOffset: number, rows: number, cols: number, group: number, scale: number): void;
   /** dx = scale · y · (dy − Σ dy · y) per row. */
   softmaxGrad(heap: Float32Array, dyOffset: number, yOffset: number, dxOffset: number, rows: number, cols: number, scale: number): void;
+  /** Softmax cross-entropy of each row of x [rows, cols] against int32 targets [rows]: loss [rows] and logsumexp [rows]; throws for a target outside [0, cols). */
+  xent(heap: Float32Array, xOffset: number, targetOffset: number, lossOffset: number, lseOffset: number, rows: number, cols: number): void;
+  /** Its gradient: dx = scale · (softmax(x) − onehot(target)) per row, from x and the logsumexp. */
+  xentGrad(heap: Float32Array, xOffset: number, lseOffset: number, targetOffset: number, dxOffset: number, rows: number, cols: number, scale: number): void;
   /** LayerNorm over rows of x [rows, cols]: y, and mean [rows] and rstd [rows] for the backward pass. */
   layerNorm(heap: Float32Array, xOffset: number, gOffset: number, bOffset: number, yOffset: number, meanOffset: number, rstdOffset: number, rows: number, cols: number, eps: number): void;
   /** LayerNorm's gradient: dx [rows, cols], dg and db [cols]. */
@@ -124,6 +128,8 @@ const ADDON_FUNCTIONS = [
   'geluBiasGrad',
   'softmax',
   'softmaxGrad',
+  'xent',
+  'xentGrad',
   'layerNorm',
   'layerNormGrad',
   'dropout',

@@ -10,7 +10,8 @@
  *   the wasm kernel computes by transposing first) or trailing axes (LayerNorm's moments, the softmax
  *   gradient), accumulated in double;
  * - Unpack (tf.unstack; the attention's q, k, v split), GatherV2 with batchDims 0 (the embedding
- *   lookups) and Slice (the [CLS] rows, the position embeddings), as block copies; the wasm kernels
+ *   lookups), Slice (the [CLS] rows, the position embeddings), SplitV and Concat (the fused QKV
+ *   kernel's, trained), as block copies; the wasm kernels
  *   slice one output at a time, check indices in JS, or copy the whole input out of the heap first;
  * - Exp and Erf (GELU and its gradient), vectorised by glibc's libmvec (about 10x the wasm kernels).
  *   Add, Multiply and the other exactly rounded elementwise ops are not replaced: the wasm kernels
@@ -109,6 +110,8 @@ export const FUSED = {
   layerNormGrad: 'PeftLayerNormGrad',
   softmax: 'PeftSoftmax',
   softmaxGrad: 'PeftSoftmaxGrad',
+  xent: 'PeftXent',
+  xentGrad: 'PeftXentGrad',
   dropout: 'PeftDropout',
   adamw: 'PeftAdamW',
   sumSquares: 'PeftSumSquares',
@@ -162,6 +165,8 @@ export function installNativeKernels(options: { threads?: number } = {}): Native
     { kernelName: 'Unpack', make: (original) => unpackKernel(addon, original) },
     { kernelName: 'GatherV2', make: (original) => gatherKernel(addon, original) },
     { kernelName: 'Slice', make: (original) => sliceKernel(addon, original) },
+    { kernelName: 'SplitV', make: (original) => splitKernel(addon, original) },
+    { kernelName: 'Concat', make: (original) => concatKernel(addon, original) },
     { kernelName: 'Identity', make: (original) => identityKernel(original) },
     { kernelName: 'Cast', make: (original) => castKernel(original) },
     { kernelName: 'Exp', make: (original) => unaryKernel(addon, original, 0) },
@@ -226,6 +231,8 @@ function registerFused(addon: NativeAddon): string[] {
     [FUSED.layerNormGrad, layerNormGradKernel(addon)],
     [FUSED.softmax, softmaxKernel(addon)],
     [FUSED.softmaxGrad, softmaxGradKernel(addon)],
+    [FUSED.xent, xentKernel(addon)],
+    [FUSED.xentGrad, xentGradKernel(addon)],
     [FUSED.dropout, dropoutKernel(addon)],
     [FUSED.attnScores, attnScoresKernel(addon)],
     [FUSED.attnContext, attnContextKernel(addon)],
@@ -478,6 +485,60 @@ function gatherKernel(addon: NativeAddon, original: KernelFunc): KernelFunc {
   };
 }
 
+/**
+ * SplitV and Concat along any axis as block copies: for `outer` = the product of the dims before the
+ * axis and `inner` of those after it, part i is `outer` blocks of size_i · inner elements, every
+ * total · inner elements of the whole, from start_i · inner (the fused QKV kernel's concat forward
+ * and split backward; the wasm SplitV takes about a millisecond for a [256, 768] split).
+ */
+function splitKernel(addon: NativeAddon, original: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { numOrSizeSplits, axis } = (args.attrs ?? {}) as { numOrSizeSplits: number | number[]; axis: number | number[] };
+    if (!FOUR_BYTES.has(x.dtype)) return original(args);
+    const a = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, a);
+    const backend = args.backend as WasmBackend;
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, a));
+    const inner = tf.util.sizeFromShape(x.shape.slice(a + 1));
+    const total = x.shape[a]!;
+    let start = 0;
+    return sizes.map((size) => {
+      const out = backend.makeOutput(x.shape.map((d, i) => (i === a ? size : d)), x.dtype);
+      if (outer * size * inner > 0) {
+        addon.copyBlocks(backend.wasm.HEAPF32, offsetOf(backend, x) + 4 * start * inner, offsetOf(backend, out), outer, size * inner, total * inner, size * inner);
+      }
+      start += size;
+      return out;
+    });
+  };
+}
+
+function concatKernel(addon: NativeAddon, original: KernelFunc): KernelFunc {
+  return (args) => {
+    const parts = Object.values(args.inputs) as TensorInfo[];
+    const { axis } = (args.attrs ?? {}) as { axis: number };
+    const first = parts[0];
+    if (!first || !parts.every((t) => FOUR_BYTES.has(t.dtype) && t.dtype === first.dtype && t.shape.length === first.shape.length)) return original(args);
+    const a = tf.util.parseAxisParam(axis, first.shape)[0]!;
+    if (!parts.every((t) => t.shape.every((d, i) => i === a || d === first.shape[i]))) return original(args);
+    const backend = args.backend as WasmBackend;
+    const total = parts.reduce((n, t) => n + t.shape[a]!, 0);
+    const out = backend.makeOutput(first.shape.map((d, i) => (i === a ? total : d)), first.dtype);
+    const outer = tf.util.sizeFromShape(first.shape.slice(0, a));
+    const inner = tf.util.sizeFromShape(first.shape.slice(a + 1));
+    let start = 0;
+    for (const t of parts) {
+      const size = t.shape[a]!;
+      if (outer * size * inner > 0) {
+        addon.copyBlocks(backend.wasm.HEAPF32, offsetOf(backend, t), offsetOf(backend, out) + 4 * start * inner, outer, size * inner, size * inner, total * inner);
+      }
+      start += size;
+    }
+    return out;
+  };
+}
+
 /** Most block copies one native Slice makes (one N-API call each) before leaving it to the wasm kernel. */
 const SLICE_MAX_CALLS = 1024;
 
@@ -676,6 +737,36 @@ function softmaxGradKernel(addon: NativeAddon): KernelFunc {
     const backend = args.backend as WasmBackend;
     const dx = backend.makeOutput(y.shape, 'float32');
     if (rows * cols > 0) addon.softmaxGrad(backend.wasm.HEAPF32, offsetOf(backend, dy), offsetOf(backend, y), offsetOf(backend, dx), rows, cols, scale);
+    return dx;
+  };
+}
+
+/** Softmax cross-entropy of logits x [rows, cols] against int32 targets [rows]: [loss [rows], logsumexp [rows]]. */
+function xentKernel(addon: NativeAddon): KernelFunc {
+  return (args) => {
+    const { x, targets } = args.inputs as { x: TensorInfo; targets: TensorInfo };
+    requireFloat32(FUSED.xent, x);
+    if (targets.dtype !== 'int32') throw new Error(`${FUSED.xent}: int32 targets only, got ${targets.dtype}`);
+    const [rows, cols] = rowsCols(x.shape);
+    if (tf.util.sizeFromShape(targets.shape) !== rows) throw new Error(`${FUSED.xent}: expected ${rows} targets, got shape [${targets.shape}]`);
+    const backend = args.backend as WasmBackend;
+    const loss = backend.makeOutput([rows], 'float32');
+    const lse = backend.makeOutput([rows], 'float32');
+    if (rows > 0) addon.xent(backend.wasm.HEAPF32, offsetOf(backend, x), offsetOf(backend, targets), offsetOf(backend, loss), offsetOf(backend, lse), rows, cols);
+    return [loss, lse];
+  };
+}
+
+/** Its gradient, scale · (softmax(x) − onehot(targets)), from x and the logsumexp; attrs: scale. */
+function xentGradKernel(addon: NativeAddon): KernelFunc {
+  return (args) => {
+    const { x, lse, targets } = args.inputs as { x: TensorInfo; lse: TensorInfo; targets: TensorInfo };
+    const { scale } = args.attrs as { scale: number };
+    requireFloat32(FUSED.xentGrad, x, lse);
+    const [rows, cols] = rowsCols(x.shape);
+    const backend = args.backend as WasmBackend;
+    const dx = backend.makeOutput(x.shape, 'float32');
+    if (rows > 0) addon.xentGrad(backend.wasm.HEAPF32, offsetOf(backend, x), offsetOf(backend, lse), offsetOf(backend, targets), offsetOf(backend, dx), rows, cols, scale);
     return dx;
   };
 }

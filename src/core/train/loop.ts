@@ -65,7 +65,7 @@ export abstract class TrainingLoop<B> {
     this.training = t;
     this.folder = setup.folder;
     this.emit = setup.emit;
-    this.optimizer = new AdamW({ weightDecay: t.weightDecay });
+    this.optimizer = new AdamW({ weightDecay: t.weightDecay, beta1: t.adamBeta1, beta2: t.adamBeta2, epsilon: t.adamEpsilon });
     this.stepsPerEpoch = Math.ceil(setup.trainExamples / t.batchSize);
     this.totalSteps = t.maxSteps ?? t.epochs * this.stepsPerEpoch;
     this.warmupSteps = Math.round(t.warmupRatio * this.totalSteps);

@@ -158,26 +158,25 @@ class Pretrainer extends TrainingLoop<Batch> {
     return this.model.logits(batchTensors(masked.batch), tf.tensor1d(masked.positions, 'int32'), ctx);
   }
 
-  /** MLM loss (mean over masked tokens), masked-token accuracy and perplexity on the held-out sequences. */
+  /**
+   * On the held-out sequences: MLM loss (mean over the selected tokens), accuracy and perplexity,
+   * and loss and accuracy apart for the tokens shown as [MASK] (`maskLoss`, `maskAccuracy`), kept
+   * (`keptAccuracy`) and replaced by a random token (`randomAccuracy`). A model that copies its
+   * input and guesses the most frequent token under [MASK] has high kept accuracy and a [MASK]
+   * accuracy at the most frequent token's share: the plateau, told apart from learning context.
+   */
   protected validate(): Record<string, number> | undefined {
     if (!this.validationBatches.length) return undefined;
     const ctx: ForwardContext = { training: false, dropoutSeed: () => undefined };
-    let lossSum = 0;
-    let correct = 0;
-    let count = 0;
+    const tally = new MaskedTokenTally();
     for (const masked of this.validationBatches) {
-      const [loss, hits] = tf.tidy(() => {
+      const [losses, predicted] = tf.tidy(() => {
         const logits = this.logitsOf(masked, ctx);
-        const targets = tf.tensor1d(masked.targets, 'int32');
-        const right = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), targets), 'int32'));
-        return [this.model.loss(logits, targets).dataSync()[0]!, right.dataSync()[0]!];
+        return [tokenLosses(logits, masked.targets).dataSync(), tf.argMax(logits, 1).dataSync()];
       });
-      lossSum += loss * masked.targets.length;
-      correct += hits;
-      count += masked.targets.length;
+      tally.add(masked, this.vocab.maskId, losses, predicted);
     }
-    const loss = lossSum / count;
-    this.lastMetrics = { loss, accuracy: correct / count, perplexity: Math.exp(loss) };
+    this.lastMetrics = tally.metrics();
     return this.lastMetrics;
   }
 
@@ -276,6 +275,45 @@ class Pretrainer extends TrainingLoop<Batch> {
 
   protected disposeModel(): void {
     this.model.dispose();
+  }
+}
+
+/** Cross-entropy of each row of logits [M, V] against its target, [M]. */
+export function tokenLosses(logits: tf.Tensor2D, targets: Int32Array): tf.Tensor1D {
+  const [rows, vocab] = logits.shape;
+  const flat = Int32Array.from(targets, (t, i) => i * vocab + t);
+  const picked = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flat, 'int32'));
+  return tf.sub(tf.logSumExp(logits, 1), picked).reshape([rows]) as tf.Tensor1D;
+}
+
+/** How a selected token was shown to the model. */
+type Shown = 'mask' | 'kept' | 'random';
+
+/** Held-out MLM loss and accuracy, overall and by how each selected token was shown. */
+export class MaskedTokenTally {
+  private readonly sums = { all: { loss: 0, hits: 0, n: 0 }, mask: { loss: 0, hits: 0, n: 0 }, kept: { loss: 0, hits: 0, n: 0 }, random: { loss: 0, hits: 0, n: 0 } };
+
+  add(masked: MaskedBatch, maskId: number, losses: ArrayLike<number>, predicted: ArrayLike<number>): void {
+    masked.targets.forEach((target, i) => {
+      const shownId = masked.batch.inputIds[masked.positions[i]!]!;
+      const shown: Shown = shownId === maskId ? 'mask' : shownId === target ? 'kept' : 'random';
+      const hit = predicted[i] === target ? 1 : 0;
+      for (const s of [this.sums.all, this.sums[shown]]) {
+        s.loss += losses[i]!;
+        s.hits += hit;
+        s.n++;
+      }
+    });
+  }
+
+  metrics(): Record<string, number> {
+    const { all, mask, kept, random } = this.sums;
+    const loss = all.loss / all.n;
+    const out: Record<string, number> = { loss, accuracy: all.hits / all.n, perplexity: Math.exp(loss) };
+    if (mask.n) Object.assign(out, { maskLoss: mask.loss / mask.n, maskAccuracy: mask.hits / mask.n });
+    if (kept.n) out.keptAccuracy = kept.hits / kept.n;
+    if (random.n) out.randomAccuracy = random.hits / random.n;
+    return out;
   }
 }
 

@@ -44,7 +44,10 @@ export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'trai
       type_vocab_size: s.typeVocabSize,
       initializer_range: s.initializerRange,
     };
-    return { bert, weights: randomBertWeights(bert, s.seed), tokenizer, source: `random init (seed ${s.seed}), vocabulary ${s.vocab}`, warnings: [] };
+    const init = { positions: s.positionInit, attention: s.attentionInit };
+    const structured = [s.positionInit === 'sinusoidal' && 'sinusoidal positions', s.attentionInit === 'mimetic' && 'mimetic attention'].filter(Boolean);
+    const source = `random init (seed ${s.seed}${structured.length ? `, ${structured.join(', ')}` : ''}), vocabulary ${s.vocab}`;
+    return { bert, weights: randomBertWeights(bert, s.seed, init), tokenizer, source, warnings: [] };
   }
   const folder = 'path' in model
     ? model.path
