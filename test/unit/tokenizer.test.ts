@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WordPieceTokenizer } from '../../src/core/data/tokenizer';
+import { HfTokenizer, loadTokenizer } from '../../src/core/data/hf-tokenizer';
 import { DataError } from '../../src/core/errors';
 
 const VOCAB_FILE = join(__dirname, '..', '..', 'examples', 'vocab', 'bert-base-uncased-vocab.txt');
@@ -136,45 +137,46 @@ describe('WordPieceTokenizer pairs and truncation', () => {
 });
 
 describe('WordPieceTokenizer loading', () => {
-  test('reads tokenizer.json: vocab, normalizer settings and prefix', () => {
+  test('reads tokenizer.json through @huggingface/tokenizers: vocab, normalizer settings and prefix', () => {
     const vocab = Object.fromEntries(TINY_VOCAB.map((token, id) => [token.replace(/^##/, '@@'), id]));
-    const path = writeTemp(
-      'tokenizer.json',
+    const folder = mkdtempSync(join(tempDir, 'json-'));
+    writeFileSync(
+      join(folder, 'tokenizer.json'),
       JSON.stringify({
-        added_tokens: SPECIALS.map((content, id) => ({ id, content, special: true })),
-        normalizer: { type: 'BertNormalizer', lowercase: false, strip_accents: null, handle_chinese_chars: true },
+        added_tokens: SPECIALS.map((content, id) => ({ id, content, special: true, single_word: false, lstrip: false, rstrip: false, normalized: false })),
+        normalizer: { type: 'BertNormalizer', clean_text: true, lowercase: false, strip_accents: null, handle_chinese_chars: true },
+        pre_tokenizer: { type: 'BertPreTokenizer' },
         model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '@@', max_input_chars_per_word: 100, vocab },
       }),
     );
-    const tokenizer = WordPieceTokenizer.fromTokenizerJson(path);
+    const tokenizer = loadTokenizer(folder) as HfTokenizer;
+    assert.ok(tokenizer instanceof HfTokenizer);
     assert.equal(tokenizer.vocabSize, TINY_VOCAB.length);
     assert.deepEqual(tokenizer.tokenize('Hello unaffable'), ['Hello', 'un', '@@aff', '@@able']);
   });
 
-  test('reports a tokenizer.json vocabulary with a gap in its ids', () => {
-    const path = writeTemp('gap.json', JSON.stringify({ model: { type: 'WordPiece', vocab: { '[PAD]': 0, '[UNK]': 2 } } }));
-    assert.throws(() => WordPieceTokenizer.fromTokenizerJson(path), (err: unknown) => {
+  test('a tokenizer.json without a usable model names the file', () => {
+    const folder = mkdtempSync(join(tempDir, 'badjson-'));
+    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify({ model: { type: 'WordLevel', vocab: {} } }));
+    assert.throws(() => loadTokenizer(folder), (err: unknown) => {
       assert.ok(err instanceof DataError);
-      assert.match(err.message, /gap\.json: model\.vocab has no token with id 1/);
+      assert.match(err.message, /tokenizer\.json: model\.type "WordLevel" is not supported/);
       return true;
     });
   });
 
-  test('fromFolder prefers tokenizer.json and applies do_lower_case from tokenizer_config.json', () => {
+  test('fromFolder reads vocab.txt and applies do_lower_case from tokenizer_config.json', () => {
     const folder = mkdtempSync(join(tempDir, 'model-'));
     writeFileSync(join(folder, 'vocab.txt'), TINY_VOCAB.join('\n') + '\n');
     assert.deepEqual(WordPieceTokenizer.fromFolder(folder).tokenize('Hello'), ['hello']);
+    assert.ok(loadTokenizer(folder) instanceof WordPieceTokenizer, 'a folder with only vocab.txt keeps the WordPiece tokenizer');
     writeFileSync(join(folder, 'tokenizer_config.json'), JSON.stringify({ do_lower_case: false }));
     assert.deepEqual(WordPieceTokenizer.fromFolder(folder).tokenize('Hello'), ['Hello']);
-
-    const vocab = Object.fromEntries([...SPECIALS, 'json'].map((token, id) => [token, id]));
-    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify({ model: { type: 'WordPiece', vocab } }));
-    assert.equal(WordPieceTokenizer.fromFolder(folder).vocabSize, SPECIALS.length + 1);
   });
 
-  test('fromFolder names the folder when it has no tokenizer', () => {
+  test('loadTokenizer names the folder when it has no tokenizer', () => {
     const folder = mkdtempSync(join(tempDir, 'empty-'));
-    assert.throws(() => WordPieceTokenizer.fromFolder(folder), (err: unknown) => {
+    assert.throws(() => loadTokenizer(folder), (err: unknown) => {
       assert.ok(err instanceof DataError);
       assert.ok(err.message.includes(folder));
       assert.match(err.message, /neither tokenizer\.json nor vocab\.txt/);

@@ -7,7 +7,7 @@
  */
 import type { Rng } from '../random';
 import type { Example } from './readers';
-import type { WordPieceTokenizer } from './tokenizer';
+import type { TextTokenizer } from './hf-tokenizer';
 
 export interface EncodedExample {
   inputIds: number[];
@@ -34,7 +34,7 @@ export interface BatchOptions {
 /** BERT's [PAD] token id; the attention mask, not the id, is what keeps padding out of the model. */
 const PAD_ID = 0;
 
-export function encodeExamples(examples: Example[], tokenizer: WordPieceTokenizer, maxLength: number): EncodedExample[] {
+export function encodeExamples(examples: Example[], tokenizer: TextTokenizer, maxLength: number): EncodedExample[] {
   return examples.map((example) => ({
     ...tokenizer.encode(example.text, example.pair, maxLength),
     label: example.label,

@@ -44,6 +44,7 @@ const NONSPACING_MARK = /\p{Mn}/gu;
 const WHITESPACE_RUN = /\s+/u;
 
 export class WordPieceTokenizer {
+  readonly kind = 'WordPiece';
   readonly tokens: readonly string[];
   readonly clsId: number;
   readonly sepId: number;
@@ -92,24 +93,16 @@ export class WordPieceTokenizer {
     return withFileContext(path, () => new WordPieceTokenizer(tokens, options));
   }
 
-  /** Reads a Hugging Face `tokenizer.json` whose model is WordPiece. */
-  static fromTokenizerJson(path: string, overrides: TokenizerOptions = {}): WordPieceTokenizer {
-    const { tokens, options } = parseTokenizerJson(path, readTextFile(path));
-    return withFileContext(path, () => new WordPieceTokenizer(tokens, { ...options, ...overrides }));
-  }
-
   /**
-   * Loads the tokenizer of a Hugging Face model folder: `tokenizer.json` when present, else
-   * `vocab.txt`. Settings in `tokenizer_config.json` win over `tokenizer.json`, as they do in
-   * `BertTokenizerFast`.
+   * Loads the WordPiece tokenizer of a folder that has a `vocab.txt`, with the casing settings of its
+   * `tokenizer_config.json`, as `BertTokenizer` does. Folders with a `tokenizer.json` are read by
+   * loadTokenizer (hf-tokenizer.ts) instead.
    */
   static fromFolder(folder: string): WordPieceTokenizer {
     const overrides = readTokenizerConfig(join(folder, 'tokenizer_config.json'));
-    const tokenizerJson = join(folder, 'tokenizer.json');
-    if (existsSync(tokenizerJson)) return WordPieceTokenizer.fromTokenizerJson(tokenizerJson, overrides);
     const vocabTxt = join(folder, 'vocab.txt');
     if (existsSync(vocabTxt)) return WordPieceTokenizer.fromVocabFile(vocabTxt, overrides);
-    throw new DataError(folder, undefined, 'no tokenizer found: the folder has neither tokenizer.json nor vocab.txt');
+    throw new DataError(folder, undefined, 'no vocab.txt: a WordPiece vocabulary is needed here (the folder may have only a tokenizer.json)');
   }
 
   get vocabSize(): number {
@@ -331,86 +324,6 @@ function parseVocabText(text: string): string[] {
   const lines = text.split(/\r?\n/);
   if (lines[lines.length - 1] === '') lines.pop(); // the trailing newline does not start a token
   return lines;
-}
-
-interface TokenizerJson {
-  model?: {
-    type?: string;
-    vocab?: Record<string, number>;
-    continuing_subword_prefix?: string;
-    max_input_chars_per_word?: number;
-  };
-  normalizer?: NormalizerJson | null;
-  added_tokens?: Array<{ content?: string }>;
-}
-
-interface NormalizerJson {
-  type?: string;
-  lowercase?: boolean;
-  strip_accents?: boolean | null;
-  handle_chinese_chars?: boolean;
-  normalizers?: NormalizerJson[];
-}
-
-function parseTokenizerJson(path: string, text: string): { tokens: string[]; options: TokenizerOptions } {
-  let json: TokenizerJson;
-  try {
-    json = JSON.parse(text) as TokenizerJson;
-  } catch (err) {
-    throw new DataError(path, undefined, `not valid JSON: ${(err as Error).message}`);
-  }
-  const model = json.model;
-  if (!model || (model.type !== undefined && model.type !== 'WordPiece')) {
-    throw new DataError(path, undefined, `expected a WordPiece model, got ${model?.type ?? 'no "model"'}`);
-  }
-  const options: TokenizerOptions = {
-    ...normalizerOptions(json.normalizer ?? undefined),
-    continuationPrefix: model.continuing_subword_prefix ?? '##',
-    maxCharsPerWord: model.max_input_chars_per_word ?? 100,
-    neverSplit: addedTokenContents(json.added_tokens),
-  };
-  return { tokens: vocabInIdOrder(path, model.vocab), options };
-}
-
-/** Reads BertNormalizer settings, also when nested in a Sequence; `strip_accents: null` follows `lowercase`. */
-function normalizerOptions(normalizer: NormalizerJson | undefined): TokenizerOptions {
-  if (!normalizer) return { lowercase: false, stripAccents: false };
-  switch (normalizer.type) {
-    case 'BertNormalizer':
-      return {
-        lowercase: normalizer.lowercase ?? true,
-        stripAccents: normalizer.strip_accents ?? undefined,
-        tokenizeChineseChars: normalizer.handle_chinese_chars ?? true,
-      };
-    case 'Sequence':
-      return Object.assign({ lowercase: false, stripAccents: false }, ...(normalizer.normalizers ?? []).map(normalizerOptions));
-    case 'Lowercase':
-      return { lowercase: true };
-    case 'StripAccents':
-      return { stripAccents: true };
-    default:
-      return {};
-  }
-}
-
-/** Added tokens are matched verbatim in the raw text, like the specials of a vocab.txt tokenizer. */
-function addedTokenContents(addedTokens: TokenizerJson['added_tokens']): string[] {
-  const contents = (addedTokens ?? []).map((token) => token.content).filter((c): c is string => !!c);
-  return contents.length > 0 ? contents : DEFAULT_NEVER_SPLIT;
-}
-
-function vocabInIdOrder(path: string, vocab: Record<string, number> | undefined): string[] {
-  if (!vocab || typeof vocab !== 'object') throw new DataError(path, undefined, 'model.vocab is missing');
-  const tokens: string[] = [];
-  for (const [token, id] of Object.entries(vocab)) {
-    if (!Number.isInteger(id) || id < 0) throw new DataError(path, undefined, `model.vocab["${token}"] has invalid id ${id}`);
-    if (tokens[id] !== undefined) throw new DataError(path, undefined, `model.vocab has two tokens with id ${id}`);
-    tokens[id] = token;
-  }
-  // findIndex visits the holes a sparse array has where an id was skipped
-  const gap = tokens.findIndex((token) => token === undefined);
-  if (gap >= 0) throw new DataError(path, undefined, `model.vocab has no token with id ${gap}`);
-  return tokens;
 }
 
 /** `do_lower_case`, `strip_accents` and `tokenize_chinese_chars` from tokenizer_config.json, when present. */

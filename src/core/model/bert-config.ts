@@ -1,4 +1,27 @@
-/** Architecture of a BERT encoder, with Hugging Face's `config.json` field names. */
+/** The encoder families PEFT Lab reads: config.json's `model_type`. */
+export const MODEL_TYPES = ['bert', 'roberta', 'xlm-roberta', 'distilbert', 'electra', 'modernbert'] as const;
+export type ModelType = (typeof MODEL_TYPES)[number];
+
+/** ModernBERT's own architecture settings (its config.json names in the comments). */
+export interface ModernBertSettings {
+  /** `local_attention`: a local layer's token attends to tokens at most local_attention / 2 away. */
+  localAttention: number;
+  /** `global_attn_every_n_layers`: layer i attends globally when i % n == 0, else within the window. */
+  globalEvery: number;
+  /** Rotary bases: `global_rope_theta`, `local_rope_theta` (or `rope_parameters`). */
+  globalRopeTheta: number;
+  localRopeTheta: number;
+  /** `attention_bias`, `mlp_bias`, `norm_bias`: ModernBERT's linear layers and LayerNorms have none by default. */
+  attentionBias: boolean;
+  mlpBias: boolean;
+  normBias: boolean;
+}
+
+/**
+ * Architecture of an encoder, with Hugging Face's BERT `config.json` field names; other families'
+ * configs are read into these names (DistilBERT's `dim` is `hidden_size`, ...), with what is their
+ * own in the optional fields. A config without `model_type` is BERT's.
+ */
 export interface BertConfig {
   vocab_size: number;
   hidden_size: number;
@@ -13,6 +36,12 @@ export interface BertConfig {
   layer_norm_eps: number;
   pad_token_id: number;
   initializer_range: number;
+  /** The family; absent for BERT. */
+  model_type?: ModelType;
+  /** ELECTRA: the width of the embeddings, projected to hidden_size by `embeddings_project` when they differ. */
+  embedding_size?: number;
+  /** ModernBERT: pre-LayerNorm layers with rotary attention, GeGLU and local windows. */
+  modernbert?: ModernBertSettings;
 }
 
 export const DEFAULT_BERT_CONFIG: Omit<BertConfig, 'vocab_size'> = {

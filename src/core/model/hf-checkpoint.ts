@@ -11,6 +11,19 @@ import { readSafetensors, toFloat32, writeSafetensors, type NamedTensor, type Te
 import { CheckpointError } from '../errors';
 import { Rng } from '../random';
 import { DEFAULT_BERT_CONFIG, bertWeightShapes, type BertConfig, type WeightMap } from './bert-config';
+import {
+  bertFieldsOf,
+  checkpointNameOf,
+  encoderWeightShapes,
+  familyDefaults,
+  familySettings,
+  hfLayout,
+  isSupportedModelType,
+  modelTypeOf,
+  prefixedName,
+  unsupportedModelTypeError,
+  usablePositions,
+} from './families';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -41,7 +54,7 @@ export function safetensorsConversionHint(source: string, destination: string): 
 
 // ---------------------------------------------------------------- config.json
 
-type NumericField = Exclude<keyof BertConfig, 'hidden_act'>;
+type NumericField = Exclude<keyof BertConfig, 'hidden_act' | 'model_type' | 'embedding_size' | 'modernbert'>;
 
 interface FieldRule {
   required: boolean;
@@ -83,22 +96,16 @@ export function readBertConfig(folder: string): BertConfig {
 
 function parseBertConfig(raw: unknown, file: string): BertConfig {
   if (!isPlainObject(raw)) throw new CheckpointError(file, 'the model config must be a JSON object');
-  checkModelType(raw, file);
+  // Very old BERT configs have no model_type; their field names are then the only evidence.
+  const modelType = raw.model_type ?? 'bert';
+  if (!isSupportedModelType(modelType)) throw unsupportedModelTypeError(file, raw.model_type);
   checkPositionEmbeddingType(raw, file);
+  const fields = bertFieldsOf(modelType, raw);
   // readNumericFields has made sure every required field, vocab_size included, is present.
-  const config = { ...DEFAULT_BERT_CONFIG, ...readNumericFields(raw, file), hidden_act: readHiddenAct(raw, file) } as BertConfig;
+  const base = { ...familyDefaults(modelType), ...readNumericFields(fields, file), hidden_act: readHiddenAct(fields, file) } as BertConfig;
+  const config = { ...base, ...familySettings(modelType, raw, file, base) };
   checkConsistency(config, file);
   return config;
-}
-
-function checkModelType(raw: Record<string, unknown>, file: string): void {
-  // Very old BERT configs have no model_type; their field names are then the only evidence.
-  const modelType = raw.model_type;
-  if (modelType === undefined || modelType === 'bert') return;
-  throw new CheckpointError(
-    file,
-    `model_type ${JSON.stringify(modelType)} is not supported yet: PEFT Lab currently fine-tunes BERT encoders only (model_type "bert")`,
-  );
 }
 
 /** Relative position embeddings add weights and change attention, so such a model would load but compute nonsense. */
@@ -149,6 +156,12 @@ function checkConsistency(config: BertConfig, file: string): void {
   if (config.pad_token_id >= config.vocab_size) {
     throw new CheckpointError(file, `"pad_token_id" ${config.pad_token_id} is outside the vocabulary (vocab_size ${config.vocab_size})`);
   }
+  if (usablePositions(config) < 2) {
+    throw new CheckpointError(file, `"max_position_embeddings" ${config.max_position_embeddings} leaves no room for a sequence after the first padding_idx + 1 (${config.pad_token_id + 1}) positions`);
+  }
+  if (config.modernbert && (config.hidden_size / config.num_attention_heads) % 2 !== 0) {
+    throw new CheckpointError(file, `the attention head size ${config.hidden_size / config.num_attention_heads} must be even for rotary position embeddings`);
+  }
 }
 
 /** config.json as `transformers` writes it for a BertModel. */
@@ -161,12 +174,9 @@ function configJson(config: BertConfig): Record<string, unknown> {
 
 // ---------------------------------------------------------------- reading weights
 
-const BERT_PREFIX = 'bert.';
-/** Top-level modules of BertModel; BertModel.save_pretrained writes its names without the `bert.` prefix. */
-const BERT_MODULES = ['embeddings.', 'encoder.', 'pooler.'];
-/** The masked-LM and next-sentence heads of BertForPreTraining, which fine-tuning does not use. */
-const PRETRAINING_HEADS_PREFIX = 'cls.';
 const POOLER_PREFIX = 'bert.pooler.';
+/** Families whose checkpoints may carry a pooler; the others never have one, so its absence is no news. */
+const POOLER_FAMILIES = new Set(['bert', 'roberta', 'xlm-roberta']);
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 const MAX_PROBLEM_LINES = 20;
 const MAX_EXTRA_NAMES_SHOWN = 5;
@@ -181,7 +191,7 @@ export function readBertFolder(folder: string): BertFolder {
   const config = readBertConfig(folder);
   const weightsFile = locateWeights(folder);
   const tensors = weightsFile.endsWith(SHARDED_WEIGHTS_INDEX_FILE) ? readShardedSafetensors(weightsFile) : readSafetensors(weightsFile).tensors;
-  const { weights, warnings } = matchWeights(config, normaliseNames(tensors, weightsFile), weightsFile);
+  const { weights, warnings } = matchWeights(config, normaliseNames(config, tensors, weightsFile), weightsFile);
   return { config, weights, files: { config: path.join(folder, CONFIG_FILE), weights: weightsFile }, warnings };
 }
 
@@ -249,11 +259,11 @@ interface Candidate {
   tensor: NamedTensor;
 }
 
-/** Maps the naming variants found in the wild onto `bertWeightShapes` names; pretraining heads are dropped. */
-function normaliseNames(tensors: Map<string, NamedTensor>, file: string): Map<string, Candidate> {
+/** Maps the naming variants found in the wild onto the family's checkpoint names; task heads are dropped. */
+function normaliseNames(config: BertConfig, tensors: Map<string, NamedTensor>, file: string): Map<string, Candidate> {
   const candidates = new Map<string, Candidate>();
   for (const [rawName, tensor] of tensors) {
-    const name = normalisedWeightName(rawName);
+    const name = prefixedName(config, rawName);
     if (name === undefined) continue;
     const previous = candidates.get(name);
     if (previous !== undefined) {
@@ -264,12 +274,9 @@ function normaliseNames(tensors: Map<string, NamedTensor>, file: string): Map<st
   return candidates;
 }
 
-/** The canonical name of a stored tensor, or undefined for tensors that are never part of the encoder. */
+/** The checkpoint name of a stored BERT tensor, or undefined for tensors that are never part of the encoder. */
 export function normalisedWeightName(rawName: string): string | undefined {
-  if (rawName.startsWith(PRETRAINING_HEADS_PREFIX)) return undefined;
-  const prefixed = BERT_MODULES.some((module) => rawName.startsWith(module)) ? BERT_PREFIX + rawName : rawName;
-  // Checkpoints converted from the original TensorFlow BERT kept TF's gamma/beta names.
-  return prefixed.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+  return prefixedName(DEFAULT_BERT_CONFIG as BertConfig, rawName);
 }
 
 interface TensorDescription {
@@ -288,48 +295,63 @@ interface WeightCheck {
  * buffers such as `position_ids`, not parameters, so they are neither used nor reported.
  */
 function checkWeights(config: BertConfig, found: Map<string, TensorDescription>): WeightCheck {
-  const expected = bertWeightShapes(config);
+  const expected = hfLayout(config);
   const problems: string[] = [];
   const missingPooler: string[] = [];
-  for (const [name, shape] of expected) {
+  const isPooler = (layout: { parts: { canonical: string }[] }) => layout.parts.every((p) => p.canonical.startsWith(POOLER_PREFIX));
+  for (const [name, layout] of expected) {
     const tensor = found.get(name);
+    const shape = layout.shape;
     if (tensor === undefined) {
-      (name.startsWith(POOLER_PREFIX) ? missingPooler : problems).push(`missing ${name} (expected shape ${formatShape(shape)})`);
+      (isPooler(layout) ? missingPooler : problems).push(`missing ${name} (expected shape ${formatShape(shape)})`);
     } else if (!FLOAT_DTYPES.has(tensor.dtype)) {
       problems.push(`${name}: expected a float tensor, found ${tensor.dtype}`);
     } else if (!sameShape(tensor.shape, shape)) {
       problems.push(`${name}: expected shape ${formatShape(shape)}, found ${formatShape(tensor.shape)}`);
     }
   }
-  const poolerWeightCount = [...expected.keys()].filter((name) => name.startsWith(POOLER_PREFIX)).length;
+  const poolerWeightCount = [...expected.values()].filter(isPooler).length;
   // Half a pooler is a damaged checkpoint, not a deliberately headless one.
   const poolerMissing = missingPooler.length === poolerWeightCount;
   if (!poolerMissing) problems.push(...missingPooler);
   const unexpected = [...found].filter(([name, t]) => !expected.has(name) && FLOAT_DTYPES.has(t.dtype)).map(([name]) => name);
-  return { problems, poolerMissing, unexpected };
+  return { problems, poolerMissing: poolerMissing && POOLER_FAMILIES.has(modelTypeOf(config)), unexpected };
 }
 
 function matchWeights(config: BertConfig, candidates: Map<string, Candidate>, file: string): { weights: WeightMap; warnings: string[] } {
   const found = new Map([...candidates].map(([name, { tensor }]) => [name, { dtype: tensor.dtype, shape: tensor.shape }]));
   const check = checkWeights(config, found);
   if (check.problems.length > 0) throw weightProblemsError(file, check.problems, candidates.size, config);
-  const weights: WeightMap = new Map();
-  for (const [name, shape] of bertWeightShapes(config)) {
+  const byCanonical = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, layout] of hfLayout(config)) {
     const candidate = candidates.get(name);
-    if (candidate !== undefined) weights.set(name, { shape, data: toFloat32(candidate.tensor) });
+    if (candidate === undefined) continue;
+    const data = toFloat32(candidate.tensor);
+    for (const part of layout.parts) {
+      // A stacked tensor (ModernBERT's Wqkv) gives each weight its rows; others are taken whole.
+      const rowSize = part.shape.slice(1).reduce((n, size) => n * size, 1);
+      const whole = layout.parts.length === 1 && part.rowOffset === 0;
+      byCanonical.set(part.canonical, { shape: part.shape, data: whole ? data : data.slice(part.rowOffset * rowSize, (part.rowOffset + part.shape[0]!) * rowSize) });
+    }
   }
-  return { weights, warnings: weightWarnings(check) };
+  // In encoderWeightShapes' order, which is the order the model adds its parameters in.
+  const weights: WeightMap = new Map();
+  for (const name of encoderWeightShapes(config).keys()) {
+    const w = byCanonical.get(name);
+    if (w) weights.set(name, w);
+  }
+  return { weights, warnings: weightWarnings(check, config) };
 }
 
-function weightWarnings(check: WeightCheck): string[] {
+function weightWarnings(check: WeightCheck, config: BertConfig): string[] {
   const warnings: string[] = [];
   if (check.poolerMissing) {
-    warnings.push('the checkpoint has no pooler (bert.pooler.dense.*); it will be initialised randomly');
+    warnings.push(`the checkpoint has no pooler (${checkpointNameOf(config, 'bert.pooler.dense.weight').replace(/\.weight$/, '')}.*); it will be initialised randomly`);
   }
   if (check.unexpected.length > 0) {
     const shown = check.unexpected.slice(0, MAX_EXTRA_NAMES_SHOWN).join(', ');
     const more = check.unexpected.length > MAX_EXTRA_NAMES_SHOWN ? `, and ${check.unexpected.length - MAX_EXTRA_NAMES_SHOWN} more` : '';
-    warnings.push(`ignored ${check.unexpected.length} tensor(s) that are not part of a BERT encoder: ${shown}${more}`);
+    warnings.push(`ignored ${check.unexpected.length} tensor(s) that are not part of the encoder: ${shown}${more}`);
   }
   return warnings;
 }

@@ -1,6 +1,6 @@
 /**
  * Downloads a BERT model from the Hugging Face hub into a local cache folder that `readBertFolder`
- * and `WordPieceTokenizer.fromFolder` read.
+ * and `loadTokenizer` read.
  *
  * Files stream to a temporary name and are renamed only when complete, so an interrupted download
  * (killed process, lost connection) never leaves a truncated file that a later run would trust.

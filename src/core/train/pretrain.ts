@@ -31,7 +31,7 @@ import { CONFIG_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE, writeBertFolder } fro
 import { MLM_HEAD_PREFIX, MLM_METHOD, MlmModel, mlmHeadShapes, randomMlmHead } from '../model/mlm-model';
 import { Rng } from '../random';
 import { TrainingLoop, startRun, type Emit, type RunOptions } from './loop';
-import { loadBaseModel } from './session';
+import { loadWordPieceBase } from './session';
 import { batchTensors } from './trainer';
 import type { FinishedMessage, Placement } from '../../protocol/worker';
 
@@ -59,7 +59,7 @@ interface Prepared {
 async function prepare(config: ResolvedPretrainConfig, backendOverride: BackendName | undefined, emit: Emit): Promise<Prepared> {
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const backend = await selectBackend(backendOverride ?? config.training.backend);
-  const base = await loadBaseModel(config, log);
+  const base = await loadWordPieceBase(config, log);
   for (const warning of base.warnings) log(warning, 'warn');
   const fromFolder = !('scratch' in config.model);
   const savedHead = fromFolder ? readMlmHead(base.source, base.bert) : undefined;

@@ -7,6 +7,9 @@ import { DEFAULT_BERT_CONFIG, type BertConfig, type WeightMap } from '../model/b
 import { randomBertWeights, randomPooler, readBertFolder } from '../model/hf-checkpoint';
 import { resolveHubModel } from '../model/hub';
 import { WordPieceTokenizer } from '../data/tokenizer';
+import { loadTokenizer, type TextTokenizer } from '../data/hf-tokenizer';
+import { CheckpointError } from '../errors';
+import { FAMILY_NAMES, modelTypeOf } from '../model/families';
 import { readExamples, splitForValidation, type Example } from '../data/readers';
 import { encodeExamples, type EncodedExample } from '../data/batches';
 import { Rng } from '../random';
@@ -14,7 +17,7 @@ import { Rng } from '../random';
 export interface BaseModel {
   bert: BertConfig;
   weights: WeightMap;
-  tokenizer: WordPieceTokenizer;
+  tokenizer: TextTokenizer;
   /** Where it came from, for the run summary. */
   source: string;
   warnings: string[];
@@ -55,7 +58,19 @@ export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'trai
   const read = readBertFolder(folder);
   const weights = read.weights;
   if (!weights.has('bert.pooler.dense.weight')) for (const [k, v] of randomPooler(read.config, config.training.seed)) weights.set(k, v);
-  return { bert: read.config, weights, tokenizer: WordPieceTokenizer.fromFolder(folder), source: folder, warnings: read.warnings };
+  return { bert: read.config, weights, tokenizer: loadTokenizer(folder), source: folder, warnings: read.warnings };
+}
+
+/** A BERT base with a WordPiece vocabulary, as masked-language-model pretraining needs (it masks by WordPiece ids). */
+export async function loadWordPieceBase(config: Pick<ResolvedConfig, 'model' | 'training'>, log: (message: string) => void = () => {}): Promise<BaseModel & { tokenizer: WordPieceTokenizer }> {
+  const base = await loadBaseModel(config, log);
+  const type = modelTypeOf(base.bert);
+  if (type !== 'bert') throw new CheckpointError(base.source, `pretraining continues BERT encoders only; this model is ${FAMILY_NAMES[type]} (model_type "${type}")`);
+  if (!(base.tokenizer instanceof WordPieceTokenizer)) {
+    // A tokenizer.json WordPiece vocabulary still pretrains, read by the hand-written tokenizer from its vocab.txt
+    return { ...base, tokenizer: WordPieceTokenizer.fromFolder(base.source) };
+  }
+  return base as BaseModel & { tokenizer: WordPieceTokenizer };
 }
 
 function progressLogger(log: (message: string) => void) {
@@ -70,7 +85,7 @@ function progressLogger(log: (message: string) => void) {
   };
 }
 
-export function loadDataset(config: ResolvedConfig, tokenizer: WordPieceTokenizer): Dataset {
+export function loadDataset(config: ResolvedConfig, tokenizer: TextTokenizer): Dataset {
   const { data, task } = config;
   const train = readExamples(data.train, data, task, task.labels);
   const labelNames = train.labelNames;
