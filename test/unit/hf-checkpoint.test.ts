@@ -143,11 +143,11 @@ describe('readBertConfig', () => {
     checkpointError(() => readBertConfig(folder), 'config.json', 'not valid JSON');
   });
 
-  it('refuses other model types as not supported yet', () => {
-    for (const modelType of ['roberta', 'distilbert']) {
+  it('refuses model types it does not support yet, naming them and the supported ones', () => {
+    for (const modelType of ['deberta-v2', 'gpt2']) {
       const folder = modelFolder();
       patchConfig(folder, { model_type: modelType });
-      checkpointError(() => readBertConfig(folder), 'config.json', `"${modelType}"`, 'not supported yet');
+      checkpointError(() => readBertConfig(folder), 'config.json', `model_type "${modelType}"`, 'not supported yet', '"roberta"', '"modernbert"');
     }
   });
 

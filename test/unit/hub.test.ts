@@ -266,10 +266,10 @@ describe('resolveHubModel', () => {
     assert.equal(readBertFolder(folder).weights.size, 39);
   });
 
-  it('refuses a non-BERT model before downloading its weights', async () => {
-    const roberta = JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(FIXTURE, 'config.json'), 'utf8')), model_type: 'roberta' });
-    const hub = await startHub({ ...fixtureRoutes(), 'config.json': file(roberta) });
-    await assert.rejects(resolveHubModel(MODEL_ID, { cacheDir: freshCache(), baseUrl: hub.url }), /"roberta" is not supported yet/);
+  it('refuses a model type PEFT Lab does not support before downloading its weights', async () => {
+    const deberta = JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(FIXTURE, 'config.json'), 'utf8')), model_type: 'deberta-v2' });
+    const hub = await startHub({ ...fixtureRoutes(), 'config.json': file(deberta) });
+    await assert.rejects(resolveHubModel(MODEL_ID, { cacheDir: freshCache(), baseUrl: hub.url }), /model_type "deberta-v2" is not supported yet/);
     assert.ok(!hub.requests.some((r) => r.path.endsWith('model.safetensors')));
   });
 

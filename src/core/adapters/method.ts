@@ -6,6 +6,7 @@ import { tf, type Tensor, type Tensor2D } from '../tf';
 import type { AdapterSite, LoraTarget, MethodConfig, MethodType } from '../config/types';
 import type { BertConfig } from '../model/bert-config';
 import { matmulTrainable } from '../model/ops';
+import { intermediateOutputs } from '../model/families';
 import type { ParamStore } from '../model/params';
 import type { PlacementSite } from '../../protocol/worker';
 import type { Rng } from '../random';
@@ -250,7 +251,7 @@ class LoraMethod extends BaseMethod {
 
 function loraShape(target: LoraTarget, bert: BertConfig): [number, number] {
   const d = bert.hidden_size;
-  if (target === 'intermediate') return [d, bert.intermediate_size];
+  if (target === 'intermediate') return [d, intermediateOutputs(bert)]; // ModernBERT's Wi: GeGLU input and gate
   if (target === 'output') return [bert.intermediate_size, d];
   return [d, d];
 }

@@ -145,5 +145,6 @@ function isTrainable(method: MethodType, name: string, group: ParamGroup): boole
 }
 
 export function isLinearWeight(name: string): boolean {
-  return name.endsWith('.weight') && !name.includes('LayerNorm') && !name.includes('embeddings');
+  // ELECTRA's embeddings_project is a Linear; the embedding tables are not
+  return name.endsWith('.weight') && !name.includes('LayerNorm') && !name.includes('embeddings.');
 }
