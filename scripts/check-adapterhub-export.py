@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks an AdapterHub adapter folder (what `peft-lab export` writes) against the names and shapes
-the Python `adapters` library would create for a BERT model with that adapter_config.json, without
+the Python `adapters` library would create for the model type (bert, roberta, xlm-roberta, electra,
+distilbert, modernbert) and the adapter_config.json the folder holds, without
 the library itself (it cannot be installed here). Exit 0 when every tensor matches exactly, 1 with a
 readable diff when not, 2 on a usage error or a config this checker does not model.
 
@@ -100,11 +101,39 @@ def bottleneck_size(hidden, reduction_factor, layer):
     return max(1, int(hidden // reduction_factor))
 
 
+# Where each model type keeps its adapters (read from the library's model mixins and its ModernBERT
+# plugin interface, src/adapters/wrappers/interfaces.py with methods/bottleneck.py and lora.py):
+#   layer: the layer module; sites: the modules holding mh_adapter / output_adapter adapters;
+#   lora: the modules LoRA wraps for q, k, v, intermediate and output; merged: one LoRAMergedLinear for q, k, v
+FAMILIES = {
+    "bert": {"layer": "bert.encoder.layer.{}", "sites": ("attention.output", "output"),
+             "lora": {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                      "intermediate": "intermediate.dense", "output": "output.dense"}, "merged": False},
+    "distilbert": {"layer": "distilbert.transformer.layer.{}", "sites": ("attention_adapters", "output_adapters"),
+                   "lora": {"q": "attention.q_lin", "k": "attention.k_lin", "v": "attention.v_lin",
+                            "intermediate": "ffn.lin1", "output": "ffn.lin2"}, "merged": False},
+    "modernbert": {"layer": "model.layers.{}", "sites": ("attention_adapters", "output_adapters"),
+                   "lora": {"q": "attn.Wqkv", "k": "attn.Wqkv", "v": "attn.Wqkv", "intermediate": "mlp.Wi", "output": "mlp.Wo"},
+                   "merged": True, "glu": True},
+}
+FAMILIES["roberta"] = dict(FAMILIES["bert"], layer="roberta.encoder.layer.{}")
+FAMILIES["xlm-roberta"] = FAMILIES["roberta"]
+FAMILIES["electra"] = dict(FAMILIES["bert"], layer="electra.encoder.layer.{}")
+MODEL_TYPE = "bert"
+
+
+def family():
+    if MODEL_TYPE not in FAMILIES:
+        raise Unsupported(f"model_type {MODEL_TYPE!r} is not modelled")
+    return FAMILIES[MODEL_TYPE]
+
+
 def expected_bottleneck(config, name, hidden, layers):
     if config.get("phm_layer"):
         raise Unsupported("phm_layer (Compacter) is not modelled")
     expected = {}
-    locations = [("mh_adapter", "attention.output"), ("output_adapter", "output")]
+    fam = family()
+    locations = [("mh_adapter", fam["sites"][0]), ("output_adapter", fam["sites"][1])]
     for layer in range(layers):
         if layer in (config.get("leave_out") or []):
             continue
@@ -112,7 +141,7 @@ def expected_bottleneck(config, name, hidden, layers):
         for flag, module in locations:
             if not config.get(flag):
                 continue
-            p = f"bert.encoder.layer.{layer}.{module}.adapters.{name}."
+            p = f"{fam['layer'].format(layer)}.{module}.adapters.{name}."
             linear = 0
             if config.get("ln_before"):
                 expected[p + "adapter_down.0.weight"] = [hidden]
@@ -141,26 +170,31 @@ def expected_lora(config, name, hidden, layers, intermediate):
     if config.get("composition_mode", "add") != "add" or config.get("use_gating") or config.get("vera_d") is not None:
         raise Unsupported("only additive, ungated LoRA is modelled")
     r = config["r"]
+    fam = family()
     places = []
     if config.get("selfattn_lora", True):
-        for letter, module in (("q", "query"), ("k", "key"), ("v", "value")):
-            if letter in config.get("attn_matrices", ["q", "v"]):
-                places.append((f"attention.self.{module}", hidden, hidden))
+        letters = [x for x in ("q", "k", "v") if x in config.get("attn_matrices", ["q", "v"])]
+        if fam["merged"] and letters:
+            # LoRAMergedLinear: lora_A [r * n, in], lora_B [out // 3 * n, r] for the n enabled matrices
+            places.append((fam["lora"]["q"], hidden, hidden, len(letters)))
+        else:
+            places += [(fam["lora"][x], hidden, hidden, 1) for x in letters]
     if config.get("intermediate_lora") or config.get("output_lora"):
         if intermediate is None:
             raise Unsupported("LoRA on intermediate/output needs --intermediate-size")
+        wide = 2 * intermediate if fam.get("glu") else intermediate  # ModernBERT's Wi holds GeGLU's input and gate
         if config.get("intermediate_lora"):
-            places.append(("intermediate.dense", hidden, intermediate))
+            places.append((fam["lora"]["intermediate"], hidden, wide, 1))
         if config.get("output_lora"):
-            places.append(("output.dense", intermediate, hidden))
+            places.append((fam["lora"]["output"], intermediate, hidden, 1))
     expected = {}
     for layer in range(layers):
         if layer in (config.get("leave_out") or []):
             continue
-        for module, fan_in, fan_out in places:
-            p = f"bert.encoder.layer.{layer}.{module}.loras.{name}."
-            expected[p + "lora_A"] = [r, fan_in]
-            expected[p + "lora_B"] = [fan_out, r]
+        for module, fan_in, fan_out, n in places:
+            p = f"{fam['layer'].format(layer)}.{module}.loras.{name}."
+            expected[p + "lora_A"] = [r * n, fan_in]
+            expected[p + "lora_B"] = [fan_out * n, r]
     return expected
 
 
@@ -247,7 +281,8 @@ def non_finite(tensors, label):
 
 
 def infer_layers(names):
-    layers = [int(m.group(1)) for n in names if (m := re.match(r"bert\.encoder\.layer\.(\d+)\.", n))]
+    pattern = re.escape(family()["layer"]).replace(re.escape("{}"), r"(\d+)") + r"\."
+    layers = [int(m.group(1)) for n in names if (m := re.match(pattern, n))]
     return max(layers) + 1 if layers else 0
 
 
@@ -261,6 +296,8 @@ def main(argv):
     try:
         if os.path.exists(os.path.join(args.folder, ADAPTER_CONFIG)):
             full = read_json(os.path.join(args.folder, ADAPTER_CONFIG))
+            global MODEL_TYPE
+            MODEL_TYPE = full.get("model_type") or "bert"
             tensors = read_safetensors(os.path.join(args.folder, ADAPTER_WEIGHTS))
             layers = args.layers if args.layers is not None else infer_layers(tensors)
             config, name, hidden = full["config"], full["name"], full["hidden_size"]

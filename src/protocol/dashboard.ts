@@ -29,8 +29,23 @@ export interface DashboardPlacementSite {
 }
 
 /** placement.json: the model's shape, parameter counts and every adapter site. */
+/** The encoder's architecture (absent in runs from before families: BERT). */
+export interface DashboardArchitecture {
+  readonly modelType: string;
+  readonly family: string;
+  readonly norm: 'post' | 'pre';
+  readonly feedForward: string;
+  readonly biases: boolean;
+  readonly positions: 'absolute' | 'rotary';
+  readonly attention: readonly ('global' | 'local')[];
+  readonly window?: number;
+  readonly embeddingSize?: number;
+  readonly finalNorm: boolean;
+}
+
 export interface DashboardPlacement {
   readonly method: string;
+  readonly architecture?: DashboardArchitecture;
   readonly layers: number;
   readonly hiddenSize: number;
   readonly heads: number;
@@ -250,6 +265,7 @@ function checkStatus(v: unknown, path: string): DashboardStatus {
 export function checkPlacement(v: unknown, path = 'placement'): Placement {
   const o = obj(v, path);
   str(o.method, `${path}.method`);
+  if (o.architecture !== undefined) checkArchitecture(o.architecture, `${path}.architecture`);
   for (const key of ['layers', 'hiddenSize', 'heads', 'intermediateSize', 'baseParams', 'trainableParams']) num(o[key], `${path}.${key}`);
   numberRecord(o.trainableByGroup, `${path}.trainableByGroup`, false);
   numbers(o.leftOut, `${path}.leftOut`);
@@ -272,6 +288,19 @@ export function checkPlacement(v: unknown, path = 'placement'): Placement {
     num(site.inferenceParams, `${p}.inferenceParams`);
   });
   return o as unknown as Placement;
+}
+
+function checkArchitecture(v: unknown, path: string): void {
+  const a = obj(v, path);
+  str(a.modelType, `${path}.modelType`);
+  str(a.family, `${path}.family`);
+  oneOf(a.norm, new Set(['post', 'pre']), `${path}.norm`);
+  str(a.feedForward, `${path}.feedForward`);
+  bool(a.biases, `${path}.biases`);
+  oneOf(a.positions, new Set(['absolute', 'rotary']), `${path}.positions`);
+  arr(a.attention, `${path}.attention`).forEach((kind, i) => oneOf(kind, new Set(['global', 'local']), `${path}.attention[${i}]`));
+  for (const key of ['window', 'embeddingSize']) if (a[key] !== undefined) num(a[key], `${path}.${key}`);
+  bool(a.finalNorm, `${path}.finalNorm`);
 }
 
 function checkRouting(v: unknown, path: string): RoutingCounts {

@@ -22,8 +22,31 @@ export interface PlacementSite {
   inferenceParams: number;
 }
 
+/** The encoder's architecture as the placement view draws it; runs from before it existed were BERT. */
+export interface PlacementArchitecture {
+  /** config.json's model_type, e.g. "roberta", and its display name, e.g. "RoBERTa". */
+  modelType: string;
+  family: string;
+  /** post: Add & LayerNorm after each block (BERT and its relatives); pre: LayerNorm before each block, then a residual Add (ModernBERT). */
+  norm: 'post' | 'pre';
+  /** The feed-forward block: "GELU", "ReLU", or "GeGLU" (ModernBERT's gated GELU, its input projection twice as wide). */
+  feedForward: string;
+  /** Whether the linear layers carry biases (ModernBERT's have none). */
+  biases: boolean;
+  /** Absolute position embeddings added to the tokens, or rotary positions turning q and k. */
+  positions: 'absolute' | 'rotary';
+  /** Each layer's attention: over the whole sequence, or within `window` tokens (ModernBERT's local layers). */
+  attention: ('global' | 'local')[];
+  window?: number;
+  /** ELECTRA: embeddings narrower than the encoder, projected up. */
+  embeddingSize?: number;
+  /** ModernBERT: a LayerNorm after the last layer. */
+  finalNorm: boolean;
+}
+
 export interface Placement {
   method: string;
+  architecture?: PlacementArchitecture;
   layers: number;
   hiddenSize: number;
   heads: number;

@@ -10,7 +10,7 @@
  * reading the block's input; LoRA sits on the projections it targets. A layer in `leftOut` keeps an
  * empty slot where the other layers have adapters. No DOM here: the view draws what this returns.
  */
-import type { DashboardPlacement as Placement, DashboardPlacementSite as PlacementSite, RoutingCounts } from '../../src/protocol/dashboard';
+import type { DashboardArchitecture, DashboardPlacement as Placement, DashboardPlacementSite as PlacementSite, RoutingCounts } from '../../src/protocol/dashboard';
 import { formatCount, formatInt, formatPercent, formatShape } from './format';
 
 export type SiteName = PlacementSite['site'];
@@ -67,7 +67,8 @@ export interface AdapterCard {
 }
 
 export interface SublayerBox {
-  readonly id: ProjectionId | 'attention' | 'add_norm';
+  /** add_norm: post-LN's Add & LayerNorm; pre_norm: pre-LN's LayerNorm before a block; add: its residual Add. */
+  readonly id: ProjectionId | 'attention' | 'add_norm' | 'pre_norm' | 'add';
   readonly label: string;
   /** Weight shape of a projection, "[in × out]". */
   readonly shape?: string;
@@ -89,12 +90,17 @@ export interface BlockView {
   readonly parallel?: AdapterCard;
   /** Left-out layer: where the other layers have an adapter, this one has an empty slot. */
   readonly emptySlot?: 'sequential' | 'parallel';
+  /** Pre-LN: the LayerNorm the block's input goes through (none before ModernBERT's first attention). */
+  readonly preNorm?: SublayerBox;
+  /** After the block: Add & LayerNorm (post-LN) or the residual Add (pre-LN). */
   readonly norm: SublayerBox;
 }
 
 export interface LayerRow {
   readonly index: number;
   readonly leftOut: boolean;
+  /** Attention over the whole sequence, or within a local window (ModernBERT). */
+  readonly attention: 'global' | 'local';
   readonly blocks: readonly [BlockView, BlockView];
   /** Trainable parameters of this layer's adapters (training; AdaMix: all experts). */
   readonly adapterParams: number;
@@ -111,8 +117,25 @@ export interface GroupTotal {
   readonly share: number;
 }
 
+/** The encoder's architecture as the diagram shows it. */
+export interface ArchitectureView {
+  readonly modelType: string;
+  readonly family: string;
+  readonly norm: 'post' | 'pre';
+  readonly feedForward: string;
+  readonly biases: boolean;
+  readonly positions: 'absolute' | 'rotary';
+  /** The input row: what the embeddings add up. */
+  readonly embeddingsText: string;
+  /** ModernBERT's LayerNorm after the last layer. */
+  readonly finalNorm: boolean;
+  /** One line of facts: family, norm placement, feed-forward, positions, biases. */
+  readonly summary: string;
+}
+
 export interface PlacementView {
   readonly method: string;
+  readonly architecture: ArchitectureView;
   readonly methodLabel: string;
   /** One sentence: where this method puts its parameters. */
   readonly description: string;
@@ -199,6 +222,9 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
   const layerNormsTrain = (groups.layerNorm ?? groups.layerNorms ?? 0) > 0 || encoderTrains;
   const d = p.hiddenSize;
   const ff = p.intermediateSize;
+  const arch = p.architecture ?? BERT_ARCHITECTURE(p.layers);
+  const architecture = architectureView(arch);
+  const gated = arch.feedForward.includes('GLU') || arch.feedForward.startsWith('gated');
 
   const card = (layer: number, site: SiteName): AdapterCard | undefined => {
     const s = bySite.get(`${layer}.${site}`);
@@ -211,30 +237,45 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
     const proj = (id: ProjectionId, label: string, shape: [number, number]): SublayerBox => ({
       id, label, shape: formatShape(shape), lora: card(layer, id), loraEmpty: isLeftOut && loraTargets.has(id), trains: encoderTrains,
     });
-    const norm: SublayerBox = { id: 'add_norm', label: 'Add & LayerNorm', loraEmpty: false, trains: layerNormsTrain };
+    const pre = arch.norm === 'pre';
+    const norm: SublayerBox = pre
+      ? { id: 'add', label: 'Add (residual)', loraEmpty: false, trains: false }
+      : { id: 'add_norm', label: 'Add & LayerNorm', loraEmpty: false, trains: layerNormsTrain };
+    const preNorm = (id: 'attention' | 'ffn'): SublayerBox | undefined =>
+      pre && !(id === 'attention' && layer === 0) ? { id: 'pre_norm', label: arch.biases ? 'LayerNorm' : 'LayerNorm (no bias)', loraEmpty: false, trains: layerNormsTrain } : undefined;
     const block = (id: 'attention' | 'ffn', label: string, sublayers: SublayerBox[]): BlockView => {
       const adapter = card(layer, id);
       const kind = adapterSites.get(id);
       return {
-        id, label, sublayers, norm,
+        id, label, sublayers, norm, preNorm: preNorm(id),
         adapter: adapter && adapter.kind !== 'parallel' ? adapter : undefined,
         parallel: adapter && adapter.kind === 'parallel' ? adapter : undefined,
         emptySlot: !adapter && isLeftOut && kind ? (kind === 'parallel' ? 'parallel' : 'sequential') : undefined,
       };
     };
-    const attention = block('attention', 'Multi-head attention', [
+    const local = arch.attention[layer] === 'local';
+    const rotary = arch.positions === 'rotary' ? ', rotary Q, K' : '';
+    const scope = local ? `, local: ±${Math.floor((arch.window ?? 0) / 2)} tokens` : arch.attention.includes('local') ? ', global' : '';
+    const attention = block('attention', local ? 'Multi-head attention (local window)' : 'Multi-head attention', [
       proj('query', 'Q', [d, d]),
       proj('key', 'K', [d, d]),
       proj('value', 'V', [d, d]),
-      { id: 'attention', label: `softmax(QKᵀ/√${d / Math.max(1, p.heads)})·V, ${p.heads} heads`, loraEmpty: false, trains: false },
+      { id: 'attention', label: `softmax(QKᵀ/√${d / Math.max(1, p.heads)})·V, ${p.heads} heads${rotary}${scope}`, loraEmpty: false, trains: false },
       proj('attention_output', 'Output', [d, d]),
     ]);
-    const ffn = block('ffn', 'Feed-forward', [proj('intermediate', 'Intermediate, GELU', [d, ff]), proj('output', 'Output', [ff, d])]);
+    const ffn = block(
+      'ffn',
+      gated ? `Feed-forward, ${arch.feedForward}` : 'Feed-forward',
+      gated
+        ? [proj('intermediate', `Input ‖ gate, ${arch.feedForward}`, [d, 2 * ff]), proj('output', 'Output', [ff, d])]
+        : [proj('intermediate', `Intermediate, ${arch.feedForward}`, [d, ff]), proj('output', 'Output', [ff, d])],
+    );
     const sites = p.sites.filter((s) => s.layer === layer);
     const adapterParams = sum(sites.map((s) => s.trainableParams));
     layers.push({
       index: layer,
       leftOut: isLeftOut,
+      attention: local ? 'local' : 'global',
       blocks: [attention, ffn],
       adapterParams,
       inferenceParams: sum(sites.map((s) => s.inferenceParams)),
@@ -250,6 +291,7 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
 
   return {
     method: p.method,
+    architecture,
     methodLabel: methodLabel(p.method),
     description: METHOD_DESCRIPTIONS[p.method] ?? '',
     layers,
@@ -269,6 +311,37 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
     layerNormsTrain,
     routingStep: routing && Object.keys(routing.sites).length ? routing.step : undefined,
   };
+}
+
+/** Runs from before placement.json described the architecture were all BERT. */
+const BERT_ARCHITECTURE = (layers: number): DashboardArchitecture => ({
+  modelType: 'bert', family: 'BERT', norm: 'post', feedForward: 'GELU', biases: true, positions: 'absolute',
+  attention: Array.from({ length: layers }, () => 'global' as const), finalNorm: false,
+});
+
+const EMBEDDINGS_TEXT: Record<string, string> = {
+  bert: 'Embeddings (token, position, type) + LayerNorm',
+  roberta: 'Embeddings (token, position from padding_idx + 1) + LayerNorm',
+  'xlm-roberta': 'Embeddings (token, position from padding_idx + 1) + LayerNorm',
+  distilbert: 'Embeddings (token, position) + LayerNorm',
+  electra: 'Embeddings (token, position, type) + LayerNorm',
+  modernbert: 'Token embeddings + LayerNorm',
+};
+
+function architectureView(a: DashboardArchitecture): ArchitectureView {
+  let embeddingsText = EMBEDDINGS_TEXT[a.modelType] ?? EMBEDDINGS_TEXT.bert!;
+  if (a.embeddingSize !== undefined) embeddingsText += `, width ${a.embeddingSize} → projected to the hidden size`;
+  if (!a.biases) embeddingsText += ' (no bias)';
+  const locals = a.attention.filter((k) => k === 'local').length;
+  const facts = [
+    a.family,
+    a.norm === 'pre' ? 'pre-LayerNorm' : 'post-LayerNorm',
+    a.feedForward,
+    a.positions === 'rotary' ? 'rotary positions' : 'absolute positions',
+    locals ? `${a.attention.length - locals} global and ${locals} local attention layers (window ${a.window})` : '',
+    a.biases ? '' : 'no biases',
+  ].filter(Boolean);
+  return { modelType: a.modelType, family: a.family, norm: a.norm, feedForward: a.feedForward, biases: a.biases, positions: a.positions, embeddingsText, finalNorm: a.finalNorm, summary: facts.join(' · ') };
 }
 
 export function adapterCard(s: PlacementSite, routing?: RoutingCounts): AdapterCard {

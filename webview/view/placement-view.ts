@@ -9,9 +9,9 @@ import { h, icon } from './dom';
 export function renderPlacement(view: PlacementView): HTMLElement {
   return h(
     'div',
-    { class: 'placement', 'data-method': view.method },
+    { class: 'placement', 'data-method': view.method, 'data-family': view.architecture.modelType, 'data-norm': view.architecture.norm },
     renderTotals(view),
-    h('div', { class: 'layers', role: 'list' }, renderEmbeddings(view), view.layers.map((row) => renderLayer(row, view)), renderHead(view)),
+    h('div', { class: 'layers', role: 'list' }, renderEmbeddings(view), view.layers.map((row) => renderLayer(row, view)), view.architecture.finalNorm ? renderFinalNorm(view) : null, renderHead(view)),
     renderLegend(view),
   );
 }
@@ -45,6 +45,7 @@ function renderTotals(v: PlacementView): HTMLElement {
       : null,
     h('p', { class: 'method-description' }, h('b', null, v.methodLabel), ` — ${v.description}`, v.leftOut.length ? ` Layers left out: ${v.leftOut.join(', ')}.` : ''),
     h('div', { class: 'model-shape' }, `${v.layers.length} layers · hidden ${v.hiddenSize} · ${v.heads} heads · feed-forward ${v.intermediateSize}`),
+    h('div', { class: 'model-architecture', 'data-architecture': v.architecture.modelType }, v.architecture.summary),
   );
 }
 
@@ -53,7 +54,17 @@ function renderEmbeddings(v: PlacementView): HTMLElement {
     'div',
     { class: 'layer-row edge-row', role: 'listitem' },
     h('div', { class: 'layer-label' }, 'Input'),
-    h('div', { class: 'layer-blocks' }, h('div', { class: `box wide${v.encoderTrains ? ' trains' : ''}` }, 'Embeddings (token, position, type) + LayerNorm', v.encoderTrains ? '' : h('span', { class: 'frozen' }, ' · frozen'))),
+    h('div', { class: 'layer-blocks' }, h('div', { class: `box wide${v.encoderTrains ? ' trains' : ''}`, 'data-part': 'embeddings' }, v.architecture.embeddingsText, v.encoderTrains ? '' : h('span', { class: 'frozen' }, ' · frozen'))),
+  );
+}
+
+/** ModernBERT's LayerNorm after the last layer (it trains with the layers' norms under adapter methods). */
+function renderFinalNorm(v: PlacementView): HTMLElement {
+  return h(
+    'div',
+    { class: 'layer-row edge-row', role: 'listitem' },
+    h('div', { class: 'layer-label' }, 'Output'),
+    h('div', { class: 'layer-blocks' }, h('div', { class: `box wide norm${v.layerNormsTrain ? ' trains' : ''}`, 'data-part': 'final-norm' }, v.architecture.biases ? 'Final LayerNorm' : 'Final LayerNorm (no bias)')),
   );
 }
 
@@ -81,6 +92,7 @@ function renderLayer(row: LayerRow, v: PlacementView): HTMLElement {
       class: `layer-row${row.leftOut ? ' left-out' : ''}`,
       role: 'listitem',
       'data-layer': row.index,
+      'data-attention': row.attention,
       'data-left-out': row.leftOut ? 'true' : undefined,
       'data-adapters': row.adapterCount,
     },
@@ -108,6 +120,7 @@ function renderBlock(b: BlockView, row: LayerRow): HTMLElement {
   return h(
     'div',
     { class: 'block', 'data-block': b.id },
+    b.preNorm ? [renderPreNorm(b.preNorm), h('span', { class: 'arrow' }, '→')] : null,
     body,
     b.adapter || b.emptySlot === 'sequential' ? [h('span', { class: 'arrow' }, '→'), b.adapter ? renderAdapter(b.adapter) : renderEmptySlot(row)] : null,
     h('span', { class: 'arrow' }, '→'),
@@ -133,7 +146,12 @@ function renderSublayer(s: SublayerBox): HTMLElement {
 }
 
 function renderNorm(s: SublayerBox): HTMLElement {
+  if (s.id === 'add') return h('div', { class: 'box norm residual', 'data-sublayer': 'add', title: 'Residual Add: the block output joins its input (no LayerNorm after the block in a pre-LN layer)' }, 'Add');
   return h('div', { class: `box norm${s.trains ? ' trains' : ''}`, 'data-sublayer': 'add_norm', title: `${s.label}${s.trains ? ' (its scale and bias train)' : ' (frozen)'}` }, 'Add &', h('br'), 'Norm');
+}
+
+function renderPreNorm(s: SublayerBox): HTMLElement {
+  return h('div', { class: `box norm${s.trains ? ' trains' : ''}`, 'data-sublayer': 'pre_norm', title: `${s.label} before the block (pre-LN)${s.trains ? ', its scale trains' : ' (frozen)'}` }, s.label.replace(' (no bias)', ''), h('br'), s.label.includes('no bias') ? h('span', { class: 'muted' }, 'no bias') : null);
 }
 
 function renderLora(a: AdapterCard): HTMLElement {

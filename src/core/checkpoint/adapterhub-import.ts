@@ -26,8 +26,10 @@ import { readJsonFile, writeJsonAtomic } from './atomic';
 import { RunFolder, readWeightMap, type CheckpointInfo } from './run-folder';
 import {
   ADAPTER_CONFIG_FILE, ADAPTER_PICKLE_FILE, ADAPTER_WEIGHTS_FILE, HEAD_CONFIG_FILE, HEAD_PICKLE_FILE, HEAD_WEIGHTS_FILE,
-  LORA_PLACES, SITE_FLAGS, bottleneckFor, bottleneckTensorNames, checkAdapterName, headTensorNames, loraTensorNames,
+  LORA_PLACES, SITE_FLAGS, bottleneckFor, bottleneckTensorNames, checkAdapterName, headTensorNames, libraryLayout, loraTargetTensorNames,
+  type LibraryLayout,
 } from './adapterhub';
+import { FAMILY_NAMES, intermediateOutputs, modelTypeOf } from '../model/families';
 
 export interface AdapterHubImportOptions {
   /** The *.peft.json whose model is the base, and whose task and data the checkpoint is evaluated with. */
@@ -72,13 +74,15 @@ export async function importAdapterHub(adapterDir: string, options: AdapterHubIm
   const folder = readAdapterFolder(adapterDir);
   const config = loadConfig(options.config);
   const base = await loadBaseModel(config, options.onLog);
+  const layout = libraryLayout(modelTypeOf(base.bert));
+  for (const part of [folder.adapter, folder.head]) if (part) matchFamily(part, layout);
   const warnings: string[] = [];
   const method = folder.adapter ? methodOf(folder.adapter.config, base.bert, warnings) : ({ type: 'head-only' } as const);
   const imported = withMethod(config, method);
   const labelNames = readExamples(config.data.train, config.data, config.task, config.task.labels).labelNames;
   const outputs = config.task.type === 'regression' ? 1 : labelNames.length;
   const weights: WeightMap = new Map([
-    ...(folder.adapter ? adapterWeights(folder.adapter, imported.method, base.bert, warnings) : []),
+    ...(folder.adapter ? adapterWeights(folder.adapter, imported.method, base.bert, layout, warnings) : []),
     ...headWeights(folder, base.bert, labelNames, outputs, warnings),
   ]);
   const { trainable, placement } = await completeWeights(imported, base, weights, outputs, folder.dir);
@@ -116,7 +120,22 @@ function readPart(dir: string, configName: string, weightsName: string, pickleNa
       ? `is missing; ${pickleName} is a PyTorch pickle, which PEFT Lab does not read: re-save with use_safetensors=True (model.save_adapter(dir, name, with_head=True, use_safetensors=True))`
       : 'is missing');
   }
-  return { config: readConfigFile(configFile), weights: { file: weightsFile, tensors: withBertPrefix(readWeightMap(weightsFile)), used: new Set() } };
+  return { config: readConfigFile(configFile), weights: { file: weightsFile, tensors: readWeightMap(weightsFile), used: new Set() } };
+}
+
+/**
+ * The adapter must be for the base model's family (the library records it as model_type), and its
+ * names take the family's prefix: saved from a bare model (BertModel, DistilBertModel, ...) rather
+ * than an AdapterModel, they lack it, as the library's loader knows.
+ */
+function matchFamily(part: { config: ConfigFile; weights: TensorFile }, layout: LibraryLayout): void {
+  const saved = part.config.json.model_type ?? 'bert';
+  if (saved !== layout.modelType) {
+    const family = (t: unknown) => FAMILY_NAMES[t as keyof typeof FAMILY_NAMES] ?? String(t);
+    throw new ConfigError(part.config.file, '/model_type', `is '${String(saved)}': the adapter was trained on a ${family(saved)} model, but the config's base model is ${family(layout.modelType)} (model_type '${layout.modelType}')`);
+  }
+  const prefixed = (name: string) => (layout.bareModules.some((m) => name.startsWith(m)) ? `${layout.prefix}.${name}` : name);
+  part.weights.tensors = new Map([...part.weights.tensors].map(([name, w]) => [prefixed(name), w]));
 }
 
 function readConfigFile(file: string): ConfigFile {
@@ -125,7 +144,6 @@ function readConfigFile(file: string): ConfigFile {
   if (!isObject(json.config)) throw new ConfigError(file, '/config', `must be an object (the ${path.basename(file) === HEAD_CONFIG_FILE ? 'head' : 'adapter'} configuration), found ${JSON.stringify(json.config ?? null)}`);
   if (typeof json.name !== 'string') throw new ConfigError(file, '/name', 'must be the adapter name (a string)');
   checkAdapterNameIn(file, json.name);
-  if (json.model_type !== undefined && json.model_type !== 'bert') throw new ConfigError(file, '/model_type', `is '${String(json.model_type)}': PEFT Lab imports adapters for BERT encoders only`);
   return { file, json, config: json.config };
 }
 
@@ -137,10 +155,6 @@ function checkAdapterNameIn(file: string, name: string): void {
   }
 }
 
-/** Saved from a BertModel rather than a BertAdapterModel, names lack the `bert.` prefix the loader adds back. */
-function withBertPrefix(weights: WeightMap): WeightMap {
-  return new Map([...weights].map(([name, w]) => [name.startsWith('encoder.') ? `bert.${name}` : name, w]));
-}
 
 // ---- the method ------------------------------------------------------------------------------
 
@@ -291,13 +305,13 @@ function layersWithAdapters(bert: BertConfig, leaveOut: number[]): number[] {
 }
 
 /** The adapter's tensors under PEFT Lab's names (see adapterPrefix and LoraMethod in adapters/method.ts). */
-function adapterWeights(part: { config: ConfigFile; weights: TensorFile }, method: MethodConfig, bert: BertConfig, warnings: string[]): WeightMap {
-  const out = method.type === 'lora' ? loraWeights(part, method, bert) : bottleneckWeights(part, method, bert, warnings);
+function adapterWeights(part: { config: ConfigFile; weights: TensorFile }, method: MethodConfig, bert: BertConfig, layout: LibraryLayout, warnings: string[]): WeightMap {
+  const out = method.type === 'lora' ? loraWeights(part, method, bert, layout) : bottleneckWeights(part, method, bert, layout, warnings);
   checkAllUsed(part.weights);
   return out;
 }
 
-function bottleneckWeights(part: { config: ConfigFile; weights: TensorFile }, method: MethodConfig, bert: BertConfig, warnings: string[]): WeightMap {
+function bottleneckWeights(part: { config: ConfigFile; weights: TensorFile }, method: MethodConfig, bert: BertConfig, layout: LibraryLayout, warnings: string[]): WeightMap {
   if (method.type !== 'houlsby' && method.type !== 'pfeiffer' && method.type !== 'parallel') throw new Error(`not a bottleneck method: ${method.type}`);
   const d = bert.hidden_size;
   const m = method.bottleneck!;
@@ -308,7 +322,7 @@ function bottleneckWeights(part: { config: ConfigFile; weights: TensorFile }, me
   const out: WeightMap = new Map();
   for (const layer of layersWithAdapters(bert, method.leaveOut)) {
     for (const site of sites) {
-      const t = bottleneckTensorNames(layer, site, name);
+      const t = bottleneckTensorNames(layer, site, name, layout);
       const prefix = adapterPrefix(layer, site);
       out.set(`${prefix}.down.weight`, take(part.weights, t.downWeight, [m, d], why));
       out.set(`${prefix}.down.bias`, take(part.weights, t.downBias, [m], why));
@@ -325,16 +339,33 @@ function scaled(w: { shape: number[]; data: Float32Array }, s: number): { shape:
   return s === 1 ? w : { shape: w.shape, data: w.data.map((v) => v * s) };
 }
 
-function loraWeights(part: { config: ConfigFile; weights: TensorFile }, method: Extract<MethodConfig, { type: 'lora' }>, bert: BertConfig): WeightMap {
+function loraWeights(part: { config: ConfigFile; weights: TensorFile }, method: Extract<MethodConfig, { type: 'lora' }>, bert: BertConfig, layout: LibraryLayout): WeightMap {
   const name = String(part.config.json.name);
   const r = method.rank;
+  const d = bert.hidden_size;
   const out: WeightMap = new Map();
+  const sizes = (target: LoraTarget): [number, number] =>
+    target === 'intermediate' ? [d, intermediateOutputs(bert)] : target === 'output' ? [bert.intermediate_size, d] : [d, d];
   for (const layer of layersWithAdapters(bert, method.leaveOut)) {
+    const qkv: LoraTarget[] = method.targets.filter((t) => t === 'query' || t === 'key' || t === 'value');
+    if (layout.mergedQkv && qkv.length) {
+      // One LoRAMergedLinear on Wqkv: A stacks the enabled matrices' [r, d] in q, k, v order, B their [d, r]
+      const t = loraTargetTensorNames(layer, 'query', name, layout);
+      const why = `rank ${r} on ${qkv.join(', ')} merged in attn.Wqkv, ${d} in, ${d} out each`;
+      const a = take(part.weights, t.a, [r * qkv.length, d], why);
+      const b = take(part.weights, t.b, [d * qkv.length, r], why);
+      qkv.forEach((target, k) => {
+        const prefix = `bert.encoder.layer.${layer}.${LORA_MODULES[target]}`;
+        out.set(`${prefix}.lora_A.weight`, { shape: [r, d], data: a.data.slice(k * r * d, (k + 1) * r * d) });
+        out.set(`${prefix}.lora_B.weight`, { shape: [d, r], data: b.data.slice(k * d * r, (k + 1) * d * r) });
+      });
+    }
     for (const target of method.targets) {
-      const [inSize, outSize] = target === 'intermediate' ? [bert.hidden_size, bert.intermediate_size] : target === 'output' ? [bert.intermediate_size, bert.hidden_size] : [bert.hidden_size, bert.hidden_size];
-      const t = loraTensorNames(layer, LORA_PLACES[target]!.module, name);
+      if (layout.mergedQkv && qkv.includes(target)) continue;
+      const [inSize, outSize] = sizes(target);
+      const t = loraTargetTensorNames(layer, target, name, layout);
       const prefix = `bert.encoder.layer.${layer}.${LORA_MODULES[target]}`;
-      const why = `rank ${r} on ${LORA_MODULES[target]}, ${inSize} in, ${outSize} out`;
+      const why = `rank ${r} on ${layout.loraModule(layer, target).split('.').slice(-2).join('.')}, ${inSize} in, ${outSize} out`;
       out.set(`${prefix}.lora_A.weight`, take(part.weights, t.a, [r, inSize], why));
       out.set(`${prefix}.lora_B.weight`, take(part.weights, t.b, [outSize, r], why));
     }

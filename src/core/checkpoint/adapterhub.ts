@@ -39,7 +39,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Activation, AdapterSite, LoraTarget, MethodConfig, MethodType, ModelConfig, ResolvedConfig } from '../config/types';
-import type { WeightMap } from '../model/bert-config';
+import type { ModelType, WeightMap } from '../model/bert-config';
 import type { Placement } from '../../protocol/worker';
 import { CheckpointError } from '../errors';
 import { readJsonFile, writeFileAtomic } from './atomic';
@@ -61,6 +61,71 @@ export const LIBRARY_VERSION = 'adapters.1.1.0';
 /** The flex-head model class; a head only loads into the class that saved it. */
 export const MODEL_CLASS = 'BertAdapterModel';
 
+/**
+ * Where the library keeps adapters in each family's model (its base_model_prefix, then the modules):
+ *   src/adapters/models/{bert,roberta,xlm_roberta,electra}: BERT's modules, `attention.output` and
+ *     `output` hold the adapters, LoRA wraps attention.self.{query,key,value}, intermediate.dense, output.dense
+ *   src/adapters/models/distilbert/mixin_distilbert.py: TransformerBlock.attention_adapters and
+ *     output_adapters; LoRA wraps attention.{q,k,v}_lin, ffn.lin1, ffn.lin2
+ *   src/adapters/wrappers/interfaces.py ("modernbert", the plugin interface) with
+ *     methods/bottleneck.py init_bottleneck: layers.{i}.attention_adapters (hooked on attn.Wo) and
+ *     output_adapters (on mlp.Wo); methods/lora.py init_lora: one LoRAMergedLinear on attn.Wqkv
+ *     whose lora_A stacks the enabled matrices' A [r, in] in q, k, v order and lora_B their B [d, r]
+ */
+export interface LibraryLayout {
+  modelType: ModelType;
+  /** The class save_adapter records: the family's flex-head AdapterModel, or ModernBERT's own class (plugin interface). */
+  modelClass: string;
+  prefix: string;
+  /** The module holding a site's adapters, without the trailing `.adapters.{name}`. */
+  siteModule(layer: number, site: AdapterSite): string;
+  /** The module a LoRA target wraps; ModernBERT's q, k and v share one (merged) module. */
+  loraModule(layer: number, target: LoraTarget): string;
+  /** q, k and v live in one merged LoRA module, their A and B stacked. */
+  mergedQkv: boolean;
+  /** Top-level modules of the bare model, whose names a save from it carries without the prefix. */
+  bareModules: string[];
+}
+
+const BERT_LIKE_LORA: Partial<Record<LoraTarget, string>> = {
+  query: 'attention.self.query', key: 'attention.self.key', value: 'attention.self.value', intermediate: 'intermediate.dense', output: 'output.dense',
+};
+
+function bertLikeLayout(modelType: ModelType, prefix: string, modelClass: string): LibraryLayout {
+  return {
+    modelType, modelClass, prefix, mergedQkv: false, bareModules: ['encoder.'],
+    siteModule: (layer, site) => `${prefix}.encoder.layer.${layer}.${SITE_MODULES[site]}`,
+    loraModule: (layer, target) => `${prefix}.encoder.layer.${layer}.${BERT_LIKE_LORA[target]}`,
+  };
+}
+
+const DISTILBERT_LORA: Partial<Record<LoraTarget, string>> = {
+  query: 'attention.q_lin', key: 'attention.k_lin', value: 'attention.v_lin', intermediate: 'ffn.lin1', output: 'ffn.lin2',
+};
+const MODERNBERT_LORA: Partial<Record<LoraTarget, string>> = { query: 'attn.Wqkv', key: 'attn.Wqkv', value: 'attn.Wqkv', intermediate: 'mlp.Wi', output: 'mlp.Wo' };
+const LAYER_SITE_MODULES: Record<AdapterSite, string> = { attention: 'attention_adapters', ffn: 'output_adapters' };
+
+export const LIBRARY_LAYOUTS: Record<ModelType, LibraryLayout> = {
+  bert: bertLikeLayout('bert', 'bert', 'BertAdapterModel'),
+  roberta: bertLikeLayout('roberta', 'roberta', 'RobertaAdapterModel'),
+  'xlm-roberta': bertLikeLayout('xlm-roberta', 'roberta', 'XLMRobertaAdapterModel'),
+  electra: bertLikeLayout('electra', 'electra', 'ElectraAdapterModel'),
+  distilbert: {
+    modelType: 'distilbert', modelClass: 'DistilBertAdapterModel', prefix: 'distilbert', mergedQkv: false, bareModules: ['transformer.'],
+    siteModule: (layer, site) => `distilbert.transformer.layer.${layer}.${LAYER_SITE_MODULES[site]}`,
+    loraModule: (layer, target) => `distilbert.transformer.layer.${layer}.${DISTILBERT_LORA[target]}`,
+  },
+  modernbert: {
+    modelType: 'modernbert', modelClass: 'ModernBertModel', prefix: 'model', mergedQkv: true, bareModules: ['layers.'],
+    siteModule: (layer, site) => `model.layers.${layer}.${LAYER_SITE_MODULES[site]}`,
+    loraModule: (layer, target) => `model.layers.${layer}.${MODERNBERT_LORA[target]}`,
+  },
+};
+
+export function libraryLayout(modelType: string | undefined): LibraryLayout {
+  return LIBRARY_LAYOUTS[(modelType ?? 'bert') as ModelType] ?? LIBRARY_LAYOUTS.bert;
+}
+
 /** Where each PEFT Lab adapter site sits in Hugging Face's BERT modules (as adapterPrefix in adapters/method.ts). */
 export const SITE_MODULES: Record<AdapterSite, string> = { attention: 'attention.output', ffn: 'output' };
 /** The BnConfig flag that puts an adapter at a site. */
@@ -76,13 +141,19 @@ export const LORA_PLACES: Partial<Record<LoraTarget, { module: string; flag: 'se
 
 // ---- naming ------------------------------------------------------------------------------------
 
-export function bottleneckTensorNames(layer: number, site: AdapterSite, name: string) {
-  const p = `bert.encoder.layer.${layer}.${SITE_MODULES[site]}.adapters.${name}`;
+export function bottleneckTensorNames(layer: number, site: AdapterSite, name: string, layout: LibraryLayout = LIBRARY_LAYOUTS.bert) {
+  const p = `${layout.siteModule(layer, site)}.adapters.${name}`;
   return { downWeight: `${p}.adapter_down.0.weight`, downBias: `${p}.adapter_down.0.bias`, upWeight: `${p}.adapter_up.weight`, upBias: `${p}.adapter_up.bias` };
 }
 
 export function loraTensorNames(layer: number, module: string, name: string) {
   const p = `bert.encoder.layer.${layer}.${module}.loras.${name}`;
+  return { a: `${p}.lora_A`, b: `${p}.lora_B` };
+}
+
+/** A LoRA target's tensor names in the family's model (ModernBERT: the merged Wqkv module's, shared by q, k, v). */
+export function loraTargetTensorNames(layer: number, target: LoraTarget, name: string, layout: LibraryLayout) {
+  const p = `${layout.loraModule(layer, target)}.loras.${name}`;
   return { a: `${p}.lora_A`, b: `${p}.lora_B` };
 }
 
@@ -250,8 +321,8 @@ export function headConfigJson(labelNames: string[], outputs: number): Record<st
 }
 
 /** The wrapper build_full_config puts around a config. */
-export function fullConfigJson(config: Record<string, unknown>, hidden: number, modelName: string | null, name: string): Record<string, unknown> {
-  return { config, hidden_size: hidden, model_class: MODEL_CLASS, model_name: modelName, model_type: 'bert', name, version: LIBRARY_VERSION };
+export function fullConfigJson(config: Record<string, unknown>, hidden: number, modelName: string | null, name: string, layout: LibraryLayout = LIBRARY_LAYOUTS.bert): Record<string, unknown> {
+  return { config, hidden_size: hidden, model_class: layout.modelClass, model_name: modelName, model_type: layout.modelType, name, version: LIBRARY_VERSION };
 }
 
 /** What the library records as the model's name: the hub id, a local folder's name, nothing for a random init. */
@@ -302,14 +373,16 @@ export function exportAdapterHub(checkpointDir: string, options: AdapterHubExpor
   const name = checkAdapterName(options.name ?? defaultAdapterName(source.config.name));
   const hidden = hiddenSizeOf(source.weights, checkpointDir);
   const modelName = modelNameOf(source.config.model);
-  const adapter = adapterPart(source, name, hidden, checkpointDir);
+  // placement.json names the family; runs from before it did were BERT
+  const layout = libraryLayout(source.placement?.architecture?.modelType);
+  const adapter = adapterPart(source, name, hidden, checkpointDir, layout);
   const head = headPart(source, name, checkpointDir);
   const files: Record<string, string | Uint8Array> = {};
   if (adapter) {
-    files[ADAPTER_CONFIG_FILE] = pythonJson(fullConfigJson(adapter.config, hidden, modelName, name));
+    files[ADAPTER_CONFIG_FILE] = pythonJson(fullConfigJson(adapter.config, hidden, modelName, name, layout));
     files[ADAPTER_WEIGHTS_FILE] = serializeSafetensors(writable(adapter.tensors));
   }
-  files[HEAD_CONFIG_FILE] = pythonJson(fullConfigJson(head.config, hidden, modelName, name));
+  files[HEAD_CONFIG_FILE] = pythonJson(fullConfigJson(head.config, hidden, modelName, name, layout));
   files[HEAD_WEIGHTS_FILE] = serializeSafetensors(writable(head.tensors));
   const dir = writeFolderAtomically(options.out, files);
   return {
@@ -348,16 +421,16 @@ function hiddenSizeOf(weights: WeightMap, checkpointDir: string): number {
   return pooler.shape[0]!;
 }
 
-function adapterPart(source: ExportSource, name: string, hidden: number, checkpointDir: string): Part | undefined {
+function adapterPart(source: ExportSource, name: string, hidden: number, checkpointDir: string, layout: LibraryLayout): Part | undefined {
   const method = source.config.method;
   switch (method.type) {
     case 'houlsby':
     case 'pfeiffer':
     case 'parallel':
     case 'adamix':
-      return bottleneckPart(source, method, name, hidden, checkpointDir);
+      return bottleneckPart(source, method, name, hidden, checkpointDir, layout);
     case 'lora':
-      return loraPart(source, method, name, checkpointDir);
+      return loraPart(source, method, name, checkpointDir, layout);
     case 'head-only':
       return undefined;
     case 'full':
@@ -367,14 +440,14 @@ function adapterPart(source: ExportSource, name: string, hidden: number, checkpo
 
 type BottleneckMethod = Extract<MethodConfig, { type: 'houlsby' | 'pfeiffer' | 'parallel' | 'adamix' }>;
 
-function bottleneckPart(source: ExportSource, method: BottleneckMethod, name: string, hidden: number, checkpointDir: string): Part {
+function bottleneckPart(source: ExportSource, method: BottleneckMethod, name: string, hidden: number, checkpointDir: string, layout: LibraryLayout): Part {
   const sites: AdapterSite[] = method.type === 'pfeiffer' ? ['ffn'] : method.sites;
   const merged = mergedAdapters(source.weights);
   const tensors: WeightMap = new Map();
   let bottleneck: number | undefined;
   for (const [key, adapter] of merged) {
     const [layer, site] = parseSiteKey(key);
-    const t = bottleneckTensorNames(layer, site, name);
+    const t = bottleneckTensorNames(layer, site, name, layout);
     tensors.set(t.downWeight, adapter.down.weight).set(t.downBias, adapter.down.bias).set(t.upWeight, adapter.up.weight).set(t.upBias, adapter.up.bias);
     bottleneck ??= adapter.down.weight.shape[0];
   }
@@ -460,20 +533,57 @@ function checkSitesComplete(merged: Map<string, unknown>, sites: AdapterSite[], 
   if (missing.length) throw new CheckpointError(checkpointDir, `weights.safetensors has no adapter for ${missing.join(', ')}, which the run's method places one at`);
 }
 
-function loraPart(source: ExportSource, method: Extract<MethodConfig, { type: 'lora' }>, name: string, checkpointDir: string): Part {
+function loraPart(source: ExportSource, method: Extract<MethodConfig, { type: 'lora' }>, name: string, checkpointDir: string, layout: LibraryLayout): Part {
   const unsupported = method.targets.filter((t) => !LORA_PLACES[t]);
   if (unsupported.length) {
     throw new CheckpointError(checkpointDir, `LoRA target${unsupported.length > 1 ? 's' : ''} ${unsupported.join(', ')} cannot be exported: the adapters library's LoRAConfig adapts only query, key, value, intermediate and output`);
   }
-  const tensors: WeightMap = new Map();
+  const byTarget = new Map<string, { a: WeightEntry; b: WeightEntry }>(); // `${layer}.${target}`
   for (const [weightName, w] of source.weights) {
     const m = /^bert\.encoder\.layer\.(\d+)\.(.+)\.lora_(A|B)\.weight$/.exec(weightName);
     if (!m) continue;
-    const t = loraTensorNames(Number(m[1]), m[2]!, name);
-    tensors.set(m[3] === 'A' ? t.a : t.b, w); // both already in the library's layout: A [r, in], B [out, r]
+    // PEFT Lab's LoRA modules carry BERT's names for every family (adapters/method.ts LORA_MODULES)
+    const target = (Object.keys(LORA_PLACES) as LoraTarget[]).find((t) => LORA_PLACES[t]!.module === m[2]);
+    if (!target) continue;
+    const key = `${m[1]}.${target}`;
+    const entry = byTarget.get(key) ?? ({} as { a: WeightEntry; b: WeightEntry });
+    entry[m[3] === 'A' ? 'a' : 'b'] = w; // both already in the library's layout: A [r, in], B [out, r]
+    byTarget.set(key, entry);
   }
-  if (!tensors.size) throw new CheckpointError(checkpointDir, 'weights.safetensors holds no LoRA weights');
+  if (!byTarget.size) throw new CheckpointError(checkpointDir, 'weights.safetensors holds no LoRA weights');
+  const tensors: WeightMap = new Map();
+  const layers = [...new Set([...byTarget.keys()].map((k) => Number(k.split('.')[0])))].sort((a, b) => a - b);
+  for (const layer of layers) {
+    const at = (t: LoraTarget) => byTarget.get(`${layer}.${t}`);
+    const qkv = (['query', 'key', 'value'] as const).filter((t) => at(t));
+    if (layout.mergedQkv && qkv.length) {
+      // LoRAMergedLinear: the enabled matrices' A stacked along rows, their B likewise, in q, k, v order
+      const t = loraTargetTensorNames(layer, 'query', name, layout);
+      tensors.set(t.a, stackRows(qkv.map((target) => at(target)!.a)));
+      tensors.set(t.b, stackRows(qkv.map((target) => at(target)!.b)));
+    }
+    for (const target of ['query', 'key', 'value', 'intermediate', 'output'] as const) {
+      const pair = at(target);
+      if (!pair || (layout.mergedQkv && qkv.includes(target as (typeof qkv)[number]))) continue;
+      const t = loraTargetTensorNames(layer, target, name, layout);
+      tensors.set(t.a, pair.a).set(t.b, pair.b);
+    }
+  }
   return { config: loraConfigJson(method.rank, method.alpha, method.targets, method.leaveOut), tensors, notes: [] };
+}
+
+type WeightEntry = { shape: number[]; data: Float32Array };
+
+/** Tensors of equal width stacked along their first axis. */
+function stackRows(parts: WeightEntry[]): WeightEntry {
+  const rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
+  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    data.set(p.data, offset);
+    offset += p.data.length;
+  }
+  return { shape: [rows, ...parts[0]!.shape.slice(1)], data };
 }
 
 function headPart(source: ExportSource, name: string, checkpointDir: string): Part {

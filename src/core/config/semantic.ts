@@ -6,6 +6,8 @@
  * `JsonLocator` (pointer -> text range) lives here rather than in load.ts so that load.ts can use
  * it without the two modules importing each other.
  */
+import { bertFieldsOf, familyDefaults, isSupportedModelType, unsupportedModelTypeError, usablePositions } from '../model/families';
+import type { BertConfig } from '../model/bert-config';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseTree, type Node } from 'jsonc-parser';
@@ -219,7 +221,7 @@ function tokenizerProblem(folder: string): string | undefined {
   return hasTokenizer ? undefined : `no vocab.txt or tokenizer.json in ${folder}`;
 }
 
-/** The architecture from a Hugging Face `config.json`, or a message saying why it cannot be read. */
+/** The architecture from a Hugging Face `config.json` of any family PEFT Lab reads, or a message saying why it cannot be read. */
 function readHuggingFaceConfig(folder: string): ModelShape | string {
   const file = path.join(folder, 'config.json');
   if (!fs.existsSync(file)) return `no config.json in ${folder}`;
@@ -229,15 +231,24 @@ function readHuggingFaceConfig(folder: string): ModelShape | string {
   } catch (error) {
     return `cannot read ${file}: ${(error as Error).message}`;
   }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return `${file}: the model config must be a JSON object`;
+  const raw = json as Record<string, unknown>;
+  const modelType = raw.model_type ?? 'bert';
+  if (!isSupportedModelType(modelType)) return unsupportedModelTypeError(file, raw.model_type).message;
+  // DistilBERT names the same sizes dim, n_heads, n_layers; RoBERTa's first padding_idx + 1 positions hold no token
+  const fields = { ...familyDefaults(modelType), ...bertFieldsOf(modelType, raw) } as Record<string, unknown>;
   const field = (name: string): number | undefined => {
-    const value = (json as Record<string, unknown> | null)?.[name];
+    const value = fields[name];
     return typeof value === 'number' ? value : undefined;
   };
+  const positions = field('max_position_embeddings');
+  const padding = field('pad_token_id');
+  const usable = positions === undefined || padding === undefined ? positions : usablePositions({ ...(fields as unknown as BertConfig), model_type: modelType, max_position_embeddings: positions, pad_token_id: padding });
   return {
     hiddenSize: field('hidden_size'),
     heads: field('num_attention_heads'),
     layers: field('num_hidden_layers'),
-    maxPositions: field('max_position_embeddings'),
+    maxPositions: usable,
     pointers: { heads: '/model/path', maxPositions: '/model/path' },
     source: file,
   };

@@ -17,6 +17,7 @@
  */
 import { CheckpointError } from '../errors';
 import { DEFAULT_BERT_CONFIG, MODEL_TYPES, type BertConfig, type ModelType } from './bert-config';
+import type { PlacementArchitecture } from '../../protocol/worker';
 
 /** The checkpoint's top-level module that holds the encoder (its `base_model_prefix`). */
 export const HF_PREFIX: Record<ModelType, string> = {
@@ -346,4 +347,27 @@ export function prefixedName(config: BertConfig, rawName: string): string | unde
 /** The name a canonical weight has in the checkpoint, for messages. */
 export function checkpointNameOf(config: BertConfig, canonical: string): string {
   return hfSourceOf(config, canonical).hfName;
+}
+
+// ---------------------------------------------------------------- what the dashboard draws
+
+const ACTIVATION_LABELS: Record<BertConfig['hidden_act'], string> = { gelu: 'GELU', gelu_python: 'GELU', gelu_new: 'GELU (tanh)', relu: 'ReLU' };
+
+/** The architecture facts the placement view draws, for placement.json. */
+export function architectureOf(config: BertConfig): PlacementArchitecture {
+  const type = modelTypeOf(config);
+  const mb = config.modernbert;
+  const activation = ACTIVATION_LABELS[config.hidden_act];
+  return {
+    modelType: type,
+    family: FAMILY_NAMES[type],
+    norm: mb ? 'pre' : 'post',
+    feedForward: mb ? (config.hidden_act === 'gelu' || config.hidden_act === 'gelu_python' ? 'GeGLU' : `gated ${activation}`) : activation,
+    biases: !mb || (mb.attentionBias && mb.mlpBias),
+    positions: mb ? 'rotary' : 'absolute',
+    attention: Array.from({ length: config.num_hidden_layers }, (_, i) => (isLocalLayer(config, i) ? 'local' : 'global')),
+    ...(mb ? { window: mb.localAttention } : {}),
+    ...(embeddingWidth(config) !== config.hidden_size ? { embeddingSize: embeddingWidth(config) } : {}),
+    finalNorm: mb !== undefined,
+  };
 }

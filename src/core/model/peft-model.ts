@@ -7,6 +7,7 @@ import type { MethodConfig, MethodType, TaskType } from '../config/types';
 import { buildMethod, type AdapterMethod, type ForwardContext } from '../adapters/method';
 import { truncatedNormal } from '../adapters/init';
 import type { Placement } from '../../protocol/worker';
+import { architectureOf } from './families';
 import { Rng } from '../random';
 import type { BertConfig, WeightMap } from './bert-config';
 import { BertEncoder, type EncoderInputs } from './bert';
@@ -85,6 +86,7 @@ export class PeftModel {
     const base = this.store.count((p) => BASE_GROUPS.has(p.group) && !p.name.startsWith('classifier'));
     return {
       method: this.spec.method.type,
+      architecture: architectureOf(bert),
       layers: bert.num_hidden_layers,
       hiddenSize: bert.hidden_size,
       heads: bert.num_attention_heads,
