@@ -472,6 +472,31 @@ describe('semantic checks', () => {
     assert.match(issueAt(issues, '/data/maxLength').message, /256 exceeds the model's 128 position embeddings/);
   });
 
+  test("the families' config.json: RoBERTa's first padding_idx + 1 positions hold no token, DistilBERT names its sizes dim and n_heads", () => {
+    write('models/roberta/config.json', JSON.stringify({ model_type: 'roberta', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, max_position_embeddings: 130, pad_token_id: 1 }));
+    for (const name of ['model.safetensors', 'tokenizer.json']) write(path.join('models/roberta', name));
+    write('data/train.jsonl', '{"text": "good", "label": "pos"}\n');
+    const check = (model: string, maxLength: number, method: Json = { type: 'houlsby', bottleneck: 8 }) => {
+      const text = configText({ model: { path: model }, data: { train: 'data/train.jsonl', maxLength }, method });
+      return semanticIssues(parseConfigText(text, write('fam.peft.json', text)), text);
+    };
+    assert.deepEqual(check('models/roberta', 128), []);
+    assert.match(issueAt(check('models/roberta', 129), '/data/maxLength').message, /129 exceeds the model's 128 position embeddings/);
+    write('models/distil/config.json', JSON.stringify({ model_type: 'distilbert', dim: 48, n_heads: 4, n_layers: 2, max_position_embeddings: 512 }));
+    for (const name of ['model.safetensors', 'vocab.txt']) write(path.join('models/distil', name));
+    assert.match(issueAt(check('models/distil', 64, { type: 'houlsby', bottleneck: 48 }), '/method/bottleneck').message, /bottleneck 48 must be smaller than the model's hidden size 48/);
+    assert.match(issueAt(check('models/distil', 64, { type: 'houlsby', leaveOut: [2] }), '/method/leaveOut/0').message, /layer 2 does not exist; the model has 2 layers/);
+  });
+
+  test('a model type PEFT Lab does not support is an error on model.path naming it', () => {
+    write('models/deberta/config.json', JSON.stringify({ model_type: 'deberta-v2', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2 }));
+    for (const name of ['model.safetensors', 'tokenizer.json']) write(path.join('models/deberta', name));
+    write('data/train.jsonl', '{"text": "good", "label": "pos"}\n');
+    const text = configText({ model: { path: 'models/deberta' }, data: { train: 'data/train.jsonl' } });
+    const issues = semanticIssues(parseConfigText(text, write('deberta.peft.json', text)), text);
+    assert.match(issueAt(issues, '/model/path').message, /config\.json: model_type "deberta-v2" is not supported yet: PEFT Lab fine-tunes "bert", "roberta", "xlm-roberta", "distilbert", "electra", "modernbert" encoders/);
+  });
+
   test('a metric that does not fit the task type is an error', () => {
     const { issues } = issuesOf({ task: { type: 'regression', metric: 'accuracy' } });
     assert.match(issueAt(issues, '/task/metric').message, /'accuracy' does not apply to regression; use one of pearson, spearman/);

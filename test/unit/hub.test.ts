@@ -9,6 +9,8 @@ import { isTempFile } from '../../src/core/checkpoint/atomic';
 import { CheckpointError } from '../../src/core/errors';
 import { readBertFolder } from '../../src/core/model/hf-checkpoint';
 import { CACHE_MANIFEST_FILE, hubCacheFolder, resolveHubModel } from '../../src/core/model/hub';
+import { loadBaseModel } from '../../src/core/train/session';
+import { HfTokenizer } from '../../src/core/data/hf-tokenizer';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'tiny-bert');
 const MODEL_ID = 'test-org/tiny-bert';
@@ -112,6 +114,32 @@ async function rejectsWith(promise: Promise<unknown>, file: string, ...fragments
 function filesIn(folder: string): string[] {
   return fs.existsSync(folder) ? fs.readdirSync(folder).sort() : [];
 }
+
+describe('resolveHubModel for every encoder family', () => {
+  for (const family of ['roberta', 'xlm-roberta', 'distilbert', 'electra', 'modernbert']) {
+    it(`downloads a ${family} checkpoint with its tokenizer.json, which a run then loads from the cache`, async () => {
+      const dir = path.join(__dirname, '..', 'fixtures', `tiny-${family}`);
+      const id = `test-org/tiny-${family}`;
+      const routes = Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => [f, file(fs.readFileSync(path.join(dir, f)))]));
+      const hub = await startHub(routes, id);
+      const cacheDir = freshCache();
+      const previous = process.env.PEFT_LAB_HUB_URL;
+      process.env.PEFT_LAB_HUB_URL = hub.url;
+      try {
+        const base = await loadBaseModel({ model: { hub: id, cacheDir }, training: { seed: 1 } } as Parameters<typeof loadBaseModel>[0]);
+        assert.equal(base.source, hubCacheFolder(cacheDir, id));
+        assert.equal(base.bert.model_type, family);
+        assert.ok(base.tokenizer instanceof HfTokenizer, 'tokenizer.json read through @huggingface/tokenizers');
+        assert.equal(base.weights.size, readBertFolder(dir).weights.size + (readBertFolder(dir).weights.has('bert.pooler.dense.weight') ? 0 : 2), 'every weight, and a pooler');
+      } finally {
+        if (previous === undefined) delete process.env.PEFT_LAB_HUB_URL;
+        else process.env.PEFT_LAB_HUB_URL = previous;
+      }
+      // vocab.txt is asked for and absent: a tokenizer.json is enough
+      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(hubCacheFolder(cacheDir, id), CACHE_MANIFEST_FILE), 'utf8')).absent, ['vocab.txt']);
+    });
+  }
+});
 
 describe('resolveHubModel', () => {
   it('downloads the model files into the cache folder', async () => {
