@@ -6,6 +6,7 @@ import { tf, type Tensor, type Tensor2D } from '../tf';
 import type { AdapterMethod, ForwardContext } from '../adapters/method';
 import type { LoraTarget } from '../config/types';
 import type { BertConfig } from './bert-config';
+import { fusedKernelsActive } from '../native/wasm-kernels';
 import { activation, biasGelu, clsSelfAttention, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
 import type { Param, ParamStore } from './params';
 
@@ -22,7 +23,8 @@ class Linear {
   constructor(private readonly weights: Param[], private readonly biases: Param[]) {
     if (weights.every((w) => !w.trainable) && biases.every((b) => !b.trainable)) {
       const kernel = this.kernel() as Tensor2D;
-      this.frozen = { kernel, kernelT: tf.transpose(kernel), bias: this.bias() };
+      // The native products read a transposed operand at full speed; only plain wasm needs the copy.
+      this.frozen = { kernel, kernelT: fusedKernelsActive() ? undefined : tf.transpose(kernel), bias: this.bias() };
     }
   }
 
@@ -54,7 +56,7 @@ class Linear {
     if (!this.frozen) return;
     if (this.weights.length > 1) this.frozen.kernel.dispose();
     if (this.biases.length > 1) this.frozen.bias?.dispose();
-    this.frozen.kernelT.dispose();
+    this.frozen.kernelT?.dispose();
   }
 }
 
