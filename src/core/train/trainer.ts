@@ -55,7 +55,7 @@ async function prepare(config: ResolvedConfig, backendOverride: BackendName | un
   }
   const model = new PeftModel({
     bert: base.bert, base: base.weights, method: config.method, task: config.task.type,
-    outputs, seed: config.training.seed, dropout: config.training.dropout,
+    outputs, seed: config.training.seed, dropout: config.training.dropout, pooling: config.task.pooling,
   });
   return { model, data, backend };
 }
