@@ -500,7 +500,7 @@ export interface MicroBatch {
  * The gradient of the batch's loss, Σ wᵢ ∇lossᵢ, with one micro-batch's activations in memory at a
  * time. A single micro-batch of weight 1 is the plain gradient, bit for bit.
  */
-function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
+export function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
   const summed = new Map<string, Tensor>();
   let loss = 0;
   for (const part of parts) {
