@@ -3,7 +3,8 @@
  * its own process, alternating engine and peer so that both see the same machine load:
  *
  *   node --import tsx bench/compare-peer.ts [--rounds 2] [--steps 10] [--shapes 128x32,64x8]
- *        [--methods houlsby,adamix] [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
+ *        [--methods houlsby,adamix,full,mlm] [--layers 4] [--hidden 256] [--heads 4] [--intermediate 1024] [--vocab 30522]
+ *        [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]
  *
  * For each shape and method: `rounds` times (engine run, peer run). The engine is
  * bench/train-throughput.ts (wasm backend; with the native OpenBLAS kernels when the addon is built),
@@ -19,11 +20,15 @@ import * as path from 'node:path';
 import { positiveInteger, readFlags } from './args';
 
 const REPO = path.resolve(__dirname, '..');
-const METHODS = ['houlsby', 'adamix'] as const;
+const METHODS = ['houlsby', 'adamix', 'full', 'mlm'] as const;
+/** The encoder shape flags, passed on to both sides unchanged. */
+const SHAPE_FLAGS = ['layers', 'hidden', 'heads', 'intermediate', 'vocab'] as const;
 type Method = (typeof METHODS)[number];
 
 interface Options {
   rounds: number;
+  /** The encoder's shape flags given (--layers ... --vocab), each as a [flag, value] pair for both sides. */
+  shape: [string, string][];
   steps: number;
   shapes: { seq: number; batch: number }[];
   methods: Method[];
@@ -59,7 +64,7 @@ interface Run {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix] [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
+    `${message}\nusage: node --import tsx bench/compare-peer.ts [--rounds N] [--steps N] [--shapes 128x32,64x8] [--methods houlsby,adamix,full,mlm] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--work peer|trainer] [--last-layer cls|all] [--native on|off] [--threads N] [--peer PATH] [--python PATH]\n`,
   );
   process.exit(2);
 }
@@ -67,10 +72,12 @@ function usage(message: string): never {
 function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     rounds: { type: 'string' }, steps: { type: 'string' }, shapes: { type: 'string' }, methods: { type: 'string' },
+    layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' },
     native: { type: 'string' }, work: { type: 'string' }, 'last-layer': { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
   }, usage, 'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
   const o: Options = {
     rounds: 2,
+    shape: [],
     steps: 10,
     shapes: [
       { seq: 128, batch: 32 },
@@ -84,6 +91,10 @@ function parseArgs(argv: string[]): Options {
     python: '/usr/bin/python3',
   };
   if (flags.rounds !== undefined) o.rounds = positiveInteger('--rounds', flags.rounds, usage);
+  for (const name of SHAPE_FLAGS) {
+    const value = flags[name];
+    if (value !== undefined) o.shape.push([`--${name}`, String(positiveInteger(`--${name}`, value, usage))]);
+  }
   if (flags.steps !== undefined) o.steps = positiveInteger('--steps', flags.steps, usage);
   if (flags.shapes !== undefined) {
     o.shapes = flags.shapes.split(',').map((s) => {
@@ -157,7 +168,7 @@ function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promi
 }
 
 async function engineRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
-  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native, '--last-layer', o.lastLayer];
+  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native, '--last-layer', o.lastLayer, ...o.shape.flat()];
   if (o.threads !== undefined) args.push('--threads', String(o.threads));
   if (o.work === 'peer') args.push('--dropout', '0', '--clip', 'off');
   const { json, error } = await runJson(process.execPath, args, { ...process.env, PEFT_LAB_BACKEND: '' });
@@ -166,7 +177,7 @@ async function engineRun(o: Options, method: Method, seq: number, batch: number)
 }
 
 async function peerRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
-  const args = [o.peer, '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--threads', '1'];
+  const args = [o.peer, '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--threads', '1', ...o.shape.flat()];
   const { json, error } = await runJson(o.python, args, process.env);
   if (!json) return { error };
   return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.peer as string };
@@ -232,7 +243,7 @@ async function main(): Promise<void> {
     }),
   );
   process.stdout.write(
-    `${JSON.stringify({ bench: 'compare-peer', machine, work: o.work, last_layer: o.lastLayer, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
+    `${JSON.stringify({ bench: 'compare-peer', machine, shape: Object.fromEntries(o.shape), work: o.work, last_layer: o.lastLayer, steps: o.steps, rounds: o.rounds, results, loadavg_after: os.loadavg().map((x) => round(x, 2)) })}\n`,
   );
   if (runs.some((r) => r.error)) process.exitCode = 1;
 }

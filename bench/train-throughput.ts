@@ -11,7 +11,7 @@
  *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|...]
  *        [--layers 4] [--hidden 256] [--heads 4] [--intermediate 1024] [--vocab 30522]
  *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--dropout 0.1] [--clip on|off]
- *        [--last-layer cls|all] [--native on|off] [--threads N] [--profile]
+ *        [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile]
  *
  * Each method runs in its own child process so `peak_rss_mib` is that method's alone. Prints one JSON
  * line per method, then a summary line. Measures only: no thresholds, no pass/fail.
@@ -28,7 +28,10 @@ import { randomBertWeights } from '../src/core/model/hf-checkpoint';
 import { PeftModel } from '../src/core/model/peft-model';
 import { MlmModel, randomMlmHead } from '../src/core/model/mlm-model';
 import type { ParamStore } from '../src/core/model/params';
-import { maskBatch, type MaskVocabulary } from '../src/core/data/corpus';
+import { maskBatch, splitMaskedBatch, type MaskedBatch, type MaskVocabulary } from '../src/core/data/corpus';
+import { splitBatch } from '../src/core/data/batches';
+import { accumulateGradients, type MicroBatch } from '../src/core/train/loop';
+import { measurePass, memoryLimit, planRows } from '../src/core/train/memory-plan';
 import type { EncoderInputs } from '../src/core/model/bert';
 import type { Batch } from '../src/core/data/batches';
 import type { ExpertChoice } from '../src/core/adapters/adamix';
@@ -87,6 +90,8 @@ interface Options {
    * rows (the work of Hugging Face's BertForSequenceClassification, which the peer runs).
    */
   lastLayer: 'cls' | 'all';
+  /** Rows per forward/backward pass: auto (the Trainer's memory plan) or a number. */
+  micro: 'auto' | number;
   /** wasm only: the native OpenBLAS kernels (on when the addon loads) or plain wasm kernels. */
   native: boolean;
   /** Threads of the native kernels (default: PEFT_LAB_NATIVE_THREADS, else the physical cores the process may use). */
@@ -109,6 +114,8 @@ interface Result {
   dropout: number;
   clip: boolean;
   last_layer: 'cls' | 'all';
+  /** Rows per forward/backward pass the step ran (the batch size when one pass fits). */
+  micro_batch: number;
   ms_per_step: number;
   examples_per_sec: number;
   peak_rss_mib: number;
@@ -125,7 +132,7 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--native on|off] [--threads N] [--profile]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile]\n`,
   );
   process.exit(2);
 }
@@ -134,7 +141,7 @@ function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
     layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
-    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
+    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, micro: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
   }, usage, 'train-throughput: training steps per second (adapters, full fine-tuning, MLM pretraining) on an encoder of any shape');
   const bert: BertConfig = { ...BENCH_BERT };
   if (flags.layers !== undefined) bert.num_hidden_layers = positiveInteger('--layers', flags.layers, usage);
@@ -144,7 +151,7 @@ function parseArgs(argv: string[]): Options {
   if (flags.vocab !== undefined) bert.vocab_size = positiveInteger('--vocab', flags.vocab, usage);
   if (bert.hidden_size % bert.num_attention_heads !== 0) usage(`--heads ${bert.num_attention_heads} must divide --hidden ${bert.hidden_size}`);
   if (bert.vocab_size < MLM_SPECIAL_IDS + 2) usage(`--vocab must be at least ${MLM_SPECIAL_IDS + 2}`);
-  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', native: true, profile: flags.profile === true };
+  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', micro: 'auto', native: true, profile: flags.profile === true };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
     if (!(ALL_METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
@@ -177,6 +184,7 @@ function parseArgs(argv: string[]): Options {
     o.native = flags.native === 'on';
   }
   if (flags.threads !== undefined) o.threads = positiveInteger('--threads', flags.threads, usage);
+  if (flags.micro !== undefined && flags.micro !== 'auto') o.micro = positiveInteger('--micro', flags.micro, usage);
   return o;
 }
 
@@ -209,8 +217,11 @@ function forward(model: PeftModel, inputs: EncoderInputs, ctx: ForwardContext, l
 /** One method's model and loss: what a timed step differentiates and updates. */
 interface Workload {
   store: ParamStore;
-  /** Draws what a step draws before its forward pass (AdaMix routes) and returns the loss function. */
-  prepare(rng: Rng): { lossOf: () => tf.Scalar; after(): void };
+  /**
+   * Draws what a step draws before its forward pass (AdaMix routes) and returns the step's passes of
+   * at most `rows` rows (the Trainer's micro-batches, weighted by their share of the batch).
+   */
+  prepare(rng: Rng, rows: number): { parts: MicroBatch[]; after(): void };
   dispose(): void;
 }
 
@@ -228,19 +239,20 @@ function adapterWorkload(method: Exclude<BenchMethod, 'mlm'>, o: Options): Workl
   const consistency = method === 'adamix' && o.consistency > 0;
   return {
     store: model.store,
-    prepare(rng) {
+    prepare(rng, rows) {
       const routes = model.method.drawRoutes(rng);
       const second = consistency ? model.method.drawRoutes(rng) : undefined;
       const context = (r?: Map<string, ExpertChoice>): ForwardContext => ({ training: true, routes: r, dropoutSeed: () => rng.nextUint32() });
+      const lossOf = (part: Batch) => (): tf.Scalar => {
+        const inputs = batchTensors(part);
+        const logits = forward(model, inputs, context(routes), o.lastLayer);
+        const taskLoss = model.taskLoss(logits, inputs.labels);
+        if (!second) return taskLoss as tf.Scalar;
+        const other = forward(model, inputs, context(second), o.lastLayer);
+        return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
+      };
       return {
-        lossOf: () => {
-          const inputs = batchTensors(batch);
-          const logits = forward(model, inputs, context(routes), o.lastLayer);
-          const taskLoss = model.taskLoss(logits, inputs.labels);
-          if (!second) return taskLoss as tf.Scalar;
-          const other = forward(model, inputs, context(second), o.lastLayer);
-          return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
-        },
+        parts: splitBatch(batch, rows).map((part) => ({ weight: part.batchSize / batch.batchSize, lossOf: lossOf(part) })),
         after() {
           if (routes) model.method.recordRoutes(routes);
           if (second) model.method.recordRoutes(second);
@@ -262,16 +274,35 @@ function mlmWorkload(o: Options): Workload {
   };
   return {
     store: model.store,
-    prepare(rng) {
+    prepare(rng, rows) {
       const masked = maskBatch(batch, vocab, { probability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, rng);
       const ctx: ForwardContext = { training: true, dropoutSeed: () => rng.nextUint32() };
+      const lossOf = (part: MaskedBatch) => () => model.loss(model.logits(batchTensors(part.batch), tf.tensor1d(part.positions, 'int32'), ctx), tf.tensor1d(part.targets, 'int32'));
       return {
-        lossOf: () => model.loss(model.logits(batchTensors(masked.batch), tf.tensor1d(masked.positions, 'int32'), ctx), tf.tensor1d(masked.targets, 'int32')),
+        parts: splitMaskedBatch(masked, rows).map((part) => ({ weight: part.targets.length / masked.targets.length, lossOf: lossOf(part) })),
         after() {},
       };
     },
     dispose: () => model.dispose(),
   };
+}
+
+/**
+ * The rows per pass the Trainer's memory plan would choose (loop.ts planPasses): one and two rows
+ * measured, 80% of the memory limit; the whole batch off the wasm backend.
+ */
+function planRowsFor(work: Workload, o: Options, method: BenchMethod): number {
+  if (tf.getBackend() !== 'wasm') return o.batch;
+  const trainable = work.store.trainable();
+  const vars = trainable.map((p) => p.value);
+  const probe = (rows: number) => {
+    const { parts } = work.prepare(new Rng(SEED + 3), rows);
+    return measurePass(parts[0]!.lossOf as () => tf.Scalar, vars, variableGrads);
+  };
+  const one = probe(1);
+  const perRow = Math.max(1, probe(2) - one);
+  const needs = { resident: tf.memory().numBytes, trainable: 4 * trainable.reduce((n, p) => n + p.value.size, 0), moments: 0, passFixed: Math.max(0, one - perRow), passPerRow: perRow };
+  return planRows(needs, o.batch, memoryLimit(), { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq }).rows;
 }
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
@@ -285,17 +316,18 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   /** Parameters that have had a gradient: AdamW creates a parameter's two moment variables at its first one. */
   const updated = new Set<string>();
 
-  /** The Trainer's step: loss, variableGrads, clipping, AdamW; returns the loss. */
+  const rows = o.micro === 'auto' ? planRowsFor(work, o, method) : o.micro;
+
+  /** The Trainer's step: its passes' gradients summed (accumulateGradients, as loop.ts), clipping, AdamW; returns the loss. */
   const step = (): number => {
-    const { lossOf, after } = work.prepare(rng);
-    const loss = tf.tidy(() => {
-      const { value, grads } = variableGrads(lossOf, trainable.map((p) => p.value));
-      const named = new Map<string, Tensor>();
-      for (const p of trainable) if (grads[p.value.name]) named.set(p.name, grads[p.value.name]!);
-      for (const name of named.keys()) updated.add(name);
-      optimizer.apply(trainable, named, LEARNING_RATE, o.clip ? clipScale(named, MAX_GRAD_NORM).scale : 1);
-      return value.dataSync()[0]!; // a plain number: never hand tidy a big typed array to walk
-    });
+    const { parts, after } = work.prepare(rng, rows);
+    const { loss, grads } = accumulateGradients(parts, trainable);
+    try {
+      for (const name of grads.keys()) updated.add(name);
+      tf.tidy(() => optimizer.apply(trainable, grads, LEARNING_RATE, o.clip ? clipScale(grads, MAX_GRAD_NORM).scale : 1));
+    } finally {
+      for (const g of grads.values()) g.dispose();
+    }
     if (!Number.isFinite(loss)) throw new Error(`${method}: training loss became ${loss}`);
     after();
     return loss;
@@ -326,6 +358,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     dropout: o.dropout,
     clip: o.clip,
     last_layer: o.lastLayer,
+    micro_batch: rows,
     ms_per_step: round((seconds * 1000) / o.steps, 2),
     examples_per_sec: round((o.batch * o.steps) / seconds, 2),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),

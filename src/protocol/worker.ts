@@ -96,6 +96,22 @@ export interface StartedMessage {
   trainExamples: number;
   validationExamples: number;
   resumedFromStep?: number;
+  /** How the step's passes were sized to memory (the wasm backend without training.microBatchSize). */
+  memory?: MemoryPlanInfo;
+}
+
+/** The memory plan of a run: bytes held between passes, a pass's fixed and per-row peak, the limit planned for. */
+export interface MemoryPlanInfo {
+  heldBytes: number;
+  passBytes: number;
+  rowBytes: number;
+  /** Tokens of the longest sequence the pass was measured with. */
+  tokens: number;
+  limitBytes: number;
+  /** What sets the limit: the WebAssembly heap, the machine's or container's memory, PEFT_LAB_MEMORY_LIMIT_MIB. */
+  limitedBy: string;
+  /** Rows per pass (the batch size when one pass fits). */
+  rows: number;
 }
 
 export interface ProgressMessage {

@@ -53,10 +53,11 @@ after(() => {
 // ---- helpers -------------------------------------------------------------------------------------
 
 /** A config file for the 2-layer tiny encoder with `method`; returns its path. */
-function configFor(name: string, method: object, training: object = {}): string {
-  const base = tinyConfig({ name, method }) as { model: { scratch: object }; training: object };
+function configFor(name: string, method: object, training: object = {}, task: object = {}): string {
+  const base = tinyConfig({ name, method }) as { model: { scratch: object }; training: object; task: object };
   const config = {
     ...base,
+    task: { ...base.task, ...task },
     model: { scratch: { ...base.model.scratch, layers: LAYERS, hiddenSize: HIDDEN, intermediateSize: INTERMEDIATE } },
     training: { ...base.training, epochs: 1, seed: 5, ...training },
     output: { runsDir: path.join(root, 'runs') },
@@ -69,10 +70,10 @@ function configFor(name: string, method: object, training: object = {}): string 
 const runs = new Map<string, Promise<{ configFile: string; checkpoint: string }>>();
 
 /** Trains `name` once (later calls share the run) and returns its config and best checkpoint. */
-function trained(name: string, method: object, training: object = {}): Promise<{ configFile: string; checkpoint: string }> {
+function trained(name: string, method: object, training: object = {}, task: object = {}): Promise<{ configFile: string; checkpoint: string }> {
   if (!runs.has(name)) {
     runs.set(name, (async () => {
-      const configFile = configFor(name, method, training);
+      const configFile = configFor(name, method, training, task);
       const finished = await train(configFile, {});
       assert.ok(finished.bestCheckpoint, `${name} has a best checkpoint`);
       return { configFile, checkpoint: finished.bestCheckpoint };
@@ -307,6 +308,15 @@ describe('export of the other methods', () => {
     assert.deepEqual([c.mh_adapter, c.output_adapter, c.original_ln_before, c.leave_out], [false, true, false, [0]]);
     assert.match(exported.notes.join('\n'), /original_ln_before false/);
     assert.deepEqual(shapes(readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE))), bottleneckNames('pfeiffer', ['output'], 4, [1]));
+  });
+
+  test("a head trained on mean pooling exports with a note that the library's head reads [CLS], and imports back with its pooling", async () => {
+    const run = await trained('houlsby-mean', { type: 'houlsby', bottleneck: 4 }, { maxSteps: 2 }, { pooling: 'mean' });
+    const exported = exportTo(run.checkpoint);
+    assert.match(exported.notes.join('\n'), /task.pooling is 'mean'.*reads the \[CLS\] token's/);
+    const imported = await importFrom(exported.dir, run.configFile);
+    const original = await evaluateCheckpoint(await withBaseLayerNorms(run.checkpoint, run.configFile), 'validation');
+    assertSameMetrics(await evaluateCheckpoint(imported.checkpointDir, 'validation'), original, 1e-6);
   });
 
   test('head-only exports only the head, and imports back exactly', async () => {

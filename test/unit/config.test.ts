@@ -78,7 +78,7 @@ describe('defaults', () => {
     const expected: ResolvedConfig = {
       name: 'demo',
       model: { path: '/work/exp/models/bert' },
-      task: { type: 'classification', metric: 'accuracy' },
+      task: { type: 'classification', metric: 'accuracy', pooling: 'cls' },
       data: { train: '/work/exp/data/train.jsonl', textField: 'text', labelField: 'label', maxLength: 128, validationSplit: 0.1 },
       method: { type: 'houlsby', reductionFactor: 16, activation: 'gelu', initStd: 0.001, leaveOut: [], sites: ['attention', 'ffn'] },
       training: TRAINING_DEFAULTS,

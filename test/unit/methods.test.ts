@@ -74,6 +74,7 @@ interface BuildOptions {
   outputs?: number;
   dropout?: number;
   seed?: number;
+  pooling?: 'cls' | 'mean';
 }
 
 function build(method: MethodConfig, o: BuildOptions = {}): PeftModel {
@@ -85,6 +86,7 @@ function build(method: MethodConfig, o: BuildOptions = {}): PeftModel {
     outputs: o.outputs ?? (o.task === 'regression' ? 1 : CLASSES),
     seed: o.seed ?? 0,
     dropout: o.dropout ?? 0,
+    pooling: o.pooling,
   });
 }
 
@@ -745,6 +747,50 @@ for (const backend of ['cpu', 'wasm']) {
           assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * scale, `${name}: ${maxAbsDiff(actual, expected)} (scale ${scale})`);
         }
         labels.dispose();
+        disposeBatch(x);
+        model.dispose();
+      });
+    }
+  });
+}
+
+for (const backend of ['cpu', 'wasm']) {
+  describe(`mean pooling: the head reads the mean of the real tokens (${backend})`, () => {
+    for (const method of [houlsby(), adamix(), { type: 'full' } as MethodConfig]) {
+      test(`${method.type}: logits, loss and gradients equal the head over a masked mean written with plain ops, padding excluded`, async () => {
+        await useBackend(backend);
+        const model = build(method, { pooling: 'mean' });
+        randomiseAdapters(model, 7);
+        const x = batch();
+        const labels = labelsTensor('classification');
+        const routes = model.method.drawRoutes(new Rng(4));
+        const ctx = trainCtx(routes);
+        const vars = model.store.trainable().map((p) => p.value);
+        const reference = () => {
+          const [b, t] = x.inputIds.shape;
+          const hidden = tf.reshape(model.encoder.encode(x, ctx), [b, t, -1]);
+          const mask = tf.expandDims(x.attentionMask, 2);
+          const mean = tf.div(tf.sum(tf.mul(hidden, mask), 1), tf.sum(mask, 1)) as tf.Tensor2D;
+          return model.taskLoss(model.head(mean, ctx), labels) as tf.Scalar;
+        };
+        const ours = tf.variableGrads(() => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar, vars);
+        const theirs = tf.variableGrads(reference, vars);
+        assert.ok(Math.abs(read(ours.value)[0]! - read(theirs.value)[0]!) < 1e-5);
+        assert.deepEqual(Object.keys(ours.grads).sort(), Object.keys(theirs.grads).sort());
+        for (const [name, g] of Object.entries(theirs.grads)) {
+          const expected = read(g);
+          const actual = read(ours.grads[name]!);
+          assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * Math.max(1e-3, maxAbs(expected)), `${name}: ${maxAbsDiff(actual, expected)}`);
+        }
+        // padding changes nothing: the same sentences with 3 more padded columns give the same logits
+        const padded: EncoderInputs = {
+          inputIds: tf.pad(x.inputIds, [[0, 0], [0, 3]]) as tf.Tensor2D,
+          tokenTypeIds: tf.pad(x.tokenTypeIds, [[0, 0], [0, 3]]) as tf.Tensor2D,
+          attentionMask: tf.pad(x.attentionMask, [[0, 0], [0, 3]]) as tf.Tensor2D,
+        };
+        assert.ok(maxAbsDiff(logitsOf(model, padded, ctx), logitsOf(model, x, ctx)) < 1e-5);
+        tf.dispose([labels]);
+        disposeBatch(padded);
         disposeBatch(x);
         model.dispose();
       });

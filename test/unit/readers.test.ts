@@ -21,8 +21,8 @@ function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
   return { train: 'unused', textField: 'text', labelField: 'label', maxLength: 128, validationSplit: 0.1, ...overrides };
 }
 
-const classification: TaskConfig = { type: 'classification', metric: 'accuracy' };
-const regression: TaskConfig = { type: 'regression', metric: 'pearson' };
+const classification: TaskConfig = { type: 'classification', metric: 'accuracy', pooling: 'cls' };
+const regression: TaskConfig = { type: 'regression', metric: 'pearson', pooling: 'cls' };
 
 /** Asserts `fn` throws a DataError at `line` whose message names the file and matches `detail`. */
 function assertDataError(fn: () => unknown, file: string, line: number | undefined, detail: RegExp): void {

@@ -16,7 +16,8 @@ import { CheckpointError, ConfigError, DataError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { RunStatus, CheckpointInfo } from '../../src/core/checkpoint/run-folder';
-import type { MetricsMessage, WorkerMessage } from '../../src/protocol/worker';
+import type { MetricsMessage, StartedMessage, WorkerMessage } from '../../src/protocol/worker';
+import { HEAP_SHARE, MEMORY_LIMIT_ENV } from '../../src/core/train/memory-plan';
 import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -583,3 +584,63 @@ describe('training.microBatchSize: a batch in smaller passes makes the same upda
     });
   }
 });
+
+// ---- the memory plan ---------------------------------------------------------------------------------
+
+describe('the memory plan (wasm): a batch that does not fit trains in passes that do, one row that cannot is refused before training', () => {
+  const STEPS = 6;
+  const training = { backend: 'wasm', maxSteps: STEPS, batchSize: 8, learningRate: 0.01, dropout: 0, evalEvery: STEPS, logEvery: 1, seed: 5 };
+  const files = { 'train.jsonl': keywordRows(40, 21), 'validation.jsonl': keywordRows(16, 22) };
+  const method = { type: 'adamix', bottleneck: 4, experts: 3, consistencyWeight: 1 };
+  const started = (o: Outcome) => ofType(o.messages, 'started')[0] as StartedMessage;
+  const withLimit = async <T>(mib: number | undefined, f: () => Promise<T>): Promise<T> => {
+    if (mib === undefined) delete process.env[MEMORY_LIMIT_ENV];
+    else process.env[MEMORY_LIMIT_ENV] = String(mib);
+    try {
+      return await f();
+    } finally {
+      delete process.env[MEMORY_LIMIT_ENV];
+    }
+  };
+
+  test('the passes fit the limit, make the updates one pass makes, are logged, and a resume keeps them', async () => {
+    const whole = await withLimit(undefined, () => run(experiment(files, { method, training })));
+    const plan = started(whole).memory!;
+    assert.ok(plan, 'the started message carries the memory plan');
+    assert.equal(plan.rows, 8, 'a tiny model fits a batch of 8 in one pass');
+    assert.ok(plan.heldBytes > 0 && plan.rowBytes > 0, JSON.stringify(plan));
+    // room for 3.5 rows: passes of 3 (3 + 3 + 2)
+    const limitMib = (plan.heldBytes + plan.passBytes + 3.5 * plan.rowBytes) / HEAP_SHARE / 2 ** 20;
+    const config = experiment(files, { method, training });
+    const split = await withLimit(limitMib, () => cancelAfter(config, 3));
+    assert.equal(started(split).memory?.rows, 3);
+    assert.equal(started(split).memory?.limitedBy, MEMORY_LIMIT_ENV);
+    assert.ok(ofType(split.messages, 'log').some((m) => /memory: a batch of 8 sequences .* passes of at most 3 rows/.test(m.message)));
+    const checkpoint = readJson<CheckpointInfo>(path.join(split.result.runDir, 'checkpoints', 'step-3', 'checkpoint.json'));
+    assert.equal(checkpoint.trainer.microBatchSize, 3, 'the checkpoint records the passes');
+    // resumed without the limit, the run keeps its passes of 3
+    const resumed = await withLimit(undefined, () => run(config, { resume: split.result.runDir }));
+    assert.equal(started(resumed).memory?.rows, 3);
+    const finalWeights = (runDir: string) => readSafetensors(path.join(runDir, 'checkpoints', `step-${STEPS}`, 'weights.safetensors')).tensors;
+    const a = finalWeights(whole.result.runDir);
+    const b = finalWeights(resumed.result.runDir);
+    for (const [name, tensor] of a) {
+      const x = toFloat32(tensor);
+      const y = toFloat32(b.get(name)!);
+      const worst = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
+      assert.ok(worst < 1e-4, `${name} differs by ${worst}`);
+    }
+  });
+
+  test('when not even one sequence fits, the run fails before its first step, naming the length field and the numbers', async () => {
+    const probe = await withLimit(undefined, () => run(experiment(files, { method, training: { ...training, maxSteps: 1 } })));
+    const tooLittle = started(probe).memory!.heldBytes / 2 / 2 ** 20;
+    const messages: WorkerMessage[] = [];
+    const err = await withLimit(tooLittle, () => rejection(train(experiment(files, { method, training }), { onMessage: (m) => messages.push(m) })));
+    assert.ok(err instanceof ConfigError, `${err.name}: ${err.message}`);
+    assert.equal(err.path, '/data/maxLength');
+    assert.match(err.message, /out of memory before training: one sequence of \d+ tokens needs [\d.]+ [MG]iB .* PEFT_LAB_MEMORY_LIMIT_MIB leaves [\d.]+ [MG]iB/);
+    assert.equal(ofType(messages, 'progress').length, 0, 'no step ran');
+  });
+});
+

@@ -446,7 +446,7 @@ async function completeWeights(config: ResolvedConfig, base: Awaited<ReturnType<
   await selectBackend('cpu'); // only variables are created: the slowest backend is fast enough and always loads
   const model = new PeftModel({
     bert: base.bert, base: base.weights, method: config.method, task: config.task.type,
-    outputs, seed: config.training.seed, dropout: config.training.dropout,
+    outputs, seed: config.training.seed, dropout: config.training.dropout, pooling: config.task.pooling,
   });
   try {
     model.store.importWeights(weights, source, { allowMissing: true });

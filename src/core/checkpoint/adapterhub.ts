@@ -601,8 +601,14 @@ function headPart(source: ExportSource, name: string, checkpointDir: string): Pa
     [t.outBias, get('classifier.bias')],
   ]);
   const outputs = classifier.shape[0]!;
-  const note = source.config.method.type === 'head-only' ? ['head-only: only the head is exported; load it with model.load_head(dir, use_safetensors=True)'] : [];
-  return { config: headConfigJson(source.info.labelNames, outputs), tensors, notes: note };
+  const notes = source.config.method.type === 'head-only' ? ['head-only: only the head is exported; load it with model.load_head(dir, use_safetensors=True)'] : [];
+  if (source.config.task.pooling === 'mean') {
+    notes.push(
+      "task.pooling is 'mean': this head was trained on the mean of the real tokens' hidden states, but the adapters library's classification head reads the [CLS] token's, " +
+        'so with it the head predicts differently from PEFT Lab; the adapter itself is unaffected (use it with your own mean pooling, e.g. a sentence-transformers Pooling module)',
+    );
+  }
+  return { config: headConfigJson(source.info.labelNames, outputs), tensors, notes };
 }
 
 /** Encoder LayerNorms the run trained (adapter methods train both of every layer); an AdapterHub adapter has no place for them. */

@@ -50,6 +50,8 @@ export interface TrainerState {
   evalsWithoutImprovement: number;
   routing: Record<string, { down: number[]; up: number[] }>;
   optimizerSteps: Record<string, number>;
+  /** Rows per forward/backward pass that the memory plan chose (absent: training.microBatchSize or the whole batch). */
+  microBatchSize?: number;
 }
 
 export interface CheckpointInfo {

@@ -44,6 +44,8 @@ export interface TaskConfig {
   /** Label names in id order (classification); read from the training file when omitted. */
   labels?: string[];
   metric: MetricName;
+  /** What the head reads: the [CLS] token's last hidden state, or the mean over the real tokens. */
+  pooling: 'cls' | 'mean';
 }
 
 export interface DataConfig {

@@ -8,6 +8,7 @@ import type { AdapterMethod, ForwardContext } from '../adapters/method';
 import type { LoraTarget } from '../config/types';
 import type { BertConfig, ModelType } from './bert-config';
 import { EMBEDDINGS_PROJECT, FINAL_NORM, PRE_ATTENTION_NORM, PRE_MLP_NORM, embeddingWidth, isLocalLayer, modelTypeOf, positionOffset } from './families';
+import { fusedKernelsActive } from '../native/wasm-kernels';
 import { activation, biasGelu, clsSelfAttention, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
 import type { Param, ParamStore } from './params';
 
@@ -24,7 +25,8 @@ class Linear {
   constructor(private readonly weights: Param[], private readonly biases: Param[]) {
     if (weights.every((w) => !w.trainable) && biases.every((b) => !b.trainable)) {
       const kernel = this.kernel() as Tensor2D;
-      this.frozen = { kernel, kernelT: tf.transpose(kernel), bias: this.bias() };
+      // The native products read a transposed operand at full speed; only plain wasm needs the copy.
+      this.frozen = { kernel, kernelT: fusedKernelsActive() ? undefined : tf.transpose(kernel), bias: this.bias() };
     }
   }
 
@@ -59,7 +61,7 @@ class Linear {
     if (!this.frozen) return;
     if (this.weights.length > 1) this.frozen.kernel.dispose();
     if (this.biases.length > 1) this.frozen.bias?.dispose();
-    this.frozen.kernelT.dispose();
+    this.frozen.kernelT?.dispose();
   }
 }
 
@@ -361,7 +363,7 @@ export class BertEncoder {
     for (const zero of this.zeroBias.values()) zero.dispose();
     this.zeroBias.clear();
     this.rotate?.kernel.dispose();
-    this.rotate?.kernelT.dispose();
+    this.rotate?.kernelT?.dispose();
   }
 }
 

@@ -11,7 +11,7 @@ import { architectureOf } from './families';
 import { Rng } from '../random';
 import type { BertConfig, WeightMap } from './bert-config';
 import { BertEncoder, type EncoderInputs } from './bert';
-import { dense, detach, dropout } from './ops';
+import { batchMatMul, dense, detach, dropout } from './ops';
 import { ParamStore, type ParamGroup } from './params';
 
 export interface ModelSpec {
@@ -26,6 +26,8 @@ export interface ModelSpec {
   seed: number;
   /** Overrides the checkpoint's hidden and attention dropout. */
   dropout?: number;
+  /** What the head reads: the [CLS] row (default) or the mean of the real tokens' rows. */
+  pooling?: 'cls' | 'mean';
 }
 
 const ADAPTER_METHODS: ReadonlySet<MethodType> = new Set(['houlsby', 'pfeiffer', 'parallel', 'adamix']);
@@ -47,12 +49,13 @@ export class PeftModel {
 
   /** Logits [B, outputs]. */
   forward(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
+    if (this.spec.pooling === 'mean') return this.head(meanOfTokens(this.encoder.encode(inputs, ctx), inputs.attentionMask), ctx);
     // The head reads the [CLS] rows only, so the encoder's last layer computes only those.
     const cls = this.encoder.encode(inputs, ctx, 'cls'); // [B, d]
     return this.head(cls, ctx);
   }
 
-  /** The [CLS] rows [B, d] through the pooler (dense + tanh), dropout, then the classifier. */
+  /** The pooled rows [B, d] ([CLS] or the mean) through the pooler (dense + tanh), dropout, then the classifier. */
   head(cls: Tensor2D, ctx: ForwardContext): Tensor2D {
     const pooled = tf.tanh(dense(cls, this.store.tensor('bert.pooler.dense.weight'), this.store.tensor('bert.pooler.dense.bias')));
     const rate = this.spec.dropout ?? this.spec.bert.hidden_dropout_prob;
@@ -149,4 +152,17 @@ function isTrainable(method: MethodType, name: string, group: ParamGroup): boole
 export function isLinearWeight(name: string): boolean {
   // ELECTRA's embeddings_project is a Linear; the embedding tables are not
   return name.endsWith('.weight') && !name.includes('LayerNorm') && !name.includes('embeddings.');
+}
+
+/**
+ * The mean of each sequence's real-token rows: hidden [B·T, d] with attentionMask [B, T] (1 token,
+ * 0 padding) gives [B, d]. As one batched product w · h with w = mask / count [B, 1, T], whose
+ * gradients are plain products too.
+ */
+export function meanOfTokens(hidden: Tensor2D, attentionMask: Tensor2D): Tensor2D {
+  const [batch, seq] = attentionMask.shape;
+  const d = hidden.shape[1];
+  const counts = tf.maximum(tf.sum(attentionMask, 1, true), 1); // [B, 1]; a row of padding alone averages nothing
+  const weights = tf.reshape(tf.div(attentionMask, counts), [batch, 1, seq]);
+  return tf.reshape(batchMatMul(weights, tf.reshape(hidden, [batch, seq, d])), [batch, d]) as Tensor2D;
 }

@@ -19,7 +19,8 @@ import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { variableGrads } from './gradients';
 import { AdamW, clipScale, learningRateAt, type OptimizerState } from './optimizer';
-import type { FinishedMessage, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
+import { gib, measurePass, memoryLimit, planRows } from './memory-plan';
+import type { FinishedMessage, MemoryPlanInfo, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
 export type Emit = (message: WorkerMessage) => void;
 
@@ -58,6 +59,9 @@ export abstract class TrainingLoop<B> {
   private readonly warmupSteps: number;
   private bestMetric?: number;
   private evalsWithoutImprovement = 0;
+  /** Rows per pass chosen by the memory plan (planPasses), kept in checkpoints so a resume makes the same passes. */
+  private plannedRows?: number;
+  private memory?: MemoryPlanInfo;
   private window = { loss: 0, steps: 0, examples: 0, since: performance.now() };
 
   constructor(protected readonly setup: LoopSetup) {
@@ -84,6 +88,12 @@ export abstract class TrainingLoop<B> {
   /** The weights a checkpoint stores, in Hugging Face layout. */
   protected abstract checkpointWeights(): WeightMap;
   protected abstract disposeModel(): void;
+  /**
+   * The loss of one pass over `rows` rows of the longest training sequence, drawing nothing from the
+   * run's random streams (the memory plan measures it before the first step), with the length and
+   * the config field that sets it.
+   */
+  protected abstract probePass(rows: number): { lossOf: () => tf.Scalar; tokens: number; field: string };
   /** Runs once a checkpoint folder is in place. */
   protected afterCheckpoint(_dir: string): void {}
   /** Runs before `finished` is reported (not after a failure); may add the model folder it wrote. */
@@ -102,6 +112,7 @@ export abstract class TrainingLoop<B> {
 
   async run(resumeFrom?: string): Promise<FinishedMessage> {
     const resumedFromStep = resumeFrom ? this.restore(resumeFrom) : undefined;
+    this.planPasses();
     this.writeStart();
     this.emitStarted(resumedFromStep);
     while (this.step < this.totalSteps) {
@@ -136,9 +147,44 @@ export abstract class TrainingLoop<B> {
     return new Rng(this.training.seed * 7919 + epoch + 1);
   }
 
-  /** Rows per forward/backward pass (training.microBatchSize, else the whole batch). */
+  /** Rows per forward/backward pass: training.microBatchSize, else the memory plan's, else the whole batch. */
   protected get microBatchSize(): number {
-    return this.training.microBatchSize ?? this.training.batchSize;
+    return this.training.microBatchSize ?? this.plannedRows ?? this.training.batchSize;
+  }
+
+  /**
+   * On the wasm backend, without training.microBatchSize: measures a pass and picks the largest
+   * micro-batch that fits the heap (see memory-plan.ts), or fails before training with the numbers.
+   * A resumed run keeps the rows its checkpoint recorded.
+   */
+  private planPasses(): void {
+    if (this.training.microBatchSize !== undefined || this.setup.backend.active !== 'wasm') return;
+    const trainable = this.setup.store.trainable();
+    const vars = trainable.map((p) => p.value);
+    const one = this.probePass(1);
+    const passOne = measurePass(one.lossOf, vars, variableGrads);
+    const passTwo = measurePass(this.probePass(2).lossOf, vars, variableGrads);
+    const perRow = Math.max(1, passTwo - passOne);
+    const needs = {
+      resident: tf.memory().numBytes,
+      trainable: 4 * trainable.reduce((n, p) => n + p.value.size, 0),
+      moments: this.optimizer.momentBytes(),
+      passFixed: Math.max(0, passOne - perRow),
+      passPerRow: perRow,
+    };
+    const batch = this.training.batchSize;
+    const limit = memoryLimit();
+    const plan = planRows(needs, batch, limit, { configFile: this.setup.config.sourceFile, field: one.field, tokens: one.tokens });
+    // a resumed run keeps the passes it was checkpointed with, so it continues exactly
+    const rows = this.plannedRows ?? plan.rows;
+    this.memory = { heldBytes: plan.steady, passBytes: needs.passFixed, rowBytes: perRow, tokens: one.tokens, limitBytes: limit.bytes, limitedBy: limit.why, rows };
+    if (rows >= batch) return;
+    this.plannedRows = rows;
+    this.emit({
+      type: 'log', level: 'info',
+      message: `memory: a batch of ${batch} sequences of up to ${one.tokens} tokens does not fit ${limit.why} (${gib(limit.bytes)}) in one pass (${gib(plan.steady)} held, ${gib(perRow)} a sequence); ` +
+        `training in passes of at most ${rows} rows (the same updates; set training.microBatchSize to choose)`,
+    });
   }
 
   /**
@@ -238,6 +284,7 @@ export abstract class TrainingLoop<B> {
     return {
       step: this.step, epoch, rng: this.rng.state(), bestMetric: this.bestMetric, bestStep: this.bestStep,
       evalsWithoutImprovement: this.evalsWithoutImprovement, routing: this.routingCounts(), optimizerSteps: {},
+      ...(this.plannedRows !== undefined && { microBatchSize: this.plannedRows }),
     };
   }
 
@@ -254,6 +301,7 @@ export abstract class TrainingLoop<B> {
     this.bestStep = t.bestStep;
     this.evalsWithoutImprovement = t.evalsWithoutImprovement;
     this.lastCheckpointStep = t.step;
+    this.plannedRows = t.microBatchSize;
     this.restoreRoutingCounts(t.routing);
     this.dropMetricsAfter(t.step);
     this.folder.discardCheckpointsAfter(t.step, t.bestStep);
@@ -294,6 +342,7 @@ export abstract class TrainingLoop<B> {
       },
       placement: this.placement(), totalSteps: this.totalSteps, stepsPerEpoch: this.stepsPerEpoch,
       trainExamples: this.setup.trainExamples, validationExamples: this.setup.validationExamples, resumedFromStep,
+      ...(this.memory && { memory: this.memory }),
     });
   }
 
@@ -451,7 +500,7 @@ export interface MicroBatch {
  * The gradient of the batch's loss, Σ wᵢ ∇lossᵢ, with one micro-batch's activations in memory at a
  * time. A single micro-batch of weight 1 is the plain gradient, bit for bit.
  */
-function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
+export function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
   const summed = new Map<string, Tensor>();
   let loss = 0;
   for (const part of parts) {
@@ -483,7 +532,7 @@ function withOutOfMemoryAdvice<T>(configFile: string, run: () => T): T {
     if (!(err instanceof Error) || !/^Aborted\(/.test(err.message)) throw err;
     throw new ConfigError(
       configFile, '/training/microBatchSize',
-      'out of memory: a training step did not fit in the WebAssembly heap (4 GiB at most). Set training.microBatchSize to half of training.batchSize (the same updates, computed in smaller passes), or lower data.maxLength',
+      'out of memory: a training step did not fit in the WebAssembly heap (4 GiB at most). Set training.microBatchSize lower (the same updates, computed in smaller passes), or lower data.maxLength',
     );
   }
 }

@@ -86,6 +86,13 @@ export class AdamW {
     return slot;
   }
 
+  /** Bytes of the moments made so far (each parameter gets two at its first update). */
+  momentBytes(): number {
+    let bytes = 0;
+    for (const slot of this.slots.values()) bytes += 4 * (slot.m.size + slot.v.size);
+    return bytes;
+  }
+
   exportState(): OptimizerState {
     const steps: Record<string, number> = {};
     const moments: OptimizerState['moments'] = new Map();

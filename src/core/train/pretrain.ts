@@ -37,6 +37,9 @@ import type { FinishedMessage, Placement } from '../../protocol/worker';
 
 export type PretrainOptions = RunOptions;
 
+/** Seeds the memory plan's probe passes: their masks and dropout are not the run's. */
+const PROBE_SEED = 0x6d656d;
+
 /** Pretrains as a config with a `pretrain` section says, or continues the run `options.resume` names. */
 export function pretrain(configFile: string, options: PretrainOptions = {}): Promise<FinishedMessage> {
   return startRun(configFile, options, {
@@ -143,6 +146,15 @@ class Pretrainer extends TrainingLoop<Batch> {
       lossOf: () => this.lossOf(part, ctx),
     }));
     this.optimize(parts, batch.batchSize, epoch);
+  }
+
+  protected probePass(rows: number) {
+    const longest = this.data.train.reduce((a, b) => (b.inputIds.length > a.inputIds.length ? b : a));
+    const batch = makeBatches(new Array<typeof longest>(rows).fill(longest), rows)[0]!;
+    const masked = maskBatch(batch, this.vocab, this.masking, new Rng(PROBE_SEED));
+    const draws = new Rng(PROBE_SEED);
+    const ctx: ForwardContext = { training: true, dropoutSeed: () => draws.nextUint32() };
+    return { lossOf: () => this.lossOf(masked, ctx), tokens: batch.seqLength, field: '/pretrain/maxLength' };
   }
 
   /** A stream per (seed, step), so the masks of a step do not depend on anything drawn before it. */

@@ -23,6 +23,9 @@ import * as path from 'node:path';
 
 export type TrainOptions = RunOptions;
 
+/** Seeds the memory plan's probe passes: their routes and dropout masks are not the run's. */
+const PROBE_SEED = 0x6d656d;
+
 /** Fine-tunes as a config says, or continues the run `options.resume` names. */
 export function train(configFile: string, options: TrainOptions = {}): Promise<FinishedMessage> {
   return startRun(configFile, options, {
@@ -52,7 +55,7 @@ async function prepare(config: ResolvedConfig, backendOverride: BackendName | un
   }
   const model = new PeftModel({
     bert: base.bert, base: base.weights, method: config.method, task: config.task.type,
-    outputs, seed: config.training.seed, dropout: config.training.dropout,
+    outputs, seed: config.training.seed, dropout: config.training.dropout, pooling: config.task.pooling,
   });
   return { model, data, backend };
 }
@@ -94,6 +97,16 @@ class Trainer extends TrainingLoop<Batch> {
     this.optimize(parts, batch.batchSize, epoch);
     if (routes) method.recordRoutes(routes);
     if (second) method.recordRoutes(second);
+  }
+
+  protected probePass(rows: number) {
+    const longest = this.data.train.reduce((a, b) => (b.inputIds.length > a.inputIds.length ? b : a));
+    const batch = makeBatches(new Array<EncodedExample>(rows).fill(longest), rows)[0]!;
+    const draws = new Rng(PROBE_SEED);
+    const routes = this.model.method.drawRoutes(draws);
+    const adamix = this.config.method.type === 'adamix' ? this.config.method : undefined;
+    const second = adamix && adamix.consistencyWeight > 0 ? this.model.method.drawRoutes(draws) : undefined;
+    return { lossOf: () => this.lossOf(batchTensors(batch), new Rng(PROBE_SEED), routes, second) as tf.Scalar, tokens: batch.seqLength, field: '/data/maxLength' };
   }
 
   private lossOf(inputs: ReturnType<typeof batchTensors>, dropout: Rng, routes?: Map<string, ExpertChoice>, second?: Map<string, ExpertChoice>): Tensor {
