@@ -163,3 +163,31 @@ for (const family of FAMILIES) {
     });
   }
 }
+
+describe('a tokenizer and weights of different models', () => {
+  test('are refused when the tokenizer has more tokens than the embeddings have rows, naming config.json', async () => {
+    const { loadBaseModel } = await import('../../src/core/train/session');
+    const os = await import('node:os');
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-lab-vocab-'));
+    try {
+      fs.cpSync(path.join(FIXTURES, 'tiny-xlm-roberta'), folder, { recursive: true });
+      const config = JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
+      const read = readBertFolder(path.join(FIXTURES, 'tiny-xlm-roberta'));
+      // fewer embedding rows than tokens: shrink the table in the weights and the config alike
+      fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...config, vocab_size: 10 }));
+      const { writeSafetensors } = await import('../../src/core/checkpoint/safetensors');
+      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+      for (const [name, w] of read.weights) {
+        const hf = name.replace(/^bert\./, 'roberta.');
+        tensors[hf] = name.endsWith('word_embeddings.weight') ? { dtype: 'F32', shape: [10, w.shape[1]!], data: w.data.slice(0, 10 * w.shape[1]!) } : { dtype: 'F32', shape: w.shape, data: w.data };
+      }
+      writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { format: 'pt' });
+      await assert.rejects(loadBaseModel({ model: { path: folder }, training: { seed: 1 } } as Parameters<typeof loadBaseModel>[0]), (err: unknown) => {
+        assert.match(String((err as Error).message), /config\.json: the tokenizer has \d+ tokens but "vocab_size" is 10/);
+        return true;
+      });
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});

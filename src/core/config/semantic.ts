@@ -204,7 +204,7 @@ function pathModelFindings(folder: string, locator: JsonLocator): { issues: Conf
 }
 
 function weightsProblem(folder: string): string | undefined {
-  if (fs.existsSync(path.join(folder, 'model.safetensors'))) return undefined;
+  if (['model.safetensors', 'model.safetensors.index.json'].some((name) => fs.existsSync(path.join(folder, name)))) return undefined;
   if (fs.existsSync(path.join(folder, 'pytorch_model.bin'))) {
     // Pickled PyTorch weights cannot be read safely (or at all) from JavaScript.
     return (

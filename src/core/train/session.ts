@@ -58,7 +58,12 @@ export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'trai
   const read = readBertFolder(folder);
   const weights = read.weights;
   if (!weights.has('bert.pooler.dense.weight')) for (const [k, v] of randomPooler(read.config, config.training.seed)) weights.set(k, v);
-  return { bert: read.config, weights, tokenizer: loadTokenizer(folder), source: folder, warnings: read.warnings };
+  const tokenizer = loadTokenizer(folder);
+  // A token id past the embedding table would read another token's row (or none): refuse the pair.
+  if (tokenizer.vocabSize > read.config.vocab_size) {
+    throw new CheckpointError(read.files.config, `the tokenizer has ${tokenizer.vocabSize} tokens but "vocab_size" is ${read.config.vocab_size}: the tokenizer and the weights belong to different models`);
+  }
+  return { bert: read.config, weights, tokenizer, source: folder, warnings: read.warnings };
 }
 
 /** A BERT base with a WordPiece vocabulary, as masked-language-model pretraining needs (it masks by WordPiece ids). */
