@@ -3,7 +3,7 @@
  * workspace (ExtensionUiTest), open a file, run a command, find a CodeLens, look into a webview, and
  * start from a copy of the fixture workspace.
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageVsix } from '../package.mjs';
 import {
@@ -42,6 +42,7 @@ export class ExtensionUiTest {
   constructor(label, vsixName) {
     this.runDir = makeRunDir(label);
     this.vsix = join(ARTIFACTS_DIR, vsixName);
+    mkdirSync(ARTIFACTS_DIR, { recursive: true }); // a UI test run alone comes before anything else makes it
     packageVsix({ out: this.vsix });
     this.userDataDir = join(this.runDir.dir, 'user-data');
   }

@@ -59,6 +59,7 @@ test('ModernBERT draws pre-LN layers: a LayerNorm before each block (none before
   assert.deepEqual([a.family, a.norm, a.feedForward, a.biases, a.positions, a.finalNorm], ['ModernBERT', 'pre', 'GeGLU', false, 'rotary', true]);
   assert.equal(a.summary, 'ModernBERT · pre-LayerNorm · GeGLU · rotary positions · 2 global and 1 local attention layers (window 4) · no biases');
   assert.equal(a.embeddingsText, 'Token embeddings + LayerNorm (no bias)');
+  assert.equal(view.description, 'A bottleneck adapter after the attention output projection and after the feed-forward block, before each residual Add.');
   assert.deepEqual(view.layers.map((row) => row.attention), ['global', 'local', 'global']);
   const [first, second] = view.layers;
   assert.equal(first!.blocks[0].preNorm, undefined, 'layer 0 has no attn_norm');

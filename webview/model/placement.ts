@@ -293,7 +293,8 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
     method: p.method,
     architecture,
     methodLabel: methodLabel(p.method),
-    description: METHOD_DESCRIPTIONS[p.method] ?? '',
+    // a pre-LN layer (ModernBERT) has no LayerNorm after its blocks, only the residual Add
+    description: arch.norm === 'pre' ? (METHOD_DESCRIPTIONS[p.method] ?? '').replace('Add & LayerNorm', 'Add') : (METHOD_DESCRIPTIONS[p.method] ?? ''),
     layers,
     hiddenSize: d,
     heads: p.heads,
