@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../../src/core/tf';
-import { readSafetensors, toFloat32, toInt32, type NamedTensor } from '../../src/core/checkpoint/safetensors';
+import * as os from 'node:os';
+import { readSafetensors, toFloat32, toInt32, writeSafetensors, type NamedTensor } from '../../src/core/checkpoint/safetensors';
+import { loadBaseModel } from '../../src/core/train/session';
 import type { WeightMap } from '../../src/core/model/bert-config';
 import { readBertFolder } from '../../src/core/model/hf-checkpoint';
 import { loadTokenizer } from '../../src/core/data/hf-tokenizer';
@@ -166,8 +168,6 @@ for (const family of FAMILIES) {
 
 describe('a tokenizer and weights of different models', () => {
   test('are refused when the tokenizer has more tokens than the embeddings have rows, naming config.json', async () => {
-    const { loadBaseModel } = await import('../../src/core/train/session');
-    const os = await import('node:os');
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-lab-vocab-'));
     try {
       fs.cpSync(path.join(FIXTURES, 'tiny-xlm-roberta'), folder, { recursive: true });
@@ -175,7 +175,6 @@ describe('a tokenizer and weights of different models', () => {
       const read = readBertFolder(path.join(FIXTURES, 'tiny-xlm-roberta'));
       // fewer embedding rows than tokens: shrink the table in the weights and the config alike
       fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...config, vocab_size: 10 }));
-      const { writeSafetensors } = await import('../../src/core/checkpoint/safetensors');
       const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
       for (const [name, w] of read.weights) {
         const hf = name.replace(/^bert\./, 'roberta.');

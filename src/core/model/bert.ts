@@ -226,7 +226,7 @@ export class BertEncoder {
   private layer(i: number, input: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, readout: Readout): Tensor2D {
     const w = this.layers[i];
     const clsOnly = readout === 'cls';
-    let a = this.selfAttention(i, this.qkvWithLora(i, input), maskBias, batch, seq, ctx, clsOnly); // [N or B, d]
+    let a = this.selfAttention(this.qkvWithLora(i, input), maskBias, batch, seq, ctx, clsOnly); // [N or B, d]
     let x = clsOnly ? this.clsRows(input, batch, seq) : input;
     if (typeof readout !== 'string') {
       a = embeddingLookup(a, readout); // [M, d]
@@ -263,7 +263,7 @@ export class BertEncoder {
     const qkv = this.withRotary(this.qkvWithLora(i, attentionInput), rotary, batch, seq);
     let mask = local ? masks.local! : masks.padding;
     if (clsOnly && local) mask = tf.slice(mask, [0, 0, 0, 0], [batch, 1, 1, seq]); // the first query's row of the window
-    let a = this.selfAttention(i, qkv, mask, batch, seq, ctx, clsOnly);
+    let a = this.selfAttention(qkv, mask, batch, seq, ctx, clsOnly);
     let x = clsOnly ? this.clsRows(input, batch, seq) : input;
     let normed = clsOnly ? this.clsRows(attentionInput, batch, seq) : attentionInput;
     if (typeof readout !== 'string') {
@@ -302,8 +302,7 @@ export class BertEncoder {
     return tf.reshape(mixed, [-1, width]) as Tensor2D;
   }
 
-  private selfAttention(i: number, qkv: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
-    void i;
+  private selfAttention(qkv: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
     const attend = clsOnly ? clsSelfAttention : selfAttention;
     return attend(qkv, maskBias, batch, seq, this.config.num_attention_heads, this.dropoutRate.attention, ctx.dropoutSeed()); // [N or B, d]
   }
