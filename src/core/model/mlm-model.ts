@@ -71,7 +71,12 @@ export class MlmModel {
   readonly store = new ParamStore();
   readonly encoder: BertEncoder;
 
-  constructor(readonly spec: MlmModelSpec) {
+  /** The spec without its weights: the store holds them, and a copy kept here would double the model's memory. */
+  readonly spec: Omit<MlmModelSpec, 'encoder' | 'head'>;
+
+  constructor(spec: MlmModelSpec) {
+    const { encoder: _encoder, head: _head, ...rest } = spec;
+    this.spec = rest;
     const { bert } = spec;
     for (const [name, w] of spec.encoder) {
       if (name.startsWith('bert.pooler.')) continue;

@@ -37,7 +37,12 @@ export class PeftModel {
   readonly method: AdapterMethod;
   readonly encoder: BertEncoder;
 
-  constructor(readonly spec: ModelSpec) {
+  /** The spec without its base weights: the store holds them, and a copy kept here would double a large model's memory. */
+  readonly spec: Omit<ModelSpec, 'base'>;
+
+  constructor(spec: ModelSpec) {
+    const { base: _base, ...rest } = spec;
+    this.spec = rest;
     const rng = new Rng(spec.seed);
     this.addBase(spec);
     this.method = buildMethod(spec.method, spec.bert, this.store, rng);

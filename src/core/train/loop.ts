@@ -19,7 +19,7 @@ import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { variableGrads } from './gradients';
 import { AdamW, clipScale, learningRateAt, type OptimizerState } from './optimizer';
-import { gib, measurePass, memoryLimit, planRows } from './memory-plan';
+import { gib, planFromProbes } from './memory-plan';
 import type { FinishedMessage, MemoryPlanInfo, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
 export type Emit = (message: WorkerMessage) => void;
@@ -159,30 +159,21 @@ export abstract class TrainingLoop<B> {
    */
   private planPasses(): void {
     if (this.training.microBatchSize !== undefined || this.setup.backend.active !== 'wasm') return;
-    const trainable = this.setup.store.trainable();
-    const vars = trainable.map((p) => p.value);
-    const one = this.probePass(1);
-    const passOne = measurePass(one.lossOf, vars, variableGrads);
-    const passTwo = measurePass(this.probePass(2).lossOf, vars, variableGrads);
-    const perRow = Math.max(1, passTwo - passOne);
-    const needs = {
-      resident: tf.memory().numBytes,
-      trainable: 4 * trainable.reduce((n, p) => n + p.value.size, 0),
-      moments: this.optimizer.momentBytes(),
-      passFixed: Math.max(0, passOne - perRow),
-      passPerRow: perRow,
-    };
     const batch = this.training.batchSize;
-    const limit = memoryLimit();
-    const plan = planRows(needs, batch, limit, { configFile: this.setup.config.sourceFile, field: one.field, tokens: one.tokens });
+    const one = this.probePass(1);
+    const plan = planFromProbes((rows) => this.probePass(rows).lossOf, this.setup.store.trainable(), this.optimizer.momentBytes(), batch, {
+      configFile: this.setup.config.sourceFile, field: one.field, tokens: one.tokens,
+    });
     // a resumed run keeps the passes it was checkpointed with, so it continues exactly
     const rows = this.plannedRows ?? plan.rows;
-    this.memory = { heldBytes: plan.steady, passBytes: needs.passFixed, rowBytes: perRow, tokens: one.tokens, limitBytes: limit.bytes, limitedBy: limit.why, rows };
+    this.memory = {
+      heldBytes: plan.steady, passBytes: plan.passFixed, rowBytes: plan.perRow, tokens: one.tokens, limitBytes: plan.limit.bytes, limitedBy: plan.limit.why, rows,
+    };
     if (rows >= batch) return;
     this.plannedRows = rows;
     this.emit({
       type: 'log', level: 'info',
-      message: `memory: a batch of ${batch} sequences of up to ${one.tokens} tokens does not fit ${limit.why} (${gib(limit.bytes)}) in one pass (${gib(plan.steady)} held, ${gib(perRow)} a sequence); ` +
+      message: `memory: a batch of ${batch} sequences of up to ${one.tokens} tokens does not fit ${plan.limit.why} (${gib(plan.limit.bytes)}) in one pass (${gib(plan.steady)} held, ${gib(plan.perRow)} a sequence); ` +
         `training in passes of at most ${rows} rows (the same updates; set training.microBatchSize to choose)`,
     });
   }

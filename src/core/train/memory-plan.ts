@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { tf } from '../tf';
 import { ConfigError } from '../errors';
+import { variableGrads } from './gradients';
 
 /** PEFT_LAB_MEMORY_LIMIT_MIB: plan for at most this much memory (a machine shared with other work). */
 export const MEMORY_LIMIT_ENV = 'PEFT_LAB_MEMORY_LIMIT_MIB';
@@ -72,11 +73,42 @@ export function planRows(needs: MemoryNeeds, batchSize: number, limit: { bytes: 
   return { rows, steady, budget, perRow };
 }
 
+/** What a plan measured and decided: the started message's `memory`. */
+export interface MeasuredPlan extends MemoryPlan {
+  limit: { bytes: number; why: string };
+  passFixed: number;
+}
+
+/**
+ * Measures a pass of one and of two rows (`probe(rows)` gives its loss) and plans the rows per pass
+ * for `batchSize` within memoryLimit(); `moments` are the optimizer's moment bytes that exist already.
+ */
+export function planFromProbes(
+  probe: (rows: number) => () => tf.Scalar,
+  trainable: readonly { value: tf.Variable }[],
+  moments: number,
+  batchSize: number,
+  where: { configFile: string; field: string; tokens: number },
+): MeasuredPlan {
+  const vars = trainable.map((p) => p.value);
+  const passOne = measurePass(probe(1), vars);
+  const perRow = Math.max(1, measurePass(probe(2), vars) - passOne);
+  const needs: MemoryNeeds = {
+    resident: tf.memory().numBytes,
+    trainable: 4 * vars.reduce((n, v) => n + v.size, 0),
+    moments,
+    passFixed: Math.max(0, passOne - perRow),
+    passPerRow: perRow,
+  };
+  const limit = memoryLimit();
+  return { ...planRows(needs, batchSize, limit, where), limit, passFixed: needs.passFixed };
+}
+
 /** The peak bytes a pass of `lossOf` adds to what is held now: its forward and backward pass, gradients included. */
-export function measurePass(lossOf: () => tf.Scalar, vars: tf.Variable[], gradients: (f: () => tf.Scalar, vars: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap }): number {
+export function measurePass(lossOf: () => tf.Scalar, vars: tf.Variable[]): number {
   const before = tf.memory().numBytes;
   const peak = peakBytesOf(() => {
-    const { value, grads } = gradients(lossOf, vars);
+    const { value, grads } = variableGrads(lossOf, vars);
     tf.dispose([value, ...Object.values(grads)]);
   });
   return Math.max(0, peak - before);
