@@ -79,10 +79,10 @@ test('a process that dies while its status says running is reported as a crash w
 });
 
 test('stop sends SIGTERM to the run\'s process', async () => {
-  const child = spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => { console.log("graceful"); process.exit(0); }); setTimeout(() => {}, 60000)']);
+  const child = spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => { console.log("graceful"); process.exit(0); }); console.log("ready"); setTimeout(() => {}, 60000)']);
   let out = '';
   child.stdout.on('data', (d) => (out += d));
-  await new Promise((r) => setTimeout(r, 300));
+  await until(() => (out.includes('ready') ? true : undefined)); // its handler is in place
   const dir = runFolder(child.pid!);
   const follower = new RunFollower(findLiveRuns([dir])[0]!, () => {}, () => {});
   follower.stop();
