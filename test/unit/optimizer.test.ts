@@ -305,6 +305,15 @@ describe('learningRateAt', () => {
     assert.equal(learningRateAt(0, 50, 0, peak), peak);
     assert.equal(learningRateAt(50, 50, 0, peak), 0);
   });
+
+  test('with a decay span the rate holds at its peak until the last steps, then falls linearly to 0', () => {
+    const held = Array.from({ length: total }, (_, step) => learningRateAt(step, total, warmup, peak, 20));
+    for (let s = warmup; s < 80; s++) assert.equal(held[s], peak, `stable at ${s}`);
+    for (let s = 81; s < total; s++) assert.ok(held[s]! < held[s - 1]!, `decays at ${s}`);
+    assert.ok(Math.abs(held[90]! - peak / 2) < 1e-15, 'half-way through the decay is half the peak');
+    assert.equal(learningRateAt(total, total, warmup, peak, 20), 0);
+    assert.deepEqual(Array.from({ length: total }, (_, step) => learningRateAt(step, total, warmup, peak, 95)), schedule, 'a decay longer than what follows warm-up starts when warm-up ends');
+  });
 });
 
 describe('clipScale and AdamW with a gradient scale', () => {

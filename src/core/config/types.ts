@@ -112,6 +112,8 @@ export interface TrainingConfig {
   learningRate: number;
   /** Fraction of total steps used for linear warm-up. */
   warmupRatio: number;
+  /** Fraction of all steps, at the end, over which the rate decays to 0; before it the rate holds at its peak. Unset: the decay starts when warm-up ends. */
+  decayRatio?: number;
   weightDecay: number;
   maxGradNorm: number;
   adamBeta1: number;

@@ -57,6 +57,7 @@ export abstract class TrainingLoop<B> {
   protected lastCheckpointStep = -1;
   private readonly optimizer: AdamW;
   private readonly warmupSteps: number;
+  private readonly decaySteps?: number;
   private bestMetric?: number;
   private evalsWithoutImprovement = 0;
   /** Rows per pass chosen by the memory plan (planPasses), kept in checkpoints so a resume makes the same passes. */
@@ -73,6 +74,7 @@ export abstract class TrainingLoop<B> {
     this.stepsPerEpoch = Math.ceil(setup.trainExamples / t.batchSize);
     this.totalSteps = t.maxSteps ?? t.epochs * this.stepsPerEpoch;
     this.warmupSteps = Math.round(t.warmupRatio * this.totalSteps);
+    this.decaySteps = t.decayRatio === undefined ? undefined : Math.round(t.decayRatio * this.totalSteps);
     this.rng = new Rng(t.seed);
   }
 
@@ -183,7 +185,7 @@ export abstract class TrainingLoop<B> {
    * each pass), with the learning-rate schedule and clipping; logs progress and returns the loss.
    */
   protected optimize(parts: readonly MicroBatch[], examples: number, epoch: number): number {
-    const lr = learningRateAt(this.step, this.totalSteps, this.warmupSteps, this.training.learningRate);
+    const lr = learningRateAt(this.step, this.totalSteps, this.warmupSteps, this.training.learningRate, this.decaySteps);
     const trainable = this.setup.store.trainable();
     const { loss, grads } = withOutOfMemoryAdvice(this.setup.config.sourceFile, () => accumulateGradients(parts, trainable));
     try {

@@ -144,10 +144,12 @@ function decays(param: Param): boolean {
  * Linear warm-up to the peak rate, then linear decay to zero at the last step. Steps count from 0;
  * warm-up uses (step + 1) so the first update already moves the weights.
  */
-export function learningRateAt(step: number, totalSteps: number, warmupSteps: number, peak: number): number {
+export function learningRateAt(step: number, totalSteps: number, warmupSteps: number, peak: number, decaySteps?: number): number {
   if (step < warmupSteps) return (peak * (step + 1)) / warmupSteps;
+  const decayStart = decaySteps === undefined ? warmupSteps : Math.max(warmupSteps, totalSteps - decaySteps);
+  if (step < decayStart) return peak;
   const remaining = totalSteps - step;
-  const span = Math.max(1, totalSteps - warmupSteps);
+  const span = Math.max(1, totalSteps - decayStart);
   return Math.max(0, (peak * remaining) / span);
 }
 
