@@ -13,7 +13,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
 import { loadAnyConfig } from '../core/config/load';
 import type { BackendName } from '../core/config/types';
-import { CancelledError } from '../core/errors';
+import { CancelledError, RunFinishedError } from '../core/errors';
+import { checkOutputLocation } from '../core/config/output-location';
 import { writeTrimmedVocabulary } from '../core/data/vocab-trim';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
@@ -44,9 +45,9 @@ const EXPORT_FORMATS = ['adapterhub'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
-const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
-       peft-lab pretrain <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
-       peft-lab sweep <file.peft.json> [--parallel <n>] [--backend <name>] [--json]
+const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--json]
+       peft-lab pretrain <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--json]
+       peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
        peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
@@ -60,7 +61,13 @@ ${SYNOPSIS}
 
 Commands:
   train <file.peft.json>     Fine-tune as the config says; writes a run folder with checkpoints.
-    --resume <runDir>        Continue a stopped run from its last checkpoint.
+    --resume <runDir>        Continue a stopped run from its last checkpoint (or rewind it to one of
+                             its checkpoint folders). Refused while another process trains it, and
+                             when the config file changes what the run computes.
+    --allow-config-change    With --resume: continue with the changed config anyway; the changes
+                             are recorded in the run's status.json.
+    --allow-outside          Let output.runsDir (and output.modelDir) lie outside the config's
+                             folder; system folders (/etc, /usr, ...) are refused regardless.
     --backend <name>         ${BACKENDS.join('|')} (overrides training.backend).
     --json                   Print every message as one JSON line, for scripts.
   pretrain <file.peft.json>  Pretrain an encoder by masked language modelling (a config with a
@@ -70,6 +77,7 @@ Commands:
   sweep <file.peft.json>     Run every point of the config's 'sweep' section (grid or random search)
                              as a normal run, each in a worker process, then name the best point.
     --parallel <n>           How many points train at once (default 1).
+    --allow-outside          As for train.
     --backend <name>         As for train.
     --json                   Every message as a JSON line with its 'point', between a 'sweep' and
                              a 'sweepEnded' line.
@@ -111,8 +119,8 @@ Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
 type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
-  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean }
+  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean }
+  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
   | { kind: 'export'; checkpointDir: string; out?: string; name?: string }
@@ -129,6 +137,8 @@ const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   resume: { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean' },
+  'allow-config-change': { type: 'boolean' },
+  'allow-outside': { type: 'boolean' },
 };
 
 const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options']>> = {
@@ -142,7 +152,7 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   inspect: {},
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
-  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' } },
   vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
 };
 
@@ -160,7 +170,11 @@ function parseCommandLine(argv: readonly string[]): Command {
   switch (first) {
     case 'train':
     case 'pretrain':
-      return { kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false };
+      if (values['allow-config-change'] && values.resume === undefined) throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
+      return {
+        kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false,
+        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false,
+      };
     case 'evaluate':
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
@@ -172,7 +186,7 @@ function parseCommandLine(argv: readonly string[]): Command {
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
-      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false };
+      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false, allowOutside: values['allow-outside'] ?? false };
     case 'vocab':
       return vocabCommandLine(target, values);
   }
@@ -197,6 +211,8 @@ interface CommandValues {
   corpus?: string[];
   size?: string;
   documents?: string;
+  'allow-config-change'?: boolean;
+  'allow-outside'?: boolean;
 }
 
 function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
@@ -347,9 +363,11 @@ async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrai
     stop.abort();
   }, output);
   try {
+    if (command.resume === undefined) refuseOutputLocation(command.configFile, command.allowOutside);
     const run = command.kind === 'pretrain' ? loadPretrainer().pretrain : loadTrainer().train;
     const finished = await run(command.configFile, {
       resume: command.resume,
+      allowConfigChange: command.allowConfigChange,
       backend: command.backend,
       signal: stop.signal,
       onMessage: (message) => output.message(message),
@@ -391,10 +409,29 @@ function inspectCommand(target: string): number {
   }
 }
 
+/**
+ * Output in a system folder, or outside the config's folder tree without --allow-outside, is a
+ * ConfigError. A config that does not load is left for the command to report as it always does.
+ */
+export function refuseOutputLocation(configFile: string, allowOutside: boolean): void {
+  let config: ReturnType<typeof loadAnyConfig>;
+  try {
+    config = loadAnyConfig(configFile, { semantic: false });
+  } catch {
+    return;
+  }
+  checkOutputLocation(config, { allowOutside });
+}
+
 function reportFailure(err: unknown, output: Output): number {
   if (err instanceof CancelledError) {
     output.notice('cancelled');
     return EXIT_CANCELLED;
+  }
+  // resuming a finished run is not a failure: there is nothing to do (a requeued job exits cleanly)
+  if (err instanceof RunFinishedError) {
+    output.notice(formatError(err).replace(/^error: /, ''));
+    return EXIT_OK;
   }
   output.failure(err);
   return EXIT_FAILED;
