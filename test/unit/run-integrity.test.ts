@@ -343,3 +343,41 @@ describe('a full disk (tmpfs)', { skip: noTmpfs }, () => {
     }
   });
 });
+
+describe('messages that name the right thing', () => {
+  test('a config over 1 MB is refused at once with its size', async () => {
+    const configFile = experiment();
+    fs.appendFileSync(configFile, `\n${' '.repeat(1_500_000)}`);
+    const err = await rejection(run(configFile));
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.match(err.message, /tiny\.peft\.json: \/: the config file is 1\.5 MB; a config is at most 1 MB/);
+  });
+
+  test('evaluate <runDir> names the run folder (not its parent) and points at a checkpoint', async () => {
+    const configFile = experiment({ epochs: 1 });
+    const { result } = await run(configFile);
+    const cli = await runCli(['evaluate', result.runDir], path.dirname(configFile));
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, new RegExp(`${path.basename(result.runDir)}: is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. .*checkpoints/step-\\d+ \\(its best\\)`));
+    assert.doesNotMatch(cli.stderr, /is not a PEFT Lab run folder/);
+  });
+
+  test('task.labels [0, 1] trains on integer labels; a base without a pooler warns on a new run only, not on resume or evaluate', async () => {
+    const configFile = experiment({ epochs: 2 }, {
+      task: { type: 'classification', labels: [0, 1] },
+      model: { path: path.resolve(__dirname, '..', 'fixtures', 'tiny-xlm-roberta') },
+      data: { train: 'train.jsonl', maxLength: 16 },
+    });
+    fs.writeFileSync(path.join(path.dirname(configFile), 'train.jsonl'), Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: i % 2 ? 'good fun' : 'bad boring', label: i % 2 })).join('\n'));
+    const pooler = (messages: Outcome['messages']) => ofType(messages, 'log').filter((m) => /no pooler/.test(m.message));
+    const controller = new AbortController();
+    const first = await run(configFile, { signal: controller.signal, onMessage: (m) => m.type === 'progress' && m.step >= 2 && controller.abort() });
+    assert.equal(pooler(first.messages).length, 1, 'a new run is told its pooler starts random');
+    const resumed = await run(configFile, { resume: first.result.runDir });
+    assert.deepEqual(pooler(resumed.messages), [], 'the resumed run has its trained pooler');
+    const messages: Outcome['messages'] = [];
+    const { evaluateCheckpoint } = await import('../../src/core/train/trainer');
+    await evaluateCheckpoint(resumed.result.bestCheckpoint!, 'validation', { onMessage: (m) => messages.push(m) }).catch(() => undefined);
+    assert.deepEqual(pooler(messages), []);
+  });
+});

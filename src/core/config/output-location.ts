@@ -34,7 +34,8 @@ export function checkOutputLocation(config: AnyResolvedConfig, options: { allowO
   }
 }
 
-function systemFolderOf(dir: string): string | undefined {
+/** The system folder `dir` lies in (`/` for the root itself), or undefined. */
+export function systemFolderOf(dir: string): string | undefined {
   if (process.platform === 'win32') return WINDOWS_SYSTEM_FOLDERS.some((re) => re.test(dir)) ? dir : undefined;
   if (dir === '/') return '/';
   return SYSTEM_FOLDERS.find((system) => isInside(dir, system));

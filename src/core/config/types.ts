@@ -41,8 +41,8 @@ export type ModelConfig =
 
 export interface TaskConfig {
   type: TaskType;
-  /** Label names in id order (classification); read from the training file when omitted. */
-  labels?: string[];
+  /** Label names in id order (classification); read from the training file when omitted. Numbers stand for their decimal form. */
+  labels?: (string | number)[];
   metric: MetricName;
   /** What the head reads: the [CLS] token's last hidden state, or the mean over the real tokens. */
   pooling: 'cls' | 'mean';
@@ -54,6 +54,8 @@ export interface DataConfig {
   test?: string;
   /** Inferred from the file extension when omitted. */
   format?: DataFormat;
+  /** How the data files' bytes are text: UTF-8 (checked: invalid bytes are an error) or Latin-1 (ISO-8859-1). Default utf-8. */
+  encoding?: 'utf-8' | 'latin1';
   textField: string;
   textPairField?: string;
   labelField: string;

@@ -386,7 +386,8 @@ export interface RunOptions {
 export interface RunKind<C extends AnyResolvedConfig, P> {
   command: 'train' | 'pretrain';
   load(configFile: string): C;
-  prepare(config: C, backend: BackendName | undefined, emit: Emit): Promise<P>;
+  /** `fromCheckpoint`: a resume; the trained weights will come from the run's checkpoint. */
+  prepare(config: C, backend: BackendName | undefined, emit: Emit, fromCheckpoint: boolean): Promise<P>;
   loop(config: C, prepared: P, folder: RunFolder, emit: Emit, signal?: AbortSignal): TrainingLoop<unknown>;
 }
 
@@ -403,7 +404,7 @@ export async function startRun<C extends AnyResolvedConfig, P>(configFile: strin
   try {
     const config = resumed ? (resumed.config as C) : options.config ? givenConfig<C>(options.config, kind.command) : kind.load(configFile);
     if (!resumed && options.runsDir) config.output.runsDir = options.runsDir;
-    const prepared = await kind.prepare(config, options.backend, emit);
+    const prepared = await kind.prepare(config, options.backend, emit, resumed !== undefined);
     const fresh = resumed ? undefined : createRun(config, kind.command);
     lock ??= fresh?.lock;
     const folder = resumed?.run ?? fresh!.folder;

@@ -65,8 +65,8 @@ export interface ResumeRequest {
 export function openForResume(request: ResumeRequest): ResumeOpening {
   const explicit = fs.existsSync(path.join(request.target, 'checkpoint.json'));
   const run = RunFolder.open(explicit ? runDirOfCheckpoint(request.target) : request.target);
-  if (!explicit) refuseFinished(run);
   const stored = storedConfig(run, request.command);
+  if (!explicit) refuseFinished(run);
   const lock = onDisk(run.file('run.lock'), 'the run lock', () => acquireRunLock(run.dir, 'resume'));
   try {
     const removed = onDisk(run.dir, 'the run folder (clearing leftovers)', () => run.cleanLitter());
