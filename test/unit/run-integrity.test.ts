@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { train, type TrainOptions } from '../../src/core/train/trainer';
+import { evaluateCheckpoint, train, type TrainOptions } from '../../src/core/train/trainer';
 import { ConfigError, DiskError, RunFinishedError } from '../../src/core/errors';
 import { RunLockedError } from '../../src/core/checkpoint/run-lock';
 import type { RunStatus } from '../../src/core/checkpoint/run-folder';
@@ -376,7 +376,6 @@ describe('messages that name the right thing', () => {
     const resumed = await run(configFile, { resume: first.result.runDir });
     assert.deepEqual(pooler(resumed.messages), [], 'the resumed run has its trained pooler');
     const messages: Outcome['messages'] = [];
-    const { evaluateCheckpoint } = await import('../../src/core/train/trainer');
     await evaluateCheckpoint(resumed.result.bestCheckpoint!, 'validation', { onMessage: (m) => messages.push(m) }).catch(() => undefined);
     assert.deepEqual(pooler(messages), []);
   });
