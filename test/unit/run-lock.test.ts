@@ -114,6 +114,15 @@ describe('judgeHolder: the stale rules', () => {
     try {
       assert.equal(judgeHolder(other(1, { slurmJobId: '777' }), { now }).live, false);
       assert.equal(judgeHolder(other(1, { slurmJobId: '778' }), { now }).live, true);
+      // the submitting host took the lock for job 777 (a live pid on this machine): the job's process takes it over
+      const dir = runDir();
+      const submitted = acquireRunLock(dir, 'slurm-submit', { heartbeatMs: 0, slurmJobId: '777' });
+      writeHolder(dir, { ...readRunLock(dir)!, pid: process.ppid });
+      const job = acquireRunLock(dir, 'resume', { heartbeatMs: 0 });
+      assert.equal(readRunLock(dir)!.pid, process.pid);
+      assert.equal(readRunLock(dir)!.slurmJobId, '777');
+      job.release();
+      submitted.release();
     } finally {
       if (saved === undefined) delete process.env.SLURM_JOB_ID;
       else process.env.SLURM_JOB_ID = saved;

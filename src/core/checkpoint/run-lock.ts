@@ -10,8 +10,9 @@
  *     and so is any lock written before the machine last booted;
  *   - another machine: its pid means nothing here, so the holder refreshes a heartbeat in the
  *     file while it trains, and a heartbeat older than `STALE_AFTER_MS` is stale;
- *   - a Slurm job requeued (the same SLURM_JOB_ID, restarted or on another node) takes over the
- *     lock its earlier incarnation left, which Slurm has stopped.
+ *   - a process of Slurm job J (SLURM_JOB_ID=J) takes over a lock naming job J: the lock its earlier
+ *     incarnation left before a requeue (Slurm has stopped it), or one the submitting host took for
+ *     J (LockOptions.slurmJobId). Two training processes inside one job are not told apart.
  * Every reader that sees a run whose status says `running` asks `runActivity` (one rule for the CLI,
  * the sidebar, the run follower and the experiments table) whether it is still live.
  */
@@ -64,6 +65,11 @@ export interface LockOptions {
   heartbeatMs?: number;
   /** See STALE_AFTER_MS. */
   staleAfterMs?: number;
+  /**
+   * The Slurm job the lock is for (default: SLURM_JOB_ID). A submitting host that takes the lock for a
+   * job it queued names the job here, so the job's own process on its node takes the lock over.
+   */
+  slurmJobId?: string;
 }
 
 /** A lock this process holds. */
@@ -132,7 +138,7 @@ export class RunLock {
 export function acquireRunLock(dir: string, purpose: string, options: LockOptions = {}): RunLock {
   const file = path.join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 5; attempt++) {
-    const holder = newHolder(purpose);
+    const holder = newHolder(purpose, options.slurmJobId);
     if (createExclusive(file, holder)) return new RunLock(dir, holder, options.heartbeatMs ?? HEARTBEAT_MS);
     const existing = readLockFile(file);
     if (existing === 'missing') continue; // released between our attempt and the read
@@ -164,15 +170,16 @@ export interface LivenessOptions extends LockOptions {
 export function judgeHolder(holder: LockHolder, options: LivenessOptions = {}): LockVerdict {
   const here = thisMachine();
   const isAlive = options.isAlive ?? processAlive;
+  // Slurm stopped the earlier incarnation of a requeued job (or the submitting host handed the lock over)
+  if (holder.slurmJobId && holder.slurmJobId === process.env.SLURM_JOB_ID && !(holder.host === here.host && holder.pid === process.pid)) {
+    return { live: false, why: `Slurm job ${holder.slurmJobId} runs again here; its lock from pid ${holder.pid} on ${holder.host} is taken over` };
+  }
   if (holder.host === here.host) {
     if (holder.bootId && here.bootId && holder.bootId !== here.bootId) {
       return { live: false, why: `its training process (${holder.pid}) is gone: ${holder.host} has restarted since ${formatTime(holder.since)}` };
     }
     if (!isAlive(holder.pid)) return { live: false, why: `its training process (${holder.pid}) is gone without recording how the run ended (killed, or the machine stopped)` };
     return { live: true, holder, elsewhere: false };
-  }
-  if (holder.slurmJobId && holder.slurmJobId === process.env.SLURM_JOB_ID) {
-    return { live: false, why: `Slurm requeued job ${holder.slurmJobId}; its earlier run on ${holder.host} has stopped` };
   }
   const now = (options.now ?? new Date()).getTime();
   const beat = Date.parse(holder.heartbeat);
@@ -224,13 +231,13 @@ function thisMachine(): { host: string; bootId?: string } {
   return machine;
 }
 
-function newHolder(purpose: string): LockHolder {
+function newHolder(purpose: string, slurmJobId = process.env.SLURM_JOB_ID): LockHolder {
   const here = thisMachine();
   const now = new Date().toISOString();
   const restart = Number(process.env.SLURM_RESTART_COUNT);
   return {
     pid: process.pid, host: here.host, ...(here.bootId && { bootId: here.bootId }), since: now, heartbeat: now, purpose,
-    ...(process.env.SLURM_JOB_ID && { slurmJobId: process.env.SLURM_JOB_ID }),
+    ...(slurmJobId && { slurmJobId }),
     ...(Number.isInteger(restart) && process.env.SLURM_RESTART_COUNT !== undefined && { slurmRestartCount: restart }),
     token: randomBytes(8).toString('hex'),
   };
