@@ -239,18 +239,25 @@ describe('output only where it belongs (CLI)', () => {
     assert.equal(fs.readdirSync('/etc').length, before);
   });
 
-  test('"../../.." is refused without --allow-outside and accepted with it', async () => {
+  test('"../../x" (outside the folder of the config and the current one) is refused without --allow-outside and accepted with it; runs beside the folder of the config, from the project folder, are fine', async () => {
     const parent = fs.mkdtempSync(path.join(root, 'deep-'));
     const nested = path.join(parent, 'a', 'b');
     fs.mkdirSync(nested, { recursive: true });
     const configFile = experiment({ epochs: 1 }, { output: { runsDir: '../../runs-outside' } }, nested);
     const refused = await runCli(['train', 'tiny.peft.json'], path.dirname(configFile));
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /\/output\/runsDir: .*runs-outside is outside the config's folder .*; pass --allow-outside to write there anyway/);
+    assert.match(refused.stderr, /\/output\/runsDir: .*runs-outside is outside the config's folder .* and the current folder .*; pass --allow-outside to write there anyway/);
     assert.equal(fs.existsSync(path.join(parent, 'a', 'runs-outside')), false);
     const allowed = await runCli(['train', 'tiny.peft.json', '--allow-outside'], path.dirname(configFile), { timeoutMs: 120_000 });
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.equal(fs.readdirSync(path.join(parent, 'a', 'runs-outside')).length, 1);
+    // the repository's own layout: examples/x.peft.json with "runsDir": "../runs", run from the project folder
+    const project = fs.mkdtempSync(path.join(root, 'project-'));
+    fs.mkdirSync(path.join(project, 'examples'));
+    const example = experiment({ epochs: 1 }, { output: { runsDir: '../runs' } }, path.join(project, 'examples'));
+    const fromProject = await runCli(['train', path.relative(project, example)], project, { timeoutMs: 120_000 });
+    assert.equal(fromProject.code, 0, fromProject.stderr);
+    assert.equal(fs.readdirSync(path.join(project, 'examples', 'runs')).length, 1);
   });
 });
 

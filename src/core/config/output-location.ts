@@ -1,7 +1,9 @@
 /**
  * Where a run may write: never into the system's own folders, and by default only inside the folder
- * tree of its config file (`"runsDir": "../../.."` is more likely a slip than a plan). The editor
- * warns about the same in semantic.ts; the CLI refuses, and `--allow-outside` lifts the second rule.
+ * tree of its config file or of the current folder (`"runsDir": "../../.."` is more likely a slip
+ * than a plan; `examples/x.peft.json` writing to `runs/` beside `examples/`, run from the project
+ * folder, is the layout this repository itself uses). The editor warns about the workspace in
+ * semantic.ts; the CLI refuses, and `--allow-outside` lifts the second rule.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,17 +21,23 @@ function outputFolders(config: AnyResolvedConfig): { pointer: string; dir: strin
   return out;
 }
 
-/** Throws a ConfigError for an output folder in a system folder, or outside the config's folder tree unless `allowOutside`. */
-export function checkOutputLocation(config: AnyResolvedConfig, options: { allowOutside?: boolean } = {}): void {
+/**
+ * Throws a ConfigError for an output folder in a system folder, or outside both the config's folder
+ * tree and `cwd`'s (unless `allowOutside`).
+ */
+export function checkOutputLocation(config: AnyResolvedConfig, options: { allowOutside?: boolean; cwd?: string } = {}): void {
   const home = realFolder(path.dirname(path.resolve(config.sourceFile)));
+  const cwd = realFolder(path.resolve(options.cwd ?? process.cwd()));
   for (const { pointer, dir } of outputFolders(config)) {
     const real = realFolder(path.resolve(dir));
     const system = systemFolderOf(real);
     if (system !== undefined) {
       throw new ConfigError(config.sourceFile, pointer, `${dir} is ${system === '/' ? 'the root folder' : `inside the system folder ${system}`}: runs are never written there; choose a folder of your own (e.g. "runs")`);
     }
-    if (!options.allowOutside && !isInside(real, home)) {
-      throw new ConfigError(config.sourceFile, pointer, `${dir} is outside the config's folder ${home}; pass --allow-outside to write there anyway`);
+    // the root as the current folder would allow anything
+    const insideCwd = cwd !== path.parse(cwd).root && isInside(real, cwd);
+    if (!options.allowOutside && !isInside(real, home) && !insideCwd) {
+      throw new ConfigError(config.sourceFile, pointer, `${dir} is outside the config's folder ${home} and the current folder ${cwd}; pass --allow-outside to write there anyway`);
     }
   }
 }
