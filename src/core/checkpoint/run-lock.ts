@@ -193,14 +193,15 @@ export function judgeHolder(holder: LockHolder, options: LivenessOptions = {}): 
 /**
  * The one rule for "is this running run still running?", for a run whose status.json says `running`:
  * its lock's holder decides; a run without a lock (written before locks, or between its status and
- * its lock) falls back to the pid in its status, taken as a pid of this machine.
+ * its lock) falls back to the pid in its status, taken as a pid of this machine (no pid: live).
  */
 export function runActivity(dir: string, statusPid: number | undefined, options: LivenessOptions = {}): LockVerdict {
   const holder = readRunLock(dir);
   if (holder) return judgeHolder(holder, options);
   const isAlive = options.isAlive ?? processAlive;
-  if (typeof statusPid === 'number' && isAlive(statusPid)) return { live: true, elsewhere: false };
-  return { live: false, why: `its training process (${statusPid ?? 'unknown'}) is gone without recording how the run ended (killed, or the machine stopped)` };
+  // a status without a pid says nothing either way
+  if (typeof statusPid !== 'number' || isAlive(statusPid)) return { live: true, elsewhere: false };
+  return { live: false, why: `its training process (${statusPid}) is gone without recording how the run ended (killed, or the machine stopped)` };
 }
 
 export function processAlive(pid: number): boolean {
