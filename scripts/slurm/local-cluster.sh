@@ -133,6 +133,11 @@ stop_daemons() {
 }
 
 stop() {
+  # jobs of this cluster only (its own SLURM_CONF): their processes would outlive slurmd
+  if running slurmctld; then
+    SLURM_CONF="$CONF" scancel -u "$(id -un)" 2>/dev/null || true
+    sleep 1
+  fi
   stop_daemons
   if [[ -e "$DIR/munged.started-here" ]]; then
     [[ -s /run/munge/munged.pid ]] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
