@@ -13,7 +13,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
 import { loadAnyConfig } from '../core/config/load';
 import type { BackendName } from '../core/config/types';
-import { CancelledError } from '../core/errors';
+import { CancelledError, RunFinishedError } from '../core/errors';
+import { checkOutputLocation } from '../core/config/output-location';
 import { writeTrimmedVocabulary } from '../core/data/vocab-trim';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
@@ -46,9 +47,9 @@ const EXPORT_FORMATS = ['adapterhub'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
-const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--executor local|slurm] [--json]
-       peft-lab pretrain <file.peft.json> [--resume <runDir>] [--backend <name>] [--executor local|slurm] [--json]
-       peft-lab sweep <file.peft.json> [--parallel <n>] [--backend <name>] [--executor local|slurm] [--json]
+const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab pretrain <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
        peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
@@ -62,7 +63,13 @@ ${SYNOPSIS}
 
 Commands:
   train <file.peft.json>     Fine-tune as the config says; writes a run folder with checkpoints.
-    --resume <runDir>        Continue a stopped run from its last checkpoint.
+    --resume <runDir>        Continue a stopped run from its last checkpoint (or rewind it to one of
+                             its checkpoint folders). Refused while another process trains it, and
+                             when the config file changes what the run computes.
+    --allow-config-change    With --resume: continue with the changed config anyway; the changes
+                             are recorded in the run's status.json.
+    --allow-outside          Let output.runsDir (and output.modelDir) lie outside the config's
+                             folder; system folders (/etc, /usr, ...) are refused regardless.
     --backend <name>         ${BACKENDS.join('|')} (overrides training.backend).
     --json                   Print every message as one JSON line, for scripts.
   pretrain <file.peft.json>  Pretrain an encoder by masked language modelling (a config with a
@@ -72,6 +79,7 @@ Commands:
   sweep <file.peft.json>     Run every point of the config's 'sweep' section (grid or random search)
                              as a normal run, each in a worker process, then name the best point.
     --parallel <n>           How many points train at once (default 1).
+    --allow-outside          As for train.
     --backend <name>         As for train.
     --json                   Every message as a JSON line with its 'point', between a 'sweep' and
                              a 'sweepEnded' line.
@@ -121,8 +129,8 @@ Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
 type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; slurm?: SlurmOptions }
-  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; slurm?: SlurmOptions }
+  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean; slurm?: SlurmOptions }
   | { kind: 'slurm-task'; jobDir: string }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
@@ -153,6 +161,8 @@ const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   resume: { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean' },
+  'allow-config-change': { type: 'boolean' },
+  'allow-outside': { type: 'boolean' },
   ...SLURM_OPTIONS,
 };
 
@@ -167,7 +177,7 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   inspect: {},
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
-  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, ...SLURM_OPTIONS },
+  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' }, ...SLURM_OPTIONS },
   'slurm-task': {},
   vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
 };
@@ -186,8 +196,12 @@ function parseCommandLine(argv: readonly string[]): Command {
   switch (first) {
     case 'train':
     case 'pretrain':
+      if (values['allow-config-change'] && values.resume === undefined) throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
       if (values.resume !== undefined && slurmOptions(values)) throw new UsageError(`${first}: --resume runs here; a Slurm run resumes by itself when it is requeued`);
-      return { kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false, slurm: slurmOptions(values) };
+      return {
+        kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false,
+        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+      };
     case 'evaluate':
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
@@ -199,7 +213,10 @@ function parseCommandLine(argv: readonly string[]): Command {
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
-      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false, slurm: slurmOptions(values) };
+      return {
+        kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false,
+        allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+      };
     case 'slurm-task':
       return { kind: 'slurm-task', jobDir: target };
     case 'vocab':
@@ -226,6 +243,8 @@ interface CommandValues {
   corpus?: string[];
   size?: string;
   documents?: string;
+  'allow-config-change'?: boolean;
+  'allow-outside'?: boolean;
   executor?: string;
   partition?: string;
   time?: string;
@@ -346,7 +365,7 @@ async function run(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     case 'train':
     case 'pretrain':
-      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'train', configFile: command.configFile, parallel: 1, backend: command.backend, json: command.json, options: command.slurm });
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'train', configFile: command.configFile, parallel: 1, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return trainCommand(command);
     case 'slurm-task':
       return slurmTaskCommand(command.jobDir);
@@ -359,7 +378,7 @@ async function run(argv: readonly string[]): Promise<number> {
     case 'import':
       return loadAdapterHubCommands().importCommand(command);
     case 'sweep':
-      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'sweep', configFile: command.configFile, parallel: command.parallel, backend: command.backend, json: command.json, options: command.slurm });
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'sweep', configFile: command.configFile, parallel: command.parallel, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return loadSweepCommands().sweepCommand(command);
     case 'vocab':
       return vocabCommand(command);
@@ -425,9 +444,11 @@ async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrai
     stop.abort();
   }, output);
   try {
+    if (command.resume === undefined) refuseOutputLocation(command.configFile, command.allowOutside);
     const run = command.kind === 'pretrain' ? loadPretrainer().pretrain : loadTrainer().train;
     const finished = await run(command.configFile, {
       resume: command.resume,
+      allowConfigChange: command.allowConfigChange,
       backend: command.backend,
       signal: stop.signal,
       onMessage: (message) => output.message(message),
@@ -469,10 +490,29 @@ function inspectCommand(target: string): number {
   }
 }
 
+/**
+ * Output in a system folder, or outside the config's folder tree without --allow-outside, is a
+ * ConfigError. A config that does not load is left for the command to report as it always does.
+ */
+export function refuseOutputLocation(configFile: string, allowOutside: boolean): void {
+  let config: ReturnType<typeof loadAnyConfig>;
+  try {
+    config = loadAnyConfig(configFile, { semantic: false });
+  } catch {
+    return;
+  }
+  checkOutputLocation(config, { allowOutside });
+}
+
 function reportFailure(err: unknown, output: Output): number {
   if (err instanceof CancelledError) {
     output.notice('cancelled');
     return EXIT_CANCELLED;
+  }
+  // resuming a finished run is not a failure: there is nothing to do (a requeued job exits cleanly)
+  if (err instanceof RunFinishedError) {
+    output.notice(formatError(err).replace(/^error: /, ''));
+    return EXIT_OK;
   }
   output.failure(err);
   return EXIT_FAILED;

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { planSweep, type SweepPlan } from '../core/config/sweep';
 import { loadAnyConfig } from '../core/config/load';
+import { checkOutputLocation } from '../core/config/output-location';
 import type { AnyResolvedConfig, BackendName } from '../core/config/types';
 import { writeJsonAtomic } from '../core/checkpoint/atomic';
 import { RunFolder } from '../core/checkpoint/run-folder';
@@ -35,6 +36,8 @@ export interface SlurmSubmitCommand {
   parallel: number;
   backend?: BackendName;
   json: boolean;
+  /** As for a local run: output outside the config's folder tree only when asked. */
+  allowOutside: boolean;
   options: SlurmOptions;
 }
 
@@ -54,6 +57,7 @@ export async function slurmSubmitCommand(command: SlurmSubmitCommand): Promise<n
       const config = loadAnyConfig(command.configFile);
       points = [{ index: 0, name: config.name, config }];
     }
+    for (const point of points) checkOutputLocation(point.config, { allowOutside: command.allowOutside });
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);
     return EXIT_FAILED;
@@ -234,6 +238,11 @@ export async function slurmTaskCommand(jobDir: string, onMessage: (message: Work
   const ownJob = process.env.SLURM_JOB_ID ?? jobName(jobId, spec.kind === 'sweep' ? index : undefined);
   const node = process.env.SLURMD_NODENAME;
   const resume = resumable(jobDir, index);
+  if (resume && readStatusState(resume) === 'finished') {
+    // requeued after its run had finished (e.g. a node failure while the job was ending): nothing left to do
+    process.stdout.write(`peft-lab: task ${index} (${point.name}) already finished its run ${resume}\n`);
+    return { code: EXIT_OK };
+  }
   process.stdout.write(`peft-lab: task ${index} (${point.name}) on ${node ?? 'this node'}, job ${ownJob}${resume ? `; continuing ${resume}` : ''}\n`);
 
   const stop = new AbortController();
@@ -270,6 +279,14 @@ export async function slurmTaskCommand(jobDir: string, onMessage: (message: Work
     process.stdout.write(`peft-lab: requeued ${ownJob}; it continues from ${finished.runDir}\n`);
   }
   return { finished, code: EXIT_OK };
+}
+
+function readStatusState(runDir: string): string | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')) as { state?: string }).state;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The run folder a requeued task continues, if its earlier start got as far as a checkpoint. */
