@@ -17,7 +17,7 @@ import { checkOutputLocation } from '../core/config/output-location';
 import type { AnyResolvedConfig, BackendName } from '../core/config/types';
 import { writeJsonAtomic } from '../core/checkpoint/atomic';
 import { RunFolder } from '../core/checkpoint/run-folder';
-import { readJobSpec, readTaskRecord, submitJob, taskLog, taskOutcome, writeTaskRecord, type JobPoint, type SlurmJobSpec, type SlurmOptions, type TaskOutcome, type RunSlurmInfo } from '../core/slurm/job';
+import { describeState, messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, writeTaskRecord, type JobPoint, type SlurmJobSpec, type SlurmOptions, type TaskOutcome, type RunSlurmInfo } from '../core/slurm/job';
 import { hasEnded, jobName, Scheduler, type JobState } from '../core/slurm/scheduler';
 import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
 import { displayPath, formatError } from './errors';
@@ -140,20 +140,6 @@ class JobFollower {
   }
 }
 
-/** The state of one task: its own line, or the array's pending line that still holds it. */
-export function stateOf(states: readonly JobState[], spec: SlurmJobSpec, index: number): JobState | undefined {
-  if (spec.kind !== 'sweep') return states.find((s) => s.jobId === spec.jobId);
-  return states.find((s) => s.jobId === spec.jobId && s.taskId === index) ?? states.find((s) => s.jobId === spec.jobId && s.taskId === undefined && !hasEnded(s.state));
-}
-
-/** `pending (Priority)`, `running on node12`: Slurm's view in a few words. */
-export function describeState(state: JobState): string {
-  const name = state.state.toLowerCase().replace(/_/g, ' ');
-  if (state.state === 'PENDING') return state.reason ? `pending (${state.reason})` : 'pending';
-  if (state.state === 'RUNNING' && state.node) return `running on ${state.node}`;
-  return name;
-}
-
 class Reporter {
   constructor(private readonly json: boolean, private readonly spec: SlurmJobSpec, private readonly jobDir: string, private readonly plan?: SweepPlan) {}
 
@@ -210,16 +196,6 @@ class Reporter {
   private line(value: object): void {
     process.stdout.write(`${JSON.stringify(value)}\n`);
   }
-}
-
-/** A task's outcome as the worker message a local run would have ended with. */
-export function messageOf(outcome: TaskOutcome): FinishedMessage | Extract<WorkerMessage, { type: 'failed' }> {
-  if (outcome.kind === 'failed') return { type: 'failed', runDir: outcome.runDir, error: { name: 'SlurmJobError', message: outcome.message } };
-  const s = outcome.status;
-  return {
-    type: 'finished', runDir: outcome.runDir, state: s.state === 'finished' ? 'finished' : 'stopped', reason: s.reason as FinishedMessage['reason'],
-    bestCheckpoint: s.bestCheckpoint, bestMetrics: s.bestMetrics, durationMs: s.ended ? Date.parse(s.ended) - Date.parse(s.started) : 0,
-  };
 }
 
 // ---- on the node -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import type { AnyResolvedConfig, SlurmOptions } from '../config/types';
 export type { SlurmOptions };
 import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import type { RunStatus } from '../checkpoint/run-folder';
+import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 import { hasEnded, Scheduler, SlurmError, type JobState } from './scheduler';
 
 /** Seconds before the time limit at which a task is told (USR1) to checkpoint and requeue itself. */
@@ -249,6 +250,30 @@ export function describeFailure(state: JobState | undefined, log: string, starte
     DEADLINE: 'missed its deadline', FAILED: `failed (exit code ${state.exitCode ?? '?'})`, COMPLETED: 'ended before its run finished',
   };
   return withLog(`the job${node} ${why[state.state] ?? `ended as ${state.state}`}`);
+}
+
+/** The state of one task: its own line, or the array's pending line that still holds it. */
+export function stateOf(states: readonly JobState[], spec: SlurmJobSpec, index: number): JobState | undefined {
+  if (spec.kind !== 'sweep') return states.find((s) => s.jobId === spec.jobId);
+  return states.find((s) => s.jobId === spec.jobId && s.taskId === index) ?? states.find((s) => s.jobId === spec.jobId && s.taskId === undefined && !hasEnded(s.state));
+}
+
+/** `pending (Priority)`, `running on node12`: Slurm's view in a few words. */
+export function describeState(state: JobState): string {
+  const name = state.state.toLowerCase().replace(/_/g, ' ');
+  if (state.state === 'PENDING') return state.reason ? `pending (${state.reason})` : 'pending';
+  if (state.state === 'RUNNING' && state.node) return `running on ${state.node}`;
+  return name;
+}
+
+/** A task's outcome as the worker message a local run would have ended with. */
+export function messageOf(outcome: TaskOutcome): FinishedMessage | Extract<WorkerMessage, { type: 'failed' }> {
+  if (outcome.kind === 'failed') return { type: 'failed', runDir: outcome.runDir, error: { name: 'SlurmJobError', message: outcome.message } };
+  const s = outcome.status;
+  return {
+    type: 'finished', runDir: outcome.runDir, state: s.state === 'finished' ? 'finished' : 'stopped', reason: s.reason as FinishedMessage['reason'],
+    bestCheckpoint: s.bestCheckpoint, bestMetrics: s.bestMetrics, durationMs: s.ended ? Date.parse(s.ended) - Date.parse(s.started) : 0,
+  };
 }
 
 function readRunStatus(runDir: string): RunStatus | undefined {
