@@ -58,6 +58,8 @@ export interface SlurmView {
   node?: string;
   /** The task's Slurm log. */
   log: string;
+  /** Once the task has ended: how, in Slurm's words (completed, cancelled, failed, timeout, ...). */
+  ended?: string;
 }
 
 /** How to stop a run that trains elsewhere (a Slurm job): gracefully, then for good. */

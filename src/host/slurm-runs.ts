@@ -17,7 +17,7 @@ import type { SweepPoint } from '../core/config/sweep';
 import type { AnyResolvedConfig, SlurmOptions } from '../core/config/types';
 import { messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, type JobPoint, type SlurmJobSpec, type TaskOutcome } from '../core/slurm/job';
 import { jobName, Scheduler, type JobState } from '../core/slurm/scheduler';
-import type { RemoteRun, RunManager, RunOutcome, SlurmView } from './run-manager';
+import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from './run-manager';
 import { RunFollower, readStatus } from './run-follower';
 import { readSettings } from './settings';
 
@@ -56,6 +56,11 @@ export interface SlurmSubmission {
 
 export class SlurmRuns implements vscode.Disposable {
   private readonly jobs = new Map<string, TrackedJob>();
+  /** Tasks that have ended while others of their job go on: the Queue view shows how they ended. */
+  private readonly endedTasks = new Map<string, RunView[]>();
+  private readonly changed = new vscode.EventEmitter<void>();
+  /** A task ended, or a job's ended tasks were cleared from view. */
+  readonly onDidChange = this.changed.event;
   private readonly scheduler = new Scheduler();
   private timer?: NodeJS.Timeout;
   private polling = false;
@@ -188,6 +193,7 @@ export class SlurmRuns implements vscode.Disposable {
       const outcome = taskOutcome(spec, jobDir, task.point.index, state);
       if (outcome) {
         task.follower?.finish();
+        this.rememberEnded(job, task, outcome);
         task.remote.end(runOutcome(outcome));
         job.tasks.splice(job.tasks.indexOf(task), 1);
         this.deps.log.info(`Slurm job ${jobName(spec.jobId!, spec.kind === 'sweep' ? task.point.index : undefined)} (${task.point.name}) ended: ${outcome.kind === 'finished' ? outcome.status.state : outcome.message}`);
@@ -199,7 +205,25 @@ export class SlurmRuns implements vscode.Disposable {
         slurm: { jobId: spec.jobId!, taskId: spec.kind === 'sweep' ? task.point.index : undefined, state: state.state, reason: state.reason, node: state.node, log: taskLog(spec, jobDir, task.point.index) },
       });
     }
-    if (!job.tasks.length) this.jobs.delete(spec.jobId!);
+    if (!job.tasks.length) {
+      this.jobs.delete(spec.jobId!);
+      this.endedTasks.delete(spec.jobId!);
+      this.changed.fire();
+    }
+  }
+
+  /** Tasks of still-running jobs that have ended, with how (Slurm's words), for the Queue view. */
+  ended(): RunView[] {
+    return [...this.endedTasks.values()].flat();
+  }
+
+  private rememberEnded(job: TrackedJob, task: TrackedTask, outcome: TaskOutcome): void {
+    const view = this.deps.runs.active().find((r) => r.id === task.remote.id);
+    if (!view?.slurm) return;
+    const list = this.endedTasks.get(job.spec.jobId!) ?? [];
+    list.push({ ...view, slurm: { ...view.slurm, ended: endedAs(outcome, task.state) } });
+    this.endedTasks.set(job.spec.jobId!, list);
+    this.changed.fire();
   }
 
   /** Tails the task's run folder once it exists (a requeued task that restarted afresh gets a new one). */
@@ -219,11 +243,22 @@ export class SlurmRuns implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.changed.dispose();
     clearInterval(this.timer);
     // the jobs go on with Slurm; the next window follows them again (followAgain)
     for (const job of this.jobs.values()) for (const task of job.tasks) task.follower?.dispose();
     this.jobs.clear();
   }
+}
+
+/** How a task ended, as Slurm would say it; a run stopped by Stop checkpointed first and says where. */
+function endedAs(outcome: TaskOutcome, state: JobState | undefined): string {
+  if (outcome.kind === 'finished') {
+    const s = outcome.status;
+    if (s.state === 'finished') return 'completed';
+    return s.reason === 'early-stopping' ? 'completed (stopped early)' : `cancelled (checkpoint at step ${s.step})`;
+  }
+  return state?.state === 'TIMEOUT' ? 'timed out' : state?.state === 'CANCELLED' ? 'cancelled' : state?.state === 'PREEMPTED' ? 'preempted' : 'failed';
 }
 
 function runOutcome(outcome: TaskOutcome): RunOutcome {

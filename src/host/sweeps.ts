@@ -48,11 +48,12 @@ export class Sweeps implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly deps: SweepsDeps) {
-    this.queue = new QueueTreeProvider(deps.runs);
+    this.queue = new QueueTreeProvider(deps.runs, deps.slurm);
     this.queueView = vscode.window.createTreeView(QUEUE_VIEW_ID, { treeDataProvider: this.queue });
     this.disposables.push(
       this.queue, this.queueView,
       deps.runs.onDidChangeQueue(() => this.onQueueChange()),
+      deps.slurm.onDidChange(() => this.queue.refresh()),
       vscode.commands.registerCommand('peftLab.sweep', (uri?: vscode.Uri) => this.sweep(uri)),
       vscode.commands.registerCommand('peftLab.queue.pause', () => deps.runs.pauseQueue()),
       vscode.commands.registerCommand('peftLab.queue.resume', () => deps.runs.resumeQueue()),
@@ -223,7 +224,7 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
 
-  constructor(private readonly runs: RunManager) {}
+  constructor(private readonly runs: RunManager, private readonly slurm?: Pick<SlurmRuns, 'ended'>) {}
 
   refresh(): void {
     this.changed.fire();
@@ -231,7 +232,10 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
 
   /** Runs waiting here, then the runs Slurm has (pending, running, stopping), with Slurm's view of each. */
   getChildren(element?: RunView): RunView[] {
-    return element ? [] : [...this.runs.queued(), ...this.runs.active().filter((r) => r.slurm)];
+    if (element) return [];
+    const onSlurm = [...this.runs.active().filter((r) => r.slurm), ...(this.slurm?.ended() ?? [])];
+    onSlurm.sort((a, b) => (a.slurm!.jobId === b.slurm!.jobId ? (a.slurm!.taskId ?? 0) - (b.slurm!.taskId ?? 0) : Number(a.slurm!.jobId) - Number(b.slurm!.jobId)));
+    return [...this.runs.queued(), ...onSlurm];
   }
 
   getTreeItem(run: RunView): vscode.TreeItem {
@@ -250,12 +254,12 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
     const item = new vscode.TreeItem(run.point?.name ?? path.basename(run.configFile), vscode.TreeItemCollapsibleState.None);
     item.id = run.id;
     const job = slurm.taskId === undefined ? slurm.jobId : `${slurm.jobId}_${slurm.taskId}`;
-    const state = run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm);
-    const progress = run.progress ? ` · step ${run.progress.step}/${run.progress.totalSteps}` : '';
+    const state = slurm.ended ?? (run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm));
+    const progress = run.progress && !slurm.ended ? ` · step ${run.progress.step}/${run.progress.totalSteps}` : '';
     item.description = `${state}${progress} · Slurm job ${job}`;
     item.tooltip = `${run.configFile}\nSlurm job ${job}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ''}${slurm.node ? ` on ${slurm.node}` : ''}\nlog: ${slurm.log}`;
-    item.iconPath = new vscode.ThemeIcon(run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
-    item.contextValue = 'peftSlurmJob';
+    item.iconPath = new vscode.ThemeIcon(slurm.ended ? (slurm.ended === 'completed' ? 'pass' : slurm.ended.startsWith('cancelled') ? 'circle-slash' : 'error') : run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
+    item.contextValue = slurm.ended ? 'peftSlurmJobEnded' : 'peftSlurmJob';
     // the job's own log, one click away
     item.command = { command: 'peftLab.queue.showJobLog', title: 'Show Job Log', arguments: [run] };
     return item;
