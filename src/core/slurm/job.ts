@@ -135,7 +135,7 @@ export function batchScript(spec: SlurmJobSpec, jobDir: string): string {
   const array = spec.kind === 'sweep';
   const directives = [
     `--job-name=${spec.name}`,
-    `--output=${path.join(jobDir, 'logs', array ? '%A_%a.out' : '%j.out')}`,
+    `--output=${sbatchValue(path.join(jobDir, 'logs', array ? '%A_%a.out' : '%j.out'))}`,
     // a requeued task appends to its log instead of truncating it
     '--open-mode=append',
     '--requeue',
@@ -172,6 +172,11 @@ export function batchScript(spec: SlurmJobSpec, jobDir: string): string {
     `exec "$NODE" ${args.map(shellQuote).join(' ')} slurm-task "$JOB_DIR"`,
     '',
   ].join('\n');
+}
+
+/** sbatch reads #SBATCH values up to whitespace unless they are double-quoted. */
+function sbatchValue(value: string): string {
+  return /\s/.test(value) ? `"${value}"` : value;
 }
 
 function extraDirective(line: string): string {
