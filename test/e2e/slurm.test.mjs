@@ -39,7 +39,7 @@ function workspaceWithSweep(dir) {
   const grid = {
     ...tiny,
     name: 'grid',
-    training: { ...tiny.training, epochs: 100, evalEvery: 40, logEvery: 10 },
+    training: { ...tiny.training, epochs: 60, evalEvery: 40, logEvery: 10 },
     sweep: { method: 'grid', parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [0.001, 0.0001] } }, metric: 'accuracy', goal: 'maximize' },
   };
   writeFileSync(join(folder, 'grid.peft.json'), `${JSON.stringify(grid, null, 2)}\n`);
@@ -75,7 +75,7 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
     const running = rows.filter({ hasText: new RegExp(`running on ${node}`) });
     await running.first().waitFor({ timeout: 120_000 });
     // progress from the run folder on the shared file system
-    await rows.filter({ hasText: new RegExp(`running on ${node} · step \\d+/400`) }).first().waitFor({ timeout: 60_000 });
+    await rows.filter({ hasText: new RegExp(`running on ${node} · step \\d+/240`) }).first().waitFor({ timeout: 60_000 });
     await screenshot(page, 'slurm-running.png');
 
     // ---- 2. Stop one running point: it checkpoints and shows cancelled; its log is one click away -------------
@@ -115,7 +115,7 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
         assert.ok(readdirSync(join(ws.runs, folder, 'checkpoints')).some((c) => c === `step-${status.step}`), 'checkpointed where it stopped');
       } else {
         assert.equal(status.state, 'finished', folder);
-        assert.equal(status.step, 400);
+        assert.equal(status.step, 240);
       }
     }
   });

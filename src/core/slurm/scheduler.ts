@@ -68,7 +68,7 @@ export class Scheduler {
    */
   async states(jobIds: readonly string[]): Promise<JobState[]> {
     if (!jobIds.length) return [];
-    const out = await this.run('squeue', ['-h', '-r', '--states=all', '-j', jobIds.join(','), '-o', '%A|%a|%T|%r|%N'], undefined, undefined, true);
+    const out = await this.run('squeue', ['-h', '-r', '--states=all', '-j', jobIds.join(','), '-o', '%F|%K|%T|%r|%N'], undefined, undefined, true);
     const states = out.split('\n').flatMap((line) => parseSqueueLine(line) ?? []);
     const ended = states.filter((s) => hasEnded(s.state));
     const details = new Map<string, JobState>();
@@ -144,6 +144,7 @@ function sbatchHint(stderr: string): string | undefined {
 export function parseSqueueLine(line: string): JobState | undefined {
   const [jobId, task, state, reason, node] = line.trim().split('|');
   if (!jobId || !state) return undefined;
+  // %K is the array index: N/A for a plain job, a range for array elements squeue has not split off
   const taskId = /^\d+$/.test(task ?? '') ? Number(task) : undefined;
   return { jobId, taskId, state, ...(reason && reason !== 'None' && { reason }), ...(node && { node }) };
 }
