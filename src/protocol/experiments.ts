@@ -475,10 +475,11 @@ export function parseExperimentsState(value: unknown): ExperimentsWebviewState {
       sweep: sweep && typeof sweep.id === 'string'
         ? { id: sweep.id, x: typeof sweep.x === 'string' ? sweep.x : undefined, y: typeof sweep.y === 'string' ? sweep.y : undefined, closed: sweep.closed === true }
         : undefined,
-      grouped: u.grouped === true,
-      groupBy: Array.isArray(u.groupBy) && u.groupBy.length ? textList(u.groupBy) : undefined,
-      choice: typeof u.choice === 'string' && CHOICES.has(u.choice) ? (u.choice as ValueChoice) : undefined,
-      analysis: analysis ? { metric: typeof analysis.metric === 'string' ? analysis.metric : undefined, closed: analysis.closed === true } : undefined,
+      // the analysis fields only when set, so a state from before them reads back unchanged
+      ...(u.grouped === true ? { grouped: true } : {}),
+      ...(Array.isArray(u.groupBy) && textList(u.groupBy).length ? { groupBy: textList(u.groupBy) } : {}),
+      ...(typeof u.choice === 'string' && CHOICES.has(u.choice) ? { choice: u.choice as ValueChoice } : {}),
+      ...(analysis ? { analysis: { metric: typeof analysis.metric === 'string' ? analysis.metric : undefined, closed: analysis.closed === true } } : {}),
     },
   };
 }
