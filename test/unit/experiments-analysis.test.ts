@@ -6,43 +6,21 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { RunsModel } from '../../src/host/runs-model';
-import { experimentRow } from '../../src/host/experiments-rows';
-import { analyze, diffMessage, exportTable, writeTable, type AnalysisSource } from '../../src/host/experiments-analysis';
+import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments-analysis';
 import { parseExperimentsToHost, parseHostToExperiments, type ExperimentRow } from '../../src/protocol/experiments';
 import { buildColumns } from '../../webview/model/experiments-table';
 import { brushRows, parallelAxes } from '../../webview/model/parallel';
-import { makeRun } from './helpers/run-folders';
+import { seedGrid as makeSeedGrid } from './helpers/seed-grid';
 
 const temporary: string[] = [];
 after(() => {
   for (const dir of temporary) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const ACCURACY: Record<string, number[]> = { houlsby: [0.80, 0.82, 0.84], lora: [0.70, 0.71, 0.75] };
-
-/** Six finished runs: houlsby and lora, seeds 1..3, each with validation accuracy 0.5 at step 10 and its value at step 20. */
-export function seedGrid(): { source: AnalysisSource; rows: ExperimentRow[] } {
-  const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'peft-analysis-')));
-  temporary.push(root);
-  const runs = path.join(root, 'runs');
-  let minute = 0;
-  for (const method of ['houlsby', 'lora']) {
-    ACCURACY[method]!.forEach((acc, i) => {
-      const dir = makeRun(runs, { name: `${method}-s${i + 1}`, configFile: path.join(root, `${method}.peft.json`), method, minute: minute++, checkpoints: { 10: 0.5, 20: acc }, testAccuracy: acc - 0.05 });
-      const file = path.join(dir, 'config.json');
-      const config = JSON.parse(fs.readFileSync(file, 'utf8'));
-      config.training.seed = i + 1;
-      config.method = method === 'lora' ? { type: 'lora', rank: 8, alpha: 16 } : config.method;
-      fs.writeFileSync(file, JSON.stringify(config));
-    });
-  }
-  const model = new RunsModel({ isAlive: () => true });
-  model.setRoots([runs]);
-  const rows = model.runs().sort((a, b) => a.started - b.started).map((r) => experimentRow(r, model.placement(r.dir).value));
-  return { source: { rows, run: (dir) => model.run(dir) }, rows };
+function seedGrid() {
+  const grid = makeSeedGrid();
+  temporary.push(grid.root);
+  return grid;
 }
 
 const close = (a: number | undefined, b: number) => assert.ok(a !== undefined && Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
