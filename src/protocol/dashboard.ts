@@ -201,8 +201,10 @@ export interface DashboardWebviewState {
 }
 
 export interface DashboardUiState {
-  /** EMA weight, 0 (off) to 0.999. */
+  /** EMA weight, 0 (off) to 0.999 (the moving average's window follows from it). */
   readonly smoothing: number;
+  /** EMA (TensorBoard's, the default), a trailing moving average, or none. */
+  readonly smoother?: 'ema' | 'moving' | 'none';
   readonly logScale: boolean;
   /** Zoomed step range, if zoomed. */
   readonly zoom?: readonly [number, number];
@@ -398,6 +400,7 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
       if (zoom && zoom.length !== 2) throw new Invalid('state.ui.zoom: expected [from, to]');
       ui = {
         smoothing: Math.min(0.999, Math.max(0, num(u.smoothing, 'state.ui.smoothing'))),
+        ...(u.smoother === 'ema' || u.smoother === 'moving' || u.smoother === 'none' ? { smoother: u.smoother } : {}),
         logScale: bool(u.logScale, 'state.ui.logScale'),
         zoom: zoom as [number, number] | undefined,
         collapsed: u.collapsed === undefined ? undefined : strings(u.collapsed, 'state.ui.collapsed'),
