@@ -160,7 +160,7 @@ export class App {
       return;
     }
     this.charts?.dispose();
-    this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
+    this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range), onExport: (chart, format, data) => this.post({ type: 'exportChart', format, name: `${this.exportName()}-${chart}`, data }) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
     clear(this.chartsSlot);
     this.chartsSlot.appendChild(this.charts.element);
     const compare = this.store.mode === 'compare';
@@ -324,6 +324,12 @@ export class App {
 
   private reportError(message: string): void {
     this.post({ type: 'webviewError', message });
+  }
+
+  /** The exported file's name: the run's, or `comparison` for several. */
+  private exportName(): string {
+    const runs = this.store.runs;
+    return runs.length === 1 ? runs[0]!.name : 'comparison';
   }
 
   private post(message: DashboardToHost): void {

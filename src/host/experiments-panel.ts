@@ -19,6 +19,7 @@ import {
 } from '../protocol/experiments';
 import { annotateRun, type AnnotatedRuns } from './annotation-commands';
 import { experimentRow } from './experiments-rows';
+import { chartContent, saveExport } from './export-file';
 import { analyze, diffMessage, exportTable, writeTable, type AnalysisSource } from './experiments-analysis';
 import { experimentsHtml } from './experiments-html';
 import type { RunsDelta } from './runs-model';
@@ -139,24 +140,11 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   }
 
   private async exportChart(message: ExportChartMessage): Promise<void> {
-    const content = message.format === 'png' ? Buffer.from(message.data.replace(/^data:image\/png;base64,/, ''), 'base64') : message.data;
-    await this.save(`${message.name}.${message.format}`, content, message.format.toUpperCase());
+    await this.save(`${message.name}.${message.format}`, chartContent(message.format, message.data), message.format.toUpperCase());
   }
 
-  /** Asks where to save (the workspace folder by default) and writes the file. */
   private async save(fileName: string, content: string | Uint8Array, kind: string): Promise<void> {
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-    const target = await vscode.window.showSaveDialog({
-      defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
-      filters: { [kind]: [path.extname(fileName).slice(1)] },
-      title: `Export ${kind}`,
-    });
-    if (!target) return;
-    await vscode.workspace.fs.writeFile(target, typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
-    this.deps.log.info(`experiments: exported ${target.fsPath}`);
-    void vscode.window.showInformationMessage(`PEFT Lab: exported ${path.basename(target.fsPath)}`, 'Open').then((choice) => {
-      if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', target);
-    });
+    await saveExport(fileName, content, kind, this.deps.log);
   }
 
   private annotate(message: AnnotateMessage): void {

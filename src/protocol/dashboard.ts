@@ -190,7 +190,16 @@ export interface WebviewErrorMessage {
   readonly message: string;
 }
 
-export type DashboardToHost = ReadyMessage | ActionMessage | WebviewErrorMessage;
+/** Save a chart as SVG or CSV (text) or PNG (a base64 data URL); the host asks where. */
+export interface DashboardExportMessage {
+  readonly type: 'exportChart';
+  readonly format: 'svg' | 'png' | 'csv';
+  /** Suggested file name without extension. */
+  readonly name: string;
+  readonly data: string;
+}
+
+export type DashboardToHost = ReadyMessage | ActionMessage | WebviewErrorMessage | DashboardExportMessage;
 
 /** What the webview stores with `setState`: enough for the serializer to reopen the panel after a reload. */
 export interface DashboardWebviewState {
@@ -214,6 +223,7 @@ export interface DashboardUiState {
 
 // ---- validation ------------------------------------------------------------------------------------
 
+const EXPORT_FORMATS: ReadonlySet<string> = new Set(['svg', 'png', 'csv']);
 const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>(['openConfig', 'stop', 'resume', 'evaluate', 'revealRun']);
 const STATES: ReadonlySet<string> = new Set<DashboardRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
 const SITES: ReadonlySet<string> = new Set(['attention', 'ffn', 'query', 'key', 'value', 'attention_output', 'intermediate', 'output']);
@@ -379,8 +389,14 @@ export function parseDashboardToHost(value: unknown): Parsed<DashboardToHost> {
         return { type: 'action', action: oneOf<DashboardAction>(o.action, ACTIONS, 'action.action'), dir: str(o.dir, 'action.dir') };
       case 'webviewError':
         return { type: 'webviewError', message: str(o.message, 'webviewError.message').slice(0, 2000) };
+      case 'exportChart': {
+        const data = str(o.data, 'exportChart.data');
+        if (data.length > 50_000_000) throw new Invalid(`exportChart.data: expected at most 50000000 characters, got ${data.length}`);
+        const format = oneOf<'svg' | 'png' | 'csv'>(o.format, EXPORT_FORMATS, 'exportChart.format');
+        return { type: 'exportChart', format, name: str(o.name, 'exportChart.name').replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100) || 'chart', data };
+      }
       default:
-        throw new Invalid(`message.type: expected ready, action or webviewError, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(`message.type: expected ready, action, webviewError or exportChart, got ${JSON.stringify(o.type)}`);
     }
   });
 }
