@@ -43,7 +43,7 @@ const EXIT_CANCELLED = 130;
 
 const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const satisfies readonly BackendName[];
 const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
-const EXPORT_FORMATS = ['adapterhub'] as const;
+const EXPORT_FORMATS = ['adapterhub', 'peft'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
@@ -52,8 +52,8 @@ const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--a
        peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
-       peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
-       peft-lab import <adapterhubDir> --base <file.peft.json> [--out <runDir>]
+       peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub|peft] [--name <name>]
+       peft-lab import <adapterDir> --base <file.peft.json> [--out <runDir>]
        peft-lab vocab <out vocab.txt> --from <vocab.txt|modelDir> --corpus <file>... --size <n> [--documents lines|paragraphs]
        peft-lab --help | --version`;
 
@@ -96,13 +96,17 @@ Commands:
     --backend <name>         As for train.
     --json                   Print the messages as JSON lines.
   inspect <target>           Summarise a config file, a run folder or a checkpoint folder.
-  export <checkpointDir>     Write the checkpoint as an AdapterHub adapter folder (the Python
-                             'adapters' library's save_adapter layout, safetensors): adapter and head.
-    --out <dir>              The folder to create (default: ./<run>-<step>-adapterhub).
-    --format <format>        adapterhub (the only one so far; PEFT Lab's own format is the checkpoint).
-    --name <name>            The adapter's name in the library (default: the config's name).
-  import <adapterhubDir>     Make a PEFT Lab run folder with one checkpoint from an AdapterHub adapter
-                             folder (adapter_config.json, adapter.safetensors, head), ready for evaluate.
+  export <checkpointDir>     Write the checkpoint as an adapter folder other libraries load.
+    --format <format>        adapterhub (default): the Python 'adapters' library's save_adapter layout
+                             (safetensors), adapter and head; every method but full.
+                             peft: Hugging Face PEFT (adapter_config.json, adapter_model.safetensors)
+                             for LoRA runs, the head as modules_to_save; PEFT has no bottleneck adapters.
+    --out <dir>              The folder to create (default: ./<run>-<step>-<format>).
+    --name <name>            The adapter's name in the adapters library (default: the config's name).
+  import <adapterDir>        Make a PEFT Lab run folder with one checkpoint from an AdapterHub adapter
+                             folder (adapter_config.json, adapter.safetensors, head) or a Hugging Face
+                             PEFT LoRA folder (adapter_config.json, adapter_model.safetensors), ready
+                             for evaluate.
     --base <file.peft.json>  The config whose model is the base and whose task and data it is scored on.
     --out <runDir>           The run folder to create (default: in the config's runs folder).
   vocab <out vocab.txt>      Cut a smaller WordPiece vocabulary for a corpus from a larger one: the
@@ -134,7 +138,7 @@ type Command =
   | { kind: 'slurm-task'; jobDir: string }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
-  | { kind: 'export'; checkpointDir: string; out?: string; name?: string }
+  | { kind: 'export'; checkpointDir: string; out?: string; name?: string; format: (typeof EXPORT_FORMATS)[number] }
   | { kind: 'import'; adapterDir: string; base: string; out?: string }
   | { kind: 'vocab'; out: string; from: string; corpus: string[]; size: number; documents: 'lines' | 'paragraphs' };
 
@@ -207,8 +211,7 @@ function parseCommandLine(argv: readonly string[]): Command {
     case 'inspect':
       return { kind: 'inspect', target };
     case 'export':
-      oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS);
-      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name };
+      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name, format: oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS) };
     case 'import':
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
