@@ -25,7 +25,7 @@ test('moving average: a trailing window, shorter at the start; its window follow
 });
 
 test('chart export: CSV with every series (raw kept), SVG with a line per series and the legend', async () => {
-  const { chartCsv, chartSvg } = await import('../../webview/model/chart-export');
+  const { chartCsv, chartSvg } = await import('../../webview/model/chart-export.js');
   const model = {
     id: 'loss' as const, title: 'Loss', x: [1, 2, 3], logCapable: true, points: 3,
     series: [{ label: 'training loss (raw)', run: 0, metric: 0, role: 'raw' as const }, { label: 'training loss (smoothed)', run: 0, metric: 0, role: 'smoothed' as const }],
