@@ -387,3 +387,20 @@ describe('messages that name the right thing', () => {
     assert.deepEqual(pooler(messages), []);
   });
 });
+
+test('a writer whose lock another machine took over (it judged it stale) stops at its next checkpoint and writes no status', async () => {
+  const configFile = experiment({ epochs: 3, evalEvery: 1 });
+  let taken = '';
+  const err = await rejection(run(configFile, {
+    onMessage: (m) => {
+      if (m.type !== 'checkpoint' || taken) return;
+      taken = path.dirname(path.dirname(m.dir));
+      const now = new Date().toISOString();
+      fs.writeFileSync(path.join(taken, 'run.lock'), JSON.stringify({ pid: 4242, host: 'gpu-node-7', since: now, heartbeat: now, purpose: 'resume', token: 'abcdefabcdefabcd' }));
+    },
+  }));
+  assert.ok(err instanceof RunLockedError, String(err));
+  assert.match(err.message, /in use by pid 4242 on gpu-node-7 \(resume\)/);
+  assert.equal(readJson<RunStatus>(path.join(taken, 'status.json')).state, 'running', 'the status is the new holder\'s to write');
+  assert.equal(readJson<{ host: string }>(path.join(taken, 'run.lock')).host, 'gpu-node-7', 'the new holder keeps its lock');
+});

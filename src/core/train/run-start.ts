@@ -75,6 +75,7 @@ export function openForResume(request: ResumeRequest): ResumeOpening {
     }
     const checkpoint = explicit ? path.resolve(request.target) : lastCheckpoint(run);
     const config = configToResumeWith(run, stored, checkpoint, request);
+    run.guardWrites(() => lock.assertHeld());
     return { run, checkpoint, config, lock };
   } catch (err) {
     lock.release();
@@ -92,6 +93,7 @@ export function createRun(config: AnyResolvedConfig, command: RunCommand): Fresh
   const folder = RunFolder.create(config);
   try {
     const lock = onDisk(folder.file('run.lock'), 'the run lock', () => acquireRunLock(folder.dir, command));
+    folder.guardWrites(() => lock.assertHeld());
     return { folder, lock };
   } catch (err) {
     fs.rmSync(folder.dir, { recursive: true, force: true });
