@@ -16,6 +16,8 @@ import type { RunStatus } from '../../src/core/checkpoint/run-folder';
 import { metricsLines, ofType, readJson, rejection, runRecorded, type Outcome } from './helpers/runs';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { runCli } from './helpers/run-cli';
+import { pendingConfigChanges } from '../../src/core/train/run-start';
+import { loadAnyConfig } from '../../src/core/config/load';
 
 let root: string;
 
@@ -195,6 +197,8 @@ describe('a changed config on resume', () => {
       c.training.decayRatio = 0.5;
       c.training.logEvery = 5; // changes nothing computed: not named
     });
+    // what the editor asks about before it resumes (read-only)
+    assert.deepEqual(pendingConfigChanges(runDir, configFile, (f) => loadAnyConfig(f)).map((c) => c.path), ['/training/learningRate', '/training/decayRatio']);
     const err = await rejection(run(configFile, { resume: runDir }));
     assert.ok(err instanceof ConfigError, String(err));
     assert.equal(err.path, '/training/learningRate');

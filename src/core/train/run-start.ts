@@ -42,6 +42,25 @@ export function computingChanges(stored: AnyResolvedConfig, given: AnyResolvedCo
   return changes;
 }
 
+/**
+ * What a resume of `runDir` with `configFile` would find changed (read-only; empty when the file is
+ * gone, does not load, or the run is a sweep point's), for an editor to ask before it resumes.
+ */
+export function pendingConfigChanges(runDir: string, configFile: string, load: (file: string) => AnyResolvedConfig): ConfigChange[] {
+  try {
+    const stored = RunFolder.open(runDir).readConfig() as AnyResolvedConfig;
+    if (('sweepPoint' in stored && stored.sweepPoint) || !fs.existsSync(configFile)) return [];
+    return computingChanges(stored, load(configFile));
+  } catch {
+    return []; // the resume itself reports what is wrong
+  }
+}
+
+/** `/training/learningRate 0.001 -> 0.01, ...` */
+export function describeConfigChanges(changes: readonly ConfigChange[]): string {
+  return changes.map((c) => `${c.path} ${show(c.from)} -> ${show(c.to)}`).join(', ');
+}
+
 export interface ResumeOpening {
   run: RunFolder;
   checkpoint: string;
@@ -151,7 +170,7 @@ function configToResumeWith(run: RunFolder, stored: AnyResolvedConfig, checkpoin
   const given = request.load(file);
   const changes = computingChanges(stored, given);
   if (!changes.length) return stored;
-  const list = changes.map((c) => `${c.path} ${show(c.from)} -> ${show(c.to)}`).join(', ');
+  const list = describeConfigChanges(changes);
   if (!request.allowConfigChange) {
     throw new ConfigError(
       file, changes[0]!.path,
