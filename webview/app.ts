@@ -17,7 +17,7 @@ import {
 } from '../src/protocol/dashboard';
 import { buildCharts } from './model/charts';
 import { buildPlacementView, trainableSummary } from './model/placement';
-import { SmoothingCache } from './model/series';
+import { SmoothingCache, windowForWeight } from './model/series';
 import { RunStore } from './model/store';
 import { ChartsView } from './view/charts-view';
 import { append, clear, h, icon } from './view/dom';
@@ -160,7 +160,7 @@ export class App {
       return;
     }
     this.charts?.dispose();
-    this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
+    this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range), onExport: (chart, format, data) => this.post({ type: 'exportChart', format, name: `${this.exportName()}-${chart}`, data }) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
     clear(this.chartsSlot);
     this.chartsSlot.appendChild(this.charts.element);
     const compare = this.store.mode === 'compare';
@@ -199,6 +199,22 @@ export class App {
       this.dirty.charts = true;
       this.frames.schedule();
     });
+    const kinds: [string, string][] = [['ema', 'EMA (TensorBoard)'], ['moving', 'Moving average'], ['none', 'None']];
+    const smoother = h('vscode-single-select', { class: 'smoother-select', 'aria-label': 'Smoothing method', title: 'EMA: TensorBoard\'s debiased exponential moving average. Moving average: a trailing window of 2 / (1 - w) - 1 steps. The raw curve stays drawn, faint.' },
+      kinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.smoother ?? 'ema') }, text)));
+    const describe = () => {
+      const w = this.ui.smoothing;
+      this.smoothingValue.textContent = this.ui.smoother === 'moving' ? `${w.toFixed(2)} (window ${windowForWeight(w)})` : w.toFixed(2);
+    };
+    smoother.addEventListener('change', () => {
+      this.ui = { ...this.ui, smoother: (smoother as unknown as { value: string }).value as 'ema' | 'moving' | 'none' };
+      describe();
+      this.saveState();
+      this.dirty.charts = true;
+      this.frames.schedule();
+    });
+    describe();
+    slider.addEventListener('input', describe);
     const log = h('vscode-checkbox', { label: 'Log scale', checked: this.ui.logScale, class: 'log-toggle', title: 'Logarithmic y axis for loss and learning rate' });
     log.addEventListener('change', () => {
       const on = (log as unknown as { checked: boolean }).checked;
@@ -212,7 +228,7 @@ export class App {
     return h(
       'div',
       { class: 'chart-controls' },
-      h('label', { class: 'smoothing' }, h('span', null, 'Smoothing'), slider, this.smoothingValue),
+      h('label', { class: 'smoothing' }, h('span', null, 'Smoothing'), smoother, slider, this.smoothingValue),
       log,
       reset,
       h('span', { class: 'muted hint' }, 'Drag across a chart to zoom; hover for values.'),
@@ -256,7 +272,7 @@ export class App {
     const t0 = performance.now();
     const models = buildCharts(
       this.store.runs,
-      { smoothing: this.ui.smoothing, logScale: this.ui.logScale, buckets: this.charts.plotPixels(), zoom: this.ui.zoom },
+      { smoothing: this.ui.smoothing, smoother: this.ui.smoother, logScale: this.ui.logScale, buckets: this.charts.plotPixels(), zoom: this.ui.zoom },
       this.cache,
     );
     this.chartBuildMs = performance.now() - t0;
@@ -308,6 +324,12 @@ export class App {
 
   private reportError(message: string): void {
     this.post({ type: 'webviewError', message });
+  }
+
+  /** The exported file's name: the run's, or `comparison` for several. */
+  private exportName(): string {
+    const runs = this.store.runs;
+    return runs.length === 1 ? runs[0]!.name : 'comparison';
   }
 
   private post(message: DashboardToHost): void {

@@ -9,6 +9,7 @@
  * when its script loads (first show, show after hide, window reload) and gets appends after that.
  */
 import * as vscode from 'vscode';
+import { chartContent, saveExport } from './export-file';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -104,6 +105,11 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
         return;
       case 'action':
         void this.onAction(message);
+        return;
+      case 'exportChart':
+        void saveExport(`${message.name}.${message.format}`, chartContent(message.format, message.data), message.format.toUpperCase(), this.deps.log).catch((err: Error) => {
+          void vscode.window.showErrorMessage(`PEFT Lab: ${err.message}`);
+        });
         return;
     }
   }

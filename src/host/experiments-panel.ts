@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   EXPERIMENTS_VIEW_TYPE,
+  type ExportChartMessage,
+  type ExportTableMessage,
   parseExperimentsToHost,
   type AnnotateMessage,
   type ExperimentRow,
@@ -17,6 +19,8 @@ import {
 } from '../protocol/experiments';
 import { annotateRun, type AnnotatedRuns } from './annotation-commands';
 import { experimentRow } from './experiments-rows';
+import { chartContent, saveExport } from './export-file';
+import { analyze, diffMessage, exportTable, writeTable, type AnalysisSource } from './experiments-analysis';
 import { experimentsHtml } from './experiments-html';
 import type { RunsDelta } from './runs-model';
 import { makeNonce } from './webview-page';
@@ -36,6 +40,8 @@ export interface ExperimentsDeps {
 export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   private readonly changed = new Set<string>();
   private timer?: NodeJS.Timeout;
+  /** A diff asked for from the sidebar before the webview was ready: sent with the rows. */
+  private pendingDiff?: string[];
 
   constructor(panel: vscode.WebviewPanel, private readonly deps: ExperimentsDeps) {
     super(panel, deps, 'experiments');
@@ -72,6 +78,19 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
           this.ready = true;
           this.changed.clear();
           this.post({ type: 'rows', rows: this.rows() });
+          if (this.pendingDiff) this.showDiff(this.pendingDiff);
+          return;
+        case 'analyze':
+          this.post(analyze(this.source(message.dirs), message));
+          return;
+        case 'diff':
+          this.showDiff(message.dirs);
+          return;
+        case 'exportTable':
+          await this.exportTable(message);
+          return;
+        case 'exportChart':
+          await this.exportChart(message);
           return;
         case 'openDashboard': {
           // one run opens its own dashboard, several are overlaid in one (Dashboard.compare)
@@ -93,6 +112,39 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
       this.deps.log.error(`experiments: ${message.type} failed: ${(err as Error).message}`);
       void vscode.window.showErrorMessage(`PEFT Lab: ${(err as Error).message}`);
     }
+  }
+
+  /** The rows of these run folders, in the order given (unknown ones skipped). */
+  private source(dirs: readonly string[]): AnalysisSource {
+    const model = this.deps.runs.model;
+    const rows = dirs.map((d) => model.run(d)).filter((r) => r && !r.pending).map((r) => experimentRow(r!, model.placement(r!.dir).value));
+    return { rows, run: (dir) => model.run(dir) };
+  }
+
+  /** Shows the differences between two or more runs (from the table's Diff button or the sidebar). */
+  showDiff(dirs: readonly string[]): void {
+    const rows = this.source(dirs).rows;
+    if (rows.length < 2) return;
+    if (!this.ready) {
+      this.pendingDiff = [...dirs];
+      return;
+    }
+    this.pendingDiff = undefined;
+    this.post(diffMessage(rows));
+  }
+
+  private async exportTable(message: ExportTableMessage): Promise<void> {
+    const table = exportTable(this.source(message.dirs), message);
+    const extension = { csv: 'csv', markdown: 'md', latex: 'tex' }[message.format];
+    await this.save(`${message.grouped ? 'experiment-groups' : 'experiments'}.${extension}`, writeTable(table, message.format), message.format === 'latex' ? 'LaTeX' : message.format === 'markdown' ? 'Markdown' : 'CSV');
+  }
+
+  private async exportChart(message: ExportChartMessage): Promise<void> {
+    await this.save(`${message.name}.${message.format}`, chartContent(message.format, message.data), message.format.toUpperCase());
+  }
+
+  private async save(fileName: string, content: string | Uint8Array, kind: string): Promise<void> {
+    await saveExport(fileName, content, kind, this.deps.log);
   }
 
   private annotate(message: AnnotateMessage): void {
@@ -155,6 +207,8 @@ export class Experiments implements vscode.Disposable {
   constructor(private readonly deps: ExperimentsDeps) {
     this.disposables = [
       vscode.commands.registerCommand('peftLab.experiments.open', () => this.open()),
+      // from the Runs view with two or more runs selected, or with run folders (tests, other commands)
+      vscode.commands.registerCommand('peftLab.runs.diff', (node?: unknown, selection?: readonly unknown[]) => this.diff(node, selection)),
       vscode.window.registerWebviewPanelSerializer(EXPERIMENTS_VIEW_TYPE, {
         // the webview keeps its own state (sort, filters, columns) and validates it when it loads
         deserializeWebviewPanel: async (panel) => {
@@ -180,6 +234,17 @@ export class Experiments implements vscode.Disposable {
     return this.track(new ExperimentsPanel(panel, this.deps));
   }
 
+  private diff(node?: unknown, selection?: readonly unknown[]): void {
+    const dirOf = (x: unknown): string | undefined => (typeof x === 'string' ? x : dirOfNode(x));
+    const picked = Array.isArray(node) ? node : selection && selection.length > 1 ? selection : [node];
+    const dirs = [...new Set(picked.map(dirOf).filter((d): d is string => d !== undefined && this.deps.runs.model.run(d) !== undefined))];
+    if (dirs.length < 2) {
+      void vscode.window.showInformationMessage('PEFT Lab: select two or more runs (Ctrl/Cmd+click) to see their differences.');
+      return;
+    }
+    this.open().showDiff(dirs);
+  }
+
   private track(panel: ExperimentsPanel): ExperimentsPanel {
     this.current = panel;
     panel.onDidDispose(() => {
@@ -192,4 +257,10 @@ export class Experiments implements vscode.Disposable {
     this.current?.dispose();
     for (const d of this.disposables) d.dispose();
   }
+}
+
+/** A Runs view node's run folder (run nodes carry it as their key). */
+function dirOfNode(node: unknown): string | undefined {
+  const n = node as { kind?: unknown; key?: unknown } | undefined;
+  return n && n.kind === 'run' && typeof n.key === 'string' ? n.key : undefined;
 }

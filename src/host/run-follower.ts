@@ -30,6 +30,8 @@ export function findLiveRuns(runDirs: string[]): LiveRun[] {
   for (const runDir of runDirs) {
     const status = readStatus(runDir);
     if (status?.state !== 'running') continue;
+    // a Slurm job's run: Slurm says whether it lives, and slurm-runs.ts follows it
+    if (fs.existsSync(path.join(runDir, 'slurm.json'))) continue;
     const activity = runActivity(runDir, status.pid, { isAlive: ownProcessAlive });
     if (activity.live && !activity.elsewhere) live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
   }
@@ -56,6 +58,8 @@ export class RunFollower {
     readonly run: LiveRun,
     private readonly onMessage: (message: WorkerMessage) => void,
     private readonly onEnd: (outcome: FollowedOutcome) => void,
+    /** Only tail the metrics: someone else (the Slurm monitor) decides when the run has ended. */
+    private readonly options: { metricsOnly?: boolean } = {},
   ) {
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.poll();
@@ -73,6 +77,7 @@ export class RunFollower {
   private poll(): void {
     if (this.ended) return;
     this.readNewMetrics();
+    if (this.options.metricsOnly) return;
     const status = readStatus(this.run.runDir);
     if (status && status.state !== 'running') this.end(outcomeOf(this.run.runDir, status));
     else if (!runActivity(this.run.runDir, this.run.pid, { isAlive: ownProcessAlive }).live) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
@@ -115,6 +120,12 @@ export class RunFollower {
     this.ended = true;
     clearInterval(this.timer);
     this.onEnd(outcome);
+  }
+
+  /** Reads what is left of the metrics, then stops (metricsOnly followers end so). */
+  finish(): void {
+    if (!this.ended) this.readNewMetrics();
+    this.dispose();
   }
 
   dispose(): void {

@@ -190,7 +190,16 @@ export interface WebviewErrorMessage {
   readonly message: string;
 }
 
-export type DashboardToHost = ReadyMessage | ActionMessage | WebviewErrorMessage;
+/** Save a chart as SVG or CSV (text) or PNG (a base64 data URL); the host asks where. */
+export interface DashboardExportMessage {
+  readonly type: 'exportChart';
+  readonly format: 'svg' | 'png' | 'csv';
+  /** Suggested file name without extension. */
+  readonly name: string;
+  readonly data: string;
+}
+
+export type DashboardToHost = ReadyMessage | ActionMessage | WebviewErrorMessage | DashboardExportMessage;
 
 /** What the webview stores with `setState`: enough for the serializer to reopen the panel after a reload. */
 export interface DashboardWebviewState {
@@ -201,8 +210,10 @@ export interface DashboardWebviewState {
 }
 
 export interface DashboardUiState {
-  /** EMA weight, 0 (off) to 0.999. */
+  /** EMA weight, 0 (off) to 0.999 (the moving average's window follows from it). */
   readonly smoothing: number;
+  /** EMA (TensorBoard's, the default), a trailing moving average, or none. */
+  readonly smoother?: 'ema' | 'moving' | 'none';
   readonly logScale: boolean;
   /** Zoomed step range, if zoomed. */
   readonly zoom?: readonly [number, number];
@@ -212,6 +223,7 @@ export interface DashboardUiState {
 
 // ---- validation ------------------------------------------------------------------------------------
 
+const EXPORT_FORMATS: ReadonlySet<string> = new Set(['svg', 'png', 'csv']);
 const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>(['openConfig', 'stop', 'resume', 'evaluate', 'revealRun']);
 const STATES: ReadonlySet<string> = new Set<DashboardRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
 const SITES: ReadonlySet<string> = new Set(['attention', 'ffn', 'query', 'key', 'value', 'attention_output', 'intermediate', 'output']);
@@ -377,8 +389,14 @@ export function parseDashboardToHost(value: unknown): Parsed<DashboardToHost> {
         return { type: 'action', action: oneOf<DashboardAction>(o.action, ACTIONS, 'action.action'), dir: str(o.dir, 'action.dir') };
       case 'webviewError':
         return { type: 'webviewError', message: str(o.message, 'webviewError.message').slice(0, 2000) };
+      case 'exportChart': {
+        const data = str(o.data, 'exportChart.data');
+        if (data.length > 50_000_000) throw new Invalid(`exportChart.data: expected at most 50000000 characters, got ${data.length}`);
+        const format = oneOf<'svg' | 'png' | 'csv'>(o.format, EXPORT_FORMATS, 'exportChart.format');
+        return { type: 'exportChart', format, name: str(o.name, 'exportChart.name').replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100) || 'chart', data };
+      }
       default:
-        throw new Invalid(`message.type: expected ready, action or webviewError, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(`message.type: expected ready, action, webviewError or exportChart, got ${JSON.stringify(o.type)}`);
     }
   });
 }
@@ -398,6 +416,7 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
       if (zoom && zoom.length !== 2) throw new Invalid('state.ui.zoom: expected [from, to]');
       ui = {
         smoothing: Math.min(0.999, Math.max(0, num(u.smoothing, 'state.ui.smoothing'))),
+        ...(u.smoother === 'ema' || u.smoother === 'moving' || u.smoother === 'none' ? { smoother: u.smoother } : {}),
         logScale: bool(u.logScale, 'state.ui.logScale'),
         zoom: zoom as [number, number] | undefined,
         collapsed: u.collapsed === undefined ? undefined : strings(u.collapsed, 'state.ui.collapsed'),

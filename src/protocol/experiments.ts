@@ -91,7 +91,67 @@ export interface RowsChangedMessage {
   readonly removed: readonly string[];
 }
 
-export type HostToExperiments = RowsMessage | RowsChangedMessage;
+/** Which value of a run's validation evaluations the analysis reads per metric. */
+export type ValueChoice = 'best' | 'last' | 'min' | 'max';
+export const VALUE_CHOICE_IDS: readonly ValueChoice[] = ['best', 'last', 'min', 'max'];
+
+/** A metric's summary over a group's runs (sample sd, n - 1). */
+export interface MetricSummary {
+  readonly n: number;
+  readonly mean: number;
+  readonly sd: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** One seed group: runs that agree on `key` (every varying parameter but the seed, or the chosen ones). */
+export interface GroupRow {
+  readonly id: string;
+  readonly key: Readonly<Record<string, CellValue>>;
+  /** Member run folders. */
+  readonly dirs: readonly string[];
+  /** By metric id (`best:accuracy`, `final:loss`, `min:loss`, `test:accuracy`). */
+  readonly stats: Readonly<Record<string, MetricSummary>>;
+}
+
+export interface ImportanceRow {
+  readonly parameter: string;
+  readonly pearson?: number;
+  readonly spearman?: number;
+  readonly permutation: number;
+  readonly share: number;
+}
+
+/** The answer to an AnalyzeMessage: seed groups of the given runs and the importance of their parameters for a metric. */
+export interface AnalysisMessage {
+  readonly type: 'analysis';
+  /** The request this answers (a newer request makes older answers stale). */
+  readonly request: number;
+  readonly groupBy: readonly string[];
+  readonly choice: ValueChoice;
+  /** Metric ids the groups have, the task metrics first. */
+  readonly metrics: readonly string[];
+  readonly groups: readonly GroupRow[];
+  readonly importance?: {
+    readonly metric: string;
+    /** How importance was computed, as shown to the user. */
+    readonly method: string;
+    readonly runs: number;
+    readonly parameters: readonly ImportanceRow[];
+  };
+}
+
+/** Resolved configs of two or more runs with only the differences, and their final metrics. */
+export interface DiffMessage {
+  readonly type: 'diff';
+  readonly runs: readonly { readonly dir: string; readonly name: string }[];
+  readonly parameters: readonly { readonly path: string; readonly values: readonly CellValue[] }[];
+  /** Parameters equal in every run (not listed). */
+  readonly same: number;
+  readonly metrics: readonly { readonly id: string; readonly values: readonly (number | null)[] }[];
+}
+
+export type HostToExperiments = RowsMessage | RowsChangedMessage | AnalysisMessage | DiffMessage;
 
 // ---- webview -> host -----------------------------------------------------------------------------
 
@@ -125,7 +185,52 @@ export interface ExperimentsErrorMessage {
   readonly message: string;
 }
 
-export type ExperimentsToHost = ExperimentsReadyMessage | OpenDashboardMessage | AnnotateMessage | OpenConfigMessage | ExperimentsErrorMessage;
+/** Group the shown runs and rank their parameters for a metric; answered with an AnalysisMessage. */
+export interface AnalyzeMessage {
+  readonly type: 'analyze';
+  readonly request: number;
+  /** The runs shown (after the filters and the brushing). */
+  readonly dirs: readonly string[];
+  /** Group by exactly these parameters; absent: every varying parameter but the seed. */
+  readonly groupBy?: readonly string[];
+  readonly choice: ValueChoice;
+  /** The metric id importance is computed for; absent: none. */
+  readonly metric?: string;
+}
+
+/** Show the differences between these runs (two or more). */
+export interface DiffRequestMessage {
+  readonly type: 'diff';
+  readonly dirs: readonly string[];
+}
+
+export type TableExportFormat = 'csv' | 'markdown' | 'latex';
+
+/** Save the shown runs (or their seed groups) as a table file; the host asks where. */
+export interface ExportTableMessage {
+  readonly type: 'exportTable';
+  readonly format: TableExportFormat;
+  readonly dirs: readonly string[];
+  /** Column ids in order (`name`, `param:method.type`, `best:accuracy`, ...). */
+  readonly columns: readonly string[];
+  /** One row per seed group (mean ± sd) instead of per run. */
+  readonly grouped: boolean;
+  readonly groupBy?: readonly string[];
+  readonly choice: ValueChoice;
+}
+
+/** Save a chart the webview drew: SVG text, or PNG bytes in base64. */
+export interface ExportChartMessage {
+  readonly type: 'exportChart';
+  readonly format: 'svg' | 'png' | 'csv';
+  /** Suggested file name without extension, e.g. `parallel-coordinates`. */
+  readonly name: string;
+  readonly data: string;
+}
+
+export type ExperimentsToHost =
+  | ExperimentsReadyMessage | OpenDashboardMessage | AnnotateMessage | OpenConfigMessage | ExperimentsErrorMessage
+  | AnalyzeMessage | DiffRequestMessage | ExportTableMessage | ExportChartMessage;
 
 // ---- webview state (kept across hide/show, handed to the serializer after a reload) ---------------
 
@@ -147,6 +252,13 @@ export interface ExperimentsUiState {
   readonly showConstant: boolean;
   /** The sweep chart: which sweep, which parameter against which metric, and whether it is folded away. */
   readonly sweep?: { readonly id: string; readonly x?: string; readonly y?: string; readonly closed?: boolean };
+  /** One row per seed group (mean ± sd) instead of per run. */
+  readonly grouped?: boolean;
+  /** Group by these parameters instead of everything but the seed. */
+  readonly groupBy?: readonly string[];
+  readonly choice?: ValueChoice;
+  /** The analysis panel (parallel coordinates, importance): its metric and whether it is folded (brushed ranges live only as long as the page). */
+  readonly analysis?: { readonly metric?: string; readonly closed?: boolean };
 }
 
 export interface ExperimentsWebviewState {
@@ -161,6 +273,73 @@ export const DEFAULT_EXPERIMENTS_UI: ExperimentsUiState = { filter: '', columnFi
 const STATES: ReadonlySet<string> = new Set<ExperimentRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
 /** A runaway note or name from a broken webview is cut, not trusted. */
 const MAX_TEXT = 10_000;
+/** A chart export larger than this (a PNG of a huge canvas) is refused rather than written. */
+const MAX_CHART = 50_000_000;
+const CHOICES: ReadonlySet<string> = new Set<ValueChoice>(VALUE_CHOICE_IDS);
+const TABLE_FORMATS: ReadonlySet<string> = new Set<TableExportFormat>(['csv', 'markdown', 'latex']);
+const CHART_FORMATS: ReadonlySet<string> = new Set(['svg', 'png', 'csv']);
+
+function checkSummary(v: unknown, path: string): MetricSummary {
+  const o = obj(v, path);
+  for (const key of ['n', 'mean', 'sd', 'min', 'max']) num(o[key], `${path}.${key}`);
+  return o as unknown as MetricSummary;
+}
+
+function checkAnalysis(o: Record<string, unknown>): AnalysisMessage {
+  num(o.request, 'analysis.request');
+  strings(o.groupBy, 'analysis.groupBy');
+  oneOf(o.choice, CHOICES, 'analysis.choice');
+  strings(o.metrics, 'analysis.metrics');
+  arr(o.groups, 'analysis.groups').forEach((g, i) => {
+    const p = `analysis.groups[${i}]`;
+    const group = obj(g, p);
+    str(group.id, `${p}.id`);
+    cellRecord(group.key, `${p}.key`);
+    strings(group.dirs, `${p}.dirs`);
+    for (const [k, s] of Object.entries(obj(group.stats, `${p}.stats`))) checkSummary(s, `${p}.stats.${k}`);
+  });
+  if (o.importance !== undefined) {
+    const imp = obj(o.importance, 'analysis.importance');
+    str(imp.metric, 'analysis.importance.metric');
+    str(imp.method, 'analysis.importance.method');
+    num(imp.runs, 'analysis.importance.runs');
+    arr(imp.parameters, 'analysis.importance.parameters').forEach((x, i) => {
+      const p = `analysis.importance.parameters[${i}]`;
+      const row = obj(x, p);
+      str(row.parameter, `${p}.parameter`);
+      optNum(row.pearson, `${p}.pearson`);
+      optNum(row.spearman, `${p}.spearman`);
+      num(row.permutation, `${p}.permutation`);
+      num(row.share, `${p}.share`);
+    });
+  }
+  return o as unknown as AnalysisMessage;
+}
+
+function checkDiff(o: Record<string, unknown>): DiffMessage {
+  const runs = arr(o.runs, 'diff.runs');
+  runs.forEach((r, i) => {
+    const run = obj(r, `diff.runs[${i}]`);
+    str(run.dir, `diff.runs[${i}].dir`);
+    str(run.name, `diff.runs[${i}].name`);
+  });
+  arr(o.parameters, 'diff.parameters').forEach((x, i) => {
+    const row = obj(x, `diff.parameters[${i}]`);
+    str(row.path, `diff.parameters[${i}].path`);
+    const values = arr(row.values, `diff.parameters[${i}].values`);
+    if (values.length !== runs.length) throw new Invalid(`diff.parameters[${i}].values: expected ${runs.length} values, got ${values.length}`);
+    cellRecord({ ...values }, `diff.parameters[${i}].values`);
+  });
+  num(o.same, 'diff.same');
+  arr(o.metrics, 'diff.metrics').forEach((x, i) => {
+    const row = obj(x, `diff.metrics[${i}]`);
+    str(row.id, `diff.metrics[${i}].id`);
+    arr(row.values, `diff.metrics[${i}].values`).forEach((v, k) => {
+      if (v !== null) num(v, `diff.metrics[${i}].values[${k}]`);
+    });
+  });
+  return o as unknown as DiffMessage;
+}
 
 function numberRecord(v: unknown, path: string): Record<string, number> {
   const o = obj(v, path);
@@ -210,8 +389,12 @@ export function parseHostToExperiments(value: unknown): Parsed<HostToExperiments
         arr(o.rows, 'rowsChanged.rows').forEach((r, i) => checkRow(r, `rowsChanged.rows[${i}]`));
         strings(o.removed, 'rowsChanged.removed');
         return o as unknown as RowsChangedMessage;
+      case 'analysis':
+        return checkAnalysis(o);
+      case 'diff':
+        return checkDiff(o);
       default:
-        throw new Invalid(`message.type: expected rows or rowsChanged, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(`message.type: expected rows, rowsChanged, analysis or diff, got ${JSON.stringify(o.type)}`);
     }
   });
 }
@@ -240,8 +423,30 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
         return { type: 'openConfig', dir: str(o.dir, 'openConfig.dir') };
       case 'webviewError':
         return { type: 'webviewError', message: str(o.message, 'webviewError.message').slice(0, 2000) };
+      case 'analyze': {
+        const groupBy = o.groupBy === undefined ? undefined : strings(o.groupBy, 'analyze.groupBy');
+        return { type: 'analyze', request: num(o.request, 'analyze.request'), dirs: strings(o.dirs, 'analyze.dirs'), groupBy, choice: oneOf<ValueChoice>(o.choice, CHOICES, 'analyze.choice'), metric: optStr(o.metric, 'analyze.metric') };
+      }
+      case 'diff': {
+        const dirs = strings(o.dirs, 'diff.dirs');
+        if (dirs.length < 2) throw new Invalid('diff.dirs: expected at least two run folders');
+        return { type: 'diff', dirs };
+      }
+      case 'exportTable': {
+        const groupBy = o.groupBy === undefined ? undefined : strings(o.groupBy, 'exportTable.groupBy');
+        return {
+          type: 'exportTable', format: oneOf<TableExportFormat>(o.format, TABLE_FORMATS, 'exportTable.format'), dirs: strings(o.dirs, 'exportTable.dirs'),
+          columns: strings(o.columns, 'exportTable.columns'), grouped: bool(o.grouped, 'exportTable.grouped'), groupBy, choice: oneOf<ValueChoice>(o.choice, CHOICES, 'exportTable.choice'),
+        };
+      }
+      case 'exportChart': {
+        const data = str(o.data, 'exportChart.data');
+        if (data.length > MAX_CHART) throw new Invalid(`exportChart.data: expected at most ${MAX_CHART} characters, got ${data.length}`);
+        const name = str(o.name, 'exportChart.name').replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100) || 'chart';
+        return { type: 'exportChart', format: oneOf<'svg' | 'png' | 'csv'>(o.format, CHART_FORMATS, 'exportChart.format'), name, data };
+      }
       default:
-        throw new Invalid(`message.type: expected ready, openDashboard, annotate, openConfig or webviewError, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(`message.type: expected ready, openDashboard, annotate, openConfig, webviewError, analyze, diff, exportTable or exportChart, got ${JSON.stringify(o.type)}`);
     }
   });
 }
@@ -253,6 +458,7 @@ export function parseExperimentsState(value: unknown): ExperimentsWebviewState {
   const textList = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const sort = u.sort as Record<string, unknown> | undefined;
   const sweep = u.sweep as Record<string, unknown> | undefined;
+  const analysis = typeof u.analysis === 'object' && u.analysis !== null ? (u.analysis as Record<string, unknown>) : undefined;
   const columnFilters: Record<string, string> = {};
   if (typeof u.columnFilters === 'object' && u.columnFilters !== null) {
     for (const [k, v] of Object.entries(u.columnFilters)) if (typeof v === 'string' && v) columnFilters[k] = v;
@@ -269,6 +475,11 @@ export function parseExperimentsState(value: unknown): ExperimentsWebviewState {
       sweep: sweep && typeof sweep.id === 'string'
         ? { id: sweep.id, x: typeof sweep.x === 'string' ? sweep.x : undefined, y: typeof sweep.y === 'string' ? sweep.y : undefined, closed: sweep.closed === true }
         : undefined,
+      // the analysis fields only when set, so a state from before them reads back unchanged
+      ...(u.grouped === true ? { grouped: true } : {}),
+      ...(Array.isArray(u.groupBy) && textList(u.groupBy).length ? { groupBy: textList(u.groupBy) } : {}),
+      ...(typeof u.choice === 'string' && CHOICES.has(u.choice) ? { choice: u.choice as ValueChoice } : {}),
+      ...(analysis ? { analysis: { metric: typeof analysis.metric === 'string' ? analysis.metric : undefined, closed: analysis.closed === true } } : {}),
     },
   };
 }

@@ -8,14 +8,19 @@ import * as path from 'node:path';
 import { defaultExportFolder, exportAdapterHub, type AdapterHubExport } from '../core/checkpoint/adapterhub';
 import { importAdapterHub, type AdapterHubImport } from '../core/checkpoint/adapterhub-import';
 import { ConfigError } from '../core/errors';
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, defaultPeftFolder, exportPeft, importPeft, type PeftExport, type PeftImport } from '../core/checkpoint/hf-peft';
 import type { MethodConfig } from '../core/config/types';
 import { displayPath, formatError } from './errors';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 
-export function exportCommand(command: { checkpointDir: string; out?: string; name?: string }): number {
+export function exportCommand(command: { checkpointDir: string; out?: string; name?: string; format?: 'adapterhub' | 'peft' }): number {
   try {
+    if (command.format === 'peft') {
+      printPeftExport(command.checkpointDir, exportPeft(command.checkpointDir, { out: command.out ?? defaultPeftFolder(command.checkpointDir, process.cwd()) }));
+      return EXIT_OK;
+    }
     const out = command.out ?? defaultExportFolder(command.checkpointDir, process.cwd());
     printExport(command.checkpointDir, exportAdapterHub(command.checkpointDir, { out, name: command.name }));
     return EXIT_OK;
@@ -28,6 +33,10 @@ export function exportCommand(command: { checkpointDir: string; out?: string; na
 export async function importCommand(command: { adapterDir: string; base: string; out?: string }): Promise<number> {
   try {
     checkBaseIsConfig(command.base);
+    if (isPeftFolder(command.adapterDir)) {
+      printPeftImport(command.adapterDir, command.base, await importPeft(command.adapterDir, { config: command.base, out: command.out, onLog: (m) => process.stderr.write(`${m}\n`) }));
+      return EXIT_OK;
+    }
     const imported = await importAdapterHub(command.adapterDir, { config: command.base, out: command.out, onLog: (m) => process.stderr.write(`${m}\n`) });
     printImport(command.adapterDir, command.base, imported);
     return EXIT_OK;
@@ -35,6 +44,31 @@ export async function importCommand(command: { adapterDir: string; base: string;
     process.stderr.write(`${formatError(err)}\n`);
     return EXIT_FAILED;
   }
+}
+
+/** A Hugging Face PEFT folder: adapter_model.safetensors (AdapterHub's is adapter.safetensors), or a config with peft_type. */
+function isPeftFolder(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, PEFT_WEIGHTS_FILE))) return true;
+  try {
+    return 'peft_type' in JSON.parse(fs.readFileSync(path.join(dir, PEFT_CONFIG_FILE), 'utf8'));
+  } catch {
+    return false; // the AdapterHub reader names what is wrong with the folder
+  }
+}
+
+function printPeftExport(checkpointDir: string, result: PeftExport): void {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`exported ${displayPath(path.resolve(checkpointDir))} (lora) as a Hugging Face PEFT adapter to ${displayPath(result.dir)}: ${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE} (${result.loraTensors} LoRA tensors, ${result.savedModules} in modules_to_save)`);
+  for (const note of result.notes) out(`note: ${note}`);
+}
+
+function printPeftImport(adapterDir: string, base: string, result: PeftImport): void {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`imported ${displayPath(path.resolve(adapterDir))} (Hugging Face PEFT: ${describeMethod(result.method)}) onto the model of ${displayPath(path.resolve(base))}`);
+  out(`run: ${displayPath(result.runDir)}`);
+  out(`checkpoint: ${displayPath(result.checkpointDir)}`);
+  for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+  out(`evaluate it with: peft-lab evaluate ${displayPath(result.checkpointDir)}`);
 }
 
 /** A model folder alone says nothing about the task and data a checkpoint is evaluated with. */

@@ -20,6 +20,8 @@ import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
 import type * as AdapterHubCommands from './adapterhub-commands';
 import type * as SweepCommands from './sweep-command';
+import type * as SlurmCommands from './slurm-command';
+import type { SlurmOptions } from '../core/slurm/job';
 import type {
   CheckpointMessage,
   EvaluatedMessage,
@@ -41,17 +43,17 @@ const EXIT_CANCELLED = 130;
 
 const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const satisfies readonly BackendName[];
 const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
-const EXPORT_FORMATS = ['adapterhub'] as const;
+const EXPORT_FORMATS = ['adapterhub', 'peft'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
-const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--json]
-       peft-lab pretrain <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--json]
-       peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--json]
+const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab pretrain <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
-       peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub] [--name <name>]
-       peft-lab import <adapterhubDir> --base <file.peft.json> [--out <runDir>]
+       peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub|peft] [--name <name>]
+       peft-lab import <adapterDir> --base <file.peft.json> [--out <runDir>]
        peft-lab vocab <out vocab.txt> --from <vocab.txt|modelDir> --corpus <file>... --size <n> [--documents lines|paragraphs]
        peft-lab --help | --version`;
 
@@ -81,18 +83,30 @@ Commands:
     --backend <name>         As for train.
     --json                   Every message as a JSON line with its 'point', between a 'sweep' and
                              a 'sweepEnded' line.
+  --executor slurm           (train, pretrain, sweep) Submit to Slurm instead of training here: one
+                             job, or for a sweep one job array (--parallel points at a time), then
+                             follow it until every point has ended. Each task writes the same run
+                             folder a local run would; a requeued or timed-out task continues from
+                             its last checkpoint. The config's 'slurm' section sets the defaults of:
+    --partition <name>  --time <limit>  --cpus-per-task <n>  --mem <size>  --gres <spec>
+    --account <name>  --qos <name>  --sbatch <option> (an extra #SBATCH line; repeat)
+    --node <path>            Node.js on the compute nodes (default: this one).
   evaluate <checkpointDir>   Score a saved checkpoint.
     --split <split>          validation|test (default: validation).
     --backend <name>         As for train.
     --json                   Print the messages as JSON lines.
   inspect <target>           Summarise a config file, a run folder or a checkpoint folder.
-  export <checkpointDir>     Write the checkpoint as an AdapterHub adapter folder (the Python
-                             'adapters' library's save_adapter layout, safetensors): adapter and head.
-    --out <dir>              The folder to create (default: ./<run>-<step>-adapterhub).
-    --format <format>        adapterhub (the only one so far; PEFT Lab's own format is the checkpoint).
-    --name <name>            The adapter's name in the library (default: the config's name).
-  import <adapterhubDir>     Make a PEFT Lab run folder with one checkpoint from an AdapterHub adapter
-                             folder (adapter_config.json, adapter.safetensors, head), ready for evaluate.
+  export <checkpointDir>     Write the checkpoint as an adapter folder other libraries load.
+    --format <format>        adapterhub (default): the Python 'adapters' library's save_adapter layout
+                             (safetensors), adapter and head; every method but full.
+                             peft: Hugging Face PEFT (adapter_config.json, adapter_model.safetensors)
+                             for LoRA runs, the head as modules_to_save; PEFT has no bottleneck adapters.
+    --out <dir>              The folder to create (default: ./<run>-<step>-<format>).
+    --name <name>            The adapter's name in the adapters library (default: the config's name).
+  import <adapterDir>        Make a PEFT Lab run folder with one checkpoint from an AdapterHub adapter
+                             folder (adapter_config.json, adapter.safetensors, head) or a Hugging Face
+                             PEFT LoRA folder (adapter_config.json, adapter_model.safetensors), ready
+                             for evaluate.
     --base <file.peft.json>  The config whose model is the base and whose task and data it is scored on.
     --out <runDir>           The run folder to create (default: in the config's runs folder).
   vocab <out vocab.txt>      Cut a smaller WordPiece vocabulary for a corpus from a larger one: the
@@ -119,19 +133,33 @@ Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
 type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean }
-  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean }
+  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | { kind: 'slurm-task'; jobDir: string }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
-  | { kind: 'export'; checkpointDir: string; out?: string; name?: string }
+  | { kind: 'export'; checkpointDir: string; out?: string; name?: string; format: (typeof EXPORT_FORMATS)[number] }
   | { kind: 'import'; adapterDir: string; base: string; out?: string }
   | { kind: 'vocab'; out: string; from: string; corpus: string[]; size: number; documents: 'lines' | 'paragraphs' };
 
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab'] as const;
+const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab', 'slurm-task'] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
+
+const SLURM_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
+  executor: { type: 'string' },
+  partition: { type: 'string' },
+  time: { type: 'string' },
+  'cpus-per-task': { type: 'string' },
+  mem: { type: 'string' },
+  gres: { type: 'string' },
+  account: { type: 'string' },
+  qos: { type: 'string' },
+  sbatch: { type: 'string', multiple: true },
+  node: { type: 'string' },
+};
 
 const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   resume: { type: 'string' },
@@ -139,6 +167,7 @@ const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   json: { type: 'boolean' },
   'allow-config-change': { type: 'boolean' },
   'allow-outside': { type: 'boolean' },
+  ...SLURM_OPTIONS,
 };
 
 const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options']>> = {
@@ -152,7 +181,8 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   inspect: {},
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
-  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' } },
+  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' }, ...SLURM_OPTIONS },
+  'slurm-task': {},
   vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
 };
 
@@ -171,22 +201,27 @@ function parseCommandLine(argv: readonly string[]): Command {
     case 'train':
     case 'pretrain':
       if (values['allow-config-change'] && values.resume === undefined) throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
+      if (values.resume !== undefined && slurmOptions(values)) throw new UsageError(`${first}: --resume runs here; a Slurm run resumes by itself when it is requeued`);
       return {
         kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false,
-        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false,
+        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
       };
     case 'evaluate':
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
       return { kind: 'inspect', target };
     case 'export':
-      oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS);
-      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name };
+      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name, format: oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS) };
     case 'import':
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
-      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false, allowOutside: values['allow-outside'] ?? false };
+      return {
+        kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false,
+        allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+      };
+    case 'slurm-task':
+      return { kind: 'slurm-task', jobDir: target };
     case 'vocab':
       return vocabCommandLine(target, values);
   }
@@ -213,6 +248,34 @@ interface CommandValues {
   documents?: string;
   'allow-config-change'?: boolean;
   'allow-outside'?: boolean;
+  executor?: string;
+  partition?: string;
+  time?: string;
+  'cpus-per-task'?: string;
+  mem?: string;
+  gres?: string;
+  account?: string;
+  qos?: string;
+  sbatch?: string[];
+  node?: string;
+}
+
+/** The Slurm flags as options, or undefined for a local run (no --executor slurm). */
+function slurmOptions(values: CommandValues): SlurmOptions | undefined {
+  const executor = oneOf('--executor', values.executor ?? 'local', ['local', 'slurm'] as const);
+  const given = ['partition', 'time', 'cpus-per-task', 'mem', 'gres', 'account', 'qos', 'sbatch', 'node'].filter((k) => values[k as keyof CommandValues] !== undefined);
+  if (executor === 'local') {
+    if (given.length) throw new UsageError(`--${given[0]} is a Slurm option: add --executor slurm`);
+    return undefined;
+  }
+  const cpus = values['cpus-per-task'];
+  if (cpus !== undefined && !/^[1-9]\d*$/.test(cpus)) throw new UsageError(`--cpus-per-task must be a whole number of at least 1, not '${cpus}'`);
+  const options: SlurmOptions = {
+    partition: values.partition, time: values.time, cpusPerTask: cpus === undefined ? undefined : Number(cpus), mem: values.mem,
+    gres: values.gres, account: values.account, qos: values.qos, extraDirectives: values.sbatch, nodePath: values.node,
+  };
+  // flags given override the config's slurm section field by field; absent ones must not erase it
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SlurmOptions;
 }
 
 function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
@@ -249,6 +312,7 @@ const ARGUMENT_NAMES: Record<CommandName, string> = {
   import: '<adapterhubDir>',
   sweep: '<file.peft.json>',
   vocab: '<out vocab.txt>',
+  'slurm-task': '<job folder>',
 };
 
 function singlePositional(command: CommandName, positionals: string[]): string {
@@ -304,7 +368,10 @@ async function run(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     case 'train':
     case 'pretrain':
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'train', configFile: command.configFile, parallel: 1, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return trainCommand(command);
+    case 'slurm-task':
+      return slurmTaskCommand(command.jobDir);
     case 'evaluate':
       return evaluateCommand(command);
     case 'inspect':
@@ -314,6 +381,7 @@ async function run(argv: readonly string[]): Promise<number> {
     case 'import':
       return loadAdapterHubCommands().importCommand(command);
     case 'sweep':
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'sweep', configFile: command.configFile, parallel: command.parallel, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return loadSweepCommands().sweepCommand(command);
     case 'vocab':
       return vocabCommand(command);
@@ -352,6 +420,22 @@ function vocabCommand(command: Extract<Command, { kind: 'vocab' }>): number {
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);
     return EXIT_FAILED;
+  }
+}
+
+function loadSlurmCommands(): typeof SlurmCommands {
+  return require('./slurm-command') as typeof SlurmCommands;
+}
+
+/** One task of a Slurm job, on a compute node: plain text output, which is the job's log. */
+async function slurmTaskCommand(jobDir: string): Promise<number> {
+  const output = createOutput(false, DEFAULT_LOG_EVERY);
+  try {
+    const { finished, code } = await loadSlurmCommands().slurmTaskCommand(jobDir, (message) => output.message(message));
+    if (finished) output.message(finished);
+    return code;
+  } catch (err) {
+    return reportFailure(err, output);
   }
 }
 

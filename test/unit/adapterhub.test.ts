@@ -551,7 +551,7 @@ describe('peft-lab export and import', () => {
     assert.match(noBase.stderr, /import: missing --base <file\.peft\.json>/);
     const format = await runCli(['export', run.checkpoint, '--format', 'onnx'], root);
     assert.equal(format.code, 2);
-    assert.match(format.stderr, /--format must be one of adapterhub, not 'onnx'/);
+    assert.match(format.stderr, /--format must be one of adapterhub, peft, not 'onnx'/);
     const folderBase = await runCli(['import', root, '--base', folder], root);
     assert.equal(folderBase.code, 1);
     assert.match(folderBase.stderr, /^error: .*exp: is a folder; --base takes a \*\.peft\.json config/m);

@@ -439,7 +439,7 @@ describe('messages', () => {
       [{ type: 'openDashboard', dirs: ['/a', 3] }, /openDashboard\.dirs\[1\]: expected a string, got number/],
       [{ type: 'annotate', dir: '/a' }, /expected a name, starred or note/],
       [{ type: 'annotate', dir: '/a', starred: 'yes' }, /annotate\.starred: expected a boolean/],
-      [{ type: 'delete', dir: '/a' }, /message\.type: expected ready, openDashboard, annotate, openConfig or webviewError, got "delete"/],
+      [{ type: 'delete', dir: '/a' }, /message\.type: expected ready, openDashboard, annotate, openConfig, webviewError, analyze, diff, exportTable or exportChart, got "delete"/],
     ];
     for (const [message, error] of bad) {
       const parsed = parseExperimentsToHost(message);

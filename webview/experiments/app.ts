@@ -10,7 +10,11 @@
 import {
   parseExperimentsState,
   parseHostToExperiments,
+  type AnalysisMessage,
+  type DiffMessage,
   type ExperimentRow,
+  type TableExportFormat,
+  type ValueChoice,
   type ExperimentsToHost,
   type ExperimentsUiState,
   type HostToExperiments,
@@ -30,6 +34,10 @@ import {
 import { clear, h } from '../view/dom';
 import { FrameScheduler, PartTimings } from '../view/frame';
 import { renderSweepChart } from './sweep-view';
+import { brushRows, parallelAxes, type ParallelAxis } from '../model/parallel';
+import { renderParallel } from './parallel-view';
+import { renderDiff, renderGroups, renderImportance } from './analysis-view';
+import { standaloneSvg, svgToPng } from './svg-export';
 import { TableView, type EditField } from './table-view';
 
 export interface ExperimentsVsCodeApi {
@@ -61,6 +69,16 @@ export class ExperimentsApp {
   private readonly frames = new FrameScheduler(() => this.render());
   /** Milliseconds per part of the last render (read by the benchmark). */
   lastTimings: Record<string, number> = {};
+  /** Brushed ranges on the parallel coordinates' axes (positions 0..1), by axis id. */
+  private readonly brushes = new Map<string, readonly [number, number]>();
+  private axes: ParallelAxis[] = [];
+  private analysis?: AnalysisMessage;
+  private analysisRequest = 0;
+  private analysisKey = '';
+  private analysisTimer?: ReturnType<typeof setTimeout>;
+  private parallelKey = '';
+  private diff?: DiffMessage;
+  private readonly expanded = new Set<string>();
 
   private readonly table: TableView;
   private readonly filterField = h('vscode-textfield', { class: 'text-filter', placeholder: 'Filter runs (every word, any column)', 'aria-label': 'Filter runs' });
@@ -71,6 +89,19 @@ export class ExperimentsApp {
   private readonly constantBox = h('vscode-checkbox', { class: 'show-constant', label: 'Constant parameters', title: 'Also show the config parameters that are the same in every run' });
   private readonly counts = h('span', { class: 'counts', 'aria-live': 'polite' });
   private readonly sweepPanel = h('details', { class: 'sweep-panel', hidden: true, open: true });
+  private readonly groupBox = h('vscode-checkbox', { class: 'group-toggle', label: 'Group seeds', title: 'One row per group of runs that differ only in their seed: mean ± sd, N, min and max of each metric' });
+  private readonly choiceSelect = h('vscode-single-select', { class: 'value-choice', 'aria-label': 'Value per run', title: 'Which value of each run\'s validation evaluations the groups, importance and exports use' },
+    ...(['best', 'last', 'min', 'max'] as ValueChoice[]).map((c) => h('vscode-option', { value: c }, { best: 'best checkpoint', last: 'last evaluation', min: 'minimum', max: 'maximum' }[c])));
+  private readonly diffButton = h('vscode-button', { class: 'diff-button', icon: 'diff', secondary: true, disabled: true, title: 'Show the selected runs\' config differences and metrics side by side' }, 'Diff');
+  private readonly exportButtons = (['csv', 'markdown', 'latex'] as TableExportFormat[]).map((f) =>
+    h('vscode-button', { class: `export-table export-${f}`, secondary: true, icon: 'export', title: `Export the shown runs (or their groups, mean ± sd) as ${f === 'csv' ? 'CSV' : f === 'markdown' ? 'a Markdown table' : 'a LaTeX table'}` }, f === 'csv' ? 'CSV' : f === 'markdown' ? 'Markdown' : 'LaTeX'));
+  private readonly analysisPanel = h('details', { class: 'analysis-panel', open: true });
+  private readonly analysisBody = h('div', { class: 'analysis-body' });
+  private readonly metricSelect = h('vscode-single-select', { class: 'analysis-metric', 'aria-label': 'Metric' });
+  private readonly parallelHost = h('div', { class: 'parallel-host' });
+  private readonly importanceHost = h('div', { class: 'importance-host' });
+  private readonly groupView = h('div', { class: 'group-view', hidden: true });
+  private readonly diffPanel = h('section', { class: 'diff-panel', hidden: true, 'aria-label': 'Run differences' });
   private readonly empty = h('p', { class: 'empty muted', hidden: true });
 
   constructor(private readonly root: HTMLElement, private readonly vscode: ExperimentsVsCodeApi) {
@@ -108,6 +139,17 @@ export class ExperimentsApp {
   }
 
   private apply(message: HostToExperiments): void {
+    if (message.type === 'analysis') {
+      if (message.request !== this.analysisRequest) return; // a newer request is on its way
+      this.analysis = message;
+      this.renderAnalysis();
+      return;
+    }
+    if (message.type === 'diff') {
+      this.diff = message;
+      this.renderDiffPanel();
+      return;
+    }
     if (message.type === 'rows') {
       this.rows = new Map(message.rows.map((r) => [r.dir, r]));
       this.received = true;
@@ -144,10 +186,44 @@ export class ExperimentsApp {
     this.picker.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') this.togglePicker(false);
     });
-    const toolbar = h('header', { class: 'toolbar' }, this.filterField, this.openButton, this.clearButton,
-      h('div', { class: 'picker-anchor' }, this.columnsButton, this.picker), this.constantBox, this.counts);
+    this.groupBox.checked = this.ui.grouped === true;
+    this.groupBox.addEventListener('change', () => this.update({ grouped: this.groupBox.checked }));
+    this.choiceSelect.value = this.ui.choice ?? 'best';
+    this.choiceSelect.addEventListener('change', () => this.update({ choice: this.choiceSelect.value as ValueChoice }));
+    this.diffButton.addEventListener('click', () => {
+      const dirs = this.view.map((r) => r.dir).filter((d) => this.selected.has(d));
+      if (dirs.length >= 2) this.post({ type: 'diff', dirs });
+    });
+    this.exportButtons.forEach((button, i) => button.addEventListener('click', () => this.exportTable((['csv', 'markdown', 'latex'] as const)[i]!)));
+    this.metricSelect.addEventListener('change', () => this.update({ analysis: { ...this.ui.analysis, metric: this.metricSelect.value } }));
+    this.analysisPanel.addEventListener('toggle', () => {
+      const closed = !(this.analysisPanel as HTMLDetailsElement).open;
+      if ((this.ui.analysis?.closed === true) !== closed) this.update({ analysis: { ...this.ui.analysis, closed } });
+    });
+    (this.analysisPanel as HTMLDetailsElement).open = this.ui.analysis?.closed !== true;
+    const clearBrushes = h('vscode-button', { class: 'clear-brushes', secondary: true, icon: 'clear-all', title: 'Show every run again' }, 'Clear Brushes');
+    clearBrushes.addEventListener('click', () => {
+      this.brushes.clear();
+      this.parallelKey = '';
+      this.frames.schedule();
+    });
+    const svgButton = h('vscode-button', { class: 'export-svg', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as SVG' }, 'SVG');
+    svgButton.addEventListener('click', () => this.exportChart('svg'));
+    const pngButton = h('vscode-button', { class: 'export-png', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as PNG' }, 'PNG');
+    pngButton.addEventListener('click', () => void this.exportChart('png'));
+    this.analysisPanel.append(
+      h('summary', null, h('span', { class: 'codicon codicon-graph', 'aria-hidden': 'true' }), h('h2', null, 'Analysis'),
+        h('span', { class: 'muted' }, 'parallel coordinates of the shown runs (drag an axis to filter the table) and parameter importance')),
+      h('div', { class: 'analysis-controls' }, h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, 'Metric'), this.metricSelect), clearBrushes, svgButton, pngButton),
+      this.analysisBody,
+    );
+    this.analysisBody.append(this.parallelHost, this.importanceHost);
+    const toolbar = h('header', { class: 'toolbar' }, this.filterField, this.openButton, this.diffButton, this.clearButton,
+      h('div', { class: 'picker-anchor' }, this.columnsButton, this.picker), this.constantBox, this.groupBox,
+      h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, 'Value'), this.choiceSelect),
+      h('span', { class: 'export-group' }, ...this.exportButtons), this.counts);
     const hint = h('footer', { class: 'hint muted' }, '↑ ↓ move · Space select · Enter open · Ctrl+Enter open the selection overlaid · S star · N note · F2 rename · click a header to sort, again to reverse');
-    this.root.append(toolbar, this.sweepPanel, this.empty, this.table.element, hint);
+    this.root.append(toolbar, this.diffPanel, this.sweepPanel, this.analysisPanel, this.empty, this.groupView, this.table.element, hint);
   }
 
   /** Draws now (also used by the benchmark to time a render without waiting for a frame). */
@@ -158,12 +234,23 @@ export class ExperimentsApp {
     if (this.columnsDirty) parts.time('columns', () => (this.columns = buildColumns(rows)));
     this.columnsDirty = false;
     this.shown = visibleColumns(this.columns, this.ui);
-    parts.time('filterSort', () => (this.view = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
+    let filtered: ExperimentRow[] = [];
+    parts.time('filterSort', () => (filtered = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
+    parts.time('parallel', () => {
+      this.axes = parallelAxes(filtered, this.analysisMetric());
+      for (const id of [...this.brushes.keys()]) if (!this.axes.some((a) => a.id === id)) this.brushes.delete(id);
+      this.view = brushRows(filtered, this.axes, this.brushes);
+      this.renderParallel(filtered);
+    });
+    const grouped = this.ui.grouped === true;
+    this.groupView.hidden = !grouped;
+    this.table.element.hidden = grouped;
     parts.time('table', () => {
       this.table.setColumns(this.shown, this.ui.sort, this.ui.columnFilters);
       this.table.setRows(this.view, this.selected);
     });
     parts.time('sweep', () => this.renderSweep(rows));
+    this.requestAnalysis();
     this.renderCounts(rows.length);
     if (!this.picker.hidden) this.renderPicker();
     this.lastTimings = parts.ms;
@@ -177,10 +264,101 @@ export class ExperimentsApp {
     this.openButton.toggleAttribute('disabled', selected === 0);
     this.clearButton.toggleAttribute('disabled', selected === 0);
     this.openButton.textContent = selected > 1 ? `Open ${selected} in Dashboard` : 'Open in Dashboard';
+    this.diffButton.toggleAttribute('disabled', selected < 2);
     this.empty.hidden = total > 0 && this.view.length > 0;
     this.empty.textContent = !this.received ? 'Reading the runs…' : total === 0
       ? 'No runs in this workspace yet: train a *.peft.json config and its runs appear here, live.'
       : 'No run matches the filters.';
+  }
+
+  // ---- analysis: parallel coordinates, groups, importance, diff, exports --------------------------------
+
+  /** The metric column the parallel coordinates and importance use: the user's, else the task metric's best. */
+  private analysisMetric(): Column | undefined {
+    const metrics = this.columns.filter((c) => c.group === 'metric');
+    return metrics.find((c) => c.id === this.ui.analysis?.metric) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0];
+  }
+
+  private renderParallel(filtered: ExperimentRow[]): void {
+    const metric = this.analysisMetric();
+    const key = `${this.version}|${filtered.map((r) => r.dir).join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
+    if (key === this.parallelKey) return;
+    this.parallelKey = key;
+    const metrics = this.columns.filter((c) => c.group === 'metric');
+    clear(this.metricSelect);
+    for (const c of metrics) this.metricSelect.appendChild(h('vscode-option', { value: c.id, selected: c.id === metric?.id }, c.label));
+    clear(this.parallelHost);
+    if (this.axes.length < 2) {
+      this.parallelHost.appendChild(h('p', { class: 'muted' }, 'The shown runs do not differ in any parameter but the seed.'));
+      return;
+    }
+    const kept = new Set(this.view.map((r) => r.dir));
+    this.parallelHost.appendChild(renderParallel(filtered, this.axes, {
+      brushes: this.brushes, kept,
+      onBrush: (axis, range) => {
+        if (range) this.brushes.set(axis, range);
+        else this.brushes.delete(axis);
+        this.frames.schedule();
+      },
+    }));
+    const brushed = this.axes.filter((a) => this.brushes.has(a.id)).map((a) => {
+      const [lo, hi] = this.brushes.get(a.id)!;
+      return `${a.label} ${a.tick(lo)} … ${a.tick(hi)}`;
+    });
+    if (brushed.length) this.parallelHost.appendChild(h('p', { class: 'brush-summary muted' }, `${this.view.length} of ${filtered.length} runs inside: ${brushed.join('; ')}`));
+  }
+
+  /** Asks the host for the groups and importance of the shown runs when they or the choices changed. */
+  private requestAnalysis(): void {
+    const dirs = this.view.map((r) => r.dir);
+    const metric = this.analysisMetric()?.id;
+    const choice = this.ui.choice ?? 'best';
+    const key = `${this.version}|${dirs.join('\n')}|${JSON.stringify(this.ui.groupBy ?? null)}|${choice}|${metric}`;
+    if (key === this.analysisKey) return;
+    this.analysisKey = key;
+    clearTimeout(this.analysisTimer);
+    // a burst of changes (typing in a filter, a live run) asks once
+    this.analysisTimer = setTimeout(() => this.post({ type: 'analyze', request: ++this.analysisRequest, dirs, groupBy: this.ui.groupBy, choice, metric }), 60);
+  }
+
+  private renderAnalysis(): void {
+    const a = this.analysis;
+    if (!a) return;
+    clear(this.groupView);
+    this.groupView.appendChild(renderGroups(a, this.rows, this.expanded, (id) => {
+      if (this.expanded.has(id)) this.expanded.delete(id);
+      else this.expanded.add(id);
+      this.renderAnalysis();
+    }));
+    clear(this.importanceHost);
+    if (a.importance) this.importanceHost.appendChild(renderImportance(a.importance, this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric));
+    document.body.dataset.groups = String(a.groups.length);
+  }
+
+  private renderDiffPanel(): void {
+    clear(this.diffPanel);
+    if (!this.diff) {
+      this.diffPanel.hidden = true;
+      return;
+    }
+    this.diffPanel.hidden = false;
+    this.diffPanel.appendChild(renderDiff(this.diff, () => {
+      this.diff = undefined;
+      this.renderDiffPanel();
+    }));
+  }
+
+  private exportTable(format: TableExportFormat): void {
+    const grouped = this.ui.grouped === true;
+    const columns = grouped ? [...(this.analysis?.metrics ?? [])] : this.shown.map((c) => c.id);
+    this.post({ type: 'exportTable', format, dirs: this.view.map((r) => r.dir), columns, grouped, groupBy: this.ui.groupBy, choice: this.ui.choice ?? 'best' });
+  }
+
+  private async exportChart(format: 'svg' | 'png'): Promise<void> {
+    const svg = this.parallelHost.querySelector('svg');
+    if (!(svg instanceof SVGSVGElement)) return;
+    const data = format === 'svg' ? standaloneSvg(svg) : await svgToPng(svg);
+    this.post({ type: 'exportChart', format, name: 'parallel-coordinates', data });
   }
 
   // ---- sweep chart -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * loss), validation metric(s), and learning rate, against step. One run: every validation metric;
  * several runs: each run's primary metric, one colour per run. No DOM and no uPlot here.
  */
-import { alignSeries, decimateMinMax, mergeSteps, MinMaxDecimator, positiveOnly, SmoothingCache, type Values, type XY } from './series';
+import { alignSeries, decimateMinMax, mergeSteps, MinMaxDecimator, positiveOnly, SmoothingCache, type SmoothingKind, type Values, type XY } from './series';
 import { primaryMetric, runLabels, validationMetricNames, type RunModel } from './store';
 
 export type ChartId = 'loss' | 'metric' | 'lr';
@@ -35,6 +35,8 @@ export interface ChartModel {
 export interface ChartOptions {
   /** EMA weight in [0, 1); 0 turns smoothing (and the faint raw line) off. */
   readonly smoothing: number;
+  /** Which smoothing the weight drives (default EMA); 'none' draws the raw curve alone. */
+  readonly smoother?: SmoothingKind;
   readonly logScale: boolean;
   /**
    * Draw at most about this many buckets (the plot's width in device pixels) of min/max points per
@@ -116,7 +118,9 @@ function lowerBound(x: ArrayLike<number>, value: number): number {
 }
 
 function lossChart(runs: readonly RunModel[], options: ChartOptions, cache: SmoothingCache): ChartModel {
-  const { smoothing, logScale } = options;
+  const { logScale } = options;
+  const smoother = options.smoother ?? 'ema';
+  const smoothing = smoother === 'none' ? 0 : options.smoothing;
   const compare = runs.length > 1;
   const labels = runLabels(runs);
   const parts: XY[] = [];
@@ -130,7 +134,8 @@ function lossChart(runs: readonly RunModel[], options: ChartOptions, cache: Smoo
     if (smoothing > 0) {
       parts.push({ x, y: loss });
       series.push({ label: `${name} (raw)`, run: r, metric: 0, role: 'raw' });
-      parts.push({ x, y: cache.get(`${run.dir}\nloss`, loss, smoothing) });
+      // the raw series stays (drawn faint): smoothing never hides a spike
+      parts.push({ x, y: cache.smooth(`${run.dir}\nloss`, loss, smoothing, smoother) });
       series.push({ label: compare ? name : `${name} (smoothed)`, run: r, metric: 0, role: 'smoothed' });
     } else {
       parts.push({ x, y: loss });

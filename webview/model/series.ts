@@ -49,9 +49,50 @@ export function emaSmooth(values: Values, weight: number): (number | null)[] {
   return new EmaSmoother(weight).extend(values);
 }
 
+/** How training curves are smoothed: TensorBoard's debiased EMA, a trailing moving average, or not at all. */
+export type SmoothingKind = 'ema' | 'moving' | 'none';
+
+/**
+ * The moving-average window that smooths about as much as an EMA of weight w: the span of pandas'
+ * `ewm(span=...)`, whose alpha = 2 / (span + 1) = 1 - w, so span = 2 / (1 - w) - 1. The one slider
+ * thus means comparable smoothing for both kinds.
+ */
+export function windowForWeight(weight: number): number {
+  return Math.max(1, Math.round(2 / (1 - weight) - 1));
+}
+
+/**
+ * A trailing moving average over the last `window` finite values (fewer at the start); non-finite
+ * values pass through and do not enter it, as in the EMA.
+ */
+export function movingAverage(values: Values, window: number): (number | null)[] {
+  const out: (number | null)[] = new Array(values.length);
+  const kept: number[] = [];
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined || !Number.isFinite(v)) {
+      out[i] = v ?? null;
+      continue;
+    }
+    kept.push(v);
+    sum += v;
+    if (kept.length > window) sum -= kept.shift()!;
+    out[i] = sum / kept.length;
+  }
+  return out;
+}
+
 /** Keeps one smoother per key and restarts it when the weight or the data's identity changes. */
 export class SmoothingCache {
   private readonly entries = new Map<string, { source: Values; smoother: EmaSmoother }>();
+
+  /** The series smoothed as `kind` says (EMA incrementally; the moving average is recomputed, O(n)). */
+  smooth(key: string, values: Values, weight: number, kind: SmoothingKind): (number | null)[] {
+    if (kind === 'none' || weight === 0) return Array.from(values as ArrayLike<number | null>, (v) => v ?? null);
+    if (kind === 'moving') return movingAverage(values, windowForWeight(weight));
+    return this.get(key, values, weight);
+  }
 
   get(key: string, values: Values, weight: number): (number | null)[] {
     let e = this.entries.get(key);

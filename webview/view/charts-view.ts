@@ -8,6 +8,7 @@
  * - live: `update` swaps the data in place (no rebuild) unless the set of series changed
  */
 import uPlot from 'uplot';
+import { chartCsv, chartSvg } from '../model/chart-export';
 import type { ChartModel, SeriesSpec } from '../model/charts';
 import { formatInt, formatTick, formatValue } from '../model/format';
 import { h } from './dom';
@@ -28,6 +29,8 @@ interface ChartEntry {
 export interface ChartsViewEvents {
   /** The user zoomed (steps) or reset the zoom (undefined). */
   onZoom(range: [number, number] | undefined): void;
+  /** The user asked to save a chart: its file contents (SVG, CSV text or a PNG data URL). */
+  onExport?(chart: string, format: 'svg' | 'png' | 'csv', data: string): void;
 }
 
 export class ChartsView {
@@ -92,7 +95,16 @@ export class ChartsView {
       if (!entry) {
         const target = h('div', { class: 'chart-canvas' });
         const empty = h('div', { class: 'chart-empty' }, model.id === 'metric' ? 'No validation yet: metrics appear after the first evaluation.' : 'No steps logged yet.');
-        const wrapper = h('section', { class: 'chart', 'data-chart': model.id, 'aria-label': model.title }, h('h3', null, model.title), target, empty);
+        const id = model.id;
+        const buttons = (['svg', 'png', 'csv'] as const).map((format) => {
+          const b = h('button', { class: `chart-export export-${format}`, title: `Save the ${model.title.toLowerCase()} chart as ${format.toUpperCase()}`, 'data-format': format }, format.toUpperCase());
+          b.addEventListener('click', () => {
+            const data = this.exportData(id, format);
+            if (data) this.events.onExport?.(id, format, data);
+          });
+          return b;
+        });
+        const wrapper = h('section', { class: 'chart', 'data-chart': model.id, 'aria-label': model.title }, h('h3', null, model.title, h('span', { class: 'chart-exports' }, ...buttons)), target, empty);
         this.element.appendChild(wrapper);
         entry = { model, wrapper, target, empty, signature: '' };
         this.entries.set(model.id, entry);
@@ -106,6 +118,28 @@ export class ChartsView {
       if (!entry.plot || signature !== entry.signature) this.rebuild(entry);
       else this.setData(entry);
     }
+  }
+
+  /** A chart's file: SVG from its data in the chart's colours, CSV of every series, PNG of the drawn canvas on the editor's background. */
+  exportData(id: string, format: 'svg' | 'png' | 'csv'): string | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    if (format === 'csv') return chartCsv(e.model);
+    const t = this.theme;
+    if (format === 'svg') {
+      const colors = e.model.series.map((s) => t.palette[(this.compare ? s.run : s.metric) % t.palette.length]!);
+      return chartSvg(e.model, { colors, background: t.background, foreground: t.foreground, grid: t.grid, font: t.font, logScale: this.logScale && e.model.logCapable });
+    }
+    const source = e.plot?.ctx.canvas;
+    if (!source) return undefined;
+    const canvas = document.createElement('canvas');
+    canvas.width = source.width;
+    canvas.height = source.height;
+    const ctx = canvas.getContext('2d')!;
+    ctx.fillStyle = t.background;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(source, 0, 0);
+    return canvas.toDataURL('image/png');
   }
 
   private setData(e: ChartEntry): void {

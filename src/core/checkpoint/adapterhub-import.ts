@@ -274,7 +274,7 @@ function loraTargetsOf(c: ConfigFile): LoraTarget[] {
 }
 
 /** The config with its method replaced, through the schema so every default is filled as for a file. */
-function withMethod(config: ResolvedConfig, method: Record<string, unknown>): ResolvedConfig {
+export function withMethod(config: ResolvedConfig, method: Record<string, unknown>): ResolvedConfig {
   const { sourceFile, ...plain } = config;
   return parseConfigText(JSON.stringify({ ...plain, method }), sourceFile);
 }
@@ -442,7 +442,7 @@ function rows(w: { shape: number[]; data: Float32Array }, order: number[]): { sh
  * the rest (the encoder's LayerNorms). Built through PeftModel, so the checkpoint holds exactly what
  * `evaluate` will load, and every name and shape is checked by the code that uses them.
  */
-async function completeWeights(config: ResolvedConfig, base: Awaited<ReturnType<typeof loadBaseModel>>, weights: WeightMap, outputs: number, source: string) {
+export async function completeWeights(config: ResolvedConfig, base: Awaited<ReturnType<typeof loadBaseModel>>, weights: WeightMap, outputs: number, source: string) {
   await selectBackend('cpu'); // only variables are created: the slowest backend is fast enough and always loads
   const model = new PeftModel({
     bert: base.bert, base: base.weights, method: config.method, task: config.task.type,
@@ -458,15 +458,15 @@ async function completeWeights(config: ResolvedConfig, base: Awaited<ReturnType<
 
 // ---- the run folder ----------------------------------------------------------------------------
 
-function defaultRunDir(config: ResolvedConfig, name: string): string {
-  const base = path.join(config.output.runsDir, `${config.name}-${name}-adapterhub`);
+export function defaultRunDir(config: ResolvedConfig, name: string, format = 'adapterhub'): string {
+  const base = path.join(config.output.runsDir, `${config.name}-${name}-${format}`);
   let dir = base;
   for (let n = 2; fs.existsSync(dir); n++) dir = `${base}-${n}`;
   return dir;
 }
 
 /** A finished run with one checkpoint, assembled aside and renamed into place; returns the checkpoint folder. */
-function writeImportedRun(target: string, config: ResolvedConfig, weights: WeightMap, placement: Placement, about: { labelNames: string[]; source: string; name: string }): string {
+export function writeImportedRun(target: string, config: ResolvedConfig, weights: WeightMap, placement: Placement, about: ImportedFrom): string {
   if (fs.existsSync(target) && (!fs.statSync(target).isDirectory() || fs.readdirSync(target).length)) {
     throw new CheckpointError(target, 'already exists and is not an empty folder: choose another --out');
   }
@@ -492,11 +492,20 @@ function writeImportedRun(target: string, config: ResolvedConfig, weights: Weigh
   return path.join(target, 'checkpoints', 'step-0');
 }
 
-function checkpointInfo(config: ResolvedConfig, about: { labelNames: string[]; source: string; name: string }): CheckpointInfo & { importedFrom: object } {
+/** Where an imported checkpoint came from (recorded in its checkpoint.json). */
+export interface ImportedFrom {
+  labelNames: string[];
+  source: string;
+  name: string;
+  /** 'adapterhub' (default) or 'peft'. */
+  format?: string;
+}
+
+function checkpointInfo(config: ResolvedConfig, about: ImportedFrom): CheckpointInfo & { importedFrom: object } {
   return {
     step: 0, epoch: 0, method: config.method.type, labelNames: about.labelNames, created: new Date().toISOString(),
     trainer: { step: 0, epoch: 0, rng: new Rng(config.training.seed).state(), evalsWithoutImprovement: 0, routing: {}, optimizerSteps: {} },
-    importedFrom: { format: 'adapterhub', dir: about.source, name: about.name },
+    importedFrom: { format: about.format ?? 'adapterhub', dir: about.source, name: about.name },
   };
 }
 

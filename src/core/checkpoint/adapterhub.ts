@@ -354,7 +354,7 @@ export interface AdapterHubExport {
   notes: string[];
 }
 
-interface ExportSource {
+export interface ExportSource {
   config: ResolvedConfig;
   info: CheckpointInfo;
   weights: WeightMap;
@@ -401,7 +401,7 @@ export function defaultExportFolder(checkpointDir: string, parent: string): stri
   return target;
 }
 
-function readExportSource(checkpointDir: string): ExportSource {
+export function readExportSource(checkpointDir: string): ExportSource {
   const dir = path.resolve(checkpointDir);
   const infoFile = path.join(dir, 'checkpoint.json');
   if (!fs.existsSync(infoFile)) throw new CheckpointError(dir, 'is not a complete PEFT Lab checkpoint (no checkpoint.json)');

@@ -179,6 +179,7 @@ export interface PretrainConfig {
   pretrain: PretrainSection;
   training: TrainingConfig;
   output: PretrainOutputConfig;
+  slurm?: SlurmOptions;
 }
 
 export interface PeftConfig {
@@ -191,6 +192,28 @@ export interface PeftConfig {
   output: OutputConfig;
   /** A hyperparameter search over this config (`peft-lab sweep`, the Sweep CodeLens); Train ignores it. */
   sweep?: SweepConfig;
+  /** Options for runs of this config on a Slurm cluster; local runs ignore them. */
+  slurm?: SlurmOptions;
+}
+
+/** What users set for their cluster (settings `peftLab.slurm.*`, a config's `slurm` section, CLI flags); see core/slurm/job.ts. */
+export interface SlurmOptions {
+  /** `--partition`; default: the cluster's default partition. */
+  partition?: string;
+  /** `--time`, in Slurm's format (`30`, `4:00:00`, `1-00:00:00`); default: the partition's limit. */
+  time?: string;
+  /** `--cpus-per-task`; default 1. */
+  cpusPerTask?: number;
+  /** `--mem`, e.g. `8G`; default: the cluster's. */
+  mem?: string;
+  /** `--gres`, e.g. `gpu:1`. */
+  gres?: string;
+  account?: string;
+  qos?: string;
+  /** More `#SBATCH` lines, e.g. `--constraint=a100` (with or without the `#SBATCH `). */
+  extraDirectives?: string[];
+  /** The Node.js executable on the compute nodes; default: the one running PEFT Lab (visible on a shared home) or `node`. */
+  nodePath?: string;
 }
 
 /** A config with every relative path made absolute against the config file's folder. */
