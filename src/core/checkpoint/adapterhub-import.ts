@@ -79,7 +79,7 @@ export async function importAdapterHub(adapterDir: string, options: AdapterHubIm
   const warnings: string[] = [];
   const method = folder.adapter ? methodOf(folder.adapter.config, base.bert, warnings) : ({ type: 'head-only' } as const);
   const imported = withMethod(config, method);
-  const labelNames = readExamples(config.data.train, config.data, config.task, config.task.labels?.map(String)).labelNames;
+  const labelNames = readExamples(config.data.train, config.data, config.task, config.task.labels).labelNames;
   const outputs = config.task.type === 'regression' ? 1 : labelNames.length;
   const weights: WeightMap = new Map([
     ...(folder.adapter ? adapterWeights(folder.adapter, imported.method, base.bert, layout, warnings) : []),

@@ -15,7 +15,7 @@ export type RunCommand = 'train' | 'pretrain';
 
 /** Config fields that change neither the numbers a run computes nor its steps. */
 const NON_COMPUTING_FIELDS = [
-  '/name', '/sourceFile', '/output', '/sweep', '/sweepPoint', '/model/cacheDir',
+  '/name', '/sourceFile', '/output', '/sweep', '/sweepPoint', '/slurm', '/model/cacheDir',
   '/training/backend', '/training/logEvery', '/training/keepCheckpoints', '/training/microBatchSize',
 ];
 

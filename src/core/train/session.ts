@@ -98,7 +98,7 @@ function progressLogger(log: (message: string) => void) {
 
 export function loadDataset(config: ResolvedConfig, tokenizer: TextTokenizer): Dataset {
   const { data, task } = config;
-  const train = readExamples(data.train, data, task, task.labels?.map(String));
+  const train = readExamples(data.train, data, task, task.labels);
   const labelNames = train.labelNames;
   let trainExamples = train.examples;
   let validation: Example[] = [];
