@@ -2,7 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emaSmooth, movingAverage, SmoothingCache, windowForWeight } from '../../webview/model/series';
-import { chartCsv, chartSvg } from '../../webview/model/chart-export';
 
 test('EMA as TensorBoard computes it: debiased, so the first point is the first value', () => {
   // tensorboard/webapp/widgets/line_chart_v2/lib/data_transformer.ts: last = last * w + (1 - w) * v; v_s = last / (1 - w^n)
@@ -26,6 +25,7 @@ test('moving average: a trailing window, shorter at the start; its window follow
 });
 
 test('chart export: CSV with every series (raw kept), SVG with a line per series and the legend', async () => {
+  const { chartCsv, chartSvg } = await import('../../webview/model/chart-export.js');
   const model = {
     id: 'loss' as const, title: 'Loss', x: [1, 2, 3], logCapable: true, points: 3,
     series: [{ label: 'training loss (raw)', run: 0, metric: 0, role: 'raw' as const }, { label: 'training loss (smoothed)', run: 0, metric: 0, role: 'smoothed' as const }],

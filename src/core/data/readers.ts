@@ -37,7 +37,8 @@ export interface RawRecord {
  * Reads `file` as the config describes. `labelNames` (from the config, or from the training file
  * when reading validation/test files) fixes the label ids; without it they are collected from the file.
  */
-export function readExamples(file: string, data: DataConfig, task: TaskConfig, labelNames?: string[]): ReadResult {
+/** `labelNames` are task.labels (numbers match the data's labels as their decimal text) or the training file's names. */
+export function readExamples(file: string, data: DataConfig, task: TaskConfig, labelNames?: readonly (string | number)[]): ReadResult {
   const records = parseRecords(file, readContent(file, data.encoding ?? 'utf-8'), formatOf(file, data.format), data);
   if (records.length === 0) throw new DataError(file, undefined, 'the file contains no examples');
   if (task.type === 'regression') {
@@ -48,7 +49,7 @@ export function readExamples(file: string, data: DataConfig, task: TaskConfig, l
     }));
     return { examples, labelNames: [] };
   }
-  return readClassification(file, records, data, labelNames);
+  return readClassification(file, records, data, labelNames?.map(String));
 }
 
 function readClassification(file: string, records: RawRecord[], data: DataConfig, labelNames?: string[]): ReadResult {
