@@ -92,6 +92,8 @@ export type RunOutcome =
 interface ActiveRun extends RunView {
   /** A run folder to continue from its last checkpoint (TrainRequest.resume). */
   resume?: string;
+  /** TrainRequest.allowConfigChange: the user agreed to continue with the changed config. */
+  allowConfigChange?: boolean;
   /** A sweep point's resolved config, handed to the worker instead of the config file. */
   config?: ResolvedConfig;
   child?: ChildProcess;
@@ -134,13 +136,14 @@ export class RunManager implements vscode.Disposable {
    * Starts (or queues) a run of a config, or with `point` of one sweep point; resolves when it ends.
    * Throws at once when that config (or point) is already training or queued.
    */
-  train(configFile: string, options: { resume?: string; point?: SweepPoint } = {}): Promise<RunOutcome> {
+  train(configFile: string, options: { resume?: string; allowConfigChange?: boolean; point?: SweepPoint } = {}): Promise<RunOutcome> {
     const point = options.point;
     const k = key(configFile, point?.name);
     const existing = this.runs.get(k);
     if (existing) throw new Error(`${point?.name ?? path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
     const run = this.createRun(configFile, point && { name: point.name, sweep: point.config.sweepPoint! });
     run.resume = options.resume;
+    run.allowConfigChange = options.allowConfigChange;
     run.config = point?.config;
     this.runs.set(k, run);
     if (this.queue.canStartNow(this.runningCount(), readSettings().maxConcurrentRuns)) {
@@ -192,7 +195,7 @@ export class RunManager implements vscode.Disposable {
    * Train). Throws at once when the folder does not say which config it came from, or that config
    * is already training.
    */
-  resume(runDir: string, fromCheckpoint?: string): Promise<RunOutcome> {
+  resume(runDir: string, fromCheckpoint?: string, options: { allowConfigChange?: boolean } = {}): Promise<RunOutcome> {
     const status = readStatus(runDir);
     let configFile = status?.configFile;
     if (!configFile) {
@@ -207,7 +210,7 @@ export class RunManager implements vscode.Disposable {
     const point = sweepPointOfRun(runDir);
     if (status?.state === 'running' && this.runs.has(key(configFile, point?.name))) throw new Error(`${path.basename(runDir)} is still training`);
     // a checkpoint folder rewinds the run to it; the run folder continues from its last checkpoint
-    return this.train(configFile, { resume: fromCheckpoint ?? runDir, point });
+    return this.train(configFile, { resume: fromCheckpoint ?? runDir, point, allowConfigChange: options.allowConfigChange });
   }
 
   /**
@@ -388,6 +391,7 @@ export class RunManager implements vscode.Disposable {
       runsDir: settings.runsDirectory ? this.resolveRunsDir(settings.runsDirectory, run.configFile) : undefined,
       detach: true,
       resume: run.resume,
+      ...(run.allowConfigChange && { allowConfigChange: true }),
       config: run.config,
     };
     child.send(request);

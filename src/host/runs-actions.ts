@@ -12,6 +12,8 @@ import { formatMetrics, stateWord } from './runs-present';
 import { latestCompleteCheckpoint, metricName, STATE_FILTERS, type RunRecord, type RunsViewOptions, type StateFilter } from './runs-model';
 import type { RunsNode, RunsSidebar } from './runs-tree';
 import type { RunOutcome } from './run-manager';
+import { loadAnyConfig } from '../core/config/load';
+import { describeConfigChanges, pendingConfigChanges } from '../core/train/run-start';
 
 export const DASHBOARD_COMMAND = 'peftLab.openDashboard';
 export const COMPARE_COMMAND = 'peftLab.compareRuns';
@@ -135,9 +137,19 @@ class RunsActions {
       );
       if (choice !== 'Rewind and Resume') return undefined;
     }
+    // the worker refuses a config that now computes something else; ask here instead, naming the fields
+    const changes = run.configFile ? pendingConfigChanges(run.dir, run.configFile, (file) => loadAnyConfig(file, { semantic: false })) : [];
+    if (changes.length) {
+      const choice = await vscode.window.showWarningMessage(
+        `${path.basename(run.configFile!)} has changed since ${run.id} was trained.`,
+        { modal: true, detail: `Changed: ${describeConfigChanges(changes)}.\n\nContinue the run with the new values (recorded in its status.json), or cancel and put them back (or train a new run).` },
+        'Continue with Changes',
+      );
+      if (choice !== 'Continue with Changes') return undefined;
+    }
     let done: Promise<RunOutcome>;
     try {
-      done = this.sidebar.runs.resume(run.dir, rewindTo);
+      done = this.sidebar.runs.resume(run.dir, rewindTo, { allowConfigChange: changes.length > 0 });
     } catch (err) {
       void vscode.window.showWarningMessage(`PEFT Lab: cannot resume ${run.id}: ${(err as Error).message}.`);
       return undefined;

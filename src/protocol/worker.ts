@@ -191,6 +191,8 @@ export interface TrainRequest {
   configFile: string;
   /** A run folder to continue from its last checkpoint. */
   resume?: string;
+  /** With `resume`: continue even when the config file changes what the run computes (recorded in its status.json). */
+  allowConfigChange?: boolean;
   backend?: string;
   /** Overrides the config's output.runsDir (the extension's peftLab.runsDirectory setting). */
   runsDir?: string;

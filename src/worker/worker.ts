@@ -127,6 +127,7 @@ function runTrain(request: TrainingJob): Promise<FinishedMessage> {
   if (pretraining && request.type === 'train') logLine('the config has a pretrain section: pretraining');
   return (pretraining ? pretrain : train)(request.configFile, {
     resume: request.resume,
+    allowConfigChange: request.allowConfigChange,
     runsDir: request.runsDir,
     // checked by the host when it planned the sweep; the run refuses a config of the other kind
     config: request.config as AnyResolvedConfig | undefined,

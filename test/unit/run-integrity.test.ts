@@ -16,6 +16,8 @@ import type { RunStatus } from '../../src/core/checkpoint/run-folder';
 import { metricsLines, ofType, readJson, rejection, runRecorded, type Outcome } from './helpers/runs';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { runCli } from './helpers/run-cli';
+import { pendingConfigChanges } from '../../src/core/train/run-start';
+import { loadAnyConfig } from '../../src/core/config/load';
 
 let root: string;
 
@@ -195,6 +197,8 @@ describe('a changed config on resume', () => {
       c.training.decayRatio = 0.5;
       c.training.logEvery = 5; // changes nothing computed: not named
     });
+    // what the editor asks about before it resumes (read-only)
+    assert.deepEqual(pendingConfigChanges(runDir, configFile, (f) => loadAnyConfig(f)).map((c) => c.path), ['/training/learningRate', '/training/decayRatio']);
     const err = await rejection(run(configFile, { resume: runDir }));
     assert.ok(err instanceof ConfigError, String(err));
     assert.equal(err.path, '/training/learningRate');
@@ -386,4 +390,21 @@ describe('messages that name the right thing', () => {
     await evaluateCheckpoint(resumed.result.bestCheckpoint!, 'validation', { onMessage: (m) => messages.push(m) }).catch(() => undefined);
     assert.deepEqual(pooler(messages), []);
   });
+});
+
+test('a writer whose lock another machine took over (it judged it stale) stops at its next checkpoint and writes no status', async () => {
+  const configFile = experiment({ epochs: 3, evalEvery: 1 });
+  let taken = '';
+  const err = await rejection(run(configFile, {
+    onMessage: (m) => {
+      if (m.type !== 'checkpoint' || taken) return;
+      taken = path.dirname(path.dirname(m.dir));
+      const now = new Date().toISOString();
+      fs.writeFileSync(path.join(taken, 'run.lock'), JSON.stringify({ pid: 4242, host: 'gpu-node-7', since: now, heartbeat: now, purpose: 'resume', token: 'abcdefabcdefabcd' }));
+    },
+  }));
+  assert.ok(err instanceof RunLockedError, String(err));
+  assert.match(err.message, /in use by pid 4242 on gpu-node-7 \(resume\)/);
+  assert.equal(readJson<RunStatus>(path.join(taken, 'status.json')).state, 'running', 'the status is the new holder\'s to write');
+  assert.equal(readJson<{ host: string }>(path.join(taken, 'run.lock')).host, 'gpu-node-7', 'the new holder keeps its lock');
 });

@@ -87,6 +87,8 @@ const STAGED_OR_TRASH = /^step-\d+\.tmp-\d+(-[0-9a-f]{8})?$/;
 export class RunFolder {
   /** Kept in status.json across rewrites once a resume records a config change. */
   private configChanges: ConfigChangeRecord[] = [];
+  /** Throws when this process may no longer write the run (its lock was taken over); see `guardWrites`. */
+  private writerCheck?: () => void;
 
   private constructor(readonly dir: string) {}
 
@@ -151,6 +153,14 @@ export class RunFolder {
         fs.writeFileSync(this.file('status.json'), `${JSON.stringify(recorded, null, 2)}\n`);
       }
     });
+  }
+
+  /**
+   * Checked before each checkpoint: a writer whose lock another process has taken over (it judged
+   * the lock stale) stops instead of writing beside the new holder.
+   */
+  guardWrites(check: () => void): void {
+    this.writerCheck = check;
   }
 
   /** Records a config change a resume was allowed to make; every later status.json carries it. */
@@ -234,6 +244,7 @@ export class RunFolder {
    * failed write removes what it staged, so a full disk does not fill up further with each retry.
    */
   saveCheckpoint(info: CheckpointInfo, weights: WeightMap, optimizer: WeightMap): string {
+    this.writerCheck?.();
     const final = this.checkpointDir(info.step);
     const staging = `${final}.tmp-${process.pid}`;
     onDisk(final, `checkpoint step-${info.step}`, () => {

@@ -101,6 +101,14 @@ export class RunLock {
     return !this.released && readRunLock(this.dir)?.token === this.holderValue.token;
   }
 
+  /** Throws a RunLockedError naming the new holder when another process has taken the lock over. */
+  assertHeld(): void {
+    if (this.released || this.held) return;
+    const now = readRunLock(this.dir);
+    if (now) throw new RunLockedError(this.dir, now);
+    throw new PeftLabError(`${this.dir}: the run's lock (${LOCK_FILE}) was removed by another process; stopping so as not to write beside another writer`);
+  }
+
   /** Refreshes the heartbeat; does nothing (and stops the timer) if the lock is no longer ours. */
   heartbeat(now = new Date()): void {
     if (this.released) return;

@@ -535,8 +535,11 @@ function resolvePaths(config: PeftConfig | PretrainConfig, file: string): AnyRes
   const resolve = (p: string): string => path.resolve(folder, expandHome(p));
   if ('pretrain' in config) return resolvePretrainPaths(config, sourceFile, resolve);
   const { validation, test } = config.data;
+  // the schema takes numbers too; every later reader compares labels as text
+  const labels = (config.task.labels as (string | number)[] | undefined)?.map(String);
   return {
     ...config,
+    task: { ...config.task, ...(labels && { labels }) },
     model: resolveModelPaths(config.model, resolve),
     data: {
       ...config.data,

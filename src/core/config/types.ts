@@ -41,8 +41,11 @@ export type ModelConfig =
 
 export interface TaskConfig {
   type: TaskType;
-  /** Label names in id order (classification); read from the training file when omitted. Numbers stand for their decimal form. */
-  labels?: (string | number)[];
+  /**
+   * Label names in id order (classification); read from the training file when omitted. The file may
+   * give numbers: a resolved config holds their decimal text (`[0, 1]` -> `["0", "1"]`).
+   */
+  labels?: string[];
   metric: MetricName;
   /** What the head reads: the [CLS] token's last hidden state, or the mean over the real tokens. */
   pooling: 'cls' | 'mean';

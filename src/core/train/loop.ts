@@ -18,6 +18,7 @@ import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
 import { RunFolder, readCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
 import { createRun, discardIfNeverStarted, openForResume } from './run-start';
+import { RunLockedError } from '../checkpoint/run-lock';
 import { variableGrads } from './gradients';
 import { AdamW, clipScale, learningRateAt, type OptimizerState } from './optimizer';
 import { gib, planFromProbes } from './memory-plan';
@@ -412,7 +413,8 @@ export async function startRun<C extends AnyResolvedConfig, P>(configFile: strin
     try {
       return await loop.run(resumed?.checkpoint);
     } catch (err) {
-      if (!(fresh && discardIfNeverStarted(folder, err))) loop.recordFailure(err);
+      // a writer that lost its lock leaves the folder to the new holder
+      if (!(err instanceof RunLockedError) && !(fresh && discardIfNeverStarted(folder, err))) loop.recordFailure(err);
       throw err;
     } finally {
       loop.dispose();

@@ -15,7 +15,7 @@ export type RunCommand = 'train' | 'pretrain';
 
 /** Config fields that change neither the numbers a run computes nor its steps. */
 const NON_COMPUTING_FIELDS = [
-  '/name', '/sourceFile', '/output', '/sweep', '/sweepPoint', '/model/cacheDir',
+  '/name', '/sourceFile', '/output', '/sweep', '/sweepPoint', '/slurm', '/model/cacheDir',
   '/training/backend', '/training/logEvery', '/training/keepCheckpoints', '/training/microBatchSize',
 ];
 
@@ -40,6 +40,25 @@ export function computingChanges(stored: AnyResolvedConfig, given: AnyResolvedCo
   // through JSON: the stored config went through it, so an undefined field is an absent one in both
   walk(JSON.parse(JSON.stringify(stored)), JSON.parse(JSON.stringify(given)), '');
   return changes;
+}
+
+/**
+ * What a resume of `runDir` with `configFile` would find changed (read-only; empty when the file is
+ * gone, does not load, or the run is a sweep point's), for an editor to ask before it resumes.
+ */
+export function pendingConfigChanges(runDir: string, configFile: string, load: (file: string) => AnyResolvedConfig): ConfigChange[] {
+  try {
+    const stored = RunFolder.open(runDir).readConfig() as AnyResolvedConfig;
+    if (('sweepPoint' in stored && stored.sweepPoint) || !fs.existsSync(configFile)) return [];
+    return computingChanges(stored, load(configFile));
+  } catch {
+    return []; // the resume itself reports what is wrong
+  }
+}
+
+/** `/training/learningRate 0.001 -> 0.01, ...` */
+export function describeConfigChanges(changes: readonly ConfigChange[]): string {
+  return changes.map((c) => `${c.path} ${show(c.from)} -> ${show(c.to)}`).join(', ');
 }
 
 export interface ResumeOpening {
@@ -75,6 +94,7 @@ export function openForResume(request: ResumeRequest): ResumeOpening {
     }
     const checkpoint = explicit ? path.resolve(request.target) : lastCheckpoint(run);
     const config = configToResumeWith(run, stored, checkpoint, request);
+    run.guardWrites(() => lock.assertHeld());
     return { run, checkpoint, config, lock };
   } catch (err) {
     lock.release();
@@ -92,6 +112,7 @@ export function createRun(config: AnyResolvedConfig, command: RunCommand): Fresh
   const folder = RunFolder.create(config);
   try {
     const lock = onDisk(folder.file('run.lock'), 'the run lock', () => acquireRunLock(folder.dir, command));
+    folder.guardWrites(() => lock.assertHeld());
     return { folder, lock };
   } catch (err) {
     fs.rmSync(folder.dir, { recursive: true, force: true });
@@ -149,7 +170,7 @@ function configToResumeWith(run: RunFolder, stored: AnyResolvedConfig, checkpoin
   const given = request.load(file);
   const changes = computingChanges(stored, given);
   if (!changes.length) return stored;
-  const list = changes.map((c) => `${c.path} ${show(c.from)} -> ${show(c.to)}`).join(', ');
+  const list = describeConfigChanges(changes);
   if (!request.allowConfigChange) {
     throw new ConfigError(
       file, changes[0]!.path,
