@@ -59,7 +59,11 @@ export class Sweeps implements vscode.Disposable {
       vscode.commands.registerCommand('peftLab.queue.resume', () => deps.runs.resumeQueue()),
       vscode.commands.registerCommand('peftLab.queue.clear', () => deps.runs.clearQueue()),
       vscode.commands.registerCommand('peftLab.queue.remove', (run?: RunView) => run && deps.runs.stopRun(run.id)),
-      vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => run && deps.runs.stopRun(run.id)),
+      vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => {
+        if (!run) return;
+        deps.log.info(`Stop requested for ${run.point?.name ?? run.configFile} (Slurm job ${run.slurm?.jobId ?? '?'}${run.slurm?.taskId === undefined ? '' : `_${run.slurm.taskId}`})`);
+        deps.runs.stopRun(run.id);
+      }),
       vscode.commands.registerCommand('peftLab.queue.showJobLog', (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log)),
     );
     this.onQueueChange();
