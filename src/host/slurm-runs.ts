@@ -202,7 +202,8 @@ export class SlurmRuns implements vscode.Disposable {
         continue;
       }
       if (!state) continue;
-      const shown = JSON.stringify([state.state, state.reason, state.node, runView(this.deps.runs, task)?.progress?.step]);
+      // Slurm's view only: a redraw at every step would close a context menu opened on the row
+      const shown = JSON.stringify([state.state, state.reason, state.node]);
       if (shown === task.shown) continue;
       task.shown = shown;
       task.remote.update({

@@ -259,8 +259,7 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
     item.id = run.id;
     const job = slurm.taskId === undefined ? slurm.jobId : `${slurm.jobId}_${slurm.taskId}`;
     const state = slurm.ended ?? (run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm));
-    const progress = run.progress && !slurm.ended ? ` · step ${run.progress.step}/${run.progress.totalSteps}` : '';
-    item.description = `${state}${progress} · Slurm job ${job}`;
+    item.description = `${state} · Slurm job ${job}`;
     item.tooltip = `${run.configFile}\nSlurm job ${job}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ''}${slurm.node ? ` on ${slurm.node}` : ''}\nlog: ${slurm.log}`;
     item.iconPath = new vscode.ThemeIcon(slurm.ended ? (slurm.ended === 'completed' ? 'pass' : slurm.ended.startsWith('cancelled') ? 'circle-slash' : 'error') : run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
     item.contextValue = slurm.ended ? 'peftSlurmJobEnded' : 'peftSlurmJob';

@@ -89,15 +89,21 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
     await screenshot(page, 'slurm-pending.png');
     const running = rows.filter({ hasText: new RegExp(`running on ${node}`) });
     await running.first().waitFor({ timeout: 120_000 });
-    // progress from the run folder on the shared file system
-    await rows.filter({ hasText: new RegExp(`running on ${node} · step \\d+/400`) }).first().waitFor({ timeout: 60_000 });
+    // progress from the run folder on the shared file system, in the status bar
+    await page.locator('.statusbar', { hasText: /grid-bottleneck=.*: step \d+\/400/ }).waitFor({ timeout: 60_000 });
     await screenshot(page, 'slurm-running.png');
 
     // ---- 2. Stop one running point: it checkpoints and shows cancelled; its log is one click away -------------
     // the last point: it waited in the array, so it is still early in its run when it shows progress
     const victimName = 'grid-bottleneck=4-lr=1e-4';
-    const victim = rows.filter({ hasText: victimName }).filter({ hasText: new RegExp(`running on ${node} · step`) });
+    const victim = rows.filter({ hasText: victimName }).filter({ hasText: new RegExp(`running on ${node}`) });
     await victim.waitFor({ timeout: SWEEP_TIMEOUT });
+    // training, not starting up: its run folder has logged steps (a stop checkpoints at the next one)
+    for (const end = Date.now() + 120_000; ; await page.waitForTimeout(200)) {
+      const folder = existsSync(ws.runs) && readdirSync(ws.runs).find((d) => d.startsWith(`${victimName}-`));
+      if (folder && existsSync(join(ws.runs, folder, 'metrics.jsonl'))) break;
+      if (Date.now() > end) throw new Error(`${victimName} never logged a step`);
+    }
     await victim.click({ button: 'right' });
     const stop = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Stop Slurm Job' }).first();
     await stop.waitFor({ timeout: UI_TIMEOUT });
