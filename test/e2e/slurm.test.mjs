@@ -104,14 +104,9 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
       if (folder && existsSync(join(ws.runs, folder, 'metrics.jsonl'))) break;
       if (Date.now() > end) throw new Error(`${victimName} never logged a step`);
     }
-    await victim.click({ button: 'right' });
-    const stop = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Stop Slurm Job' }).first();
-    await stop.waitFor({ timeout: UI_TIMEOUT });
-    // the menu ignores a click that comes right after it opened (a guard against the opening right-click)
-    await page.waitForTimeout(300);
-    await stop.hover();
-    await stop.click();
-    await stop.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+    // the row's inline Stop button (it shows on hover)
+    await victim.hover();
+    await victim.locator('a.action-label[aria-label^="Stop Slurm Job"]').click();
     const stopped = rows.filter({ hasText: victimName }).filter({ hasText: /cancelled \(checkpoint at step \d+\)/ });
     await stopped.waitFor({ timeout: 120_000 });
     await screenshot(page, 'slurm-cancelled.png');
