@@ -100,7 +100,7 @@ start() {
   mkdir -p "$DIR"
   start_munge
   export SLURM_CONF="$CONF"
-  if running slurmctld && running slurmd; then log "already running ($CONF)"; return 0; fi
+  if running slurmctld && running slurmd && sinfo -h >/dev/null 2>&1; then log "already running ($CONF)"; return 0; fi
   stop_daemons
   rm -rf "$DIR/state" "$DIR/spool"
   write_conf

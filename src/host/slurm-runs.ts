@@ -27,6 +27,8 @@ const FOLLOW_AGAIN_DAYS = 14;
 
 interface TrackedTask {
   point: JobPoint;
+  /** What the Queue view last showed of it: unchanged polls do not redraw the view. */
+  shown?: string;
   remote: RemoteRun;
   runDir?: string;
   follower?: RunFollower;
@@ -200,6 +202,10 @@ export class SlurmRuns implements vscode.Disposable {
         continue;
       }
       if (!state) continue;
+      // Slurm's view only: a redraw at every step would close a context menu opened on the row
+      const shown = JSON.stringify([state.state, state.reason, state.node]);
+      if (shown === task.shown) continue;
+      task.shown = shown;
       task.remote.update({
         phase: state.state === 'RUNNING' ? 'training' : 'starting',
         slurm: { jobId: spec.jobId!, taskId: spec.kind === 'sweep' ? task.point.index : undefined, state: state.state, reason: state.reason, node: state.node, log: taskLog(spec, jobDir, task.point.index) },
@@ -218,7 +224,7 @@ export class SlurmRuns implements vscode.Disposable {
   }
 
   private rememberEnded(job: TrackedJob, task: TrackedTask, outcome: TaskOutcome): void {
-    const view = this.deps.runs.active().find((r) => r.id === task.remote.id);
+    const view = runView(this.deps.runs, task);
     if (!view?.slurm) return;
     const list = this.endedTasks.get(job.spec.jobId!) ?? [];
     list.push({ ...view, slurm: { ...view.slurm, ended: endedAs(outcome, task.state) } });
@@ -249,6 +255,10 @@ export class SlurmRuns implements vscode.Disposable {
     for (const job of this.jobs.values()) for (const task of job.tasks) task.follower?.dispose();
     this.jobs.clear();
   }
+}
+
+function runView(runs: RunManager, task: TrackedTask): RunView | undefined {
+  return runs.active().find((r) => r.id === task.remote.id);
 }
 
 /** How a task ended, as Slurm would say it; a run stopped by Stop checkpointed first and says where. */

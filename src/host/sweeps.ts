@@ -59,7 +59,11 @@ export class Sweeps implements vscode.Disposable {
       vscode.commands.registerCommand('peftLab.queue.resume', () => deps.runs.resumeQueue()),
       vscode.commands.registerCommand('peftLab.queue.clear', () => deps.runs.clearQueue()),
       vscode.commands.registerCommand('peftLab.queue.remove', (run?: RunView) => run && deps.runs.stopRun(run.id)),
-      vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => run && deps.runs.stopRun(run.id)),
+      vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => {
+        if (!run) return;
+        deps.log.info(`Stop requested for ${run.point?.name ?? run.configFile} (Slurm job ${run.slurm?.jobId ?? '?'}${run.slurm?.taskId === undefined ? '' : `_${run.slurm.taskId}`})`);
+        deps.runs.stopRun(run.id);
+      }),
       vscode.commands.registerCommand('peftLab.queue.showJobLog', (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log)),
     );
     this.onQueueChange();
@@ -255,8 +259,7 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
     item.id = run.id;
     const job = slurm.taskId === undefined ? slurm.jobId : `${slurm.jobId}_${slurm.taskId}`;
     const state = slurm.ended ?? (run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm));
-    const progress = run.progress && !slurm.ended ? ` · step ${run.progress.step}/${run.progress.totalSteps}` : '';
-    item.description = `${state}${progress} · Slurm job ${job}`;
+    item.description = `${state} · Slurm job ${job}`;
     item.tooltip = `${run.configFile}\nSlurm job ${job}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ''}${slurm.node ? ` on ${slurm.node}` : ''}\nlog: ${slurm.log}`;
     item.iconPath = new vscode.ThemeIcon(slurm.ended ? (slurm.ended === 'completed' ? 'pass' : slurm.ended.startsWith('cancelled') ? 'circle-slash' : 'error') : run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
     item.contextValue = slurm.ended ? 'peftSlurmJobEnded' : 'peftSlurmJob';

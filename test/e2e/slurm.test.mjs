@@ -14,11 +14,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { REPO_ROOT, screenshot, writeUserSettings } from '../../scripts/vscode-test/code-server.mjs';
+import { ARTIFACTS_DIR, REPO_ROOT, screenshot, writeUserSettings } from '../../scripts/vscode-test/code-server.mjs';
 import { ExtensionUiTest, PEFT_LAB_VIEW, UI_TIMEOUT, codeLens, copyFixtureWorkspace, openFile, runCommand, showPeftLabView, webviewContent } from '../../scripts/vscode-test/workbench.mjs';
 
 const CLUSTER = join(REPO_ROOT, 'scripts', 'slurm', 'local-cluster.sh');
@@ -39,11 +39,19 @@ function workspaceWithSweep(dir) {
   const grid = {
     ...tiny,
     name: 'grid',
-    training: { ...tiny.training, epochs: 60, evalEvery: 40, logEvery: 10 },
+    training: { ...tiny.training, epochs: 100, evalEvery: 40, logEvery: 10 },
     sweep: { method: 'grid', parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [0.001, 0.0001] } }, metric: 'accuracy', goal: 'maximize' },
   };
   writeFileSync(join(folder, 'grid.peft.json'), `${JSON.stringify(grid, null, 2)}\n`);
   return { folder, runs: join(folder, 'runs') };
+}
+
+function findFiles(dir, wanted) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const file = join(dir, name);
+    return statSync(file).isDirectory() ? findFiles(file, wanted) : wanted(file) ? [file] : [];
+  });
 }
 
 function pane(page, title) {
@@ -55,6 +63,13 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
   process.env.SLURM_CONF = execFileSync('bash', [CLUSTER, 'conf'], { encoding: 'utf8' }).trim();
   const ui = new ExtensionUiTest('ui-slurm', 'peft-lab-slurm-test.vsix');
   ui.atEnd(() => spawnSync('bash', [CLUSTER, 'stop'], { stdio: ['ignore', 'inherit', 'inherit'] }));
+  // the extension's own log (submissions, Slurm states, stops) and the jobs' logs, kept for a failure's post-mortem
+  ui.atEnd(() => {
+    const keep = (from, name) => cpSync(from, join(ARTIFACTS_DIR, name), { recursive: true });
+    for (const file of findFiles(ui.userDataDir, (f) => f.endsWith('PEFT Lab.log'))) keep(file, 'slurm-peft-lab.log');
+    const jobs = join(ws.runs, '.slurm');
+    if (existsSync(jobs)) keep(jobs, 'slurm-jobs');
+  });
   const ws = workspaceWithSweep(ui.dir);
   writeUserSettings(ui.userDataDir, { 'peftLab.executor': 'slurm', 'peftLab.maxConcurrentRuns': 2 });
   const node = hostname();
@@ -74,15 +89,24 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
     await screenshot(page, 'slurm-pending.png');
     const running = rows.filter({ hasText: new RegExp(`running on ${node}`) });
     await running.first().waitFor({ timeout: 120_000 });
-    // progress from the run folder on the shared file system
-    await rows.filter({ hasText: new RegExp(`running on ${node} · step \\d+/240`) }).first().waitFor({ timeout: 60_000 });
+    // progress from the run folder on the shared file system, in the status bar
+    await page.locator('.statusbar', { hasText: /grid-bottleneck=.*: step \d+\/400/ }).waitFor({ timeout: 60_000 });
     await screenshot(page, 'slurm-running.png');
 
     // ---- 2. Stop one running point: it checkpoints and shows cancelled; its log is one click away -------------
-    const victim = rows.filter({ hasText: new RegExp(`running on ${node} · step`) }).first();
-    const victimName = (await victim.locator('.label-name').innerText()).trim();
+    // the last point: it waited in the array, so it is still early in its run when it shows progress
+    const victimName = 'grid-bottleneck=4-lr=1e-4';
+    const victim = rows.filter({ hasText: victimName }).filter({ hasText: new RegExp(`running on ${node}`) });
+    await victim.waitFor({ timeout: SWEEP_TIMEOUT });
+    // training, not starting up: its run folder has logged steps (a stop checkpoints at the next one)
+    for (const end = Date.now() + 120_000; ; await page.waitForTimeout(200)) {
+      const folder = existsSync(ws.runs) && readdirSync(ws.runs).find((d) => d.startsWith(`${victimName}-`));
+      if (folder && existsSync(join(ws.runs, folder, 'metrics.jsonl'))) break;
+      if (Date.now() > end) throw new Error(`${victimName} never logged a step`);
+    }
+    // the row's inline Stop button (it shows on hover)
     await victim.hover();
-    await victim.locator('.action-label[aria-label^="Stop Slurm Job"]').click();
+    await victim.locator('a.action-label[aria-label^="Stop Slurm Job"]').click();
     const stopped = rows.filter({ hasText: victimName }).filter({ hasText: /cancelled \(checkpoint at step \d+\)/ });
     await stopped.waitFor({ timeout: 120_000 });
     await screenshot(page, 'slurm-cancelled.png');
@@ -115,7 +139,7 @@ test('VS Code UI: a Slurm sweep from the CodeLens, pending then running in the Q
         assert.ok(readdirSync(join(ws.runs, folder, 'checkpoints')).some((c) => c === `step-${status.step}`), 'checkpointed where it stopped');
       } else {
         assert.equal(status.state, 'finished', folder);
-        assert.equal(status.step, 240);
+        assert.equal(status.step, 400);
       }
     }
   });
