@@ -15,8 +15,9 @@ function cellText(v: CellValue | undefined): string {
   return typeof v === 'number' ? formatNumber(v) : String(v);
 }
 
+/** `0.8200 ± 0.0200` with the digits the exports use (tables.ts formatSummary); one run: its value alone. */
 export function summaryText(s: MetricSummary): string {
-  return s.n > 1 ? `${formatMetricValue(s.mean)} ± ${formatMetricValue(s.sd)}` : formatMetricValue(s.mean);
+  return s.n > 1 ? `${s.mean.toFixed(4)} ± ${s.sd.toFixed(4)}` : s.mean.toFixed(4);
 }
 
 /** A run's value of a metric id as the row carries it (best, final, test); min/max exist only in the groups. */

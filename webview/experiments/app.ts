@@ -303,7 +303,7 @@ export class ExperimentsApp {
     }));
     const brushed = this.axes.filter((a) => this.brushes.has(a.id)).map((a) => {
       const [lo, hi] = this.brushes.get(a.id)!;
-      return `${a.label} ${a.tick(lo)} … ${a.tick(hi)}`;
+      return `${a.label} ${a.describe(lo, hi)}`;
     });
     if (brushed.length) this.parallelHost.appendChild(h('p', { class: 'brush-summary muted' }, `${this.view.length} of ${filtered.length} runs inside: ${brushed.join('; ')}`));
   }
