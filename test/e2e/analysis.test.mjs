@@ -88,7 +88,7 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     await view.locator('body[data-groups="2"]').waitFor({ timeout: UI_TIMEOUT });
     await view.locator('.group-view:not([hidden]) table.group-table').waitFor({ timeout: UI_TIMEOUT });
     for (const method of ['houlsby', 'lora']) {
-      const row = view.locator('tr.group-row', { has: view.locator('td[data-param="method.type"]', { hasText: method }) });
+      const row = view.locator("tr.group-row", { has: view.locator(`.key-part[data-param="method.type"]`, { hasText: method }) });
       assert.equal(await row.locator('td.group-n').innerText(), '3', `${method}: N = 3`);
       // the seeds' losses differ (the tiny task's accuracies may not)
       for (const metric of ['accuracy', 'loss']) {

@@ -32,7 +32,9 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
   const caption = a.groupBy.length
     ? `${a.groups.length} group${a.groups.length === 1 ? '' : 's'} by ${a.groupBy.join(', ')} (every parameter that varies, but the seed) · mean ± sample sd over each group's runs`
     : `One group: the shown runs differ only in their seed · mean ± sample sd`;
-  const head = h('tr', null, h('th', { class: 'expander' }), ...a.groupBy.map((p) => h('th', { class: 'group-key' }, p)), h('th', { class: 'num' }, 'N'),
+  // the key as one cell (the parameters a group has, `name value` each), so the metrics stay in view
+  // however many parameters vary together (a method's type, rank, bottleneck, ...)
+  const head = h('tr', null, h('th', { class: 'expander' }), h('th', { class: 'group-key' }, 'Group'), h('th', { class: 'num' }, 'N'),
     ...a.metrics.map((m) => h('th', { class: 'num', 'data-metric': m }, label(m))));
   const body = h('tbody');
   for (const g of a.groups) {
@@ -42,7 +44,8 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
     toggle.addEventListener('click', () => onToggle(g.id));
     body.appendChild(h('tr', { class: 'group-row', 'data-group': g.id },
       h('td', { class: 'expander' }, toggle),
-      ...a.groupBy.map((p) => h('td', { class: 'group-key', 'data-param': p }, cellText(g.key[p]))),
+      h('td', { class: 'group-key' }, ...a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) =>
+        h('span', { class: 'key-part', 'data-param': p, title: `${p} = ${cellText(g.key[p])}` }, h('span', { class: 'muted' }, `${p} `), cellText(g.key[p])))),
       h('td', { class: 'num group-n' }, String(g.dirs.length)),
       ...a.metrics.map((m) => {
         const s = g.stats[m];
@@ -54,7 +57,7 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
       const row = rows.get(dir);
       body.appendChild(h('tr', { class: 'group-member', 'data-dir': dir },
         h('td', { class: 'expander' }),
-        h('td', { class: 'member-name', colspan: Math.max(1, a.groupBy.length) + 1, title: dir }, row?.name ?? dir),
+        h('td', { class: 'member-name', colspan: 2, title: dir }, row?.name ?? dir),
         ...a.metrics.map((m) => {
           const v = runValue(row, m);
           return h('td', { class: 'num', 'data-metric': m }, v === undefined ? '' : formatMetricValue(v));
