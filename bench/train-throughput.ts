@@ -8,10 +8,10 @@
  * classification head) and mlm (masked-language-model pretraining: 15% of the tokens selected,
  * BertForMaskedLM's head at those rows only, the decoder tied to the word embeddings; every weight).
  *
- *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|...]
+ *   node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|pfeiffer|parallel|lora|head-only|all] [--backend wasm|cpu|...]
  *        [--layers 4] [--hidden 256] [--heads 4] [--intermediate 1024] [--vocab 30522]
  *        [--steps 5] [--seq 128] [--batch 32] [--consistency 0] [--dropout 0.1] [--clip on|off]
- *        [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile]
+ *        [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile] [--plan-only]
  *
  * Each method runs in its own child process so `peak_rss_mib` is that method's alone. Prints one JSON
  * line per method, then a summary line. Measures only: no thresholds, no pass/fail.
@@ -44,9 +44,9 @@ import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 import { positiveInteger, readFlags } from './args';
 import { variableGrads } from '../src/core/train/gradients';
 
-/** `all` runs these; full and mlm are asked for by name. */
+/** `all` runs these; the others are asked for by name (the peer has houlsby, adamix, full and mlm). */
 const METHODS = ['houlsby', 'adamix'] as const;
-const ALL_METHODS = ['houlsby', 'adamix', 'full', 'mlm'] as const;
+const ALL_METHODS = ['houlsby', 'adamix', 'full', 'mlm', 'pfeiffer', 'parallel', 'lora', 'head-only'] as const;
 type BenchMethod = (typeof ALL_METHODS)[number];
 
 /** Set in the environment of the per-method child processes. */
@@ -98,6 +98,7 @@ interface Options {
   threads?: number;
   /** Time every kernel of the active backend during the timed steps (adds a `profile` field). */
   profile: boolean;
+  planOnly: boolean;
 }
 
 interface Result {
@@ -116,8 +117,11 @@ interface Result {
   last_layer: 'cls' | 'all';
   /** Rows per forward/backward pass the step ran (the batch size when one pass fits). */
   micro_batch: number;
-  ms_per_step: number;
-  examples_per_sec: number;
+  /** --micro auto on wasm: what the memory plan measured (MiB) and the limit it planned for. */
+  plan?: { passes: number; held_mib: number; pass_fixed_mib: number; per_row_mib: number; limit_mib: number; limit: string };
+  /** Absent with --plan-only, which measures the plan and runs no step. */
+  ms_per_step?: number;
+  examples_per_sec?: number;
   peak_rss_mib: number;
   /** Resident memory with the model built, before the first step: what the steps add is the difference. */
   model_rss_mib: number;
@@ -132,7 +136,7 @@ interface Result {
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile]\n`,
+    `${message}\nusage: node --import tsx bench/train-throughput.ts [--method houlsby|adamix|full|mlm|pfeiffer|parallel|lora|head-only|all] [--backend wasm|cpu|tensorflow|tensorflow-gpu|auto] [--layers N] [--hidden N] [--heads N] [--intermediate N] [--vocab N] [--steps N] [--seq N] [--batch N] [--consistency W] [--dropout P] [--clip on|off] [--last-layer cls|all] [--micro auto|N] [--native on|off] [--threads N] [--profile] [--plan-only]\n`,
   );
   process.exit(2);
 }
@@ -141,7 +145,7 @@ function parseArgs(argv: string[]): Options {
   const flags = readFlags(argv, {
     method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
     layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
-    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, micro: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' },
+    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, micro: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' }, 'plan-only': { type: 'boolean' },
   }, usage, 'train-throughput: training steps per second (adapters, full fine-tuning, MLM pretraining) on an encoder of any shape');
   const bert: BertConfig = { ...BENCH_BERT };
   if (flags.layers !== undefined) bert.num_hidden_layers = positiveInteger('--layers', flags.layers, usage);
@@ -151,7 +155,7 @@ function parseArgs(argv: string[]): Options {
   if (flags.vocab !== undefined) bert.vocab_size = positiveInteger('--vocab', flags.vocab, usage);
   if (bert.hidden_size % bert.num_attention_heads !== 0) usage(`--heads ${bert.num_attention_heads} must divide --hidden ${bert.hidden_size}`);
   if (bert.vocab_size < MLM_SPECIAL_IDS + 2) usage(`--vocab must be at least ${MLM_SPECIAL_IDS + 2}`);
-  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', micro: 'auto', native: true, profile: flags.profile === true };
+  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', micro: 'auto', native: true, profile: flags.profile === true, planOnly: flags['plan-only'] === true };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
     if (!(ALL_METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
@@ -192,6 +196,10 @@ function methodConfig(method: Exclude<BenchMethod, 'mlm'>, consistency: number):
   const bottleneck = { bottleneck: 64, reductionFactor: 16, activation: 'gelu' as const, initStd: 1e-3, leaveOut: [] };
   if (method === 'full') return { type: 'full' };
   if (method === 'houlsby') return { type: 'houlsby', ...bottleneck, sites: ['attention', 'ffn'] };
+  if (method === 'pfeiffer') return { type: 'pfeiffer', ...bottleneck };
+  if (method === 'parallel') return { type: 'parallel', ...bottleneck, sites: ['attention', 'ffn'], scale: 4 };
+  if (method === 'lora') return { type: 'lora', rank: 8, alpha: 16, targets: ['query', 'value'], leaveOut: [] };
+  if (method === 'head-only') return { type: 'head-only' };
   return { type: 'adamix', ...bottleneck, sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: consistency };
 }
 
@@ -291,10 +299,18 @@ function mlmWorkload(o: Options): Workload {
  * The rows per pass the Trainer's memory plan would choose (loop.ts planPasses): one and two rows
  * measured, 80% of the memory limit; the whole batch off the wasm backend.
  */
-function planRowsFor(work: Workload, o: Options, method: BenchMethod): number {
-  if (tf.getBackend() !== 'wasm') return o.batch;
+function planFor(work: Workload, o: Options, method: BenchMethod): { rows: number; plan?: Result['plan'] } {
+  if (tf.getBackend() !== 'wasm') return { rows: o.batch };
   const probe = (rows: number) => work.prepare(new Rng(SEED + 3), rows).parts[0]!.lossOf as () => tf.Scalar;
-  return planFromProbes(probe, work.store.trainable(), 0, o.batch, { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq }).rows;
+  const measured = planFromProbes(probe, work.store.trainable(), 0, o.batch, { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq });
+  const mib = (bytes: number) => round(bytes / 2 ** 20, 1);
+  return {
+    rows: measured.rows,
+    plan: {
+      passes: Math.ceil(o.batch / measured.rows), held_mib: mib(measured.steady), pass_fixed_mib: mib(measured.passFixed),
+      per_row_mib: mib(measured.perRow), limit_mib: mib(measured.limit.bytes), limit: measured.limit.why,
+    },
+  };
 }
 
 async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
@@ -308,7 +324,7 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   /** Parameters that have had a gradient: AdamW creates a parameter's two moment variables at its first one. */
   const updated = new Set<string>();
 
-  const rows = o.micro === 'auto' ? planRowsFor(work, o, method) : o.micro;
+  const { rows, plan } = o.micro === 'auto' ? planFor(work, o, method) : { rows: o.micro, plan: undefined };
 
   /** The Trainer's step: its passes' gradients summed (accumulateGradients, as loop.ts), clipping, AdamW; returns the loss. */
   const step = (): number => {
@@ -326,18 +342,19 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
   };
 
   const modelRss = process.memoryUsage().rss;
-  for (let i = 0; i < WARMUP_STEPS; i++) step();
+  const steps = o.planOnly ? 0 : o.steps;
+  for (let i = 0; i < (o.planOnly ? 0 : WARMUP_STEPS); i++) step();
   const tensorsBefore = tf.memory().numTensors;
   const slotsBefore = 2 * updated.size;
   const profiler = o.profile ? profileKernels(tf.getBackend()) : undefined;
   const t0 = performance.now();
-  for (let i = 0; i < o.steps; i++) step();
+  for (let i = 0; i < steps; i++) step();
   const seconds = (performance.now() - t0) / 1000;
-  const profile = profiler?.stop(o.steps);
+  const profile = profiler?.stop(Math.max(1, steps));
   const tensorsAfter = tf.memory().numTensors;
   // AdaMix experts first picked during the timed steps get their AdamW moments then: growth, not a leak.
   const leaked = tensorsAfter - tensorsBefore - (2 * updated.size - slotsBefore);
-  if (leaked !== 0) process.stderr.write(`warning: ${method}: ${leaked} tensors leaked over ${o.steps} timed steps\n`);
+  if (leaked !== 0) process.stderr.write(`warning: ${method}: ${leaked} tensors leaked over ${steps} timed steps\n`);
   const result: Result = {
     bench: 'train-throughput',
     method,
@@ -346,13 +363,13 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     native_kernels: backend.native?.active ? backend.native.kernels : [],
     seq: o.seq,
     batch: o.batch,
-    steps: o.steps,
+    steps,
     dropout: o.dropout,
     clip: o.clip,
     last_layer: o.lastLayer,
     micro_batch: rows,
-    ms_per_step: round((seconds * 1000) / o.steps, 2),
-    examples_per_sec: round((o.batch * o.steps) / seconds, 2),
+    ...(plan ? { plan } : {}),
+    ...(steps > 0 ? { ms_per_step: round((seconds * 1000) / steps, 2), examples_per_sec: round((o.batch * steps) / seconds, 2) } : {}),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
     model_rss_mib: round(modelRss / 2 ** 20, 1),
     ...wasmHeap(),

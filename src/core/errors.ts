@@ -41,6 +41,38 @@ export class WorkerCrashedError extends PeftLabError {
   }
 }
 
+/** What the system says for the write failures a user can fix (the disk, its permissions or its quota). */
+const DISK_PROBLEMS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is used up',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EIO: 'input/output error',
+};
+
+/** A write the disk refused: names the file or folder and what was being written. */
+export class DiskError extends PeftLabError {
+  constructor(readonly file: string, readonly what: string, readonly code: string) {
+    super(`${file}: cannot write ${what}: ${DISK_PROBLEMS[code] ?? code} (${code})`);
+  }
+
+  /** `err` as a DiskError when it is a disk failure (a system error with one of the codes above), else undefined. */
+  static from(err: unknown, file: string, what: string): DiskError | undefined {
+    if (err instanceof DiskError) return err;
+    const cause = (err as { cause?: unknown } | null)?.cause;
+    const code = (err as NodeJS.ErrnoException | null)?.code ?? (cause as NodeJS.ErrnoException | undefined)?.code;
+    return typeof code === 'string' && code in DISK_PROBLEMS ? new DiskError(file, what, code) : undefined;
+  }
+}
+
+/** A resume of a run that has already finished: nothing to do, and nothing is written. */
+export class RunFinishedError extends PeftLabError {
+  constructor(readonly dir: string, detail: string) {
+    super(`${dir}: ${detail}`);
+  }
+}
+
 /** A requested TensorFlow.js backend that could not be loaded. */
 export class BackendError extends PeftLabError {}
 

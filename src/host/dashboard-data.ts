@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { runActivity } from '../core/checkpoint/run-lock';
 import type { Placement } from '../protocol/worker';
 import {
   checkPlacement,
@@ -128,6 +129,7 @@ export class RunData {
       }
     }
     this.readStatus(followed, changes);
+    this.checkStillRunning(followed, changes);
     this.readMetrics(changes);
     if (!this.placementValue || changes.reset) this.readPlacement(changes);
     this.readCheckpoints(changes);
@@ -168,6 +170,25 @@ export class RunData {
       reason: str(raw.reason),
       error,
     };
+    changes.status = { ...this.statusValue, followed };
+  }
+
+  /**
+   * A killed run's status.json keeps saying running; its lock's holder (run-lock.ts's one rule)
+   * tells: a run whose holder is gone is shown failed, with why it is taken as interrupted.
+   */
+  private checkStillRunning(followed: boolean, changes: RunChanges): void {
+    if (this.statusValue.state !== 'running') return;
+    const pid = (() => {
+      try {
+        return (JSON.parse(this.statusText) as { pid?: unknown }).pid;
+      } catch {
+        return undefined;
+      }
+    })();
+    const activity = runActivity(this.dir, typeof pid === 'number' ? pid : undefined);
+    if (activity.live) return;
+    this.statusValue = { ...this.statusValue, state: 'failed', error: `interrupted: ${activity.why}` };
     changes.status = { ...this.statusValue, followed };
   }
 

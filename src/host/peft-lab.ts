@@ -17,6 +17,9 @@ import { SlowBackendNotice } from './backend-notice';
 import { Experiments } from './experiments-panel';
 import { registerAnnotationCommands } from './annotation-commands';
 import { Sweeps } from './sweeps';
+import { SlurmRuns } from './slurm-runs';
+import { readSettings } from './settings';
+import { loadAnyConfig } from '../core/config/load';
 
 export class PeftLab implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -33,6 +36,8 @@ export class PeftLab implements vscode.Disposable {
   readonly experiments: Experiments;
   /** Sweeps (`peftLab.sweep`) and the Queue view with its Pause / Resume / Clear. */
   readonly sweeps: Sweeps;
+  /** Train and Sweep on a Slurm cluster (peftLab.executor = slurm). */
+  readonly slurm: SlurmRuns;
 
   constructor(context: vscode.ExtensionContext) {
     this.runs = new RunManager(context.asAbsolutePath(path.join('dist', 'worker.js')), this.log);
@@ -46,12 +51,13 @@ export class PeftLab implements vscode.Disposable {
     this.codeLens = new TrainCodeLensProvider(this.diagnostics, this.runs, this.index);
     this.dashboard = new Dashboard({ extensionUri: context.extensionUri, runs: this.runs, log: this.log });
     this.experiments = new Experiments({ extensionUri: context.extensionUri, runs: this.sidebar, log: this.log });
-    this.sweeps = new Sweeps({ runs: this.runs, log: this.log });
+    this.slurm = new SlurmRuns({ runs: this.runs, log: this.log, cliScript: context.asAbsolutePath(path.join('dist', 'cli.js')) });
+    this.sweeps = new Sweeps({ runs: this.runs, log: this.log, slurm: this.slurm });
     this.disposables.push(
       this.log, this.diagnostics, this.runs, this.sidebar, this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
       new SlowBackendNotice(this.runs.onDidReceiveMessage, this.log),
       this.experiments, ...registerAnnotationCommands(this.sidebar),
-      this.sweeps,
+      this.sweeps, this.slurm,
       vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens),
       this.runs.onDidChange(() => {
         // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)
@@ -71,6 +77,10 @@ export class PeftLab implements vscode.Disposable {
       if (!runsDir || !fs.existsSync(runsDir)) continue;
       for (const name of fs.readdirSync(runsDir)) runDirs.add(path.join(runsDir, name));
     }
+    void this.slurm.followAgain(configs.flatMap((config) => runsDirOf(config.fsPath) ?? [])).then((count) => count, (err: unknown) => {
+      this.log.warn(`following Slurm jobs again: ${(err as Error).message}`);
+      return 0;
+    });
     const live = findLiveRuns([...runDirs]);
     for (const run of live) {
       this.runs.reattach(run);
@@ -101,16 +111,37 @@ export class PeftLab implements vscode.Disposable {
     }
     if (doc.isDirty) await doc.save();
     let done: Promise<RunOutcome>;
-    try {
-      done = this.runs.train(doc.fileName);
-    } catch (err) {
-      void vscode.window.showWarningMessage(`PEFT Lab: ${(err as Error).message}.`);
-      return undefined;
+    if (readSettings(doc.uri).executor === 'slurm') {
+      const submitted = await this.submitToSlurm(doc.fileName);
+      if (!submitted) return undefined;
+      done = submitted.done;
+    } else {
+      try {
+        done = this.runs.train(doc.fileName);
+      } catch (err) {
+        void vscode.window.showWarningMessage(`PEFT Lab: ${(err as Error).message}.`);
+        return undefined;
+      }
     }
     this.showProgress(doc.fileName, done);
     const outcome = await done;
     this.report(doc.fileName, outcome);
     return outcome;
+  }
+
+  /** Train as one Slurm job; undefined when the cluster refused it (the user was told why). */
+  private async submitToSlurm(configFile: string): Promise<{ done: Promise<RunOutcome> } | undefined> {
+    try {
+      const config = loadAnyConfig(configFile);
+      const [done] = await this.slurm.submit({ configFile, kind: 'train', points: [{ config, name: config.name }] });
+      return { done: done! };
+    } catch (err) {
+      this.log.error(`${path.basename(configFile)}: Slurm did not take the job: ${(err as Error).message}`);
+      void vscode.window.showErrorMessage(`PEFT Lab: cannot submit ${path.basename(configFile)} to Slurm: ${(err as Error).message}`, 'Show Log').then((choice) => {
+        if (choice) this.log.show();
+      });
+      return undefined;
+    }
   }
 
   stop(uri?: vscode.Uri): void {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WorkerCrashedError } from '../core/errors';
 import type { RunStatus } from '../core/checkpoint/run-folder';
+import { runActivity } from '../core/checkpoint/run-lock';
 import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
 
 const POLL_MS = 1000;
@@ -20,22 +21,29 @@ export interface LiveRun {
 
 export type FollowedOutcome = { kind: 'finished'; message: FinishedMessage } | { kind: 'failed'; error: Error; runDir: string };
 
-/** Runs in these folders whose status says running and whose process is alive. */
+/**
+ * Runs in these folders whose status says running and whose process is alive on this machine (the
+ * one liveness rule of run-lock.ts); a run held by another machine is not ours to follow or stop.
+ */
 export function findLiveRuns(runDirs: string[]): LiveRun[] {
   const live: LiveRun[] = [];
   for (const runDir of runDirs) {
     const status = readStatus(runDir);
-    if (status?.state === 'running' && isAlive(status.pid)) live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
+    if (status?.state !== 'running') continue;
+    // a Slurm job's run: Slurm says whether it lives, and slurm-runs.ts follows it
+    if (fs.existsSync(path.join(runDir, 'slurm.json'))) continue;
+    const activity = runActivity(runDir, status.pid, { isAlive: ownProcessAlive });
+    if (activity.live && !activity.elsewhere) live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
   }
   return live;
 }
 
-export function isAlive(pid: number): boolean {
+/** Alive and ours to signal: a pid of another user (EPERM) is not one of our runs. */
+function ownProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch (err) {
-    // EPERM: alive but another user's, which is not one of our runs
+  } catch {
     return false;
   }
 }
@@ -50,6 +58,8 @@ export class RunFollower {
     readonly run: LiveRun,
     private readonly onMessage: (message: WorkerMessage) => void,
     private readonly onEnd: (outcome: FollowedOutcome) => void,
+    /** Only tail the metrics: someone else (the Slurm monitor) decides when the run has ended. */
+    private readonly options: { metricsOnly?: boolean } = {},
   ) {
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.poll();
@@ -67,9 +77,10 @@ export class RunFollower {
   private poll(): void {
     if (this.ended) return;
     this.readNewMetrics();
+    if (this.options.metricsOnly) return;
     const status = readStatus(this.run.runDir);
     if (status && status.state !== 'running') this.end(outcomeOf(this.run.runDir, status));
-    else if (!isAlive(this.run.pid)) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
+    else if (!runActivity(this.run.runDir, this.run.pid, { isAlive: ownProcessAlive }).live) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
   }
 
   private readNewMetrics(): void {
@@ -109,6 +120,12 @@ export class RunFollower {
     this.ended = true;
     clearInterval(this.timer);
     this.onEnd(outcome);
+  }
+
+  /** Reads what is left of the metrics, then stops (metricsOnly followers end so). */
+  finish(): void {
+    if (!this.ended) this.readNewMetrics();
+    this.dispose();
   }
 
   dispose(): void {

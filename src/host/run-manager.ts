@@ -43,6 +43,38 @@ export interface RunView {
   progress?: ProgressMessage;
   /** Set for a run of one sweep point: its run name and its sweep. */
   point?: { name: string; sweep: SweepPointInfo };
+  /** Set for a run a Slurm job trains: Slurm's view of it. */
+  slurm?: SlurmView;
+}
+
+/** A Slurm job (or array task) as the Queue view shows it. */
+export interface SlurmView {
+  jobId: string;
+  taskId?: number;
+  /** Slurm's state, e.g. PENDING, RUNNING, REQUEUED. */
+  state: string;
+  /** Why it is pending (Priority, Resources, JobArrayTaskLimit, ...). */
+  reason?: string;
+  node?: string;
+  /** The task's Slurm log. */
+  log: string;
+  /** Once the task has ended: how, in Slurm's words (completed, cancelled, failed, timeout, ...). */
+  ended?: string;
+}
+
+/** How to stop a run that trains elsewhere (a Slurm job): gracefully, then for good. */
+export interface RemoteControl {
+  stop(): void;
+  kill(): void;
+}
+
+/** The handle an executor drives a remote run through. */
+export interface RemoteRun {
+  readonly id: string;
+  update(change: { phase?: RunPhase; slurm?: SlurmView; started?: StartedMessage }): void;
+  message(message: WorkerMessage): void;
+  end(outcome: RunOutcome): void;
+  readonly done: Promise<RunOutcome>;
 }
 
 /** A worker message, with the run it came from (`point` set for a sweep point's run). */
@@ -65,6 +97,8 @@ interface ActiveRun extends RunView {
   child?: ChildProcess;
   /** Set for a run this host did not start (it survived a window reload): followed through its folder. */
   follower?: RunFollower;
+  /** Set for a run a Slurm job trains: how to stop it. */
+  remote?: RemoteControl;
   lastLines: string[];
   outcome?: RunOutcome;
   killTimer?: NodeJS.Timeout;
@@ -246,15 +280,18 @@ export class RunManager implements vscode.Disposable {
       this.queueChanged.fire();
       return;
     }
-    if (run.phase === 'stopping' || !(run.child || run.follower)) return;
+    if (run.phase === 'stopping' || !(run.child || run.follower || run.remote)) return;
     run.phase = 'stopping';
     this.changed.fire(run);
+    this.queueChanged.fire();
     if (run.child?.connected) run.child.send({ type: 'cancel' });
+    else if (run.remote) run.remote.stop();
     else run.follower?.stop();
     const seconds = readSettings().stopTimeoutSeconds;
     run.killTimer = setTimeout(() => {
-      this.log.warn(`${configFile}: no checkpoint boundary within ${seconds}s; killing the worker`);
+      this.log.warn(`${configFile}: no checkpoint boundary within ${seconds}s; killing the ${run.remote ? 'job' : 'worker'}`);
       if (run.child) run.child.kill('SIGKILL');
+      else if (run.remote) run.remote.kill();
       else run.follower?.kill();
     }, seconds * 1000);
   }
@@ -279,6 +316,40 @@ export class RunManager implements vscode.Disposable {
     this.changed.fire(run);
   }
 
+  /**
+   * Shows a run that trains elsewhere (a Slurm job) like a local one: in the views, with its
+   * messages and its outcome, and Stop going to `control`. It takes no local slot and is not queued here.
+   */
+  trackRemote(configFile: string, point: SweepPoint | undefined, control: RemoteControl, slurm: SlurmView): RemoteRun {
+    const k = key(configFile, point?.name);
+    if (this.runs.has(k)) throw new Error(`${point?.name ?? path.basename(configFile)} is already training; stop it before starting it again`);
+    const run = this.createRun(configFile, point && { name: point.name, sweep: point.config.sweepPoint! });
+    run.remote = control;
+    run.slurm = slurm;
+    run.phase = 'starting';
+    this.runs.set(k, run);
+    this.changed.fire(run);
+    this.queueChanged.fire();
+    return {
+      id: k,
+      done: run.done,
+      update: (change) => {
+        if (this.runs.get(k) !== run) return;
+        if (change.slurm) run.slurm = change.slurm;
+        if (change.started) run.started = change.started;
+        if (change.phase && run.phase !== 'stopping') run.phase = change.phase;
+        this.changed.fire(run);
+        this.queueChanged.fire();
+      },
+      message: (message) => this.onMessage(run, message),
+      end: (outcome) => {
+        clearTimeout(run.killTimer);
+        this.settle(run, outcome);
+        this.queueChanged.fire();
+      },
+    };
+  }
+
   /** Resolves when a run (started here or followed) ends; undefined when the config has no run. */
   whenDone(configFile: string): Promise<RunOutcome> | undefined {
     return this.runs.get(key(configFile))?.done;
@@ -290,9 +361,9 @@ export class RunManager implements vscode.Disposable {
     return { id: key(configFile, point?.name), configFile, point, phase: 'queued', lastLines: [], done, resolve };
   }
 
-  /** Runs with a live worker (starting, training or stopping). */
+  /** Runs with a live worker here (starting, training or stopping); Slurm jobs take no local slot. */
   private runningCount(): number {
-    return [...this.runs.values()].filter((r) => r.phase !== 'queued').length;
+    return [...this.runs.values()].filter((r) => r.phase !== 'queued' && !r.remote).length;
   }
 
   private spawn(run: ActiveRun): void {

@@ -119,7 +119,7 @@ class RunsActions {
     if (!run || !target) return undefined;
     const last = latestCompleteCheckpoint(run);
     if (run.state === 'running' && !run.interrupted) {
-      void vscode.window.showWarningMessage(`PEFT Lab: ${run.id} is still training.`);
+      void vscode.window.showWarningMessage(`PEFT Lab: ${run.id} is still training${run.runningElsewhere ? ` elsewhere (${run.runningElsewhere})` : ''}.`);
       return undefined;
     }
     if (!last) {

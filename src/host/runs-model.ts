@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isTempFile } from '../core/checkpoint/atomic';
 import type { RunState, RunStatus } from '../core/checkpoint/run-folder';
+import { describeHolder, processAlive, runActivity } from '../core/checkpoint/run-lock';
 import type { Placement, Split } from '../protocol/worker';
 import { ANNOTATIONS_FILE, readAnnotations, type RunAnnotations } from './annotations';
 
@@ -127,6 +128,8 @@ export interface RunRecord {
   problems: string[];
   /** Set when status says running but its process is gone (killed without a chance to write its end). */
   interrupted?: string;
+  /** Set when a live process on another machine holds the run's lock: who, e.g. `pid 12 on gpu-7 (train) since ...`. */
+  runningElsewhere?: string;
   /** No status.json or config.json yet, and the folder is new: a run still starting (not shown). */
   pending: boolean;
   /** The user's display name, star and note (annotations.json); {} when there are none. */
@@ -394,9 +397,9 @@ export class RunsModel {
     for (const entry of this.entries.values()) {
       const r = entry.record;
       if (r.status?.state !== 'running' && !r.pending) continue;
-      const before = `${r.state}|${r.interrupted}|${r.pending}`;
+      const before = `${r.state}|${r.interrupted}|${r.runningElsewhere}|${r.pending}`;
       this.derive(entry);
-      if (`${r.state}|${r.interrupted}|${r.pending}` !== before) {
+      if (`${r.state}|${r.interrupted}|${r.runningElsewhere}|${r.pending}` !== before) {
         delta.runs.add(r.dir);
         delta.structure = true;
       }
@@ -649,10 +652,17 @@ export class RunsModel {
     const ended = s?.ended ? Date.parse(s.ended) : NaN;
     r.ended = Number.isFinite(ended) ? ended : undefined;
     r.interrupted = undefined;
+    r.runningElsewhere = undefined;
     r.state = s ? s.state : 'unknown';
-    if (s?.state === 'running' && typeof s.pid === 'number' && !this.isAlive(s.pid)) {
-      r.state = 'failed';
-      r.interrupted = `its training process (${s.pid}) is gone without recording how the run ended (killed, or the machine stopped)`;
+    if (s?.state === 'running') {
+      // the one liveness rule (run-lock.ts) that inspect, the follower and the experiments table use
+      const activity = runActivity(r.dir, typeof s.pid === 'number' ? s.pid : undefined, { isAlive: this.isAlive });
+      if (!activity.live) {
+        r.state = 'failed';
+        r.interrupted = activity.why;
+      } else if (activity.elsewhere && activity.holder) {
+        r.runningElsewhere = describeHolder(activity.holder);
+      }
     }
     if (r.bestStep === undefined && s?.bestCheckpoint) {
       const m = STEP_DIR.exec(path.basename(s.bestCheckpoint));
@@ -892,16 +902,6 @@ function isEmptyDir(dir: string): boolean {
     return fs.readdirSync(dir).every((n) => isTempPath(n));
   } catch {
     return false;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: a process of another user holds this pid: alive, if not ours
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

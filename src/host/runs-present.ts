@@ -113,6 +113,7 @@ export function runDescription(run: RunRecord, now: number = Date.now()): string
   if (run.problems.length) parts.push(`${stateWord(run)}: ${run.problems[0]}${run.problems.length > 1 ? ` (+${run.problems.length - 1})` : ''}`);
   else if (run.interrupted || (run.state !== 'finished' && run.state !== 'running')) parts.push(stateWord(run));
   if (run.state === 'running' && !run.interrupted) {
+    if (run.runningElsewhere) parts.push('running elsewhere');
     const total = run.status?.totalSteps;
     parts.push(`step ${currentStep(run)}${total ? `/${total}` : ''}`);
     const loss = run.metrics.lastTrain?.loss;
@@ -179,6 +180,7 @@ export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: n
     lines.push('');
   }
   if (run.interrupted) lines.push(`$(error) ${md(run.interrupted)}`, '');
+  if (run.runningElsewhere) lines.push(`$(remote) Running elsewhere: ${md(run.runningElsewhere)}`, '');
   if (run.status?.error) lines.push(`$(error) ${md(run.status.error.name)}: ${md(run.status.error.message.split('\n')[0] ?? '')}`, '');
   const rows: [string, string][] = [];
   rows.push(['Method', methodSummary(run, extras.placement?.value)]);

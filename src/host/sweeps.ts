@@ -10,10 +10,14 @@
  * this window: after a reload, runs that were training are followed again, waiting points are gone.
  */
 import * as vscode from 'vscode';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../core/errors';
 import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../core/config/sweep';
 import type { RunManager, RunOutcome, RunView } from './run-manager';
+import { describeState } from '../core/slurm/job';
+import type { SlurmRuns } from './slurm-runs';
+import { readSettings } from './settings';
 
 export const QUEUE_VIEW_ID = 'peftLab.queue';
 
@@ -34,6 +38,8 @@ export interface SweepOutcome {
 export interface SweepsDeps {
   runs: RunManager;
   log: vscode.LogOutputChannel;
+  /** Where sweeps go when peftLab.executor is slurm. */
+  slurm: SlurmRuns;
 }
 
 export class Sweeps implements vscode.Disposable {
@@ -42,16 +48,19 @@ export class Sweeps implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly deps: SweepsDeps) {
-    this.queue = new QueueTreeProvider(deps.runs);
+    this.queue = new QueueTreeProvider(deps.runs, deps.slurm);
     this.queueView = vscode.window.createTreeView(QUEUE_VIEW_ID, { treeDataProvider: this.queue });
     this.disposables.push(
       this.queue, this.queueView,
       deps.runs.onDidChangeQueue(() => this.onQueueChange()),
+      deps.slurm.onDidChange(() => this.queue.refresh()),
       vscode.commands.registerCommand('peftLab.sweep', (uri?: vscode.Uri) => this.sweep(uri)),
       vscode.commands.registerCommand('peftLab.queue.pause', () => deps.runs.pauseQueue()),
       vscode.commands.registerCommand('peftLab.queue.resume', () => deps.runs.resumeQueue()),
       vscode.commands.registerCommand('peftLab.queue.clear', () => deps.runs.clearQueue()),
       vscode.commands.registerCommand('peftLab.queue.remove', (run?: RunView) => run && deps.runs.stopRun(run.id)),
+      vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => run && deps.runs.stopRun(run.id)),
+      vscode.commands.registerCommand('peftLab.queue.showJobLog', (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log)),
     );
     this.onQueueChange();
   }
@@ -69,11 +78,28 @@ export class Sweeps implements vscode.Disposable {
     if (!plan) return undefined;
     this.deps.log.info(`sweep ${plan.id}: ${plan.points.length} point(s) of ${plan.fields.join(', ')} (${plan.method}), ranked by ${plan.metric} (${plan.goal})`);
     for (const warning of plan.warnings) this.deps.log.warn(`sweep ${plan.id}: ${warning.path}: ${warning.message}`);
-    const done = plan.points.map((point) => this.deps.runs.train(plan.configFile, { point }));
+    const done = await this.start(plan, doc.uri);
+    if (!done) return undefined;
     const outcomes = await this.withProgress(plan, done);
     const outcome = summarise(plan, outcomes);
     this.report(outcome);
     return outcome;
+  }
+
+  /** Queues the points here, or submits them as one Slurm job array; undefined when the cluster refused (the user was told). */
+  private async start(plan: SweepPlan, uri: vscode.Uri): Promise<Promise<RunOutcome>[] | undefined> {
+    if (readSettings(uri).executor !== 'slurm') return plan.points.map((point) => this.deps.runs.train(plan.configFile, { point }));
+    try {
+      return await this.deps.slurm.submit({
+        configFile: plan.configFile, kind: 'sweep', sweepId: plan.id, points: plan.points.map((point) => ({ point, config: point.config, name: point.name })),
+      });
+    } catch (err) {
+      this.deps.log.error(`sweep ${plan.id}: Slurm did not take the job: ${(err as Error).message}`);
+      void vscode.window.showErrorMessage(`PEFT Lab: cannot submit the sweep of ${plan.baseName} to Slurm: ${(err as Error).message}`, 'Show Log').then((choice) => {
+        if (choice) this.deps.log.show();
+      });
+      return undefined;
+    }
   }
 
   /** Ends a sweep early: its waiting points leave the queue and its running points stop at a checkpoint. */
@@ -160,6 +186,15 @@ export class Sweeps implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'peftLab.queuePaused', runs.queuePaused);
   }
 
+  /** Opens a Slurm task's log; before the task has run there is none yet, and that is said. */
+  private async showJobLog(log: string): Promise<void> {
+    if (!fs.existsSync(log)) {
+      void vscode.window.showInformationMessage(`PEFT Lab: the job has not written its log yet (${log}); it appears once the job runs.`);
+      return;
+    }
+    await vscode.window.showTextDocument(vscode.Uri.file(log), { preview: true });
+  }
+
   private async configDocument(uri?: vscode.Uri): Promise<vscode.TextDocument | undefined> {
     const target = uri ?? vscode.window.activeTextEditor?.document.uri;
     if (!target || !target.fsPath.endsWith('.peft.json')) {
@@ -189,17 +224,22 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
 
-  constructor(private readonly runs: RunManager) {}
+  constructor(private readonly runs: RunManager, private readonly slurm?: Pick<SlurmRuns, 'ended'>) {}
 
   refresh(): void {
     this.changed.fire();
   }
 
+  /** Runs waiting here, then the runs Slurm has (pending, running, stopping), with Slurm's view of each. */
   getChildren(element?: RunView): RunView[] {
-    return element ? [] : this.runs.queued();
+    if (element) return [];
+    const onSlurm = [...this.runs.active().filter((r) => r.slurm), ...(this.slurm?.ended() ?? [])];
+    onSlurm.sort((a, b) => (a.slurm!.jobId === b.slurm!.jobId ? (a.slurm!.taskId ?? 0) - (b.slurm!.taskId ?? 0) : Number(a.slurm!.jobId) - Number(b.slurm!.jobId)));
+    return [...this.runs.queued(), ...onSlurm];
   }
 
   getTreeItem(run: RunView): vscode.TreeItem {
+    if (run.slurm) return this.slurmItem(run, run.slurm);
     const item = new vscode.TreeItem(run.point?.name ?? path.basename(run.configFile), vscode.TreeItemCollapsibleState.None);
     item.id = run.id;
     const sweep = run.point?.sweep;
@@ -207,6 +247,21 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
     item.tooltip = `${run.configFile}${sweep ? `\nsweep ${sweep.sweepId}` : ''}`;
     item.iconPath = new vscode.ThemeIcon(this.runs.queuePaused ? 'debug-pause' : 'clock');
     item.contextValue = 'peftQueued';
+    return item;
+  }
+
+  private slurmItem(run: RunView, slurm: NonNullable<RunView['slurm']>): vscode.TreeItem {
+    const item = new vscode.TreeItem(run.point?.name ?? path.basename(run.configFile), vscode.TreeItemCollapsibleState.None);
+    item.id = run.id;
+    const job = slurm.taskId === undefined ? slurm.jobId : `${slurm.jobId}_${slurm.taskId}`;
+    const state = slurm.ended ?? (run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm));
+    const progress = run.progress && !slurm.ended ? ` · step ${run.progress.step}/${run.progress.totalSteps}` : '';
+    item.description = `${state}${progress} · Slurm job ${job}`;
+    item.tooltip = `${run.configFile}\nSlurm job ${job}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ''}${slurm.node ? ` on ${slurm.node}` : ''}\nlog: ${slurm.log}`;
+    item.iconPath = new vscode.ThemeIcon(slurm.ended ? (slurm.ended === 'completed' ? 'pass' : slurm.ended.startsWith('cancelled') ? 'circle-slash' : 'error') : run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
+    item.contextValue = slurm.ended ? 'peftSlurmJobEnded' : 'peftSlurmJob';
+    // the job's own log, one click away
+    item.command = { command: 'peftLab.queue.showJobLog', title: 'Show Job Log', arguments: [run] };
     return item;
   }
 

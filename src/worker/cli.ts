@@ -13,12 +13,15 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
 import { loadAnyConfig } from '../core/config/load';
 import type { BackendName } from '../core/config/types';
-import { CancelledError } from '../core/errors';
+import { CancelledError, RunFinishedError } from '../core/errors';
+import { checkOutputLocation } from '../core/config/output-location';
 import { writeTrimmedVocabulary } from '../core/data/vocab-trim';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
 import type * as AdapterHubCommands from './adapterhub-commands';
 import type * as SweepCommands from './sweep-command';
+import type * as SlurmCommands from './slurm-command';
+import type { SlurmOptions } from '../core/slurm/job';
 import type {
   CheckpointMessage,
   EvaluatedMessage,
@@ -44,9 +47,9 @@ const EXPORT_FORMATS = ['adapterhub', 'peft'] as const;
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
 
-const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
-       peft-lab pretrain <file.peft.json> [--resume <runDir>] [--backend <name>] [--json]
-       peft-lab sweep <file.peft.json> [--parallel <n>] [--backend <name>] [--json]
+const SYNOPSIS = `usage: peft-lab train <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab pretrain <file.peft.json> [--resume <runDir> [--allow-config-change]] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
+       peft-lab sweep <file.peft.json> [--parallel <n>] [--allow-outside] [--backend <name>] [--executor local|slurm] [--json]
        peft-lab evaluate <checkpointDir> [--split validation|test] [--backend <name>] [--json]
        peft-lab inspect <config|runDir|checkpointDir>
        peft-lab export <checkpointDir> [--out <dir>] [--format adapterhub|peft] [--name <name>]
@@ -60,7 +63,13 @@ ${SYNOPSIS}
 
 Commands:
   train <file.peft.json>     Fine-tune as the config says; writes a run folder with checkpoints.
-    --resume <runDir>        Continue a stopped run from its last checkpoint.
+    --resume <runDir>        Continue a stopped run from its last checkpoint (or rewind it to one of
+                             its checkpoint folders). Refused while another process trains it, and
+                             when the config file changes what the run computes.
+    --allow-config-change    With --resume: continue with the changed config anyway; the changes
+                             are recorded in the run's status.json.
+    --allow-outside          Let output.runsDir (and output.modelDir) lie outside the config's
+                             folder; system folders (/etc, /usr, ...) are refused regardless.
     --backend <name>         ${BACKENDS.join('|')} (overrides training.backend).
     --json                   Print every message as one JSON line, for scripts.
   pretrain <file.peft.json>  Pretrain an encoder by masked language modelling (a config with a
@@ -70,9 +79,18 @@ Commands:
   sweep <file.peft.json>     Run every point of the config's 'sweep' section (grid or random search)
                              as a normal run, each in a worker process, then name the best point.
     --parallel <n>           How many points train at once (default 1).
+    --allow-outside          As for train.
     --backend <name>         As for train.
     --json                   Every message as a JSON line with its 'point', between a 'sweep' and
                              a 'sweepEnded' line.
+  --executor slurm           (train, pretrain, sweep) Submit to Slurm instead of training here: one
+                             job, or for a sweep one job array (--parallel points at a time), then
+                             follow it until every point has ended. Each task writes the same run
+                             folder a local run would; a requeued or timed-out task continues from
+                             its last checkpoint. The config's 'slurm' section sets the defaults of:
+    --partition <name>  --time <limit>  --cpus-per-task <n>  --mem <size>  --gres <spec>
+    --account <name>  --qos <name>  --sbatch <option> (an extra #SBATCH line; repeat)
+    --node <path>            Node.js on the compute nodes (default: this one).
   evaluate <checkpointDir>   Score a saved checkpoint.
     --split <split>          validation|test (default: validation).
     --backend <name>         As for train.
@@ -115,8 +133,9 @@ Exit codes: 0 done, 1 error, 2 usage error, 130 cancelled.
 type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean }
-  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean }
+  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | { kind: 'slurm-task'; jobDir: string }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
   | { kind: 'export'; checkpointDir: string; out?: string; name?: string; format: (typeof EXPORT_FORMATS)[number] }
@@ -126,13 +145,29 @@ type Command =
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab'] as const;
+const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab', 'slurm-task'] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
+
+const SLURM_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
+  executor: { type: 'string' },
+  partition: { type: 'string' },
+  time: { type: 'string' },
+  'cpus-per-task': { type: 'string' },
+  mem: { type: 'string' },
+  gres: { type: 'string' },
+  account: { type: 'string' },
+  qos: { type: 'string' },
+  sbatch: { type: 'string', multiple: true },
+  node: { type: 'string' },
+};
 
 const TRAINING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   resume: { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean' },
+  'allow-config-change': { type: 'boolean' },
+  'allow-outside': { type: 'boolean' },
+  ...SLURM_OPTIONS,
 };
 
 const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options']>> = {
@@ -146,7 +181,8 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   inspect: {},
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
-  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' }, ...SLURM_OPTIONS },
+  'slurm-task': {},
   vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
 };
 
@@ -164,7 +200,12 @@ function parseCommandLine(argv: readonly string[]): Command {
   switch (first) {
     case 'train':
     case 'pretrain':
-      return { kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false };
+      if (values['allow-config-change'] && values.resume === undefined) throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
+      if (values.resume !== undefined && slurmOptions(values)) throw new UsageError(`${first}: --resume runs here; a Slurm run resumes by itself when it is requeued`);
+      return {
+        kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false,
+        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+      };
     case 'evaluate':
       return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
     case 'inspect':
@@ -175,7 +216,12 @@ function parseCommandLine(argv: readonly string[]): Command {
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
-      return { kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false };
+      return {
+        kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false,
+        allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+      };
+    case 'slurm-task':
+      return { kind: 'slurm-task', jobDir: target };
     case 'vocab':
       return vocabCommandLine(target, values);
   }
@@ -200,6 +246,36 @@ interface CommandValues {
   corpus?: string[];
   size?: string;
   documents?: string;
+  'allow-config-change'?: boolean;
+  'allow-outside'?: boolean;
+  executor?: string;
+  partition?: string;
+  time?: string;
+  'cpus-per-task'?: string;
+  mem?: string;
+  gres?: string;
+  account?: string;
+  qos?: string;
+  sbatch?: string[];
+  node?: string;
+}
+
+/** The Slurm flags as options, or undefined for a local run (no --executor slurm). */
+function slurmOptions(values: CommandValues): SlurmOptions | undefined {
+  const executor = oneOf('--executor', values.executor ?? 'local', ['local', 'slurm'] as const);
+  const given = ['partition', 'time', 'cpus-per-task', 'mem', 'gres', 'account', 'qos', 'sbatch', 'node'].filter((k) => values[k as keyof CommandValues] !== undefined);
+  if (executor === 'local') {
+    if (given.length) throw new UsageError(`--${given[0]} is a Slurm option: add --executor slurm`);
+    return undefined;
+  }
+  const cpus = values['cpus-per-task'];
+  if (cpus !== undefined && !/^[1-9]\d*$/.test(cpus)) throw new UsageError(`--cpus-per-task must be a whole number of at least 1, not '${cpus}'`);
+  const options: SlurmOptions = {
+    partition: values.partition, time: values.time, cpusPerTask: cpus === undefined ? undefined : Number(cpus), mem: values.mem,
+    gres: values.gres, account: values.account, qos: values.qos, extraDirectives: values.sbatch, nodePath: values.node,
+  };
+  // flags given override the config's slurm section field by field; absent ones must not erase it
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SlurmOptions;
 }
 
 function parseCommandArgs(command: CommandName, args: string[]): { values: CommandValues; positionals: string[] } {
@@ -236,6 +312,7 @@ const ARGUMENT_NAMES: Record<CommandName, string> = {
   import: '<adapterhubDir>',
   sweep: '<file.peft.json>',
   vocab: '<out vocab.txt>',
+  'slurm-task': '<job folder>',
 };
 
 function singlePositional(command: CommandName, positionals: string[]): string {
@@ -291,7 +368,10 @@ async function run(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     case 'train':
     case 'pretrain':
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'train', configFile: command.configFile, parallel: 1, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return trainCommand(command);
+    case 'slurm-task':
+      return slurmTaskCommand(command.jobDir);
     case 'evaluate':
       return evaluateCommand(command);
     case 'inspect':
@@ -301,6 +381,7 @@ async function run(argv: readonly string[]): Promise<number> {
     case 'import':
       return loadAdapterHubCommands().importCommand(command);
     case 'sweep':
+      if (command.slurm) return loadSlurmCommands().slurmSubmitCommand({ kind: 'sweep', configFile: command.configFile, parallel: command.parallel, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
       return loadSweepCommands().sweepCommand(command);
     case 'vocab':
       return vocabCommand(command);
@@ -342,6 +423,22 @@ function vocabCommand(command: Extract<Command, { kind: 'vocab' }>): number {
   }
 }
 
+function loadSlurmCommands(): typeof SlurmCommands {
+  return require('./slurm-command') as typeof SlurmCommands;
+}
+
+/** One task of a Slurm job, on a compute node: plain text output, which is the job's log. */
+async function slurmTaskCommand(jobDir: string): Promise<number> {
+  const output = createOutput(false, DEFAULT_LOG_EVERY);
+  try {
+    const { finished, code } = await loadSlurmCommands().slurmTaskCommand(jobDir, (message) => output.message(message));
+    if (finished) output.message(finished);
+    return code;
+  } catch (err) {
+    return reportFailure(err, output);
+  }
+}
+
 async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrain' }>): Promise<number> {
   const output = createOutput(command.json, readLogEvery(command.configFile));
   const stop = new AbortController();
@@ -350,9 +447,11 @@ async function trainCommand(command: Extract<Command, { kind: 'train' | 'pretrai
     stop.abort();
   }, output);
   try {
+    if (command.resume === undefined) refuseOutputLocation(command.configFile, command.allowOutside);
     const run = command.kind === 'pretrain' ? loadPretrainer().pretrain : loadTrainer().train;
     const finished = await run(command.configFile, {
       resume: command.resume,
+      allowConfigChange: command.allowConfigChange,
       backend: command.backend,
       signal: stop.signal,
       onMessage: (message) => output.message(message),
@@ -394,10 +493,29 @@ function inspectCommand(target: string): number {
   }
 }
 
+/**
+ * Output in a system folder, or outside the config's folder tree without --allow-outside, is a
+ * ConfigError. A config that does not load is left for the command to report as it always does.
+ */
+export function refuseOutputLocation(configFile: string, allowOutside: boolean): void {
+  let config: ReturnType<typeof loadAnyConfig>;
+  try {
+    config = loadAnyConfig(configFile, { semantic: false });
+  } catch {
+    return;
+  }
+  checkOutputLocation(config, { allowOutside });
+}
+
 function reportFailure(err: unknown, output: Output): number {
   if (err instanceof CancelledError) {
     output.notice('cancelled');
     return EXIT_CANCELLED;
+  }
+  // resuming a finished run is not a failure: there is nothing to do (a requeued job exits cleanly)
+  if (err instanceof RunFinishedError) {
+    output.notice(formatError(err).replace(/^error: /, ''));
+    return EXIT_OK;
   }
   output.failure(err);
   return EXIT_FAILED;

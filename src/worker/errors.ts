@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import type { ErrorInfo } from '../protocol/worker';
-import { CheckpointError, ConfigError, DataError, PeftLabError } from '../core/errors';
+import { CheckpointError, ConfigError, DataError, DiskError, PeftLabError } from '../core/errors';
 
 /** Set to 1 to print stack traces of unexpected errors. */
 export const DEBUG_ENV = 'PEFT_LAB_DEBUG';
@@ -39,7 +39,7 @@ export function isExpected(err: unknown): boolean {
 function locationOf(err: Error): Pick<ErrorInfo, 'file' | 'line' | 'path'> {
   if (err instanceof ConfigError) return withoutUndefined({ file: err.file, line: err.line, path: err.path });
   if (err instanceof DataError) return withoutUndefined({ file: err.file, line: err.line });
-  if (err instanceof CheckpointError) return { file: err.file };
+  if (err instanceof CheckpointError || err instanceof DiskError) return { file: err.file };
   // Node's fs errors name the file in `path`; in ErrorInfo `path` means a JSON pointer.
   if (isSystemError(err) && typeof err.path === 'string') return { file: err.path };
   return {};
@@ -51,6 +51,7 @@ function describeError(err: Error): string {
   if (err instanceof ConfigError) return [location(err.file, err.line), err.path, err.detail].filter(Boolean).join(': ');
   if (err instanceof DataError) return `${location(err.file, err.line)}: ${err.detail}`;
   if (err instanceof CheckpointError) return `${location(err.file)}: ${err.detail}`;
+  if (err instanceof DiskError) return `${location(err.file)}${err.message.slice(err.file.length)}`;
   return err.message || err.name;
 }
 

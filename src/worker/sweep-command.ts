@@ -12,6 +12,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { checkOutputLocation } from '../core/config/output-location';
 import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../core/config/sweep';
 import type { BackendName } from '../core/config/types';
 import { RunQueue } from '../core/run-queue';
@@ -32,6 +33,8 @@ export interface SweepCommand {
   parallel: number;
   backend?: BackendName;
   json: boolean;
+  /** Let output.runsDir lie outside the config's folder (system folders stay refused). */
+  allowOutside?: boolean;
 }
 
 export interface PointResult {
@@ -45,6 +48,7 @@ export async function sweepCommand(command: SweepCommand): Promise<number> {
   let plan: SweepPlan;
   try {
     plan = planSweep(command.configFile);
+    for (const point of plan.points) checkOutputLocation(point.config, { allowOutside: command.allowOutside });
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);
     return EXIT_FAILED;

@@ -529,6 +529,9 @@ describe('schema file', () => {
     'bottleneck', 'maxSteps', 'earlyStopping', 'dropout', 'model', 'method',
     // microBatchSize defaults to the config's own batchSize.
     'microBatchSize',
+    // Unset: the decay starts when warm-up ends. Unset encoding is utf-8, and no default keeps the
+    // configs of earlier runs equal to today's on resume (a filled-in default would read as a change).
+    'decayRatio', 'encoding',
     // A config has either task, data and method (fine-tuning) or pretrain (pretraining).
     'task', 'data', 'pretrain', 'maxDocuments', 'modelDir',
     // A sweep is optional; its count, metric and goal default to values that depend on the config,

@@ -157,3 +157,14 @@ describe('webview assets', () => {
     }
   });
 });
+
+test('a running run whose training process is gone (run.lock names a dead pid) shows as failed, interrupted, and why', () => {
+  const dir = runFolder('killed');
+  const deadPid = 2 ** 22 + 4321;
+  fs.writeFileSync(path.join(dir, 'run.lock'), JSON.stringify({ pid: deadPid, host: os.hostname(), since: '2026-11-25T00:00:00Z', heartbeat: '2026-11-25T00:00:00Z', purpose: 'train', token: 'abcdefabcdefabcd' }));
+  const run = new RunData(dir);
+  const status = run.snapshot(false).status;
+  assert.equal(status.state, 'failed');
+  assert.match(status.error ?? '', new RegExp(`^interrupted: its training process \\(${deadPid}\\) is gone`));
+  assert.equal(hasChanges(run.refresh()), false, 'said once');
+});

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -268,5 +268,49 @@ describe('splitForValidation', () => {
     assert.equal(splitForValidation(examples.slice(0, 1), 0.5, new Rng(1)).train.length, 1);
     assert.deepEqual(splitForValidation(examples, 0, new Rng(1)).validation, []);
     assert.throws(() => splitForValidation(examples, 1, new Rng(1)), RangeError);
+  });
+});
+
+describe('no silent guesses (issue 18)', () => {
+  test('without task.labels, a file mixing numbers and names is an error naming the first line of each kind', () => {
+    const file = writeTemp('mixed.jsonl', jsonl({ text: 'a', label: 'negative' }, { text: 'b', label: 'positive' }, { text: 'c', label: 1 }, { text: 'd', label: 'negative' }));
+    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /the labels mix numbers and names \(line 1 has the label "negative", line 3 has the number 1\); .*task\.labels/);
+    const csv = writeTemp('mixed.csv', 'text,label\nx,1\ny,pos\n');
+    assertDataError(() => readExamples(csv, dataConfig(), classification), csv, 3, /line 2 has the label "1", line 3 has the label "pos"/);
+  });
+
+  test('task.labels may be numbers: [0, 1] matches integer labels in the data', () => {
+    const file = writeTemp('ints.jsonl', jsonl({ text: 'a', label: 1 }, { text: 'b', label: 0 }, { text: 'c', label: '1' }));
+    const { examples, labelNames } = readExamples(file, dataConfig(), classification, [0, 1].map(String));
+    assert.deepEqual(labelNames, ['0', '1']);
+    assert.deepEqual(examples.map((e) => e.label), [1, 0, 1]);
+  });
+
+  test('bytes that are not UTF-8 are an error naming the file, line and byte offset; data.encoding "latin1" reads them', () => {
+    const file = join(tempDir, 'latin1.csv');
+    writeFileSync(file, Buffer.concat([Buffer.from('text,label\ngood,pos\ncaf'), Buffer.from([0xe9]), Buffer.from(' noir,neg\n')]));
+    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /not valid UTF-8: byte 0xE9 at byte offset 23 of the file; .*data\.encoding to "latin1"/);
+    const { examples } = readExamples(file, dataConfig({ encoding: 'latin1' }), classification);
+    assert.equal(examples[1]!.text, 'café noir');
+  });
+
+  test('"text": null says null; an infinite regression label says Infinity', () => {
+    const file = writeTemp('null.jsonl', jsonl({ text: 'ok', label: 'a' }, { text: null, label: 'b' }));
+    assertDataError(() => readExamples(file, dataConfig(), classification), file, 2, /^[^;]*text field "text" is null$/);
+    const infinite = writeTemp('inf.jsonl', '{"text":"a","label":1e999}\n');
+    assertDataError(() => readExamples(infinite, dataConfig(), regression), infinite, 1, /must be a finite number, got Infinity$/);
+  });
+
+  test('a data file linked to a system file is refused without echoing a line of it; malformed JSON is not quoted back', () => {
+    const link = join(tempDir, 'passwd.jsonl');
+    symlinkSync('/etc/passwd', link);
+    assert.throws(() => readExamples(link, dataConfig(), classification), (err: unknown) => {
+      assert.ok(err instanceof DataError);
+      assert.match(err.message, /is a link to \/etc\/passwd, a file of the system folder \/etc, not a data file/);
+      assert.doesNotMatch(err.message, /root:/);
+      return true;
+    });
+    const secret = writeTemp('secret.jsonl', 'top-secret-token-1234\n');
+    assertDataError(() => readExamples(secret, dataConfig(), classification), secret, 1, /^[^"]*malformed JSON: Unexpected token/);
   });
 });

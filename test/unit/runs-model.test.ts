@@ -392,3 +392,27 @@ test('the sidebar\'s plain modules import no vscode', () => {
     assert.doesNotMatch(text, /from 'vscode'|require\('vscode'\)/, file);
   }
 });
+
+test('run.lock decides liveness (the rule inspect uses): a live holder on another machine is running elsewhere; a silent or dead one is interrupted', () => {
+  const ws = workspace();
+  const lock = (dir: string, holder: Record<string, unknown>) =>
+    writeJson(path.join(dir, 'run.lock'), { pid: 4242, host: 'gpu-node-7', since: '2026-12-07T10:00:00Z', heartbeat: new Date().toISOString(), purpose: 'train', token: 'abcdefabcdefabcd', ...holder });
+  lock(makeRun(ws.runs, { name: 'remote', configFile: ws.configA, state: 'running', minute: 1, pid: 4242 }), {});
+  lock(makeRun(ws.runs, { name: 'silent', configFile: ws.configA, state: 'running', minute: 2, pid: 4242 }), { heartbeat: '2026-12-07T10:05:00Z' });
+  // status names a live pid (ours), but the lock's holder on this machine is dead
+  lock(makeRun(ws.runs, { name: 'dead-holder', configFile: ws.configA, state: 'running', minute: 3 }), { pid: DEAD_PID, host: os.hostname() });
+  const m = model(ws.runs, [ws.configA]);
+  const remote = m.run(path.join(ws.runs, 'remote'))!;
+  assert.equal(remote.state, 'running');
+  assert.equal(remote.interrupted, undefined);
+  assert.match(remote.runningElsewhere ?? '', /^pid 4242 on gpu-node-7 \(train\) since 2026-12-07 10:00:00 UTC$/);
+  assert.match(runItem(remote).description, /^running elsewhere · step /);
+  assert.match(runTooltip(remote), /Running elsewhere: pid 4242 on gpu\\-node\\-7/);
+  const silent = m.run(path.join(ws.runs, 'silent'))!;
+  assert.equal(silent.state, 'failed');
+  assert.match(silent.interrupted ?? '', /no heartbeat since 2026-12-07 10:05:00 UTC/);
+  assert.match(runItem(silent).description, /^interrupted · /);
+  const dead = m.run(path.join(ws.runs, 'dead-holder'))!;
+  assert.equal(dead.state, 'failed');
+  assert.match(dead.interrupted ?? '', new RegExp(`\\(${DEAD_PID}\\) is gone`));
+});

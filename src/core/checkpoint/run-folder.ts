@@ -10,16 +10,21 @@
  *       optimizer.safetensors  AdamW moments, for resume
  *       checkpoint.json        step, metrics, labels, trainer state (RNG, best metric, routing counts)
  *     best               names the best checkpoint folder
+ *     run.lock           while a process writes the run: who (see run-lock.ts)
  * Every file is written under a temporary name and renamed, and a checkpoint folder is assembled
- * under a temporary name too, so a killed run never leaves a half-written checkpoint.
+ * under a temporary name too, so a killed run never leaves a half-written checkpoint. A checkpoint
+ * is deleted by renaming it to a temporary name first, so a kill while deleting leaves litter that
+ * `cleanLitter` recognises, never a half-deleted `step-N`. A write the disk refuses is a DiskError
+ * naming the file and what was being written.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AnyResolvedConfig, ResolvedConfig } from '../config/types';
 import type { Placement } from '../../protocol/worker';
-import { appendLine, readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic';
+import { appendLine, isTempFile, readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic';
+import { randomBytes } from 'node:crypto';
 import { readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors';
-import { CheckpointError } from '../errors';
+import { CheckpointError, DiskError } from '../errors';
 import type { WeightMap } from '../model/bert-config';
 
 export type RunState = 'running' | 'finished' | 'failed' | 'stopped';
@@ -39,6 +44,16 @@ export interface RunStatus {
   bestMetrics?: Record<string, number>;
   error?: { name: string; message: string };
   reason?: string;
+  /** Computation-changing config edits a resume was allowed to make (--allow-config-change), oldest first. */
+  configChanges?: ConfigChangeRecord[];
+}
+
+/** One resume that continued with a config differing from the run's own. */
+export interface ConfigChangeRecord {
+  /** The step training continued from. */
+  step: number;
+  at: string;
+  changes: { path: string; from: unknown; to: unknown }[];
 }
 
 export interface TrainerState {
@@ -66,22 +81,45 @@ export interface CheckpointInfo {
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 
+/** Staged checkpoint folders (`step-N.tmp-<pid>`) and checkpoints being deleted (`step-N.tmp-<pid>-<hex>`). */
+const STAGED_OR_TRASH = /^step-\d+\.tmp-\d+(-[0-9a-f]{8})?$/;
+
 export class RunFolder {
+  /** Kept in status.json across rewrites once a resume records a config change. */
+  private configChanges: ConfigChangeRecord[] = [];
+
   private constructor(readonly dir: string) {}
 
-  /** Creates `<runsDir>/<name>-<UTC timestamp>`, adding a counter if that exists already. */
+  /**
+   * Creates `<runsDir>/<name>-<UTC timestamp>`, adding a counter if that exists already. The
+   * folder itself is made without `recursive`, so two runs started in the same second never share it.
+   */
   static create(config: AnyResolvedConfig, now = new Date()): RunFolder {
     const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
     const base = path.join(config.output.runsDir, `${config.name}-${stamp}`);
-    let dir = base;
-    for (let n = 2; fs.existsSync(dir); n++) dir = `${base}-${n}`;
-    fs.mkdirSync(path.join(dir, CHECKPOINTS_DIR), { recursive: true });
-    return new RunFolder(dir);
+    onDisk(config.output.runsDir, 'the runs folder', () => fs.mkdirSync(config.output.runsDir, { recursive: true }));
+    for (let n = 1; ; n++) {
+      const dir = n === 1 ? base : `${base}-${n}`;
+      try {
+        fs.mkdirSync(dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw DiskError.from(err, dir, 'the run folder') ?? err;
+      }
+      onDisk(dir, 'the run folder', () => fs.mkdirSync(path.join(dir, CHECKPOINTS_DIR)));
+      return new RunFolder(dir);
+    }
   }
 
   static open(dir: string): RunFolder {
     if (!fs.existsSync(path.join(dir, 'config.json'))) throw new CheckpointError(dir, 'is not a PEFT Lab run folder (no config.json)');
-    return new RunFolder(dir);
+    const run = new RunFolder(dir);
+    try {
+      run.configChanges = run.readStatus().configChanges ?? [];
+    } catch {
+      // no status yet (or a broken one): nothing recorded to keep
+    }
+    return run;
   }
 
   get id(): string {
@@ -93,7 +131,7 @@ export class RunFolder {
   }
 
   writeConfig(config: AnyResolvedConfig): void {
-    writeJsonAtomic(this.file('config.json'), config);
+    onDisk(this.file('config.json'), 'the run config', () => writeJsonAtomic(this.file('config.json'), config));
   }
 
   readConfig(): ResolvedConfig {
@@ -101,7 +139,23 @@ export class RunFolder {
   }
 
   writeStatus(status: RunStatus): void {
-    writeJsonAtomic(this.file('status.json'), status);
+    const recorded = this.configChanges.length ? { ...status, configChanges: this.configChanges } : status;
+    onDisk(this.file('status.json'), 'the run status', () => {
+      try {
+        writeJsonAtomic(this.file('status.json'), recorded);
+      } catch (err) {
+        // On a full disk the temporary copy finds no room; overwriting the small file in place
+        // still can, and a status that says why the run failed beats an atomic one that says nothing.
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !fs.existsSync(this.file('status.json'))) throw err;
+        fs.writeFileSync(this.file('status.json'), `${JSON.stringify(recorded, null, 2)}\n`);
+      }
+    });
+  }
+
+  /** Records a config change a resume was allowed to make; every later status.json carries it. */
+  recordConfigChange(record: ConfigChangeRecord): void {
+    this.configChanges.push(record);
   }
 
   readStatus(): RunStatus {
@@ -109,11 +163,53 @@ export class RunFolder {
   }
 
   writePlacement(placement: Placement): void {
-    writeJsonAtomic(this.file('placement.json'), placement);
+    onDisk(this.file('placement.json'), 'the adapter placement', () => writeJsonAtomic(this.file('placement.json'), placement));
   }
 
   logMetrics(record: Record<string, unknown>): void {
-    appendLine(this.file('metrics.jsonl'), JSON.stringify(record));
+    onDisk(this.file('metrics.jsonl'), 'the metrics log', () => appendLine(this.file('metrics.jsonl'), JSON.stringify(record)));
+  }
+
+  /** Drops the metric lines after `step`: a resume would log them again. */
+  dropMetricsAfter(step: number): void {
+    const file = this.file('metrics.jsonl');
+    if (!fs.existsSync(file)) return;
+    const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { step?: number }).step! <= step;
+      } catch {
+        return false;
+      }
+    });
+    onDisk(file, 'the metrics log', () => writeFileAtomic(file, kept.map((l) => `${l}\n`).join('')));
+  }
+
+  /**
+   * Removes what an interrupted writer left: temporary files (`*.tmp-*`), staged checkpoint folders,
+   * checkpoints caught half-deleted, and checkpoint folders without checkpoint.json. Call it only
+   * while holding the run's lock. Returns the removed paths, relative to the run folder.
+   */
+  cleanLitter(): string[] {
+    const removed: string[] = [];
+    const remove = (full: string) => {
+      fs.rmSync(full, { recursive: true, force: true });
+      removed.push(path.relative(this.dir, full));
+    };
+    for (const name of fs.readdirSync(this.dir)) {
+      if (isTempFile(name) || /\.tmp-\d+$/.test(name) || /^run\.lock\.stale-/.test(name)) remove(this.file(name));
+    }
+    const root = path.join(this.dir, CHECKPOINTS_DIR);
+    if (!fs.existsSync(root)) return removed;
+    for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
+      const full = path.join(root, entry.name);
+      if (STAGED_OR_TRASH.test(entry.name)) remove(full);
+      else if (entry.isDirectory() && /^step-\d+$/.test(entry.name) && !fs.existsSync(path.join(full, 'checkpoint.json'))) remove(full);
+      else if (entry.isDirectory() && /^step-\d+$/.test(entry.name)) {
+        for (const name of fs.readdirSync(full)) if (isTempFile(name)) remove(path.join(full, name));
+      }
+    }
+    return removed;
   }
 
   checkpointDir(step: number): string {
@@ -133,22 +229,45 @@ export class RunFolder {
       .sort((a, b) => a - b);
   }
 
-  /** Writes a complete checkpoint folder atomically (assembled aside, then renamed into place). */
+  /**
+   * Writes a complete checkpoint folder atomically (assembled aside, then renamed into place). A
+   * failed write removes what it staged, so a full disk does not fill up further with each retry.
+   */
   saveCheckpoint(info: CheckpointInfo, weights: WeightMap, optimizer: WeightMap): string {
     const final = this.checkpointDir(info.step);
     const staging = `${final}.tmp-${process.pid}`;
-    fs.rmSync(staging, { recursive: true, force: true });
-    fs.mkdirSync(staging, { recursive: true });
-    writeSafetensors(path.join(staging, 'weights.safetensors'), toWritable(weights), { format: 'pt', method: info.method });
-    writeSafetensors(path.join(staging, 'optimizer.safetensors'), toWritable(optimizer), { format: 'peft-lab-adamw' });
-    writeJsonAtomic(path.join(staging, 'checkpoint.json'), info);
-    fs.rmSync(final, { recursive: true, force: true });
-    fs.renameSync(staging, final);
+    onDisk(final, `checkpoint step-${info.step}`, () => {
+      try {
+        fs.rmSync(staging, { recursive: true, force: true });
+        fs.mkdirSync(staging, { recursive: true });
+        writeSafetensors(path.join(staging, 'weights.safetensors'), toWritable(weights), { format: 'pt', method: info.method });
+        writeSafetensors(path.join(staging, 'optimizer.safetensors'), toWritable(optimizer), { format: 'peft-lab-adamw' });
+        writeJsonAtomic(path.join(staging, 'checkpoint.json'), info);
+        if (fs.existsSync(final)) this.removeCheckpoint(info.step);
+        fs.renameSync(staging, final);
+      } catch (err) {
+        fs.rmSync(staging, { recursive: true, force: true });
+        throw err;
+      }
+    });
     return final;
   }
 
+  /** Deletes a checkpoint crash-safely: renamed to a temporary name first, then removed. */
+  removeCheckpoint(step: number): void {
+    const dir = this.checkpointDir(step);
+    const trash = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      fs.renameSync(dir, trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    fs.rmSync(trash, { recursive: true, force: true });
+  }
+
   markBest(step: number): void {
-    writeFileAtomic(this.file('best'), `step-${step}\n`);
+    onDisk(this.file('best'), 'the best-checkpoint marker', () => writeFileAtomic(this.file('best'), `step-${step}\n`));
   }
 
   bestStep(): number | undefined {
@@ -163,9 +282,7 @@ export class RunFolder {
    * that step (or nothing), so a resume from an older checkpoint leaves no trace of what followed it.
    */
   discardCheckpointsAfter(step: number, bestStep: number | undefined): void {
-    for (const later of this.checkpointSteps().filter((s) => s > step)) {
-      fs.rmSync(this.checkpointDir(later), { recursive: true, force: true });
-    }
+    for (const later of this.checkpointSteps().filter((s) => s > step)) this.removeCheckpoint(later);
     if (bestStep !== undefined && this.checkpointSteps().includes(bestStep)) this.markBest(bestStep);
     else fs.rmSync(this.file('best'), { force: true });
   }
@@ -176,7 +293,7 @@ export class RunFolder {
     const best = this.bestStep();
     const kept = new Set(steps.slice(-Math.max(1, keep)));
     if (best !== undefined) kept.add(best);
-    for (const step of steps) if (!kept.has(step)) fs.rmSync(this.checkpointDir(step), { recursive: true, force: true });
+    for (const step of steps) if (!kept.has(step)) this.removeCheckpoint(step);
   }
 }
 
@@ -199,6 +316,15 @@ export function readWeightMap(file: string): WeightMap {
 /** The run folder that holds a checkpoint folder (`<run>/checkpoints/step-N`). */
 export function runDirOfCheckpoint(checkpointDir: string): string {
   return path.dirname(path.dirname(path.resolve(checkpointDir)));
+}
+
+/** Runs a write, turning a disk failure into a DiskError naming `file` and `what`. */
+export function onDisk<T>(file: string, what: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw DiskError.from(err, file, what) ?? err;
+  }
 }
 
 function toWritable(weights: WeightMap): Record<string, TensorToWrite> {

@@ -381,7 +381,8 @@ export function writeSafetensors(file: string, tensors: Record<string, TensorToW
   try {
     writeFileAtomic(file, bytes);
   } catch (err) {
-    throw new CheckpointError(file, `cannot write the safetensors file: ${(err as Error).message}`);
+    // the cause keeps its code, so a caller can tell a full disk from a bug (DiskError.from)
+    throw Object.assign(new CheckpointError(file, `cannot write the safetensors file: ${(err as Error).message}`), { cause: err });
   }
 }
 

@@ -36,6 +36,9 @@ export const SCHEMA_RELATIVE_PATH = path.join('schemas', 'peft-config.schema.jso
 
 const PARSE_OPTIONS = { allowTrailingComma: true, disallowComments: false };
 
+/** Configs larger than this are refused before they are read. */
+export const MAX_CONFIG_BYTES = 1_000_000;
+
 /** Reads, validates and resolves a fine-tuning config file; throws `ConfigError` on the first error. */
 export function loadConfig(file: string, options: LoadOptions = {}): ResolvedConfig {
   const { config, text } = loadChecked(file, options);
@@ -118,8 +121,14 @@ export function findSchemaFile(startDir: string = __dirname): string {
 export function readConfigFile(file: string): string {
   let text: string;
   try {
+    // a config is a page of JSON; a huge file is the wrong file, and parsing it first would take minutes
+    const size = fs.statSync(file).size;
+    if (size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, '', `the config file is ${(size / 1e6).toFixed(1)} MB; a config is at most ${MAX_CONFIG_BYTES / 1e6} MB (is this the right file?)`);
+    }
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(file, '', code === 'ENOENT' ? 'config file not found' : `cannot read config file: ${(error as Error).message}`);
   }

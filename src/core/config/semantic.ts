@@ -283,6 +283,12 @@ function taskIssues({ config, locator }: CheckContext): ConfigIssue[] {
   if (type === 'regression' && labels) {
     issues.push(locator.issue('/task/labels', 'labels are ignored for regression', { severity: 'warning' }));
   }
+  // 1 and "1" are one label: the data's labels are matched by their text
+  const seen = new Set<string>();
+  labels?.forEach((label, index) => {
+    if (seen.has(String(label))) issues.push(locator.issue(`/task/labels/${index}`, `${JSON.stringify(label)} repeats an earlier label (a number and its text are the same label)`));
+    seen.add(String(label));
+  });
   return issues;
 }
 

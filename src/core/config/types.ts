@@ -41,8 +41,8 @@ export type ModelConfig =
 
 export interface TaskConfig {
   type: TaskType;
-  /** Label names in id order (classification); read from the training file when omitted. */
-  labels?: string[];
+  /** Label names in id order (classification); read from the training file when omitted. Numbers stand for their decimal form. */
+  labels?: (string | number)[];
   metric: MetricName;
   /** What the head reads: the [CLS] token's last hidden state, or the mean over the real tokens. */
   pooling: 'cls' | 'mean';
@@ -54,6 +54,8 @@ export interface DataConfig {
   test?: string;
   /** Inferred from the file extension when omitted. */
   format?: DataFormat;
+  /** How the data files' bytes are text: UTF-8 (checked: invalid bytes are an error) or Latin-1 (ISO-8859-1). Default utf-8. */
+  encoding?: 'utf-8' | 'latin1';
   textField: string;
   textPairField?: string;
   labelField: string;
@@ -177,6 +179,7 @@ export interface PretrainConfig {
   pretrain: PretrainSection;
   training: TrainingConfig;
   output: PretrainOutputConfig;
+  slurm?: SlurmOptions;
 }
 
 export interface PeftConfig {
@@ -189,6 +192,28 @@ export interface PeftConfig {
   output: OutputConfig;
   /** A hyperparameter search over this config (`peft-lab sweep`, the Sweep CodeLens); Train ignores it. */
   sweep?: SweepConfig;
+  /** Options for runs of this config on a Slurm cluster; local runs ignore them. */
+  slurm?: SlurmOptions;
+}
+
+/** What users set for their cluster (settings `peftLab.slurm.*`, a config's `slurm` section, CLI flags); see core/slurm/job.ts. */
+export interface SlurmOptions {
+  /** `--partition`; default: the cluster's default partition. */
+  partition?: string;
+  /** `--time`, in Slurm's format (`30`, `4:00:00`, `1-00:00:00`); default: the partition's limit. */
+  time?: string;
+  /** `--cpus-per-task`; default 1. */
+  cpusPerTask?: number;
+  /** `--mem`, e.g. `8G`; default: the cluster's. */
+  mem?: string;
+  /** `--gres`, e.g. `gpu:1`. */
+  gres?: string;
+  account?: string;
+  qos?: string;
+  /** More `#SBATCH` lines, e.g. `--constraint=a100` (with or without the `#SBATCH `). */
+  extraDirectives?: string[];
+  /** The Node.js executable on the compute nodes; default: the one running PEFT Lab (visible on a shared home) or `node`. */
+  nodePath?: string;
 }
 
 /** A config with every relative path made absolute against the config file's folder. */

@@ -4,11 +4,13 @@
  * Every problem is reported as a DataError carrying the file and the 1-based line, so a user with
  * a 50,000-line file can jump straight to the bad row instead of bisecting it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { extname } from 'node:path';
 import type { DataConfig, DataFormat, TaskConfig } from '../config/types';
 import { DataError } from '../errors';
 import type { Rng } from '../random';
+import { systemFolderOf } from '../config/output-location';
 
 export interface Example {
   text: string;
@@ -35,8 +37,9 @@ export interface RawRecord {
  * Reads `file` as the config describes. `labelNames` (from the config, or from the training file
  * when reading validation/test files) fixes the label ids; without it they are collected from the file.
  */
-export function readExamples(file: string, data: DataConfig, task: TaskConfig, labelNames?: string[]): ReadResult {
-  const records = parseRecords(file, readContent(file), formatOf(file, data.format), data);
+/** `labelNames` are task.labels (numbers match the data's labels as their decimal text) or the training file's names. */
+export function readExamples(file: string, data: DataConfig, task: TaskConfig, labelNames?: readonly (string | number)[]): ReadResult {
+  const records = parseRecords(file, readContent(file, data.encoding ?? 'utf-8'), formatOf(file, data.format), data);
   if (records.length === 0) throw new DataError(file, undefined, 'the file contains no examples');
   if (task.type === 'regression') {
     const examples = records.map((record) => ({
@@ -46,7 +49,7 @@ export function readExamples(file: string, data: DataConfig, task: TaskConfig, l
     }));
     return { examples, labelNames: [] };
   }
-  return readClassification(file, records, data, labelNames);
+  return readClassification(file, records, data, labelNames?.map(String));
 }
 
 function readClassification(file: string, records: RawRecord[], data: DataConfig, labelNames?: string[]): ReadResult {
@@ -56,6 +59,7 @@ function readClassification(file: string, records: RawRecord[], data: DataConfig
     rawLabel: classLabel(file, record, data.labelField),
     line: record.line,
   }));
+  if (!labelNames) refuseMixedLabelTypes(file, records, data.labelField);
   const names = labelNames ?? collectLabelNames(rows.map((row) => row.rawLabel));
   const resolve = labelResolver(names);
   const examples = rows.map(({ rawLabel, ...example }) => {
@@ -100,12 +104,39 @@ function formatOf(file: string, configured: DataFormat | undefined): DataFormat 
   );
 }
 
-function readContent(file: string): string {
+function readContent(file: string, encoding: 'utf-8' | 'latin1'): string {
   if (!existsSync(file)) throw new DataError(file, undefined, 'the data file does not exist');
+  // A link into /etc, /proc, ... is not training data, and its lines must not end up in an error message.
+  const real = realpathSync(file);
+  const system = systemFolderOf(real);
+  if (system !== undefined) throw new DataError(file, undefined, `is a link to ${real}, a file of the system folder ${system}, not a data file`);
+  const bytes = readFileSync(file);
+  if (encoding === 'utf-8' && !isUtf8(bytes)) throw invalidUtf8(file, bytes);
   // A UTF-8 byte order mark (Excel adds one) would otherwise become part of the first header name.
-  const content = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  const content = (encoding === 'latin1' ? bytes.toString('latin1') : bytes.toString('utf8')).replace(/^\uFEFF/, '');
   if (content.trim() === '') throw new DataError(file, undefined, 'the file is empty');
   return content;
+}
+
+/** Names the line and the byte offset of the first byte that is not UTF-8, and the setting for Latin-1 files. */
+function invalidUtf8(file: string, bytes: Buffer): DataError {
+  const offset = firstInvalidUtf8Byte(bytes);
+  let line = 1;
+  for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
+  const byte = bytes[offset]!.toString(16).toUpperCase().padStart(2, '0');
+  return new DataError(file, line, `not valid UTF-8: byte 0x${byte} at byte offset ${offset} of the file; save it as UTF-8, or set data.encoding to "latin1" if it is Latin-1 (ISO-8859-1)`);
+}
+
+/** The offset where UTF-8 decoding first fails (an unexpected or truncated sequence, an overlong or surrogate form). */
+function firstInvalidUtf8Byte(bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (length === 0 || i + length > bytes.length) return i;
+    if (length > 1 && !isUtf8(bytes.subarray(i, i + length))) return i;
+    i += length;
+  }
+  return bytes.length;
 }
 
 function parseRecords(file: string, content: string, format: DataFormat, data: DataConfig): RawRecord[] {
@@ -138,7 +169,9 @@ function parseJsonObject(file: string, line: number, text: string): Record<strin
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new DataError(file, line, `malformed JSON: ${(err as Error).message}`);
+    // V8 quotes the start of the text ("root:x:0:0"... is not valid JSON): the position is enough
+    const message = (err as Error).message.replace(/, "(?:[^"\\]|\\.)*"(?:\.\.\.)? is not valid JSON$/, '').replace(/ in JSON at position/, ' at position');
+    throw new DataError(file, line, `malformed JSON: ${message}`);
   }
   if (Array.isArray(value)) {
     throw new DataError(file, line, 'expected one JSON object per line (JSONL), got an array; convert a JSON array to one object per line');
@@ -306,7 +339,8 @@ export function requiredText(file: string, record: RawRecord, field: string, rol
 /** `role` ("text", "label"...) tells the user which config setting names the missing field. */
 function requiredField(file: string, record: RawRecord, field: string, role: string): unknown {
   const value = record.fields[field];
-  if (value === undefined || value === null) {
+  if (value === null) throw new DataError(file, record.line, `${role} field "${field}" is null`);
+  if (value === undefined) {
     const present = Object.keys(record.fields);
     throw new DataError(
       file,
@@ -321,7 +355,7 @@ function regressionLabel(file: string, record: RawRecord, field: string): number
   const value = requiredField(file, record, field, 'label');
   const number = typeof value === 'number' ? value : typeof value === 'string' && isNumeric(value) ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new DataError(file, record.line, `regression label "${field}" must be a finite number, got ${JSON.stringify(value)}`);
+    throw new DataError(file, record.line, `regression label "${field}" must be a finite number, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
   }
   return number;
 }
@@ -336,6 +370,29 @@ function classLabel(file: string, record: RawRecord, field: string): string {
 
 // ---------------------------------------------------------------------------------------------
 // Label names
+
+/**
+ * Without task.labels the file decides the classes, and a file with both numbers (1) and words
+ * ("positive") would silently get a third class: refused, naming the first line of each kind.
+ */
+function refuseMixedLabelTypes(file: string, records: RawRecord[], field: string): void {
+  let firstNumber: RawRecord | undefined;
+  let firstText: RawRecord | undefined;
+  for (const record of records) {
+    const value = record.fields[field];
+    const numeric = typeof value === 'number' || (typeof value === 'string' && isNumeric(value));
+    if (numeric) firstNumber ??= record;
+    else firstText ??= record;
+    if (firstNumber && firstText) {
+      const show = (r: RawRecord) => `line ${r.line} has ${typeof r.fields[field] === 'number' ? 'the number' : 'the label'} ${JSON.stringify(r.fields[field])}`;
+      throw new DataError(
+        file, record.line,
+        `the labels mix numbers and names (${show(firstText.line < firstNumber.line ? firstText : firstNumber)}, ${show(firstText.line < firstNumber.line ? firstNumber : firstText)}); ` +
+          'make them one kind, or list the classes in task.labels (numbers there match numeric labels, and 0, 1, ... name the classes by position when the names are words)',
+      );
+    }
+  }
+}
 
 /** Numeric labels sort as numbers (so "10" follows "9"), anything else sorts as text. */
 function collectLabelNames(labels: string[]): string[] {

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isPretrainConfig, loadAnyConfig } from '../config/load';
-import { RunFolder, readCheckpoint, runDirOfCheckpoint } from '../checkpoint/run-folder';
+import { RunFolder, readCheckpoint, runDirOfCheckpoint, type RunStatus } from '../checkpoint/run-folder';
+import { describeHolder, runActivity } from '../checkpoint/run-lock';
 import { readJsonFile } from '../checkpoint/atomic';
 import type { Placement } from '../../protocol/worker';
 import { CheckpointError } from '../errors';
@@ -45,8 +46,11 @@ function describeConfig(file: string): string {
 function describeRunFolder(dir: string): string {
   const run = RunFolder.open(dir);
   const status = run.readStatus();
-  const lines = [`run ${run.id}`, `  state     ${status.state}${status.reason ? ` (${status.reason})` : ''}`, `  method    ${status.method}`, `  backend   ${status.backend ?? '?'}`, `  progress  step ${status.step} of ${status.totalSteps}`];
+  const lines = [`run ${run.id}`, `  state     ${stateLine(run.dir, status)}`, `  method    ${status.method}`, `  backend   ${status.backend ?? '?'}`, `  progress  step ${status.step} of ${status.totalSteps}`];
   if (status.error) lines.push(`  error     ${status.error.message}`);
+  for (const change of status.configChanges ?? []) {
+    lines.push(`  changed   at step ${change.step}: ${change.changes.map((c) => `${c.path} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`);
+  }
   const placementFile = run.file('placement.json');
   if (fs.existsSync(placementFile)) lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
   const best = run.bestStep();
@@ -55,6 +59,14 @@ function describeRunFolder(dir: string): string {
     lines.push(`  checkpoint step-${step}${step === best ? ' (best)' : ''} ${formatMetrics(info.metrics)}`);
   }
   return lines.join('\n');
+}
+
+/** `running` only while its holder lives (run-lock.ts's one rule); a dead holder's run is `interrupted`. */
+function stateLine(dir: string, status: RunStatus): string {
+  if (status.state !== 'running') return `${status.state}${status.reason ? ` (${status.reason})` : ''}`;
+  const activity = runActivity(dir, status.pid);
+  if (!activity.live) return `interrupted (status.json says running, but ${activity.why}; resume it with --resume)`;
+  return activity.holder ? `running (${describeHolder(activity.holder)})` : `running (pid ${status.pid})`;
 }
 
 function describeCheckpoint(dir: string): string {

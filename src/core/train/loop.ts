@@ -12,17 +12,19 @@ import * as path from 'node:path';
 import { tf, type Tensor } from '../tf';
 import type { AnyResolvedConfig, BackendName, TrainingConfig } from '../config/types';
 import type { BackendChoice } from '../backend';
-import { CancelledError, CheckpointError, ConfigError, DataError } from '../errors';
+import { CancelledError, ConfigError, DataError } from '../errors';
 import { Rng } from '../random';
 import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
-import { RunFolder, readCheckpoint, runDirOfCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
+import { RunFolder, readCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
+import { createRun, discardIfNeverStarted, openForResume } from './run-start';
 import { variableGrads } from './gradients';
 import { AdamW, clipScale, learningRateAt, type OptimizerState } from './optimizer';
 import { gib, planFromProbes } from './memory-plan';
 import type { FinishedMessage, MemoryPlanInfo, Placement, StartedMessage, WorkerMessage } from '../../protocol/worker';
 
 export type Emit = (message: WorkerMessage) => void;
+export { storedConfig } from './run-start';
 
 export interface LoopSetup {
   config: AnyResolvedConfig;
@@ -296,25 +298,10 @@ export abstract class TrainingLoop<B> {
     this.lastCheckpointStep = t.step;
     this.plannedRows = t.microBatchSize;
     this.restoreRoutingCounts(t.routing);
-    this.dropMetricsAfter(t.step);
+    // lines an interrupted run logged after its last checkpoint would be logged again
+    this.folder.dropMetricsAfter(t.step);
     this.folder.discardCheckpointsAfter(t.step, t.bestStep);
     return t.step;
-  }
-
-  /** Lines an interrupted run logged after its last checkpoint would be logged again on resume. */
-  private dropMetricsAfter(step: number): void {
-    const file = this.folder.file('metrics.jsonl');
-    if (!fs.existsSync(file)) return;
-    const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step?: number }).step! <= step;
-      } catch {
-        return false;
-      }
-    });
-    fs.writeFileSync(`${file}.tmp-${process.pid}`, kept.map((l) => `${l}\n`).join(''));
-    fs.renameSync(`${file}.tmp-${process.pid}`, file);
   }
 
   // ---- run folder and messages --------------------------------------------------------------------
@@ -391,33 +378,47 @@ export interface RunOptions {
    * core/config/sweep.ts); `configFile` still names the file it came from. Ignored on resume.
    */
   config?: AnyResolvedConfig;
+  /** On resume: continue even when the config file changes what the run computes (recorded in status.json). */
+  allowConfigChange?: boolean;
 }
 
 /** How one kind of run (fine-tuning or pretraining) reads its config and builds its loop. */
 export interface RunKind<C extends AnyResolvedConfig, P> {
   command: 'train' | 'pretrain';
   load(configFile: string): C;
-  prepare(config: C, backend: BackendName | undefined, emit: Emit): Promise<P>;
+  /** `fromCheckpoint`: a resume; the trained weights will come from the run's checkpoint. */
+  prepare(config: C, backend: BackendName | undefined, emit: Emit, fromCheckpoint: boolean): Promise<P>;
   loop(config: C, prepared: P, folder: RunFolder, emit: Emit, signal?: AbortSignal): TrainingLoop<unknown>;
 }
 
-/** Starts (or, with `options.resume`, continues) a run and trains it to its end. */
+/**
+ * Starts (or, with `options.resume`, continues) a run and trains it to its end, holding the run
+ * folder's lock throughout (run-start.ts): a second writer is refused naming the first.
+ */
 export async function startRun<C extends AnyResolvedConfig, P>(configFile: string, options: RunOptions, kind: RunKind<C, P>): Promise<FinishedMessage> {
   const emit: Emit = options.onMessage ?? (() => {});
-  const target = options.resume ? resumeTarget(options.resume) : undefined;
-  const run = target?.run;
-  const config = run ? (storedConfig(run, kind.command) as C) : options.config ? givenConfig<C>(options.config, kind.command) : kind.load(configFile);
-  if (!run && options.runsDir) config.output.runsDir = options.runsDir;
-  const prepared = await kind.prepare(config, options.backend, emit);
-  const folder = run ?? RunFolder.create(config);
-  const loop = kind.loop(config, prepared, folder, emit, options.signal);
+  const resumed = options.resume
+    ? openForResume({ target: options.resume, configFile, command: kind.command, load: kind.load, allowConfigChange: options.allowConfigChange, emit })
+    : undefined;
+  let lock = resumed?.lock;
   try {
-    return await loop.run(target?.checkpoint);
-  } catch (err) {
-    loop.recordFailure(err);
-    throw err;
+    const config = resumed ? (resumed.config as C) : options.config ? givenConfig<C>(options.config, kind.command) : kind.load(configFile);
+    if (!resumed && options.runsDir) config.output.runsDir = options.runsDir;
+    const prepared = await kind.prepare(config, options.backend, emit, resumed !== undefined);
+    const fresh = resumed ? undefined : createRun(config, kind.command);
+    lock ??= fresh?.lock;
+    const folder = resumed?.run ?? fresh!.folder;
+    const loop = kind.loop(config, prepared, folder, emit, options.signal);
+    try {
+      return await loop.run(resumed?.checkpoint);
+    } catch (err) {
+      if (!(fresh && discardIfNeverStarted(folder, err))) loop.recordFailure(err);
+      throw err;
+    } finally {
+      loop.dispose();
+    }
   } finally {
-    loop.dispose();
+    lock?.release();
   }
 }
 
@@ -429,29 +430,6 @@ function givenConfig<C extends AnyResolvedConfig>(config: AnyResolvedConfig, com
   }
   // a copy: the runs folder override below must not change the caller's object
   return structuredClone(config) as C;
-}
-
-/** The config a run folder stores; a run of the other kind is a CheckpointError naming the right command. */
-export function storedConfig(run: RunFolder, command: RunKind<AnyResolvedConfig, unknown>['command']): AnyResolvedConfig {
-  const config = run.readConfig() as AnyResolvedConfig;
-  const pretraining = 'pretrain' in config;
-  if (pretraining !== (command === 'pretrain')) {
-    throw new CheckpointError(run.dir, `is a ${pretraining ? 'pretraining' : 'fine-tuning'} run: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`);
-  }
-  return config;
-}
-
-/** The run and checkpoint a resume starts from: a checkpoint folder as given, a run folder's last one. */
-function resumeTarget(dir: string): { run: RunFolder; checkpoint: string } {
-  if (fs.existsSync(path.join(dir, 'checkpoint.json'))) return { run: RunFolder.open(runDirOfCheckpoint(dir)), checkpoint: path.resolve(dir) };
-  const run = RunFolder.open(dir);
-  return { run, checkpoint: lastCheckpoint(run) };
-}
-
-function lastCheckpoint(run: RunFolder): string {
-  const steps = run.checkpointSteps();
-  if (!steps.length) throw new CheckpointError(run.dir, 'has no complete checkpoint to resume from');
-  return run.checkpointDir(steps[steps.length - 1]!);
 }
 
 function optimizerTensors(state: OptimizerState): WeightMap {

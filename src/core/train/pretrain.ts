@@ -21,7 +21,7 @@ import { PRETRAIN_CARD_FILE } from '../config/semantic';
 import { selectBackend, type BackendChoice } from '../backend';
 import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import { readSafetensors, toFloat32 } from '../checkpoint/safetensors';
-import type { RunFolder } from '../checkpoint/run-folder';
+import { onDisk, type RunFolder } from '../checkpoint/run-folder';
 import { makeBatches, type Batch } from '../data/batches';
 import { loadPretrainingData, maskBatch, maskVocabulary, splitMaskedBatch, type MaskedBatch, type MaskingOptions, type MaskVocabulary, type PretrainingData } from '../data/corpus';
 import type { WordPieceTokenizer } from '../data/tokenizer';
@@ -209,12 +209,12 @@ class Pretrainer extends TrainingLoop<Batch> {
   protected afterCheckpoint(dir: string): void {
     const weights = this.pendingWeights ?? this.model.store.exportWeights();
     this.pendingWeights = undefined;
-    this.writeModel(dir, weights);
+    onDisk(dir, `the model files of ${path.basename(dir)}`, () => this.writeModel(dir, weights));
   }
 
   protected beforeFinish(state: FinishedMessage['state']): Pick<FinishedMessage, 'modelDir'> {
     if (state !== 'finished') return {}; // a stopped run's last checkpoint is a model folder already
-    const modelDir = this.writeFinalModel();
+    const modelDir = onDisk(this.config.output.modelDir ?? this.folder.file('model'), 'the final model', () => this.writeFinalModel());
     this.emit({ type: 'log', level: 'info', message: `model written to ${modelDir}` });
     return { modelDir };
   }
@@ -233,7 +233,12 @@ class Pretrainer extends TrainingLoop<Batch> {
     const staging = `${target}.tmp-${process.pid}`;
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
-    this.writeModel(staging, this.model.store.exportWeights(), { [PRETRAIN_CARD_FILE]: `${JSON.stringify(this.card(target), null, 2)}\n` });
+    try {
+      this.writeModel(staging, this.model.store.exportWeights(), { [PRETRAIN_CARD_FILE]: `${JSON.stringify(this.card(target), null, 2)}\n` });
+    } catch (err) {
+      fs.rmSync(staging, { recursive: true, force: true }); // a full disk must not keep a half model
+      throw err;
+    }
     const old = `${target}.old-${process.pid}`;
     if (fs.existsSync(target)) fs.renameSync(target, old);
     fs.renameSync(staging, target);

@@ -21,6 +21,8 @@ export interface BaseModel {
   /** Where it came from, for the run summary. */
   source: string;
   warnings: string[];
+  /** Set when the base checkpoint has no pooler: a fresh run says so; a run continued from its own checkpoint has a trained one. */
+  poolerWarning?: string;
 }
 
 export interface Dataset {
@@ -29,6 +31,9 @@ export interface Dataset {
   validation: EncodedExample[];
   test: EncodedExample[];
 }
+
+/** How readBertFolder's warning about a missing pooler begins. */
+const NO_POOLER = 'the checkpoint has no pooler';
 
 /** The encoder a config names; only its `model` and `training.seed` are read, so pretraining configs work too. */
 export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'training'>, log: (message: string) => void = () => {}): Promise<BaseModel> {
@@ -63,7 +68,8 @@ export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'trai
   if (tokenizer.vocabSize > read.config.vocab_size) {
     throw new CheckpointError(read.files.config, `the tokenizer has ${tokenizer.vocabSize} tokens but "vocab_size" is ${read.config.vocab_size}: the tokenizer and the weights belong to different models`);
   }
-  return { bert: read.config, weights, tokenizer, source: folder, warnings: read.warnings };
+  const poolerWarning = read.warnings.find((w) => w.includes(NO_POOLER));
+  return { bert: read.config, weights, tokenizer, source: folder, warnings: read.warnings.filter((w) => w !== poolerWarning), ...(poolerWarning && { poolerWarning }) };
 }
 
 /** A BERT base with a WordPiece vocabulary, as masked-language-model pretraining needs (it masks by WordPiece ids). */

@@ -6,7 +6,7 @@ import { tf, type Tensor } from '../tf';
 import type { BackendName, ResolvedConfig } from '../config/types';
 import { loadConfig } from '../config/load';
 import { selectBackend, type BackendChoice } from '../backend';
-import { ConfigError, DataError } from '../errors';
+import { CheckpointError, ConfigError, DataError } from '../errors';
 import { PeftModel } from '../model/peft-model';
 import { Rng } from '../random';
 import { makeBatches, splitBatch, type Batch, type EncodedExample } from '../data/batches';
@@ -19,6 +19,7 @@ import { computeMetrics, lowerIsBetter } from './metrics';
 import { TrainingLoop, startRun, storedConfig, type Emit, type RunOptions } from './loop';
 import { loadBaseModel, loadDataset, type Dataset } from './session';
 import type { EvaluatedMessage, FinishedMessage, Placement, Split, WorkerMessage } from '../../protocol/worker';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export type TrainOptions = RunOptions;
@@ -42,11 +43,13 @@ interface Prepared {
   backend: BackendChoice;
 }
 
-async function prepare(config: ResolvedConfig, backendOverride: BackendName | undefined, emit: Emit): Promise<Prepared> {
+/** `fromCheckpoint`: the weights will come from one of the run's checkpoints (resume, evaluate), pooler included. */
+async function prepare(config: ResolvedConfig, backendOverride: BackendName | undefined, emit: Emit, fromCheckpoint = false): Promise<Prepared> {
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const backend = await selectBackend(backendOverride ?? config.training.backend);
   const base = await loadBaseModel(config, log);
   for (const warning of base.warnings) log(warning, 'warn');
+  if (base.poolerWarning && !fromCheckpoint) log(base.poolerWarning, 'warn');
   const data = loadDataset(config, base.tokenizer);
   if (data.train.length === 0) throw new DataError(config.data.train, undefined, 'has no training examples');
   const outputs = config.task.type === 'regression' ? 1 : data.labelNames.length;
@@ -216,8 +219,8 @@ export async function evaluateCheckpoint(
   options: { backend?: BackendName; onMessage?: (m: WorkerMessage) => void } = {},
 ): Promise<EvaluatedMessage> {
   const emit: Emit = options.onMessage ?? (() => {});
-  const config = storedConfig(RunFolder.open(runDirOfCheckpoint(checkpointDir)), 'train') as ResolvedConfig;
-  const { model, data } = await prepare(config, options.backend, emit);
+  const config = storedConfig(RunFolder.open(checkpointRunDir(checkpointDir)), 'train') as ResolvedConfig;
+  const { model, data } = await prepare(config, options.backend, emit, true);
   try {
     const examples = split === 'test' ? data.test : data.validation;
     if (!examples.length) throw new ConfigError(config.sourceFile, `/data/${split}`, `the run has no ${split} data to evaluate on`);
@@ -228,6 +231,17 @@ export async function evaluateCheckpoint(
   } finally {
     model.dispose();
   }
+}
+
+/** The run folder of a checkpoint folder; a run folder or anything else given instead is named as what it is. */
+function checkpointRunDir(checkpointDir: string): string {
+  if (fs.existsSync(path.join(checkpointDir, 'checkpoint.json'))) return runDirOfCheckpoint(checkpointDir);
+  if (fs.existsSync(path.join(checkpointDir, 'config.json')) && fs.existsSync(path.join(checkpointDir, 'checkpoints'))) {
+    const best = RunFolder.open(checkpointDir).bestStep();
+    const example = best !== undefined ? `${path.join(checkpointDir, 'checkpoints', `step-${best}`)} (its best)` : `${path.join(checkpointDir, 'checkpoints', 'step-N')}`;
+    throw new CheckpointError(checkpointDir, `is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. ${example}`);
+  }
+  throw new CheckpointError(checkpointDir, 'is not a checkpoint folder (no checkpoint.json)');
 }
 
 export { describeRun } from './describe';
