@@ -28,7 +28,7 @@ function runValue(row: ExperimentRow | undefined, id: string): number | undefine
   return source?.[name];
 }
 
-export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void): HTMLElement {
+export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (dirs: readonly string[]) => void): HTMLElement {
   const caption = a.groupBy.length
     ? `${a.groups.length} group${a.groups.length === 1 ? '' : 's'} by ${a.groupBy.join(', ')} (every parameter that varies, but the seed) · mean ± sample sd over each group's runs`
     : `One group: the shown runs differ only in their seed · mean ± sample sd`;
@@ -42,8 +42,10 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
     const toggle = h('button', { class: 'group-expand', 'aria-expanded': String(open), title: open ? 'Hide the runs' : 'Show the runs', 'aria-label': open ? 'Collapse group' : 'Expand group' },
       h('span', { class: `codicon codicon-chevron-${open ? 'down' : 'right'}`, 'aria-hidden': 'true' }));
     toggle.addEventListener('click', () => onToggle(g.id));
+    const overlay = h('button', { class: 'group-open', title: 'Overlay the group\'s runs in the dashboard', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
+    overlay.addEventListener('click', () => onOpen(g.dirs));
     body.appendChild(h('tr', { class: 'group-row', 'data-group': g.id },
-      h('td', { class: 'expander' }, toggle),
+      h('td', { class: 'expander' }, toggle, overlay),
       h('td', { class: 'group-key' }, ...a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) =>
         h('span', { class: 'key-part', 'data-param': p, title: `${p} = ${cellText(g.key[p])}` }, h('span', { class: 'muted' }, `${p} `), cellText(g.key[p])))),
       h('td', { class: 'num group-n' }, String(g.dirs.length)),

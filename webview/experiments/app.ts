@@ -345,7 +345,7 @@ export class ExperimentsApp {
       if (this.expanded.has(id)) this.expanded.delete(id);
       else this.expanded.add(id);
       this.renderAnalysis();
-    }));
+    }, (dirs) => this.open(dirs)));
     clear(this.importanceHost);
     if (a.importance) this.importanceHost.appendChild(renderImportance(a.importance, this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric));
     document.body.dataset.groups = String(a.groups.length);
