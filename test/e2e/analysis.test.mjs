@@ -82,6 +82,9 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     await page.locator('.tab.active', { hasText: 'Experiments' }).waitFor({ timeout: UI_TIMEOUT });
     const view = webviewContent(page);
     await view.locator('body[data-ready="true"][data-rows="6"]').waitFor({ timeout: 60_000 });
+    // the Analysis panel is folded until opened (the table keeps the room)
+    await view.locator('details.analysis-panel > summary').click();
+    await view.locator('details.analysis-panel[open] svg.parallel-chart').waitFor({ timeout: UI_TIMEOUT });
 
     // ---- 1. group by everything but the seed ----------------------------------------------------------
     await view.locator('vscode-checkbox.group-toggle').click();

@@ -201,9 +201,12 @@ export class ExperimentsApp {
     this.metricSelect.addEventListener('change', () => this.update({ analysis: { ...this.ui.analysis, metric: this.metricSelect.value } }));
     this.analysisPanel.addEventListener('toggle', () => {
       const closed = !(this.analysisPanel as HTMLDetailsElement).open;
-      if ((this.ui.analysis?.closed === true) !== closed) this.update({ analysis: { ...this.ui.analysis, closed } });
+      if (this.analysisClosed() !== closed) {
+        this.parallelKey = ''; // drawn when opened
+        this.update({ analysis: { ...this.ui.analysis, closed } });
+      }
     });
-    (this.analysisPanel as HTMLDetailsElement).open = this.ui.analysis?.closed !== true;
+    (this.analysisPanel as HTMLDetailsElement).open = !this.analysisClosed();
     const clearBrushes = h('vscode-button', { class: 'clear-brushes', secondary: true, icon: 'clear-all', title: 'Show every run again' }, 'Clear Brushes');
     clearBrushes.addEventListener('click', () => {
       this.brushes.clear();
@@ -287,7 +290,13 @@ export class ExperimentsApp {
    * than the table's rows in view, and the table must not wait for them. Skipped when neither the
    * runs shown (in any order: sorting does not redraw it), the metric nor the brushes changed.
    */
+  /** Folded until the user opens it once (the table keeps the room); then as the user left it. */
+  private analysisClosed(): boolean {
+    return this.ui.analysis?.closed !== false;
+  }
+
   private renderParallel(filtered: ExperimentRow[]): void {
+    if (this.analysisClosed()) return;
     const metric = this.analysisMetric();
     const key = `${this.version}|${filtered.map((r) => r.dir).sort().join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
     if (key === this.parallelKey) return;
