@@ -118,16 +118,14 @@ describe('RunData', () => {
     assert.match(snap.problems.join('\n'), /status\.json/);
   });
 
-  test('100,000 logged steps load in well under a second', () => {
+  // how fast is bench/dashboard-render.mjs's question; here, that a long run loads whole
+  test('100,000 logged steps load, every one of them', () => {
     const dir = runFolder('long');
     const lines: string[] = [];
     for (let s = 1; s <= 100_000; s++) lines.push(train(s).trimEnd());
     fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
-    const t0 = performance.now();
     const run = new RunData(dir);
-    const ms = performance.now() - t0;
     assert.equal(run.trainCount, 100_000);
-    assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
   });
 });
 
