@@ -38,7 +38,8 @@ function seedGridWorkspace(dir) {
   const best = {};
   for (const d of readdirSync(runs)) {
     const method = d.split('-')[0];
-    (best[method] ??= []).push(JSON.parse(readFileSync(join(runs, d, 'status.json'), 'utf8')).bestMetrics.accuracy);
+    const metrics = JSON.parse(readFileSync(join(runs, d, 'status.json'), 'utf8')).bestMetrics;
+    for (const [name, value] of Object.entries(metrics)) ((best[method] ??= {})[name] ??= []).push(value);
   }
   return { folder, runs, best };
 }
@@ -81,15 +82,21 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     await page.locator('.tab.active', { hasText: 'Experiments' }).waitFor({ timeout: UI_TIMEOUT });
     const view = webviewContent(page);
     await view.locator('body[data-ready="true"][data-rows="6"]').waitFor({ timeout: 60_000 });
+    // the Analysis panel is folded until opened (the table keeps the room)
+    await view.locator('details.analysis-panel > summary').click();
+    await view.locator('details.analysis-panel[open] svg.parallel-chart').waitFor({ timeout: UI_TIMEOUT });
 
     // ---- 1. group by everything but the seed ----------------------------------------------------------
     await view.locator('vscode-checkbox.group-toggle').click();
     await view.locator('body[data-groups="2"]').waitFor({ timeout: UI_TIMEOUT });
     await view.locator('.group-view:not([hidden]) table.group-table').waitFor({ timeout: UI_TIMEOUT });
     for (const method of ['houlsby', 'lora']) {
-      const row = view.locator('tr.group-row', { has: view.locator('td[data-param="method.type"]', { hasText: method }) });
+      const row = view.locator("tr.group-row", { has: view.locator(`.key-part[data-param="method.type"]`, { hasText: method }) });
       assert.equal(await row.locator('td.group-n').innerText(), '3', `${method}: N = 3`);
-      assert.equal(await row.locator('td[data-metric="best:accuracy"] .mean-sd').innerText(), meanSd(ws.best[method]), `${method}: mean ± sd of best accuracy`);
+      // the seeds' losses differ (the tiny task's accuracies may not)
+      for (const metric of ['accuracy', 'loss']) {
+        assert.equal(await row.locator(`td[data-metric="best:${metric}"] .mean-sd`).innerText(), meanSd(ws.best[method][metric]), `${method}: mean ± sd of best ${metric}`);
+      }
     }
     const caption = await view.locator('.groups-caption').innerText();
     assert.match(caption, /2 groups by .*method\.type/);
@@ -144,7 +151,7 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     const svg = await waitForFile(join(ws.folder, 'parallel-coordinates.svg'));
     assert.match(svg, /^<\?xml/);
     assert.equal((svg.match(/<polyline/g) ?? []).length, 6, 'a line per run');
-    assert.match(svg, /style="fill:/, 'styles inlined, so it looks the same outside VS Code');
+    assert.match(svg, /<polyline[^>]* stroke="rgb\(/, 'colours written out, so it looks the same outside VS Code');
     await screenshot(page, 'analysis-exported.png');
 
     assert.deepEqual(ui.cspViolations, [], 'no Content-Security-Policy violations');

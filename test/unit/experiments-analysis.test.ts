@@ -110,6 +110,8 @@ test('parallel coordinates: axes over the varying parameters but the seed, then 
   assert.equal(method.kind, 'category');
   assert.deepEqual(brushRows(rows, axes, new Map([['param:method.type', [0.9, 1] as const]])).map((r) => r.params['method.type']), ['lora', 'lora', 'lora']);
   assert.equal(brushRows(rows, axes, new Map()).length, 6);
+  assert.equal(method.describe(0.4, 1), 'lora', 'a brush in words names the categories inside it');
+  assert.match(acc.describe(0, 1), /^0\.7000 … 0\.8400$/);
 });
 
 test('messages: analyze, diff and the exports are validated where they arrive', () => {

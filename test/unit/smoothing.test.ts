@@ -1,6 +1,7 @@
 /** The dashboard's smoothing choices (webview/model/series.ts): TensorBoard's EMA, the moving average, none; the raw series kept. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chartCsv, chartSvg } from '../../webview/model/chart-export';
 import { emaSmooth, movingAverage, SmoothingCache, windowForWeight } from '../../webview/model/series';
 
 test('EMA as TensorBoard computes it: debiased, so the first point is the first value', () => {
@@ -24,8 +25,7 @@ test('moving average: a trailing window, shorter at the start; its window follow
   assert.deepEqual(cache.smooth('k', [1, 3, 5, 7, 9], 0.6, 'moving'), [1, 2, 3, 4, 6]);
 });
 
-test('chart export: CSV with every series (raw kept), SVG with a line per series and the legend', async () => {
-  const { chartCsv, chartSvg } = await import('../../webview/model/chart-export.js');
+test('chart export: CSV with every series (raw kept), SVG with a line per series and the legend', () => {
   const model = {
     id: 'loss' as const, title: 'Loss', x: [1, 2, 3], logCapable: true, points: 3,
     series: [{ label: 'training loss (raw)', run: 0, metric: 0, role: 'raw' as const }, { label: 'training loss (smoothed)', run: 0, metric: 0, role: 'smoothed' as const }],

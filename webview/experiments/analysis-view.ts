@@ -15,8 +15,9 @@ function cellText(v: CellValue | undefined): string {
   return typeof v === 'number' ? formatNumber(v) : String(v);
 }
 
+/** `0.8200 ± 0.0200` with the digits the exports use (tables.ts formatSummary); one run: its value alone. */
 export function summaryText(s: MetricSummary): string {
-  return s.n > 1 ? `${formatMetricValue(s.mean)} ± ${formatMetricValue(s.sd)}` : formatMetricValue(s.mean);
+  return s.n > 1 ? `${s.mean.toFixed(4)} ± ${s.sd.toFixed(4)}` : s.mean.toFixed(4);
 }
 
 /** A run's value of a metric id as the row carries it (best, final, test); min/max exist only in the groups. */
@@ -27,11 +28,13 @@ function runValue(row: ExperimentRow | undefined, id: string): number | undefine
   return source?.[name];
 }
 
-export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void): HTMLElement {
+export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (dirs: readonly string[]) => void): HTMLElement {
   const caption = a.groupBy.length
     ? `${a.groups.length} group${a.groups.length === 1 ? '' : 's'} by ${a.groupBy.join(', ')} (every parameter that varies, but the seed) · mean ± sample sd over each group's runs`
     : `One group: the shown runs differ only in their seed · mean ± sample sd`;
-  const head = h('tr', null, h('th', { class: 'expander' }), ...a.groupBy.map((p) => h('th', { class: 'group-key' }, p)), h('th', { class: 'num' }, 'N'),
+  // the key as one cell (the parameters a group has, `name value` each), so the metrics stay in view
+  // however many parameters vary together (a method's type, rank, bottleneck, ...)
+  const head = h('tr', null, h('th', { class: 'expander' }), h('th', { class: 'group-key' }, 'Group'), h('th', { class: 'num' }, 'N'),
     ...a.metrics.map((m) => h('th', { class: 'num', 'data-metric': m }, label(m))));
   const body = h('tbody');
   for (const g of a.groups) {
@@ -39,9 +42,12 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
     const toggle = h('button', { class: 'group-expand', 'aria-expanded': String(open), title: open ? 'Hide the runs' : 'Show the runs', 'aria-label': open ? 'Collapse group' : 'Expand group' },
       h('span', { class: `codicon codicon-chevron-${open ? 'down' : 'right'}`, 'aria-hidden': 'true' }));
     toggle.addEventListener('click', () => onToggle(g.id));
+    const overlay = h('button', { class: 'group-open', title: 'Overlay the group\'s runs in the dashboard', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
+    overlay.addEventListener('click', () => onOpen(g.dirs));
     body.appendChild(h('tr', { class: 'group-row', 'data-group': g.id },
-      h('td', { class: 'expander' }, toggle),
-      ...a.groupBy.map((p) => h('td', { class: 'group-key', 'data-param': p }, cellText(g.key[p]))),
+      h('td', { class: 'expander' }, toggle, overlay),
+      h('td', { class: 'group-key' }, ...a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) =>
+        h('span', { class: 'key-part', 'data-param': p, title: `${p} = ${cellText(g.key[p])}` }, h('span', { class: 'muted' }, `${p} `), cellText(g.key[p])))),
       h('td', { class: 'num group-n' }, String(g.dirs.length)),
       ...a.metrics.map((m) => {
         const s = g.stats[m];
@@ -53,7 +59,7 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
       const row = rows.get(dir);
       body.appendChild(h('tr', { class: 'group-member', 'data-dir': dir },
         h('td', { class: 'expander' }),
-        h('td', { class: 'member-name', colspan: Math.max(1, a.groupBy.length) + 1, title: dir }, row?.name ?? dir),
+        h('td', { class: 'member-name', colspan: 2, title: dir }, row?.name ?? dir),
         ...a.metrics.map((m) => {
           const v = runValue(row, m);
           return h('td', { class: 'num', 'data-metric': m }, v === undefined ? '' : formatMetricValue(v));

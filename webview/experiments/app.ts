@@ -77,6 +77,9 @@ export class ExperimentsApp {
   private analysisKey = '';
   private analysisTimer?: ReturnType<typeof setTimeout>;
   private parallelKey = '';
+  private parallelFrame = 0;
+  /** Milliseconds the last parallel-coordinates drawing took (read by the benchmark). */
+  lastParallelMs = 0;
   private diff?: DiffMessage;
   private readonly expanded = new Set<string>();
 
@@ -198,9 +201,12 @@ export class ExperimentsApp {
     this.metricSelect.addEventListener('change', () => this.update({ analysis: { ...this.ui.analysis, metric: this.metricSelect.value } }));
     this.analysisPanel.addEventListener('toggle', () => {
       const closed = !(this.analysisPanel as HTMLDetailsElement).open;
-      if ((this.ui.analysis?.closed === true) !== closed) this.update({ analysis: { ...this.ui.analysis, closed } });
+      if (this.analysisClosed() !== closed) {
+        this.parallelKey = ''; // drawn when opened
+        this.update({ analysis: { ...this.ui.analysis, closed } });
+      }
     });
-    (this.analysisPanel as HTMLDetailsElement).open = this.ui.analysis?.closed !== true;
+    (this.analysisPanel as HTMLDetailsElement).open = !this.analysisClosed();
     const clearBrushes = h('vscode-button', { class: 'clear-brushes', secondary: true, icon: 'clear-all', title: 'Show every run again' }, 'Clear Brushes');
     clearBrushes.addEventListener('click', () => {
       this.brushes.clear();
@@ -279,17 +285,35 @@ export class ExperimentsApp {
     return metrics.find((c) => c.id === this.ui.analysis?.metric) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0];
   }
 
+  /**
+   * Draws the parallel coordinates in the next frame, after the table: a thousand lines cost more
+   * than the table's rows in view, and the table must not wait for them. Skipped when neither the
+   * runs shown (in any order: sorting does not redraw it), the metric nor the brushes changed.
+   */
+  /** Folded until the user opens it once (the table keeps the room); then as the user left it. */
+  private analysisClosed(): boolean {
+    return this.ui.analysis?.closed !== false;
+  }
+
   private renderParallel(filtered: ExperimentRow[]): void {
+    if (this.analysisClosed()) return;
     const metric = this.analysisMetric();
-    const key = `${this.version}|${filtered.map((r) => r.dir).join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
+    const key = `${this.version}|${filtered.map((r) => r.dir).sort().join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
     if (key === this.parallelKey) return;
     this.parallelKey = key;
+    cancelAnimationFrame(this.parallelFrame);
+    this.parallelFrame = requestAnimationFrame(() => this.drawParallel(filtered, metric));
+  }
+
+  private drawParallel(filtered: ExperimentRow[], metric: Column | undefined): void {
+    const started = performance.now();
     const metrics = this.columns.filter((c) => c.group === 'metric');
     clear(this.metricSelect);
     for (const c of metrics) this.metricSelect.appendChild(h('vscode-option', { value: c.id, selected: c.id === metric?.id }, c.label));
     clear(this.parallelHost);
     if (this.axes.length < 2) {
       this.parallelHost.appendChild(h('p', { class: 'muted' }, 'The shown runs do not differ in any parameter but the seed.'));
+      this.lastParallelMs = performance.now() - started;
       return;
     }
     const kept = new Set(this.view.map((r) => r.dir));
@@ -303,9 +327,10 @@ export class ExperimentsApp {
     }));
     const brushed = this.axes.filter((a) => this.brushes.has(a.id)).map((a) => {
       const [lo, hi] = this.brushes.get(a.id)!;
-      return `${a.label} ${a.tick(lo)} … ${a.tick(hi)}`;
+      return `${a.label} ${a.describe(lo, hi)}`;
     });
     if (brushed.length) this.parallelHost.appendChild(h('p', { class: 'brush-summary muted' }, `${this.view.length} of ${filtered.length} runs inside: ${brushed.join('; ')}`));
+    this.lastParallelMs = performance.now() - started;
   }
 
   /** Asks the host for the groups and importance of the shown runs when they or the choices changed. */
@@ -313,7 +338,7 @@ export class ExperimentsApp {
     const dirs = this.view.map((r) => r.dir);
     const metric = this.analysisMetric()?.id;
     const choice = this.ui.choice ?? 'best';
-    const key = `${this.version}|${dirs.join('\n')}|${JSON.stringify(this.ui.groupBy ?? null)}|${choice}|${metric}`;
+    const key = `${this.version}|${[...dirs].sort().join('\n')}|${JSON.stringify(this.ui.groupBy ?? null)}|${choice}|${metric}`;
     if (key === this.analysisKey) return;
     this.analysisKey = key;
     clearTimeout(this.analysisTimer);
@@ -329,7 +354,7 @@ export class ExperimentsApp {
       if (this.expanded.has(id)) this.expanded.delete(id);
       else this.expanded.add(id);
       this.renderAnalysis();
-    }));
+    }, (dirs) => this.open(dirs)));
     clear(this.importanceHost);
     if (a.importance) this.importanceHost.appendChild(renderImportance(a.importance, this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric));
     document.body.dataset.groups = String(a.groups.length);

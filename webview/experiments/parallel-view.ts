@@ -49,7 +49,7 @@ export function renderParallel(rows: readonly ExperimentRow[], axes: readonly Pa
     const kept = opts.kept.has(row.dir);
     const band = level === undefined ? 'none' : level >= 2 / 3 ? 'high' : level >= 1 / 3 ? 'mid' : 'low';
     const line = el('polyline', { class: `run-line level-${band}${kept ? ' kept' : ' dimmed'}`, points: points.join(' '), 'data-dir': row.dir });
-    line.appendChild(el('title', {}, row.name));
+    if (rows.length <= 200) line.appendChild(el('title', {}, row.name)); // a tooltip per line is noise (and cost) beyond that
     lines.appendChild(line);
   }
   axes.forEach((a, i) => svg.appendChild(axisGroup(a, x(i), y, plotH, opts)));

@@ -1,6 +1,6 @@
 /**
  * Charts as files: an SVG drawn with theme-coloured CSS classes is cloned with the computed styles
- * written onto each element (so it looks the same outside VS Code), and a PNG is that SVG drawn
+ * written onto each element as presentation attributes (so it looks the same outside VS Code), and a PNG is that SVG drawn
  * onto a canvas at twice its size. The host saves what these return (ExportChartMessage).
  */
 const STYLED = ['fill', 'fill-opacity', 'stroke', 'stroke-width', 'stroke-opacity', 'stroke-dasharray', 'opacity', 'font-family', 'font-size', 'font-weight', 'text-anchor', 'dominant-baseline'];
@@ -13,14 +13,17 @@ export function standaloneSvg(svg: SVGSVGElement): string {
   live.forEach((node, i) => {
     const style = getComputedStyle(node);
     const copy = copies[i] as Element;
-    const declared = STYLED.map((p) => `${p}:${style.getPropertyValue(p)}`).join(';');
-    copy.setAttribute('style', declared);
+    // presentation attributes, not a style attribute: the webview's CSP forbids inline styles
+    for (const p of STYLED) {
+      const value = style.getPropertyValue(p);
+      if (value) copy.setAttribute(p, value);
+    }
   });
   clone.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
   const box = svg.viewBox.baseVal;
   const background = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
   for (const [k, v] of Object.entries({ x: box.x, y: box.y, width: box.width || svg.clientWidth, height: box.height || svg.clientHeight })) background.setAttribute(k, String(v));
-  background.setAttribute('style', `fill:${getComputedStyle(document.body).backgroundColor}`);
+  background.setAttribute('fill', getComputedStyle(document.body).backgroundColor);
   clone.insertBefore(background, clone.firstChild);
   return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(clone)}\n`;
 }

@@ -22,6 +22,8 @@ export interface ParallelAxis {
   position(row: ExperimentRow): number | undefined;
   /** A position back as the text the axis shows. */
   tick(position: number): string;
+  /** A brushed range in words: `0.7 … 0.84`, or the categories inside it. */
+  describe(lo: number, hi: number): string;
   ticks(): { at: number; label: string }[];
 }
 
@@ -64,6 +66,7 @@ function axisOf(id: string, label: string, values: readonly (CellValue | undefin
         return typeof v === 'number' ? position(v) : undefined;
       },
       tick: (t) => fmt(Number(back(t).toPrecision(4))),
+      describe: (a, b) => `${fmt(Number(back(a).toPrecision(4)))} … ${fmt(Number(back(b).toPrecision(4)))}`,
       ticks: () => (hi === lo ? [{ at: 0.5, label: fmt(min) }] : [0, 0.25, 0.5, 0.75, 1].map((at) => ({ at, label: fmt(Number(back(at).toPrecision(4))) }))),
     };
   }
@@ -77,6 +80,7 @@ function axisOf(id: string, label: string, values: readonly (CellValue | undefin
       return v === undefined || v === null || v === '' ? undefined : position(String(v));
     },
     tick: (t) => categories[Math.round(categories.length > 1 ? t / step : 0)] ?? '',
+    describe: (a, b) => categories.filter((c) => position(c) >= a - 1e-9 && position(c) <= b + 1e-9).join(', ') || 'none',
     ticks: () => categories.map((label) => ({ at: position(label), label })),
   };
 }
