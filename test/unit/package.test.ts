@@ -19,10 +19,11 @@ const SCRIPT = path.join(REPO, 'scripts', 'package.mjs');
 const ENABLED = process.env.PEFT_LAB_TEST_PACKAGE === '1';
 
 /**
- * Measured 2.06 MB / 60 files (Nov 2026, tfjs 4.22.0; our own source maps stay out, they embed the sources); the budget is that
- * +30%. Untrimmed, the VSIX was 20.4 MB / 6041 files (65 MB / 8501 files without .vscodeignore).
+ * Measured 2.06 MB / 60 files (Nov 2026, tfjs 4.22.0; our own source maps stay out, they embed the sources), then 2.74 MB
+ * (Dec 2026: the encoder families' tokenizers, the Slurm executor, the experiments analysis and the PEFT format in the
+ * bundles); the budget is the latter +10%. Untrimmed, the VSIX was 20.4 MB / 6041 files (65 MB / 8501 files without .vscodeignore).
  */
-const SIZE_BUDGET_BYTES = 2_700_000;
+const SIZE_BUDGET_BYTES = 3_000_000;
 const FILE_BUDGET = 78;
 
 interface ZipEntry {
