@@ -28,7 +28,13 @@ function runValue(row: ExperimentRow | undefined, id: string): number | undefine
   return source?.[name];
 }
 
-export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (dirs: readonly string[]) => void): HTMLElement {
+/** What the dashboard's legend calls a group: the columns that define it, `name value` each. */
+export function groupLabel(a: AnalysisMessage, g: AnalysisMessage['groups'][number]): string {
+  const parts = a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) => `${p} ${cellText(g.key[p])}`);
+  return parts.length ? parts.join(', ') : 'all runs';
+}
+
+export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (groups: readonly { label: string; dirs: readonly string[] }[]) => void): HTMLElement {
   const caption = a.groupBy.length
     ? `${a.groups.length} group${a.groups.length === 1 ? '' : 's'} by ${a.groupBy.join(', ')} (every parameter that varies, but the seed) · mean ± sample sd over each group's runs`
     : `One group: the shown runs differ only in their seed · mean ± sample sd`;
@@ -42,8 +48,8 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
     const toggle = h('button', { class: 'group-expand', 'aria-expanded': String(open), title: open ? 'Hide the runs' : 'Show the runs', 'aria-label': open ? 'Collapse group' : 'Expand group' },
       h('span', { class: `codicon codicon-chevron-${open ? 'down' : 'right'}`, 'aria-hidden': 'true' }));
     toggle.addEventListener('click', () => onToggle(g.id));
-    const overlay = h('button', { class: 'group-open', title: 'Overlay the group\'s runs in the dashboard', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
-    overlay.addEventListener('click', () => onOpen(g.dirs));
+    const overlay = h('button', { class: 'group-open', title: 'Show the group in the dashboard: its mean with a ±1 sd band', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
+    overlay.addEventListener('click', () => onOpen([{ label: groupLabel(a, g), dirs: g.dirs }]));
     body.appendChild(h('tr', { class: 'group-row', 'data-group': g.id },
       h('td', { class: 'expander' }, toggle, overlay),
       h('td', { class: 'group-key' }, ...a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) =>
@@ -66,7 +72,9 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
         })));
     }
   }
-  return h('div', { class: 'groups' }, h('p', { class: 'muted groups-caption' }, caption), h('table', { class: 'group-table' }, h('thead', null, head), body));
+  const all = h('vscode-button', { secondary: true, icon: 'graph-line', class: 'open-groups', title: 'Every group in one dashboard: a mean line with its band per group' }, 'Overlay groups');
+  all.addEventListener('click', () => onOpen(a.groups.map((g) => ({ label: groupLabel(a, g), dirs: g.dirs }))));
+  return h('div', { class: 'groups' }, h('div', { class: 'groups-header' }, h('p', { class: 'muted groups-caption' }, caption), all), h('table', { class: 'group-table' }, h('thead', null, head), body));
 }
 
 export function renderImportance(imp: NonNullable<AnalysisMessage['importance']>, metricLabel: string): HTMLElement {
