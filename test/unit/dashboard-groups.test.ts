@@ -98,4 +98,9 @@ test('a group chart saved as CSV has the mean, sd and n of each band; as SVG, th
   assert.match(svg, /<path class="band" d="M[^"]+Z" fill="rgb\(1, 2, 3\)" fill-opacity="0.22"/);
   assert.equal((svg.match(/<polyline/g) ?? []).length, 2, 'the means (training and validation loss) are lines, the edges are not');
   assert.equal((svg.match(/<path class="band"/g) ?? []).length, 2);
+  // one evaluation so far: the band is a bar across the point
+  const once = groupCurves({ label: 'g', dirs: ['/a', '/b'] }, [run('/a', [1], [0.5]), run('/b', [2], [0.7])]);
+  const [, metric] = buildGroupCharts([once], { smoothing: 0, logScale: false }, new SmoothingCache());
+  const bar = chartSvg(metric!, { colors: metric!.series.map(() => 'red'), background: '#fff', foreground: '#000', grid: '#ccc', font: 'sans-serif' });
+  assert.match(bar, /<path class="band" d="M[\d.,L]+Z"/);
 });

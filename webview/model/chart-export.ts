@@ -24,10 +24,14 @@ export function chartCsv(model: ChartModel): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
+/** Half the width of a band drawn at a lone point (in the path's units: CSS pixels on screen). */
+const LONE_HALF_WIDTH = 3;
+
 /**
  * A band as an SVG path: along the upper edge left to right, back along the lower edge, one closed
  * piece per stretch of steps with both edges (a gap ends a piece, except between evaluations, which
- * are joined as their line is). Coordinates from the given scales; undefined when nothing is drawn.
+ * are joined as their line is); a lone point gets a narrow bar. Coordinates from the given scales;
+ * undefined when nothing is drawn.
  */
 export function bandPath(model: ChartModel, band: ChartBand, sx: (step: number) => number, sy: (value: number) => number): string | undefined {
   const lower = model.ys[band.lowerSeries]!;
@@ -36,7 +40,13 @@ export function bandPath(model: ChartModel, band: ChartBand, sx: (step: number) 
   const pieces: string[] = [];
   let run: number[] = [];
   const flush = () => {
-    if (run.length > 1) {
+    if (run.length === 1) {
+      // a lone point (one evaluation so far): the band as an error bar across it
+      const i = run[0]!;
+      const x = sx(model.x[i]!);
+      const [top, bottom] = [sy(upper[i]!).toFixed(1), sy(lower[i]!).toFixed(1)];
+      pieces.push(`M${(x - LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${bottom}L${(x - LONE_HALF_WIDTH).toFixed(1)},${bottom}Z`);
+    } else if (run.length > 1) {
       const top = run.map((i) => `${sx(model.x[i]!).toFixed(1)},${sy(upper[i]!).toFixed(1)}`);
       const bottom = [...run].reverse().map((i) => `${sx(model.x[i]!).toFixed(1)},${sy(lower[i]!).toFixed(1)}`);
       pieces.push(`M${top.join('L')}L${bottom.join('L')}Z`);
