@@ -24,7 +24,7 @@ import {
 } from '../protocol/dashboard';
 import type { WorkerMessage } from '../protocol/worker';
 import { RunData, hasChanges, type RunChanges } from './dashboard-data';
-import { groupCurves } from './dashboard-groups';
+import { groupCurves } from './dashboard/dashboard-groups';
 import { dashboardHtml } from './dashboard-html';
 import type { RunManager } from './run-manager';
 import { makeNonce } from './webview-page';

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupCurves } from '../../src/host/dashboard-groups';
+import { groupCurves } from '../../src/host/dashboard/dashboard-groups';
 import { parseDashboardState, parseHostToDashboard, type DashboardGroup, type RunSnapshot } from '../../src/protocol/dashboard';
 import { buildGroupCharts, groupN } from '../../webview/model/charts';
 import { chartCsv, chartSvg } from '../../webview/model/chart-export';

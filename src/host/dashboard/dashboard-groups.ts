@@ -4,8 +4,8 @@
  * runs' own charts would show there.
  */
 import * as path from 'node:path';
-import { bandOverRuns, type SeriesBand } from '../core/analysis/bands';
-import type { DashboardBand, DashboardGroup, DashboardGroupSpec, RunSnapshot } from '../protocol/dashboard';
+import { bandOverRuns, type SeriesBand } from '../../core/analysis/bands';
+import type { DashboardBand, DashboardGroup, DashboardGroupSpec, RunSnapshot } from '../../protocol/dashboard';
 
 // the core's band is the protocol's (checked at compile time)
 const _bandFits: (b: SeriesBand) => DashboardBand = (b) => b;
