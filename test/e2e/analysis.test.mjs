@@ -60,6 +60,27 @@ function trainLoss(runDir) {
   return out;
 }
 
+/** Rows of a CSV file (RFC 4180: quoted fields may hold commas and doubled quotes). */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(field), (field = '');
+    else if (c === '\n') row.push(field), rows.push(row), (row = []), (field = '');
+    else if (c !== '\r') field += c;
+  }
+  if (field || row.length) row.push(field), rows.push(row);
+  return rows;
+}
+
 /** Right-clicks `target` and picks `title` from its context menu. */
 async function contextAction(page, target, title) {
   await target.click({ button: 'right' });
@@ -206,10 +227,10 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     await screenshot(page, 'analysis-group-dashboard.png');
     await lossChart.locator('button.export-csv').click();
     await acceptSaveDialog(page);
-    const groupCsv = (await waitForFile(join(ws.folder, 'group-loss.csv'))).trim().split(/\r?\n/).map((l) => l.split(','));
+    const groupCsv = parseCsv(await waitForFile(join(ws.folder, 'group-loss.csv')));
     const header = groupCsv[0];
-    for (const c of ['mean', 'sd', 'n']) assert.ok(header.includes(`method.type houlsby training loss ${c}`), `a ${c} column: ${header.join(',')}`);
-    const col = (name) => header.indexOf(`method.type houlsby training loss ${name}`);
+    const col = (name) => header.findIndex((h) => h.startsWith('method.type houlsby, ') && h.endsWith(` training loss ${name}`));
+    for (const c of ['mean', 'sd', 'n']) assert.ok(col(c) > 0, `a ${c} column: ${header.join(' | ')}`);
     const losses = readdirSync(ws.runs).filter((d) => d.startsWith('houlsby-')).map((d) => trainLoss(join(ws.runs, d)));
     const row = groupCsv.find((r, i) => i > 0 && r[col('n')] === '3');
     assert.ok(row, 'a step that all three runs logged');
