@@ -10,6 +10,7 @@ import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/ex
 import { parseExperimentsToHost, parseHostToExperiments } from '../../src/protocol/experiments';
 import { buildColumns } from '../../webview/model/experiments-table';
 import { brushRows, MISSING_POSITION, parallelAxes } from '../../webview/model/parallel';
+import { distinguishingColumns, groupLabel } from '../../webview/model/group-label';
 import { seedGrid as makeSeedGrid } from './helpers/seed-grid';
 
 const temporary: string[] = [];
@@ -112,6 +113,16 @@ test('parallel coordinates: axes over the varying parameters but the seed, then 
   assert.equal(brushRows(rows, axes, new Map()).length, 6);
   assert.equal(method.describe(0.4, 1), 'lora', 'a brush in words names the categories inside it');
   assert.match(acc.describe(0, 1), /^0\.7000 … 0\.8400$/);
+});
+
+test('a group\'s dashboard label: the grouping columns that tell the groups apart, `name value` each', () => {
+  const { source } = seedGrid();
+  const a = analyze(source, { request: 1, choice: 'best' });
+  assert.ok(a.groupBy.length > 1, `LoRA's rank and alpha vary too: ${a.groupBy}`);
+  assert.deepEqual(distinguishingColumns(a), ['method.type']);
+  assert.deepEqual(a.groups.map((g) => groupLabel(a, g)).sort(), ['method.type houlsby', 'method.type lora']);
+  const byRank = { ...a, groupBy: ['method.rank'], groups: a.groups.map((g) => ({ ...g, key: { 'method.rank': g.key['method.rank'] ?? null } })) };
+  assert.deepEqual(byRank.groups.map((g) => groupLabel(byRank, g)).sort(), ['method.rank 8', 'no method.rank']);
 });
 
 test('parallel coordinates: a run without a value on an axis crosses its "missing" slot, and only a brush reaching the slot keeps it', () => {

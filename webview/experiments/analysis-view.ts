@@ -4,16 +4,13 @@
  * importance for a metric with the method named, and the diff of selected runs (only the config
  * parameters that differ, then their metrics).
  */
-import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
-import { formatMetricValue, formatNumber } from '../model/experiments-table';
+import type { AnalysisMessage, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
+import { formatMetricValue } from '../model/experiments-table';
 import { h } from '../view/dom';
+import { groupLabel, keyText as cellText } from '../model/group-label';
 
 const label = (id: string) => id.replace(':', ' ');
 
-function cellText(v: CellValue | undefined): string {
-  if (v === undefined || v === null) return '—';
-  return typeof v === 'number' ? formatNumber(v) : String(v);
-}
 
 /** `0.8200 ± 0.0200` with the digits the exports use (tables.ts formatSummary); one run: its value alone. */
 export function summaryText(s: MetricSummary): string {
@@ -26,12 +23,6 @@ function runValue(row: ExperimentRow | undefined, id: string): number | undefine
   const [kind, name] = [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)];
   const source = kind === 'best' ? row.best : kind === 'final' ? row.final : kind === 'test' ? row.test : undefined;
   return source?.[name];
-}
-
-/** What the dashboard's legend calls a group: the columns that define it, `name value` each. */
-export function groupLabel(a: AnalysisMessage, g: AnalysisMessage['groups'][number]): string {
-  const parts = a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) => `${p} ${cellText(g.key[p])}`);
-  return parts.length ? parts.join(', ') : 'all runs';
 }
 
 export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (groups: readonly { label: string; dirs: readonly string[] }[]) => void): HTMLElement {
