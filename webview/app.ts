@@ -282,7 +282,12 @@ export class App {
   private renderSummary(): void {
     clear(this.summaryEl);
     const runs = this.store.runs;
-    if (this.store.mode !== 'run' || runs.length > 1) this.summaryEl.appendChild(renderComparison(runs, this.theme.palette, (a, d) => this.action(a, d)));
+    // a group's runs wear their group's colour (the curves are the groups', not the runs')
+    const palette = this.theme.palette;
+    const colors = this.store.mode === 'groups'
+      ? runs.map((r) => palette[Math.max(0, this.store.groups.findIndex((g) => g.dirs.includes(r.dir))) % palette.length]!)
+      : palette;
+    if (this.store.mode !== 'run' || runs.length > 1) this.summaryEl.appendChild(renderComparison(runs, colors, (a, d) => this.action(a, d)));
     else if (runs[0]) this.summaryEl.appendChild(renderSummary(runs[0]));
   }
 
