@@ -177,7 +177,8 @@ function configFor(o: Options, taskName: string, methodName: string, pooling: Po
 function runOne(configFile: string): Promise<Omit<RunResult, 'task' | 'method' | 'seed' | 'settings' | 'metric'>> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [CLI, 'train', configFile, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the runs folder is the bench's own temporary one or the --keep-runs folder the user named
+    const child = spawn(process.execPath, [CLI, 'train', configFile, '--json', '--allow-outside'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const result: Omit<RunResult, 'task' | 'method' | 'seed' | 'settings' | 'metric'> = { seconds: 0 };
     let buffered = '';
     let stderr = '';
