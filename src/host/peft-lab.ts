@@ -4,21 +4,22 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { ConfigDiagnostics, CONFIG_GLOB } from './config-diagnostics';
-import { TrainCodeLensProvider } from './codelens';
-import { RunManager, type RunOutcome } from './run-manager';
-import { RunIndex, runsDirOf } from './run-index';
-import { findLiveRuns } from './run-follower';
+import { ConfigDiagnostics, CONFIG_GLOB } from './editor/config-diagnostics';
+import { TrainCodeLensProvider } from './editor/codelens';
+import { RunManager, type RunOutcome } from './training/run-manager';
+import { RunIndex, runsDirOf } from './runs/run-index';
+import { findLiveRuns } from './training/run-follower';
 import * as fs from 'node:fs';
-import { TrainingStatusBar } from './status-bar';
-import { RunsSidebar } from './runs-tree';
-import { Dashboard } from './dashboard';
-import { SlowBackendNotice } from './backend-notice';
-import { Experiments } from './experiments-panel';
-import { registerAnnotationCommands } from './annotation-commands';
-import { Sweeps } from './sweeps';
-import { SlurmRuns } from './slurm-runs';
-import { readSettings } from './settings';
+import { TrainingStatusBar } from './training/status-bar';
+import { RunsSidebar } from './runs/runs-tree';
+import { registerRunsActions } from './runs/runs-actions';
+import { Dashboard } from './dashboard/dashboard';
+import { SlowBackendNotice } from './training/backend-notice';
+import { Experiments } from './experiments/experiments-panel';
+import { registerAnnotationCommands } from './runs/annotation-commands';
+import { Sweeps } from './sweeps/sweeps';
+import { SlurmRuns } from './slurm/slurm-runs';
+import { readSettings } from './util/settings';
 import { loadAnyConfig } from '../core/config/load';
 
 export class PeftLab implements vscode.Disposable {
@@ -54,7 +55,7 @@ export class PeftLab implements vscode.Disposable {
     this.slurm = new SlurmRuns({ runs: this.runs, log: this.log, cliScript: context.asAbsolutePath(path.join('dist', 'cli.js')) });
     this.sweeps = new Sweeps({ runs: this.runs, log: this.log, slurm: this.slurm });
     this.disposables.push(
-      this.log, this.diagnostics, this.runs, this.sidebar, this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
+      this.log, this.diagnostics, this.runs, this.sidebar, ...registerRunsActions(this.sidebar), this.index, this.codeLens, new TrainingStatusBar(this.runs), this.dashboard,
       new SlowBackendNotice(this.runs.onDidReceiveMessage, this.log),
       this.experiments, ...registerAnnotationCommands(this.sidebar),
       this.sweeps, this.slurm,

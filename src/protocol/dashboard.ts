@@ -8,7 +8,7 @@
  *
  * This folder imports nothing outside itself: the placement types below restate the parts of
  * placement.json the dashboard reads (the worker writes it as worker.ts `Placement`;
- * src/host/dashboard-data.ts checks at compile time that such a Placement is a DashboardPlacement).
+ * src/host/dashboard/dashboard-data.ts checks at compile time that such a Placement is a DashboardPlacement).
  */
 import { Invalid, arr, attempt, bool, fail, num, numbers, obj, oneOf, optStr, str, strings, type Parsed } from './validate';
 

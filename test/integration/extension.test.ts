@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { RunOutcome } from '../../src/host/run-manager';
+import type { RunOutcome } from '../../src/host/training/run-manager';
 import { spawn } from 'node:child_process';
 import { lab, until, EXTENSION_ID } from './helpers';
 

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RunData, hasChanges } from '../../src/host/dashboard-data';
-import { dashboardHtml } from '../../src/host/dashboard-html';
-import { contentSecurityPolicy, makeNonce } from '../../src/host/webview-page';
+import { RunData, hasChanges } from '../../src/host/dashboard/dashboard-data';
+import { dashboardHtml } from '../../src/host/dashboard/dashboard-html';
+import { contentSecurityPolicy, makeNonce } from '../../src/host/webview/webview-page';
 import { parseHostToDashboard } from '../../src/protocol/dashboard';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-dashboard-data-'));

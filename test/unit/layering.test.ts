@@ -35,3 +35,35 @@ test('src/protocol imports nothing outside src/protocol', () => {
   const offenders = files.filter((f) => importsOf(f).some((i) => !/^\.\/[\w-]+$/.test(i)));
   assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
 });
+
+/** Relative imports of a file, resolved to the files they name (type-only imports count: they tie the files together too). */
+function localImportsOf(file: string): string[] {
+  return importsOf(file)
+    .filter((i) => i.startsWith('.'))
+    .map((i) => path.resolve(path.dirname(file), i))
+    .flatMap((target) => [`${target}.ts`, path.join(target, 'index.ts')].filter((f) => fs.existsSync(f)).slice(0, 1));
+}
+
+/** Every import cycle among the files, each as the chain of files that closes it. */
+function importCycles(files: string[]): string[][] {
+  const cycles: string[][] = [];
+  const done = new Set<string>();
+  const visit = (file: string, chain: string[]) => {
+    const at = chain.indexOf(file);
+    if (at >= 0) {
+      cycles.push([...chain.slice(at), file].map((f) => path.relative(ROOT, f)));
+      return;
+    }
+    if (done.has(file)) return;
+    for (const next of localImportsOf(file)) visit(next, [...chain, file]);
+    done.add(file);
+  };
+  for (const file of files) visit(file, []);
+  return cycles;
+}
+
+test('src/host has no import cycles (a feature depends on another, never both ways)', () => {
+  const files = sourceFiles('src/host');
+  assert.ok(files.length > 20, 'found the sources');
+  assert.deepEqual(importCycles(files), []);
+});

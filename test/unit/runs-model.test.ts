@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MetricsTail, RunsModel, isTempPath, type RunRecord } from '../../src/host/runs-model';
-import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs-present';
-import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs-watcher';
-import { exportCheckpoint } from '../../src/host/checkpoint-export';
+import { MetricsTail, RunsModel, isTempPath, type RunRecord } from '../../src/host/runs/runs-model';
+import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs/runs-present';
+import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs/runs-watcher';
+import { exportCheckpoint } from '../../src/host/runs/checkpoint-export';
 import { appendMetric, makeRun, writeJson } from './helpers/run-folders';
 import { until } from './helpers/until';
 
@@ -388,7 +388,7 @@ test('formatting: durations', () => {
 
 test('the sidebar\'s plain modules import no vscode', () => {
   for (const file of ['runs-model.ts', 'runs-present.ts', 'runs-watcher.ts', 'checkpoint-export.ts']) {
-    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'host', file), 'utf8');
+    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'host', 'runs', file), 'utf8');
     assert.doesNotMatch(text, /from 'vscode'|require\('vscode'\)/, file);
   }
 });

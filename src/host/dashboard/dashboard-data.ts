@@ -7,8 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runActivity } from '../core/checkpoint/run-lock';
-import type { Placement } from '../protocol/worker';
+import { runActivity } from '../../core/checkpoint/run-lock';
+import type { Placement } from '../../protocol/worker';
 import {
   checkPlacement,
   type DashboardPlacement,
@@ -19,7 +19,7 @@ import {
   type RoutingCounts,
   type RunSnapshot,
   type TrainColumns,
-} from '../protocol/dashboard';
+} from '../../protocol/dashboard';
 
 /** Compile-time check: what the worker writes to placement.json is what the dashboard reads. */
 export type WorkerPlacementFitsDashboard = Fits<Placement, DashboardPlacement>;

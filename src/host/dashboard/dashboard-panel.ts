@@ -9,7 +9,7 @@
  * when its script loads (first show, show after hide, window reload) and gets appends after that.
  */
 import * as vscode from 'vscode';
-import { chartContent, saveExport } from './export-file';
+import { chartContent, saveExport } from '../webview/export-file';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -19,13 +19,13 @@ import {
   type DashboardToHost,
   type HostToDashboard,
   type RunSnapshot,
-} from '../protocol/dashboard';
-import type { WorkerMessage } from '../protocol/worker';
+} from '../../protocol/dashboard';
+import type { WorkerMessage } from '../../protocol/worker';
 import { RunData, hasChanges, type RunChanges } from './dashboard-data';
 import { dashboardHtml } from './dashboard-html';
-import type { RunManager } from './run-manager';
-import { makeNonce } from './webview-page';
-import { WebviewPanelHost } from './webview-panel';
+import type { RunManager } from '../training/run-manager';
+import { makeNonce } from '../webview/webview-page';
+import { WebviewPanelHost } from '../webview/webview-panel';
 
 const RUNNING_POLL_MS = 1000;
 /** Finished runs are looked at every this many ticks. */

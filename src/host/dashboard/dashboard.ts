@@ -6,9 +6,9 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../protocol/dashboard';
+import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../../protocol/dashboard';
 import { DashboardPanel, panelKey, type DashboardDeps, type DashboardMode } from './dashboard-panel';
-import { webviewOptions } from './webview-panel';
+import { webviewOptions } from '../webview/webview-panel';
 
 export class Dashboard implements vscode.Disposable {
   private readonly panels = new Map<string, DashboardPanel>();

@@ -5,12 +5,12 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { hasSweepSection } from '../core/config/sweep';
-import type { ConfigIssue } from '../core/config/load';
+import { hasSweepSection } from '../../core/config/sweep';
+import type { ConfigIssue } from '../../core/config/load';
 import type { ConfigDiagnostics } from './config-diagnostics';
 import { isConfigDocument } from './config-diagnostics';
-import type { RunManager } from './run-manager';
-import type { RunIndex } from './run-index';
+import type { RunManager } from '../training/run-manager';
+import type { RunIndex } from '../runs/run-index';
 
 export class TrainCodeLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();

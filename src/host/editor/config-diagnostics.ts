@@ -5,8 +5,8 @@
  * so they are not published twice here; they still count when deciding whether Train is allowed.
  */
 import * as vscode from 'vscode';
-import { validateConfigText, type ConfigIssue } from '../core/config/load';
-import { sweepIssues } from '../core/config/sweep';
+import { validateConfigText, type ConfigIssue } from '../../core/config/load';
+import { sweepIssues } from '../../core/config/sweep';
 
 export const CONFIG_GLOB = '**/*.peft.json';
 const DEBOUNCE_MS = 300;

@@ -4,13 +4,13 @@
  * claim bench (bench/adapter-claim.ts --from-runs) reads run folders through the same functions, so
  * its table and the view agree on the same runs. No `vscode` import.
  */
-import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, ExportTableMessage, GroupRow, ValueChoice } from '../protocol/experiments';
-import { chooseValue } from '../core/analysis/stats';
-import { groupRuns, groupingParameters, varyingParameters, isSeedParameter, type AnalysisRun, type RunGroup } from '../core/analysis/groups';
-import { parameterImportance } from '../core/analysis/importance';
-import { diffRuns } from '../core/analysis/diff';
-import { TABLE_FORMATS, type Table, type TableCell, type TableColumn } from '../core/analysis/tables';
-import { lowerIsBetter, type RunRecord } from './runs-model';
+import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, ExportTableMessage, GroupRow, ValueChoice } from '../../protocol/experiments';
+import { chooseValue } from '../../core/analysis/stats';
+import { groupRuns, groupingParameters, varyingParameters, isSeedParameter, type AnalysisRun, type RunGroup } from '../../core/analysis/groups';
+import { parameterImportance } from '../../core/analysis/importance';
+import { diffRuns } from '../../core/analysis/diff';
+import { TABLE_FORMATS, type Table, type TableCell, type TableColumn } from '../../core/analysis/tables';
+import { lowerIsBetter, type RunRecord } from '../runs/runs-model';
 
 /** The column id prefix of a value choice's validation metrics: `best:accuracy`, `final:accuracy`, `min:loss`. */
 export function choicePrefix(choice: ValueChoice): string {

@@ -16,15 +16,15 @@ import {
   type ExperimentRow,
   type ExperimentsToHost,
   type HostToExperiments,
-} from '../protocol/experiments';
-import { annotateRun, type AnnotatedRuns } from './annotation-commands';
+} from '../../protocol/experiments';
+import { annotateRun, type AnnotatedRuns } from '../runs/annotation-commands';
 import { experimentRow } from './experiments-rows';
-import { chartContent, saveExport } from './export-file';
+import { chartContent, saveExport } from '../webview/export-file';
 import { analyze, diffMessage, exportTable, writeTable, type AnalysisSource } from './experiments-analysis';
 import { experimentsHtml } from './experiments-html';
-import type { RunsDelta } from './runs-model';
-import { makeNonce } from './webview-page';
-import { WebviewPanelHost, webviewOptions } from './webview-panel';
+import type { RunsDelta } from '../runs/runs-model';
+import { makeNonce } from '../webview/webview-page';
+import { WebviewPanelHost, webviewOptions } from '../webview/webview-panel';
 
 /** Changes arrive in watcher batches (at most one a second per busy run); this gathers a burst into one message. */
 const SEND_DEBOUNCE_MS = 100;

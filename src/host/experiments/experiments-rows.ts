@@ -4,11 +4,11 @@
  * user's annotations, as plain values (src/protocol/experiments.ts). No `vscode` import.
  */
 import * as path from 'node:path';
-import type { CellValue, ExperimentRow, SweepTag } from '../protocol/experiments';
-import type { Placement } from '../protocol/worker';
-import { bestMetric, currentStep, lowerIsBetter, metricName, testMetrics, type RunRecord } from './runs-model';
-import { displayName, runDuration, shortBackend, stateWord } from './runs-present';
-import { sweepPointOf } from './sweep-best';
+import type { CellValue, ExperimentRow, SweepTag } from '../../protocol/experiments';
+import type { Placement } from '../../protocol/worker';
+import { bestMetric, currentStep, lowerIsBetter, metricName, testMetrics, type RunRecord } from '../runs/runs-model';
+import { displayName, runDuration, shortBackend, stateWord } from '../runs/runs-present';
+import { sweepPointOf } from '../sweeps/sweep-best';
 
 /**
  * Config fields that are not parameters of the experiment: its name (the config column; a sweep

@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../core/checkpoint/atomic';
+import { writeJsonAtomic } from '../../core/checkpoint/atomic';
 
 export const ANNOTATIONS_FILE = 'annotations.json';
 /** Longer names do not fit a tree row or a table cell; longer notes belong in a file of their own. */

@@ -8,8 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runDirOfCheckpoint } from '../core/checkpoint/run-folder';
-import { defaultExportFolder, exportAdapterHub } from '../core/checkpoint/adapterhub';
+import { runDirOfCheckpoint } from '../../core/checkpoint/run-folder';
+import { defaultExportFolder, exportAdapterHub } from '../../core/checkpoint/adapterhub';
 
 export type ExportFormat = 'peft-lab' | 'adapterhub';
 

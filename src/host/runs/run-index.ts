@@ -6,8 +6,8 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseAnyConfigText } from '../core/config/load';
-import { readSettings } from './settings';
+import { parseAnyConfigText } from '../../core/config/load';
+import { readSettings } from '../util/settings';
 import type { RunsDelta, RunsModel } from './runs-model';
 
 export interface RunSummary {

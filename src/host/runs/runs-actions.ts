@@ -6,14 +6,14 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EvaluatedMessage, Split } from '../protocol/worker';
+import type { EvaluatedMessage, Split } from '../../protocol/worker';
 import { exportCheckpointAs, type ExportFormat } from './checkpoint-export';
 import { formatMetrics, stateWord } from './runs-present';
 import { latestCompleteCheckpoint, metricName, STATE_FILTERS, type RunRecord, type RunsViewOptions, type StateFilter } from './runs-model';
 import type { RunsNode, RunsSidebar } from './runs-tree';
-import type { RunOutcome } from './run-manager';
-import { loadAnyConfig } from '../core/config/load';
-import { describeConfigChanges, pendingConfigChanges } from '../core/train/run-start';
+import type { RunOutcome } from '../training/run-manager';
+import { loadAnyConfig } from '../../core/config/load';
+import { describeConfigChanges, pendingConfigChanges } from '../../core/train/run-start';
 
 export const DASHBOARD_COMMAND = 'peftLab.openDashboard';
 export const COMPARE_COMMAND = 'peftLab.compareRuns';

@@ -15,13 +15,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isTempFile } from '../core/checkpoint/atomic';
-import type { RunState, RunStatus } from '../core/checkpoint/run-folder';
-import { describeHolder, processAlive, runActivity } from '../core/checkpoint/run-lock';
-import type { Placement, Split } from '../protocol/worker';
+import { isTempFile } from '../../core/checkpoint/atomic';
+import type { RunState, RunStatus } from '../../core/checkpoint/run-folder';
+import { describeHolder, processAlive, runActivity } from '../../core/checkpoint/run-lock';
+import type { Placement, Split } from '../../protocol/worker';
 import { ANNOTATIONS_FILE, readAnnotations, type RunAnnotations } from './annotations';
 
-export type { RunState } from '../core/checkpoint/run-folder';
+export type { RunState } from '../../core/checkpoint/run-folder';
 
 /** What the sidebar shows for a run: its status's state, or `unknown` when status.json is missing or broken. */
 export type RunDisplayState = RunState | 'unknown';

@@ -4,7 +4,7 @@
  * without VS Code. No `vscode` import.
  */
 import * as path from 'node:path';
-import type { Placement } from '../protocol/worker';
+import type { Placement } from '../../protocol/worker';
 import {
   bestMetric,
   checkpointMetrics,

@@ -5,19 +5,19 @@
  * Which folders: each workspace config's resolved `output.runsDir`, or `peftLab.runsDirectory`
  * where it is set; looked up again when a config, the setting or the workspace folders change.
  * The model (runs-model.ts) and its presentation (runs-present.ts) are plain data; this file only
- * wires them to VS Code. The actions are in runs-actions.ts.
+ * wires them to VS Code. The actions (runs-actions.ts) depend on this file, not the other way round:
+ * the composition root registers them.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { CONFIG_GLOB } from './config-diagnostics';
+import { CONFIG_GLOB } from '../editor/config-diagnostics';
 import { runsDirOf } from './run-index';
-import type { RunManager, RunOutcome } from './run-manager';
+import type { RunManager, RunOutcome } from '../training/run-manager';
 import { RunsModel, STATE_FILTERS, type RunGroup, type RunsDelta, type RunsViewOptions, type StateFilter } from './runs-model';
 import { checkpointItem, checkpointTooltip, configItem, dataSizesOf, runItem, runTooltip, type ItemData } from './runs-present';
 import { RunsWatcher } from './runs-watcher';
-import { readSettings } from './settings';
-import { registerRunsActions } from './runs-actions';
-import { bestOfFinishedSweeps, markBestOfSweep } from './sweep-best';
+import { readSettings } from '../util/settings';
+import { bestOfFinishedSweeps, markBestOfSweep } from '../sweeps/sweep-best';
 
 export const RUNS_VIEW_ID = 'peftLab.runs';
 const VIEW_STATE_KEY = 'peftLab.runsView';
@@ -169,7 +169,7 @@ function collapsibleState(kind: 'none' | 'collapsed' | 'expanded'): vscode.TreeI
   return kind === 'none' ? states.None : kind === 'collapsed' ? states.Collapsed : states.Expanded;
 }
 
-/** The sidebar feature: model, watcher, tree view, its title-bar state and its actions. */
+/** The sidebar feature: model, watcher, tree view and its title-bar state. */
 export class RunsSidebar implements vscode.Disposable {
   readonly model = new RunsModel();
   readonly provider: RunsTreeProvider;
@@ -208,7 +208,6 @@ export class RunsSidebar implements vscode.Disposable {
       runs.onDidChange((run) => this.onRunChange(run.configFile, run.started?.runDir)),
       { dispose: () => clearInterval(liveness) },
       { dispose: () => clearTimeout(this.rootsTimer) },
-      ...registerRunsActions(this),
     );
     this.applyViewState();
     this.discovery = this.discoverRoots();

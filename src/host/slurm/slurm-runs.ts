@@ -13,13 +13,13 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { SweepPoint } from '../core/config/sweep';
-import type { AnyResolvedConfig, SlurmOptions } from '../core/config/types';
-import { messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, type JobPoint, type SlurmJobSpec, type TaskOutcome } from '../core/slurm/job';
-import { jobName, Scheduler, type JobState } from '../core/slurm/scheduler';
-import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from './run-manager';
-import { RunFollower, readStatus } from './run-follower';
-import { readSettings } from './settings';
+import type { SweepPoint } from '../../core/config/sweep';
+import type { AnyResolvedConfig, SlurmOptions } from '../../core/config/types';
+import { messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, type JobPoint, type SlurmJobSpec, type TaskOutcome } from '../../core/slurm/job';
+import { jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
+import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from '../training/run-manager';
+import { RunFollower, readStatus } from '../training/run-follower';
+import { readSettings } from '../util/settings';
 
 const POLL_MS = 2000;
 /** Jobs older than this are not followed again after a reload (Slurm has long forgotten them). */

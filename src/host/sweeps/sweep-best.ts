@@ -3,10 +3,10 @@
  * `sweepPoint`, status.json `bestMetrics`), so the Runs view marks it the same way for a sweep run
  * from this window, from another one, or from `peftLab sweep` on the command line. No `vscode` import.
  */
-import { bestPoint } from '../core/config/sweep';
-import type { SweepPointInfo } from '../core/config/types';
-import type { RunRecord } from './runs-model';
-import type { ItemData } from './runs-present';
+import { bestPoint } from '../../core/config/sweep';
+import type { SweepPointInfo } from '../../core/config/types';
+import type { RunRecord } from '../runs/runs-model';
+import type { ItemData } from '../runs/runs-present';
 
 export const BEST_OF_SWEEP_ICON = { id: 'verified-filled', color: 'charts.yellow' };
 

@@ -12,12 +12,12 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../core/errors';
-import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../core/config/sweep';
-import type { RunManager, RunOutcome, RunView } from './run-manager';
-import { describeState } from '../core/slurm/job';
-import type { SlurmRuns } from './slurm-runs';
-import { readSettings } from './settings';
+import { ConfigError } from '../../core/errors';
+import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../../core/config/sweep';
+import type { RunManager, RunOutcome, RunView } from '../training/run-manager';
+import { describeState } from '../../core/slurm/job';
+import type { SlurmRuns } from '../slurm/slurm-runs';
+import { readSettings } from '../util/settings';
 
 export const QUEUE_VIEW_ID = 'peftLab.queue';
 

@@ -4,7 +4,7 @@
  * backend on every run; this makes the cause visible to someone who only sees a slow progress bar.
  */
 import * as vscode from 'vscode';
-import type { BackendInfo, WorkerMessage } from '../protocol/worker';
+import type { BackendInfo, WorkerMessage } from '../../protocol/worker';
 import { slowBackendOf } from './slow-backend';
 
 export class SlowBackendNotice implements vscode.Disposable {

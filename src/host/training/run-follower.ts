@@ -5,10 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WorkerCrashedError } from '../core/errors';
-import type { RunStatus } from '../core/checkpoint/run-folder';
-import { runActivity } from '../core/checkpoint/run-lock';
-import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
+import { WorkerCrashedError } from '../../core/errors';
+import type { RunStatus } from '../../core/checkpoint/run-folder';
+import { runActivity } from '../../core/checkpoint/run-lock';
+import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 
 const POLL_MS = 1000;
 

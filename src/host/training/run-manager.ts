@@ -10,11 +10,11 @@
 import * as vscode from 'vscode';
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { CancelledError, WorkerCrashedError } from '../core/errors';
+import { CancelledError, WorkerCrashedError } from '../../core/errors';
 import * as fs from 'node:fs';
-import { RunQueue } from '../core/run-queue';
-import type { SweepPoint } from '../core/config/sweep';
-import type { ResolvedConfig, SweepPointInfo } from '../core/config/types';
+import { RunQueue } from '../../core/run-queue';
+import type { SweepPoint } from '../../core/config/sweep';
+import type { ResolvedConfig, SweepPointInfo } from '../../core/config/types';
 import {
   isWorkerMessage,
   type EvaluateRequest,
@@ -25,9 +25,9 @@ import {
   type StartedMessage,
   type TrainRequest,
   type WorkerMessage,
-} from '../protocol/worker';
-import { runDirOfCheckpoint } from '../core/checkpoint/run-folder';
-import { readSettings } from './settings';
+} from '../../protocol/worker';
+import { runDirOfCheckpoint } from '../../core/checkpoint/run-folder';
+import { readSettings } from '../util/settings';
 import { RunFollower, readStatus, type LiveRun } from './run-follower';
 
 const LAST_LINES = 20;

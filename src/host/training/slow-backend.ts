@@ -1,5 +1,5 @@
 /** Which backends are slow fallbacks (no vscode import, so it is unit-tested on its own). */
-import type { BackendInfo } from '../protocol/worker';
+import type { BackendInfo } from '../../protocol/worker';
 
 export interface SlowBackend {
   backend: string;

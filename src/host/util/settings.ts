@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { BackendName, SlurmOptions } from '../core/config/types';
+import type { BackendName, SlurmOptions } from '../../core/config/types';
 
 /** The extension's settings (`peftLab.*` in package.json), read fresh on every use. */
 export interface Settings {
