@@ -173,7 +173,7 @@ suite('PEFT Lab in VS Code', () => {
           }
         });
       }, 'the CLI run to start');
-      assert.equal(await peft.reattachRuns(), 1, 'one live run found');
+      assert.equal(await peft.training.reattachRuns(), 1, 'one live run found');
       await until(() => peft.runs.get(slow.fsPath)?.progress, 'progress read from metrics.jsonl', 30_000);
       assert.ok((await lensTitles(slow)).some((t) => t.startsWith('$(debug-stop) Stop (step')), 'the Stop lens for the followed run');
       const done = peft.runs.whenDone(slow.fsPath)!;

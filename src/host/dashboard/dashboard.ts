@@ -9,19 +9,25 @@ import * as path from 'node:path';
 import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../../protocol/dashboard';
 import { DashboardPanel, panelKey, type DashboardDeps, type DashboardMode } from './dashboard-panel';
 import { webviewOptions } from '../webview/webview-panel';
+import { Disposable, toDisposable } from '../util/dispose';
 
-export class Dashboard implements vscode.Disposable {
+export class Dashboard extends Disposable {
   private readonly panels = new Map<string, DashboardPanel>();
-  private readonly disposables: vscode.Disposable[];
 
   constructor(private readonly deps: DashboardDeps) {
-    this.disposables = [
+    super();
+    for (const d of [
       vscode.commands.registerCommand('peftLab.openDashboard', (...args: unknown[]) => this.openCommand(args)),
       vscode.commands.registerCommand('peftLab.compareRuns', (...args: unknown[]) => this.compareCommand(args)),
       vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
         deserializeWebviewPanel: async (panel, state) => this.revive(panel, state),
       }),
-    ];
+      toDisposable(() => {
+        for (const panel of [...this.panels.values()]) panel.dispose();
+        this.panels.clear();
+      }),
+    ])
+      this._register(d);
   }
 
   /** The open panels (for tests and for the sidebar). */
@@ -113,12 +119,6 @@ export class Dashboard implements vscode.Disposable {
     }
     const picked = await vscode.window.showQuickPick(items, { title: 'PEFT Lab: open the dashboard of a run' });
     return picked ? [picked.dir] : [];
-  }
-
-  dispose(): void {
-    for (const panel of [...this.panels.values()]) panel.dispose();
-    this.panels.clear();
-    for (const d of this.disposables) d.dispose();
   }
 }
 

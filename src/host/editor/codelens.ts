@@ -11,20 +11,19 @@ import type { ConfigDiagnostics } from './config-diagnostics';
 import { isConfigDocument } from './config-diagnostics';
 import type { RunManager } from '../training/run-manager';
 import type { RunIndex } from '../runs/run-index';
+import { Disposable } from '../util/dispose';
 
-export class TrainCodeLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
-  private readonly subscriptions: vscode.Disposable[];
+export class TrainCodeLensProvider extends Disposable implements vscode.CodeLensProvider {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeCodeLenses = this.changed.event;
 
   constructor(private readonly diagnostics: ConfigDiagnostics, private readonly runs: RunManager, private readonly index: RunIndex) {
+    super();
     const refresh = () => this.changed.fire();
-    this.subscriptions = [
-      diagnostics.onDidChange(refresh),
-      runs.onDidChange(refresh),
-      index.onDidChange(refresh),
-      vscode.workspace.onDidGrantWorkspaceTrust(refresh),
-    ];
+    this._register(diagnostics.onDidChange(refresh));
+    this._register(runs.onDidChange(refresh));
+    this._register(index.onDidChange(refresh));
+    this._register(vscode.workspace.onDidGrantWorkspaceTrust(refresh));
   }
 
   provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
@@ -76,10 +75,6 @@ export class TrainCodeLensProvider implements vscode.CodeLensProvider, vscode.Di
     return blocker(this.diagnostics.errorsOf(doc));
   }
 
-  dispose(): void {
-    this.changed.dispose();
-    for (const s of this.subscriptions) s.dispose();
-  }
 }
 
 function blocker(errors: ConfigIssue[]): string | undefined {

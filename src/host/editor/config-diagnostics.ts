@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import { validateConfigText, type ConfigIssue } from '../../core/config/load';
 import { sweepIssues } from '../../core/config/sweep';
+import { Disposable, toDisposable } from '../util/dispose';
 
 export const CONFIG_GLOB = '**/*.peft.json';
 const DEBOUNCE_MS = 300;
@@ -15,22 +16,21 @@ export function isConfigDocument(doc: vscode.TextDocument): boolean {
   return doc.uri.scheme === 'file' && doc.fileName.endsWith('.peft.json');
 }
 
-export class ConfigDiagnostics implements vscode.Disposable {
-  private readonly collection = vscode.languages.createDiagnosticCollection('peft-lab');
+export class ConfigDiagnostics extends Disposable {
+  private readonly collection = this._register(vscode.languages.createDiagnosticCollection('peft-lab'));
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly issues = new Map<string, ConfigIssue[]>();
-  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
-  private readonly subscriptions: vscode.Disposable[] = [];
+  private readonly changed = this._register(new vscode.EventEmitter<vscode.Uri>());
   /** Fires after a config's issues were recomputed. */
   readonly onDidChange = this.changed.event;
 
   constructor() {
-    this.subscriptions.push(
-      vscode.workspace.onDidOpenTextDocument((d) => this.schedule(d, 0)),
-      vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document, DEBOUNCE_MS)),
-      vscode.workspace.onDidSaveTextDocument((d) => this.schedule(d, 0)),
-      vscode.workspace.onDidCloseTextDocument((d) => this.forget(d.uri)),
-    );
+    super();
+    this._register(toDisposable(() => this.timers.forEach((t) => clearTimeout(t))));
+    this._register(vscode.workspace.onDidOpenTextDocument((d) => this.schedule(d, 0)));
+    this._register(vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document, DEBOUNCE_MS)));
+    this._register(vscode.workspace.onDidSaveTextDocument((d) => this.schedule(d, 0)));
+    this._register(vscode.workspace.onDidCloseTextDocument((d) => this.forget(d.uri)));
     for (const doc of vscode.workspace.textDocuments) this.schedule(doc, 0);
   }
 
@@ -72,12 +72,6 @@ export class ConfigDiagnostics implements vscode.Disposable {
     this.collection.delete(uri);
   }
 
-  dispose(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.collection.dispose();
-    this.changed.dispose();
-    for (const s of this.subscriptions) s.dispose();
-  }
 }
 
 function toDiagnostic(doc: vscode.TextDocument, issue: ConfigIssue): vscode.Diagnostic {

@@ -25,6 +25,7 @@ import { experimentsHtml } from './experiments-html';
 import type { RunsDelta } from '../runs/runs-model';
 import { makeNonce } from '../webview/webview-page';
 import { WebviewPanelHost, webviewOptions } from '../webview/webview-panel';
+import { Disposable, toDisposable } from '../util/dispose';
 
 /** Changes arrive in watcher batches (at most one a second per busy run); this gathers a burst into one message. */
 const SEND_DEBOUNCE_MS = 100;
@@ -200,12 +201,12 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
 }
 
 /** The `peftLab.experiments.open` command, and the serializer that brings the tab back after a window reload. */
-export class Experiments implements vscode.Disposable {
+export class Experiments extends Disposable {
   private current?: ExperimentsPanel;
-  private readonly disposables: vscode.Disposable[];
 
   constructor(private readonly deps: ExperimentsDeps) {
-    this.disposables = [
+    super();
+    for (const d of [
       vscode.commands.registerCommand('peftLab.experiments.open', () => this.open()),
       // from the Runs view with two or more runs selected, or with run folders (tests, other commands)
       vscode.commands.registerCommand('peftLab.runs.diff', (node?: unknown, selection?: readonly unknown[]) => this.diff(node, selection)),
@@ -216,7 +217,9 @@ export class Experiments implements vscode.Disposable {
           else this.track(new ExperimentsPanel(panel, this.deps));
         },
       }),
-    ];
+      toDisposable(() => this.current?.dispose()),
+    ])
+      this._register(d);
   }
 
   /** The open table (for tests). */
@@ -253,10 +256,6 @@ export class Experiments implements vscode.Disposable {
     return panel;
   }
 
-  dispose(): void {
-    this.current?.dispose();
-    for (const d of this.disposables) d.dispose();
-  }
 }
 
 /** A Runs view node's run folder (run nodes carry it as their key). */

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { parseAnyConfigText } from '../../core/config/load';
 import { readSettings } from '../util/settings';
 import type { RunsDelta, RunsModel } from './runs-model';
+import { Disposable } from '../util/dispose';
 
 export interface RunSummary {
   dir: string;
@@ -24,15 +25,15 @@ export interface RunsSource {
   rescanNow(): void;
 }
 
-export class RunIndex implements vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
-  private readonly subscription: vscode.Disposable;
+export class RunIndex extends Disposable {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   /** Each config's runs folder, by the config's modification time and the setting (parsing a config on every lens is wasteful). */
   private readonly runsDirs = new Map<string, { key: string; dir?: string }>();
   readonly onDidChange = this.changed.event;
 
   constructor(private readonly source: RunsSource) {
-    this.subscription = source.onDidChange(() => this.changed.fire());
+    super();
+    this._register(source.onDidChange(() => this.changed.fire()));
   }
 
   /** Reads the runs folders again now (the watcher normally makes this unnecessary). */
@@ -68,11 +69,6 @@ export class RunIndex implements vscode.Disposable {
 
   latestRun(configFile: string): RunSummary | undefined {
     return this.runsOf(configFile)[0];
-  }
-
-  dispose(): void {
-    this.subscription.dispose();
-    this.changed.dispose();
   }
 }
 

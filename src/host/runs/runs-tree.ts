@@ -18,6 +18,7 @@ import { checkpointItem, checkpointTooltip, configItem, dataSizesOf, runItem, ru
 import { RunsWatcher } from './runs-watcher';
 import { readSettings } from '../util/settings';
 import { bestOfFinishedSweeps, markBestOfSweep } from '../sweeps/sweep-best';
+import { Disposable, toDisposable } from '../util/dispose';
 
 export const RUNS_VIEW_ID = 'peftLab.runs';
 const VIEW_STATE_KEY = 'peftLab.runsView';
@@ -170,7 +171,7 @@ function collapsibleState(kind: 'none' | 'collapsed' | 'expanded'): vscode.TreeI
 }
 
 /** The sidebar feature: model, watcher, tree view and its title-bar state. */
-export class RunsSidebar implements vscode.Disposable {
+export class RunsSidebar extends Disposable {
   readonly model = new RunsModel();
   readonly provider: RunsTreeProvider;
   readonly view: vscode.TreeView<RunsNode>;
@@ -178,7 +179,6 @@ export class RunsSidebar implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<RunsDelta>();
   /** Fires after the model changed (the CodeLens listens through RunIndex). */
   readonly onDidChange = this.changed.event;
-  private readonly disposables: vscode.Disposable[] = [];
   private viewState: RunsViewOptions;
   /** Runs folders asked for outside discovery (a config outside the workspace). */
   private readonly extraRoots = new Set<string>();
@@ -186,9 +186,9 @@ export class RunsSidebar implements vscode.Disposable {
   private readonly lastRunsDir = new Map<string, string>();
   private rootsTimer?: NodeJS.Timeout;
   private discovery: Promise<void>;
-  private disposed = false;
 
   constructor(private readonly context: vscode.ExtensionContext, readonly runs: RunManager, readonly hooks: RunsSidebarHooks, readonly log: vscode.LogOutputChannel) {
+    super();
     this.viewState = sanitizeView(context.workspaceState.get<RunsViewOptions>(VIEW_STATE_KEY));
     this.provider = new RunsTreeProvider(this.model, () => this.viewState, (f) => vscode.workspace.asRelativePath(f));
     this.view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: this.provider, canSelectMany: true, showCollapseAll: true });
@@ -198,7 +198,8 @@ export class RunsSidebar implements vscode.Disposable {
     const configWatcher = vscode.workspace.createFileSystemWatcher(CONFIG_GLOB);
     const rediscover = () => this.scheduleDiscovery();
     const liveness = setInterval(() => this.publish(this.model.recheckLiveness()), LIVENESS_CHECK_MS);
-    this.disposables.push(
+    for (const d of [
+      toDisposable(() => void this.watcher.dispose()),
       this.view, this.provider, this.changed, configWatcher,
       configWatcher.onDidCreate(rediscover), configWatcher.onDidChange(rediscover), configWatcher.onDidDelete(rediscover),
       vscode.workspace.onDidChangeConfiguration((e) => {
@@ -206,9 +207,10 @@ export class RunsSidebar implements vscode.Disposable {
       }),
       vscode.workspace.onDidChangeWorkspaceFolders(rediscover),
       runs.onDidChange((run) => this.onRunChange(run.configFile, run.started?.runDir)),
-      { dispose: () => clearInterval(liveness) },
-      { dispose: () => clearTimeout(this.rootsTimer) },
-    );
+      toDisposable(() => clearInterval(liveness)),
+      toDisposable(() => clearTimeout(this.rootsTimer)),
+    ])
+      this._register(d);
     this.applyViewState();
     this.discovery = this.discoverRoots();
   }
@@ -283,7 +285,7 @@ export class RunsSidebar implements vscode.Disposable {
   }
 
   private publish(delta: RunsDelta, force = false): void {
-    if (this.disposed || (!force && !delta.structure && delta.runs.size === 0)) return;
+    if (this.isDisposed || (!force && !delta.structure && delta.runs.size === 0)) return;
     this.provider.refresh(force ? undefined : delta);
     const running = this.model.runs().filter((r) => r.state === 'running' && !r.interrupted && !r.pending).length;
     this.view.badge = running ? { value: running, tooltip: `${running} run${running === 1 ? '' : 's'} training` } : undefined;
@@ -309,7 +311,7 @@ export class RunsSidebar implements vscode.Disposable {
   private async discoverRoots(): Promise<void> {
     try {
       const files = await vscode.workspace.findFiles(CONFIG_GLOB, '**/node_modules/**');
-      if (this.disposed) return;
+      if (this.isDisposed) return;
       const configs = files.filter((f) => f.scheme === 'file').map((f) => f.fsPath);
       const roots = new Set(this.extraRoots);
       for (const file of configs) {
@@ -330,12 +332,6 @@ export class RunsSidebar implements vscode.Disposable {
     } catch (err) {
       this.log.error(`Runs sidebar: cannot find the runs folders: ${(err as Error).message}`);
     }
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    void this.watcher.dispose();
-    for (const d of this.disposables.reverse()) d.dispose();
   }
 }
 

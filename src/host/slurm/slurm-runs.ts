@@ -20,6 +20,7 @@ import { jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
 import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from '../training/run-manager';
 import { RunFollower, readStatus } from '../training/run-follower';
 import { readSettings } from '../util/settings';
+import { Disposable, toDisposable } from '../util/dispose';
 
 const POLL_MS = 2000;
 /** Jobs older than this are not followed again after a reload (Slurm has long forgotten them). */
@@ -56,18 +57,28 @@ export interface SlurmSubmission {
   sweepId?: string;
 }
 
-export class SlurmRuns implements vscode.Disposable {
+export class SlurmRuns extends Disposable {
   private readonly jobs = new Map<string, TrackedJob>();
   /** Tasks that have ended while others of their job go on: the Queue view shows how they ended. */
   private readonly endedTasks = new Map<string, RunView[]>();
-  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   /** A task ended, or a job's ended tasks were cleared from view. */
   readonly onDidChange = this.changed.event;
   private readonly scheduler = new Scheduler();
   private timer?: NodeJS.Timeout;
   private polling = false;
 
-  constructor(private readonly deps: SlurmRunsDeps) {}
+  constructor(private readonly deps: SlurmRunsDeps) {
+    super();
+    this._register(
+      toDisposable(() => {
+        clearInterval(this.timer);
+        // the jobs go on with Slurm; the next window follows them again (followAgain)
+        for (const job of this.jobs.values()) for (const task of job.tasks) task.follower?.dispose();
+        this.jobs.clear();
+      }),
+    );
+  }
 
   /**
    * Submits the points as one job (an array for a sweep) and tracks them; resolves with each
@@ -248,13 +259,6 @@ export class SlurmRuns implements vscode.Disposable {
     );
   }
 
-  dispose(): void {
-    this.changed.dispose();
-    clearInterval(this.timer);
-    // the jobs go on with Slurm; the next window follows them again (followAgain)
-    for (const job of this.jobs.values()) for (const task of job.tasks) task.follower?.dispose();
-    this.jobs.clear();
-  }
 }
 
 function runView(runs: RunManager, task: TrackedTask): RunView | undefined {

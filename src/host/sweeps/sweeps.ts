@@ -18,6 +18,7 @@ import type { RunManager, RunOutcome, RunView } from '../training/run-manager';
 import { describeState } from '../../core/slurm/job';
 import type { SlurmRuns } from '../slurm/slurm-runs';
 import { readSettings } from '../util/settings';
+import { Disposable } from '../util/dispose';
 
 export const QUEUE_VIEW_ID = 'peftLab.queue';
 
@@ -42,16 +43,15 @@ export interface SweepsDeps {
   slurm: SlurmRuns;
 }
 
-export class Sweeps implements vscode.Disposable {
+export class Sweeps extends Disposable {
   readonly queue: QueueTreeProvider;
   readonly queueView: vscode.TreeView<RunView>;
-  private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly deps: SweepsDeps) {
-    this.queue = new QueueTreeProvider(deps.runs, deps.slurm);
-    this.queueView = vscode.window.createTreeView(QUEUE_VIEW_ID, { treeDataProvider: this.queue });
-    this.disposables.push(
-      this.queue, this.queueView,
+    super();
+    this.queue = this._register(new QueueTreeProvider(deps.runs, deps.slurm));
+    this.queueView = this._register(vscode.window.createTreeView(QUEUE_VIEW_ID, { treeDataProvider: this.queue }));
+    for (const d of [
       deps.runs.onDidChangeQueue(() => this.onQueueChange()),
       deps.slurm.onDidChange(() => this.queue.refresh()),
       vscode.commands.registerCommand('peftLab.sweep', (uri?: vscode.Uri) => this.sweep(uri)),
@@ -65,7 +65,8 @@ export class Sweeps implements vscode.Disposable {
         deps.runs.stopRun(run.id);
       }),
       vscode.commands.registerCommand('peftLab.queue.showJobLog', (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log)),
-    );
+    ])
+      this._register(d);
     this.onQueueChange();
   }
 
@@ -208,9 +209,6 @@ export class Sweeps implements vscode.Disposable {
     return vscode.workspace.openTextDocument(target);
   }
 
-  dispose(): void {
-    for (const d of this.disposables.reverse()) d.dispose();
-  }
 }
 
 /** Every point's outcome, and the best finished point by the sweep's metric. */

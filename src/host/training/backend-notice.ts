@@ -6,15 +6,18 @@
 import * as vscode from 'vscode';
 import type { BackendInfo, WorkerMessage } from '../../protocol/worker';
 import { slowBackendOf } from './slow-backend';
+import { Disposable } from '../util/dispose';
 
-export class SlowBackendNotice implements vscode.Disposable {
+export class SlowBackendNotice extends Disposable {
   private shown = false;
-  private readonly subscription: vscode.Disposable;
 
   constructor(onMessage: vscode.Event<{ configFile: string; message: WorkerMessage }>, private readonly log: vscode.LogOutputChannel) {
-    this.subscription = onMessage(({ message }) => {
-      if (message.type === 'started') this.check(message.backend);
-    });
+    super();
+    this._register(
+      onMessage(({ message }) => {
+        if (message.type === 'started') this.check(message.backend);
+      }),
+    );
   }
 
   private check(backend: BackendInfo): void {
@@ -26,9 +29,5 @@ export class SlowBackendNotice implements vscode.Disposable {
     void vscode.window
       .showWarningMessage(`PEFT Lab is training on ${slow.backend}, several times slower than it can: ${slow.reason}.`, 'Show Log')
       .then((choice) => choice === 'Show Log' && this.log.show());
-  }
-
-  dispose(): void {
-    this.subscription.dispose();
   }
 }

@@ -28,6 +28,7 @@ import {
 } from '../../protocol/worker';
 import { runDirOfCheckpoint } from '../../core/checkpoint/run-folder';
 import { readSettings } from '../util/settings';
+import { Disposable, toDisposable } from '../util/dispose';
 import { RunFollower, readStatus, type LiveRun } from './run-follower';
 
 const LAST_LINES = 20;
@@ -108,21 +109,24 @@ interface ActiveRun extends RunView {
   resolve: (outcome: RunOutcome) => void;
 }
 
-export class RunManager implements vscode.Disposable {
+export class RunManager extends Disposable {
   private readonly runs = new Map<string, ActiveRun>();
   /** Ids of the runs waiting for a free slot. */
   private readonly queue = new RunQueue<string>();
   private readonly evaluations = new Set<ChildProcess>();
-  private readonly changed = new vscode.EventEmitter<RunView>();
-  private readonly messages = new vscode.EventEmitter<RunMessage>();
-  private readonly queueChanged = new vscode.EventEmitter<void>();
+  private readonly changed = this._register(new vscode.EventEmitter<RunView>());
+  private readonly messages = this._register(new vscode.EventEmitter<RunMessage>());
+  private readonly queueChanged = this._register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
   /** Every message of every worker, for the status bar, progress notifications and views. */
   readonly onDidReceiveMessage = this.messages.event;
   /** The queue was paused, resumed or cleared, or a run joined or left it. */
   readonly onDidChangeQueue = this.queueChanged.event;
 
-  constructor(private readonly workerScript: string, private readonly log: vscode.LogOutputChannel) {}
+  constructor(private readonly workerScript: string, private readonly log: vscode.LogOutputChannel) {
+    super();
+    this._register(toDisposable(() => this.letGo()));
+  }
 
   get(configFile: string): RunView | undefined {
     return this.runs.get(key(configFile));
@@ -462,7 +466,8 @@ export class RunManager implements vscode.Disposable {
     if (startable.length) this.queueChanged.fire();
   }
 
-  dispose(): void {
+  /** What closing the window does to the processes: evaluations stop, training runs go on. */
+  private letGo(): void {
     // an evaluation writes one small file; nothing is lost by stopping it with the window
     for (const child of this.evaluations) child.kill();
     // Runs keep going without this host (they were started with detach); the next window follows them
@@ -470,9 +475,6 @@ export class RunManager implements vscode.Disposable {
       run.follower?.dispose();
       if (run.child?.connected) run.child.disconnect();
     }
-    this.changed.dispose();
-    this.messages.dispose();
-    this.queueChanged.dispose();
   }
 }
 

@@ -2,15 +2,16 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { RunManager } from './run-manager';
+import { Disposable } from '../util/dispose';
 
-export class TrainingStatusBar implements vscode.Disposable {
-  private readonly item = vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10);
-  private readonly subscription: vscode.Disposable;
+export class TrainingStatusBar extends Disposable {
+  private readonly item = this._register(vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10));
 
   constructor(private readonly runs: RunManager) {
+    super();
     this.item.name = 'PEFT Lab training';
     this.item.command = 'peftLab.showLog';
-    this.subscription = runs.onDidChange(() => this.render());
+    this._register(runs.onDidChange(() => this.render()));
   }
 
   private render(): void {
@@ -26,10 +27,5 @@ export class TrainingStatusBar implements vscode.Disposable {
     this.item.text = `$(sync~spin) ${name}: ${detail}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`;
     this.item.tooltip = `PEFT Lab is training ${active.map((r) => r.point?.name ?? path.basename(r.configFile)).join(', ')}. Click for the log.`;
     this.item.show();
-  }
-
-  dispose(): void {
-    this.subscription.dispose();
-    this.item.dispose();
   }
 }

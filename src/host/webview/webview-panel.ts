@@ -9,6 +9,7 @@
  */
 import * as vscode from 'vscode';
 import type { WebviewPageUris } from './webview-page';
+import { disposeAll } from '../util/dispose';
 
 export function mediaRoot(extensionUri: vscode.Uri): vscode.Uri {
   return vscode.Uri.joinPath(extensionUri, 'media');
@@ -78,7 +79,7 @@ export abstract class WebviewPanelHost<ToWebview> implements vscode.Disposable {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const s of this.subscriptions) s.dispose();
+    disposeAll(this.subscriptions);
     this.panel.dispose();
     this.disposeEmitter.fire();
     this.disposeEmitter.dispose();
