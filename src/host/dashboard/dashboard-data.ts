@@ -8,7 +8,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runActivity } from '../../core/checkpoint/run-lock';
-import type { Placement } from '../../protocol/worker';
 import {
   checkPlacement,
   type DashboardPlacement,
@@ -20,10 +19,6 @@ import {
   type RunSnapshot,
   type TrainColumns,
 } from '../../protocol/dashboard';
-
-/** Compile-time check: what the worker writes to placement.json is what the dashboard reads. */
-export type WorkerPlacementFitsDashboard = Fits<Placement, DashboardPlacement>;
-type Fits<T extends U, U> = T;
 
 const STATES = new Set(['running', 'finished', 'failed', 'stopped']);
 const MAX_PROBLEMS = 20;

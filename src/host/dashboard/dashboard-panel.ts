@@ -132,11 +132,8 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
           await vscode.commands.executeCommand('peftLab.stop', vscode.Uri.file(run.configFile));
           return;
         case 'resume':
-          // the Runs sidebar's command takes its tree node ({ kind, key }); a plain-path command wins if registered
-          await this.runFirstRegistered('Resume', [
-            ['peftLab.resumeRun', run.dir],
-            ['peftLab.runs.resume', { kind: 'run', key: run.dir }],
-          ]);
+          // the Runs view's command, which also takes a run folder: the same confirmations as from the tree
+          await vscode.commands.executeCommand('peftLab.runs.resume', run.dir);
           return;
         case 'evaluate': {
           const checkpoint = run.bestCheckpoint;
@@ -144,10 +141,7 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
             void vscode.window.showInformationMessage(`PEFT Lab: ${run.name} has no checkpoint to evaluate yet.`);
             return;
           }
-          await this.runFirstRegistered('Evaluate', [
-            ['peftLab.evaluateCheckpoint', checkpoint],
-            ['peftLab.runs.evaluate', { kind: 'checkpoint', key: checkpoint }],
-          ]);
+          await vscode.commands.executeCommand('peftLab.runs.evaluate', checkpoint);
           return;
         }
         case 'revealRun': {
@@ -162,17 +156,6 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
       this.deps.log.error(`dashboard: ${message.action} of ${run.dir} failed: ${(err as Error).message}`);
       void vscode.window.showErrorMessage(`PEFT Lab: ${message.action} failed: ${(err as Error).message}`);
     }
-  }
-
-  /** Runs the first registered of the commands another feature contributes, or says none is there (yet). */
-  private async runFirstRegistered(what: string, candidates: [command: string, arg: unknown][]): Promise<void> {
-    const commands = new Set(await vscode.commands.getCommands(true));
-    const found = candidates.find(([command]) => commands.has(command));
-    if (!found) {
-      void vscode.window.showInformationMessage(`PEFT Lab: ${what} is not available in this version (no ${candidates.map(([c]) => c).join(' or ')} command).`);
-      return;
-    }
-    await vscode.commands.executeCommand(found[0], found[1]);
   }
 
   private onWorkerMessage(configFile: string, message: WorkerMessage): void {

@@ -1,7 +1,7 @@
 /**
  * What the Runs sidebar's context menus, inline icons and title bar do. Each command takes the
  * clicked element and the selection (VS Code passes both for tree menus); from the command palette
- * it works on the view's selection.
+ * it works on the view's selection. Other features (the dashboard) pass a run or checkpoint folder.
  */
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
@@ -18,7 +18,9 @@ import { describeConfigChanges, pendingConfigChanges } from '../../core/train/ru
 export const DASHBOARD_COMMAND = 'peftLab.openDashboard';
 export const COMPARE_COMMAND = 'peftLab.compareRuns';
 
-type Handler = (node?: RunsNode, selection?: readonly RunsNode[], ...rest: unknown[]) => unknown;
+/** A tree element, or the path of a run or checkpoint folder (what other features have). */
+type Target = RunsNode | string;
+type Handler = (node?: Target, selection?: readonly RunsNode[], ...rest: unknown[]) => unknown;
 
 export function registerRunsActions(sidebar: RunsSidebar): vscode.Disposable[] {
   const a = new RunsActions(sidebar);
@@ -49,7 +51,8 @@ class RunsActions {
   }
 
   /** The elements a command acts on: the selection when the clicked element is part of it, else the clicked one. */
-  private targets(node: RunsNode | undefined, selection: readonly RunsNode[] | undefined, kinds: RunsNode['kind'][]): RunsNode[] {
+  private targets(target: Target | undefined, selection: readonly RunsNode[] | undefined, kinds: RunsNode['kind'][]): RunsNode[] {
+    const node = typeof target === 'string' ? this.nodeOfFolder(target) : target;
     let nodes: readonly RunsNode[];
     if (node && selection?.some((s) => s.kind === node.kind && s.key === node.key)) nodes = selection;
     else if (node) nodes = [node];
@@ -57,27 +60,33 @@ class RunsActions {
     return nodes.filter((n) => kinds.includes(n.kind));
   }
 
+  /** A folder as the tree element it is: a checkpoint the model knows, else a run folder. */
+  private nodeOfFolder(folder: string): RunsNode {
+    const key = path.resolve(folder);
+    return this.sidebar.provider.node(this.model.checkpoint(key) ? 'checkpoint' : 'run', key);
+  }
+
   private runsOf(nodes: RunsNode[]): RunRecord[] {
     const dirs = new Set(nodes.map((n) => (n.kind === 'checkpoint' ? path.dirname(path.dirname(n.key)) : n.key)));
     return [...dirs].map((d) => this.model.run(d)).filter((r): r is RunRecord => r !== undefined);
   }
 
-  async openDashboard(node?: RunsNode, selection?: readonly RunsNode[]): Promise<void> {
+  async openDashboard(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
     const [run] = this.runsOf(this.targets(node, selection, ['run', 'checkpoint']));
     if (!run) return;
-    await runOrExplain(DASHBOARD_COMMAND, 'The run dashboard is not available in this version of PEFT Lab yet.', run.dir);
+    await vscode.commands.executeCommand(DASHBOARD_COMMAND, run.dir);
   }
 
-  async compare(node?: RunsNode, selection?: readonly RunsNode[]): Promise<void> {
+  async compare(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
     const runs = this.runsOf(this.targets(node, selection, ['run']));
     if (runs.length < 2) {
       void vscode.window.showInformationMessage('PEFT Lab: select two or more runs (Ctrl/Cmd+click) to compare them.');
       return;
     }
-    await runOrExplain(COMPARE_COMMAND, 'Comparing runs needs the run dashboard, which is not available in this version of PEFT Lab yet.', runs.map((r) => r.dir));
+    await vscode.commands.executeCommand(COMPARE_COMMAND, runs.map((r) => r.dir));
   }
 
-  async openConfig(node?: RunsNode, selection?: readonly RunsNode[]): Promise<void> {
+  async openConfig(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
     const [target] = this.targets(node, selection, ['config', 'run', 'checkpoint']);
     if (!target) return;
     let file: string | undefined;
@@ -97,14 +106,14 @@ class RunsActions {
     await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true });
   }
 
-  async reveal(node?: RunsNode, selection?: readonly RunsNode[]): Promise<void> {
+  async reveal(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
     const [target] = this.targets(node, selection, ['config', 'run', 'checkpoint']);
     if (!target?.key) return;
     const uri = vscode.Uri.file(target.key);
     await vscode.commands.executeCommand(vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS', uri);
   }
 
-  async copyPath(node?: RunsNode, selection?: readonly RunsNode[]): Promise<void> {
+  async copyPath(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
     const paths = this.targets(node, selection, ['config', 'run', 'checkpoint']).map((n) => n.key).filter(Boolean);
     if (!paths.length) return;
     await vscode.env.clipboard.writeText(paths.join('\n'));
@@ -115,7 +124,7 @@ class RunsActions {
    * Continues a run from its last complete checkpoint, or rewinds it to an older checkpoint chosen
    * in the tree (after a confirmation: the later checkpoints go); resolves with the outcome.
    */
-  async resume(node?: RunsNode, selection?: readonly RunsNode[]): Promise<RunOutcome | undefined> {
+  async resume(node?: Target, selection?: readonly RunsNode[]): Promise<RunOutcome | undefined> {
     const [target] = this.targets(node, selection, ['run', 'checkpoint']);
     const [run] = target ? this.runsOf([target]) : [];
     if (!run || !target) return undefined;
@@ -159,7 +168,7 @@ class RunsActions {
   }
 
   /** Evaluates checkpoints on a split (asked for when not given) in the worker; resolves with the results. */
-  async evaluate(node?: RunsNode, selection?: readonly RunsNode[], split?: Split): Promise<EvaluatedMessage[]> {
+  async evaluate(node?: Target, selection?: readonly RunsNode[], split?: Split): Promise<EvaluatedMessage[]> {
     const checkpoints = this.targets(node, selection, ['checkpoint']).map((n) => this.model.checkpoint(n.key)).filter((c) => c !== undefined);
     if (!checkpoints.length) return [];
     const run = this.model.run(checkpoints[0]!.runDir);
@@ -197,7 +206,7 @@ class RunsActions {
    * checkpoint.json, config.json) or AdapterHub's; the format is asked for unless given (a given
    * destination alone keeps PEFT Lab's, as before formats existed).
    */
-  async export(node?: RunsNode, selection?: readonly RunsNode[], destination?: string, format?: ExportFormat): Promise<string | undefined> {
+  async export(node?: Target, selection?: readonly RunsNode[], destination?: string, format?: ExportFormat): Promise<string | undefined> {
     const [target] = this.targets(node, selection, ['checkpoint']);
     const c = target ? this.model.checkpoint(target.key) : undefined;
     if (!c) return undefined;
@@ -233,7 +242,7 @@ class RunsActions {
   }
 
   /** Deletes run folders after a modal confirmation; never a run that is training. Resolves with the deleted folders. */
-  async delete(node?: RunsNode, selection?: readonly RunsNode[]): Promise<string[]> {
+  async delete(node?: Target, selection?: readonly RunsNode[]): Promise<string[]> {
     const runs = this.runsOf(this.targets(node, selection, ['run']));
     const training = runs.filter((r) => this.isTraining(r));
     const deletable = runs.filter((r) => !this.isTraining(r));
@@ -302,16 +311,6 @@ class RunsActions {
       configs: picked.filter((i) => i.config !== undefined).map((i) => i.config!),
     });
   }
-}
-
-/** Runs a command another part of the extension registers, or says it is not there yet. */
-async function runOrExplain(command: string, explanation: string, ...args: unknown[]): Promise<void> {
-  const commands = await vscode.commands.getCommands(true);
-  if (!commands.includes(command)) {
-    void vscode.window.showInformationMessage(`PEFT Lab: ${explanation}`);
-    return;
-  }
-  await vscode.commands.executeCommand(command, ...args);
 }
 
 async function pickSplit(run: RunRecord | undefined): Promise<Split | undefined> {
