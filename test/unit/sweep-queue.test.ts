@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RunQueue } from '../../src/core/run-queue';
 import type { SweepPointInfo } from '../../src/core/config/types';
-import type { RunRecord } from '../../src/host/runs/runs-model';
+import type { RunRecord } from '../../src/host/runs/runs-types';
 import type { ItemData } from '../../src/host/runs/runs-present';
 import { bestOfFinishedSweeps, markBestOfSweep, sweepPointOf } from '../../src/host/sweeps/sweep-best';
 

@@ -1,13 +1,15 @@
 /**
  * What the dashboard knows of one run folder, read from disk and kept current by reading only what
- * was appended to metrics.jsonl since the last read (a byte offset, and the file's identity to
- * notice a rewrite: a resume drops the lines after its checkpoint and renames a new file into place).
+ * was appended to metrics.jsonl since the last read. Status, liveness and metrics come from the one
+ * run-folder reader (src/core/checkpoint/run-reader.ts), which notices a rewritten metrics file (a
+ * resume drops the lines after its checkpoint and renames a new file into place).
  *
  * No `vscode` here: the panel (dashboard-panel.ts) decides when to refresh, this file how.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runActivity } from '../../core/checkpoint/run-lock';
+import { MetricsTail, readRunStatusChecked, runLiveness } from '../../core/checkpoint/run-reader';
+import type { MetricsLine } from '../../protocol/metrics';
 import {
   checkPlacement,
   type DashboardPlacement,
@@ -56,9 +58,8 @@ export class RunData {
   readonly name: string;
   private train: MutableColumns = emptyColumns();
   private evals: EvalPoint[] = [];
-  private offset = 0;
-  private identity = '';
-  private partial = '';
+  private readonly metrics: MetricsTail;
+  private statusPid?: number;
   private statusValue: Omit<DashboardStatus, 'followed'> = { state: 'unknown', step: 0, totalSteps: 0 };
   private statusText = '';
   private placementValue?: DashboardPlacement;
@@ -70,6 +71,7 @@ export class RunData {
   constructor(readonly dir: string) {
     this.dir = path.resolve(dir);
     this.name = path.basename(this.dir);
+    this.metrics = new MetricsTail(this.dir);
     this.refresh();
   }
 
@@ -132,29 +134,24 @@ export class RunData {
   }
 
   private readStatus(followed: boolean, changes: RunChanges): void {
-    const file = path.join(this.dir, 'status.json');
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      return; // not written yet, or being renamed into place: keep what we had
-    }
-    if (text === this.statusText) return;
-    let raw: Record<string, unknown>;
-    try {
-      raw = JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      this.problem(`status.json: ${(err as Error).message}`);
+    const read = readRunStatusChecked(this.dir);
+    // missing: not written yet, or being renamed into place: keep what we had
+    if ('missing' in read) return;
+    if ('error' in read) {
+      this.problem(read.error);
       return;
     }
-    this.statusText = text;
+    if (read.text === this.statusText) return;
+    this.statusText = read.text;
+    const raw = read.status;
+    this.statusPid = raw.pid;
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
     const error = raw.error && typeof raw.error === 'object' ? str((raw.error as { message?: unknown }).message) : undefined;
     const best = raw.bestMetrics && typeof raw.bestMetrics === 'object' ? finiteRecord(raw.bestMetrics as Record<string, unknown>) : undefined;
     this.statusConfigFile = str(raw.configFile);
     this.statusValue = {
-      state: STATES.has(raw.state as string) ? (raw.state as DashboardRunState) : 'unknown',
+      state: STATES.has(raw.state) ? (raw.state as DashboardRunState) : 'unknown',
       backend: str(raw.backend),
       step: count(raw.step),
       totalSteps: count(raw.totalSteps),
@@ -169,19 +166,13 @@ export class RunData {
   }
 
   /**
-   * A killed run's status.json keeps saying running; its lock's holder (run-lock.ts's one rule)
-   * tells: a run whose holder is gone is shown failed, with why it is taken as interrupted.
+   * A killed run's status.json keeps saying running; the one liveness rule (run-reader.ts, which
+   * the Runs view and the follower use too) tells: a run whose process is gone is shown failed,
+   * with why it is taken as interrupted.
    */
   private checkStillRunning(followed: boolean, changes: RunChanges): void {
     if (this.statusValue.state !== 'running') return;
-    const pid = (() => {
-      try {
-        return (JSON.parse(this.statusText) as { pid?: unknown }).pid;
-      } catch {
-        return undefined;
-      }
-    })();
-    const activity = runActivity(this.dir, typeof pid === 'number' ? pid : undefined);
+    const activity = runLiveness(this.dir, { pid: this.statusPid as number });
     if (activity.live) return;
     this.statusValue = { ...this.statusValue, state: 'failed', error: `interrupted: ${activity.why}` };
     changes.status = { ...this.statusValue, followed };
@@ -193,52 +184,25 @@ export class RunData {
   }
 
   private readMetrics(changes: RunChanges): void {
-    const file = path.join(this.dir, 'metrics.jsonl');
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch {
-      return;
+    const read = this.metrics.read();
+    // a metrics.jsonl that went away keeps what was shown (the run folder is being deleted, or not written yet)
+    if (read.missing) return;
+    if (read.reset) {
+      // rewritten (a resume drops the lines after its checkpoint): start again from the top
+      this.train = emptyColumns();
+      this.evals = [];
+      changes.reset = true;
     }
-    try {
-      const stat = fs.fstatSync(fd);
-      const identity = `${stat.dev}:${stat.ino}`;
-      if ((this.identity && identity !== this.identity) || stat.size < this.offset) {
-        // rewritten: start again from the top
-        this.train = emptyColumns();
-        this.evals = [];
-        this.offset = 0;
-        this.partial = '';
-        changes.reset = true;
-      }
-      this.identity = identity;
-      if (stat.size === this.offset) return;
-      const buffer = Buffer.alloc(stat.size - this.offset);
-      const read = fs.readSync(fd, buffer, 0, buffer.length, this.offset);
-      this.offset += read;
-      const lines = (this.partial + buffer.toString('utf8', 0, read)).split('\n');
-      this.partial = lines.pop() ?? '';
-      const before = { train: this.train.step.length, evals: this.evals.length };
-      for (const line of lines) this.consume(line);
-      if (changes.reset) return;
-      if (this.train.step.length > before.train) changes.train = sliceColumns(this.train, before.train);
-      if (this.evals.length > before.evals) changes.evals = this.evals.slice(before.evals);
-    } finally {
-      fs.closeSync(fd);
-    }
+    for (const b of read.broken) this.problem(`metrics.jsonl line ${b.line}: ${b.reason}`);
+    const before = { train: this.train.step.length, evals: this.evals.length };
+    for (const record of read.records) this.consume(record);
+    if (changes.reset) return;
+    if (this.train.step.length > before.train) changes.train = sliceColumns(this.train, before.train);
+    if (this.evals.length > before.evals) changes.evals = this.evals.slice(before.evals);
   }
 
-  private consume(line: string): void {
-    if (!line.trim()) return;
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      this.problem(`metrics.jsonl: a line that is not JSON: ${line.slice(0, 80)}`);
-      return;
-    }
+  private consume(r: MetricsLine): void {
     const step = r.step;
-    if (typeof step !== 'number' || !Number.isFinite(step)) return;
     if (r.kind === 'train') {
       const t = this.train;
       // a step logged twice (never by the worker, but a hand-edited file) keeps the later value
@@ -247,18 +211,16 @@ export class RunData {
         for (const key of ['step', 'epoch', 'loss', 'learningRate', 'examplesPerSecond', 'elapsedMs'] as const) t[key].pop();
       }
       t.step.push(step);
-      t.epoch.push(finite(r.epoch) ?? 0);
-      t.loss.push(finite(r.loss));
-      t.learningRate.push(finite(r.learningRate));
-      t.examplesPerSecond.push(finite(r.examplesPerSecond));
-      t.elapsedMs.push(finite(r.elapsedMs));
-    } else if (r.kind === 'eval') {
-      const { kind: _k, split, step: _s, epoch: _e, isBest, ...rest } = r;
-      const metrics: Record<string, number | null> = {};
-      for (const [k, v] of Object.entries(rest)) if (typeof v === 'number' || v === null) metrics[k] = finite(v);
-      this.evals.push({ step, split: split === 'test' ? 'test' : 'validation', metrics, isBest: isBest === true });
+      t.epoch.push(r.epoch);
+      t.loss.push(r.loss);
+      t.learningRate.push(r.learningRate);
+      t.examplesPerSecond.push(r.examplesPerSecond);
+      t.elapsedMs.push(r.elapsedMs);
+    } else {
+      this.evals.push({ step, split: r.split, metrics: { ...r.metrics }, isBest: r.isBest === true });
     }
   }
+
 
   private readPlacement(changes: RunChanges): void {
     const raw = this.readJson('placement.json');
@@ -334,10 +296,6 @@ function sliceColumns(c: MutableColumns, from: number): TrainColumns {
     examplesPerSecond: c.examplesPerSecond.slice(from),
     elapsedMs: c.elapsedMs.slice(from),
   };
-}
-
-function finite(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 function finiteRecord(o: Record<string, unknown>): Record<string, number> {

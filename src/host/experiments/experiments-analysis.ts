@@ -10,7 +10,8 @@ import { groupRuns, groupingParameters, varyingParameters, isSeedParameter, type
 import { parameterImportance } from '../../core/analysis/importance';
 import { diffRuns } from '../../core/analysis/diff';
 import { TABLE_FORMATS, type Table, type TableCell, type TableColumn } from '../../core/analysis/tables';
-import { lowerIsBetter, type RunRecord } from '../runs/runs-model';
+import { lowerIsBetter } from '../runs/runs-queries';
+import type { RunRecord } from '../runs/runs-types';
 
 /** The column id prefix of a value choice's validation metrics: `best:accuracy`, `final:accuracy`, `min:loss`. */
 export function choicePrefix(choice: ValueChoice): string {

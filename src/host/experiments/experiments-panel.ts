@@ -22,7 +22,7 @@ import { experimentRow } from './experiments-rows';
 import { chartContent, saveExport } from '../webview/export-file';
 import { analyze, diffMessage, exportTable, writeTable, type AnalysisSource } from './experiments-analysis';
 import { experimentsHtml } from './experiments-html';
-import type { RunsDelta } from '../runs/runs-model';
+import type { RunsDelta } from '../runs/runs-types';
 import { makeNonce } from '../webview/webview-page';
 import { WebviewPanelHost, webviewOptions } from '../webview/webview-panel';
 import { Disposable, toDisposable } from '../util/dispose';

@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import type { CellValue, ExperimentRow, SweepTag } from '../../protocol/experiments';
 import type { Placement } from '../../protocol/worker';
-import { bestMetric, currentStep, lowerIsBetter, metricName, testMetrics, type RunRecord } from '../runs/runs-model';
+import { bestMetric, currentStep, lowerIsBetter, metricName, testMetrics } from '../runs/runs-queries';
+import type { RunRecord } from '../runs/runs-types';
 import { displayName, runDuration, shortBackend, stateWord } from '../runs/runs-present';
 import { sweepPointOf } from '../sweeps/sweep-best';
 

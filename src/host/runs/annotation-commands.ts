@@ -7,7 +7,8 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { ANNOTATIONS_FILE, MAX_NAME_LENGTH, MAX_NOTE_LENGTH, updateAnnotations, type RunAnnotations } from './annotations';
-import type { RunRecord, RunsDelta, RunsModel } from './runs-model';
+import type { RunRecord, RunsDelta } from './runs-types';
+import type { RunsModel } from './runs-model';
 
 /** What the commands need from the Runs sidebar. */
 export interface AnnotatedRuns {

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAnyConfigText } from '../../core/config/load';
 import { readSettings } from '../util/settings';
-import type { RunsDelta, RunsModel } from './runs-model';
+import type { RunsDelta } from './runs-types';
+import type { RunsModel } from './runs-model';
 import { Disposable } from '../util/dispose';
 
 export interface RunSummary {

@@ -1,171 +1,30 @@
 /**
- * The Runs sidebar's model: every run folder under the watched runs folders, read into plain data
- * (state, progress, metrics, checkpoints, problems), kept up to date one file at a time.
+ * The Runs view's model: every run folder under the watched runs folders, read into plain data
+ * (runs-types.ts: state, progress, metrics, checkpoints, problems), kept up to date one file at a
+ * time. The questions asked of that data are in runs-queries.ts.
  *
  * No `vscode` import: the tree provider (runs-tree.ts) turns this into TreeItems, the CodeLens
  * reads it through RunIndex, and test/unit/runs-model.test.ts and bench/runs-tree.ts use it as is.
  *
  * Reading is defensive: a missing status, a broken JSON file or log line, a checkpoint without
  * weights each become a `problem` on the run or checkpoint, never an exception. Temporary files
- * (`*.tmp-<pid>-<hex>`, staged checkpoint folders `step-N.tmp-<pid>`) are invisible.
- *
- * metrics.jsonl is followed from where the last read stopped (per-file byte offset and inode):
- * a change reads only the appended bytes; a file that shrank or was replaced (a resume rewrites it)
- * is read again from the start.
+ * (`*.tmp-<pid>-<hex>`, staged checkpoint folders `step-N.tmp-<pid>`) are invisible. Status,
+ * liveness and metrics come from the one run-folder reader (src/core/checkpoint/run-reader.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isTempFile } from '../../core/checkpoint/atomic';
-import type { RunState, RunStatus } from '../../core/checkpoint/run-folder';
-import { describeHolder, processAlive, runActivity } from '../../core/checkpoint/run-lock';
-import type { Placement, Split } from '../../protocol/worker';
-import { ANNOTATIONS_FILE, readAnnotations, type RunAnnotations } from './annotations';
-
-export type { RunState } from '../../core/checkpoint/run-folder';
-
-/** What the sidebar shows for a run: its status's state, or `unknown` when status.json is missing or broken. */
-export type RunDisplayState = RunState | 'unknown';
-
-/** Values of the state filter: the four states, and runs with a problem (corrupt or half-written). */
-export type StateFilter = RunState | 'problem';
-export const STATE_FILTERS: readonly StateFilter[] = ['running', 'finished', 'failed', 'stopped', 'problem'];
-
-export type RunsSort = 'date' | 'metric';
-
-export interface RunsViewOptions {
-  /** Newest first (default), or best validation metric first. */
-  sort: RunsSort;
-  /** Config files to show (absolute; '' is the group of runs whose config is unknown); all when undefined or empty. */
-  configs?: readonly string[];
-  /** States to show; all when undefined or empty. */
-  states?: readonly StateFilter[];
-}
-
-export interface TrainRecord {
-  step: number;
-  epoch: number;
-  loss: number;
-  learningRate?: number;
-  examplesPerSecond?: number;
-  elapsedMs?: number;
-}
-
-export interface EvalRecord {
-  split: Split;
-  step: number;
-  metrics: Record<string, number>;
-  isBest: boolean;
-}
-
-/** What metrics.jsonl said so far. */
-export interface MetricsLog {
-  /** Complete lines read (including broken ones). */
-  lines: number;
-  trainLines: number;
-  lastTrain?: TrainRecord;
-  evals: EvalRecord[];
-  /** Complete lines that are not valid records; `line` is 1-based. */
-  broken: { line: number; reason: string }[];
-  /** True while the file ends in a line without its newline (being written, or cut by a crash). */
-  partialLastLine: boolean;
-}
-
-export interface SplitEval {
-  metrics: Record<string, number>;
-  examples?: number;
-  evaluated?: string;
-}
-
-export interface CheckpointRecord {
-  readonly dir: string;
-  readonly runDir: string;
-  readonly name: string;
-  step: number;
-  epoch?: number;
-  /** Validation metrics at this step (checkpoint.json), if it was evaluated then. */
-  metrics?: Record<string, number>;
-  /** eval-validation.json / eval-test.json written by an evaluation of this checkpoint. */
-  evals: Partial<Record<Split, SplitEval>>;
-  created?: string;
-  sizeBytes: number;
-  hasWeights: boolean;
-  hasOptimizer: boolean;
-  problems: string[];
-}
-
-/** The parts of config.json the sidebar uses (the whole resolved config is kept as read). */
-export interface RunConfig {
-  name?: string;
-  sourceFile?: string;
-  task?: { type?: string; metric?: string; labels?: string[] };
-  data?: { train?: string; validation?: string; test?: string; format?: string; maxTrainExamples?: number; validationSplit?: number };
-  method?: { type?: string; bottleneck?: number; reductionFactor?: number; experts?: number; share?: string; rank?: number; alpha?: number; sites?: string[]; targets?: string[]; activation?: string };
-  training?: { epochs?: number; maxSteps?: number; batchSize?: number; learningRate?: number };
-  output?: { runsDir?: string };
-  [key: string]: unknown;
-}
-
-export interface RunRecord {
-  readonly dir: string;
-  /** The folder name, e.g. `tiny-20261125-010539`. */
-  readonly id: string;
-  /** The watched runs folder that holds it. */
-  readonly root: string;
-  status?: RunStatus;
-  config?: RunConfig;
-  state: RunDisplayState;
-  /** Absolute *.peft.json the run came from (status.configFile, else config.json sourceFile); undefined when neither says. */
-  configFile?: string;
-  /** Epoch ms (status.started; else the folder's modification time). */
-  started: number;
-  ended?: number;
-  metrics: MetricsLog;
-  /** Complete checkpoints and broken ones, ascending by step. */
-  checkpoints: CheckpointRecord[];
-  /** The step the `best` file (or status.bestCheckpoint) names. */
-  bestStep?: number;
-  /** Why the run (or one of its files) looks corrupt or half-written; empty when all is well. */
-  problems: string[];
-  /** Set when status says running but its process is gone (killed without a chance to write its end). */
-  interrupted?: string;
-  /** Set when a live process on another machine holds the run's lock: who, e.g. `pid 12 on gpu-7 (train) since ...`. */
-  runningElsewhere?: string;
-  /** No status.json or config.json yet, and the folder is new: a run still starting (not shown). */
-  pending: boolean;
-  /** The user's display name, star and note (annotations.json); {} when there are none. */
-  annotations: RunAnnotations;
-}
-
-export interface RunGroup {
-  /** Absolute config file, or '' for runs whose config is unknown. */
-  readonly configFile: string;
-  readonly runs: RunRecord[];
-  /** The config file is one of the workspace's (it exists). */
-  readonly known: boolean;
-}
-
-/** What an update changed: `structure` when runs appeared, went or moved between groups. */
-export interface RunsDelta {
-  structure: boolean;
-  runs: Set<string>;
-}
-
-export interface RunsModelOptions {
-  /** Whether a process is alive (default: `process.kill(pid, 0)`). */
-  isAlive?: (pid: number) => boolean;
-  /** Clock, for the age of folders that are still starting (default Date.now). */
-  now?: () => number;
-  /** A folder without status.json and config.json younger than this is taken as starting (default 2 minutes). */
-  pendingMs?: number;
-}
+import { describeHolder, processAlive } from '../../core/checkpoint/run-lock';
+import { hasRunMarker, readRunStatusChecked, runLiveness } from '../../core/checkpoint/run-reader';
+import type { Placement } from '../../protocol/worker';
+import { ANNOTATIONS_FILE, readAnnotations } from './annotations';
+import { emptyMetricsLog, RunMetricsLog } from './metrics-log';
+import { byDate, byMetric, groupOrder, matchesState } from './runs-queries';
+import type { CheckpointRecord, RunConfig, RunGroup, RunRecord, RunsDelta, RunsModelOptions, RunsViewOptions } from './runs-types';
 
 /** Also ignored: a checkpoint folder staged as `step-N.tmp-<pid>` and metrics.jsonl rewritten through `metrics.jsonl.tmp-<pid>`. */
 const STAGED_SUFFIX = /\.tmp-\d+$/;
 const STEP_DIR = /^step-(\d+)$/;
-/** A folder in a runs folder is taken as a run when it holds at least one of these (RunFolder.create makes checkpoints/ first). */
-const RUN_MARKERS = new Set(['status.json', 'config.json', 'metrics.jsonl', 'placement.json', 'checkpoints', 'best', 'worker.log']);
-const RUN_STATES = new Set<string>(['running', 'finished', 'failed', 'stopped']);
-const READ_CHUNK = 1 << 20;
 const MAX_COUNTED_DATA_BYTES = 64 << 20;
 
 /** True for temporary files and staged folders that the sidebar and its watcher ignore (a name or a path). */
@@ -173,119 +32,9 @@ export function isTempPath(p: string): boolean {
   return p.split(/[\\/]/).some((segment) => isTempFile(segment) || STAGED_SUFFIX.test(segment));
 }
 
-export function emptyMetricsLog(): MetricsLog {
-  return { lines: 0, trainLines: 0, evals: [], broken: [], partialLastLine: false };
-}
-
-/**
- * Follows one JSONL log from where it left off. `update` reads only the bytes appended since the
- * last call; a file that shrank or has a new inode (rewritten and renamed into place) is read again
- * from the start. A last line without its newline is held back until it is complete.
- */
-export class MetricsTail {
-  log: MetricsLog = emptyMetricsLog();
-  /** Bytes consumed so far (the next read starts here). */
-  offset = 0;
-  /** Bytes read from disk over this tail's life (tests check that appends cost only their size). */
-  bytesRead = 0;
-  private ino = -1;
-  private pending: Buffer = Buffer.alloc(0);
-
-  constructor(readonly file: string) {}
-
-  /** Reads what was appended; returns true when the log changed. */
-  update(): boolean {
-    let fd: number;
-    try {
-      fd = fs.openSync(this.file, 'r');
-    } catch {
-      const had = this.log.lines > 0 || this.pending.length > 0;
-      this.reset();
-      return had;
-    }
-    try {
-      const stat = fs.fstatSync(fd);
-      let changed = false;
-      if (stat.ino !== this.ino || stat.size < this.offset) {
-        changed = this.log.lines > 0 || this.pending.length > 0;
-        this.reset();
-        this.ino = stat.ino;
-      }
-      while (this.offset < stat.size) {
-        const length = Math.min(READ_CHUNK, stat.size - this.offset);
-        const chunk = Buffer.allocUnsafe(length);
-        const read = fs.readSync(fd, chunk, 0, length, this.offset);
-        if (read <= 0) break;
-        this.offset += read;
-        this.bytesRead += read;
-        this.consume(chunk.subarray(0, read));
-        changed = true;
-      }
-      this.log.partialLastLine = this.pending.length > 0;
-      return changed;
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  private reset(): void {
-    this.log = emptyMetricsLog();
-    this.offset = 0;
-    this.ino = -1;
-    this.pending = Buffer.alloc(0);
-  }
-
-  private consume(chunk: Buffer): void {
-    const data = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    const end = data.lastIndexOf(0x0a);
-    if (end < 0) {
-      this.pending = Buffer.from(data);
-      return;
-    }
-    const text = data.toString('utf8', 0, end);
-    this.pending = Buffer.from(data.subarray(end + 1));
-    for (const raw of text.split('\n')) {
-      this.log.lines++;
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      if (line.trim() === '') continue;
-      this.record(line);
-    }
-  }
-
-  private record(line: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      this.log.broken.push({ line: this.log.lines, reason: `not valid JSON (${(err as Error).message})` });
-      return;
-    }
-    if (!isObject(value) || typeof value.step !== 'number') {
-      this.log.broken.push({ line: this.log.lines, reason: 'not a metrics record (no numeric "step")' });
-      return;
-    }
-    if (value.kind === 'train') {
-      this.log.trainLines++;
-      this.log.lastTrain = {
-        step: value.step, epoch: num(value.epoch) ?? 0, loss: num(value.loss) ?? NaN,
-        learningRate: num(value.learningRate), examplesPerSecond: num(value.examplesPerSecond), elapsedMs: num(value.elapsedMs),
-      };
-    } else if (value.kind === 'eval') {
-      const metrics: Record<string, number> = {};
-      for (const [k, v] of Object.entries(value)) {
-        if (k === 'kind' || k === 'split' || k === 'step' || k === 'epoch' || k === 'isBest') continue;
-        if (typeof v === 'number') metrics[k] = v;
-      }
-      this.log.evals.push({ split: value.split === 'test' ? 'test' : 'validation', step: value.step, metrics, isBest: value.isBest === true });
-    } else {
-      this.log.broken.push({ line: this.log.lines, reason: `unknown record kind ${JSON.stringify(value.kind)}` });
-    }
-  }
-}
-
 interface RunEntry {
   record: RunRecord;
-  tail: MetricsTail;
+  tail: RunMetricsLog;
   statusError?: string;
   configError?: string;
   annotationsError?: string;
@@ -551,13 +300,13 @@ export class RunsModel {
       names = []; // gone, or not a folder
     }
     // a folder with none of a run's files is something else that lives in the runs folder
-    if (!names.some((n) => RUN_MARKERS.has(n))) {
+    if (!hasRunMarker(names)) {
       this.forget(dir, delta);
       return;
     }
     let entry = this.entries.get(dir);
     if (!entry) {
-      entry = { record: newRecord(dir, root), tail: new MetricsTail(path.join(dir, 'metrics.jsonl')) };
+      entry = { record: newRecord(dir, root), tail: new RunMetricsLog(dir) };
       this.entries.set(dir, entry);
       parts = new Set(['*']);
       delta.structure = true;
@@ -582,21 +331,9 @@ export class RunsModel {
   }
 
   private readStatus(entry: RunEntry): void {
-    const r = entry.record;
-    const read = readJson(path.join(r.dir, 'status.json'), 'status.json');
-    r.status = undefined;
-    entry.statusError = undefined;
-    if (read.missing) return;
-    if (read.error) {
-      entry.statusError = read.error;
-      return;
-    }
-    const s = read.value;
-    if (!isObject(s) || typeof s.state !== 'string' || !RUN_STATES.has(s.state)) {
-      entry.statusError = `status.json has no valid "state" (expected running, finished, failed or stopped; found ${JSON.stringify(isObject(s) ? s.state : s)})`;
-      return;
-    }
-    r.status = s as unknown as RunStatus;
+    const read = readRunStatusChecked(entry.record.dir);
+    entry.record.status = read.status;
+    entry.statusError = 'error' in read ? read.error : undefined;
   }
 
   private readAnnotations(entry: RunEntry): void {
@@ -655,8 +392,8 @@ export class RunsModel {
     r.runningElsewhere = undefined;
     r.state = s ? s.state : 'unknown';
     if (s?.state === 'running') {
-      // the one liveness rule (run-lock.ts) that inspect, the follower and the experiments table use
-      const activity = runActivity(r.dir, typeof s.pid === 'number' ? s.pid : undefined, { isAlive: this.isAlive });
+      // the one liveness rule (run-reader.ts) that inspect, the follower and the dashboard use
+      const activity = runLiveness(r.dir, s, { isAlive: this.isAlive });
       if (!activity.live) {
         r.state = 'failed';
         r.interrupted = activity.why;
@@ -705,74 +442,6 @@ export class RunsModel {
   }
 }
 
-// ---- derived values the presentation and sorting use ---------------------------------------------------
-
-/** The run's task metric (config.json task.metric; else the first non-loss metric it logged). */
-export function metricName(run: RunRecord): string | undefined {
-  const fromConfig = run.config?.task?.metric;
-  if (typeof fromConfig === 'string') return fromConfig;
-  const candidates = run.status?.bestMetrics ?? run.metrics.evals.find((e) => e.split === 'validation')?.metrics;
-  return candidates ? Object.keys(candidates).find((k) => k !== 'loss') : undefined;
-}
-
-export function lowerIsBetter(metric: string): boolean {
-  return /loss|mse|mae|error/i.test(metric);
-}
-
-/** The best validation value of the run's metric: status.bestMetrics, the best checkpoint's, else the best logged evaluation. */
-export function bestMetric(run: RunRecord): { name: string; value: number; step?: number } | undefined {
-  const name = metricName(run);
-  if (!name) return undefined;
-  const fromStatus = run.status?.bestMetrics?.[name];
-  if (typeof fromStatus === 'number' && Number.isFinite(fromStatus)) return { name, value: fromStatus, step: run.bestStep };
-  const best = run.checkpoints.find((c) => c.step === run.bestStep)?.metrics?.[name];
-  if (typeof best === 'number' && Number.isFinite(best)) return { name, value: best, step: run.bestStep };
-  let found: { name: string; value: number; step?: number } | undefined;
-  const sign = lowerIsBetter(name) ? -1 : 1;
-  for (const e of run.metrics.evals) {
-    const v = e.metrics[name];
-    if (e.split !== 'validation' || typeof v !== 'number' || !Number.isFinite(v)) continue;
-    if (!found || sign * (v - found.value) > 0) found = { name, value: v, step: e.step };
-  }
-  return found;
-}
-
-/** The latest test-split result: a test evaluation in the log, else the best checkpoint's eval-test.json. */
-export function testMetrics(run: RunRecord): { step: number; metrics: Record<string, number> } | undefined {
-  for (let i = run.metrics.evals.length - 1; i >= 0; i--) {
-    const e = run.metrics.evals[i]!;
-    if (e.split === 'test') return { step: e.step, metrics: e.metrics };
-  }
-  const best = run.checkpoints.find((c) => c.step === run.bestStep) ?? run.checkpoints[run.checkpoints.length - 1];
-  const test = best?.evals.test;
-  return best && test ? { step: best.step, metrics: test.metrics } : undefined;
-}
-
-/** The latest step known: status.step, or the log's last train line when that is newer. */
-export function currentStep(run: RunRecord): number {
-  return Math.max(run.status?.step ?? 0, run.metrics.lastTrain?.step ?? 0);
-}
-
-/** The newest complete checkpoint (has checkpoint.json and weights), which a resume continues from. */
-export function latestCompleteCheckpoint(run: RunRecord): CheckpointRecord | undefined {
-  for (let i = run.checkpoints.length - 1; i >= 0; i--) {
-    const c = run.checkpoints[i]!;
-    if (c.problems.length === 0 && c.hasWeights) return c;
-  }
-  return undefined;
-}
-
-/** Metrics of a checkpoint at its step: checkpoint.json, else the log's validation evaluation at that step. */
-export function checkpointMetrics(run: RunRecord | undefined, c: CheckpointRecord): Record<string, number> | undefined {
-  if (c.metrics && Object.keys(c.metrics).length) return c.metrics;
-  return run?.metrics.evals.find((e) => e.split === 'validation' && e.step === c.step)?.metrics;
-}
-
-export function matchesState(run: RunRecord, filter: ReadonlySet<StateFilter>): boolean {
-  if (filter.has('problem') && run.problems.length > 0) return true;
-  return run.state !== 'unknown' && filter.has(run.state);
-}
-
 // ---- helpers -------------------------------------------------------------------------------------------
 
 function newDelta(): RunsDelta {
@@ -786,25 +455,8 @@ function newRecord(dir: string, root: string): RunRecord {
   };
 }
 
-function byDate(a: RunRecord, b: RunRecord): number {
-  return b.started - a.started || b.id.localeCompare(a.id);
-}
 
-function byMetric(a: RunRecord, b: RunRecord): number {
-  const ma = bestMetric(a);
-  const mb = bestMetric(b);
-  if (ma && mb) {
-    const sign = lowerIsBetter(ma.name) ? 1 : -1;
-    return sign * (ma.value - mb.value) || byDate(a, b);
-  }
-  if (ma) return -1;
-  if (mb) return 1;
-  return byDate(a, b);
-}
 
-function groupOrder(g: RunGroup): number {
-  return g.configFile === '' ? 2 : g.known ? 0 : 1;
-}
 
 function readCheckpoint(dir: string, runDir: string, step: number): CheckpointRecord {
   const c: CheckpointRecord = { dir, runDir, name: path.basename(dir), step, evals: {}, sizeBytes: 0, hasWeights: false, hasOptimizer: false, problems: [] };

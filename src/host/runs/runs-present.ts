@@ -5,18 +5,9 @@
  */
 import * as path from 'node:path';
 import type { Placement } from '../../protocol/worker';
-import {
-  bestMetric,
-  checkpointMetrics,
-  currentStep,
-  latestCompleteCheckpoint,
-  metricName,
-  testMetrics,
-  type CheckpointRecord,
-  type RunGroup,
-  type RunRecord,
-  type RunsModel,
-} from './runs-model';
+import { bestMetric, checkpointMetrics, currentStep, latestCompleteCheckpoint, metricName, testMetrics } from './runs-queries';
+import type { CheckpointRecord, RunGroup, RunRecord } from './runs-types';
+import type { RunsModel } from './runs-model';
 
 /** A codicon id and an optional theme color id. */
 export interface IconData {

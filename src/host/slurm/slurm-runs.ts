@@ -18,7 +18,8 @@ import type { AnyResolvedConfig, SlurmOptions } from '../../core/config/types';
 import { messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, type JobPoint, type SlurmJobSpec, type TaskOutcome } from '../../core/slurm/job';
 import { jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
 import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from '../training/run-manager';
-import { RunFollower, readStatus } from '../training/run-follower';
+import { RunFollower } from '../training/run-follower';
+import { readRunStatus } from '../../core/checkpoint/run-reader';
 import { readSettings } from '../util/settings';
 import { Disposable, toDisposable } from '../util/dispose';
 
@@ -247,7 +248,7 @@ export class SlurmRuns extends Disposable {
   private followRunFolder(job: TrackedJob, task: TrackedTask): void {
     const record = readTaskRecord(job.jobDir, task.point.index);
     if (!record || record.runDir === task.runDir) return;
-    const status = readStatus(record.runDir);
+    const status = readRunStatus(record.runDir);
     if (!status) return;
     task.follower?.dispose();
     task.runDir = record.runDir;

@@ -5,7 +5,7 @@
  */
 import { bestPoint } from '../../core/config/sweep';
 import type { SweepPointInfo } from '../../core/config/types';
-import type { RunRecord } from '../runs/runs-model';
+import type { RunRecord } from '../runs/runs-types';
 import type { ItemData } from '../runs/runs-present';
 
 export const BEST_OF_SWEEP_ICON = { id: 'verified-filled', color: 'charts.yellow' };

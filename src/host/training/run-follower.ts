@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WorkerCrashedError } from '../../core/errors';
 import type { RunStatus } from '../../core/checkpoint/run-folder';
-import { runActivity } from '../../core/checkpoint/run-lock';
+import { MetricsTail, readRunStatus, runLiveness } from '../../core/checkpoint/run-reader';
+import type { MetricsLine } from '../../protocol/metrics';
 import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 
 const POLL_MS = 1000;
@@ -22,35 +23,25 @@ export interface LiveRun {
 export type FollowedOutcome = { kind: 'finished'; message: FinishedMessage } | { kind: 'failed'; error: Error; runDir: string };
 
 /**
- * Runs in these folders whose status says running and whose process is alive on this machine (the
- * one liveness rule of run-lock.ts); a run held by another machine is not ours to follow or stop.
+ * Runs in these folders whose status says running and that still run on this machine (the one
+ * liveness rule of run-reader.ts, which the Runs view uses too); a run held by another machine is
+ * not ours to follow or stop.
  */
 export function findLiveRuns(runDirs: string[]): LiveRun[] {
   const live: LiveRun[] = [];
   for (const runDir of runDirs) {
-    const status = readStatus(runDir);
+    const status = readRunStatus(runDir);
     if (status?.state !== 'running') continue;
     // a Slurm job's run: Slurm says whether it lives, and slurm-runs.ts follows it
     if (fs.existsSync(path.join(runDir, 'slurm.json'))) continue;
-    const activity = runActivity(runDir, status.pid, { isAlive: ownProcessAlive });
+    const activity = runLiveness(runDir, status);
     if (activity.live && !activity.elsewhere) live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
   }
   return live;
 }
 
-/** Alive and ours to signal: a pid of another user (EPERM) is not one of our runs. */
-function ownProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export class RunFollower {
-  private offset = 0;
-  private partial = '';
+  private readonly metrics: MetricsTail;
   private timer?: NodeJS.Timeout;
   private ended = false;
 
@@ -61,6 +52,7 @@ export class RunFollower {
     /** Only tail the metrics: someone else (the Slurm monitor) decides when the run has ended. */
     private readonly options: { metricsOnly?: boolean } = {},
   ) {
+    this.metrics = new MetricsTail(run.runDir);
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.poll();
   }
@@ -78,40 +70,17 @@ export class RunFollower {
     if (this.ended) return;
     this.readNewMetrics();
     if (this.options.metricsOnly) return;
-    const status = readStatus(this.run.runDir);
+    const status = readRunStatus(this.run.runDir);
     if (status && status.state !== 'running') this.end(outcomeOf(this.run.runDir, status));
-    else if (!runActivity(this.run.runDir, this.run.pid, { isAlive: ownProcessAlive }).live) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
+    else if (!runLiveness(this.run.runDir, this.run).live) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
   }
 
+  /** Sends the lines appended since the last read (all of them again after a resume rewrote the file). */
   private readNewMetrics(): void {
-    const file = path.join(this.run.runDir, 'metrics.jsonl');
-    let fd: number;
-    try {
-      fd = fs.openSync(file, 'r');
-    } catch {
-      return;
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
-      if (size < this.offset) this.offset = 0; // rewritten (a resume drops lines after its checkpoint)
-      if (size === this.offset) return;
-      const buffer = Buffer.alloc(size - this.offset);
-      fs.readSync(fd, buffer, 0, buffer.length, this.offset);
-      this.offset = size;
-      this.consume(buffer.toString('utf8'));
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  private consume(text: string): void {
-    const lines = (this.partial + text).split('\n');
-    this.partial = lines.pop() ?? '';
-    const totalSteps = readStatus(this.run.runDir)?.totalSteps ?? this.run.status.totalSteps;
-    for (const line of lines) {
-      const message = messageOf(line, totalSteps);
-      if (message) this.onMessage(message);
-    }
+    const read = this.metrics.read();
+    if (!read.records.length) return;
+    const totalSteps = readRunStatus(this.run.runDir)?.totalSteps ?? this.run.status.totalSteps;
+    for (const record of read.records) this.onMessage(messageOf(record, totalSteps));
   }
 
   private end(outcome: FollowedOutcome): void {
@@ -135,25 +104,14 @@ export class RunFollower {
 }
 
 /** A metrics.jsonl line as the message the worker sent for it. */
-function messageOf(line: string, totalSteps: number): WorkerMessage | undefined {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  const step = Number(record.step);
-  if (record.kind === 'train') {
+function messageOf(line: MetricsLine, totalSteps: number): WorkerMessage {
+  if (line.kind === 'train') {
     return {
-      type: 'progress', step, totalSteps, epoch: Number(record.epoch), loss: Number(record.loss),
-      learningRate: Number(record.learningRate), examplesPerSecond: Number(record.examplesPerSecond), elapsedMs: Number(record.elapsedMs),
+      type: 'progress', step: line.step, totalSteps, epoch: line.epoch, loss: line.loss ?? NaN,
+      learningRate: line.learningRate ?? NaN, examplesPerSecond: line.examplesPerSecond ?? NaN, elapsedMs: line.elapsedMs ?? NaN,
     };
   }
-  if (record.kind === 'eval') {
-    const { kind: _kind, split, step: _step, epoch: _epoch, isBest, ...metrics } = record;
-    return { type: 'metrics', step, split: split === 'test' ? 'test' : 'validation', metrics: metrics as Record<string, number>, isBest: isBest === true };
-  }
-  return undefined;
+  return { type: 'metrics', step: line.step, split: line.split, metrics: line.metrics as Record<string, number>, isBest: line.isBest === true };
 }
 
 function outcomeOf(runDir: string, status: RunStatus): FollowedOutcome {
@@ -166,14 +124,6 @@ function outcomeOf(runDir: string, status: RunStatus): FollowedOutcome {
       reason: status.reason as FinishedMessage['reason'], bestCheckpoint: status.bestCheckpoint, bestMetrics: status.bestMetrics, durationMs,
     },
   };
-}
-
-export function readStatus(runDir: string): RunStatus | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')) as RunStatus;
-  } catch {
-    return undefined;
-  }
 }
 
 function lastLogLines(runDir: string): string[] {

@@ -29,7 +29,8 @@ import {
 import { runDirOfCheckpoint } from '../../core/checkpoint/run-folder';
 import { readSettings } from '../util/settings';
 import { Disposable, toDisposable } from '../util/dispose';
-import { RunFollower, readStatus, type LiveRun } from './run-follower';
+import { RunFollower, type LiveRun } from './run-follower';
+import { readRunStatus } from '../../core/checkpoint/run-reader';
 
 const LAST_LINES = 20;
 
@@ -200,7 +201,7 @@ export class RunManager extends Disposable {
    * is already training.
    */
   resume(runDir: string, fromCheckpoint?: string, options: { allowConfigChange?: boolean } = {}): Promise<RunOutcome> {
-    const status = readStatus(runDir);
+    const status = readRunStatus(runDir);
     let configFile = status?.configFile;
     if (!configFile) {
       try {
