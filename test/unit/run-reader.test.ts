@@ -18,6 +18,7 @@ import { RunMetricsLog } from '../../src/host/runs/metrics-log';
 import { RunData } from '../../src/host/dashboard/dashboard-data';
 import { RunFollower, findLiveRuns } from '../../src/host/training/run-follower';
 import type { WorkerMessage } from '../../src/protocol/worker';
+import { until } from './helpers/until';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-run-reader-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -51,19 +52,6 @@ function trainLines(from: number, to: number, loss = 0.5): string {
 function rewrite(file: string, text: string): void {
   fs.writeFileSync(`${file}.tmp-1`, text);
   fs.renameSync(`${file}.tmp-1`, file);
-}
-
-function until<T>(get: () => T | undefined, ms = 5000): Promise<T> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = get();
-      if (value !== undefined) resolve(value);
-      else if (Date.now() - start > ms) reject(new Error('timed out'));
-      else setTimeout(tick, 50);
-    };
-    tick();
-  });
 }
 
 describe('the metrics line contract', () => {
@@ -132,7 +120,7 @@ describe('every reader detects a rewritten metrics.jsonl, also one that did not 
     try {
       assert.equal(messages.length, 5);
       rewrite(path.join(dir, 'metrics.jsonl'), trainLines(1, 6, 0.25));
-      await until(() => (messages.length >= 11 ? true : undefined));
+      await until(() => messages.length >= 11, 'the rewritten file read again');
       const again = messages.slice(5).map((m) => (m.type === 'progress' ? `${m.step}:${m.loss}` : m.type));
       assert.deepEqual(again, ['1:0.25', '2:0.25', '3:0.25', '4:0.25', '5:0.25', '6:0.25']);
     } finally {

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AnyResolvedConfig, ResolvedConfig } from '../config/types';
 import type { Placement } from '../../protocol/worker';
-import { metricsLineText, type MetricsLineInput } from '../../protocol/metrics';
+import { isBrokenLine, metricsLineText, parseMetricsLine, type MetricsLineInput } from '../../protocol/metrics';
 import { appendLine, isTempFile, readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic';
 import { randomBytes } from 'node:crypto';
 import { readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors';
@@ -189,11 +189,8 @@ export class RunFolder {
     if (!fs.existsSync(file)) return;
     const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
       if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step?: number }).step! <= step;
-      } catch {
-        return false;
-      }
+      const record = parseMetricsLine(line);
+      return !isBrokenLine(record) && record.step <= step;
     });
     onDisk(file, 'the metrics log', () => writeFileAtomic(file, kept.map((l) => `${l}\n`).join('')));
   }

@@ -10,6 +10,7 @@ import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../../protocol/dashboa
 import { DashboardPanel, panelKey, type DashboardDeps, type DashboardMode } from './dashboard-panel';
 import { webviewOptions } from '../webview/webview-panel';
 import { Disposable, toDisposable } from '../util/dispose';
+import { isRunFolder } from '../../core/checkpoint/run-reader';
 
 export class Dashboard extends Disposable {
   private readonly panels = new Map<string, DashboardPanel>();
@@ -141,10 +142,6 @@ export function runDirsOf(args: readonly unknown[]): string[] {
   };
   args.forEach(visit);
   return [...new Set(out)];
-}
-
-function isRunFolder(dir: string): boolean {
-  return ['config.json', 'status.json', 'placement.json'].some((f) => fs.existsSync(path.join(dir, f)));
 }
 
 function safeMtime(file: string): number {
