@@ -129,6 +129,22 @@ describe('every reader detects a rewritten metrics.jsonl, also one that did not 
   });
 });
 
+test('a metrics.jsonl that goes away and comes back is read from the top once, in the tree and the dashboard', () => {
+  const { dir } = runFolder(process.pid, 4);
+  const file = path.join(dir, 'metrics.jsonl');
+  const log = new RunMetricsLog(dir);
+  log.update();
+  const data = new RunData(dir);
+  fs.rmSync(file);
+  log.update();
+  data.refresh();
+  fs.writeFileSync(file, trainLines(1, 2));
+  log.update();
+  data.refresh();
+  assert.equal(log.log.trainLines, 2);
+  assert.deepEqual(data.snapshot(false).train.step, [1, 2]);
+});
+
 describe('one liveness rule', () => {
   test('a run whose pid answers EPERM (a process of another user) is running in the tree, the dashboard and the follower alike', () => {
     const pid = 2 ** 22 + 4321;

@@ -185,10 +185,8 @@ export class RunData {
 
   private readMetrics(changes: RunChanges): void {
     const read = this.metrics.read();
-    // a metrics.jsonl that went away keeps what was shown (the run folder is being deleted, or not written yet)
-    if (read.missing) return;
     if (read.reset) {
-      // rewritten (a resume drops the lines after its checkpoint): start again from the top
+      // rewritten (a resume drops the lines after its checkpoint), or gone: start again from the top
       this.train = emptyColumns();
       this.evals = [];
       changes.reset = true;
