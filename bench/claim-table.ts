@@ -1,13 +1,13 @@
 /**
  * The claim bench's table from run folders (`bench/adapter-claim.ts --from-runs <runs folder>`):
  * the runs are read by the Runs model and grouped by the same code as the Experiments table's
- * "Group seeds" (src/host/experiments-analysis.ts over src/core/analysis/), so the bench and the
+ * "Group seeds" (src/host/experiments/experiments-analysis.ts over src/core/analysis/), so the bench and the
  * view print the same mean ± sd for the same runs.
  */
 import * as path from 'node:path';
-import { RunsModel } from '../src/host/runs-model';
-import { experimentRow } from '../src/host/experiments-rows';
-import { analyze, metricLabel, type AnalysisSource } from '../src/host/experiments-analysis';
+import { RunsModel } from '../src/host/runs/runs-model';
+import { experimentRow } from '../src/host/experiments/experiments-rows';
+import { analyze, metricLabel, type AnalysisSource } from '../src/host/experiments/experiments-analysis';
 import { toMarkdown, type Table } from '../src/core/analysis/tables';
 import type { AnalysisMessage } from '../src/protocol/experiments';
 

@@ -20,9 +20,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RunsModel } from '../src/host/runs-model';
-import { checkpointItem, configItem, runItem } from '../src/host/runs-present';
-import { RunsWatcher } from '../src/host/runs-watcher';
+import { RunsModel } from '../src/host/runs/runs-model';
+import { checkpointItem, configItem, runItem } from '../src/host/runs/runs-present';
+import { RunsWatcher } from '../src/host/runs/runs-watcher';
 import { appendMetric, makeRun, writeJson } from '../test/unit/helpers/run-folders';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '1000' }, lines: { type: 'string', default: '50' }, reps: { type: 'string', default: '5' } } });

@@ -5,57 +5,19 @@
  *
  * Series travel as columns (parallel arrays, ascending step) so that a run with 100,000 logged steps
  * is a few arrays, not 100,000 objects. JSON has no NaN: a non-finite value arrives as `null`.
- *
- * This folder imports nothing outside itself: the placement types below restate the parts of
- * placement.json the dashboard reads (the worker writes it as worker.ts `Placement`;
- * src/host/dashboard-data.ts checks at compile time that such a Placement is a DashboardPlacement).
  */
+import type { Placement as WorkerPlacement, PlacementArchitecture, PlacementSite } from './worker';
 import { Invalid, arr, attempt, bool, fail, num, numbers, obj, oneOf, optStr, str, strings, type Parsed } from './validate';
 
-/** One adapter (or LoRA pair) at one place of one layer, as placement.json stores it. */
-export interface DashboardPlacementSite {
-  readonly layer: number;
-  readonly site: 'attention' | 'ffn' | 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
-  readonly kind: 'bottleneck' | 'parallel' | 'adamix' | 'lora';
-  /** Weight shapes in [in, out] order: down/up, or LoRA's A/B. */
-  readonly shapes: Readonly<Record<string, readonly number[]>>;
-  readonly bottleneck?: number;
-  readonly rank?: number;
-  readonly activation?: string;
-  /** AdaMix: distinct down and up projections (a shared one counts once). */
-  readonly experts?: { readonly down: number; readonly up: number };
-  readonly trainableParams: number;
-  readonly inferenceParams: number;
-}
-
-/** placement.json: the model's shape, parameter counts and every adapter site. */
+/**
+ * placement.json as the dashboard reads it: the worker's own types (./worker.ts, the same folder),
+ * read-only all the way down because the dashboard never changes them.
+ */
+type DeepReadonly<T> = T extends readonly (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+export type DashboardPlacementSite = DeepReadonly<PlacementSite>;
 /** The encoder's architecture (absent in runs from before families: BERT). */
-export interface DashboardArchitecture {
-  readonly modelType: string;
-  readonly family: string;
-  readonly norm: 'post' | 'pre';
-  readonly feedForward: string;
-  readonly biases: boolean;
-  readonly positions: 'absolute' | 'rotary';
-  readonly attention: readonly ('global' | 'local')[];
-  readonly window?: number;
-  readonly embeddingSize?: number;
-  readonly finalNorm: boolean;
-}
-
-export interface DashboardPlacement {
-  readonly method: string;
-  readonly architecture?: DashboardArchitecture;
-  readonly layers: number;
-  readonly hiddenSize: number;
-  readonly heads: number;
-  readonly intermediateSize: number;
-  readonly baseParams: number;
-  readonly trainableParams: number;
-  readonly trainableByGroup: Readonly<Record<string, number>>;
-  readonly leftOut: readonly number[];
-  readonly sites: readonly DashboardPlacementSite[];
-}
+export type DashboardArchitecture = DeepReadonly<PlacementArchitecture>;
+export type DashboardPlacement = DeepReadonly<WorkerPlacement>;
 
 type Placement = DashboardPlacement;
 

@@ -268,8 +268,6 @@ export interface ExperimentsWebviewState {
   readonly ui: ExperimentsUiState;
 }
 
-export const DEFAULT_EXPERIMENTS_UI: ExperimentsUiState = { filter: '', columnFilters: {}, shown: [], hidden: [], showConstant: false };
-
 // ---- validation ------------------------------------------------------------------------------------
 
 const STATES: ReadonlySet<string> = new Set<ExperimentRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);

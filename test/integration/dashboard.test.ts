@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { DashboardPanel } from '../../src/host/dashboard-panel';
+import type { DashboardPanel } from '../../src/host/dashboard/dashboard-panel';
 import { lab, until } from './helpers';
 
 function workspaceDir(): string {

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { RunOutcome } from '../../src/host/run-manager';
+import type { RunOutcome } from '../../src/host/training/run-manager';
 import { spawn } from 'node:child_process';
 import { lab, until, EXTENSION_ID } from './helpers';
 
@@ -173,7 +173,7 @@ suite('PEFT Lab in VS Code', () => {
           }
         });
       }, 'the CLI run to start');
-      assert.equal(await peft.reattachRuns(), 1, 'one live run found');
+      assert.equal(await peft.training.reattachRuns(), 1, 'one live run found');
       await until(() => peft.runs.get(slow.fsPath)?.progress, 'progress read from metrics.jsonl', 30_000);
       assert.ok((await lensTitles(slow)).some((t) => t.startsWith('$(debug-stop) Stop (step')), 'the Stop lens for the followed run');
       const done = peft.runs.whenDone(slow.fsPath)!;

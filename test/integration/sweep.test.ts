@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ResolvedConfig } from '../../src/core/config/types';
-import type { SweepOutcome } from '../../src/host/sweeps';
+import type { SweepOutcome } from '../../src/host/sweeps/sweeps';
 import { lab, until } from './helpers';
 
 const SWEEP_TIMEOUT_MS = 240_000;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { analyze } from '../../src/host/experiments-analysis';
+import { analyze } from '../../src/host/experiments/experiments-analysis';
 import { seedGrid } from './helpers/seed-grid';
 
 const REPO = path.resolve(__dirname, '..', '..');

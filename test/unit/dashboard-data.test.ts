@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RunData, hasChanges } from '../../src/host/dashboard-data';
-import { dashboardHtml } from '../../src/host/dashboard-html';
-import { contentSecurityPolicy, makeNonce } from '../../src/host/webview-page';
+import { RunData, hasChanges } from '../../src/host/dashboard/dashboard-data';
+import { dashboardHtml } from '../../src/host/dashboard/dashboard-html';
+import { contentSecurityPolicy, makeNonce } from '../../src/host/webview/webview-page';
 import { parseHostToDashboard } from '../../src/protocol/dashboard';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-dashboard-data-'));
@@ -65,7 +65,7 @@ describe('RunData', () => {
     assert.deepEqual(changes.train?.step, [3, 4]);
     assert.deepEqual(changes.train?.loss, [1 / 3, null]);
     assert.deepEqual(changes.evals, [{ step: 4, split: 'validation', metrics: { accuracy: 0.5, loss: 0.7 }, isBest: true }]);
-    assert.match(run.snapshot(false).problems.join('\n'), /not JSON: not json/);
+    assert.match(run.snapshot(false).problems.join('\n'), /metrics.jsonl line 4: not valid JSON/);
   });
 
   test('a rewritten metrics file (a resume drops lines after its checkpoint) resets the run', () => {

@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments-analysis';
+import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments/experiments-analysis';
 import { parseExperimentsToHost, parseHostToExperiments } from '../../src/protocol/experiments';
 import { buildColumns } from '../../webview/model/experiments-table';
 import { brushRows, MISSING_POSITION, parallelAxes } from '../../webview/model/parallel';

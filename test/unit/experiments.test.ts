@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ANNOTATIONS_FILE, parseAnnotations, readAnnotations, updateAnnotations } from '../../src/host/annotations';
-import { RunsModel } from '../../src/host/runs-model';
-import { runItem, runTooltip } from '../../src/host/runs-present';
-import { RunsWatcher } from '../../src/host/runs-watcher';
-import { experimentRow, flattenConfig } from '../../src/host/experiments-rows';
+import { ANNOTATIONS_FILE, parseAnnotations, readAnnotations, updateAnnotations } from '../../src/host/runs/annotations';
+import { RunsModel } from '../../src/host/runs/runs-model';
+import { runItem, runTooltip } from '../../src/host/runs/runs-present';
+import { RunsWatcher } from '../../src/host/runs/runs-watcher';
+import { experimentRow, flattenConfig } from '../../src/host/experiments/experiments-rows';
 import { planSweepText } from '../../src/core/config/sweep';
-import { experimentsHtml } from '../../src/host/experiments-html';
+import { experimentsHtml } from '../../src/host/experiments/experiments-html';
 import {
   parseExperimentsState,
   parseExperimentsToHost,

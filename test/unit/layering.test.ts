@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { builtinModules } from 'node:module';
+
+const BUILTINS = new Set(builtinModules);
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -17,8 +20,9 @@ function importsOf(file: string): string[] {
   return [...text.matchAll(/(?:from\s+|require\(\s*|import\s+)['"]([^'"]+)['"]/g)].map((m) => m[1]!);
 }
 
-test('src/core and src/worker never import vscode', () => {
-  const files = [...sourceFiles('src/core'), ...sourceFiles('src/worker')];
+test('src/core, src/worker and src/cli never import vscode', () => {
+  // src/cli: the command line, once it has left src/worker (issue 20); none of it runs in the editor
+  const files = [...sourceFiles('src/core'), ...sourceFiles('src/worker'), ...sourceFiles('src/cli')];
   assert.ok(files.length > 20, 'found the sources');
   const offenders = files.filter((f) => importsOf(f).some((i) => i === 'vscode' || i.includes('/host/')));
   assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
@@ -34,4 +38,50 @@ test('src/protocol imports nothing outside src/protocol', () => {
   assert.ok(files.length > 0);
   const offenders = files.filter((f) => importsOf(f).some((i) => !/^\.\/[\w-]+$/.test(i)));
   assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+});
+
+test('the webviews import only webview/, src/protocol/ and browser packages (never the host, core or Node)', () => {
+  const files = sourceFiles('webview');
+  assert.ok(files.length > 10, 'found the webview sources');
+  const allowed = [path.join(ROOT, 'webview') + path.sep, path.join(ROOT, 'src', 'protocol') + path.sep];
+  const offenders: string[] = [];
+  for (const file of files) {
+    for (const spec of importsOf(file)) {
+      const ok = spec.startsWith('.') ? allowed.some((dir) => path.resolve(path.dirname(file), spec).startsWith(dir)) : !/^(node:|vscode$)/.test(spec) && !BUILTINS.has(spec.split('/')[0]!);
+      if (!ok) offenders.push(`${path.relative(ROOT, file)} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+});
+
+/** Relative imports of a file, resolved to the files they name (type-only imports count: they tie the files together too). */
+function localImportsOf(file: string): string[] {
+  return importsOf(file)
+    .filter((i) => i.startsWith('.'))
+    .map((i) => path.resolve(path.dirname(file), i))
+    .flatMap((target) => [`${target}.ts`, path.join(target, 'index.ts')].filter((f) => fs.existsSync(f)).slice(0, 1));
+}
+
+/** Every import cycle among the files, each as the chain of files that closes it. */
+function importCycles(files: string[]): string[][] {
+  const cycles: string[][] = [];
+  const done = new Set<string>();
+  const visit = (file: string, chain: string[]) => {
+    const at = chain.indexOf(file);
+    if (at >= 0) {
+      cycles.push([...chain.slice(at), file].map((f) => path.relative(ROOT, f)));
+      return;
+    }
+    if (done.has(file)) return;
+    for (const next of localImportsOf(file)) visit(next, [...chain, file]);
+    done.add(file);
+  };
+  for (const file of files) visit(file, []);
+  return cycles;
+}
+
+test('src/host has no import cycles (a feature depends on another, never both ways)', () => {
+  const files = sourceFiles('src/host');
+  assert.ok(files.length > 20, 'found the sources');
+  assert.deepEqual(importCycles(files), []);
 });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { RunFollower, findLiveRuns, type FollowedOutcome } from '../../src/host/run-follower';
+import { RunFollower, findLiveRuns, type FollowedOutcome } from '../../src/host/training/run-follower';
 import type { WorkerMessage } from '../../src/protocol/worker';
 
 function runFolder(pid: number): string {

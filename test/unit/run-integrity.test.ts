@@ -16,6 +16,7 @@ import type { RunStatus } from '../../src/core/checkpoint/run-folder';
 import { metricsLines, ofType, readJson, rejection, runRecorded, type Outcome } from './helpers/runs';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { runCli } from './helpers/run-cli';
+import { RunData } from '../../src/host/dashboard/dashboard-data';
 import { pendingConfigChanges } from '../../src/core/train/run-start';
 import { loadAnyConfig } from '../../src/core/config/load';
 
@@ -107,6 +108,35 @@ describe('one writer per run folder', () => {
     assert.ok(second, 'the second command ran');
     assert.equal(second.code, 1, second.stderr);
     assert.match(second.stderr, /the run is in use by pid \d+ on .* \(train\) since .*; wait for it to end or stop it first/);
+  });
+});
+
+describe('a run folder that moved', () => {
+  test('copied elsewhere, it names its own checkpoints: peft-lab train --resume continues it there, inspect and the dashboard find its best checkpoint', async () => {
+    const configFile = experiment({ epochs: 3 });
+    const runDir = await stoppedRun(configFile, 7);
+    const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
+    assert.ok(status.bestCheckpoint && !path.isAbsolute(status.bestCheckpoint), `bestCheckpoint is stored relative: ${status.bestCheckpoint}`);
+    assert.ok(!path.isAbsolute(status.configFile), `configFile is stored relative: ${status.configFile}`);
+    const before = snapshot(runDir);
+
+    const copied = path.join(fs.mkdtempSync(path.join(root, 'moved-')), 'runs', path.basename(runDir));
+    fs.cpSync(runDir, copied, { recursive: true });
+    const bestThere = new RunData(copied).bestCheckpoint!;
+    assert.ok(bestThere.startsWith(copied + path.sep) && fs.existsSync(bestThere), `the dashboard finds ${bestThere} in the copy`);
+
+    const inspect = await runCli(['inspect', copied], path.dirname(configFile));
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.ok(!inspect.stdout.includes(runDir + path.sep), `inspect names no path of the original folder:\n${inspect.stdout}`);
+
+    const resumed = await runCli(['train', 'tiny.peft.json', '--resume', copied, '--json'], path.dirname(configFile), { timeoutMs: 120_000 });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const finished = readJson<RunStatus>(path.join(copied, 'status.json'));
+    assert.equal(finished.state, 'finished');
+    assert.ok(fs.existsSync(path.join(copied, 'checkpoints', 'step-15')), 'the copy trained on');
+    assert.ok(fs.existsSync(path.resolve(copied, finished.bestCheckpoint!)), 'its best checkpoint is in the copy');
+    assert.equal(path.resolve(copied, finished.configFile), configFile, 'and it names the config it was resumed with');
+    assert.deepEqual(snapshot(runDir), before, 'the original folder is untouched');
   });
 });
 

@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MetricsTail, RunsModel, isTempPath, type RunRecord } from '../../src/host/runs-model';
-import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs-present';
-import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs-watcher';
-import { exportCheckpoint } from '../../src/host/checkpoint-export';
+import { RunsModel, isTempPath } from '../../src/host/runs/runs-model';
+import type { RunRecord } from '../../src/host/runs/runs-types';
+import { RunMetricsLog } from '../../src/host/runs/metrics-log';
+import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs/runs-present';
+import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs/runs-watcher';
+import { exportCheckpoint } from '../../src/host/runs/checkpoint-export';
 import { appendMetric, makeRun, writeJson } from './helpers/run-folders';
 import { until } from './helpers/until';
 
@@ -257,13 +259,13 @@ test('metrics.jsonl is followed from its last offset: an append costs only its o
   assert.equal(m.run(dir)!.metrics.lines, 5);
 });
 
-test('MetricsTail holds back a multi-byte character split across reads', () => {
+test('the metrics log holds back a multi-byte character split across reads', () => {
   const dir = tmp('tail');
-  const file = path.join(dir, 'm.jsonl');
+  const file = path.join(dir, 'metrics.jsonl');
   const line = Buffer.from(JSON.stringify({ kind: 'eval', split: 'validation', step: 1, note: 'naïve ✓', accuracy: 1 }) + '\n');
   const cut = line.indexOf(Buffer.from('✓')) + 1;
   fs.writeFileSync(file, line.subarray(0, cut));
-  const tail = new MetricsTail(file);
+  const tail = new RunMetricsLog(dir);
   tail.update();
   assert.equal(tail.log.evals.length, 0);
   fs.appendFileSync(file, line.subarray(cut));
@@ -387,8 +389,8 @@ test('formatting: durations', () => {
 });
 
 test('the sidebar\'s plain modules import no vscode', () => {
-  for (const file of ['runs-model.ts', 'runs-present.ts', 'runs-watcher.ts', 'checkpoint-export.ts']) {
-    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'host', file), 'utf8');
+  for (const file of ['runs-model.ts', 'runs-types.ts', 'runs-queries.ts', 'metrics-log.ts', 'runs-present.ts', 'runs-watcher.ts', 'checkpoint-export.ts']) {
+    const text = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'host', 'runs', file), 'utf8');
     assert.doesNotMatch(text, /from 'vscode'|require\('vscode'\)/, file);
   }
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { slowBackendOf } from '../../src/host/slow-backend';
+import { slowBackendOf } from '../../src/host/training/slow-backend';
 import { selectBackend } from '../../src/core/backend';
 
 test('wasm with the native kernels, or a native TensorFlow backend, is not a slow fallback', () => {

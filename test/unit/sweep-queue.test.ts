@@ -1,14 +1,14 @@
 /**
  * The run queue's rules (src/core/run-queue.ts), which the extension's run manager and the CLI's
- * sweep follow, and how the Runs view finds the best run of a finished sweep (src/host/sweep-best.ts).
+ * sweep follow, and how the Runs view finds the best run of a finished sweep (src/host/sweeps/sweep-best.ts).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RunQueue } from '../../src/core/run-queue';
 import type { SweepPointInfo } from '../../src/core/config/types';
-import type { RunRecord } from '../../src/host/runs-model';
-import type { ItemData } from '../../src/host/runs-present';
-import { bestOfFinishedSweeps, markBestOfSweep, sweepPointOf } from '../../src/host/sweep-best';
+import type { RunRecord } from '../../src/host/runs/runs-types';
+import type { ItemData } from '../../src/host/runs/runs-present';
+import { bestOfFinishedSweeps, markBestOfSweep, sweepPointOf } from '../../src/host/sweeps/sweep-best';
 
 /** A run manager in miniature: starts what the queue allows, ends runs on request. */
 class Slots {

@@ -16,6 +16,7 @@ import { CheckpointError, ConfigError, DataError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { RunStatus, CheckpointInfo } from '../../src/core/checkpoint/run-folder';
+import { readRunStatus } from '../../src/core/checkpoint/run-reader';
 import type { MetricsMessage, StartedMessage, WorkerMessage } from '../../src/protocol/worker';
 import { HEAP_SHARE, MEMORY_LIMIT_ENV } from '../../src/core/train/memory-plan';
 import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
@@ -210,7 +211,10 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.equal(status.state, 'finished');
     assert.equal(status.step, 40);
     assert.equal(status.totalSteps, 40);
-    assert.equal(status.bestCheckpoint, outcome.result.bestCheckpoint);
+    // stored relative to the run folder (a copied run folder still names its own), read back absolute
+    assert.equal(status.bestCheckpoint, path.relative(runDir, outcome.result.bestCheckpoint!));
+    assert.equal(status.configFile, path.relative(runDir, configFile));
+    assert.equal(readRunStatus(runDir)?.bestCheckpoint, outcome.result.bestCheckpoint);
     assert.deepEqual(status.bestMetrics, outcome.result.bestMetrics);
     assert.ok(status.ended, 'status records when the run ended');
 

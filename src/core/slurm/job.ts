@@ -22,6 +22,7 @@ import type { AnyResolvedConfig, SlurmOptions } from '../config/types';
 export type { SlurmOptions };
 import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import type { RunStatus } from '../checkpoint/run-folder';
+import { readRunStatus } from '../checkpoint/run-reader';
 import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 import { hasEnded, Scheduler, SlurmError, type JobState } from './scheduler';
 
@@ -279,14 +280,6 @@ export function messageOf(outcome: TaskOutcome): FinishedMessage | Extract<Worke
     type: 'finished', runDir: outcome.runDir, state: s.state === 'finished' ? 'finished' : 'stopped', reason: s.reason as FinishedMessage['reason'],
     bestCheckpoint: s.bestCheckpoint, bestMetrics: s.bestMetrics, durationMs: s.ended ? Date.parse(s.ended) - Date.parse(s.started) : 0,
   };
-}
-
-function readRunStatus(runDir: string): RunStatus | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')) as RunStatus;
-  } catch {
-    return undefined;
-  }
 }
 
 function lastLines(file: string, count = 8): string[] {

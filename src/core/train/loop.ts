@@ -234,7 +234,7 @@ export abstract class TrainingLoop<B> {
       return false;
     }
     const isBest = this.updateBest(metrics);
-    this.folder.logMetrics({ kind: 'eval', split: 'validation', step: this.step, epoch, ...metrics, isBest });
+    this.folder.logMetrics({ kind: 'eval', split: 'validation', step: this.step, epoch, metrics, isBest });
     this.emit({ type: 'metrics', step: this.step, split: 'validation', metrics, isBest });
     this.saveCheckpoint(epoch, metrics, isBest);
     const patience = this.training.earlyStopping?.patience;

@@ -163,7 +163,7 @@ class Trainer extends TrainingLoop<Batch> {
     this.model.store.importWeights(readCheckpoint(dir).weights, dir);
     const metrics = evaluate(this.model, this.data.test, this.config, this.data.labelNames.length);
     writeJsonAtomic(path.join(dir, 'eval-test.json'), { split: 'test', step, metrics, examples: this.data.test.length });
-    this.folder.logMetrics({ kind: 'eval', split: 'test', step, ...metrics });
+    this.folder.logMetrics({ kind: 'eval', split: 'test', step, metrics });
     this.emit({ type: 'metrics', step, split: 'test', metrics, isBest: step === this.bestStep });
   }
 

@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RunsModel } from '../../../src/host/runs-model';
-import { experimentRow } from '../../../src/host/experiments-rows';
-import type { AnalysisSource } from '../../../src/host/experiments-analysis';
+import { RunsModel } from '../../../src/host/runs/runs-model';
+import { experimentRow } from '../../../src/host/experiments/experiments-rows';
+import type { AnalysisSource } from '../../../src/host/experiments/experiments-analysis';
 import type { ExperimentRow } from '../../../src/protocol/experiments';
 import { makeRun } from './run-folders';
 
