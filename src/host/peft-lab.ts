@@ -20,6 +20,7 @@ import { Sweeps } from './sweeps';
 import { SlurmRuns } from './slurm-runs';
 import { readSettings } from './settings';
 import { loadAnyConfig } from '../core/config/load';
+import { formatMetrics, formatMetricValue } from '../protocol/format';
 
 export class PeftLab implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -169,7 +170,7 @@ export class PeftLab implements vscode.Disposable {
           // a sweep point of the same config is another run, with the sweep's own notification
           if (file !== configFile || point || message.type !== 'progress') return;
           const percent = (100 * message.step) / message.totalSteps;
-          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${message.loss.toFixed(4)}` });
+          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${formatMetricValue(message.loss)}` });
           reported = percent;
         });
         return done.finally(() => subscription.dispose());
@@ -192,7 +193,7 @@ export class PeftLab implements vscode.Disposable {
       return;
     }
     const m = outcome.message;
-    const metrics = m.bestMetrics ? Object.entries(m.bestMetrics).filter(([k]) => k !== 'loss').map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ') : 'no evaluation';
+    const metrics = m.bestMetrics ? formatMetrics(m.bestMetrics, { omit: ['loss'] }) : 'no evaluation';
     const verb = m.state === 'stopped' ? (m.reason === 'cancelled' ? 'stopped' : 'stopped early') : 'finished';
     void vscode.window.showInformationMessage(`PEFT Lab: ${name} ${verb}; best ${metrics}.`, 'Open Run').then((choice) => {
       if (choice) void this.openRun(m.runDir);

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { RunManager } from './run-manager';
+import { formatMetricValue } from '../protocol/format';
 
 export class TrainingStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10);
@@ -22,7 +23,7 @@ export class TrainingStatusBar implements vscode.Disposable {
     const run = active[0]!;
     const name = run.point?.name ?? path.basename(run.configFile, '.peft.json');
     const p = run.progress;
-    const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
+    const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${formatMetricValue(p.loss)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
     this.item.text = `$(sync~spin) ${name}: ${detail}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`;
     this.item.tooltip = `PEFT Lab is training ${active.map((r) => r.point?.name ?? path.basename(r.configFile)).join(', ')}. Click for the log.`;
     this.item.show();

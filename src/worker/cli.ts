@@ -35,6 +35,7 @@ import type {
 } from '../protocol/worker';
 import { displayPath, formatError, toErrorInfo } from './errors';
 import { onInterrupts } from './interrupts';
+import { formatBytes, formatCount, formatDuration, formatMetrics, formatMetricValue, formatPercent } from '../protocol/format';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -596,7 +597,7 @@ class TextOutput implements Output {
       case 'progress':
         return this.onProgress(message);
       case 'metrics':
-        return this.line(formatMetrics(message));
+        return this.line(formatMetricsLine(message));
       case 'checkpoint':
         return this.line(formatCheckpoint(message));
       case 'log':
@@ -684,7 +685,7 @@ class TextOutput implements Output {
     return [
       `step ${progress.step}/${progress.totalSteps}`,
       epoch,
-      `loss ${progress.loss.toFixed(4)}`,
+      `loss ${formatMetricValue(progress.loss)}`,
       `lr ${progress.learningRate.toExponential(2)}`,
       `${Math.round(progress.examplesPerSecond)} ex/s`,
       `ETA ${this.eta(progress)}`,
@@ -719,7 +720,7 @@ function formatStarted(started: StartedMessage): string[] {
   const { backend, placement } = started;
   const skipped = backend.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('');
   if (started.kind === 'pretrain') return formatPretrainStarted(started, skipped);
-  const share = placement.baseParams > 0 ? ` (${((100 * placement.trainableParams) / placement.baseParams).toFixed(2)}% of ${formatCount(placement.baseParams)} base)` : '';
+  const share = placement.baseParams > 0 ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of ${formatCount(placement.baseParams)} base)` : '';
   const epochs = Math.ceil(started.totalSteps / Math.max(1, started.stepsPerEpoch));
   return [
     `run: ${displayPath(started.runDir)}`,
@@ -730,8 +731,8 @@ function formatStarted(started: StartedMessage): string[] {
   ];
 }
 
-function formatMetrics(metrics: MetricsMessage): string {
-  return `step ${metrics.step} ${metrics.split}: ${formatMetricValues(metrics.metrics)}${metrics.isBest ? '  (best so far)' : ''}`;
+function formatMetricsLine(metrics: MetricsMessage): string {
+  return `step ${metrics.step} ${metrics.split}: ${formatMetrics(metrics.metrics)}${metrics.isBest ? '  (best so far)' : ''}`;
 }
 
 function formatCheckpoint(checkpoint: CheckpointMessage): string {
@@ -739,7 +740,7 @@ function formatCheckpoint(checkpoint: CheckpointMessage): string {
 }
 
 function formatEvaluated(evaluated: EvaluatedMessage): string {
-  return `${evaluated.split} (${evaluated.examples} examples) on ${displayPath(evaluated.checkpointDir)}: ${formatMetricValues(evaluated.metrics)}`;
+  return `${evaluated.split} (${evaluated.examples} examples) on ${displayPath(evaluated.checkpointDir)}: ${formatMetrics(evaluated.metrics)}`;
 }
 
 function formatPretrainStarted(started: StartedMessage, skipped: string): string[] {
@@ -766,36 +767,11 @@ function formatFinished(finished: FinishedMessage, started: StartedMessage | und
     lines.push(`resume with: peft-lab ${started?.kind ?? 'train'} ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`);
   }
   if (finished.bestCheckpoint) {
-    const metrics = finished.bestMetrics ? ` (${formatMetricValues(finished.bestMetrics)})` : '';
+    const metrics = finished.bestMetrics ? ` (${formatMetrics(finished.bestMetrics)})` : '';
     lines.push(`best checkpoint: ${displayPath(finished.bestCheckpoint)}${metrics}`);
   }
   if (finished.modelDir) lines.push(`model: ${displayPath(finished.modelDir)} (fine-tune it with "model": {"path": ...})`);
   return lines;
-}
-
-function formatMetricValues(metrics: Record<string, number>): string {
-  return Object.entries(metrics)
-    .map(([name, value]) => `${name} ${value.toFixed(4)}`)
-    .join('  ');
-}
-
-function formatCount(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} kB`;
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-}
-
-/** `m:ss`, or `h:mm:ss` from an hour on. */
-function formatDuration(ms: number): string {
-  const total = Math.max(0, Math.round(ms / 1000));
-  const seconds = String(total % 60).padStart(2, '0');
-  const minutes = Math.floor(total / 60) % 60;
-  const hours = Math.floor(total / 3600);
-  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
 }
 
 /** Quotes a path for copy-pasting into a POSIX shell when it needs it. */

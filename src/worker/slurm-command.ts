@@ -22,6 +22,7 @@ import { hasEnded, jobName, Scheduler, type JobState } from '../core/slurm/sched
 import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
 import { displayPath, formatError } from './errors';
 import { onInterrupts } from './interrupts';
+import { formatMetrics } from '../protocol/format';
 import type * as Trainer from '../core/train/trainer';
 import type * as Pretrainer from '../core/train/pretrain';
 
@@ -168,7 +169,7 @@ class Reporter {
     else if (outcome.kind === 'failed') process.stdout.write(`${this.prefix(point)}failed: ${outcome.message}\n`);
     else {
       const s = outcome.status;
-      const best = s.bestMetrics ? `; best ${Object.entries(s.bestMetrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}` : '';
+      const best = s.bestMetrics ? `; best ${formatMetrics(s.bestMetrics)}` : '';
       process.stdout.write(`${this.prefix(point)}${s.state === 'finished' ? 'finished' : `stopped (${s.reason ?? 'cancelled'})`}${best}: ${displayPath(outcome.runDir)}\n`);
     }
   }

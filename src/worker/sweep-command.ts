@@ -19,6 +19,7 @@ import { RunQueue } from '../core/run-queue';
 import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
 import { displayPath, formatError } from './errors';
 import { onInterrupts } from './interrupts';
+import { formatMetrics, formatMetricValue } from '../protocol/format';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -219,17 +220,13 @@ class TextOutput implements Output {
     const width = Math.max(...results.map((r) => r.point.name.length));
     for (const r of results) process.stdout.write(`  ${r.point.name.padEnd(width)}  ${this.outcome(r)}\n`);
     const best = bestOf(this.plan, results);
-    if (best) process.stdout.write(`best: ${best.result.point.name} (${describePoint(best.result.point.values)}): ${this.plan.metric} ${best.value.toFixed(4)}\n`);
+    if (best) process.stdout.write(`best: ${best.result.point.name} (${describePoint(best.result.point.values)}): ${this.plan.metric} ${formatMetricValue(best.value)}\n`);
     else process.stdout.write(`no point has a ${this.plan.metric} to compare\n`);
   }
 
   private outcome(r: PointResult): string {
     if (!r.finished) return `failed: ${(r.error ?? '').split('\n')[0]}`;
     const value = r.finished.bestMetrics?.[this.plan.metric];
-    return `${value === undefined ? `no ${this.plan.metric}` : `${this.plan.metric} ${value.toFixed(4)}`}  ${displayPath(r.finished.runDir)}`;
+    return `${value === undefined ? `no ${this.plan.metric}` : `${this.plan.metric} ${formatMetricValue(value)}`}  ${displayPath(r.finished.runDir)}`;
   }
-}
-
-function formatMetrics(metrics: Record<string, number>): string {
-  return Object.entries(metrics).map(([name, value]) => `${name} ${value.toFixed(4)}`).join('  ');
 }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MetricsTail, RunsModel, isTempPath, type RunRecord } from '../../src/host/runs-model';
-import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs-present';
+import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf } from '../../src/host/runs-present';
 import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs-watcher';
 import { exportCheckpoint } from '../../src/host/checkpoint-export';
 import { appendMetric, makeRun, writeJson } from './helpers/run-folders';
@@ -378,12 +378,6 @@ test('export copies weights, checkpoint.json and the run config into a new folde
   assert.equal(exportCheckpoint(path.join(dir, 'checkpoints', 'step-10'), out), path.join(out, 'r-step-10-2'), 'an existing export is not overwritten');
   fs.rmSync(path.join(dir, 'checkpoints', 'step-10', 'weights.safetensors'));
   assert.throws(() => exportCheckpoint(path.join(dir, 'checkpoints', 'step-10'), out), /weights\.safetensors is missing/);
-});
-
-test('formatting: durations', () => {
-  assert.equal(formatDuration(42_000), '42s');
-  assert.equal(formatDuration(72_000), '1m 12s');
-  assert.equal(formatDuration(3_723_000), '1h 02m');
 });
 
 test('the sidebar\'s plain modules import no vscode', () => {

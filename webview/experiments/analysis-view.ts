@@ -5,7 +5,8 @@
  * parameters that differ, then their metrics).
  */
 import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
-import { formatMetricValue, formatNumber } from '../model/experiments-table';
+import { formatNumber } from '../model/experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 import { h } from '../view/dom';
 
 const label = (id: string) => id.replace(':', ' ');

@@ -6,7 +6,8 @@
  * more, as learning rates do), text and booleans a category axis.
  */
 import type { CellValue, ExperimentRow } from '../../src/protocol/experiments';
-import { diffParameters, formatMetricValue, formatNumber, type Column } from './experiments-table';
+import { diffParameters, formatNumber, type Column } from './experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 
 export interface ParallelAxis {
   /** The column id (`param:method.type`, `best:accuracy`). */

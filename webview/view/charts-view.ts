@@ -10,7 +10,8 @@
 import uPlot from 'uplot';
 import { chartCsv, chartSvg } from '../model/chart-export';
 import type { ChartModel, SeriesSpec } from '../model/charts';
-import { formatInt, formatTick, formatValue } from '../model/format';
+import { formatCount, formatMetricValue } from '../../src/protocol/format';
+import { formatTick } from '../model/format';
 import { h } from './dom';
 import { withAlpha, type Theme } from './theme';
 
@@ -193,7 +194,7 @@ export class ChartsView {
         x: { time: false },
         y: log ? { distr: 3, log: 10 } : { distr: 1 },
       },
-      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatInt(v)) }, ...model.series.map((s) => this.seriesOptions(s))],
+      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatCount(v)) }, ...model.series.map((s) => this.seriesOptions(s))],
       axes: [axis('x'), axis('y')],
       legend: { live: true },
       cursor: {
@@ -217,7 +218,7 @@ export class ChartsView {
   private seriesOptions(s: SeriesSpec): uPlot.Series {
     const t = this.theme;
     const base = t.palette[(this.compare ? s.run : s.metric) % t.palette.length]!;
-    const value = (_u: uPlot, v: number | null) => formatValue(v);
+    const value = (_u: uPlot, v: number | null) => formatMetricValue(v);
     switch (s.role) {
       case 'raw':
         return { label: s.label, stroke: withAlpha(base, t.rawAlpha), width: 1, points: { show: false }, value };
