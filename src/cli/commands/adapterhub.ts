@@ -5,15 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { defaultExportFolder, exportAdapterHub, type AdapterHubExport } from '../core/checkpoint/adapterhub';
-import { importAdapterHub, type AdapterHubImport } from '../core/checkpoint/adapterhub-import';
-import { ConfigError } from '../core/errors';
-import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, defaultPeftFolder, exportPeft, importPeft, type PeftExport, type PeftImport } from '../core/checkpoint/hf-peft';
-import type { MethodConfig } from '../core/config/types';
-import { displayPath, formatError } from './errors';
+import { defaultExportFolder, exportAdapterHub, type AdapterHubExport } from '../../core/checkpoint/adapterhub';
+import { importAdapterHub, type AdapterHubImport } from '../../core/checkpoint/adapterhub-import';
+import { ConfigError } from '../../core/errors';
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, defaultPeftFolder, exportPeft, importPeft, type PeftExport, type PeftImport } from '../../core/checkpoint/hf-peft';
+import type { MethodConfig } from '../../core/config/types';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_FAILED, EXIT_OK } from '../exit-codes';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
 
 export function exportCommand(command: { checkpointDir: string; out?: string; name?: string; format?: 'adapterhub' | 'peft' }): number {
   try {

@@ -11,24 +11,22 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { planSweep, type SweepPlan } from '../core/config/sweep';
-import { loadAnyConfig } from '../core/config/load';
-import { checkOutputLocation } from '../core/config/output-location';
-import type { AnyResolvedConfig, BackendName } from '../core/config/types';
-import { writeJsonAtomic } from '../core/checkpoint/atomic';
-import { RunFolder } from '../core/checkpoint/run-folder';
-import { describeState, messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, writeTaskRecord, type JobPoint, type SlurmJobSpec, type SlurmOptions, type TaskOutcome, type RunSlurmInfo } from '../core/slurm/job';
-import { hasEnded, jobName, Scheduler, type JobState } from '../core/slurm/scheduler';
-import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
-import { displayPath, formatError } from './errors';
-import { onInterrupts } from './interrupts';
-import { formatMetrics } from '../protocol/format';
-import type * as Trainer from '../core/train/trainer';
-import type * as Pretrainer from '../core/train/pretrain';
+import { planSweep, type SweepPlan } from '../../core/config/sweep';
+import { loadAnyConfig } from '../../core/config/load';
+import { checkOutputLocation } from '../../core/config/output-location';
+import type { AnyResolvedConfig, BackendName } from '../../core/config/types';
+import { writeJsonAtomic } from '../../core/checkpoint/atomic';
+import { RunFolder } from '../../core/checkpoint/run-folder';
+import { describeState, messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, writeTaskRecord, type JobPoint, type SlurmJobSpec, type SlurmOptions, type TaskOutcome, type RunSlurmInfo } from '../../core/slurm/job';
+import { hasEnded, jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
+import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
+import { onInterrupts } from '../interrupts';
+import { formatMetrics } from '../../protocol/format';
+import type * as Trainer from '../../core/train/trainer';
+import type * as Pretrainer from '../../core/train/pretrain';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_CANCELLED = 130;
 const POLL_MS = 2000;
 
 export interface SlurmSubmitCommand {
@@ -238,8 +236,8 @@ export async function slurmTaskCommand(jobDir: string, onMessage: (message: Work
   process.on('SIGINT', onTerm);
   const pretraining = 'pretrain' in point.config;
   const run = pretraining
-    ? (require('../core/train/pretrain') as typeof Pretrainer).pretrain
-    : (require('../core/train/trainer') as typeof Trainer).train;
+    ? (require('../../core/train/pretrain') as typeof Pretrainer).pretrain
+    : (require('../../core/train/trainer') as typeof Trainer).train;
   const finished = await run(spec.configFile, {
     resume, config: point.config, backend: spec.backend as BackendName | undefined, signal: stop.signal,
     onMessage: (message) => {

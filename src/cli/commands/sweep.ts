@@ -12,21 +12,19 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { checkOutputLocation } from '../core/config/output-location';
-import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../core/config/sweep';
-import type { BackendName } from '../core/config/types';
-import { RunQueue } from '../core/run-queue';
-import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
-import { displayPath, formatError } from './errors';
-import { onInterrupts } from './interrupts';
-import { formatMetrics, formatMetricValue } from '../protocol/format';
+import { checkOutputLocation } from '../../core/config/output-location';
+import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../../core/config/sweep';
+import type { BackendName } from '../../core/config/types';
+import { RunQueue } from '../../core/run-queue';
+import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../../protocol/worker';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
+import { onInterrupts } from '../interrupts';
+import { formatMetrics, formatMetricValue } from '../../protocol/format';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_CANCELLED = 130;
 const LAST_LINES = 10;
-/** Where the worker is: beside this file, `dist/worker.js` in the build and `worker.ts` under tsx. */
-const WORKER_SCRIPT = path.join(__dirname, `worker${path.extname(__filename)}`);
+/** The worker: `dist/worker.js` beside the bundled CLI, or `src/worker/worker.ts` when the CLI runs from source under tsx. */
+const WORKER_SCRIPT = path.extname(__filename) === '.ts' ? path.join(__dirname, '..', '..', 'worker', 'worker.ts') : path.join(__dirname, 'worker.js');
 
 export interface SweepCommand {
   configFile: string;
