@@ -100,3 +100,17 @@ test('no module but src/protocol/format.ts defines a duration, byte, count, shar
   const offenders = files.filter((f) => f !== path.join('src', 'protocol', 'format.ts') && own.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
   assert.deepEqual(offenders, []);
 });
+
+/** analysis-view.ts writes mean ± sd with the digits the exported tables use (core/analysis/tables.ts), a different kind. */
+const OWN_DIGITS = [path.join('webview', 'experiments', 'analysis-view.ts')];
+
+test('no metric or count is formatted inline (toFixed(4), toLocaleString) outside src/protocol/format.ts', () => {
+  const files = [...sourceFiles('src'), ...sourceFiles('webview')].filter((f) => f !== path.join('src', 'protocol', 'format.ts') && !OWN_DIGITS.includes(f));
+  const offenders = files.flatMap((f) =>
+    fs
+      .readFileSync(path.join(ROOT, f), 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (/\.toFixed\(4\)|toLocaleString\('en-US'\)/.test(line) ? [`${f}:${i + 1}: ${line.trim()}`] : [])),
+  );
+  assert.deepEqual(offenders, []);
+});
