@@ -4,15 +4,38 @@ import type { BackendName } from '../core/config/types';
 import type { SlurmOptions } from '../core/slurm/job';
 import type { Split } from '../protocol/worker';
 
-export const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'] as const satisfies readonly BackendName[];
+export const BACKENDS = [
+  'auto',
+  'wasm',
+  'cpu',
+  'tensorflow',
+  'tensorflow-gpu',
+] as const satisfies readonly BackendName[];
 const SPLITS = ['validation', 'test'] as const satisfies readonly Split[];
 const EXPORT_FORMATS = ['adapterhub', 'peft'] as const;
 
 export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'train' | 'pretrain'; configFile: string; resume?: string; backend?: BackendName; json: boolean; allowConfigChange: boolean; allowOutside: boolean; slurm?: SlurmOptions }
-  | { kind: 'sweep'; configFile: string; parallel: number; backend?: BackendName; json: boolean; allowOutside: boolean; slurm?: SlurmOptions }
+  | {
+      kind: 'train' | 'pretrain';
+      configFile: string;
+      resume?: string;
+      backend?: BackendName;
+      json: boolean;
+      allowConfigChange: boolean;
+      allowOutside: boolean;
+      slurm?: SlurmOptions;
+    }
+  | {
+      kind: 'sweep';
+      configFile: string;
+      parallel: number;
+      backend?: BackendName;
+      json: boolean;
+      allowOutside: boolean;
+      slurm?: SlurmOptions;
+    }
   | { kind: 'slurm-task'; jobDir: string }
   | { kind: 'evaluate'; checkpointDir: string; split: Split; backend?: BackendName; json: boolean }
   | { kind: 'inspect'; target: string }
@@ -23,7 +46,17 @@ export type Command =
 /** A command line that does not match the synopsis; reported with the usage text and exit code 2. */
 export class UsageError extends Error {}
 
-const COMMAND_NAMES = ['train', 'pretrain', 'evaluate', 'inspect', 'export', 'import', 'sweep', 'vocab', 'slurm-task'] as const;
+const COMMAND_NAMES = [
+  'train',
+  'pretrain',
+  'evaluate',
+  'inspect',
+  'export',
+  'import',
+  'sweep',
+  'vocab',
+  'slurm-task',
+] as const;
 type CommandName = (typeof COMMAND_NAMES)[number];
 
 const SLURM_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
@@ -59,9 +92,20 @@ const COMMAND_OPTIONS: Record<CommandName, NonNullable<ParseArgsConfig['options'
   inspect: {},
   export: { out: { type: 'string' }, format: { type: 'string' }, name: { type: 'string' } },
   import: { base: { type: 'string' }, out: { type: 'string' } },
-  sweep: { parallel: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, 'allow-outside': { type: 'boolean' }, ...SLURM_OPTIONS },
+  sweep: {
+    parallel: { type: 'string' },
+    backend: { type: 'string' },
+    json: { type: 'boolean' },
+    'allow-outside': { type: 'boolean' },
+    ...SLURM_OPTIONS,
+  },
   'slurm-task': {},
-  vocab: { from: { type: 'string' }, corpus: { type: 'string', multiple: true }, size: { type: 'string' }, documents: { type: 'string' } },
+  vocab: {
+    from: { type: 'string' },
+    corpus: { type: 'string', multiple: true },
+    size: { type: 'string' },
+    documents: { type: 'string' },
+  },
 };
 
 export function parseCommandLine(argv: readonly string[]): Command {
@@ -78,25 +122,50 @@ export function parseCommandLine(argv: readonly string[]): Command {
   switch (first) {
     case 'train':
     case 'pretrain':
-      if (values['allow-config-change'] && values.resume === undefined) throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
-      if (values.resume !== undefined && slurmOptions(values)) throw new UsageError(`${first}: --resume runs here; a Slurm run resumes by itself when it is requeued`);
+      if (values['allow-config-change'] && values.resume === undefined)
+        throw new UsageError(`${first}: --allow-config-change goes with --resume <runDir>`);
+      if (values.resume !== undefined && slurmOptions(values))
+        throw new UsageError(`${first}: --resume runs here; a Slurm run resumes by itself when it is requeued`);
       return {
-        kind: first, configFile: target, resume: values.resume, backend: backendOption(values.backend), json: values.json ?? false,
-        allowConfigChange: values['allow-config-change'] ?? false, allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+        kind: first,
+        configFile: target,
+        resume: values.resume,
+        backend: backendOption(values.backend),
+        json: values.json ?? false,
+        allowConfigChange: values['allow-config-change'] ?? false,
+        allowOutside: values['allow-outside'] ?? false,
+        slurm: slurmOptions(values),
       };
     case 'evaluate':
-      return { kind: 'evaluate', checkpointDir: target, split: splitOption(values.split), backend: backendOption(values.backend), json: values.json ?? false };
+      return {
+        kind: 'evaluate',
+        checkpointDir: target,
+        split: splitOption(values.split),
+        backend: backendOption(values.backend),
+        json: values.json ?? false,
+      };
     case 'inspect':
       return { kind: 'inspect', target };
     case 'export':
-      return { kind: 'export', checkpointDir: target, out: values.out, name: values.name, format: oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS) };
+      return {
+        kind: 'export',
+        checkpointDir: target,
+        out: values.out,
+        name: values.name,
+        format: oneOf('--format', values.format ?? 'adapterhub', EXPORT_FORMATS),
+      };
     case 'import':
       if (values.base === undefined) throw new UsageError('import: missing --base <file.peft.json>');
       return { kind: 'import', adapterDir: target, base: values.base, out: values.out };
     case 'sweep':
       return {
-        kind: 'sweep', configFile: target, parallel: parallelOption(values.parallel), backend: backendOption(values.backend), json: values.json ?? false,
-        allowOutside: values['allow-outside'] ?? false, slurm: slurmOptions(values),
+        kind: 'sweep',
+        configFile: target,
+        parallel: parallelOption(values.parallel),
+        backend: backendOption(values.backend),
+        json: values.json ?? false,
+        allowOutside: values['allow-outside'] ?? false,
+        slurm: slurmOptions(values),
       };
     case 'slurm-task':
       return { kind: 'slurm-task', jobDir: target };
@@ -141,16 +210,26 @@ interface CommandValues {
 /** The Slurm flags as options, or undefined for a local run (no --executor slurm). */
 function slurmOptions(values: CommandValues): SlurmOptions | undefined {
   const executor = oneOf('--executor', values.executor ?? 'local', ['local', 'slurm'] as const);
-  const given = ['partition', 'time', 'cpus-per-task', 'mem', 'gres', 'account', 'qos', 'sbatch', 'node'].filter((k) => values[k as keyof CommandValues] !== undefined);
+  const given = ['partition', 'time', 'cpus-per-task', 'mem', 'gres', 'account', 'qos', 'sbatch', 'node'].filter(
+    (k) => values[k as keyof CommandValues] !== undefined,
+  );
   if (executor === 'local') {
     if (given.length) throw new UsageError(`--${given[0]} is a Slurm option: add --executor slurm`);
     return undefined;
   }
   const cpus = values['cpus-per-task'];
-  if (cpus !== undefined && !/^[1-9]\d*$/.test(cpus)) throw new UsageError(`--cpus-per-task must be a whole number of at least 1, not '${cpus}'`);
+  if (cpus !== undefined && !/^[1-9]\d*$/.test(cpus))
+    throw new UsageError(`--cpus-per-task must be a whole number of at least 1, not '${cpus}'`);
   const options: SlurmOptions = {
-    partition: values.partition, time: values.time, cpusPerTask: cpus === undefined ? undefined : Number(cpus), mem: values.mem,
-    gres: values.gres, account: values.account, qos: values.qos, extraDirectives: values.sbatch, nodePath: values.node,
+    partition: values.partition,
+    time: values.time,
+    cpusPerTask: cpus === undefined ? undefined : Number(cpus),
+    mem: values.mem,
+    gres: values.gres,
+    account: values.account,
+    qos: values.qos,
+    extraDirectives: values.sbatch,
+    nodePath: values.node,
   };
   // flags given override the config's slurm section field by field; absent ones must not erase it
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SlurmOptions;
@@ -212,7 +291,8 @@ function parallelOption(value: string | undefined): number {
 function vocabCommandLine(out: string, values: CommandValues): Extract<Command, { kind: 'vocab' }> {
   if (values.from === undefined) throw new UsageError('vocab: missing --from <vocab.txt or model folder>');
   if (!values.corpus?.length) throw new UsageError('vocab: missing --corpus <file> (repeat it for several files)');
-  if (values.size === undefined || !/^[1-9]\d*$/.test(values.size)) throw new UsageError(`vocab: --size must be a whole number of tokens, not '${values.size ?? ''}'`);
+  if (values.size === undefined || !/^[1-9]\d*$/.test(values.size))
+    throw new UsageError(`vocab: --size must be a whole number of tokens, not '${values.size ?? ''}'`);
   const documents = oneOf('--documents', values.documents ?? 'lines', ['lines', 'paragraphs'] as const);
   return { kind: 'vocab', out, from: values.from, corpus: values.corpus, size: Number(values.size), documents };
 }

@@ -38,7 +38,16 @@ export async function run(argv: readonly string[]): Promise<number> {
       return EXIT_OK;
     case 'train':
     case 'pretrain':
-      if (command.slurm) return loadSlurm().slurmSubmitCommand({ kind: 'train', configFile: command.configFile, parallel: 1, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
+      if (command.slurm)
+        return loadSlurm().slurmSubmitCommand({
+          kind: 'train',
+          configFile: command.configFile,
+          parallel: 1,
+          backend: command.backend,
+          json: command.json,
+          allowOutside: command.allowOutside,
+          options: command.slurm,
+        });
       return trainCommand(command);
     case 'slurm-task':
       return slurmTaskCommand(command.jobDir);
@@ -51,7 +60,16 @@ export async function run(argv: readonly string[]): Promise<number> {
     case 'import':
       return loadAdapterHub().importCommand(command);
     case 'sweep':
-      if (command.slurm) return loadSlurm().slurmSubmitCommand({ kind: 'sweep', configFile: command.configFile, parallel: command.parallel, backend: command.backend, json: command.json, allowOutside: command.allowOutside, options: command.slurm });
+      if (command.slurm)
+        return loadSlurm().slurmSubmitCommand({
+          kind: 'sweep',
+          configFile: command.configFile,
+          parallel: command.parallel,
+          backend: command.backend,
+          json: command.json,
+          allowOutside: command.allowOutside,
+          options: command.slurm,
+        });
       return loadSweep().sweepCommand(command);
     case 'vocab':
       return vocabCommand(command);

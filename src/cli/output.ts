@@ -12,7 +12,14 @@ import type {
   StartedMessage,
   WorkerMessage,
 } from '../protocol/worker';
-import { formatBytes, formatCount, formatDuration, formatMetrics, formatMetricValue, formatPercent } from '../protocol/format';
+import {
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatMetrics,
+  formatMetricValue,
+  formatPercent,
+} from '../protocol/format';
 import { displayPath, formatError, toErrorInfo } from '../worker/errors';
 
 export interface Output {
@@ -24,7 +31,11 @@ export interface Output {
 
 export function createOutput(json: boolean, logEvery: number): Output {
   if (json) return new JsonOutput();
-  return new TextOutput(process.stdout.isTTY ? { interactive: true, columns: () => process.stdout.columns || 80 } : { interactive: false, logEvery });
+  return new TextOutput(
+    process.stdout.isTTY
+      ? { interactive: true, columns: () => process.stdout.columns || 80 }
+      : { interactive: false, logEvery },
+  );
 }
 
 /** One JSON object per line on stdout, every message including the outcome; humans get stderr. */
@@ -189,7 +200,10 @@ function formatStarted(started: StartedMessage): string[] {
   const { backend, placement } = started;
   const skipped = backend.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('');
   if (started.kind === 'pretrain') return formatPretrainStarted(started, skipped);
-  const share = placement.baseParams > 0 ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of ${formatCount(placement.baseParams)} base)` : '';
+  const share =
+    placement.baseParams > 0
+      ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of ${formatCount(placement.baseParams)} base)`
+      : '';
   const epochs = Math.ceil(started.totalSteps / Math.max(1, started.stepsPerEpoch));
   return [
     `run: ${displayPath(started.runDir)}`,
@@ -229,17 +243,21 @@ function formatFinished(finished: FinishedMessage, started: StartedMessage | und
   const duration = formatDuration(finished.durationMs);
   const lines: string[] = [];
   if (finished.state === 'finished') lines.push(`finished in ${duration}: ${displayPath(finished.runDir)}`);
-  else if (finished.reason === 'early-stopping') lines.push(`stopped early (no further improvement) after ${duration}: ${displayPath(finished.runDir)}`);
+  else if (finished.reason === 'early-stopping')
+    lines.push(`stopped early (no further improvement) after ${duration}: ${displayPath(finished.runDir)}`);
   else {
     lines.push(`stopped after ${duration}; the last checkpoint is in ${displayPath(finished.runDir)}`);
     const config = configFile ? displayPath(configFile) : '<file.peft.json>';
-    lines.push(`resume with: peft-lab ${started?.kind ?? 'train'} ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`);
+    lines.push(
+      `resume with: peft-lab ${started?.kind ?? 'train'} ${quoteArg(config)} --resume ${quoteArg(displayPath(finished.runDir))}`,
+    );
   }
   if (finished.bestCheckpoint) {
     const metrics = finished.bestMetrics ? ` (${formatMetrics(finished.bestMetrics)})` : '';
     lines.push(`best checkpoint: ${displayPath(finished.bestCheckpoint)}${metrics}`);
   }
-  if (finished.modelDir) lines.push(`model: ${displayPath(finished.modelDir)} (fine-tune it with "model": {"path": ...})`);
+  if (finished.modelDir)
+    lines.push(`model: ${displayPath(finished.modelDir)} (fine-tune it with "model": {"path": ...})`);
   return lines;
 }
 

@@ -95,9 +95,13 @@ function sourceFiles(dir: string): string[] {
 test('no module but src/protocol/format.ts defines a duration, byte, count, share or metric formatter', () => {
   const files = [...sourceFiles('src'), ...sourceFiles('webview')];
   assert.ok(files.length > 50, 'found the sources');
-  for (const f of FORMERLY_FORMATTING) assert.ok(files.includes(f) || !fs.existsSync(path.join(ROOT, f)), `${f} is among the scanned sources`);
-  const own = /function (formatDuration|formatBytes|formatCount\w*|formatInt|formatPercent|formatMetrics?|formatMetricValues?|formatValue)\b/;
-  const offenders = files.filter((f) => f !== path.join('src', 'protocol', 'format.ts') && own.test(fs.readFileSync(path.join(ROOT, f), 'utf8')));
+  for (const f of FORMERLY_FORMATTING)
+    assert.ok(files.includes(f) || !fs.existsSync(path.join(ROOT, f)), `${f} is among the scanned sources`);
+  const own =
+    /function (formatDuration|formatBytes|formatCount\w*|formatInt|formatPercent|formatMetrics?|formatMetricValues?|formatValue)\b/;
+  const offenders = files.filter(
+    (f) => f !== path.join('src', 'protocol', 'format.ts') && own.test(fs.readFileSync(path.join(ROOT, f), 'utf8')),
+  );
   assert.deepEqual(offenders, []);
 });
 
@@ -105,12 +109,16 @@ test('no module but src/protocol/format.ts defines a duration, byte, count, shar
 const OWN_DIGITS = [path.join('webview', 'experiments', 'analysis-view.ts')];
 
 test('no metric or count is formatted inline (toFixed(4), toLocaleString) outside src/protocol/format.ts', () => {
-  const files = [...sourceFiles('src'), ...sourceFiles('webview')].filter((f) => f !== path.join('src', 'protocol', 'format.ts') && !OWN_DIGITS.includes(f));
+  const files = [...sourceFiles('src'), ...sourceFiles('webview')].filter(
+    (f) => f !== path.join('src', 'protocol', 'format.ts') && !OWN_DIGITS.includes(f),
+  );
   const offenders = files.flatMap((f) =>
     fs
       .readFileSync(path.join(ROOT, f), 'utf8')
       .split('\n')
-      .flatMap((line, i) => (/\.toFixed\(4\)|toLocaleString\('en-US'\)/.test(line) ? [`${f}:${i + 1}: ${line.trim()}`] : [])),
+      .flatMap((line, i) =>
+        /\.toFixed\(4\)|toLocaleString\('en-US'\)/.test(line) ? [`${f}:${i + 1}: ${line.trim()}`] : [],
+      ),
   );
   assert.deepEqual(offenders, []);
 });

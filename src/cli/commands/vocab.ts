@@ -8,7 +8,10 @@ import { formatPercent } from '../../protocol/format';
 
 export function vocabCommand(command: Extract<Command, { kind: 'vocab' }>): number {
   try {
-    const trimmed = writeTrimmedVocabulary({ ...command, corpusOptions: { documents: command.documents, textField: 'text' } });
+    const trimmed = writeTrimmedVocabulary({
+      ...command,
+      corpusOptions: { documents: command.documents, textField: 'text' },
+    });
     const fewer = trimmed.tokens.length < command.size ? ` (the corpus uses fewer than ${command.size})` : '';
     process.stdout.write(
       `wrote ${trimmed.tokens.length} tokens${fewer} to ${displayPath(path.resolve(command.out))}: they cover ${formatPercent(trimmed.coverage)} of the corpus's ` +
