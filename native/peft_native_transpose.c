@@ -126,15 +126,10 @@ static void transpose_u32(const uint32_t *x, uint32_t *y, int rank, const int64_
   }
 }
 
+/* An Int32Array argument: its data and length in elements. 0 if `value` is not one. */
 static int get_int32_array(napi_env env, napi_value value, const int32_t **out, size_t *length) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
   void *ptr = NULL;
-  napi_value buffer;
-  size_t byte_offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, length, &ptr, &buffer, &byte_offset) != napi_ok) return 0;
-  if (type != napi_int32_array) return 0;
+  if (!typed_array(env, value, napi_int32_array, &ptr, length)) return 0;
   *out = (const int32_t *)ptr;
   return 1;
 }

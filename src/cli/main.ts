@@ -9,15 +9,13 @@
  * Exit codes: 0 done, 1 bad input or failure, 2 usage error, 130 cancelled.
  */
 import { version } from '../../package.json';
-import type * as AdapterHub from './commands/adapterhub';
-import type * as Sweep from './commands/sweep';
-import type * as Slurm from './commands/slurm';
 import { parseCommandLine, UsageError, type Command } from './args';
 import { evaluateCommand, slurmTaskCommand, trainCommand } from './commands/train';
 import { inspectCommand } from './commands/inspect';
 import { vocabCommand } from './commands/vocab';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes';
 import { HELP, SYNOPSIS } from './usage';
+import { loadAdapterHub, loadSlurm, loadSweep } from './lazy';
 import { formatError } from '../worker/errors';
 
 export async function run(argv: readonly string[]): Promise<number> {
@@ -74,21 +72,6 @@ export async function run(argv: readonly string[]): Promise<number> {
     case 'vocab':
       return vocabCommand(command);
   }
-}
-
-/** Loaded on first use, like the others (it reads the schema to check every point). */
-function loadSweep(): typeof Sweep {
-  return require('./commands/sweep') as typeof Sweep;
-}
-
-/** Loaded on first use: import pulls in TensorFlow.js. */
-function loadAdapterHub(): typeof AdapterHub {
-  return require('./commands/adapterhub') as typeof AdapterHub;
-}
-
-/** Loaded on first use, like the others. */
-function loadSlurm(): typeof Slurm {
-  return require('./commands/slurm') as typeof Slurm;
 }
 
 // ---- entry -------------------------------------------------------------------------------------

@@ -1,12 +1,7 @@
 /** `peft-lab inspect`: a config, a run folder or a checkpoint, described in plain text. */
-import type * as Describe from '../../core/train/describe';
 import { EXIT_FAILED, EXIT_OK } from '../exit-codes';
 import { formatError } from '../../worker/errors';
-
-/** Loaded on first use: reading a checkpoint pulls in the model code. */
-function loadDescribe(): typeof Describe {
-  return require('../../core/train/describe') as typeof Describe;
-}
+import { loadDescribe } from '../lazy';
 
 export function inspectCommand(target: string): number {
   try {

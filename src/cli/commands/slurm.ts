@@ -38,9 +38,8 @@ import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 import { displayPath, formatError } from '../../worker/errors';
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
 import { onInterrupts } from '../interrupts';
+import { loadPretrainer, loadTrainer } from '../lazy';
 import { formatMetrics } from '../../protocol/format';
-import type * as Trainer from '../../core/train/trainer';
-import type * as Pretrainer from '../../core/train/pretrain';
 
 const POLL_MS = 2000;
 
@@ -318,9 +317,7 @@ export async function slurmTaskCommand(
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onTerm);
   const pretraining = 'pretrain' in point.config;
-  const run = pretraining
-    ? (require('../../core/train/pretrain') as typeof Pretrainer).pretrain
-    : (require('../../core/train/trainer') as typeof Trainer).train;
+  const run = pretraining ? loadPretrainer().pretrain : loadTrainer().train;
   const finished = await run(spec.configFile, {
     resume,
     config: point.config,

@@ -5,32 +5,15 @@
 import { loadAnyConfig } from '../../core/config/load';
 import { checkOutputLocation } from '../../core/config/output-location';
 import { CancelledError, RunFinishedError } from '../../core/errors';
-import type * as Trainer from '../../core/train/trainer';
-import type * as Pretrainer from '../../core/train/pretrain';
-import type * as Slurm from './slurm';
 import type { Command } from '../args';
 import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
 import { onInterrupts } from '../interrupts';
+import { loadPretrainer, loadSlurm, loadTrainer } from '../lazy';
 import { createOutput, type Output } from '../output';
 import { formatError } from '../../worker/errors';
 
 /** The schema's default for `training.logEvery`, used when the config cannot be read for it. */
 const DEFAULT_LOG_EVERY = 10;
-
-/** Loaded on first use: it pulls in TensorFlow.js, which takes a while and is not needed for help or usage errors. */
-function loadTrainer(): typeof Trainer {
-  return require('../../core/train/trainer') as typeof Trainer;
-}
-
-/** Loaded on first use, like the trainer. */
-function loadPretrainer(): typeof Pretrainer {
-  return require('../../core/train/pretrain') as typeof Pretrainer;
-}
-
-/** Loaded on first use: only a compute node runs a task. */
-function loadSlurm(): typeof Slurm {
-  return require('./slurm') as typeof Slurm;
-}
 
 /** One task of a Slurm job, on a compute node: plain text output, which is the job's log. */
 export async function slurmTaskCommand(jobDir: string): Promise<number> {
