@@ -15,7 +15,7 @@ import {
   type DashboardUiState,
   type HostToDashboard,
 } from '../src/protocol/dashboard';
-import { buildCharts } from './model/charts';
+import { buildCharts, buildGroupCharts } from './model/charts';
 import { buildPlacementView, trainableSummary } from './model/placement';
 import { SmoothingCache, windowForWeight } from './model/series';
 import { RunStore } from './model/store';
@@ -120,6 +120,13 @@ export class App {
         this.cache.clear();
         this.markAll();
         break;
+      case 'groups':
+        if (this.store.mode !== 'groups') return;
+        this.store.groups = message.groups;
+        // the bands are new arrays: the EMA starts again (a group is a few runs: cheap)
+        this.cache.clear();
+        this.dirty.charts = true;
+        break;
     }
     this.frames.schedule();
   }
@@ -152,7 +159,7 @@ export class App {
     clear(this.headerEl);
     clear(this.root);
     this.root.removeAttribute('aria-busy');
-    this.root.classList.toggle('compare', this.store.mode === 'compare');
+    this.root.classList.toggle('compare', this.store.mode !== 'run');
     document.body.dataset.ready = 'true';
     document.body.dataset.mode = this.store.mode;
     if (!this.store.runs.length) {
@@ -163,7 +170,7 @@ export class App {
     this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range), onExport: (chart, format, data) => this.post({ type: 'exportChart', format, name: `${this.exportName()}-${chart}`, data }) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
     clear(this.chartsSlot);
     this.chartsSlot.appendChild(this.charts.element);
-    const compare = this.store.mode === 'compare';
+    const compare = this.store.mode !== 'run';
     const summary = this.section('summary', 'info', compare ? 'Runs' : 'Run summary', this.summaryEl);
     this.root.append(
       this.headerEl,
@@ -223,12 +230,22 @@ export class App {
       this.dirty.charts = true;
       this.frames.schedule();
     });
+    const bandKinds: [string, string][] = [['sd', 'Band: ±1 sd'], ['minmax', 'Band: min–max']];
+    const band = h('vscode-single-select', { class: 'band-select', 'aria-label': 'Band around each group\'s mean', title: 'Around each group\'s mean: ±1 sample sd over its runs, or their min to max, at each step (over the runs that logged it: hover for N)' },
+      bandKinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.band ?? 'sd') }, text)));
+    band.addEventListener('change', () => {
+      this.ui = { ...this.ui, band: (band as unknown as { value: string }).value === 'minmax' ? 'minmax' : 'sd' };
+      this.saveState();
+      this.dirty.charts = true;
+      this.frames.schedule();
+    });
     const reset = h('vscode-button', { secondary: true, icon: 'zoom-out', class: 'reset-zoom', title: 'Show every step (or double-click a chart)' }, 'Reset zoom');
     reset.addEventListener('click', () => this.charts?.resetZoom());
     return h(
       'div',
       { class: 'chart-controls' },
       h('label', { class: 'smoothing' }, h('span', null, 'Smoothing'), smoother, slider, this.smoothingValue),
+      this.store.mode === 'groups' ? band : null,
       log,
       reset,
       h('span', { class: 'muted hint' }, 'Drag across a chart to zoom; hover for values.'),
@@ -237,11 +254,13 @@ export class App {
 
   private renderHeader(): void {
     const runs = this.store.runs;
-    if (this.store.mode === 'compare' || runs.length > 1) {
+    if (this.store.mode !== 'run' || runs.length > 1) {
       this.headerKey = '';
       clear(this.headerEl);
+      const groups = this.store.groups.length;
+      const title = this.store.mode === 'groups' ? `${groups === 1 ? this.store.groups[0]!.label : `${groups} groups`}: mean of ${runs.length} runs with a band` : `Comparing ${runs.length} runs`;
       this.headerEl.appendChild(
-        h('header', { class: 'run-header' }, h('div', { class: 'run-title' }, h('h1', null, `Comparing ${runs.length} runs`), runs.some((r) => r.status.state === 'running') ? stateBadge(runs.find((r) => r.status.state === 'running')!, 'training') : null)),
+        h('header', { class: 'run-header' }, h('div', { class: 'run-title' }, h('h1', null, title), runs.some((r) => r.status.state === 'running') ? stateBadge(runs.find((r) => r.status.state === 'running')!, 'training') : null)),
       );
       return;
     }
@@ -263,20 +282,23 @@ export class App {
   private renderSummary(): void {
     clear(this.summaryEl);
     const runs = this.store.runs;
-    if (this.store.mode === 'compare' || runs.length > 1) this.summaryEl.appendChild(renderComparison(runs, this.theme.palette, (a, d) => this.action(a, d)));
+    // a group's runs wear their group's colour (the curves are the groups', not the runs')
+    const palette = this.theme.palette;
+    const colors = this.store.mode === 'groups'
+      ? runs.map((r) => palette[Math.max(0, this.store.groups.findIndex((g) => g.dirs.includes(r.dir))) % palette.length]!)
+      : palette;
+    if (this.store.mode !== 'run' || runs.length > 1) this.summaryEl.appendChild(renderComparison(runs, colors, (a, d) => this.action(a, d)));
     else if (runs[0]) this.summaryEl.appendChild(renderSummary(runs[0]));
   }
 
   private renderCharts(): void {
     if (!this.charts) return;
     const t0 = performance.now();
-    const models = buildCharts(
-      this.store.runs,
-      { smoothing: this.ui.smoothing, smoother: this.ui.smoother, logScale: this.ui.logScale, buckets: this.charts.plotPixels(), zoom: this.ui.zoom },
-      this.cache,
-    );
+    const options = { smoothing: this.ui.smoothing, smoother: this.ui.smoother, logScale: this.ui.logScale, buckets: this.charts.plotPixels(), zoom: this.ui.zoom, band: this.ui.band };
+    const groups = this.store.mode === 'groups';
+    const models = groups ? buildGroupCharts(this.store.groups, options, this.cache) : buildCharts(this.store.runs, options, this.cache);
     this.chartBuildMs = performance.now() - t0;
-    this.charts.update(models, { logScale: this.ui.logScale, compare: this.store.runs.length > 1 });
+    this.charts.update(models, { logScale: this.ui.logScale, compare: groups || this.store.runs.length > 1 });
   }
 
   private renderPlacementSection(): void {
@@ -319,7 +341,8 @@ export class App {
 
   private saveState(): void {
     if (!this.runDirs.length) return;
-    this.vscode.setState({ version: 1, runDirs: this.runDirs, mode: this.store.mode, ui: this.ui });
+    const groups = this.store.mode === 'groups' ? { groups: this.store.groups.map((g) => ({ label: g.label, dirs: g.dirs })) } : {};
+    this.vscode.setState({ version: 1, runDirs: this.runDirs, mode: this.store.mode, ...groups, ui: this.ui });
   }
 
   private reportError(message: string): void {
@@ -329,6 +352,7 @@ export class App {
   /** The exported file's name: the run's, or `comparison` for several. */
   private exportName(): string {
     const runs = this.store.runs;
+    if (this.store.mode === 'groups') return this.store.groups.length === 1 ? 'group' : 'groups';
     return runs.length === 1 ? runs[0]!.name : 'comparison';
   }
 

@@ -16,12 +16,15 @@ import {
   emptyTrainColumns,
   parseDashboardToHost,
   type ActionMessage,
+  type DashboardGroupSpec,
+  type DashboardMode,
   type DashboardToHost,
   type HostToDashboard,
   type RunSnapshot,
 } from '../protocol/dashboard';
 import type { WorkerMessage } from '../protocol/worker';
 import { RunData, hasChanges, type RunChanges } from './dashboard-data';
+import { groupCurves } from './dashboard/dashboard-groups';
 import { dashboardHtml } from './dashboard-html';
 import type { RunManager } from './run-manager';
 import { makeNonce } from './webview-page';
@@ -33,7 +36,7 @@ const IDLE_EVERY = 5;
 /** Worker messages arrive once per logged step; reading once per this many ms is enough. */
 const MESSAGE_DEBOUNCE_MS = 50;
 
-export type DashboardMode = 'run' | 'compare';
+export type { DashboardMode };
 
 export interface DashboardDeps {
   extensionUri: vscode.Uri;
@@ -41,8 +44,9 @@ export interface DashboardDeps {
   log: vscode.LogOutputChannel;
 }
 
-export function panelKey(mode: DashboardMode, dirs: readonly string[]): string {
-  return `${mode}\n${[...dirs].map((d) => path.resolve(d)).sort().join('\n')}`;
+export function panelKey(mode: DashboardMode, dirs: readonly string[], groups?: readonly DashboardGroupSpec[]): string {
+  const partition = groups ? `\n${groups.map((g) => [...g.dirs].map((d) => path.resolve(d)).sort().join('|')).sort().join('\n')}` : '';
+  return `${mode}\n${[...dirs].map((d) => path.resolve(d)).sort().join('\n')}${partition}`;
 }
 
 export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
@@ -57,6 +61,8 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
     readonly mode: DashboardMode,
     runDirs: readonly string[],
     private readonly deps: DashboardDeps,
+    /** Mode `groups`: the seed groups whose means and bands are drawn. */
+    readonly groups?: readonly DashboardGroupSpec[],
   ) {
     super(panel, deps, 'dashboard');
     this.runs = [...new Set(runDirs.map((d) => path.resolve(d)))].map((dir) => new RunData(dir));
@@ -74,10 +80,11 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
   }
 
   get key(): string {
-    return panelKey(this.mode, this.runs.map((r) => r.dir));
+    return panelKey(this.mode, this.runs.map((r) => r.dir), this.groups);
   }
 
   private title(): string {
+    if (this.mode === 'groups') return this.groups?.length === 1 ? `Group: ${this.groups[0]!.label}` : `Compare ${this.groups?.length ?? 0} groups`;
     if (this.mode === 'compare') return `Compare ${this.runs.length} runs`;
     return `Dashboard: ${this.runs[0]?.name ?? 'run'}`;
   }
@@ -98,7 +105,7 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
       case 'ready':
         this.ready = true;
         for (const run of this.runs) run.refresh(this.followed.get(run));
-        this.post({ type: 'snapshot', mode: this.mode, runs: this.snapshots() });
+        this.post({ type: 'snapshot', mode: this.mode, runs: this.snapshots(), ...(this.groups ? { groups: this.groupCurves() } : {}) });
         return;
       case 'webviewError':
         this.deps.log.error(`dashboard webview: ${message.message}`);
@@ -222,6 +229,14 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
     if (this.disposed) return;
     const changes = run.refresh(this.followed.get(run));
     if (hasChanges(changes)) this.send(run, changes);
+    // a group's curves follow its live runs (recomputed whole: groups are a few runs)
+    if (this.groups && (changes.train || changes.evals || changes.reset)) this.post({ type: 'groups', groups: this.groupCurves() });
+  }
+
+  /** Every group's bands, from the runs as they are now. */
+  groupCurves() {
+    const snapshots = this.snapshots();
+    return (this.groups ?? []).map((g) => groupCurves(g, snapshots));
   }
 
   private send(run: RunData, c: RunChanges): void {

@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DASHBOARD_VIEW_TYPE, parseDashboardState } from '../protocol/dashboard';
+import { DASHBOARD_VIEW_TYPE, parseDashboardState, type DashboardGroupSpec } from '../protocol/dashboard';
 import { DashboardPanel, panelKey, type DashboardDeps, type DashboardMode } from './dashboard-panel';
 import { webviewOptions } from './webview-panel';
 
@@ -18,6 +18,8 @@ export class Dashboard implements vscode.Disposable {
     this.disposables = [
       vscode.commands.registerCommand('peftLab.openDashboard', (...args: unknown[]) => this.openCommand(args)),
       vscode.commands.registerCommand('peftLab.compareRuns', (...args: unknown[]) => this.compareCommand(args)),
+      // internal (the Experiments table's group buttons): [{ label, dirs }, ...]
+      vscode.commands.registerCommand('peftLab.compareGroups', (groups: readonly DashboardGroupSpec[]) => this.compareGroups(groups)),
       vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
         deserializeWebviewPanel: async (panel, state) => this.revive(panel, state),
       }),
@@ -41,14 +43,21 @@ export class Dashboard implements vscode.Disposable {
     return dirs.length === 1 ? this.open(dirs[0]!) : this.show('compare', dirs);
   }
 
-  private show(mode: DashboardMode, dirs: readonly string[]): DashboardPanel {
-    const existing = this.panels.get(panelKey(mode, dirs));
+  /** Opens (or reveals) one panel drawing each seed group as its mean with a band. */
+  compareGroups(groups: readonly DashboardGroupSpec[]): DashboardPanel {
+    const specs = groups.map((g) => ({ label: g.label, dirs: [...new Set(g.dirs.map((d) => path.resolve(d)))].filter(isRunFolder) })).filter((g) => g.dirs.length);
+    if (specs.length === 0) throw new Error('no run folders in the groups');
+    return this.show('groups', specs.flatMap((g) => g.dirs), specs);
+  }
+
+  private show(mode: DashboardMode, dirs: readonly string[], groups?: readonly DashboardGroupSpec[]): DashboardPanel {
+    const existing = this.panels.get(panelKey(mode, dirs, groups));
     if (existing) {
       existing.reveal();
       return existing;
     }
     const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Dashboard', vscode.ViewColumn.Active, webviewOptions(this.deps.extensionUri));
-    return this.track(new DashboardPanel(panel, mode, dirs, this.deps));
+    return this.track(new DashboardPanel(panel, mode, dirs, this.deps, groups));
   }
 
   private track(panel: DashboardPanel): DashboardPanel {
@@ -66,13 +75,13 @@ export class Dashboard implements vscode.Disposable {
       panel.dispose();
       return;
     }
-    const { mode, runDirs } = parsed.value;
-    const key = panelKey(mode, runDirs);
+    const { mode, runDirs, groups } = parsed.value;
+    const key = panelKey(mode, runDirs, groups);
     if (this.panels.has(key)) {
       panel.dispose(); // the same runs are already shown
       return;
     }
-    this.track(new DashboardPanel(panel, mode, runDirs, this.deps));
+    this.track(new DashboardPanel(panel, mode, runDirs, this.deps, groups));
   }
 
   private async openCommand(args: unknown[]): Promise<DashboardPanel | undefined> {

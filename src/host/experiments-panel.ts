@@ -95,7 +95,9 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
         case 'openDashboard': {
           // one run opens its own dashboard, several are overlaid in one (Dashboard.compare)
           const dirs = message.dirs.filter((d) => this.deps.runs.model.run(d));
-          if (dirs.length) await vscode.commands.executeCommand('peftLab.compareRuns', dirs);
+          const groups = message.groups?.map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.deps.runs.model.run(d)) })).filter((g) => g.dirs.length);
+          if (groups?.length) await vscode.commands.executeCommand('peftLab.compareGroups', groups);
+          else if (dirs.length) await vscode.commands.executeCommand('peftLab.compareRuns', dirs);
           return;
         }
         case 'annotate':

@@ -132,13 +132,53 @@ export interface RunSnapshot {
   readonly problems: readonly string[];
 }
 
+/** A panel shows one run, several runs overlaid, or seed groups as their means with bands. */
+export type DashboardMode = 'run' | 'compare' | 'groups';
+
+/** Which runs form a group and what the legend calls it (the columns that define it). */
+export interface DashboardGroupSpec {
+  /** E.g. "method.type lora, training.learningRate 0.001"; "all runs" when nothing but the seed differs. */
+  readonly label: string;
+  readonly dirs: readonly string[];
+}
+
+/**
+ * One series of a group, per step (ascending): mean, sample sd, min, max and N over the runs that
+ * logged the step (src/core/analysis/bands.ts SeriesBand: aligned exactly, N drops where a run has
+ * no value). Parallel arrays of one length.
+ */
+export interface DashboardBand {
+  readonly step: readonly number[];
+  readonly mean: readonly number[];
+  readonly sd: readonly number[];
+  readonly min: readonly number[];
+  readonly max: readonly number[];
+  readonly n: readonly number[];
+}
+
+/** A seed group's curves, computed by the host from its runs' metrics. */
+export interface DashboardGroup extends DashboardGroupSpec {
+  /** The metric its runs select their best checkpoint by (config task.metric), if they say. */
+  readonly primaryMetric?: string;
+  /** Bands by series: `loss` and `learningRate` (training steps), `validation:<metric>` (evaluations). */
+  readonly bands: Readonly<Record<string, DashboardBand>>;
+}
+
 // ---- host -> webview -----------------------------------------------------------------------------
 
 /** Everything the panel shows; sent when the webview says it is ready (after a show or a reload). */
 export interface SnapshotMessage {
   readonly type: 'snapshot';
-  readonly mode: 'run' | 'compare';
+  readonly mode: DashboardMode;
   readonly runs: readonly RunSnapshot[];
+  /** Mode `groups`: the groups whose means and bands the charts draw (their runs are in `runs`). */
+  readonly groups?: readonly DashboardGroup[];
+}
+
+/** A group's runs changed (a live run logged steps): every group's curves again. */
+export interface GroupsMessage {
+  readonly type: 'groups';
+  readonly groups: readonly DashboardGroup[];
 }
 
 /** New metrics.jsonl lines of one run. */
@@ -167,7 +207,7 @@ export interface ResetRunMessage {
   readonly run: RunSnapshot;
 }
 
-export type HostToDashboard = SnapshotMessage | AppendMessage | RunUpdateMessage | ResetRunMessage;
+export type HostToDashboard = SnapshotMessage | AppendMessage | RunUpdateMessage | ResetRunMessage | GroupsMessage;
 
 // ---- webview -> host -----------------------------------------------------------------------------
 
@@ -205,7 +245,9 @@ export type DashboardToHost = ReadyMessage | ActionMessage | WebviewErrorMessage
 export interface DashboardWebviewState {
   readonly version: 1;
   readonly runDirs: readonly string[];
-  readonly mode: 'run' | 'compare';
+  readonly mode: DashboardMode;
+  /** Mode `groups`: the groups, so the panel comes back grouped. */
+  readonly groups?: readonly DashboardGroupSpec[];
   readonly ui?: DashboardUiState;
 }
 
@@ -219,9 +261,37 @@ export interface DashboardUiState {
   readonly zoom?: readonly [number, number];
   /** Sections the user collapsed. */
   readonly collapsed?: readonly string[];
+  /** Groups: the band around the mean, ±1 sample sd (the default) or the runs' min to max. */
+  readonly band?: 'sd' | 'minmax';
 }
 
 // ---- validation ------------------------------------------------------------------------------------
+
+const MODES: ReadonlySet<string> = new Set<DashboardMode>(['run', 'compare', 'groups']);
+const BAND_KEYS = ['step', 'mean', 'sd', 'min', 'max', 'n'] as const;
+
+function checkGroupSpec(v: unknown, path: string): DashboardGroupSpec {
+  const o = obj(v, path);
+  const label = str(o.label, `${path}.label`);
+  const dirs = strings(o.dirs, `${path}.dirs`);
+  if (dirs.length === 0) throw new Invalid(`${path}.dirs: expected at least one run folder`);
+  return { label, dirs };
+}
+
+function checkGroup(v: unknown, path: string): DashboardGroup {
+  const o = obj(v, path);
+  checkGroupSpec(o, path);
+  optStr(o.primaryMetric, `${path}.primaryMetric`);
+  for (const [name, b] of Object.entries(obj(o.bands, `${path}.bands`))) {
+    const p = `${path}.bands.${name}`;
+    const band = obj(b, p);
+    const length = numbers(band.step, `${p}.step`).length;
+    for (const key of BAND_KEYS) {
+      if (numbers(band[key], `${p}.${key}`).length !== length) throw new Invalid(`${p}.${key}: expected ${length} values (one per step), got ${(band[key] as unknown[]).length}`);
+    }
+  }
+  return o as unknown as DashboardGroup;
+}
 
 const EXPORT_FORMATS: ReadonlySet<string> = new Set(['svg', 'png', 'csv']);
 const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>(['openConfig', 'stop', 'resume', 'evaluate', 'revealRun']);
@@ -352,9 +422,13 @@ export function parseHostToDashboard(value: unknown): Parsed<HostToDashboard> {
     const o = obj(value, 'message');
     switch (o.type) {
       case 'snapshot':
-        oneOf(o.mode, new Set(['run', 'compare']), 'snapshot.mode');
+        oneOf(o.mode, MODES, 'snapshot.mode');
         arr(o.runs, 'snapshot.runs').forEach((r, i) => checkSnapshot(r, `snapshot.runs[${i}]`));
+        if (o.groups !== undefined) arr(o.groups, 'snapshot.groups').forEach((g, i) => checkGroup(g, `snapshot.groups[${i}]`));
         return o as unknown as SnapshotMessage;
+      case 'groups':
+        arr(o.groups, 'groups.groups').forEach((g, i) => checkGroup(g, `groups.groups[${i}]`));
+        return o as unknown as GroupsMessage;
       case 'append':
         str(o.dir, 'append.dir');
         checkTrain(o.train, 'append.train');
@@ -373,7 +447,7 @@ export function parseHostToDashboard(value: unknown): Parsed<HostToDashboard> {
         checkSnapshot(o.run, 'resetRun.run');
         return o as unknown as ResetRunMessage;
       default:
-        throw new Invalid(`message.type: expected snapshot, append, runUpdate or resetRun, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(`message.type: expected snapshot, append, runUpdate, resetRun or groups, got ${JSON.stringify(o.type)}`);
     }
   });
 }
@@ -408,7 +482,9 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
     if (o.version !== 1) throw new Invalid(`state.version: expected 1, got ${JSON.stringify(o.version)}`);
     const runDirs = strings(o.runDirs, 'state.runDirs');
     if (runDirs.length === 0) throw new Invalid('state.runDirs: expected at least one run folder');
-    const mode = oneOf<'run' | 'compare'>(o.mode, new Set(['run', 'compare']), 'state.mode');
+    const mode = oneOf<DashboardMode>(o.mode, MODES, 'state.mode');
+    const groups = o.groups === undefined ? undefined : arr(o.groups, 'state.groups').map((g, i) => checkGroupSpec(g, `state.groups[${i}]`));
+    if (mode === 'groups' && !groups?.length) throw new Invalid('state.groups: expected at least one group in mode groups');
     let ui: DashboardUiState | undefined;
     if (o.ui !== undefined) {
       const u = obj(o.ui, 'state.ui');
@@ -420,9 +496,10 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
         logScale: bool(u.logScale, 'state.ui.logScale'),
         zoom: zoom as [number, number] | undefined,
         collapsed: u.collapsed === undefined ? undefined : strings(u.collapsed, 'state.ui.collapsed'),
+        ...(u.band === 'sd' || u.band === 'minmax' ? { band: u.band } : {}),
       };
     }
-    return { version: 1, runDirs, mode, ui };
+    return { version: 1, runDirs, mode, ...(groups ? { groups } : {}), ui };
   });
 }
 

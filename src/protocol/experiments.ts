@@ -163,6 +163,8 @@ export interface ExperimentsReadyMessage {
 export interface OpenDashboardMessage {
   readonly type: 'openDashboard';
   readonly dirs: readonly string[];
+  /** Seed groups instead: each drawn as its mean with a band; `label` names the columns that define it. */
+  readonly groups?: readonly { readonly label: string; readonly dirs: readonly string[] }[];
 }
 
 /** Change a run's name, star or note (absent fields stay as they are; '' clears a name or note). */
@@ -409,7 +411,14 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
       case 'openDashboard': {
         const dirs = strings(o.dirs, 'openDashboard.dirs');
         if (dirs.length === 0) throw new Invalid('openDashboard.dirs: expected at least one run folder');
-        return { type: 'openDashboard', dirs };
+        if (o.groups === undefined) return { type: 'openDashboard', dirs };
+        const groups = arr(o.groups, 'openDashboard.groups').map((g, i) => {
+          const group = obj(g, `openDashboard.groups[${i}]`);
+          const members = strings(group.dirs, `openDashboard.groups[${i}].dirs`);
+          if (members.length === 0) throw new Invalid(`openDashboard.groups[${i}].dirs: expected at least one run folder`);
+          return { label: str(group.label, `openDashboard.groups[${i}].label`), dirs: members };
+        });
+        return { type: 'openDashboard', dirs, groups };
       }
       case 'annotate': {
         const dir = str(o.dir, 'annotate.dir');

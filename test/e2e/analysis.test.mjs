@@ -7,7 +7,12 @@
  *     runs' status.json; a group expands to its three runs; the importance panel names its method;
  *  2. brushing the method axis of the parallel coordinates keeps the LoRA runs in the table;
  *  3. two runs selected and diffed: only the differing parameters, with both runs' metrics;
- *  4. the table exported as CSV and the parallel coordinates as SVG through the save dialog.
+ *  4. the table exported as CSV and the parallel coordinates as SVG through the save dialog;
+ *  5. the Houlsby group opened in the dashboard: one mean line per curve with its band (an SVG path),
+ *     the legend naming the group and N = 3; the loss chart saved as CSV with the group's mean, sd
+ *     and n per step, the mean checked against the three runs' metrics.jsonl;
+ *  6. two runs selected in the Runs sidebar and "Show Differences" from its context menu: the diff
+ *     lists only parameters whose values differ.
  *
  * Screenshots: .test-artifacts/analysis-*.png. No Content-Security-Policy violation may be logged.
  */
@@ -42,6 +47,50 @@ function seedGridWorkspace(dir) {
     for (const [name, value] of Object.entries(metrics)) ((best[method] ??= {})[name] ??= []).push(value);
   }
   return { folder, runs, best };
+}
+
+/** The training loss of a run's metrics.jsonl by step. */
+function trainLoss(runDir) {
+  const out = new Map();
+  for (const line of readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line);
+    if (r.kind === 'train' && typeof r.loss === 'number') out.set(r.step, r.loss);
+  }
+  return out;
+}
+
+/** Rows of a CSV file (RFC 4180: quoted fields may hold commas and doubled quotes). */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(field), (field = '');
+    else if (c === '\n') row.push(field), rows.push(row), (row = []), (field = '');
+    else if (c !== '\r') field += c;
+  }
+  if (field || row.length) row.push(field), rows.push(row);
+  return rows;
+}
+
+/** Right-clicks `target` and picks `title` from its context menu. */
+async function contextAction(page, target, title) {
+  await target.click({ button: 'right' });
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: title }).first();
+  await item.waitFor({ timeout: UI_TIMEOUT });
+  // the menu ignores a click that comes right after it opened (a guard against the opening right-click)
+  await page.waitForTimeout(300);
+  await item.hover();
+  await item.click();
+  await item.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
 }
 
 /** "mean ± sd" as the table prints it (4 digits, sample sd). */
@@ -153,6 +202,67 @@ test('VS Code UI: seed groups with mean ± sd, a brushed parallel-coordinates ax
     assert.equal((svg.match(/<polyline/g) ?? []).length, 6, 'a line per run');
     assert.match(svg, /<polyline[^>]* stroke="rgb\(/, 'colours written out, so it looks the same outside VS Code');
     await screenshot(page, 'analysis-exported.png');
+
+    // ---- 5. the Houlsby group in the dashboard: its mean with a band ---------------------------------------
+    await view.locator('vscode-checkbox.group-toggle').click();
+    await view.locator('body[data-groups="2"]').waitFor({ timeout: UI_TIMEOUT });
+    const houlsby = view.locator('tr.group-row', { has: view.locator('.key-part[data-param="method.type"]', { hasText: 'houlsby' }) });
+    await houlsby.locator('button.group-open').click();
+    await page.locator('.tab.active', { hasText: 'Group: method.type houlsby' }).waitFor({ timeout: 60_000 });
+    const dashboard = webviewContent(page);
+    await dashboard.locator('body[data-ready="true"][data-mode="groups"]').waitFor({ timeout: 60_000 });
+    const lossChart = dashboard.locator('section.chart[data-chart="loss"]');
+    await lossChart.locator('svg.band-layer path.band').first().waitFor({ timeout: UI_TIMEOUT });
+    const meanLabels = await lossChart.locator('.u-legend .mean-row .u-label').allInnerTexts();
+    // named by the grouping column that tells it from the LoRA group, and N
+    assert.equal(meanLabels[0], 'method.type houlsby (N = 3)', 'one training-loss mean, named by the group and its N');
+    assert.ok(meanLabels.slice(1).every((l) => /validation \(N = 3\)$/.test(l)), `the rest is the validation loss: ${meanLabels}`);
+    const bands = lossChart.locator('svg.band-layer path.band');
+    assert.equal(await bands.count(), meanLabels.length, 'a band per mean line');
+    assert.equal(await bands.first().getAttribute('data-series'), meanLabels[0]);
+    assert.match(await bands.first().getAttribute('d'), /^M[\d.,L-]+Z/, 'a closed path around the mean');
+    const metricChart = dashboard.locator('section.chart[data-chart="metric"]');
+    assert.equal(await metricChart.locator('svg.band-layer path.band').count(), 1, 'the validation metric: one mean with its band');
+    assert.match(await metricChart.locator('.u-legend .mean-row .u-label').innerText(), /^method\.type houlsby accuracy \(N = 3\)$/);
+    await screenshot(page, 'analysis-group-dashboard.png');
+    await lossChart.locator('button.export-csv').click();
+    await acceptSaveDialog(page);
+    const groupCsv = parseCsv(await waitForFile(join(ws.folder, 'group-loss.csv')));
+    const header = groupCsv[0];
+    const col = (name) => header.indexOf(`method.type houlsby training loss ${name}`);
+    for (const c of ['mean', 'sd', 'n']) assert.ok(col(c) > 0, `a ${c} column: ${header.join(' | ')}`);
+    const losses = readdirSync(ws.runs).filter((d) => d.startsWith('houlsby-')).map((d) => trainLoss(join(ws.runs, d)));
+    const row = groupCsv.find((r, i) => i > 0 && r[col('n')] === '3');
+    assert.ok(row, 'a step that all three runs logged');
+    const values = losses.map((l) => l.get(Number(row[0])));
+    const mean = values.reduce((a, b) => a + b, 0) / 3;
+    const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / 2);
+    assert.ok(Math.abs(Number(row[col('mean')]) - mean) < 1e-9, `mean at step ${row[0]}: ${row[col('mean')]} vs ${mean}`);
+    assert.ok(Math.abs(Number(row[col('sd')]) - sd) < 1e-9, `sd at step ${row[0]}: ${row[col('sd')]} vs ${sd}`);
+    await page.locator('.tab.active .tab-actions a.action-label[aria-label^="Close"]').click();
+    await page.locator('.tab.active', { hasText: 'Experiments' }).waitFor({ timeout: UI_TIMEOUT });
+
+    // ---- 6. "Show Differences" from the Runs sidebar ----------------------------------------------------------
+    const sidebarRun = (name) => page.locator(`${PEFT_LAB_VIEW} .monaco-list-row`, { hasText: new RegExp(`${name}-\\d{8}`) }).first();
+    await sidebarRun('houlsby-s2').click();
+    await sidebarRun('lora-s3').click({ modifiers: ['Control'] });
+    await page.locator(`${PEFT_LAB_VIEW} .monaco-list-row.selected`).nth(1).waitFor({ timeout: UI_TIMEOUT });
+    await contextAction(page, sidebarRun('lora-s3'), 'Show Differences');
+    const diffView = webviewContent(page);
+    await diffView.locator('.diff-panel:not([hidden]) table.diff-table').waitFor({ timeout: 60_000 });
+    const diffRows = diffView.locator('tr.diff-param');
+    assert.ok(await diffRows.count() >= 2, 'at least the method and the seed differ');
+    for (const param of ['method.type', 'training.seed']) assert.equal(await diffView.locator(`tr.diff-param[data-param="${param}"]`).count(), 1, `${param} differs`);
+    for (let i = 0; i < await diffRows.count(); i++) {
+      const cells = await diffRows.nth(i).locator('td:not(:first-child)').allInnerTexts();
+      assert.equal(cells.length, 2, 'a value per run');
+      assert.notEqual(cells[0], cells[1], `${await diffRows.nth(i).getAttribute('data-param')}: only differing fields are listed`);
+    }
+    assert.equal(await diffView.locator('tr.diff-param[data-param="training.epochs"]').count(), 0, 'equal parameters are left out');
+    const diffHead = await diffView.locator('table.diff-table thead').innerText();
+    assert.match(diffHead, /houlsby-s2/);
+    assert.match(diffHead, /lora-s3/);
+    await screenshot(page, 'analysis-sidebar-diff.png');
 
     assert.deepEqual(ui.cspViolations, [], 'no Content-Security-Policy violations');
   });

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments-analysis';
 import { parseExperimentsToHost, parseHostToExperiments } from '../../src/protocol/experiments';
 import { buildColumns } from '../../webview/model/experiments-table';
-import { brushRows, parallelAxes } from '../../webview/model/parallel';
+import { brushRows, MISSING_POSITION, parallelAxes } from '../../webview/model/parallel';
+import { distinguishingColumns, groupLabel } from '../../webview/model/group-label';
 import { seedGrid as makeSeedGrid } from './helpers/seed-grid';
 
 const temporary: string[] = [];
@@ -112,6 +113,37 @@ test('parallel coordinates: axes over the varying parameters but the seed, then 
   assert.equal(brushRows(rows, axes, new Map()).length, 6);
   assert.equal(method.describe(0.4, 1), 'lora', 'a brush in words names the categories inside it');
   assert.match(acc.describe(0, 1), /^0\.7000 … 0\.8400$/);
+});
+
+test('a group\'s dashboard label: the grouping columns that tell the groups apart, `name value` each', () => {
+  const { source } = seedGrid();
+  const a = analyze(source, { request: 1, choice: 'best' });
+  assert.ok(a.groupBy.length > 1, `LoRA's rank and alpha vary too: ${a.groupBy}`);
+  assert.deepEqual(distinguishingColumns(a), ['method.type']);
+  assert.deepEqual(a.groups.map((g) => groupLabel(a, g)).sort(), ['method.type houlsby', 'method.type lora']);
+  const byRank = { ...a, groupBy: ['method.rank'], groups: a.groups.map((g) => ({ ...g, key: { 'method.rank': g.key['method.rank'] ?? null } })) };
+  assert.deepEqual(byRank.groups.map((g) => groupLabel(byRank, g)).sort(), ['method.rank 8', 'no method.rank']);
+});
+
+test('parallel coordinates: a run without a value on an axis crosses its "missing" slot, and only a brush reaching the slot keeps it', () => {
+  const { rows } = seedGrid();
+  const axes = parallelAxes(rows, undefined);
+  // LoRA has a rank, Houlsby has none: the axis stays, the Houlsby runs pass below its range
+  const rank = axes.find((a) => a.id === 'param:method.rank')!;
+  assert.ok(rank, `a rank axis among ${axes.map((a) => a.id)}`);
+  assert.equal(rank.hasMissing, true);
+  const houlsby = rows.filter((r) => r.params['method.type'] === 'houlsby');
+  const lora = rows.filter((r) => r.params['method.type'] === 'lora');
+  for (const r of houlsby) assert.equal(rank.position(r), MISSING_POSITION);
+  for (const r of lora) assert.ok(rank.position(r) >= 0 && rank.position(r) <= 1);
+  assert.deepEqual(rank.ticks().map((t) => t.label).slice(-1), ['missing']);
+  assert.equal(rank.tick(MISSING_POSITION), 'missing');
+  assert.deepEqual(brushRows(rows, axes, new Map([['param:method.rank', [0, 1] as const]])).map((r) => r.params['method.type']), ['lora', 'lora', 'lora'], 'the value range leaves the missing runs out');
+  assert.deepEqual(brushRows(rows, axes, new Map([['param:method.rank', [MISSING_POSITION, -0.1] as const]])).map((r) => r.params['method.type']), ['houlsby', 'houlsby', 'houlsby'], 'the slot alone keeps them');
+  assert.equal(rank.describe(MISSING_POSITION, 1), '8, missing');
+  const type = axes.find((a) => a.id === 'param:method.type')!;
+  assert.equal(type.hasMissing, false, 'no slot where every run has a value');
+  assert.ok(!type.ticks().some((t) => t.label === 'missing'));
 });
 
 test('messages: analyze, diff and the exports are validated where they arrive', () => {

@@ -4,17 +4,13 @@
  * importance for a metric with the method named, and the diff of selected runs (only the config
  * parameters that differ, then their metrics).
  */
-import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
-import { formatNumber } from '../model/experiments-table';
+import type { AnalysisMessage, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
 import { formatMetricValue } from '../../src/protocol/format';
 import { h } from '../view/dom';
+import { groupLabel, keyText as cellText } from '../model/group-label';
 
 const label = (id: string) => id.replace(':', ' ');
 
-function cellText(v: CellValue | undefined): string {
-  if (v === undefined || v === null) return '—';
-  return typeof v === 'number' ? formatNumber(v) : String(v);
-}
 
 /** `0.8200 ± 0.0200` with the digits the exports use (tables.ts formatSummary); one run: its value alone. */
 export function summaryText(s: MetricSummary): string {
@@ -29,7 +25,7 @@ function runValue(row: ExperimentRow | undefined, id: string): number | undefine
   return source?.[name];
 }
 
-export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (dirs: readonly string[]) => void): HTMLElement {
+export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, ExperimentRow>, expanded: ReadonlySet<string>, onToggle: (id: string) => void, onOpen: (groups: readonly { label: string; dirs: readonly string[] }[]) => void): HTMLElement {
   const caption = a.groupBy.length
     ? `${a.groups.length} group${a.groups.length === 1 ? '' : 's'} by ${a.groupBy.join(', ')} (every parameter that varies, but the seed) · mean ± sample sd over each group's runs`
     : `One group: the shown runs differ only in their seed · mean ± sample sd`;
@@ -43,8 +39,8 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
     const toggle = h('button', { class: 'group-expand', 'aria-expanded': String(open), title: open ? 'Hide the runs' : 'Show the runs', 'aria-label': open ? 'Collapse group' : 'Expand group' },
       h('span', { class: `codicon codicon-chevron-${open ? 'down' : 'right'}`, 'aria-hidden': 'true' }));
     toggle.addEventListener('click', () => onToggle(g.id));
-    const overlay = h('button', { class: 'group-open', title: 'Overlay the group\'s runs in the dashboard', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
-    overlay.addEventListener('click', () => onOpen(g.dirs));
+    const overlay = h('button', { class: 'group-open', title: 'Show the group in the dashboard: its mean with a ±1 sd band', 'aria-label': 'Open the group in the dashboard' }, h('span', { class: 'codicon codicon-graph-line', 'aria-hidden': 'true' }));
+    overlay.addEventListener('click', () => onOpen([{ label: groupLabel(a, g), dirs: g.dirs }]));
     body.appendChild(h('tr', { class: 'group-row', 'data-group': g.id },
       h('td', { class: 'expander' }, toggle, overlay),
       h('td', { class: 'group-key' }, ...a.groupBy.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) =>
@@ -67,7 +63,9 @@ export function renderGroups(a: AnalysisMessage, rows: ReadonlyMap<string, Exper
         })));
     }
   }
-  return h('div', { class: 'groups' }, h('p', { class: 'muted groups-caption' }, caption), h('table', { class: 'group-table' }, h('thead', null, head), body));
+  const all = h('vscode-button', { secondary: true, icon: 'graph-line', class: 'open-groups', title: 'Every group in one dashboard: a mean line with its band per group' }, 'Overlay groups');
+  all.addEventListener('click', () => onOpen(a.groups.map((g) => ({ label: groupLabel(a, g), dirs: g.dirs }))));
+  return h('div', { class: 'groups' }, h('div', { class: 'groups-header' }, h('p', { class: 'muted groups-caption' }, caption), all), h('table', { class: 'group-table' }, h('thead', null, head), body));
 }
 
 export function renderImportance(imp: NonNullable<AnalysisMessage['importance']>, metricLabel: string): HTMLElement {

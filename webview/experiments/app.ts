@@ -354,7 +354,7 @@ export class ExperimentsApp {
       if (this.expanded.has(id)) this.expanded.delete(id);
       else this.expanded.add(id);
       this.renderAnalysis();
-    }, (dirs) => this.open(dirs)));
+    }, (groups) => this.openGroups(groups)));
     clear(this.importanceHost);
     if (a.importance) this.importanceHost.appendChild(renderImportance(a.importance, this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric));
     document.body.dataset.groups = String(a.groups.length);
@@ -479,6 +479,11 @@ export class ExperimentsApp {
       else this.selected.delete(dir);
     }
     this.frames.schedule();
+  }
+
+  private openGroups(groups: readonly { label: string; dirs: readonly string[] }[]): void {
+    const known = groups.map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.rows.has(d)) })).filter((g) => g.dirs.length);
+    if (known.length) this.post({ type: 'openDashboard', dirs: known.flatMap((g) => g.dirs), groups: known });
   }
 
   private open(dirs: readonly string[]): void {

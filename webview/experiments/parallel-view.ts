@@ -6,7 +6,7 @@
  * from the table's column filters.
  */
 import type { ExperimentRow } from '../../src/protocol/experiments';
-import type { Brushes, ParallelAxis } from '../model/parallel';
+import { MISSING_POSITION, type Brushes, type ParallelAxis } from '../model/parallel';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const HEIGHT = 240;
@@ -32,7 +32,9 @@ export function renderParallel(rows: readonly ExperimentRow[], axes: readonly Pa
   const plotH = HEIGHT - M.top - M.bottom;
   const svg = el('svg', { class: 'parallel-chart', viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: 'img', 'aria-label': `Parallel coordinates over ${axes.map((a) => a.label).join(', ')}`, 'data-axes': axes.length, 'data-lines': rows.length });
   const x = (i: number) => M.left + i * AXIS_GAP;
-  const y = (p: number) => M.top + (1 - p) * plotH;
+  // an axis with a "missing" slot gets room for it below its range (every axis the same scale)
+  const lowest = axes.some((a) => a.hasMissing) ? MISSING_POSITION : 0;
+  const y = (p: number) => M.top + ((1 - p) / (1 - lowest)) * plotH;
   const metric = axes[axes.length - 1];
   const lines = el('g', { class: 'lines' });
   svg.appendChild(lines);
@@ -40,12 +42,10 @@ export function renderParallel(rows: readonly ExperimentRow[], axes: readonly Pa
   const ordered = [...rows].sort((a, b) => Number(opts.kept.has(a.dir)) - Number(opts.kept.has(b.dir)));
   for (const row of ordered) {
     const points: string[] = [];
-    axes.forEach((a, i) => {
-      const p = a.position(row);
-      if (p !== undefined) points.push(`${x(i)},${y(p)}`);
-    });
+    axes.forEach((a, i) => points.push(`${x(i)},${y(a.position(row))}`));
     if (points.length < 2) continue;
-    const level = metric?.position(row);
+    const metricValue = metric?.position(row);
+    const level = metricValue === undefined || metricValue < 0 ? undefined : metricValue;
     const kept = opts.kept.has(row.dir);
     const band = level === undefined ? 'none' : level >= 2 / 3 ? 'high' : level >= 1 / 3 ? 'mid' : 'low';
     const line = el('polyline', { class: `run-line level-${band}${kept ? ' kept' : ' dimmed'}`, points: points.join(' '), 'data-dir': row.dir });
@@ -60,14 +60,16 @@ function axisGroup(a: ParallelAxis, ax: number, y: (p: number) => number, plotH:
   const g = el('g', { class: 'pc-axis', 'data-axis': a.id });
   g.appendChild(el('line', { class: 'axis', x1: ax, x2: ax, y1: y(0), y2: y(1) }));
   for (const t of a.ticks()) {
-    g.append(el('line', { class: 'axis', x1: ax - 3, x2: ax, y1: y(t.at), y2: y(t.at) }), el('text', { class: 'tick', x: ax + 5, y: y(t.at) + 3 }, t.label.length > 18 ? `${t.label.slice(0, 17)}…` : t.label));
+    const missing = t.at < 0;
+    g.append(el('line', { class: missing ? 'axis missing-slot' : 'axis', x1: ax - 3, x2: ax + (missing ? 3 : 0), y1: y(t.at), y2: y(t.at) }), el('text', { class: missing ? 'tick missing' : 'tick', x: ax + 5, y: y(t.at) + 3 }, t.label.length > 18 ? `${t.label.slice(0, 17)}…` : t.label));
   }
+  const bottom = a.hasMissing ? MISSING_POSITION : 0;
   g.appendChild(el('text', { class: 'axis-label', x: ax, y: 14, 'text-anchor': 'middle' }, a.label.length > 24 ? `…${a.label.slice(-23)}` : a.label));
   const brush = opts.brushes.get(a.id);
   const rect = el('rect', { class: 'brush', x: ax - 7, width: 14, y: brush ? y(brush[1]) : 0, height: brush ? Math.max(2, y(brush[0]) - y(brush[1])) : 0, 'data-axis': a.id });
   if (!brush) rect.setAttribute('visibility', 'hidden');
   // the hit area: a wide transparent strip along the axis
-  const hit = el('rect', { class: 'brush-area', x: ax - 12, width: 24, y: y(1) - 4, height: plotH + 8, 'data-axis': a.id });
+  const hit = el('rect', { class: 'brush-area', x: ax - 12, width: 24, y: y(1) - 4, height: y(bottom) - y(1) + 8, 'data-axis': a.id });
   hit.appendChild(el('title', {}, `${a.label}: drag to keep a range, click to clear`));
   g.append(rect, hit);
   const toPosition = (event: PointerEvent) => {
@@ -76,7 +78,8 @@ function axisGroup(a: ParallelAxis, ax: number, y: (p: number) => number, plotH:
     point.x = event.clientX;
     point.y = event.clientY;
     const local = point.matrixTransform(svg.getScreenCTM()!.inverse());
-    return Math.max(0, Math.min(1, 1 - (local.y - y(1)) / plotH));
+    const span = y(0) - y(1);
+    return Math.max(bottom, Math.min(1, 1 - (local.y - y(1)) / span));
   };
   hit.addEventListener('pointerdown', (down: PointerEvent) => {
     down.preventDefault();

@@ -5,6 +5,8 @@
  */
 import type {
   AppendMessage,
+  DashboardGroup,
+  DashboardMode,
   DashboardStatus,
   EvalPoint,
   JsonValue,
@@ -43,7 +45,9 @@ export interface RunModel {
 const TRAIN_KEYS = ['step', 'epoch', 'loss', 'learningRate', 'examplesPerSecond', 'elapsedMs'] as const;
 
 export class RunStore {
-  mode: 'run' | 'compare' = 'run';
+  mode: DashboardMode = 'run';
+  /** Mode `groups`: the groups whose means and bands the charts draw. */
+  groups: readonly DashboardGroup[] = [];
   runs: RunModel[] = [];
 
   get(dir: string): RunModel | undefined {
@@ -53,6 +57,7 @@ export class RunStore {
   applySnapshot(message: SnapshotMessage): void {
     this.mode = message.mode;
     this.runs = message.runs.map(fromSnapshot);
+    this.groups = message.groups ?? [];
   }
 
   /** Appends new metric lines; false when the run is not shown here. */

@@ -8,14 +8,16 @@
  * - live: `update` swaps the data in place (no rebuild) unless the set of series changed
  */
 import uPlot from 'uplot';
-import { chartCsv, chartSvg } from '../model/chart-export';
-import type { ChartModel, SeriesSpec } from '../model/charts';
+import { bandPath, chartCsv, chartSvg } from '../model/chart-export';
+import type { ChartBand, ChartModel, SeriesSpec } from '../model/charts';
 import { formatCount, formatMetricValue } from '../../src/protocol/format';
 import { formatTick } from '../model/format';
 import { h } from './dom';
 import { withAlpha, type Theme } from './theme';
 
 const HEIGHT = 210;
+/** How opaque a group's band is over the background (its mean line is drawn solid). */
+const BAND_ALPHA = 0.22;
 const SYNC_KEY = 'peft-lab-dashboard';
 
 interface ChartEntry {
@@ -129,7 +131,7 @@ export class ChartsView {
     const t = this.theme;
     if (format === 'svg') {
       const colors = e.model.series.map((s) => t.palette[(this.compare ? s.run : s.metric) % t.palette.length]!);
-      return chartSvg(e.model, { colors, background: t.background, foreground: t.foreground, grid: t.grid, font: t.font, logScale: this.logScale && e.model.logCapable });
+      return chartSvg(e.model, { colors, background: t.background, foreground: t.foreground, grid: t.grid, font: t.font, logScale: this.logScale && e.model.logCapable, bandAlpha: BAND_ALPHA });
     }
     const source = e.plot?.ctx.canvas;
     if (!source) return undefined;
@@ -139,6 +141,18 @@ export class ChartsView {
     const ctx = canvas.getContext('2d')!;
     ctx.fillStyle = t.background;
     ctx.fillRect(0, 0, canvas.width, canvas.height);
+    // the bands are an SVG layer, not on uPlot's canvas: paint their paths first, the lines over them
+    const bands = e.plot?.under.querySelectorAll<SVGPathElement>('svg.band-layer path.band') ?? [];
+    if (bands.length && e.plot) {
+      ctx.save();
+      ctx.translate(e.plot.bbox.left, e.plot.bbox.top);
+      ctx.scale(uPlot.pxRatio, uPlot.pxRatio);
+      for (const b of bands) {
+        ctx.fillStyle = b.getAttribute('fill') ?? t.foreground;
+        ctx.fill(new Path2D(b.getAttribute('d') ?? ''));
+      }
+      ctx.restore();
+    }
     ctx.drawImage(source, 0, 0);
     return canvas.toDataURL('image/png');
   }
@@ -169,7 +183,11 @@ export class ChartsView {
     e.plot = plot;
     // in a comparison the raw lines stay out of the legend (the smoothed line's row toggles both)
     const rows = plot.root.querySelectorAll('.u-legend .u-series');
-    e.model.series.forEach((s, i) => rows[i + 1]?.classList.toggle('raw-row', s.role === 'raw'));
+    e.model.series.forEach((s, i) => {
+      rows[i + 1]?.classList.toggle('raw-row', s.role === 'raw');
+      rows[i + 1]?.classList.toggle('edge-row', s.role === 'edge');
+      rows[i + 1]?.classList.toggle('mean-row', s.role === 'mean' || (s.role === 'eval' && e.model.bands?.some((b) => b.series === i) === true));
+    });
     const range = this.xRange();
     if (range) plot.setScale('x', range);
   }
@@ -194,7 +212,7 @@ export class ChartsView {
         x: { time: false },
         y: log ? { distr: 3, log: 10 } : { distr: 1 },
       },
-      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatCount(v)) }, ...model.series.map((s) => this.seriesOptions(s))],
+      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatCount(v)) }, ...model.series.map((s, i) => this.seriesOptions(s, model.bands?.some((b) => b.series === i) ? () => this.entries.get(model.id)?.model.bands?.find((b) => b.series === i) : undefined))],
       axes: [axis('x'), axis('y')],
       legend: { live: true },
       cursor: {
@@ -211,15 +229,30 @@ export class ChartsView {
       hooks: {
         setSelect: [(u) => this.onSelect(u)],
         setSeries: [(u, index, opts) => this.onSeriesToggle(model, u, index, opts)],
+        ...(model.bands?.length ? { draw: [(u: uPlot) => this.drawBands(u, model.id)] } : {}),
       },
     };
   }
 
-  private seriesOptions(s: SeriesSpec): uPlot.Series {
+  /** `bandOf`: a group's mean series reads its band from the chart's current model (appends and the band kind change it in place). */
+  private seriesOptions(s: SeriesSpec, bandOf?: () => ChartBand | undefined): uPlot.Series {
     const t = this.theme;
     const base = t.palette[(this.compare ? s.run : s.metric) % t.palette.length]!;
-    const value = (_u: uPlot, v: number | null) => formatMetricValue(v);
+    // a group's mean reads out its spread and how many runs it stands on at the hovered step
+    const value = bandOf
+      ? (_u: uPlot, v: number | null, _s: number, i: number | null) => {
+          const band = bandOf();
+          if (!band || v === null || i === null || i === undefined) return formatMetricValue(v);
+          const spread = band.kind === 'minmax' ? ` [${formatMetricValue(band.min[i])}, ${formatMetricValue(band.max[i])}]` : ` ± ${formatMetricValue(band.sd[i])}`;
+          return band.n[i] === null ? formatMetricValue(v) : `${formatMetricValue(v)}${spread} (N = ${band.n[i]})`;
+        }
+      : (_u: uPlot, v: number | null) => formatMetricValue(v);
     switch (s.role) {
+      case 'edge':
+        // drawn as the band (drawBands); a series only so the y axis spans it
+        return { label: s.label, stroke: 'transparent', width: 0, points: { show: false }, spanGaps: true };
+      case 'mean':
+        return { label: s.label, stroke: base, width: t.lineWidth + 0.5, points: { show: false }, value };
       case 'raw':
         return { label: s.label, stroke: withAlpha(base, t.rawAlpha), width: 1, points: { show: false }, value };
       case 'smoothed':
@@ -227,6 +260,38 @@ export class ChartsView {
         return { label: s.label, stroke: base, width: t.lineWidth, points: { show: false }, value };
       case 'eval':
         return { label: s.label, stroke: base, width: t.lineWidth, dash: [5, 4], spanGaps: true, points: { show: true, size: 6, fill: base, stroke: base }, value };
+    }
+  }
+
+  /**
+   * A group's band as an SVG path under the plot's lines (in uPlot's under-layer, so it zooms and
+   * resizes with the plot): the upper edge left to right, the lower edge back, in the group's colour.
+   */
+  private drawBands(u: uPlot, id: string): void {
+    const entry = this.entries.get(id);
+    const bands = entry?.model.bands ?? [];
+    let layer = u.under.querySelector<SVGSVGElement>('svg.band-layer');
+    if (!layer) {
+      layer = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+      layer.setAttribute('class', 'band-layer');
+      u.under.appendChild(layer);
+    }
+    layer.setAttribute('width', String(u.over.clientWidth || u.bbox.width / uPlot.pxRatio));
+    layer.setAttribute('height', String(u.over.clientHeight || u.bbox.height / uPlot.pxRatio));
+    while (layer.firstChild) layer.removeChild(layer.firstChild);
+    const model = entry!.model;
+    for (const band of bands) {
+      if (u.series[band.series + 1]?.show === false) continue;
+      const d = bandPath(model, band, (v) => u.valToPos(v, 'x'), (v) => u.valToPos(v, 'y'));
+      if (!d) continue;
+      const color = this.theme.palette[model.series[band.series]!.run % this.theme.palette.length]!;
+      const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+      path.setAttribute('class', 'band');
+      path.setAttribute('d', d);
+      path.setAttribute('fill', withAlpha(color, BAND_ALPHA));
+      path.setAttribute('data-series', model.series[band.series]!.label);
+      path.setAttribute('data-kind', band.kind);
+      layer.appendChild(path);
     }
   }
 
@@ -246,7 +311,7 @@ export class ChartsView {
   private onSeriesToggle(model: ChartModel, u: uPlot, index: number | null, opts: uPlot.Series): void {
     if (this.syncing || index === null || opts.show === undefined) return;
     const spec = model.series[index - 1];
-    if (!spec || spec.role !== 'smoothed') return;
+    if (!spec || (spec.role !== 'smoothed' && spec.role !== 'mean')) return;
     const raw = model.series.findIndex((s) => s.run === spec.run && s.role === 'raw');
     if (raw < 0) return;
     this.syncing = true;
