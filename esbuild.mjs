@@ -39,7 +39,7 @@ const entries = [
   { name: 'worker', source: 'src/worker/worker.ts', options: { ...node, outfile: 'dist/worker.js' } },
   {
     name: 'cli',
-    source: 'src/worker/cli.ts',
+    source: 'src/cli/main.ts',
     options: { ...node, outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
     executable: true,
   },

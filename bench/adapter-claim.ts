@@ -36,6 +36,7 @@ import { NaiveBayes, type LabelledText } from './naive-bayes';
 import { claimAnalysis, claimTable } from './claim-table';
 import { groupRuns, type AnalysisRun } from '../src/core/analysis/groups';
 import { toMarkdown } from '../src/core/analysis/tables';
+import type { WorkerMessage } from '../src/protocol/worker';
 
 const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
@@ -198,9 +199,9 @@ function runOne(configFile: string): Promise<Omit<RunResult, 'task' | 'method' |
 }
 
 function readMessage(line: string, result: Omit<RunResult, 'task' | 'method' | 'seed' | 'settings' | 'metric'>): void {
-  let message: any;
+  let message: WorkerMessage;
   try {
-    message = JSON.parse(line);
+    message = JSON.parse(line) as WorkerMessage;
   } catch {
     return; // a log line that is not a message
   }

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { tf, type Tensor } from '../src/core/tf';
+import { tf } from '../src/core/tf';
 import type { BackendName, MethodConfig } from '../src/core/config/types';
 import { selectBackend } from '../src/core/backend';
 import { DEFAULT_BERT_CONFIG, type BertConfig } from '../src/core/model/bert-config';
@@ -42,7 +42,6 @@ import { Rng } from '../src/core/random';
 import { NATIVE_ENV } from '../src/core/native/addon';
 import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 import { positiveInteger, readFlags } from './args';
-import { variableGrads } from '../src/core/train/gradients';
 
 /** `all` runs these; the others are asked for by name (the peer has houlsby, adamix, full and mlm). */
 const METHODS = ['houlsby', 'adamix'] as const;

@@ -31,6 +31,7 @@ import {
   type WorkerMessage,
 } from '../protocol/worker';
 import { formatError, toErrorInfo } from './errors';
+import { formatDuration } from '../protocol/format';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -257,7 +258,7 @@ function mirrorToStderr(message: WorkerMessage): void {
 function describeOutcome(outcome: FinishedMessage | EvaluatedMessage): string {
   if (outcome.type === 'evaluated') return `evaluated ${outcome.examples} examples: ${JSON.stringify(outcome.metrics)}`;
   const reason = outcome.reason ? ` (${outcome.reason})` : '';
-  return `${outcome.state}${reason} after ${(outcome.durationMs / 1000).toFixed(1)}s: ${outcome.runDir}`;
+  return `${outcome.state}${reason} after ${formatDuration(outcome.durationMs)}: ${outcome.runDir}`;
 }
 
 function warn(text: string): void {

@@ -21,6 +21,7 @@ import { readWeightMap } from '../../src/core/checkpoint/run-folder';
 import { serializeSafetensors, type TensorToWrite } from '../../src/core/checkpoint/safetensors';
 import { ConfigError } from '../../src/core/errors';
 import type { EvaluatedMessage } from '../../src/protocol/worker';
+import { readJsonObject } from './helpers/json';
 import { writeTrainingData } from './helpers/tiny-experiment';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -70,9 +71,6 @@ async function trained(family: Family, name: string, method: object) {
   return { configFile, checkpoint: finished.bestCheckpoint };
 }
 
-function readJson(file: string): Record<string, any> {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
-}
 
 function assertSameMetrics(actual: EvaluatedMessage, expected: EvaluatedMessage, tolerance = 1e-6): void {
   for (const [name, value] of Object.entries(expected.metrics)) {
@@ -107,10 +105,10 @@ for (const family of Object.keys(EXPECTED) as Family[]) {
     test('Houlsby: the library names for the type, accepted by the checker, imported back to the same evaluation', async () => {
       const run = await trained(family, `${family}-houlsby`, { type: 'houlsby', bottleneck: 4 });
       const exported = exportAdapterHub(run.checkpoint, { out: path.join(root, 'exports', `e${++exports}`) });
-      const full = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE));
+      const full = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE));
       assert.equal(full.model_type, family);
       assert.equal(full.model_class, expected.modelClass);
-      assert.equal(readJson(path.join(exported.dir, HEAD_CONFIG_FILE)).model_type, family);
+      assert.equal(readJsonObject(path.join(exported.dir, HEAD_CONFIG_FILE)).model_type, family);
       const names = [...readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE)).keys()];
       assert.equal(names.length, expected.layers * 2 * 4);
       const adapter = `${expected.attention}.adapters.${family}-houlsby`;

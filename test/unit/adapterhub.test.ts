@@ -26,6 +26,7 @@ import type { WeightMap } from '../../src/core/model/bert-config';
 import type { EvaluatedMessage } from '../../src/protocol/worker';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { rejection } from './helpers/runs';
+import { readJsonObject, type Json } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -92,9 +93,6 @@ function importFrom(dir: string, configFile: string) {
   return importAdapterHub(dir, { config: configFile, out: path.join(root, 'imports', `import-${++imports}`) });
 }
 
-function readJson(file: string): Record<string, any> {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
-}
 
 function shapes(weights: WeightMap): Record<string, number[]> {
   return Object.fromEntries([...weights].map(([name, w]) => [name, w.shape]).sort(([a], [b]) => String(a).localeCompare(String(b))));
@@ -181,7 +179,7 @@ describe('export of a Houlsby run', () => {
   });
 
   test('adapter_config.json holds every BnConfig field with the Houlsby placement', () => {
-    const full = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE));
+    const full = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE));
     assert.deepEqual(Object.keys(full).sort(), ['config', 'hidden_size', 'model_class', 'model_name', 'model_type', 'name', 'version']);
     assert.equal(full.hidden_size, HIDDEN);
     assert.equal(full.model_class, 'BertAdapterModel');
@@ -208,7 +206,7 @@ describe('export of a Houlsby run', () => {
   });
 
   test('the head is ClassificationHead(layers=2, tanh): the pooler as module 1, the classifier as module 4', () => {
-    const full = readJson(path.join(exported.dir, HEAD_CONFIG_FILE));
+    const full = readJsonObject(path.join(exported.dir, HEAD_CONFIG_FILE));
     assert.deepEqual(full.config, { head_type: 'classification', num_labels: 2, layers: 2, activation_function: 'tanh', label2id: { neg: 0, pos: 1 }, use_pooler: false, bias: true });
     assert.equal(full.model_class, 'BertAdapterModel');
     const weights = readWeightMap(path.join(exported.dir, HEAD_WEIGHTS_FILE));
@@ -225,7 +223,7 @@ describe('export of a Houlsby run', () => {
 
   test('--name renames the adapter and its tensors; a name with a dot is refused', () => {
     const renamed = exportTo(run.checkpoint, 'sst2_adapter');
-    assert.equal(readJson(path.join(renamed.dir, ADAPTER_CONFIG_FILE)).name, 'sst2_adapter');
+    assert.equal(readJsonObject(path.join(renamed.dir, ADAPTER_CONFIG_FILE)).name, 'sst2_adapter');
     assert.ok([...readWeightMap(path.join(renamed.dir, ADAPTER_WEIGHTS_FILE)).keys()].every((n) => n.includes('.adapters.sst2_adapter.')));
     assert.throws(() => exportTo(run.checkpoint, 'a.b'), (err: unknown) => err instanceof CheckpointError && /not a valid adapter name/.test(err.message));
   });
@@ -252,7 +250,7 @@ describe('export of the other methods', () => {
   test('AdaMix exports the weight average of its experts, which evaluates as the merged adapter does', async () => {
     const run = await trained('adamix', { type: 'adamix', bottleneck: 4, experts: 3, sites: ['ffn'] });
     const exported = exportTo(run.checkpoint);
-    const c = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
+    const c = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
     assert.deepEqual([c.mh_adapter, c.output_adapter], [false, true]);
     assert.match(exported.notes.join('\n'), /average of its experts \(3 down, 1 up\)/);
     const weights = readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE));
@@ -270,7 +268,7 @@ describe('export of the other methods', () => {
   test('LoRA exports in the library LoRA layout and imports back to exactly the same evaluation', async () => {
     const run = await trained('lora', { type: 'lora', rank: 2, alpha: 6, targets: ['query', 'value', 'intermediate'], leaveOut: [1] });
     const exported = exportTo(run.checkpoint);
-    const c = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
+    const c = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
     assert.deepEqual(
       { architecture: c.architecture, r: c.r, alpha: c.alpha, attn: c.attn_matrices, self: c.selfattn_lora, inter: c.intermediate_lora, out: c.output_lora, mode: c.composition_mode, init: c.init_weights, leaveOut: c.leave_out },
       { architecture: 'lora', r: 2, alpha: 6, attn: ['q', 'v'], self: true, inter: true, out: false, mode: 'add', init: 'lora', leaveOut: [1] },
@@ -292,7 +290,7 @@ describe('export of the other methods', () => {
     const exported = exportTo(run.checkpoint);
     const text = fs.readFileSync(path.join(exported.dir, ADAPTER_CONFIG_FILE), 'utf8');
     assert.match(text, /"scaling": 2\.0,/);
-    const c = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
+    const c = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
     assert.deepEqual([c.is_parallel, c.init_weights, c.non_linearity, c.original_ln_after], [true, 'mam_adapter', 'relu', true]);
     assert.equal(bottleneckFor(HIDDEN, c.reduction_factor), 3, `reduction factor ${c.reduction_factor} gives bottleneck 3`);
     const imported = await importFrom(exported.dir, run.configFile);
@@ -304,7 +302,7 @@ describe('export of the other methods', () => {
   test("pfeiffer's adapter reads the sublayer output before the LayerNorm: original_ln_before is false", async () => {
     const run = await trained('pfeiffer', { type: 'pfeiffer', bottleneck: 4, leaveOut: [0] }, { maxSteps: 2 });
     const exported = exportTo(run.checkpoint);
-    const c = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
+    const c = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE)).config;
     assert.deepEqual([c.mh_adapter, c.output_adapter, c.original_ln_before, c.leave_out], [false, true, false, [0]]);
     assert.match(exported.notes.join('\n'), /original_ln_before false/);
     assert.deepEqual(shapes(readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE))), bottleneckNames('pfeiffer', ['output'], 4, [1]));
@@ -355,8 +353,8 @@ describe('import refuses what it cannot compute exactly, naming the file and the
     return dir;
   }
 
-  function editJson(file: string, edit: (json: Record<string, any>) => void): void {
-    const json = readJson(file);
+  function editJson(file: string, edit: (json: Json) => void): void {
+    const json = readJsonObject(file);
     edit(json);
     fs.writeFileSync(file, JSON.stringify(json));
   }
@@ -527,7 +525,7 @@ describe('peft-lab export and import', () => {
     assert.match(result.stdout, /not exported \(trained LayerNorms\):\n {2}bert\.encoder\.layer\.0\./);
     assert.match(result.stdout, /load_adapter\(".*cli-export", use_safetensors=True, set_active=True\)/);
     assert.match(result.stderr, /^warning: 8 LayerNorm weights the run trained are not part of an AdapterHub adapter/m);
-    assert.equal(readJson(path.join(out, ADAPTER_CONFIG_FILE)).name, 'cli');
+    assert.equal(readJsonObject(path.join(out, ADAPTER_CONFIG_FILE)).name, 'cli');
   });
 
   test('import makes a run folder that peft-lab evaluate scores', async () => {

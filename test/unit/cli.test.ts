@@ -234,6 +234,7 @@ describe('peft-lab train (real run)', { skip: skipRealRuns }, () => {
     assert.match(result.stdout, /^method: houlsby, [\d,]+ trainable params/m);
     assert.match(result.stdout, /^step \d+\/\d+ {2}epoch \d+\/2 {2}loss /m);
     assert.match(result.stdout, /^finished in /m);
+    // eslint-disable-next-line no-control-regex -- the terminal's escape character is what must not appear
     assert.doesNotMatch(result.stdout, /\r|\x1b\[/, 'no in-place redraws when stdout is not a terminal');
   });
 

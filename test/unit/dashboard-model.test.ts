@@ -18,7 +18,6 @@ import { alignSeries, bucketWidth, decimateMinMax, emaSmooth, EmaSmoother, MinMa
 import { buildCharts, decimate } from '../../webview/model/charts';
 import { primaryMetric, runLabels, RunStore } from '../../webview/model/store';
 import { summarize } from '../../webview/model/summary';
-import { formatCount, formatPercent } from '../../webview/model/format';
 
 const tiny = readBertFolder(path.join(__dirname, '..', 'fixtures', 'tiny-bert'));
 const D = tiny.config.hidden_size; // 32
@@ -422,12 +421,6 @@ describe('run store and charts', () => {
     assert.deepEqual(runLabels(store.runs), ['x-20261125-010203', 'x-20261125-020304']);
   });
 
-  test('formatting', () => {
-    assert.equal(formatCount(4_385_920), '4.39M');
-    assert.equal(formatCount(20_736), '20.7K');
-    assert.equal(formatPercent(100_738 / 4_385_920), '2.30%');
-    assert.equal(formatPercent(0.00012), '0.012%');
-  });
 });
 
 describe('dashboard messages are validated on arrival', () => {

@@ -17,6 +17,7 @@ import { serializeSafetensors, type TensorToWrite } from '../../src/core/checkpo
 import { CheckpointError, ConfigError } from '../../src/core/errors';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { rejection } from './helpers/runs';
+import { readJsonObject } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -67,7 +68,6 @@ function trained(name: string, method: object) {
 
 let outputs = 0;
 const fresh = (label: string) => path.join(root, 'out', `${label}-${++outputs}`);
-const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
 const LORA = { type: 'lora', rank: 2, alpha: 6, targets: ['query', 'value'] };
 const LORA_WIDE = { type: 'lora', rank: 3, alpha: 3, targets: ['query', 'key', 'intermediate', 'output'], leaveOut: [0] };
 
@@ -100,7 +100,7 @@ describe('export --format peft', () => {
 
   test('a left-out layer and output.dense give full module names (output.dense alone would also match attention.output.dense)', async () => {
     const run = await trained('lora-wide', LORA_WIDE);
-    const config = readJson(path.join(exportPeft(run.checkpoint, { out: fresh('wide') }).dir, PEFT_CONFIG_FILE));
+    const config = readJsonObject(path.join(exportPeft(run.checkpoint, { out: fresh('wide') }).dir, PEFT_CONFIG_FILE));
     assert.deepEqual(config.target_modules, [
       'bert.encoder.layer.1.attention.self.query', 'bert.encoder.layer.1.attention.self.key', 'bert.encoder.layer.1.intermediate.dense', 'bert.encoder.layer.1.output.dense',
     ]);
@@ -138,7 +138,7 @@ describe('import of a PEFT folder', () => {
     const run = await trained('lora', LORA);
     const dir = exportPeft(run.checkpoint, { out: fresh('bad') }).dir;
     const configFile = path.join(dir, PEFT_CONFIG_FILE);
-    const good = readJson(configFile);
+    const good = readJsonObject(configFile);
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ peft_type: 'IA3' }, /adapter_config\.json.*peft_type.*PEFT Lab imports LoRA adapters/],
       [{ use_dora: true }, /use_dora.*DoRA/],

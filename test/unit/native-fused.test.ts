@@ -1,5 +1,5 @@
 /**
- * The fused native training kernels (src/core/native/wasm-kernels.ts FUSED, native/peft_math.c and
+ * The fused native training kernels (src/core/native/kernels/, FUSED in kernels/shared.ts, native/peft_math.c and
  * native/peft_kernels.c) against the plain compositions of tf ops that src/core/model/ops.ts and the
  * optimizer use without them, on the wasm backend: forward values and every gradient, odd and
  * zero-size shapes. Each case runs twice in this process, the native kernels uninstalled (the
@@ -12,15 +12,15 @@ import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../../src/core/tf';
 import { loadNativeAddon, NATIVE_ENV } from '../../src/core/native/addon';
 import {
-  aleaState,
-  FUSED,
   fusedKernelsActive,
   installNativeKernels,
   NATIVE_FUSED_ENV,
   nativeCallCounts,
-  softmaxMaskGroup,
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
+import { aleaState } from '../../src/core/native/kernels/dropout';
+import { FUSED } from '../../src/core/native/kernels/shared';
+import { softmaxMaskGroup } from '../../src/core/native/kernels/softmax';
 import { batchMatMul, batchMatMulBT, biasGelu, dense, dropout, gelu, layerNorm, maskedSoftmax, matmulTrainable, selfAttention, softmaxCrossEntropy, tiedDense } from '../../src/core/model/ops';
 import { AdamW, clipScale } from '../../src/core/train/optimizer';
 import type { Param } from '../../src/core/model/params';

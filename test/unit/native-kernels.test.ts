@@ -16,14 +16,13 @@ import { tf, type Tensor } from '../../src/core/tf';
 import { selectBackend } from '../../src/core/backend';
 import { loadNativeAddon, NATIVE_ENV } from '../../src/core/native/addon';
 import {
-  broadcastBatchIndex,
   installNativeKernels,
-  leadingAxes,
-  trailingAxes,
   nativeCallCounts,
   NATIVE_THREADS_ENV,
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
+import { broadcastBatchIndex } from '../../src/core/native/kernels/matmul';
+import { leadingAxes, trailingAxes } from '../../src/core/native/kernels/reduce';
 import { Rng } from '../../src/core/random';
 
 const REPO = path.resolve(__dirname, '..', '..');

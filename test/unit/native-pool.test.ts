@@ -10,7 +10,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, type NativeAddon } from '../../src/core/native/addon';
-import { aleaState } from '../../src/core/native/wasm-kernels';
+import { aleaState } from '../../src/core/native/kernels/dropout';
 import { Rng } from '../../src/core/random';
 
 const load = loadNativeAddon();

@@ -401,7 +401,12 @@ describe('structured initialisation of an encoder from scratch', () => {
     const diagonalAndRest = (m: Float64Array) => {
       let diag = 0;
       let rest = 0;
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) (i === j ? (diag += m[i * d + j]!) : (rest += Math.abs(m[i * d + j]!)));
+      for (let i = 0; i < d; i++) {
+        for (let j = 0; j < d; j++) {
+          if (i === j) diag += m[i * d + j]!;
+          else rest += Math.abs(m[i * d + j]!);
+        }
+      }
       return [diag / d, rest / (d * d - d)];
     };
     for (let layer = 0; layer < 2; layer++) {

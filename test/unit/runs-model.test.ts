@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { RunsModel, isTempPath } from '../../src/host/runs/runs-model';
 import type { RunRecord } from '../../src/host/runs/runs-types';
 import { RunMetricsLog } from '../../src/host/runs/metrics-log';
-import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf, formatDuration } from '../../src/host/runs/runs-present';
+import { checkpointItem, configItem, runItem, runTooltip, dataSizesOf } from '../../src/host/runs/runs-present';
 import { RunsWatcher, isIgnoredRunPath, type WatchBatch } from '../../src/host/runs/runs-watcher';
 import { exportCheckpoint } from '../../src/host/runs/checkpoint-export';
 import { appendMetric, makeRun, writeJson } from './helpers/run-folders';
@@ -380,12 +380,6 @@ test('export copies weights, checkpoint.json and the run config into a new folde
   assert.equal(exportCheckpoint(path.join(dir, 'checkpoints', 'step-10'), out), path.join(out, 'r-step-10-2'), 'an existing export is not overwritten');
   fs.rmSync(path.join(dir, 'checkpoints', 'step-10', 'weights.safetensors'));
   assert.throws(() => exportCheckpoint(path.join(dir, 'checkpoints', 'step-10'), out), /weights\.safetensors is missing/);
-});
-
-test('formatting: durations', () => {
-  assert.equal(formatDuration(42_000), '42s');
-  assert.equal(formatDuration(72_000), '1m 12s');
-  assert.equal(formatDuration(3_723_000), '1h 02m');
 });
 
 test('the sidebar\'s plain modules import no vscode', () => {

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
+import { jsonLines } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 import { slurm, slurmSkipReason, startSlurm, stopSlurm } from './helpers/slurm-cluster';
 
@@ -27,9 +28,6 @@ function experiment(extra: Record<string, unknown>, training: Record<string, unk
   return folder;
 }
 
-function jsonLines(stdout: string): Record<string, any>[] {
-  return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);
-}
 
 function evalLines(runDir: string): Record<string, unknown>[] {
   return fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.kind === 'eval');

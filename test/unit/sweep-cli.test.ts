@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ResolvedConfig } from '../../src/core/config/types';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
+import { jsonLines } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 
 const TIMEOUT_MS = 180_000;
@@ -38,9 +39,6 @@ function runFolders(folder: string): string[] {
   return fs.existsSync(runs) ? fs.readdirSync(runs).sort() : [];
 }
 
-function jsonLines(stdout: string): Record<string, any>[] {
-  return stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
-}
 
 describe('peft-lab sweep', () => {
   test('--help describes it', async () => {

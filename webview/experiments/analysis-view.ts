@@ -5,7 +5,7 @@
  * parameters that differ, then their metrics).
  */
 import type { AnalysisMessage, DiffMessage, ExperimentRow, MetricSummary } from '../../src/protocol/experiments';
-import { formatMetricValue } from '../model/experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 import { h } from '../view/dom';
 import { groupLabel, keyText as cellText } from '../model/group-label';
 

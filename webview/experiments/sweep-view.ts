@@ -5,7 +5,8 @@
  * point focuses its run in the table.
  */
 import type { SweepChart } from '../model/experiments-table';
-import { formatMetricValue, formatNumber } from '../model/experiments-table';
+import { formatNumber } from '../model/experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 560;

@@ -5,6 +5,7 @@
  * test/unit/experiments.test.ts runs it as is; webview/experiments/ draws it.
  */
 import type { CellValue, ExperimentRow, ExperimentsUiState, SortState } from '../../src/protocol/experiments';
+import { formatCount, formatDuration, formatMetricValue } from '../../src/protocol/format';
 
 export type ColumnKind = 'number' | 'text' | 'boolean';
 export type ColumnGroup = 'run' | 'parameter' | 'metric' | 'training' | 'annotation';
@@ -32,23 +33,6 @@ export interface Column {
 export function formatNumber(v: number): string {
   if (Number.isInteger(v)) return String(v);
   return String(Number(v.toPrecision(6)));
-}
-
-export function formatMetricValue(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toFixed(4);
-}
-
-export function formatCount(v: number): string {
-  return Math.round(v).toLocaleString('en-US');
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  return `${h}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** `2026-11-25 01:05` in local time: sorts and reads the same way. */

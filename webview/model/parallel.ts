@@ -10,7 +10,8 @@
  * stays readable, and a brush that reaches down to the slot keeps (only then) the runs missing there.
  */
 import type { CellValue, ExperimentRow } from '../../src/protocol/experiments';
-import { diffParameters, formatMetricValue, formatNumber, type Column } from './experiments-table';
+import { diffParameters, formatNumber, type Column } from './experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 
 export interface ParallelAxis {
   /** The column id (`param:method.type`, `best:accuracy`). */

@@ -11,7 +11,8 @@
  * empty slot where the other layers have adapters. No DOM here: the view draws what this returns.
  */
 import type { DashboardArchitecture, DashboardPlacement as Placement, DashboardPlacementSite as PlacementSite, RoutingCounts } from '../../src/protocol/dashboard';
-import { formatCount, formatInt, formatPercent, formatShape } from './format';
+import { formatCount, formatCountCompact, formatPercent } from '../../src/protocol/format';
+import { formatShape } from './format';
 
 export type SiteName = PlacementSite['site'];
 export type ProjectionId = 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
@@ -381,8 +382,8 @@ export function adapterCard(s: PlacementSite, routing?: RoutingCounts): AdapterC
       return `  ${w.name}: [${formatShape(w.shape)}]${biasNote}${copies}`;
     }),
     s.activation ? `  activation: ${s.activation}` : '',
-    `  trainable: ${formatInt(s.trainableParams)} parameters`,
-    s.kind === 'adamix' ? `  inference: ${formatInt(s.inferenceParams)} parameters (one merged adapter: the experts' weights averaged)` : '',
+    `  trainable: ${formatCount(s.trainableParams)} parameters`,
+    s.kind === 'adamix' ? `  inference: ${formatCount(s.inferenceParams)} parameters (one merged adapter: the experts' weights averaged)` : '',
   ].filter(Boolean);
   if (experts?.routedAtStep !== undefined) {
     const fmt = (b: readonly ExpertBar[]) => b.map((e) => `${e.count} (${e.share === undefined ? '–' : formatPercent(e.share)})`).join(', ');
@@ -412,5 +413,5 @@ function sum(xs: readonly number[]): number {
 
 /** One-line parameter summary, e.g. "100.7K trainable (2.30% of 4.39M)". */
 export function trainableSummary(v: PlacementView): string {
-  return `${formatCount(v.trainableParams)} trainable (${formatPercent(v.trainableShare)} of ${formatCount(v.baseParams)})`;
+  return `${formatCountCompact(v.trainableParams)} trainable (${formatPercent(v.trainableShare)} of ${formatCountCompact(v.baseParams)})`;
 }

@@ -3,7 +3,7 @@
  * best checkpoint and the final metrics. No DOM here.
  */
 import type { JsonValue } from '../../src/protocol/dashboard';
-import { formatDuration, formatInt, formatValue } from './format';
+import { formatCount, formatDuration, formatMetricValue } from '../../src/protocol/format';
 import { primaryMetric, type RunModel } from './store';
 
 export interface Fact {
@@ -48,12 +48,12 @@ export function summarize(run: RunModel): RunSummaryView {
     { label: 'State', value: stateText(run) },
     { label: 'Method', value: method },
     { label: 'Backend', value: s.backend ?? '–' },
-    { label: 'Progress', value: total ? `step ${formatInt(step)} of ${formatInt(total)} (${Math.floor((100 * step) / total)}%)` : `step ${formatInt(step)}` },
+    { label: 'Progress', value: total ? `step ${formatCount(step)} of ${formatCount(total)} (${Math.floor((100 * step) / total)}%)` : `step ${formatCount(step)}` },
     { label: 'Speed', value: speed === undefined ? '–' : `${speed.toFixed(1)} examples/s` },
     { label: 'Elapsed', value: formatDuration(elapsed) },
     {
       label: 'Best checkpoint',
-      value: bestStep === undefined ? '–' : `step ${bestStep}${metric && s.bestMetrics?.[metric] !== undefined ? ` · ${metric} ${formatValue(s.bestMetrics[metric])}` : ''}`,
+      value: bestStep === undefined ? '–' : `step ${bestStep}${metric && s.bestMetrics?.[metric] !== undefined ? ` · ${metric} ${formatMetricValue(s.bestMetrics[metric])}` : ''}`,
       title: s.bestCheckpoint,
     },
     { label: 'Checkpoints', value: run.checkpoints.length ? run.checkpoints.map((c) => `step ${c}`).join(', ') : '–' },
@@ -139,7 +139,7 @@ function fact(label: string, v: JsonValue): Fact {
 }
 
 function metricPairs(m: Readonly<Record<string, number | null>>): [string, string][] {
-  return Object.entries(m).map(([k, v]) => [k, formatValue(v)]);
+  return Object.entries(m).map(([k, v]) => [k, formatMetricValue(v)]);
 }
 
 function obj(v: JsonValue | undefined): { readonly [key: string]: JsonValue } | undefined {

@@ -10,7 +10,8 @@
 import uPlot from 'uplot';
 import { bandPath, chartCsv, chartSvg } from '../model/chart-export';
 import type { ChartBand, ChartModel, SeriesSpec } from '../model/charts';
-import { formatInt, formatTick, formatValue } from '../model/format';
+import { formatCount, formatMetricValue } from '../../src/protocol/format';
+import { formatTick } from '../model/format';
 import { h } from './dom';
 import { withAlpha, type Theme } from './theme';
 
@@ -211,7 +212,7 @@ export class ChartsView {
         x: { time: false },
         y: log ? { distr: 3, log: 10 } : { distr: 1 },
       },
-      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatInt(v)) }, ...model.series.map((s, i) => this.seriesOptions(s, model.bands?.some((b) => b.series === i) ? () => this.entries.get(model.id)?.model.bands?.find((b) => b.series === i) : undefined))],
+      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatCount(v)) }, ...model.series.map((s, i) => this.seriesOptions(s, model.bands?.some((b) => b.series === i) ? () => this.entries.get(model.id)?.model.bands?.find((b) => b.series === i) : undefined))],
       axes: [axis('x'), axis('y')],
       legend: { live: true },
       cursor: {
@@ -241,11 +242,11 @@ export class ChartsView {
     const value = bandOf
       ? (_u: uPlot, v: number | null, _s: number, i: number | null) => {
           const band = bandOf();
-          if (!band || v === null || i === null || i === undefined) return formatValue(v);
-          const spread = band.kind === 'minmax' ? ` [${formatValue(band.min[i])}, ${formatValue(band.max[i])}]` : ` ± ${formatValue(band.sd[i])}`;
-          return band.n[i] === null ? formatValue(v) : `${formatValue(v)}${spread} (N = ${band.n[i]})`;
+          if (!band || v === null || i === null || i === undefined) return formatMetricValue(v);
+          const spread = band.kind === 'minmax' ? ` [${formatMetricValue(band.min[i])}, ${formatMetricValue(band.max[i])}]` : ` ± ${formatMetricValue(band.sd[i])}`;
+          return band.n[i] === null ? formatMetricValue(v) : `${formatMetricValue(v)}${spread} (N = ${band.n[i]})`;
         }
-      : (_u: uPlot, v: number | null) => formatValue(v);
+      : (_u: uPlot, v: number | null) => formatMetricValue(v);
     switch (s.role) {
       case 'edge':
         // drawn as the band (drawBands); a series only so the y axis spans it

@@ -3,7 +3,7 @@
  * where the method puts them, and the parameter counts. Built from buildPlacementView.
  */
 import type { AdapterCard, BlockView, ExpertBar, LayerRow, PlacementView, SublayerBox } from '../model/placement';
-import { formatCount, formatInt, formatPercent } from '../model/format';
+import { formatCount, formatCountCompact, formatPercent } from '../../src/protocol/format';
 import { h, icon } from './dom';
 
 export function renderPlacement(view: PlacementView): HTMLElement {
@@ -24,23 +24,23 @@ function renderTotals(v: PlacementView): HTMLElement {
     h(
       'div',
       { class: 'total-main' },
-      h('span', { class: 'total-number', 'data-total': v.trainableParams, title: `${formatInt(v.trainableParams)} trainable parameters` }, formatCount(v.trainableParams)),
+      h('span', { class: 'total-number', 'data-total': v.trainableParams, title: `${formatCount(v.trainableParams)} trainable parameters` }, formatCountCompact(v.trainableParams)),
       h('span', null, ' trainable of '),
-      h('span', { title: `${formatInt(v.baseParams)} parameters in the base encoder (embeddings, layers, pooler)` }, formatCount(v.baseParams)),
+      h('span', { title: `${formatCount(v.baseParams)} parameters in the base encoder (embeddings, layers, pooler)` }, formatCountCompact(v.baseParams)),
       h('span', null, ' base parameters '),
       h('span', { class: 'share-badge', 'data-share': v.trainableShare }, formatPercent(v.trainableShare)),
     ),
     h(
       'div',
       { class: 'total-groups' },
-      v.groups.map((g) => h('span', { class: 'group', title: `${formatInt(g.params)} (${formatPercent(g.share)} of base)` }, h('b', null, g.label), ` ${formatCount(g.params)}`)),
+      v.groups.map((g) => h('span', { class: 'group', title: `${formatCount(g.params)} (${formatPercent(g.share)} of base)` }, h('b', null, g.label), ` ${formatCountCompact(g.params)}`)),
     ),
     adamix
       ? h(
           'div',
           { class: 'total-merged' },
           icon('merge'),
-          ` Adapters: ${formatCount(v.adapterParams)} while training (all experts), ${formatCount(v.inferenceParams)} at inference (one merged adapter per site).`,
+          ` Adapters: ${formatCountCompact(v.adapterParams)} while training (all experts), ${formatCountCompact(v.inferenceParams)} at inference (one merged adapter per site).`,
         )
       : null,
     h('p', { class: 'method-description' }, h('b', null, v.methodLabel), ` — ${v.description}`, v.leftOut.length ? ` Layers left out: ${v.leftOut.join(', ')}.` : ''),
@@ -100,8 +100,8 @@ function renderLayer(row: LayerRow, v: PlacementView): HTMLElement {
     h('div', { class: 'layer-blocks' }, row.blocks.map((b) => renderBlock(b, row))),
     h(
       'div',
-      { class: 'layer-total', 'data-params': row.adapterParams, title: `${formatInt(row.adapterParams)} adapter parameters in layer ${row.index} (${formatPercent(row.share)} of the base model)${v.method === 'adamix' ? `; ${formatInt(row.inferenceParams)} at inference` : ''}` },
-      row.adapterParams ? h('b', null, formatCount(row.adapterParams)) : h('span', { class: 'muted' }, '0'),
+      { class: 'layer-total', 'data-params': row.adapterParams, title: `${formatCount(row.adapterParams)} adapter parameters in layer ${row.index} (${formatPercent(row.share)} of the base model)${v.method === 'adamix' ? `; ${formatCount(row.inferenceParams)} at inference` : ''}` },
+      row.adapterParams ? h('b', null, formatCountCompact(row.adapterParams)) : h('span', { class: 'muted' }, '0'),
       h('span', { class: 'muted' }, row.adapterParams ? formatPercent(row.share) : ''),
     ),
   );
@@ -155,7 +155,7 @@ function renderPreNorm(s: SublayerBox): HTMLElement {
 }
 
 function renderLora(a: AdapterCard): HTMLElement {
-  return h('div', { class: 'lora adapter', 'data-kind': 'lora', 'data-site': a.site, 'data-params': a.trainableParams, title: a.tooltip }, `LoRA ${a.sizeText}`, h('span', { class: 'muted' }, ` ${formatCount(a.trainableParams)}`));
+  return h('div', { class: 'lora adapter', 'data-kind': 'lora', 'data-site': a.site, 'data-params': a.trainableParams, title: a.tooltip }, `LoRA ${a.sizeText}`, h('span', { class: 'muted' }, ` ${formatCountCompact(a.trainableParams)}`));
 }
 
 function renderEmptySlot(row: LayerRow): HTMLElement {
@@ -167,10 +167,10 @@ function renderAdapter(a: AdapterCard): HTMLElement {
     'div',
     { class: 'adapter', 'data-kind': a.kind, 'data-site': a.site, 'data-params': a.trainableParams, title: a.tooltip, tabindex: 0 },
     h('div', { class: 'adapter-title' }, icon(a.kind === 'adamix' ? 'layers' : a.kind === 'parallel' ? 'split-horizontal' : 'symbol-interface'), ` ${a.title}`),
-    h('div', { class: 'adapter-size' }, [a.sizeText, a.activation, `${formatCount(a.trainableParams)} params`].filter(Boolean).join(' · ')),
+    h('div', { class: 'adapter-size' }, [a.sizeText, a.activation, `${formatCountCompact(a.trainableParams)} params`].filter(Boolean).join(' · ')),
     a.experts ? renderExperts(a) : null,
     a.merged
-      ? h('div', { class: 'merged', title: 'Inference uses one adapter: the experts\u2019 weights averaged' }, icon('merge'), ` merged: ${formatCount(a.inferenceParams)}`)
+      ? h('div', { class: 'merged', title: 'Inference uses one adapter: the experts\u2019 weights averaged' }, icon('merge'), ` merged: ${formatCountCompact(a.inferenceParams)}`)
       : null,
   );
 }
@@ -198,7 +198,7 @@ function renderBar(b: ExpertBar, name: string, shared: boolean, max: number): HT
   const label = share === undefined ? '–' : shared ? '' : formatPercent(share).replace(/\.\d+%$/, '%');
   return h(
     'span',
-    { class: 'expert-bar', 'data-expert': b.index, 'data-count': b.count, title: `${name} expert ${b.index + 1}${shared ? ' (shared)' : ''}: routed ${formatInt(b.count)} times${share !== undefined ? ` (${formatPercent(share)})` : ' (no routing recorded yet)'}` },
+    { class: 'expert-bar', 'data-expert': b.index, 'data-count': b.count, title: `${name} expert ${b.index + 1}${shared ? ' (shared)' : ''}: routed ${formatCount(b.count)} times${share !== undefined ? ` (${formatPercent(share)})` : ' (no routing recorded yet)'}` },
     h('span', { class: 'bar-track' }, bar),
     h('span', { class: 'bar-label' }, label),
   );

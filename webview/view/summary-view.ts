@@ -1,6 +1,6 @@
 /** The run summary (one run) and the comparison table (several runs), with their buttons. */
 import type { DashboardAction } from '../../src/protocol/dashboard';
-import { formatCount, formatPercent, formatValue } from '../model/format';
+import { formatCountCompact, formatMetricValue, formatPercent } from '../../src/protocol/format';
 import type { RunModel } from '../model/store';
 import { primaryMetric } from '../model/store';
 import { summarize, type RunSummaryView } from '../model/summary';
@@ -119,9 +119,9 @@ export function renderComparison(runs: readonly RunModel[], colors: readonly str
       h('td', null, swatch, h('span', { title: run.dir }, run.name)),
       h('td', null, stateBadge(run, s.stateText)),
       h('td', null, s.method),
-      h('td', { class: 'num' }, p ? `${formatCount(p.trainableParams)} (${formatPercent(p.baseParams ? p.trainableParams / p.baseParams : 0)})` : '–'),
-      h('td', { class: 'num' }, metric ? `${metric} ${formatValue(best)}` : '–'),
-      h('td', { class: 'num' }, formatValue(lastLoss ?? null)),
+      h('td', { class: 'num' }, p ? `${formatCountCompact(p.trainableParams)} (${formatPercent(p.baseParams ? p.trainableParams / p.baseParams : 0)})` : '–'),
+      h('td', { class: 'num' }, metric ? `${metric} ${formatMetricValue(best)}` : '–'),
+      h('td', { class: 'num' }, formatMetricValue(lastLoss ?? null)),
       h('td', { class: 'num' }, `${s.progress.step}/${s.progress.total}`),
       h('td', null, h('vscode-button', { secondary: true, icon: 'go-to-file', title: 'Open config', 'data-action': 'openConfig', onclick: () => onAction('openConfig', run.dir) })),
     );

@@ -17,7 +17,10 @@
  * test/unit/native-fused.test.ts.
  */
 import { tf, type Tensor, type Tensor2D } from '../tf';
-import { aleaState, FUSED, fusedKernelsActive, softmaxMaskGroup } from '../native/wasm-kernels';
+import { fusedKernelsActive } from '../native/wasm-kernels';
+import { aleaState } from '../native/kernels/dropout';
+import { FUSED } from '../native/kernels/shared';
+import { softmaxMaskGroup } from '../native/kernels/softmax';
 
 type GradFunc = (dy: Tensor, saved: Tensor[]) => Tensor[];
 type OpBody = (inputs: Tensor[], save: tf.GradSaveFunc) => { value: Tensor; gradFunc: GradFunc };

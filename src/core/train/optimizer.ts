@@ -7,7 +7,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tf';
 import type { Param } from '../model/params';
-import { adamwInPlace, sumOfSquares, type AdamWUpdate } from '../native/wasm-kernels';
+import { adamwInPlace, sumOfSquares, type AdamWUpdate } from '../native/kernels/optimizer';
 
 export interface AdamWOptions {
   beta1?: number; // default 0.9

@@ -13,6 +13,7 @@ import { FAMILY_NAMES, modelTypeOf } from '../model/families';
 import { readExamples, splitForValidation, type Example } from '../data/readers';
 import { encodeExamples, type EncodedExample } from '../data/batches';
 import { Rng } from '../random';
+import { formatBytes } from '../../protocol/format';
 
 export interface BaseModel {
   bert: BertConfig;
@@ -91,7 +92,7 @@ function progressLogger(log: (message: string) => void) {
     const percent = Math.floor((100 * received) / total);
     if (percent >= lastPercent + 10 || percent === 100) {
       lastPercent = percent;
-      log(`downloading ${file}: ${percent}% of ${(total / 1e6).toFixed(1)} MB`);
+      log(`downloading ${file}: ${percent}% of ${formatBytes(total)}`);
     }
   };
 }

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EvaluatedMessage, Split } from '../../protocol/worker';
 import { exportCheckpointAs, type ExportFormat } from './checkpoint-export';
-import { formatMetrics, stateWord } from './runs-present';
+import { stateWord } from './runs-present';
+import { formatMetrics } from '../../protocol/format';
 import { latestCompleteCheckpoint, metricName } from './runs-queries';
 import { STATE_FILTERS, type RunRecord, type RunsViewOptions, type StateFilter } from './runs-types';
 import type { RunsNode, RunsSidebar } from './runs-tree';
@@ -191,7 +192,7 @@ class RunsActions {
             results.push(result);
             this.sidebar.forget([path.join(c.dir, `eval-${chosen}.json`)]);
             const main = run ? metricName(run) : undefined;
-            void vscode.window.showInformationMessage(`PEFT Lab: ${label} on ${chosen} (${result.examples} examples): ${formatMetrics(result.metrics, main)}.`);
+            void vscode.window.showInformationMessage(`PEFT Lab: ${label} on ${chosen} (${result.examples} examples): ${formatMetrics(result.metrics, { main })}.`);
           } catch (err) {
             if (abort.signal.aborted) break;
             void vscode.window.showErrorMessage(`PEFT Lab: evaluating ${label} on ${chosen} failed: ${(err as Error).message.split('\n')[0]}`);

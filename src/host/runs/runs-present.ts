@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import type { Placement } from '../../protocol/worker';
+import { formatBytes, formatCount, formatDuration, formatMetrics, formatMetricValue, formatPercent } from '../../protocol/format';
 import { bestMetric, checkpointMetrics, currentStep, latestCompleteCheckpoint, metricName, testMetrics } from './runs-queries';
 import type { CheckpointRecord, RunGroup, RunRecord } from './runs-types';
 import type { RunsModel } from './runs-model';
@@ -108,14 +109,14 @@ export function runDescription(run: RunRecord, now: number = Date.now()): string
     const total = run.status?.totalSteps;
     parts.push(`step ${currentStep(run)}${total ? `/${total}` : ''}`);
     const loss = run.metrics.lastTrain?.loss;
-    if (loss !== undefined && Number.isFinite(loss)) parts.push(`loss ${loss.toFixed(4)}`);
+    if (loss !== undefined && Number.isFinite(loss)) parts.push(`loss ${formatMetricValue(loss)}`);
   }
   const method = run.status?.method ?? run.config?.method?.type;
   if (method) parts.push(method);
   const backend = shortBackend(run.status?.backend);
   if (backend) parts.push(backend);
   const best = bestMetric(run);
-  if (best) parts.push(`${best.name} ${formatMetric(best.value)}`);
+  if (best) parts.push(`${best.name} ${formatMetricValue(best.value)}`);
   const duration = runDuration(run, now);
   if (duration !== undefined) parts.push(formatDuration(duration));
   return parts.join(' · ');
@@ -198,7 +199,7 @@ export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: n
   const test = testMetrics(run);
   if (test) rows.push(['Test', `${formatMetrics(test.metrics)} (step ${test.step})`]);
   const last = run.metrics.lastTrain;
-  if (last && Number.isFinite(last.loss)) rows.push(['Last training loss', `${last.loss.toFixed(4)} (step ${last.step})`]);
+  if (last && Number.isFinite(last.loss)) rows.push(['Last training loss', `${formatMetricValue(last.loss)} (step ${last.step})`]);
   rows.push(['Checkpoints', run.checkpoints.length ? run.checkpoints.map((c) => `${c.step}${c.step === run.bestStep ? ' ★' : ''}`).join(', ') : 'none yet']);
   if (run.configFile) rows.push(['Config', md(run.configFile)]);
   rows.push(['Folder', md(run.dir)]);
@@ -238,16 +239,16 @@ export function methodSummary(run: RunRecord, placement?: Placement): string {
 
 export function parameterSummary(placement?: Placement): string | undefined {
   if (!placement || typeof placement.trainableParams !== 'number') return undefined;
-  const share = placement.baseParams > 0 ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of the base model's ${placement.baseParams.toLocaleString('en-US')})` : '';
-  const groups = Object.entries(placement.trainableByGroup ?? {}).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', ');
-  return `${placement.trainableParams.toLocaleString('en-US')}${share}${groups ? `: ${groups}` : ''}`;
+  const share = placement.baseParams > 0 ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of the base model's ${formatCount(placement.baseParams)})` : '';
+  const groups = Object.entries(placement.trainableByGroup ?? {}).map(([k, v]) => `${k} ${formatCount(v)}`).join(', ');
+  return `${formatCount(placement.trainableParams)}${share}${groups ? `: ${groups}` : ''}`;
 }
 
 function dataSummary(run: RunRecord, sizes: RunTooltipExtras['dataSizes']): string | undefined {
   const d = run.config?.data;
   if (!d) return undefined;
   const parts: string[] = [];
-  const size = (n: number | undefined) => (n === undefined ? '?' : n.toLocaleString('en-US'));
+  const size = (n: number | undefined) => (n === undefined ? '?' : formatCount(n));
   if (d.train) {
     let train = sizes?.train;
     if (train !== undefined && d.maxTrainExamples !== undefined) train = Math.min(train, d.maxTrainExamples);
@@ -267,9 +268,9 @@ export function checkpointItem(c: CheckpointRecord, run: RunRecord | undefined):
   if (c.problems.length) parts.push(c.problems.join('; '));
   const main = run ? metricName(run) : undefined;
   const metrics = checkpointMetrics(run, c);
-  if (metrics) parts.push(formatMetrics(metrics, main, true));
-  if (c.evals.validation) parts.push(`evaluated on validation: ${formatMetrics(c.evals.validation.metrics, main, true)}`);
-  if (c.evals.test) parts.push(`test: ${formatMetrics(c.evals.test.metrics, main, true)}`);
+  if (metrics) parts.push(formatMetrics(metrics, { main, short: true }));
+  if (c.evals.validation) parts.push(`evaluated on validation: ${formatMetrics(c.evals.validation.metrics, { main, short: true })}`);
+  if (c.evals.test) parts.push(`test: ${formatMetrics(c.evals.test.metrics, { main, short: true })}`);
   parts.push(formatBytes(c.sizeBytes));
   const words = ['peftCheckpoint'];
   if (c.hasWeights && !c.problems.length) words.push('complete');
@@ -321,39 +322,6 @@ export function dataSizesOf(model: RunsModel, run: RunRecord): RunTooltipExtras[
 }
 
 // ---- formatting ----------------------------------------------------------------------------------------
-
-export function formatMetric(value: number): string {
-  return Number.isInteger(value) ? String(value) : value.toFixed(4);
-}
-
-/** `accuracy 0.8125 · f1 0.8000 · loss 0.4100`, the main metric first; `short` keeps only the main one and loss. */
-export function formatMetrics(metrics: Record<string, number>, main?: string, short = false): string {
-  const rank = (k: string) => (k === main ? 0 : k === 'loss' ? 2 : 1);
-  let keys = Object.keys(metrics).sort((a, b) => rank(a) - rank(b));
-  if (short && main && main in metrics) keys = keys.filter((k) => k === main || k === 'loss');
-  return keys.map((k) => `${k} ${formatMetric(metrics[k]!)}`).join(' · ');
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  return `${h}h ${String(m % 60).padStart(2, '0')}m`;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024 / 1024).toFixed(1)} GB`;
-  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} kB`;
-  return `${bytes} B`;
-}
-
-function formatPercent(x: number): string {
-  const p = x * 100;
-  return `${p >= 10 ? p.toFixed(1) : p >= 0.1 ? p.toFixed(2) : p.toPrecision(2)}%`;
-}
 
 /** The backend's short name: `wasm (XNNPACK, SIMD, single thread)` → `wasm`. */
 export function shortBackend(backend: string | undefined): string | undefined {

@@ -19,6 +19,7 @@ import { describeState } from '../../core/slurm/job';
 import type { SlurmRuns } from '../slurm/slurm-runs';
 import { readSettings } from '../util/settings';
 import { Disposable } from '../util/dispose';
+import { formatMetricValue } from '../../protocol/format';
 
 export const QUEUE_VIEW_ID = 'peftLab.queue';
 
@@ -174,7 +175,7 @@ export class Sweeps extends Disposable {
     this.deps.log.info(`sweep ${plan.id}: best ${best.point.name} (${plan.metric} ${value}) in ${best.runDir}`);
     const runDirs = results.flatMap((r) => (r.outcome.kind === 'finished' ? [r.outcome.message.runDir] : []));
     void vscode.window
-      .showInformationMessage(`PEFT Lab: sweep of ${plan.baseName} done (${counts}); best ${describePoint(best.point.values)}: ${plan.metric} ${value.toFixed(4)}.`, 'Open Dashboard', 'Compare Runs')
+      .showInformationMessage(`PEFT Lab: sweep of ${plan.baseName} done (${counts}); best ${describePoint(best.point.values)}: ${plan.metric} ${formatMetricValue(value)}.`, 'Open Dashboard', 'Compare Runs')
       .then((choice) => {
         if (choice === 'Open Dashboard') void vscode.commands.executeCommand('peftLab.openDashboard', best.runDir);
         else if (choice === 'Compare Runs') void vscode.commands.executeCommand('peftLab.compareRuns', runDirs);

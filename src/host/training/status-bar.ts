@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import type { RunManager } from './run-manager';
 import { Disposable } from '../util/dispose';
+import { formatMetricValue } from '../../protocol/format';
 
 export class TrainingStatusBar extends Disposable {
   private readonly item = this._register(vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10));
@@ -23,7 +24,7 @@ export class TrainingStatusBar extends Disposable {
     const run = active[0]!;
     const name = run.point?.name ?? path.basename(run.configFile, '.peft.json');
     const p = run.progress;
-    const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${p.loss.toFixed(4)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
+    const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${formatMetricValue(p.loss)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
     this.item.text = `$(sync~spin) ${name}: ${detail}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`;
     this.item.tooltip = `PEFT Lab is training ${active.map((r) => r.point?.name ?? path.basename(r.configFile)).join(', ')}. Click for the log.`;
     this.item.show();

@@ -14,6 +14,7 @@ import { Disposable } from '../util/dispose';
 import { readSettings } from '../util/settings';
 import { findLiveRuns } from './run-follower';
 import type { RunManager, RunOutcome } from './run-manager';
+import { formatMetrics, formatMetricValue } from '../../protocol/format';
 
 export interface TrainCommandsDeps {
   readonly runs: RunManager;
@@ -132,7 +133,7 @@ export class TrainCommands extends Disposable {
           // a sweep point of the same config is another run, with the sweep's own notification
           if (file !== configFile || point || message.type !== 'progress') return;
           const percent = (100 * message.step) / message.totalSteps;
-          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${message.loss.toFixed(4)}` });
+          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${formatMetricValue(message.loss)}` });
           reported = percent;
         });
         return done.finally(() => subscription.dispose());
@@ -156,7 +157,7 @@ export class TrainCommands extends Disposable {
       return;
     }
     const m = outcome.message;
-    const metrics = m.bestMetrics ? Object.entries(m.bestMetrics).filter(([k]) => k !== 'loss').map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ') : 'no evaluation';
+    const metrics = m.bestMetrics ? formatMetrics(m.bestMetrics, { omit: ['loss'] }) : 'no evaluation';
     const verb = m.state === 'stopped' ? (m.reason === 'cancelled' ? 'stopped' : 'stopped early') : 'finished';
     void vscode.window.showInformationMessage(`PEFT Lab: ${name} ${verb}; best ${metrics}.`, 'Open Run').then((choice) => {
       if (choice) void this.openRun(m.runDir);

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(REPO, 'src', 'worker', 'cli.ts');
+const CLI = path.join(REPO, 'src', 'cli', 'main.ts');
 // An absolute URL: a bare `--import tsx` would be resolved from the child's cwd, a temp folder.
 const TSX = pathToFileURL(require.resolve('tsx')).href;
 

@@ -11,23 +11,36 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { planSweep, type SweepPlan } from '../core/config/sweep';
-import { loadAnyConfig } from '../core/config/load';
-import { checkOutputLocation } from '../core/config/output-location';
-import type { AnyResolvedConfig, BackendName } from '../core/config/types';
-import { writeJsonAtomic } from '../core/checkpoint/atomic';
-import { RunFolder } from '../core/checkpoint/run-folder';
-import { describeState, messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, writeTaskRecord, type JobPoint, type SlurmJobSpec, type SlurmOptions, type TaskOutcome, type RunSlurmInfo } from '../core/slurm/job';
-import { hasEnded, jobName, Scheduler, type JobState } from '../core/slurm/scheduler';
-import type { FinishedMessage, WorkerMessage } from '../protocol/worker';
-import { displayPath, formatError } from './errors';
-import { onInterrupts } from './interrupts';
-import type * as Trainer from '../core/train/trainer';
-import type * as Pretrainer from '../core/train/pretrain';
+import { planSweep, type SweepPlan } from '../../core/config/sweep';
+import { loadAnyConfig } from '../../core/config/load';
+import { checkOutputLocation } from '../../core/config/output-location';
+import type { AnyResolvedConfig, BackendName } from '../../core/config/types';
+import { writeJsonAtomic } from '../../core/checkpoint/atomic';
+import { RunFolder } from '../../core/checkpoint/run-folder';
+import {
+  describeState,
+  messageOf,
+  readJobSpec,
+  readTaskRecord,
+  stateOf,
+  submitJob,
+  taskLog,
+  taskOutcome,
+  writeTaskRecord,
+  type JobPoint,
+  type SlurmJobSpec,
+  type SlurmOptions,
+  type TaskOutcome,
+  type RunSlurmInfo,
+} from '../../core/slurm/job';
+import { hasEnded, jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
+import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
+import { onInterrupts } from '../interrupts';
+import { loadPretrainer, loadTrainer } from '../lazy';
+import { formatMetrics } from '../../protocol/format';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_CANCELLED = 130;
 const POLL_MS = 2000;
 
 export interface SlurmSubmitCommand {
@@ -67,8 +80,15 @@ export async function slurmSubmitCommand(command: SlurmSubmitCommand): Promise<n
   let submitted;
   try {
     submitted = await submitJob({
-      kind: command.kind, configFile: path.resolve(command.configFile), sweepId: plan?.id, points, runsDir: first.output.runsDir,
-      backend: command.backend, options, command: cliCommand(), concurrency: command.parallel,
+      kind: command.kind,
+      configFile: path.resolve(command.configFile),
+      sweepId: plan?.id,
+      points,
+      runsDir: first.output.runsDir,
+      backend: command.backend,
+      options,
+      command: cliCommand(),
+      concurrency: command.parallel,
     });
   } catch (err) {
     process.stderr.write(`peft-lab: ${formatError(err)}\n`);
@@ -80,7 +100,9 @@ export async function slurmSubmitCommand(command: SlurmSubmitCommand): Promise<n
   const follower = new JobFollower(spec, jobDir, out);
   const interrupts = onInterrupts(
     () => {
-      process.stderr.write(`stopping job ${jobId}: every running point stops at its next checkpoint (press Ctrl-C again to stop following; the jobs stay with Slurm)\n`);
+      process.stderr.write(
+        `stopping job ${jobId}: every running point stops at its next checkpoint (press Ctrl-C again to stop following; the jobs stay with Slurm)\n`,
+      );
       follower.interrupted = true;
       void new Scheduler().signal(jobId, 'TERM').catch((err: unknown) => process.stderr.write(`${formatError(err)}\n`));
     },
@@ -109,7 +131,11 @@ class JobFollower {
   interrupted = false;
   private readonly seen = new Map<number, string>();
 
-  constructor(private readonly spec: SlurmJobSpec, private readonly jobDir: string, private readonly out: Reporter) {}
+  constructor(
+    private readonly spec: SlurmJobSpec,
+    private readonly jobDir: string,
+    private readonly out: Reporter,
+  ) {}
 
   async follow(): Promise<TaskOutcome[]> {
     const scheduler = new Scheduler();
@@ -121,7 +147,12 @@ class JobFollower {
         const state = stateOf(states, this.spec, point.index);
         this.report(point, state);
         // an array task Slurm has not split off yet is part of the pending array line
-        const outcome = taskOutcome(this.spec, this.jobDir, point.index, state ?? (states.length ? { jobId: this.spec.jobId!, state: 'PENDING' } : undefined));
+        const outcome = taskOutcome(
+          this.spec,
+          this.jobDir,
+          point.index,
+          state ?? (states.length ? { jobId: this.spec.jobId!, state: 'PENDING' } : undefined),
+        );
         if (!outcome) continue;
         outcomes.set(point.index, outcome);
         this.out.outcome(point, outcome);
@@ -141,24 +172,56 @@ class JobFollower {
 }
 
 class Reporter {
-  constructor(private readonly json: boolean, private readonly spec: SlurmJobSpec, private readonly jobDir: string, private readonly plan?: SweepPlan) {}
+  constructor(
+    private readonly json: boolean,
+    private readonly spec: SlurmJobSpec,
+    private readonly jobDir: string,
+    private readonly plan?: SweepPlan,
+  ) {}
 
   submitted(): void {
     const { jobId, points, kind, concurrency } = this.spec;
     if (this.json) {
       this.line({
-        type: kind === 'sweep' ? 'sweep' : 'submitted', executor: 'slurm', jobId, jobDir: this.jobDir, parallel: concurrency,
-        ...(this.plan && { sweepId: this.plan.id, configFile: this.plan.configFile, method: this.plan.method, metric: this.plan.metric, goal: this.plan.goal, fields: this.plan.fields }),
-        points: points.map((p) => ({ index: p.index, name: p.name, values: p.config && 'sweepPoint' in p.config ? p.config.sweepPoint?.values : undefined })),
+        type: kind === 'sweep' ? 'sweep' : 'submitted',
+        executor: 'slurm',
+        jobId,
+        jobDir: this.jobDir,
+        parallel: concurrency,
+        ...(this.plan && {
+          sweepId: this.plan.id,
+          configFile: this.plan.configFile,
+          method: this.plan.method,
+          metric: this.plan.metric,
+          goal: this.plan.goal,
+          fields: this.plan.fields,
+        }),
+        points: points.map((p) => ({
+          index: p.index,
+          name: p.name,
+          values: p.config && 'sweepPoint' in p.config ? p.config.sweepPoint?.values : undefined,
+        })),
       });
     } else {
-      const what = kind === 'sweep' ? `a job array of ${points.length} point${points.length === 1 ? '' : 's'}, ${concurrency} at a time` : `one job`;
+      const what =
+        kind === 'sweep'
+          ? `a job array of ${points.length} point${points.length === 1 ? '' : 's'}, ${concurrency} at a time`
+          : `one job`;
       process.stdout.write(`submitted Slurm job ${jobId}: ${what}; job folder ${displayPath(this.jobDir)}\n`);
     }
   }
 
   state(point: JobPoint, state: JobState, text: string): void {
-    if (this.json) this.line({ type: 'slurm', point: point.index, jobId: this.spec.jobId, taskId: state.taskId, state: state.state, reason: state.reason, node: state.node });
+    if (this.json)
+      this.line({
+        type: 'slurm',
+        point: point.index,
+        jobId: this.spec.jobId,
+        taskId: state.taskId,
+        state: state.state,
+        reason: state.reason,
+        node: state.node,
+      });
     else process.stdout.write(`${this.prefix(point)}${text}\n`);
   }
 
@@ -168,8 +231,10 @@ class Reporter {
     else if (outcome.kind === 'failed') process.stdout.write(`${this.prefix(point)}failed: ${outcome.message}\n`);
     else {
       const s = outcome.status;
-      const best = s.bestMetrics ? `; best ${Object.entries(s.bestMetrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}` : '';
-      process.stdout.write(`${this.prefix(point)}${s.state === 'finished' ? 'finished' : `stopped (${s.reason ?? 'cancelled'})`}${best}: ${displayPath(outcome.runDir)}\n`);
+      const best = s.bestMetrics ? `; best ${formatMetrics(s.bestMetrics)}` : '';
+      process.stdout.write(
+        `${this.prefix(point)}${s.state === 'finished' ? 'finished' : `stopped (${s.reason ?? 'cancelled'})`}${best}: ${displayPath(outcome.runDir)}\n`,
+      );
     }
   }
 
@@ -182,11 +247,21 @@ class Reporter {
     const results = this.spec.points.map((p, i) => {
       const o = outcomes[i]!;
       return {
-        index: p.index, name: p.name, state: o.kind === 'finished' ? o.status.state : 'failed', runDir: o.runDir,
-        metrics: o.kind === 'finished' ? o.status.bestMetrics : undefined, error: o.kind === 'failed' ? o.message : undefined,
+        index: p.index,
+        name: p.name,
+        state: o.kind === 'finished' ? o.status.state : 'failed',
+        runDir: o.runDir,
+        metrics: o.kind === 'finished' ? o.status.bestMetrics : undefined,
+        error: o.kind === 'failed' ? o.message : undefined,
       };
     });
-    this.line({ type: this.spec.kind === 'sweep' ? 'sweepEnded' : 'ended', executor: 'slurm', jobId: this.spec.jobId, sweepId: this.spec.sweepId, results });
+    this.line({
+      type: this.spec.kind === 'sweep' ? 'sweepEnded' : 'ended',
+      executor: 'slurm',
+      jobId: this.spec.jobId,
+      sweepId: this.spec.sweepId,
+      results,
+    });
   }
 
   private prefix(point: JobPoint): string {
@@ -205,11 +280,15 @@ class Reporter {
  * would, or continues its run when the task runs again after a requeue. USR1 (the time limit is
  * near) checkpoints and requeues the task; SIGTERM (scancel, preemption) checkpoints and ends.
  */
-export async function slurmTaskCommand(jobDir: string, onMessage: (message: WorkerMessage) => void): Promise<{ finished?: FinishedMessage; code: number }> {
+export async function slurmTaskCommand(
+  jobDir: string,
+  onMessage: (message: WorkerMessage) => void,
+): Promise<{ finished?: FinishedMessage; code: number }> {
   const spec = readJobSpec(jobDir);
   const index = Number(process.env.SLURM_ARRAY_TASK_ID ?? 0);
   const point = spec.points[index];
-  if (!point) throw new Error(`${path.join(jobDir, 'job.json')}: no point ${index} (the job has ${spec.points.length})`);
+  if (!point)
+    throw new Error(`${path.join(jobDir, 'job.json')}: no point ${index} (the job has ${spec.points.length})`);
   const jobId = process.env.SLURM_ARRAY_JOB_ID ?? process.env.SLURM_JOB_ID ?? spec.jobId ?? '';
   const ownJob = process.env.SLURM_JOB_ID ?? jobName(jobId, spec.kind === 'sweep' ? index : undefined);
   const node = process.env.SLURMD_NODENAME;
@@ -219,7 +298,9 @@ export async function slurmTaskCommand(jobDir: string, onMessage: (message: Work
     process.stdout.write(`peft-lab: task ${index} (${point.name}) already finished its run ${resume}\n`);
     return { code: EXIT_OK };
   }
-  process.stdout.write(`peft-lab: task ${index} (${point.name}) on ${node ?? 'this node'}, job ${ownJob}${resume ? `; continuing ${resume}` : ''}\n`);
+  process.stdout.write(
+    `peft-lab: task ${index} (${point.name}) on ${node ?? 'this node'}, job ${ownJob}${resume ? `; continuing ${resume}` : ''}\n`,
+  );
 
   const stop = new AbortController();
   let requeue = false;
@@ -236,15 +317,22 @@ export async function slurmTaskCommand(jobDir: string, onMessage: (message: Work
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onTerm);
   const pretraining = 'pretrain' in point.config;
-  const run = pretraining
-    ? (require('../core/train/pretrain') as typeof Pretrainer).pretrain
-    : (require('../core/train/trainer') as typeof Trainer).train;
+  const run = pretraining ? loadPretrainer().pretrain : loadTrainer().train;
   const finished = await run(spec.configFile, {
-    resume, config: point.config, backend: spec.backend as BackendName | undefined, signal: stop.signal,
+    resume,
+    config: point.config,
+    backend: spec.backend as BackendName | undefined,
+    signal: stop.signal,
     onMessage: (message) => {
       if (message.type === 'started') {
         writeTaskRecord(jobDir, index, { runDir: message.runDir, jobId: ownJob, node });
-        const info: RunSlurmInfo = { jobDir, jobId, taskId: spec.kind === 'sweep' ? index : undefined, node, log: taskLog(spec, jobDir, index) };
+        const info: RunSlurmInfo = {
+          jobDir,
+          jobId,
+          taskId: spec.kind === 'sweep' ? index : undefined,
+          node,
+          log: taskLog(spec, jobDir, index),
+        };
         writeJsonAtomic(path.join(message.runDir, 'slurm.json'), info);
       }
       onMessage(message);

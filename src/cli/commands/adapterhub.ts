@@ -5,20 +5,36 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { defaultExportFolder, exportAdapterHub, type AdapterHubExport } from '../core/checkpoint/adapterhub';
-import { importAdapterHub, type AdapterHubImport } from '../core/checkpoint/adapterhub-import';
-import { ConfigError } from '../core/errors';
-import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, defaultPeftFolder, exportPeft, importPeft, type PeftExport, type PeftImport } from '../core/checkpoint/hf-peft';
-import type { MethodConfig } from '../core/config/types';
-import { displayPath, formatError } from './errors';
+import { defaultExportFolder, exportAdapterHub, type AdapterHubExport } from '../../core/checkpoint/adapterhub';
+import { importAdapterHub, type AdapterHubImport } from '../../core/checkpoint/adapterhub-import';
+import { ConfigError } from '../../core/errors';
+import {
+  PEFT_CONFIG_FILE,
+  PEFT_WEIGHTS_FILE,
+  defaultPeftFolder,
+  exportPeft,
+  importPeft,
+  type PeftExport,
+  type PeftImport,
+} from '../../core/checkpoint/hf-peft';
+import type { MethodConfig } from '../../core/config/types';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_FAILED, EXIT_OK } from '../exit-codes';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-
-export function exportCommand(command: { checkpointDir: string; out?: string; name?: string; format?: 'adapterhub' | 'peft' }): number {
+export function exportCommand(command: {
+  checkpointDir: string;
+  out?: string;
+  name?: string;
+  format?: 'adapterhub' | 'peft';
+}): number {
   try {
     if (command.format === 'peft') {
-      printPeftExport(command.checkpointDir, exportPeft(command.checkpointDir, { out: command.out ?? defaultPeftFolder(command.checkpointDir, process.cwd()) }));
+      printPeftExport(
+        command.checkpointDir,
+        exportPeft(command.checkpointDir, {
+          out: command.out ?? defaultPeftFolder(command.checkpointDir, process.cwd()),
+        }),
+      );
       return EXIT_OK;
     }
     const out = command.out ?? defaultExportFolder(command.checkpointDir, process.cwd());
@@ -34,10 +50,22 @@ export async function importCommand(command: { adapterDir: string; base: string;
   try {
     checkBaseIsConfig(command.base);
     if (isPeftFolder(command.adapterDir)) {
-      printPeftImport(command.adapterDir, command.base, await importPeft(command.adapterDir, { config: command.base, out: command.out, onLog: (m) => process.stderr.write(`${m}\n`) }));
+      printPeftImport(
+        command.adapterDir,
+        command.base,
+        await importPeft(command.adapterDir, {
+          config: command.base,
+          out: command.out,
+          onLog: (m) => process.stderr.write(`${m}\n`),
+        }),
+      );
       return EXIT_OK;
     }
-    const imported = await importAdapterHub(command.adapterDir, { config: command.base, out: command.out, onLog: (m) => process.stderr.write(`${m}\n`) });
+    const imported = await importAdapterHub(command.adapterDir, {
+      config: command.base,
+      out: command.out,
+      onLog: (m) => process.stderr.write(`${m}\n`),
+    });
     printImport(command.adapterDir, command.base, imported);
     return EXIT_OK;
   } catch (err) {
@@ -58,13 +86,17 @@ function isPeftFolder(dir: string): boolean {
 
 function printPeftExport(checkpointDir: string, result: PeftExport): void {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`exported ${displayPath(path.resolve(checkpointDir))} (lora) as a Hugging Face PEFT adapter to ${displayPath(result.dir)}: ${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE} (${result.loraTensors} LoRA tensors, ${result.savedModules} in modules_to_save)`);
+  out(
+    `exported ${displayPath(path.resolve(checkpointDir))} (lora) as a Hugging Face PEFT adapter to ${displayPath(result.dir)}: ${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE} (${result.loraTensors} LoRA tensors, ${result.savedModules} in modules_to_save)`,
+  );
   for (const note of result.notes) out(`note: ${note}`);
 }
 
 function printPeftImport(adapterDir: string, base: string, result: PeftImport): void {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`imported ${displayPath(path.resolve(adapterDir))} (Hugging Face PEFT: ${describeMethod(result.method)}) onto the model of ${displayPath(path.resolve(base))}`);
+  out(
+    `imported ${displayPath(path.resolve(adapterDir))} (Hugging Face PEFT: ${describeMethod(result.method)}) onto the model of ${displayPath(path.resolve(base))}`,
+  );
   out(`run: ${displayPath(result.runDir)}`);
   out(`checkpoint: ${displayPath(result.checkpointDir)}`);
   for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
@@ -74,18 +106,29 @@ function printPeftImport(adapterDir: string, base: string, result: PeftImport): 
 /** A model folder alone says nothing about the task and data a checkpoint is evaluated with. */
 function checkBaseIsConfig(base: string): void {
   if (fs.existsSync(base) && fs.statSync(base).isDirectory()) {
-    throw new ConfigError(base, '', `is a folder; --base takes a *.peft.json config, whose model is the base and whose task and data the checkpoint is scored on (e.g. with "model": {"path": "${base}"})`);
+    throw new ConfigError(
+      base,
+      '',
+      `is a folder; --base takes a *.peft.json config, whose model is the base and whose task and data the checkpoint is scored on (e.g. with "model": {"path": "${base}"})`,
+    );
   }
 }
 
 function printExport(checkpointDir: string, result: AdapterHubExport): void {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  const tensors: Record<string, number> = { 'adapter.safetensors': result.adapterTensors, 'model_head.safetensors': result.headTensors };
+  const tensors: Record<string, number> = {
+    'adapter.safetensors': result.adapterTensors,
+    'model_head.safetensors': result.headTensors,
+  };
   const files = result.files.map((f) => (f in tensors ? `${f} (${tensors[f]} tensors)` : f)).join(', ');
-  out(`exported ${displayPath(path.resolve(checkpointDir))} (${result.method}) as AdapterHub adapter '${result.name}' to ${displayPath(result.dir)}: ${files}`);
+  out(
+    `exported ${displayPath(path.resolve(checkpointDir))} (${result.method}) as AdapterHub adapter '${result.name}' to ${displayPath(result.dir)}: ${files}`,
+  );
   for (const note of result.notes) out(`note: ${note}`);
   if (result.notExported.length) {
-    process.stderr.write(`warning: ${result.notExported.length} LayerNorm weights the run trained are not part of an AdapterHub adapter; the library keeps the base model's, so its predictions differ from PEFT Lab's\n`);
+    process.stderr.write(
+      `warning: ${result.notExported.length} LayerNorm weights the run trained are not part of an AdapterHub adapter; the library keeps the base model's, so its predictions differ from PEFT Lab's\n`,
+    );
     out('not exported (trained LayerNorms):');
     for (const name of result.notExported) out(`  ${name}`);
   }
@@ -97,7 +140,9 @@ function printExport(checkpointDir: string, result: AdapterHubExport): void {
 
 function printImport(adapterDir: string, base: string, result: AdapterHubImport): void {
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`imported ${displayPath(path.resolve(adapterDir))} (adapter '${result.name}': ${describeMethod(result.method)}) onto the model of ${displayPath(path.resolve(base))}`);
+  out(
+    `imported ${displayPath(path.resolve(adapterDir))} (adapter '${result.name}': ${describeMethod(result.method)}) onto the model of ${displayPath(path.resolve(base))}`,
+  );
   out(`run: ${displayPath(result.runDir)}`);
   out(`checkpoint: ${displayPath(result.checkpointDir)}`);
   for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
@@ -105,7 +150,8 @@ function printImport(adapterDir: string, base: string, result: AdapterHubImport)
 }
 
 function describeMethod(method: MethodConfig): string {
-  const leftOut = 'leaveOut' in method && method.leaveOut.length ? `, layers ${method.leaveOut.join(', ')} left out` : '';
+  const leftOut =
+    'leaveOut' in method && method.leaveOut.length ? `, layers ${method.leaveOut.join(', ')} left out` : '';
   switch (method.type) {
     case 'houlsby':
       return `houlsby, bottleneck ${method.bottleneck} at ${method.sites.join(' and ')}, ${method.activation}${leftOut}`;

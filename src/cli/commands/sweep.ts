@@ -12,20 +12,22 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { checkOutputLocation } from '../core/config/output-location';
-import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../core/config/sweep';
-import type { BackendName } from '../core/config/types';
-import { RunQueue } from '../core/run-queue';
-import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../protocol/worker';
-import { displayPath, formatError } from './errors';
-import { onInterrupts } from './interrupts';
+import { checkOutputLocation } from '../../core/config/output-location';
+import { bestPoint, describePoint, planSweep, type SweepPlan, type SweepPoint } from '../../core/config/sweep';
+import type { BackendName } from '../../core/config/types';
+import { RunQueue } from '../../core/run-queue';
+import { isWorkerMessage, type FinishedMessage, type TrainRequest, type WorkerMessage } from '../../protocol/worker';
+import { displayPath, formatError } from '../../worker/errors';
+import { EXIT_CANCELLED, EXIT_FAILED, EXIT_OK } from '../exit-codes';
+import { onInterrupts } from '../interrupts';
+import { formatMetrics, formatMetricValue } from '../../protocol/format';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_CANCELLED = 130;
 const LAST_LINES = 10;
-/** Where the worker is: beside this file, `dist/worker.js` in the build and `worker.ts` under tsx. */
-const WORKER_SCRIPT = path.join(__dirname, `worker${path.extname(__filename)}`);
+/** The worker: `dist/worker.js` beside the bundled CLI, or `src/worker/worker.ts` when the CLI runs from source under tsx. */
+const WORKER_SCRIPT =
+  path.extname(__filename) === '.ts'
+    ? path.join(__dirname, '..', '..', 'worker', 'worker.ts')
+    : path.join(__dirname, 'worker.js');
 
 export interface SweepCommand {
   configFile: string;
@@ -70,7 +72,11 @@ class SweepRun {
   private allEnded!: () => void;
   interrupted = false;
 
-  constructor(private readonly plan: SweepPlan, private readonly command: SweepCommand, private readonly output: Output) {}
+  constructor(
+    private readonly plan: SweepPlan,
+    private readonly command: SweepCommand,
+    private readonly output: Output,
+  ) {}
 
   async run(): Promise<PointResult[]> {
     const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
@@ -91,10 +97,20 @@ class SweepRun {
   }
 
   private start(point: SweepPoint): void {
-    const child = fork(WORKER_SCRIPT, [], { cwd: path.dirname(this.plan.configFile), stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
+    const child = fork(WORKER_SCRIPT, [], {
+      cwd: path.dirname(this.plan.configFile),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    });
     this.running.set(point, child);
     const lastLines: string[] = [];
-    const keep = (chunk: Buffer) => lastLines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim()));
+    const keep = (chunk: Buffer) =>
+      lastLines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.trim()),
+      );
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     let finished: FinishedMessage | undefined;
@@ -108,9 +124,14 @@ class SweepRun {
     child.on('error', (err) => (failure ??= err.message));
     child.on('exit', (code, signal) => {
       const crash = `worker ${signal ? `killed by ${signal}` : `exited with code ${code}`}; last output:\n${lastLines.slice(-LAST_LINES).join('\n')}`;
-      this.ended({ point, finished, error: finished ? undefined : failure ?? crash });
+      this.ended({ point, finished, error: finished ? undefined : (failure ?? crash) });
     });
-    const request: TrainRequest = { type: 'train', configFile: this.plan.configFile, config: point.config, backend: this.command.backend };
+    const request: TrainRequest = {
+      type: 'train',
+      configFile: this.plan.configFile,
+      config: point.config,
+      backend: this.command.backend,
+    };
     child.send(request);
   }
 
@@ -122,13 +143,19 @@ class SweepRun {
 
   /** First Ctrl-C (or SIGTERM): drop the waiting points, stop the running ones at a checkpoint; the second kills them. */
   private onInterrupt(): { dispose(): void } {
-    return onInterrupts(() => this.stopAll(), () => this.killAll());
+    return onInterrupts(
+      () => this.stopAll(),
+      () => this.killAll(),
+    );
   }
 
   private stopAll(): void {
     this.interrupted = true;
-    process.stderr.write('stopping the sweep: running points stop at their next checkpoint, waiting points are dropped (press Ctrl-C again to kill them now)\n');
-    for (const point of this.queue.clear()) this.results.set(point, { point, error: 'not started: the sweep was interrupted' });
+    process.stderr.write(
+      'stopping the sweep: running points stop at their next checkpoint, waiting points are dropped (press Ctrl-C again to kill them now)\n',
+    );
+    for (const point of this.queue.clear())
+      this.results.set(point, { point, error: 'not started: the sweep was interrupted' });
     for (const child of this.running.values()) if (child.connected) child.send({ type: 'cancel' });
   }
 
@@ -147,7 +174,11 @@ interface Output {
 
 /** The best finished point by the sweep's metric, with its value. */
 function bestOf(plan: SweepPlan, results: PointResult[]): { result: PointResult; value: number } | undefined {
-  const best = bestPoint(results.map((r) => ({ ...r, metrics: r.finished?.bestMetrics })), plan.metric, plan.goal);
+  const best = bestPoint(
+    results.map((r) => ({ ...r, metrics: r.finished?.bestMetrics })),
+    plan.metric,
+    plan.goal,
+  );
   return best ? { result: best, value: best.metrics![plan.metric]! } : undefined;
 }
 
@@ -170,8 +201,23 @@ class JsonOutput implements Output {
     this.line({
       type: 'sweepEnded',
       sweepId: this.plan.id,
-      results: results.map((r) => ({ index: r.point.index, name: r.point.name, values: r.point.values, state: r.finished?.state ?? 'failed', runDir: r.finished?.runDir, metrics: r.finished?.bestMetrics, error: r.error })),
-      best: best && { index: best.result.point.index, name: best.result.point.name, values: best.result.point.values, runDir: best.result.finished!.runDir, metric: this.plan.metric, value: best.value },
+      results: results.map((r) => ({
+        index: r.point.index,
+        name: r.point.name,
+        values: r.point.values,
+        state: r.finished?.state ?? 'failed',
+        runDir: r.finished?.runDir,
+        metrics: r.finished?.bestMetrics,
+        error: r.error,
+      })),
+      best: best && {
+        index: best.result.point.index,
+        name: best.result.point.name,
+        values: best.result.point.values,
+        runDir: best.result.finished!.runDir,
+        metric: this.plan.metric,
+        value: best.value,
+      },
     });
   }
 
@@ -186,7 +232,9 @@ class TextOutput implements Output {
 
   planned(parallel: number): void {
     const { id, points, method, fields, metric, goal } = this.plan;
-    process.stdout.write(`sweep ${id}: ${points.length} point${points.length === 1 ? '' : 's'} (${method} over ${fields.join(', ')}), ${parallel} at a time; best by ${metric} (${goal})\n`);
+    process.stdout.write(
+      `sweep ${id}: ${points.length} point${points.length === 1 ? '' : 's'} (${method} over ${fields.join(', ')}), ${parallel} at a time; best by ${metric} (${goal})\n`,
+    );
     for (const warning of this.plan.warnings) process.stderr.write(`warning: ${warning.path}: ${warning.message}\n`);
   }
 
@@ -206,7 +254,9 @@ class TextOutput implements Output {
       case 'failed':
         return `error: ${message.error.message}`;
       case 'log':
-        return message.level === 'info' ? undefined : `${message.level === 'warn' ? 'warning' : 'error'}: ${message.message}`;
+        return message.level === 'info'
+          ? undefined
+          : `${message.level === 'warn' ? 'warning' : 'error'}: ${message.message}`;
       default:
         // progress and checkpoints of several points at once would drown the evaluations
         return undefined;
@@ -219,17 +269,16 @@ class TextOutput implements Output {
     const width = Math.max(...results.map((r) => r.point.name.length));
     for (const r of results) process.stdout.write(`  ${r.point.name.padEnd(width)}  ${this.outcome(r)}\n`);
     const best = bestOf(this.plan, results);
-    if (best) process.stdout.write(`best: ${best.result.point.name} (${describePoint(best.result.point.values)}): ${this.plan.metric} ${best.value.toFixed(4)}\n`);
+    if (best)
+      process.stdout.write(
+        `best: ${best.result.point.name} (${describePoint(best.result.point.values)}): ${this.plan.metric} ${formatMetricValue(best.value)}\n`,
+      );
     else process.stdout.write(`no point has a ${this.plan.metric} to compare\n`);
   }
 
   private outcome(r: PointResult): string {
     if (!r.finished) return `failed: ${(r.error ?? '').split('\n')[0]}`;
     const value = r.finished.bestMetrics?.[this.plan.metric];
-    return `${value === undefined ? `no ${this.plan.metric}` : `${this.plan.metric} ${value.toFixed(4)}`}  ${displayPath(r.finished.runDir)}`;
+    return `${value === undefined ? `no ${this.plan.metric}` : `${this.plan.metric} ${formatMetricValue(value)}`}  ${displayPath(r.finished.runDir)}`;
   }
-}
-
-function formatMetrics(metrics: Record<string, number>): string {
-  return Object.entries(metrics).map(([name, value]) => `${name} ${value.toFixed(4)}`).join('  ');
 }
