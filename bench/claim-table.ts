@@ -15,7 +15,10 @@ import type { AnalysisMessage } from '../src/protocol/experiments';
 export function runsSource(runsDir: string): AnalysisSource {
   const model = new RunsModel();
   model.setRoots([path.resolve(runsDir)]);
-  const rows = model.runs().filter((r) => !r.pending && r.state === 'finished').sort((a, b) => a.started - b.started)
+  const rows = model
+    .runs()
+    .filter((r) => !r.pending && r.state === 'finished')
+    .sort((a, b) => a.started - b.started)
     .map((r) => experimentRow(r, model.placement(r.dir).value));
   return { rows, run: (dir) => model.run(dir) };
 }
@@ -31,7 +34,11 @@ export function claimTable(a: AnalysisMessage): Table {
   const metrics = test.length ? test : a.metrics;
   return {
     caption: `Mean ± sample sd over seeds (grouped by ${a.groupBy.join(', ') || 'nothing'})`,
-    columns: [...a.groupBy.map((label) => ({ label })), { label: 'N' }, ...metrics.map((m) => ({ label: metricLabel(m), digits: 4 }))],
+    columns: [
+      ...a.groupBy.map((label) => ({ label })),
+      { label: 'N' },
+      ...metrics.map((m) => ({ label: metricLabel(m), digits: 4 })),
+    ],
     rows: a.groups.map((g) => [...a.groupBy.map((p) => g.key[p]), g.dirs.length, ...metrics.map((m) => g.stats[m])]),
   };
 }

@@ -44,7 +44,14 @@ export class PeftLab extends Disposable {
     const log = this.log;
     this.runs = this._register(new RunManager(context.asAbsolutePath(path.join('dist', 'worker.js')), log));
     // a run the sidebar starts (Resume) is followed like one started by Train
-    this.sidebar = this._register(new RunsSidebar(context, this.runs, { onRunStarted: (file, done) => this.training.followStarted(file, done) }, log));
+    this.sidebar = this._register(
+      new RunsSidebar(
+        context,
+        this.runs,
+        { onRunStarted: (file, done) => this.training.followStarted(file, done) },
+        log,
+      ),
+    );
     this._registerAll(registerRunsActions(this.sidebar));
     this.index = this._register(new RunIndex(this.sidebar));
     this.codeLens = this._register(new TrainCodeLensProvider(this.diagnostics, this.runs, this.index));
@@ -53,15 +60,28 @@ export class PeftLab extends Disposable {
     this._register(new SlowBackendNotice(this.runs.onDidReceiveMessage, log));
     this.experiments = this._register(new Experiments({ extensionUri: context.extensionUri, runs: this.sidebar, log }));
     this._registerAll(registerAnnotationCommands(this.sidebar));
-    this.slurm = new SlurmRuns({ runs: this.runs, log, cliScript: context.asAbsolutePath(path.join('dist', 'cli.js')) });
+    this.slurm = new SlurmRuns({
+      runs: this.runs,
+      log,
+      cliScript: context.asAbsolutePath(path.join('dist', 'cli.js')),
+    });
     this.sweeps = this._register(new Sweeps({ runs: this.runs, log, slurm: this.slurm }));
     this._register(this.slurm);
-    this.training = this._register(new TrainCommands({ runs: this.runs, log, codeLens: this.codeLens, slurm: this.slurm }));
+    this.training = this._register(
+      new TrainCommands({ runs: this.runs, log, codeLens: this.codeLens, slurm: this.slurm }),
+    );
     this._register(vscode.languages.registerCodeLensProvider({ scheme: 'file', pattern: CONFIG_GLOB }, this.codeLens));
     this._register(
       this.runs.onDidChange(() => {
         // drives the editor title bar's Train/Stop buttons (package.json `when` clauses)
-        void vscode.commands.executeCommand('setContext', 'peftLab.runningConfigs', this.runs.active().filter((r) => !r.point).map((r) => r.configFile));
+        void vscode.commands.executeCommand(
+          'setContext',
+          'peftLab.runningConfigs',
+          this.runs
+            .active()
+            .filter((r) => !r.point)
+            .map((r) => r.configFile),
+        );
       }),
     );
     void this.training.reattachRuns();

@@ -52,7 +52,8 @@ export function metricsLineText(line: MetricsLineInput): string {
   }
   const { split, step, epoch, metrics, isBest } = line;
   for (const name of Object.keys(metrics)) {
-    if (EVAL_FIELDS.has(name)) throw new Error(`metrics.jsonl: a metric cannot be called "${name}" (an eval line's own field)`);
+    if (EVAL_FIELDS.has(name))
+      throw new Error(`metrics.jsonl: a metric cannot be called "${name}" (an eval line's own field)`);
   }
   return JSON.stringify({ kind: 'eval', split, step, epoch, ...metrics, isBest });
 }
@@ -70,19 +71,34 @@ export function parseMetricsLine(text: string): MetricsLine | BrokenLine {
   } catch (err) {
     return { error: `not valid JSON (${(err as Error).message})` };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { error: 'not a metrics record (not a JSON object)' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { error: 'not a metrics record (not a JSON object)' };
   const r = value as Record<string, unknown>;
-  if (typeof r.step !== 'number' || !Number.isFinite(r.step)) return { error: 'not a metrics record (no numeric "step")' };
+  if (typeof r.step !== 'number' || !Number.isFinite(r.step))
+    return { error: 'not a metrics record (no numeric "step")' };
   if (r.kind === 'train') {
     return {
-      kind: 'train', step: r.step, epoch: finite(r.epoch) ?? 0, loss: finite(r.loss),
-      learningRate: finite(r.learningRate), examplesPerSecond: finite(r.examplesPerSecond), elapsedMs: finite(r.elapsedMs),
+      kind: 'train',
+      step: r.step,
+      epoch: finite(r.epoch) ?? 0,
+      loss: finite(r.loss),
+      learningRate: finite(r.learningRate),
+      examplesPerSecond: finite(r.examplesPerSecond),
+      elapsedMs: finite(r.elapsedMs),
     };
   }
   if (r.kind === 'eval') {
     const metrics: Record<string, number | null> = {};
-    for (const [k, v] of Object.entries(r)) if (!EVAL_FIELDS.has(k) && (typeof v === 'number' || v === null)) metrics[k] = finite(v);
-    return { kind: 'eval', split: r.split === 'test' ? 'test' : 'validation', step: r.step, epoch: finite(r.epoch) ?? undefined, metrics, isBest: r.isBest === true };
+    for (const [k, v] of Object.entries(r))
+      if (!EVAL_FIELDS.has(k) && (typeof v === 'number' || v === null)) metrics[k] = finite(v);
+    return {
+      kind: 'eval',
+      split: r.split === 'test' ? 'test' : 'validation',
+      step: r.step,
+      epoch: finite(r.epoch) ?? undefined,
+      metrics,
+      isBest: r.isBest === true,
+    };
   }
   return { error: `unknown record kind ${JSON.stringify(r.kind)}` };
 }

@@ -104,11 +104,17 @@ function handleRequest(request: HostRequest): void {
 
 function startJob(request: Job): void {
   if (state.job) {
-    warn(`ignoring a '${request.type}' request: this worker is already running a '${state.job.type}' job (one job per process)`);
+    warn(
+      `ignoring a '${request.type}' request: this worker is already running a '${state.job.type}' job (one job per process)`,
+    );
     return;
   }
   state.job = request;
-  logLine(request.type === 'evaluate' ? `evaluate ${request.checkpointDir} on ${request.split}` : `${request.type} ${request.configFile}${request.config ? ` as ${request.config.name}` : ''}${request.resume ? ` (resuming ${request.resume})` : ''}`);
+  logLine(
+    request.type === 'evaluate'
+      ? `evaluate ${request.checkpointDir} on ${request.split}`
+      : `${request.type} ${request.configFile}${request.config ? ` as ${request.config.name}` : ''}${request.resume ? ` (resuming ${request.resume})` : ''}`,
+  );
   void runJob(request);
 }
 
@@ -142,7 +148,8 @@ function runTrain(request: TrainingJob): Promise<FinishedMessage> {
 /** Whether the config (or the run being resumed) is a pretraining one; any problem is left for `train` to report. */
 function isPretraining(request: TrainingJob): boolean {
   try {
-    if (request.resume) return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
+    if (request.resume)
+      return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
     if (request.config) return 'pretrain' in request.config;
     return isPretrainConfig(loadAnyConfig(request.configFile, { semantic: false }));
   } catch {

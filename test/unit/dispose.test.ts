@@ -7,7 +7,14 @@ import { Disposable, disposeAll, toDisposable } from '../../src/host/util/dispos
 
 /** A disposable that counts how often it was disposed, and records the order. */
 function counted(name: string, order: string[]) {
-  const item = { name, disposed: 0, dispose: () => { item.disposed++; order.push(name); } };
+  const item = {
+    name,
+    disposed: 0,
+    dispose: () => {
+      item.disposed++;
+      order.push(name);
+    },
+  };
   return item;
 }
 
@@ -27,14 +34,22 @@ test('a second dispose() disposes nothing again; the last registered goes first'
   const feature = new Feature(items);
   feature.dispose();
   feature.dispose();
-  assert.deepEqual(items.map((i) => i.disposed), [1, 1, 1]);
+  assert.deepEqual(
+    items.map((i) => i.disposed),
+    [1, 1, 1],
+  );
   assert.deepEqual(order, ['c', 'b', 'a']);
 });
 
 test('disposeAll empties the array first, so calling it twice (or re-entering it) disposes each item once', () => {
   const order: string[] = [];
   const list: { dispose(): void }[] = [];
-  const reentrant = { dispose: () => { order.push('reentrant'); disposeAll(list); } };
+  const reentrant = {
+    dispose: () => {
+      order.push('reentrant');
+      disposeAll(list);
+    },
+  };
   const items = ['a', 'b'].map((n) => counted(n, order));
   list.push(items[0]!, reentrant, items[1]!);
   disposeAll(list);
@@ -45,7 +60,15 @@ test('disposeAll empties the array first, so calling it twice (or re-entering it
 
 test('one failing dispose does not keep the others alive, and its error is not swallowed', () => {
   const order: string[] = [];
-  const items = [counted('a', order), { dispose: () => { throw new Error('boom'); } }, counted('c', order)];
+  const items = [
+    counted('a', order),
+    {
+      dispose: () => {
+        throw new Error('boom');
+      },
+    },
+    counted('c', order),
+  ];
   assert.throws(() => disposeAll(items), /boom/);
   assert.deepEqual(order, ['c', 'a']);
 });
@@ -65,7 +88,9 @@ test('registering on a disposed object disposes the newcomer at once; toDisposab
 
 test('no class in src/host disposes by hand: the ones holding disposables use util/dispose.ts', () => {
   const host = path.join(__dirname, '..', '..', 'src', 'host');
-  const files = fs.readdirSync(host, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('dispose.ts'));
+  const files = fs
+    .readdirSync(host, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('dispose.ts'));
   assert.ok(files.length > 20, 'found the host sources');
   // the old hand-written forms: reversing the array in place, or looping over it without emptying it
   const handWritten = /for \(const \w+ of this\.(disposables|subscriptions)(\.reverse\(\))?\)/;

@@ -15,7 +15,10 @@ const ROOT = path.join(__dirname, '..', '..');
 function sourceFiles(dir: string): string[] {
   const full = path.join(ROOT, dir);
   if (!fs.existsSync(full)) return [];
-  return fs.readdirSync(full, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(full, f));
+  return fs
+    .readdirSync(full, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => path.join(full, f));
 }
 
 function importsOf(file: string): string[] {
@@ -29,19 +32,28 @@ test('src/core, src/worker and src/cli never import vscode or the host', () => {
   assert.ok(sourceFiles('src/cli').length >= 5, 'found the CLI sources');
   assert.ok(files.length > 20, 'found the sources');
   const offenders = files.filter((f) => importsOf(f).some((i) => i === 'vscode' || i.includes('/host/')));
-  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+  assert.deepEqual(
+    offenders.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });
 
 test('src/core does not depend on the worker, the CLI or the host', () => {
   const offenders = sourceFiles('src/core').filter((f) => importsOf(f).some((i) => /\/(worker|cli|host)\//.test(i)));
-  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+  assert.deepEqual(
+    offenders.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });
 
 test('src/protocol imports nothing outside src/protocol', () => {
   const files = sourceFiles('src/protocol');
   assert.ok(files.length > 0);
   const offenders = files.filter((f) => importsOf(f).some((i) => !/^\.\/[\w-]+$/.test(i)));
-  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+  assert.deepEqual(
+    offenders.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });
 
 test('the webviews import only webview/, src/protocol/ and browser packages (never the host, core or Node)', () => {
@@ -51,7 +63,9 @@ test('the webviews import only webview/, src/protocol/ and browser packages (nev
   const offenders: string[] = [];
   for (const file of files) {
     for (const spec of importsOf(file)) {
-      const ok = spec.startsWith('.') ? allowed.some((dir) => path.resolve(path.dirname(file), spec).startsWith(dir)) : !/^(node:|vscode$)/.test(spec) && !BUILTINS.has(spec.split('/')[0]!);
+      const ok = spec.startsWith('.')
+        ? allowed.some((dir) => path.resolve(path.dirname(file), spec).startsWith(dir))
+        : !/^(node:|vscode$)/.test(spec) && !BUILTINS.has(spec.split('/')[0]!);
       if (!ok) offenders.push(`${path.relative(ROOT, file)} imports ${spec}`);
     }
   }
@@ -92,7 +106,10 @@ test('src/host has no import cycles (a feature depends on another, never both wa
 
 test('the worker does not depend on the CLI', () => {
   const offenders = sourceFiles('src/worker').filter((f) => importsOf(f).some((i) => /\/cli\//.test(i)));
-  assert.deepEqual(offenders.map((f) => path.relative(ROOT, f)), []);
+  assert.deepEqual(
+    offenders.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });
 
 test('src/protocol/format.ts, which the webviews bundle, imports nothing at all', () => {
@@ -108,7 +125,8 @@ test('every relative import and require in src resolves to a file', () => {
     for (const spec of importsOf(file).filter((i) => i.startsWith('.'))) {
       const target = path.resolve(path.dirname(file), spec);
       const candidates = [target, `${target}.ts`, path.join(target, 'index.ts')];
-      if (!candidates.some((c) => fs.existsSync(c) && fs.statSync(c).isFile())) missing.push(`${path.relative(ROOT, file)}: ${spec}`);
+      if (!candidates.some((c) => fs.existsSync(c) && fs.statSync(c).isFile()))
+        missing.push(`${path.relative(ROOT, file)}: ${spec}`);
     }
   }
   assert.deepEqual(missing, []);

@@ -37,20 +37,40 @@ function hostSources(): Map<string, string> {
 test('every PEFT Lab command the host runs is one it registers: no fallbacks for commands that never exist', () => {
   const sources = hostSources();
   const all = [...sources.values()].join('\n');
-  const registered = new Set([...all.matchAll(/(?:registerCommand|command)\(\s*'(peftLab\.[\w.]+)'/g)].map((m) => m[1]!));
+  const registered = new Set(
+    [...all.matchAll(/(?:registerCommand|command)\(\s*'(peftLab\.[\w.]+)'/g)].map((m) => m[1]!),
+  );
   const run = new Set([
     ...[...all.matchAll(/executeCommand\(\s*'(peftLab\.[\w.]+)'/g)].map((m) => m[1]!),
     ...[...all.matchAll(/_COMMAND = '(peftLab\.[\w.]+)'/g)].map((m) => m[1]!),
   ]);
-  assert.ok(registered.size > 20 && run.size > 3, `found the commands (${registered.size} registered, ${run.size} run)`);
-  assert.deepEqual([...run].filter((id) => !registered.has(id)), []);
+  assert.ok(
+    registered.size > 20 && run.size > 3,
+    `found the commands (${registered.size} registered, ${run.size} run)`,
+  );
+  assert.deepEqual(
+    [...run].filter((id) => !registered.has(id)),
+    [],
+  );
   // asking VS Code whether a command exists is how the host hedged against its own missing features
-  assert.deepEqual([...sources].filter(([, text]) => text.includes('getCommands(')).map(([f]) => f), []);
+  assert.deepEqual(
+    [...sources].filter(([, text]) => text.includes('getCommands(')).map(([f]) => f),
+    [],
+  );
 });
 
-test("every command in package.json is registered by the host", () => {
+test('every command in package.json is registered by the host', () => {
   const all = [...hostSources().values()].join('\n');
-  const registered = new Set([...all.matchAll(/(?:registerCommand|command)\(\s*'(peftLab\.[\w.]+)'/g)].map((m) => m[1]!));
-  const contributed = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { contributes: { commands: { command: string }[] } }).contributes.commands.map((c) => c.command);
-  assert.deepEqual(contributed.filter((id) => !registered.has(id)), []);
+  const registered = new Set(
+    [...all.matchAll(/(?:registerCommand|command)\(\s*'(peftLab\.[\w.]+)'/g)].map((m) => m[1]!),
+  );
+  const contributed = (
+    JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      contributes: { commands: { command: string }[] };
+    }
+  ).contributes.commands.map((c) => c.command);
+  assert.deepEqual(
+    contributed.filter((id) => !registered.has(id)),
+    [],
+  );
 });

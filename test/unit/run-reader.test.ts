@@ -36,7 +36,15 @@ function runFolder(pid: number, lines = 3): { runs: string; dir: string } {
 }
 
 function writeStatus(dir: string, fields: Partial<RunStatus>): void {
-  const status = { name: 'r', method: 'houlsby', configFile: path.join(root, 'r.peft.json'), started: '2026-12-01T00:00:00.000Z', step: 0, totalSteps: 30, ...fields };
+  const status = {
+    name: 'r',
+    method: 'houlsby',
+    configFile: path.join(root, 'r.peft.json'),
+    started: '2026-12-01T00:00:00.000Z',
+    step: 0,
+    totalSteps: 30,
+    ...fields,
+  };
   fs.writeFileSync(path.join(dir, 'status.json'), JSON.stringify(status));
 }
 
@@ -56,13 +64,53 @@ function rewrite(file: string, text: string): void {
 
 describe('the metrics line contract', () => {
   test('what the writer writes is what every reader parses; evaluation metrics are one object', () => {
-    const text = metricsLineText({ kind: 'eval', split: 'validation', step: 4, epoch: 0, metrics: { accuracy: 0.5, loss: 0.7 }, isBest: true });
-    assert.equal(text, '{"kind":"eval","split":"validation","step":4,"epoch":0,"accuracy":0.5,"loss":0.7,"isBest":true}', 'the log keeps its format');
-    assert.deepEqual(parseMetricsLine(text), { kind: 'eval', split: 'validation', step: 4, epoch: 0, metrics: { accuracy: 0.5, loss: 0.7 }, isBest: true });
-    assert.deepEqual(parseMetricsLine(metricsLineText({ kind: 'train', step: 2, epoch: 0, loss: NaN, learningRate: 1e-3, examplesPerSecond: 9, elapsedMs: 5 })), {
-      kind: 'train', step: 2, epoch: 0, loss: null, learningRate: 1e-3, examplesPerSecond: 9, elapsedMs: 5,
+    const text = metricsLineText({
+      kind: 'eval',
+      split: 'validation',
+      step: 4,
+      epoch: 0,
+      metrics: { accuracy: 0.5, loss: 0.7 },
+      isBest: true,
     });
-    assert.throws(() => metricsLineText({ kind: 'eval', split: 'test', step: 1, metrics: { step: 3 } }), /a metric cannot be called "step"/);
+    assert.equal(
+      text,
+      '{"kind":"eval","split":"validation","step":4,"epoch":0,"accuracy":0.5,"loss":0.7,"isBest":true}',
+      'the log keeps its format',
+    );
+    assert.deepEqual(parseMetricsLine(text), {
+      kind: 'eval',
+      split: 'validation',
+      step: 4,
+      epoch: 0,
+      metrics: { accuracy: 0.5, loss: 0.7 },
+      isBest: true,
+    });
+    assert.deepEqual(
+      parseMetricsLine(
+        metricsLineText({
+          kind: 'train',
+          step: 2,
+          epoch: 0,
+          loss: NaN,
+          learningRate: 1e-3,
+          examplesPerSecond: 9,
+          elapsedMs: 5,
+        }),
+      ),
+      {
+        kind: 'train',
+        step: 2,
+        epoch: 0,
+        loss: null,
+        learningRate: 1e-3,
+        examplesPerSecond: 9,
+        elapsedMs: 5,
+      },
+    );
+    assert.throws(
+      () => metricsLineText({ kind: 'eval', split: 'test', step: 1, metrics: { step: 3 } }),
+      /a metric cannot be called "step"/,
+    );
     assert.match((parseMetricsLine('{"kind":"x","step":1}') as { error: string }).error, /unknown record kind "x"/);
     assert.match((parseMetricsLine('{"kind":"train"}') as { error: string }).error, /no numeric "step"/);
   });
@@ -73,9 +121,21 @@ describe('JsonlTail', () => {
     const file = path.join(root, 'tail.jsonl');
     fs.writeFileSync(file, 'a\nb\nc');
     const tail = new JsonlTail(file);
-    assert.deepEqual(tail.read(), { reset: false, lines: ['a', 'b'], firstLine: 1, partialLastLine: true, missing: false });
+    assert.deepEqual(tail.read(), {
+      reset: false,
+      lines: ['a', 'b'],
+      firstLine: 1,
+      partialLastLine: true,
+      missing: false,
+    });
     fs.appendFileSync(file, 'c\nd\n');
-    assert.deepEqual(tail.read(), { reset: false, lines: ['cc', 'd'], firstLine: 3, partialLastLine: false, missing: false });
+    assert.deepEqual(tail.read(), {
+      reset: false,
+      lines: ['cc', 'd'],
+      firstLine: 3,
+      partialLastLine: false,
+      missing: false,
+    });
     assert.equal(tail.bytesRead, Buffer.byteLength('a\nb\ncc\nd\n'));
   });
 
@@ -85,9 +145,21 @@ describe('JsonlTail', () => {
     const tail = new JsonlTail(file);
     tail.read();
     rewrite(file, 'ONE\nTWO\nTHREE\n');
-    assert.deepEqual(tail.read(), { reset: true, lines: ['ONE', 'TWO', 'THREE'], firstLine: 1, partialLastLine: false, missing: false });
+    assert.deepEqual(tail.read(), {
+      reset: true,
+      lines: ['ONE', 'TWO', 'THREE'],
+      firstLine: 1,
+      partialLastLine: false,
+      missing: false,
+    });
     fs.truncateSync(file, 4);
-    assert.deepEqual(tail.read(), { reset: true, lines: ['ONE'], firstLine: 1, partialLastLine: false, missing: false });
+    assert.deepEqual(tail.read(), {
+      reset: true,
+      lines: ['ONE'],
+      firstLine: 1,
+      partialLastLine: false,
+      missing: false,
+    });
   });
 });
 
@@ -116,7 +188,11 @@ describe('every reader detects a rewritten metrics.jsonl, also one that did not 
   test('the follower of a reattached run', async () => {
     const { dir } = runFolder(process.pid, 5);
     const messages: WorkerMessage[] = [];
-    const follower = new RunFollower(findLiveRuns([dir])[0]!, (m) => messages.push(m), () => {});
+    const follower = new RunFollower(
+      findLiveRuns([dir])[0]!,
+      (m) => messages.push(m),
+      () => {},
+    );
     try {
       assert.equal(messages.length, 5);
       rewrite(path.join(dir, 'metrics.jsonl'), trainLines(1, 6, 0.25));
@@ -162,7 +238,11 @@ describe('one liveness rule', () => {
       assert.equal(record.state, 'running');
       assert.equal(record.interrupted, undefined);
       assert.equal(new RunData(dir).state, 'running');
-      assert.deepEqual(findLiveRuns([dir]).map((r) => r.runDir), [dir], 'a reload follows the run the tree shows running');
+      assert.deepEqual(
+        findLiveRuns([dir]).map((r) => r.runDir),
+        [dir],
+        'a reload follows the run the tree shows running',
+      );
     } finally {
       process.kill = kill;
     }
@@ -199,7 +279,12 @@ describe('paths in status.json', () => {
 
   test('the absolute paths older runs wrote are still read as they are', () => {
     const { dir } = runFolder(process.pid);
-    writeStatus(dir, { state: 'finished', pid: 1, bestCheckpoint: '/old/place/run/checkpoints/step-10', configFile: '/old/place/x.peft.json' });
+    writeStatus(dir, {
+      state: 'finished',
+      pid: 1,
+      bestCheckpoint: '/old/place/run/checkpoints/step-10',
+      configFile: '/old/place/x.peft.json',
+    });
     assert.equal(readRunStatus(dir)!.bestCheckpoint, '/old/place/run/checkpoints/step-10');
     assert.equal(new RunData(dir).bestCheckpoint, '/old/place/run/checkpoints/step-10');
   });
@@ -207,7 +292,10 @@ describe('paths in status.json', () => {
   test('a status.json that is not a run status is a problem naming the field', () => {
     const { dir } = runFolder(process.pid);
     fs.writeFileSync(path.join(dir, 'status.json'), '{"state":"sleeping"}');
-    assert.match((readRunStatusChecked(dir) as { error: string }).error, /status\.json has no valid "state" .* found "sleeping"/);
+    assert.match(
+      (readRunStatusChecked(dir) as { error: string }).error,
+      /status\.json has no valid "state" .* found "sleeping"/,
+    );
     assert.equal(readRunStatus(dir), undefined);
   });
 });
@@ -218,5 +306,8 @@ test('MetricsTail names the broken lines by their line number in the file', () =
   tail.read();
   fs.appendFileSync(path.join(dir, 'metrics.jsonl'), '\nnot json\n');
   const read = tail.read();
-  assert.deepEqual(read.broken.map((b) => b.line), [4]);
+  assert.deepEqual(
+    read.broken.map((b) => b.line),
+    [4],
+  );
 });

@@ -90,6 +90,7 @@ export class JsonlTail {
       return;
     }
     this.pending = Buffer.from(data.subarray(end + 1));
-    for (const raw of data.toString('utf8', 0, end).split('\n')) lines.push(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+    for (const raw of data.toString('utf8', 0, end).split('\n'))
+      lines.push(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
   }
 }

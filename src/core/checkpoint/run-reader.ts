@@ -16,7 +16,15 @@ export const STATUS_FILE = 'status.json';
 export const METRICS_FILE = 'metrics.jsonl';
 const RUN_STATES = new Set<string>(['running', 'finished', 'failed', 'stopped']);
 /** A folder holding any of these is a run (RunFolder.create makes checkpoints/ first). */
-const RUN_MARKERS = ['status.json', 'config.json', 'metrics.jsonl', 'placement.json', 'checkpoints', 'best', 'worker.log'];
+const RUN_MARKERS = [
+  'status.json',
+  'config.json',
+  'metrics.jsonl',
+  'placement.json',
+  'checkpoints',
+  'best',
+  'worker.log',
+];
 
 /** Whether one of these names (a folder's listing) makes the folder a run folder. */
 export function hasRunMarker(names: readonly string[]): boolean {
@@ -60,9 +68,17 @@ export function readRunStatusChecked(dir: string): StatusRead {
     return { error: `status.json is not valid JSON (${(err as Error).message})` };
   }
   const s = value as Record<string, unknown> | null;
-  if (typeof s !== 'object' || s === null || Array.isArray(s) || typeof s.state !== 'string' || !RUN_STATES.has(s.state)) {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    Array.isArray(s) ||
+    typeof s.state !== 'string' ||
+    !RUN_STATES.has(s.state)
+  ) {
     const found = typeof s === 'object' && s !== null && !Array.isArray(s) ? s.state : s;
-    return { error: `status.json has no valid "state" (expected running, finished, failed or stopped; found ${JSON.stringify(found)})` };
+    return {
+      error: `status.json has no valid "state" (expected running, finished, failed or stopped; found ${JSON.stringify(found)})`,
+    };
   }
   return { status: statusFromDisk(dir, s as unknown as RunStatus), text };
 }
@@ -82,7 +98,11 @@ export function runLiveness(dir: string, status: Pick<RunStatus, 'pid'>, options
 }
 
 /** What a running run's state is taken to be: running (here or elsewhere), or interrupted with why. */
-export function effectiveState(dir: string, status: RunStatus, options: LivenessOptions = {}): { state: RunState; verdict?: LockVerdict } {
+export function effectiveState(
+  dir: string,
+  status: RunStatus,
+  options: LivenessOptions = {},
+): { state: RunState; verdict?: LockVerdict } {
   if (status.state !== 'running') return { state: status.state };
   const verdict = runLiveness(dir, status, options);
   return { state: verdict.live ? 'running' : 'failed', verdict };
@@ -124,6 +144,13 @@ export class MetricsTail {
       if (isBrokenLine(parsed)) broken.push({ line: read.firstLine + i, reason: parsed.error });
       else records.push(parsed);
     });
-    return { reset: read.reset, records, broken, lineCount: read.lines.length, partialLastLine: read.partialLastLine, missing: read.missing };
+    return {
+      reset: read.reset,
+      records,
+      broken,
+      lineCount: read.lines.length,
+      partialLastLine: read.partialLastLine,
+      missing: read.missing,
+    };
   }
 }

@@ -47,13 +47,22 @@ function describeConfig(file: string): string {
 function describeRunFolder(dir: string): string {
   const run = RunFolder.open(dir);
   const status = run.readStatus();
-  const lines = [`run ${run.id}`, `  state     ${stateLine(run.dir, status)}`, `  method    ${status.method}`, `  backend   ${status.backend ?? '?'}`, `  progress  step ${status.step} of ${status.totalSteps}`];
+  const lines = [
+    `run ${run.id}`,
+    `  state     ${stateLine(run.dir, status)}`,
+    `  method    ${status.method}`,
+    `  backend   ${status.backend ?? '?'}`,
+    `  progress  step ${status.step} of ${status.totalSteps}`,
+  ];
   if (status.error) lines.push(`  error     ${status.error.message}`);
   for (const change of status.configChanges ?? []) {
-    lines.push(`  changed   at step ${change.step}: ${change.changes.map((c) => `${c.path} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`);
+    lines.push(
+      `  changed   at step ${change.step}: ${change.changes.map((c) => `${c.path} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`,
+    );
   }
   const placementFile = run.file('placement.json');
-  if (fs.existsSync(placementFile)) lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
+  if (fs.existsSync(placementFile))
+    lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
   const best = run.bestStep();
   for (const step of run.checkpointSteps()) {
     const info = readCheckpoint(run.checkpointDir(step)).info;

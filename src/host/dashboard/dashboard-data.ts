@@ -50,8 +50,16 @@ export interface RunChanges {
 }
 
 export function hasChanges(c: RunChanges): boolean {
-  return c.reset || c.train !== undefined || c.evals !== undefined || c.status !== undefined || c.placement !== undefined
-    || c.routing !== undefined || c.checkpoints !== undefined || c.config !== undefined;
+  return (
+    c.reset ||
+    c.train !== undefined ||
+    c.evals !== undefined ||
+    c.status !== undefined ||
+    c.placement !== undefined ||
+    c.routing !== undefined ||
+    c.checkpoints !== undefined ||
+    c.config !== undefined
+  );
 }
 
 export class RunData {
@@ -147,8 +155,12 @@ export class RunData {
     this.statusPid = raw.pid;
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-    const error = raw.error && typeof raw.error === 'object' ? str((raw.error as { message?: unknown }).message) : undefined;
-    const best = raw.bestMetrics && typeof raw.bestMetrics === 'object' ? finiteRecord(raw.bestMetrics as Record<string, unknown>) : undefined;
+    const error =
+      raw.error && typeof raw.error === 'object' ? str((raw.error as { message?: unknown }).message) : undefined;
+    const best =
+      raw.bestMetrics && typeof raw.bestMetrics === 'object'
+        ? finiteRecord(raw.bestMetrics as Record<string, unknown>)
+        : undefined;
     this.statusConfigFile = str(raw.configFile);
     this.statusValue = {
       state: STATES.has(raw.state) ? (raw.state as DashboardRunState) : 'unknown',
@@ -206,7 +218,8 @@ export class RunData {
       // a step logged twice (never by the worker, but a hand-edited file) keeps the later value
       if (t.step.length && step <= t.step[t.step.length - 1]!) {
         if (step < t.step[t.step.length - 1]!) return;
-        for (const key of ['step', 'epoch', 'loss', 'learningRate', 'examplesPerSecond', 'elapsedMs'] as const) t[key].pop();
+        for (const key of ['step', 'epoch', 'loss', 'learningRate', 'examplesPerSecond', 'elapsedMs'] as const)
+          t[key].pop();
       }
       t.step.push(step);
       t.epoch.push(r.epoch);
@@ -218,7 +231,6 @@ export class RunData {
       this.evals.push({ step, split: r.split, metrics: { ...r.metrics }, isBest: r.isBest === true });
     }
   }
-
 
   private readPlacement(changes: RunChanges): void {
     const raw = this.readJson('placement.json');
@@ -250,12 +262,14 @@ export class RunData {
     changes.checkpoints = steps;
     const latest = steps.at(-1);
     if (latest === undefined || latest === this.routingValue?.step) return;
-    const info = this.readJson(path.join('checkpoints', `step-${latest}`, 'checkpoint.json')) as { trainer?: { routing?: unknown } } | undefined;
+    const info = this.readJson(path.join('checkpoints', `step-${latest}`, 'checkpoint.json')) as
+      { trainer?: { routing?: unknown } } | undefined;
     const routing = info?.trainer?.routing;
     if (!routing || typeof routing !== 'object' || Object.keys(routing).length === 0) return;
     const sites: Record<string, { down: number[]; up: number[] }> = {};
     for (const [key, value] of Object.entries(routing as Record<string, { down?: unknown; up?: unknown }>)) {
-      if (Array.isArray(value?.down) && Array.isArray(value?.up)) sites[key] = { down: value.down.map(Number), up: value.up.map(Number) };
+      if (Array.isArray(value?.down) && Array.isArray(value?.up))
+        sites[key] = { down: value.down.map(Number), up: value.up.map(Number) };
     }
     this.routingValue = { step: latest, sites };
     changes.routing = this.routingValue;

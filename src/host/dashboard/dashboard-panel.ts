@@ -45,8 +45,21 @@ export interface DashboardDeps {
 }
 
 export function panelKey(mode: DashboardMode, dirs: readonly string[], groups?: readonly DashboardGroupSpec[]): string {
-  const partition = groups ? `\n${groups.map((g) => [...g.dirs].map((d) => path.resolve(d)).sort().join('|')).sort().join('\n')}` : '';
-  return `${mode}\n${[...dirs].map((d) => path.resolve(d)).sort().join('\n')}${partition}`;
+  const partition = groups
+    ? `\n${groups
+        .map((g) =>
+          [...g.dirs]
+            .map((d) => path.resolve(d))
+            .sort()
+            .join('|'),
+        )
+        .sort()
+        .join('\n')}`
+    : '';
+  return `${mode}\n${[...dirs]
+    .map((d) => path.resolve(d))
+    .sort()
+    .join('\n')}${partition}`;
 }
 
 export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
@@ -80,11 +93,18 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
   }
 
   get key(): string {
-    return panelKey(this.mode, this.runs.map((r) => r.dir), this.groups);
+    return panelKey(
+      this.mode,
+      this.runs.map((r) => r.dir),
+      this.groups,
+    );
   }
 
   private title(): string {
-    if (this.mode === 'groups') return this.groups?.length === 1 ? `Group: ${this.groups[0]!.label}` : `Compare ${this.groups?.length ?? 0} groups`;
+    if (this.mode === 'groups')
+      return this.groups?.length === 1
+        ? `Group: ${this.groups[0]!.label}`
+        : `Compare ${this.groups?.length ?? 0} groups`;
     if (this.mode === 'compare') return `Compare ${this.runs.length} runs`;
     return `Dashboard: ${this.runs[0]?.name ?? 'run'}`;
   }
@@ -105,7 +125,12 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
       case 'ready':
         this.ready = true;
         for (const run of this.runs) run.refresh(this.followed.get(run));
-        this.post({ type: 'snapshot', mode: this.mode, runs: this.snapshots(), ...(this.groups ? { groups: this.groupCurves() } : {}) });
+        this.post({
+          type: 'snapshot',
+          mode: this.mode,
+          runs: this.snapshots(),
+          ...(this.groups ? { groups: this.groupCurves() } : {}),
+        });
         return;
       case 'webviewError':
         this.deps.log.error(`dashboard webview: ${message.message}`);
@@ -114,7 +139,12 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
         void this.onAction(message);
         return;
       case 'exportChart':
-        void saveExport(`${message.name}.${message.format}`, chartContent(message.format, message.data), message.format.toUpperCase(), this.deps.log).catch((err: Error) => {
+        void saveExport(
+          `${message.name}.${message.format}`,
+          chartContent(message.format, message.data),
+          message.format.toUpperCase(),
+          this.deps.log,
+        ).catch((err: Error) => {
           void vscode.window.showErrorMessage(`PEFT Lab: ${err.message}`);
         });
         return;
@@ -130,7 +160,8 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
     try {
       switch (message.action) {
         case 'openConfig': {
-          const source = run.configFile && fs.existsSync(run.configFile) ? run.configFile : path.join(run.dir, 'config.json');
+          const source =
+            run.configFile && fs.existsSync(run.configFile) ? run.configFile : path.join(run.dir, 'config.json');
           await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(source));
           return;
         }
@@ -155,7 +186,10 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
           const uri = vscode.Uri.file(run.dir);
           const inWorkspace = vscode.workspace.getWorkspaceFolder(uri) !== undefined;
           // under Remote the OS file manager is the local machine's, which cannot show a remote path
-          await vscode.commands.executeCommand(inWorkspace || vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS', uri);
+          await vscode.commands.executeCommand(
+            inWorkspace || vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS',
+            uri,
+          );
           return;
         }
       }
@@ -167,9 +201,12 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
 
   private onWorkerMessage(configFile: string, message: WorkerMessage): void {
     const file = path.resolve(configFile);
-    const dirOfMessage = message.type === 'started' || message.type === 'finished' ? path.resolve(message.runDir) : undefined;
+    const dirOfMessage =
+      message.type === 'started' || message.type === 'finished' ? path.resolve(message.runDir) : undefined;
     for (const run of this.runs) {
-      const mine = dirOfMessage ? dirOfMessage === run.dir : run.configFile !== undefined && path.resolve(run.configFile) === file && run.state !== 'finished';
+      const mine = dirOfMessage
+        ? dirOfMessage === run.dir
+        : run.configFile !== undefined && path.resolve(run.configFile) === file && run.state !== 'finished';
       if (mine) this.urgent.add(run);
     }
     if (this.urgent.size && !this.debounce) {
@@ -213,7 +250,8 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
     const changes = run.refresh(this.followed.get(run));
     if (hasChanges(changes)) this.send(run, changes);
     // a group's curves follow its live runs (recomputed whole: groups are a few runs)
-    if (this.groups && (changes.train || changes.evals || changes.reset)) this.post({ type: 'groups', groups: this.groupCurves() });
+    if (this.groups && (changes.train || changes.evals || changes.reset))
+      this.post({ type: 'groups', groups: this.groupCurves() });
   }
 
   /** Every group's bands, from the runs as they are now. */
@@ -227,12 +265,21 @@ export class DashboardPanel extends WebviewPanelHost<HostToDashboard> {
       this.post({ type: 'resetRun', run: run.snapshot(this.followed.get(run) ?? false) });
       return;
     }
-    if (c.train || c.evals) this.post({ type: 'append', dir: run.dir, train: c.train ?? emptyTrainColumns(), evals: c.evals ?? [] });
+    if (c.train || c.evals)
+      this.post({ type: 'append', dir: run.dir, train: c.train ?? emptyTrainColumns(), evals: c.evals ?? [] });
     if (c.status || c.placement || c.routing || c.checkpoints || c.config) {
-      this.post({ type: 'runUpdate', dir: run.dir, status: c.status, placement: c.placement, routing: c.routing, checkpoints: c.checkpoints, config: c.config, configFile: c.configFile });
+      this.post({
+        type: 'runUpdate',
+        dir: run.dir,
+        status: c.status,
+        placement: c.placement,
+        routing: c.routing,
+        checkpoints: c.checkpoints,
+        config: c.config,
+        configFile: c.configFile,
+      });
     }
   }
-
 }
 
 function preview(value: unknown): string {

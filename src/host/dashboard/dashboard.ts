@@ -21,7 +21,9 @@ export class Dashboard extends Disposable {
       vscode.commands.registerCommand('peftLab.openDashboard', (...args: unknown[]) => this.openCommand(args)),
       vscode.commands.registerCommand('peftLab.compareRuns', (...args: unknown[]) => this.compareCommand(args)),
       // internal (the Experiments table's group buttons): [{ label, dirs }, ...]
-      vscode.commands.registerCommand('peftLab.compareGroups', (groups: readonly DashboardGroupSpec[]) => this.compareGroups(groups)),
+      vscode.commands.registerCommand('peftLab.compareGroups', (groups: readonly DashboardGroupSpec[]) =>
+        this.compareGroups(groups),
+      ),
       vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
         deserializeWebviewPanel: async (panel, state) => this.revive(panel, state),
       }),
@@ -52,9 +54,15 @@ export class Dashboard extends Disposable {
 
   /** Opens (or reveals) one panel drawing each seed group as its mean with a band. */
   compareGroups(groups: readonly DashboardGroupSpec[]): DashboardPanel {
-    const specs = groups.map((g) => ({ label: g.label, dirs: [...new Set(g.dirs.map((d) => path.resolve(d)))].filter(isRunFolder) })).filter((g) => g.dirs.length);
+    const specs = groups
+      .map((g) => ({ label: g.label, dirs: [...new Set(g.dirs.map((d) => path.resolve(d)))].filter(isRunFolder) }))
+      .filter((g) => g.dirs.length);
     if (specs.length === 0) throw new Error('no run folders in the groups');
-    return this.show('groups', specs.flatMap((g) => g.dirs), specs);
+    return this.show(
+      'groups',
+      specs.flatMap((g) => g.dirs),
+      specs,
+    );
   }
 
   private show(mode: DashboardMode, dirs: readonly string[], groups?: readonly DashboardGroupSpec[]): DashboardPanel {
@@ -63,7 +71,12 @@ export class Dashboard extends Disposable {
       existing.reveal();
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Dashboard', vscode.ViewColumn.Active, webviewOptions(this.deps.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      DASHBOARD_VIEW_TYPE,
+      'Dashboard',
+      vscode.ViewColumn.Active,
+      webviewOptions(this.deps.extensionUri),
+    );
     return this.track(new DashboardPanel(panel, mode, dirs, this.deps, groups));
   }
 
@@ -96,7 +109,9 @@ export class Dashboard extends Disposable {
     const dir = dirs[0] ?? (await this.pickRuns(false))[0];
     if (!dir) return undefined;
     if (!isRunFolder(dir)) {
-      void vscode.window.showWarningMessage(`PEFT Lab: ${dir} is not a run folder (no config.json, status.json or placement.json).`);
+      void vscode.window.showWarningMessage(
+        `PEFT Lab: ${dir} is not a run folder (no config.json, status.json or placement.json).`,
+      );
       return undefined;
     }
     return this.open(dir);
@@ -119,12 +134,21 @@ export class Dashboard extends Disposable {
       .map((dir) => ({ dir, mtime: safeMtime(path.join(dir, 'status.json')) }))
       .sort((a, b) => b.mtime - a.mtime);
     if (runs.length === 0) {
-      void vscode.window.showInformationMessage('PEFT Lab: there are no runs in this workspace yet. Train a *.peft.json config first.');
+      void vscode.window.showInformationMessage(
+        'PEFT Lab: there are no runs in this workspace yet. Train a *.peft.json config first.',
+      );
       return [];
     }
-    const items = runs.map((r) => ({ label: path.basename(r.dir), description: vscode.workspace.asRelativePath(path.dirname(r.dir)), dir: r.dir }));
+    const items = runs.map((r) => ({
+      label: path.basename(r.dir),
+      description: vscode.workspace.asRelativePath(path.dirname(r.dir)),
+      dir: r.dir,
+    }));
     if (many) {
-      const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'PEFT Lab: runs to compare' });
+      const picked = await vscode.window.showQuickPick(items, {
+        canPickMany: true,
+        title: 'PEFT Lab: runs to compare',
+      });
       return picked?.map((p) => p.dir) ?? [];
     }
     const picked = await vscode.window.showQuickPick(items, { title: 'PEFT Lab: open the dashboard of a run' });

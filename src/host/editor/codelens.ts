@@ -17,7 +17,11 @@ export class TrainCodeLensProvider extends Disposable implements vscode.CodeLens
   private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeCodeLenses = this.changed.event;
 
-  constructor(private readonly diagnostics: ConfigDiagnostics, private readonly runs: RunManager, private readonly index: RunIndex) {
+  constructor(
+    private readonly diagnostics: ConfigDiagnostics,
+    private readonly runs: RunManager,
+    private readonly index: RunIndex,
+  ) {
     super();
     const refresh = () => this.changed.fire();
     this._register(diagnostics.onDidChange(refresh));
@@ -35,11 +39,25 @@ export class TrainCodeLensProvider extends Disposable implements vscode.CodeLens
   private trainLens(doc: vscode.TextDocument, range: vscode.Range): vscode.CodeLens {
     const run = this.runs.get(doc.fileName);
     if (run) {
-      const what = run.phase === 'queued' ? 'Queued' : run.phase === 'stopping' ? 'Stopping…' : progressText(run.progress?.step, run.progress?.totalSteps);
-      return new vscode.CodeLens(range, { title: `$(debug-stop) Stop (${what})`, command: 'peftLab.stop', arguments: [doc.uri] });
+      const what =
+        run.phase === 'queued'
+          ? 'Queued'
+          : run.phase === 'stopping'
+            ? 'Stopping…'
+            : progressText(run.progress?.step, run.progress?.totalSteps);
+      return new vscode.CodeLens(range, {
+        title: `$(debug-stop) Stop (${what})`,
+        command: 'peftLab.stop',
+        arguments: [doc.uri],
+      });
     }
     const blocker = this.trainBlocker(doc);
-    if (blocker) return new vscode.CodeLens(range, { title: `$(circle-slash) Train: ${blocker}`, command: 'peftLab.explainTrainBlocked', arguments: [doc.uri, blocker] });
+    if (blocker)
+      return new vscode.CodeLens(range, {
+        title: `$(circle-slash) Train: ${blocker}`,
+        command: 'peftLab.explainTrainBlocked',
+        arguments: [doc.uri, blocker],
+      });
     return new vscode.CodeLens(range, { title: '$(play) Train', command: 'peftLab.train', arguments: [doc.uri] });
   }
 
@@ -50,11 +68,25 @@ export class TrainCodeLensProvider extends Disposable implements vscode.CodeLens
     const points = this.runs.active().filter((r) => r.point && path.resolve(r.configFile) === file);
     if (points.length) {
       const queued = points.filter((r) => r.phase === 'queued').length;
-      return [new vscode.CodeLens(range, { title: `$(list-tree) Sweep: ${points.length - queued} running, ${queued} queued`, command: 'peftLab.queue.focus' })];
+      return [
+        new vscode.CodeLens(range, {
+          title: `$(list-tree) Sweep: ${points.length - queued} running, ${queued} queued`,
+          command: 'peftLab.queue.focus',
+        }),
+      ];
     }
     const blocker = this.sweepBlocker(doc);
-    if (blocker) return [new vscode.CodeLens(range, { title: `$(circle-slash) Sweep: ${blocker}`, command: 'peftLab.explainTrainBlocked', arguments: [doc.uri, blocker] })];
-    return [new vscode.CodeLens(range, { title: '$(list-tree) Sweep', command: 'peftLab.sweep', arguments: [doc.uri] })];
+    if (blocker)
+      return [
+        new vscode.CodeLens(range, {
+          title: `$(circle-slash) Sweep: ${blocker}`,
+          command: 'peftLab.explainTrainBlocked',
+          arguments: [doc.uri, blocker],
+        }),
+      ];
+    return [
+      new vscode.CodeLens(range, { title: '$(list-tree) Sweep', command: 'peftLab.sweep', arguments: [doc.uri] }),
+    ];
   }
 
   private runLenses(doc: vscode.TextDocument, range: vscode.Range): vscode.CodeLens[] {
@@ -62,7 +94,13 @@ export class TrainCodeLensProvider extends Disposable implements vscode.CodeLens
     if (!latest) return [];
     const count = this.index.runsOf(doc.fileName).length;
     // "Open dashboard" of the latest run; the count and state stay in the title
-    return [new vscode.CodeLens(range, { title: `$(graph) Open dashboard (${count} run${count === 1 ? '' : 's'}: latest ${latest.state})`, command: 'peftLab.openDashboard', arguments: [latest.dir] })];
+    return [
+      new vscode.CodeLens(range, {
+        title: `$(graph) Open dashboard (${count} run${count === 1 ? '' : 's'}: latest ${latest.state})`,
+        command: 'peftLab.openDashboard',
+        arguments: [latest.dir],
+      }),
+    ];
   }
 
   /** Why Train is not offered, or undefined when it is. Train ignores the sweep, so a bad sweep point does not block it. */
@@ -74,12 +112,12 @@ export class TrainCodeLensProvider extends Disposable implements vscode.CodeLens
   sweepBlocker(doc: vscode.TextDocument): string | undefined {
     return blocker(this.diagnostics.errorsOf(doc));
   }
-
 }
 
 function blocker(errors: ConfigIssue[]): string | undefined {
   if (!vscode.workspace.isTrusted) return 'disabled in an untrusted workspace';
-  if (errors.length) return `fix ${errors.length} problem${errors.length === 1 ? '' : 's'} first (${errors[0]!.message})`;
+  if (errors.length)
+    return `fix ${errors.length} problem${errors.length === 1 ? '' : 's'} first (${errors[0]!.message})`;
   return undefined;
 }
 

@@ -49,7 +49,10 @@ export class ConfigDiagnostics extends Disposable {
     if (!isConfigDocument(doc)) return;
     const key = doc.uri.toString();
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => this.update(doc), delay));
+    this.timers.set(
+      key,
+      setTimeout(() => this.update(doc), delay),
+    );
   }
 
   private update(doc: vscode.TextDocument): void {
@@ -57,10 +60,16 @@ export class ConfigDiagnostics extends Disposable {
     const text = doc.getText();
     const options = { workspaceFolder: folder };
     // a sweep's points are checked like configs; their problems land on the sweep's fields
-    const issues = [...validateConfigText(text, doc.fileName, options), ...sweepIssues(text, doc.fileName, options)].sort((a, b) => a.offset - b.offset);
+    const issues = [
+      ...validateConfigText(text, doc.fileName, options),
+      ...sweepIssues(text, doc.fileName, options),
+    ].sort((a, b) => a.offset - b.offset);
     this.issues.set(doc.uri.toString(), issues);
     const semantic = issues.filter((i) => i.source === 'semantic');
-    this.collection.set(doc.uri, semantic.map((i) => toDiagnostic(doc, i)));
+    this.collection.set(
+      doc.uri,
+      semantic.map((i) => toDiagnostic(doc, i)),
+    );
     this.changed.fire(doc.uri);
   }
 
@@ -71,11 +80,13 @@ export class ConfigDiagnostics extends Disposable {
     this.issues.delete(key);
     this.collection.delete(uri);
   }
-
 }
 
 function toDiagnostic(doc: vscode.TextDocument, issue: ConfigIssue): vscode.Diagnostic {
-  const range = new vscode.Range(doc.positionAt(issue.offset), doc.positionAt(issue.offset + Math.max(issue.length, 1)));
+  const range = new vscode.Range(
+    doc.positionAt(issue.offset),
+    doc.positionAt(issue.offset + Math.max(issue.length, 1)),
+  );
   const severity = issue.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning;
   const diagnostic = new vscode.Diagnostic(range, issue.message, severity);
   diagnostic.source = 'PEFT Lab';

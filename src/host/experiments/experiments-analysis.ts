@@ -4,9 +4,24 @@
  * claim bench (bench/adapter-claim.ts --from-runs) reads run folders through the same functions, so
  * its table and the view agree on the same runs. No `vscode` import.
  */
-import type { AnalysisMessage, CellValue, DiffMessage, ExperimentRow, ExportTableMessage, GroupRow, ValueChoice } from '../../protocol/experiments';
+import type {
+  AnalysisMessage,
+  CellValue,
+  DiffMessage,
+  ExperimentRow,
+  ExportTableMessage,
+  GroupRow,
+  ValueChoice,
+} from '../../protocol/experiments';
 import { chooseValue } from '../../core/analysis/stats';
-import { groupRuns, groupingParameters, varyingParameters, isSeedParameter, type AnalysisRun, type RunGroup } from '../../core/analysis/groups';
+import {
+  groupRuns,
+  groupingParameters,
+  varyingParameters,
+  isSeedParameter,
+  type AnalysisRun,
+  type RunGroup,
+} from '../../core/analysis/groups';
 import { parameterImportance } from '../../core/analysis/importance';
 import { diffRuns } from '../../core/analysis/diff';
 import { TABLE_FORMATS, type Table, type TableCell, type TableColumn } from '../../core/analysis/tables';
@@ -64,22 +79,40 @@ export interface AnalysisSource {
 }
 
 /** Groups and importance for an `analyze` request. */
-export function analyze(source: AnalysisSource, request: { request: number; groupBy?: readonly string[]; choice: ValueChoice; metric?: string }): AnalysisMessage {
+export function analyze(
+  source: AnalysisSource,
+  request: { request: number; groupBy?: readonly string[]; choice: ValueChoice; metric?: string },
+): AnalysisMessage {
   const runs = source.rows.map((r) => analysisRun(r, source.run(r.dir), request.choice));
   const groupBy = groupingParameters(runs, { by: request.groupBy });
   const groups = groupRuns(runs, { by: groupBy }).map(groupRow);
-  const metrics = metricOrder(runs.flatMap((r) => Object.keys(r.metrics)), source.rows);
+  const metrics = metricOrder(
+    runs.flatMap((r) => Object.keys(r.metrics)),
+    source.rows,
+  );
   let importance: AnalysisMessage['importance'];
   const every = source.rows.map((r) => {
     // importance may be asked for any metric column the table shows (best, final, test), whatever the choice
     const run = source.run(r.dir);
-    return { ...analysisRun(r, run, request.choice), metrics: { ...analysisRun(r, run, 'best').metrics, ...analysisRun(r, run, 'last').metrics, ...analysisRun(r, run, request.choice).metrics } };
+    return {
+      ...analysisRun(r, run, request.choice),
+      metrics: {
+        ...analysisRun(r, run, 'best').metrics,
+        ...analysisRun(r, run, 'last').metrics,
+        ...analysisRun(r, run, request.choice).metrics,
+      },
+    };
   });
   const metric = request.metric && every.some((r) => request.metric! in r.metrics) ? request.metric : undefined;
   if (metric) {
     const parameters = varyingParameters(runs).filter((p) => !isSeedParameter(p));
     const result = parameterImportance(every, parameters, metric);
-    importance = { metric, method: result.method, runs: result.runs, parameters: result.parameters.map((p) => ({ ...p })) };
+    importance = {
+      metric,
+      method: result.method,
+      runs: result.runs,
+      parameters: result.parameters.map((p) => ({ ...p })),
+    };
   }
   return { type: 'analysis', request: request.request, groupBy, choice: request.choice, metrics, groups, importance };
 }
@@ -110,22 +143,46 @@ export function metricLabel(id: string): string {
 const METRIC_ID = /^(best|final|min|max|test):/;
 
 /** The table an `exportTable` request describes: one row per run, or per seed group with mean ± sd. */
-export function exportTable(source: AnalysisSource, request: Omit<ExportTableMessage, 'type' | 'format' | 'dirs'>): Table {
+export function exportTable(
+  source: AnalysisSource,
+  request: Omit<ExportTableMessage, 'type' | 'format' | 'dirs'>,
+): Table {
   const runs = source.rows.map((r) => analysisRun(r, source.run(r.dir), request.choice));
   const metricIds = request.columns.filter((c) => METRIC_ID.test(c));
   const metricColumn = (id: string): TableColumn => ({ label: metricLabel(id), digits: 4 });
   if (request.grouped) {
     const groupBy = groupingParameters(runs, { by: request.groupBy });
     const groups = groupRuns(runs, { by: groupBy });
-    const columns: TableColumn[] = [...groupBy.map((p) => ({ label: p })), { label: 'N' }, ...metricIds.map(metricColumn)];
-    const rows = groups.map((g): TableCell[] => [...groupBy.map((p) => g.key[p]), g.runs.length, ...metricIds.map((m) => g.stats[m])]);
-    return { columns, rows, caption: `Mean ± sample sd over the runs of each group (grouped by ${groupBy.length ? groupBy.join(', ') : 'nothing'})` };
+    const columns: TableColumn[] = [
+      ...groupBy.map((p) => ({ label: p })),
+      { label: 'N' },
+      ...metricIds.map(metricColumn),
+    ];
+    const rows = groups.map((g): TableCell[] => [
+      ...groupBy.map((p) => g.key[p]),
+      g.runs.length,
+      ...metricIds.map((m) => g.stats[m]),
+    ]);
+    return {
+      columns,
+      rows,
+      caption: `Mean ± sample sd over the runs of each group (grouped by ${groupBy.length ? groupBy.join(', ') : 'nothing'})`,
+    };
   }
   // a run's row can show best and final columns whatever the choice
-  const byDir = new Map(source.rows.map((r) => {
-    const run = source.run(r.dir);
-    return [r.dir, { ...analysisRun(r, run, 'best').metrics, ...analysisRun(r, run, 'last').metrics, ...analysisRun(r, run, request.choice).metrics }];
-  }));
+  const byDir = new Map(
+    source.rows.map((r) => {
+      const run = source.run(r.dir);
+      return [
+        r.dir,
+        {
+          ...analysisRun(r, run, 'best').metrics,
+          ...analysisRun(r, run, 'last').metrics,
+          ...analysisRun(r, run, request.choice).metrics,
+        },
+      ];
+    }),
+  );
   const columns: TableColumn[] = [];
   const getters: ((row: ExperimentRow) => CellValue | undefined)[] = [];
   for (const id of request.columns) {

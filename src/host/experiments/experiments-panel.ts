@@ -44,7 +44,10 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   /** A diff asked for from the sidebar before the webview was ready: sent with the rows. */
   private pendingDiff?: string[];
 
-  constructor(panel: vscode.WebviewPanel, private readonly deps: ExperimentsDeps) {
+  constructor(
+    panel: vscode.WebviewPanel,
+    private readonly deps: ExperimentsDeps,
+  ) {
     super(panel, deps, 'experiments');
     panel.title = 'Experiments';
     this.setIcon('experiments');
@@ -60,7 +63,11 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   /** Every run's row, newest first (what the webview gets when it is ready). */
   rows(): ExperimentRow[] {
     const model = this.deps.runs.model;
-    return model.runs().filter((r) => !r.pending).sort((a, b) => b.started - a.started).map((r) => experimentRow(r, model.placement(r.dir).value));
+    return model
+      .runs()
+      .filter((r) => !r.pending)
+      .sort((a, b) => b.started - a.started)
+      .map((r) => experimentRow(r, model.placement(r.dir).value));
   }
 
   protected onMessage(raw: unknown): void {
@@ -96,7 +103,9 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
         case 'openDashboard': {
           // one run opens its own dashboard, several are overlaid in one (Dashboard.compare)
           const dirs = message.dirs.filter((d) => this.deps.runs.model.run(d));
-          const groups = message.groups?.map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.deps.runs.model.run(d)) })).filter((g) => g.dirs.length);
+          const groups = message.groups
+            ?.map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.deps.runs.model.run(d)) }))
+            .filter((g) => g.dirs.length);
           if (groups?.length) await vscode.commands.executeCommand('peftLab.compareGroups', groups);
           else if (dirs.length) await vscode.commands.executeCommand('peftLab.compareRuns', dirs);
           return;
@@ -120,7 +129,10 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   /** The rows of these run folders, in the order given (unknown ones skipped). */
   private source(dirs: readonly string[]): AnalysisSource {
     const model = this.deps.runs.model;
-    const rows = dirs.map((d) => model.run(d)).filter((r) => r && !r.pending).map((r) => experimentRow(r!, model.placement(r!.dir).value));
+    const rows = dirs
+      .map((d) => model.run(d))
+      .filter((r) => r && !r.pending)
+      .map((r) => experimentRow(r!, model.placement(r!.dir).value));
     return { rows, run: (dir) => model.run(dir) };
   }
 
@@ -139,11 +151,19 @@ export class ExperimentsPanel extends WebviewPanelHost<HostToExperiments> {
   private async exportTable(message: ExportTableMessage): Promise<void> {
     const table = exportTable(this.source(message.dirs), message);
     const extension = { csv: 'csv', markdown: 'md', latex: 'tex' }[message.format];
-    await this.save(`${message.grouped ? 'experiment-groups' : 'experiments'}.${extension}`, writeTable(table, message.format), message.format === 'latex' ? 'LaTeX' : message.format === 'markdown' ? 'Markdown' : 'CSV');
+    await this.save(
+      `${message.grouped ? 'experiment-groups' : 'experiments'}.${extension}`,
+      writeTable(table, message.format),
+      message.format === 'latex' ? 'LaTeX' : message.format === 'markdown' ? 'Markdown' : 'CSV',
+    );
   }
 
   private async exportChart(message: ExportChartMessage): Promise<void> {
-    await this.save(`${message.name}.${message.format}`, chartContent(message.format, message.data), message.format.toUpperCase());
+    await this.save(
+      `${message.name}.${message.format}`,
+      chartContent(message.format, message.data),
+      message.format.toUpperCase(),
+    );
   }
 
   private async save(fileName: string, content: string | Uint8Array, kind: string): Promise<void> {
@@ -211,7 +231,9 @@ export class Experiments extends Disposable {
     for (const d of [
       vscode.commands.registerCommand('peftLab.experiments.open', () => this.open()),
       // from the Runs view with two or more runs selected, or with run folders (tests, other commands)
-      vscode.commands.registerCommand('peftLab.runs.diff', (node?: unknown, selection?: readonly unknown[]) => this.diff(node, selection)),
+      vscode.commands.registerCommand('peftLab.runs.diff', (node?: unknown, selection?: readonly unknown[]) =>
+        this.diff(node, selection),
+      ),
       vscode.window.registerWebviewPanelSerializer(EXPERIMENTS_VIEW_TYPE, {
         // the webview keeps its own state (sort, filters, columns) and validates it when it loads
         deserializeWebviewPanel: async (panel) => {
@@ -235,16 +257,27 @@ export class Experiments extends Disposable {
       this.current.reveal();
       return this.current;
     }
-    const panel = vscode.window.createWebviewPanel(EXPERIMENTS_VIEW_TYPE, 'Experiments', vscode.ViewColumn.Active, webviewOptions(this.deps.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      EXPERIMENTS_VIEW_TYPE,
+      'Experiments',
+      vscode.ViewColumn.Active,
+      webviewOptions(this.deps.extensionUri),
+    );
     return this.track(new ExperimentsPanel(panel, this.deps));
   }
 
   private diff(node?: unknown, selection?: readonly unknown[]): void {
     const dirOf = (x: unknown): string | undefined => (typeof x === 'string' ? x : dirOfNode(x));
     const picked = Array.isArray(node) ? node : selection && selection.length > 1 ? selection : [node];
-    const dirs = [...new Set(picked.map(dirOf).filter((d): d is string => d !== undefined && this.deps.runs.model.run(d) !== undefined))];
+    const dirs = [
+      ...new Set(
+        picked.map(dirOf).filter((d): d is string => d !== undefined && this.deps.runs.model.run(d) !== undefined),
+      ),
+    ];
     if (dirs.length < 2) {
-      void vscode.window.showInformationMessage('PEFT Lab: select two or more runs (Ctrl/Cmd+click) to see their differences.');
+      void vscode.window.showInformationMessage(
+        'PEFT Lab: select two or more runs (Ctrl/Cmd+click) to see their differences.',
+      );
       return;
     }
     this.open().showDiff(dirs);
@@ -257,7 +290,6 @@ export class Experiments extends Disposable {
     });
     return panel;
   }
-
 }
 
 /** A Runs view node's run folder (run nodes carry it as their key). */

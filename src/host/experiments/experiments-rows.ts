@@ -91,7 +91,10 @@ function bestMetrics(run: RunRecord): Record<string, number> {
   const fromCheckpoint = run.checkpoints.find((c) => c.step === run.bestStep)?.metrics;
   if (fromCheckpoint && Object.keys(fromCheckpoint).length) return finiteRecord(fromCheckpoint);
   const best = bestMetric(run);
-  const atBest = best?.step === undefined ? undefined : run.metrics.evals.find((e) => e.split === 'validation' && e.step === best.step);
+  const atBest =
+    best?.step === undefined
+      ? undefined
+      : run.metrics.evals.find((e) => e.split === 'validation' && e.step === best.step);
   return atBest ? finiteRecord(atBest.metrics) : {};
 }
 
@@ -106,7 +109,8 @@ function finalMetrics(run: RunRecord): Record<string, number> {
 function cellOf(value: unknown): CellValue {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
-  if (Array.isArray(value) && value.every((v) => v === null || ['string', 'number', 'boolean'].includes(typeof v))) return `[${value.join(', ')}]`;
+  if (Array.isArray(value) && value.every((v) => v === null || ['string', 'number', 'boolean'].includes(typeof v)))
+    return `[${value.join(', ')}]`;
   return JSON.stringify(value) ?? null;
 }
 

@@ -6,7 +6,13 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { ANNOTATIONS_FILE, MAX_NAME_LENGTH, MAX_NOTE_LENGTH, updateAnnotations, type RunAnnotations } from './annotations';
+import {
+  ANNOTATIONS_FILE,
+  MAX_NAME_LENGTH,
+  MAX_NOTE_LENGTH,
+  updateAnnotations,
+  type RunAnnotations,
+} from './annotations';
 import type { RunRecord, RunsDelta } from './runs-types';
 import type { RunsModel } from './runs-model';
 
@@ -36,12 +42,17 @@ export function annotateRun(runs: AnnotatedRuns, dir: string, change: RunAnnotat
 }
 
 export function registerAnnotationCommands(runs: AnnotatedRuns): vscode.Disposable[] {
-  const command = (id: string, handler: (node: Node, selection?: readonly Node[], value?: unknown) => unknown) => vscode.commands.registerCommand(id, handler);
+  const command = (id: string, handler: (node: Node, selection?: readonly Node[], value?: unknown) => unknown) =>
+    vscode.commands.registerCommand(id, handler);
   return [
-    command('peftLab.runs.rename', (node, selection, name) => rename(runs, targets(runs, node, selection)[0], name as string | undefined)),
+    command('peftLab.runs.rename', (node, selection, name) =>
+      rename(runs, targets(runs, node, selection)[0], name as string | undefined),
+    ),
     command('peftLab.runs.star', (node, selection) => star(runs, targets(runs, node, selection), true)),
     command('peftLab.runs.unstar', (node, selection) => star(runs, targets(runs, node, selection), false)),
-    command('peftLab.runs.editNote', (node, selection, note) => editNote(runs, targets(runs, node, selection)[0], note as string | undefined)),
+    command('peftLab.runs.editNote', (node, selection, note) =>
+      editNote(runs, targets(runs, node, selection)[0], note as string | undefined),
+    ),
   ];
 }
 
@@ -58,24 +69,29 @@ function targets(runs: AnnotatedRuns, node: Node, selection: readonly Node[] | u
 
 async function rename(runs: AnnotatedRuns, run: RunRecord | undefined, given?: string): Promise<void> {
   if (!run) return;
-  const name = given ?? (await vscode.window.showInputBox({
-    title: `Rename ${run.id}`,
-    value: run.annotations.name ?? run.id,
-    prompt: 'The name shown in the Runs view and the Experiments table; the folder keeps its name. Empty: show the folder name.',
-    validateInput: (v) => (v.trim().length > MAX_NAME_LENGTH ? `At most ${MAX_NAME_LENGTH} characters.` : undefined),
-  }));
+  const name =
+    given ??
+    (await vscode.window.showInputBox({
+      title: `Rename ${run.id}`,
+      value: run.annotations.name ?? run.id,
+      prompt:
+        'The name shown in the Runs view and the Experiments table; the folder keeps its name. Empty: show the folder name.',
+      validateInput: (v) => (v.trim().length > MAX_NAME_LENGTH ? `At most ${MAX_NAME_LENGTH} characters.` : undefined),
+    }));
   if (name === undefined) return;
   save(runs, run, { name: name.trim() === run.id ? '' : name });
 }
 
 async function editNote(runs: AnnotatedRuns, run: RunRecord | undefined, given?: string): Promise<void> {
   if (!run) return;
-  const note = given ?? (await vscode.window.showInputBox({
-    title: `Note on ${run.annotations.name ?? run.id}`,
-    value: run.annotations.note ?? '',
-    prompt: 'Shown in the run\'s tooltip and in the Experiments table. Empty: remove the note.',
-    validateInput: (v) => (v.length > MAX_NOTE_LENGTH ? `At most ${MAX_NOTE_LENGTH} characters.` : undefined),
-  }));
+  const note =
+    given ??
+    (await vscode.window.showInputBox({
+      title: `Note on ${run.annotations.name ?? run.id}`,
+      value: run.annotations.note ?? '',
+      prompt: "Shown in the run's tooltip and in the Experiments table. Empty: remove the note.",
+      validateInput: (v) => (v.length > MAX_NOTE_LENGTH ? `At most ${MAX_NOTE_LENGTH} characters.` : undefined),
+    }));
   if (note === undefined) return;
   save(runs, run, { note });
 }

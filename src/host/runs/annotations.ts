@@ -35,7 +35,10 @@ export interface AnnotationsRead {
 /** Checks a parsed annotations.json: unusable fields are dropped, and the first problem is reported. */
 export function parseAnnotations(raw: unknown): AnnotationsRead {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    return { value: {}, error: `${ANNOTATIONS_FILE} is not a JSON object (found ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw})` };
+    return {
+      value: {},
+      error: `${ANNOTATIONS_FILE} is not a JSON object (found ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw})`,
+    };
   }
   const o = raw as Record<string, unknown>;
   const problems: string[] = [];
@@ -46,7 +49,9 @@ export function parseAnnotations(raw: unknown): AnnotationsRead {
   else if (o.starred !== undefined) problems.push('"starred" is not true or false');
   if (typeof o.note === 'string') value.note = o.note;
   else if (o.note !== undefined) problems.push('"note" is not a string');
-  return problems.length ? { value: normalise(value), error: `${ANNOTATIONS_FILE}: ${problems.join('; ')} (ignored)` } : { value: normalise(value) };
+  return problems.length
+    ? { value: normalise(value), error: `${ANNOTATIONS_FILE}: ${problems.join('; ')} (ignored)` }
+    : { value: normalise(value) };
 }
 
 /** Reads a run folder's annotations; never throws. A missing file is no annotations, without error. */
@@ -56,7 +61,9 @@ export function readAnnotations(runDir: string): AnnotationsRead {
     text = fs.readFileSync(path.join(runDir, ANNOTATIONS_FILE), 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? { value: {} } : { value: {}, error: `cannot read ${ANNOTATIONS_FILE} (${code ?? (err as Error).message})` };
+    return code === 'ENOENT'
+      ? { value: {} }
+      : { value: {}, error: `cannot read ${ANNOTATIONS_FILE} (${code ?? (err as Error).message})` };
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let raw: unknown;
@@ -100,7 +107,9 @@ function normalise(a: { name?: string; starred?: boolean; note?: string }): RunA
 /** The file as an object, keeping fields this version does not know; {} when missing or broken. */
 function readRaw(runDir: string): Record<string, unknown> {
   try {
-    const raw: unknown = JSON.parse(fs.readFileSync(path.join(runDir, ANNOTATIONS_FILE), 'utf8').replace(/^\uFEFF/, ''));
+    const raw: unknown = JSON.parse(
+      fs.readFileSync(path.join(runDir, ANNOTATIONS_FILE), 'utf8').replace(/^\uFEFF/, ''),
+    );
     return typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
   } catch {
     return {};

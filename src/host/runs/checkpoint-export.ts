@@ -14,17 +14,29 @@ import { defaultExportFolder, exportAdapterHub } from '../../core/checkpoint/ada
 export type ExportFormat = 'peft-lab' | 'adapterhub';
 
 /** Exports into a new folder under `destination` in either format; returns it and what the user should be told. */
-export function exportCheckpointAs(format: ExportFormat, checkpointDir: string, destination: string): { folder: string; warnings: string[] } {
+export function exportCheckpointAs(
+  format: ExportFormat,
+  checkpointDir: string,
+  destination: string,
+): { folder: string; warnings: string[] } {
   if (format === 'peft-lab') return { folder: exportCheckpoint(checkpointDir, destination), warnings: [] };
   const result = exportAdapterHub(checkpointDir, { out: defaultExportFolder(checkpointDir, destination) });
   const n = result.notExported.length;
-  return { folder: result.dir, warnings: n ? [`${n} trained LayerNorm weights are not part of an AdapterHub adapter (the library keeps the base model's).`] : [] };
+  return {
+    folder: result.dir,
+    warnings: n
+      ? [`${n} trained LayerNorm weights are not part of an AdapterHub adapter (the library keeps the base model's).`]
+      : [],
+  };
 }
 
 export const EXPORTED_FILES = ['weights.safetensors', 'checkpoint.json', 'config.json'] as const;
 
 export class ExportError extends Error {
-  constructor(readonly checkpointDir: string, message: string) {
+  constructor(
+    readonly checkpointDir: string,
+    message: string,
+  ) {
     super(`cannot export ${checkpointDir}: ${message}`);
     this.name = 'ExportError';
   }
@@ -75,7 +87,7 @@ function readme(runDir: string, checkpointDir: string, infoFile: string): string
     '',
     `Exported from \`${runDir}\` (${step}${method ? `, method ${method}` : ''}) on ${new Date().toISOString()}.`,
     '',
-    'This is **PEFT Lab\'s own format**, not the AdapterHub layout (for that, choose the AdapterHub format or run `peft-lab export --format adapterhub`):',
+    "This is **PEFT Lab's own format**, not the AdapterHub layout (for that, choose the AdapterHub format or run `peft-lab export --format adapterhub`):",
     '',
     '- `weights.safetensors`: the trainable weights (adapters, LayerNorms, head), named as in Hugging Face BERT;',
     '  AdaMix keeps every expert (it merges them at inference).',

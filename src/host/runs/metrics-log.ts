@@ -37,8 +37,12 @@ export class RunMetricsLog {
       if (r.kind === 'train') {
         log.trainLines++;
         log.lastTrain = {
-          step: r.step, epoch: r.epoch, loss: r.loss ?? NaN,
-          learningRate: r.learningRate ?? undefined, examplesPerSecond: r.examplesPerSecond ?? undefined, elapsedMs: r.elapsedMs ?? undefined,
+          step: r.step,
+          epoch: r.epoch,
+          loss: r.loss ?? NaN,
+          learningRate: r.learningRate ?? undefined,
+          examplesPerSecond: r.examplesPerSecond ?? undefined,
+          elapsedMs: r.elapsedMs ?? undefined,
         };
       } else {
         log.evals.push({ split: r.split, step: r.step, metrics: finiteMetrics(r.metrics), isBest: r.isBest === true });

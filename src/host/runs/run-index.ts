@@ -77,7 +77,8 @@ export class RunIndex extends Disposable {
 export function runsDirOf(configFile: string): string | undefined {
   const setting = readSettings(vscode.Uri.file(configFile)).runsDirectory;
   if (setting) {
-    const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
+    const folder =
+      vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
     return path.isAbsolute(setting) ? setting : path.join(folder, setting);
   }
   try {

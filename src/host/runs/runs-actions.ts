@@ -33,7 +33,9 @@ export function registerRunsActions(sidebar: RunsSidebar): vscode.Disposable[] {
     command('peftLab.runs.reveal', (n, s) => a.reveal(n, s)),
     command('peftLab.runs.resume', (n, s) => a.resume(n, s)),
     command('peftLab.runs.evaluate', (n, s, split) => a.evaluate(n, s, split as Split | undefined)),
-    command('peftLab.runs.export', (n, s, destination, format) => a.export(n, s, destination as string | undefined, format as ExportFormat | undefined)),
+    command('peftLab.runs.export', (n, s, destination, format) =>
+      a.export(n, s, destination as string | undefined, format as ExportFormat | undefined),
+    ),
     command('peftLab.runs.compare', (n, s) => a.compare(n, s)),
     command('peftLab.runs.delete', (n, s) => a.delete(n, s)),
     command('peftLab.runs.copyPath', (n, s) => a.copyPath(n, s)),
@@ -53,7 +55,11 @@ class RunsActions {
   }
 
   /** The elements a command acts on: the selection when the clicked element is part of it, else the clicked one. */
-  private targets(target: Target | undefined, selection: readonly RunsNode[] | undefined, kinds: RunsNode['kind'][]): RunsNode[] {
+  private targets(
+    target: Target | undefined,
+    selection: readonly RunsNode[] | undefined,
+    kinds: RunsNode['kind'][],
+  ): RunsNode[] {
     const node = typeof target === 'string' ? this.nodeOfFolder(target) : target;
     let nodes: readonly RunsNode[];
     if (node && selection?.some((s) => s.kind === node.kind && s.key === node.key)) nodes = selection;
@@ -85,7 +91,10 @@ class RunsActions {
       void vscode.window.showInformationMessage('PEFT Lab: select two or more runs (Ctrl/Cmd+click) to compare them.');
       return;
     }
-    await vscode.commands.executeCommand(COMPARE_COMMAND, runs.map((r) => r.dir));
+    await vscode.commands.executeCommand(
+      COMPARE_COMMAND,
+      runs.map((r) => r.dir),
+    );
   }
 
   async openConfig(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
@@ -98,7 +107,9 @@ class RunsActions {
       if (run?.configFile && fs.existsSync(run.configFile)) file = run.configFile;
       else if (run && fs.existsSync(path.join(run.dir, 'config.json'))) {
         file = path.join(run.dir, 'config.json');
-        void vscode.window.showInformationMessage(`PEFT Lab: ${run.configFile ? `${path.basename(run.configFile)} no longer exists` : 'the run does not name its config'}; showing the resolved config the run used.`);
+        void vscode.window.showInformationMessage(
+          `PEFT Lab: ${run.configFile ? `${path.basename(run.configFile)} no longer exists` : 'the run does not name its config'}; showing the resolved config the run used.`,
+        );
       }
     }
     if (!file || !fs.existsSync(file)) {
@@ -116,10 +127,15 @@ class RunsActions {
   }
 
   async copyPath(node?: Target, selection?: readonly RunsNode[]): Promise<void> {
-    const paths = this.targets(node, selection, ['config', 'run', 'checkpoint']).map((n) => n.key).filter(Boolean);
+    const paths = this.targets(node, selection, ['config', 'run', 'checkpoint'])
+      .map((n) => n.key)
+      .filter(Boolean);
     if (!paths.length) return;
     await vscode.env.clipboard.writeText(paths.join('\n'));
-    vscode.window.setStatusBarMessage(`$(copy) Copied ${paths.length === 1 ? path.basename(paths[0]!) : `${paths.length} paths`}`, 3000);
+    vscode.window.setStatusBarMessage(
+      `$(copy) Copied ${paths.length === 1 ? path.basename(paths[0]!) : `${paths.length} paths`}`,
+      3000,
+    );
   }
 
   /**
@@ -132,7 +148,9 @@ class RunsActions {
     if (!run || !target) return undefined;
     const last = latestCompleteCheckpoint(run);
     if (run.state === 'running' && !run.interrupted) {
-      void vscode.window.showWarningMessage(`PEFT Lab: ${run.id} is still training${run.runningElsewhere ? ` elsewhere (${run.runningElsewhere})` : ''}.`);
+      void vscode.window.showWarningMessage(
+        `PEFT Lab: ${run.id} is still training${run.runningElsewhere ? ` elsewhere (${run.runningElsewhere})` : ''}.`,
+      );
       return undefined;
     }
     if (!last) {
@@ -143,17 +161,25 @@ class RunsActions {
     if (rewindTo) {
       const choice = await vscode.window.showWarningMessage(
         `Resume ${run.id} from ${path.basename(rewindTo)}?`,
-        { modal: true, detail: `The run goes back to that checkpoint: the later checkpoints (up to step ${last.step}) and their metrics are deleted, and training continues from there exactly as it did the first time.` },
+        {
+          modal: true,
+          detail: `The run goes back to that checkpoint: the later checkpoints (up to step ${last.step}) and their metrics are deleted, and training continues from there exactly as it did the first time.`,
+        },
         'Rewind and Resume',
       );
       if (choice !== 'Rewind and Resume') return undefined;
     }
     // the worker refuses a config that now computes something else; ask here instead, naming the fields
-    const changes = run.configFile ? pendingConfigChanges(run.dir, run.configFile, (file) => loadAnyConfig(file, { semantic: false })) : [];
+    const changes = run.configFile
+      ? pendingConfigChanges(run.dir, run.configFile, (file) => loadAnyConfig(file, { semantic: false }))
+      : [];
     if (changes.length) {
       const choice = await vscode.window.showWarningMessage(
         `${path.basename(run.configFile!)} has changed since ${run.id} was trained.`,
-        { modal: true, detail: `Changed: ${describeConfigChanges(changes)}.\n\nContinue the run with the new values (recorded in its status.json), or cancel and put them back (or train a new run).` },
+        {
+          modal: true,
+          detail: `Changed: ${describeConfigChanges(changes)}.\n\nContinue the run with the new values (recorded in its status.json), or cancel and put them back (or train a new run).`,
+        },
         'Continue with Changes',
       );
       if (choice !== 'Continue with Changes') return undefined;
@@ -171,7 +197,9 @@ class RunsActions {
 
   /** Evaluates checkpoints on a split (asked for when not given) in the worker; resolves with the results. */
   async evaluate(node?: Target, selection?: readonly RunsNode[], split?: Split): Promise<EvaluatedMessage[]> {
-    const checkpoints = this.targets(node, selection, ['checkpoint']).map((n) => this.model.checkpoint(n.key)).filter((c) => c !== undefined);
+    const checkpoints = this.targets(node, selection, ['checkpoint'])
+      .map((n) => this.model.checkpoint(n.key))
+      .filter((c) => c !== undefined);
     if (!checkpoints.length) return [];
     const run = this.model.run(checkpoints[0]!.runDir);
     split ??= await pickSplit(run);
@@ -192,10 +220,14 @@ class RunsActions {
             results.push(result);
             this.sidebar.forget([path.join(c.dir, `eval-${chosen}.json`)]);
             const main = run ? metricName(run) : undefined;
-            void vscode.window.showInformationMessage(`PEFT Lab: ${label} on ${chosen} (${result.examples} examples): ${formatMetrics(result.metrics, { main })}.`);
+            void vscode.window.showInformationMessage(
+              `PEFT Lab: ${label} on ${chosen} (${result.examples} examples): ${formatMetrics(result.metrics, { main })}.`,
+            );
           } catch (err) {
             if (abort.signal.aborted) break;
-            void vscode.window.showErrorMessage(`PEFT Lab: evaluating ${label} on ${chosen} failed: ${(err as Error).message.split('\n')[0]}`);
+            void vscode.window.showErrorMessage(
+              `PEFT Lab: evaluating ${label} on ${chosen} failed: ${(err as Error).message.split('\n')[0]}`,
+            );
           }
         }
       },
@@ -208,7 +240,12 @@ class RunsActions {
    * checkpoint.json, config.json) or AdapterHub's; the format is asked for unless given (a given
    * destination alone keeps PEFT Lab's, as before formats existed).
    */
-  async export(node?: Target, selection?: readonly RunsNode[], destination?: string, format?: ExportFormat): Promise<string | undefined> {
+  async export(
+    node?: Target,
+    selection?: readonly RunsNode[],
+    destination?: string,
+    format?: ExportFormat,
+  ): Promise<string | undefined> {
     const [target] = this.targets(node, selection, ['checkpoint']);
     const c = target ? this.model.checkpoint(target.key) : undefined;
     if (!c) return undefined;
@@ -234,11 +271,21 @@ class RunsActions {
       return undefined;
     }
     const folder = exported.folder;
-    const what = format === 'adapterhub' ? 'the AdapterHub layout (load it with model.load_adapter(dir, use_safetensors=True))' : "PEFT Lab's own format (weights.safetensors, checkpoint.json, config.json)";
+    const what =
+      format === 'adapterhub'
+        ? 'the AdapterHub layout (load it with model.load_adapter(dir, use_safetensors=True))'
+        : "PEFT Lab's own format (weights.safetensors, checkpoint.json, config.json)";
     void vscode.window
-      .showInformationMessage([`PEFT Lab: exported ${c.name} to ${folder} in ${what}.`, ...exported.warnings].join(' '), 'Reveal')
+      .showInformationMessage(
+        [`PEFT Lab: exported ${c.name} to ${folder} in ${what}.`, ...exported.warnings].join(' '),
+        'Reveal',
+      )
       .then((choice) => {
-        if (choice) void vscode.commands.executeCommand(vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS', vscode.Uri.file(folder));
+        if (choice)
+          void vscode.commands.executeCommand(
+            vscode.env.remoteName ? 'revealInExplorer' : 'revealFileInOS',
+            vscode.Uri.file(folder),
+          );
       });
     return folder;
   }
@@ -249,7 +296,9 @@ class RunsActions {
     const training = runs.filter((r) => this.isTraining(r));
     const deletable = runs.filter((r) => !this.isTraining(r));
     if (training.length) {
-      void vscode.window.showWarningMessage(`PEFT Lab: not deleting ${training.map((r) => r.id).join(', ')}: ${training.length === 1 ? 'it is' : 'they are'} training. Stop ${training.length === 1 ? 'it' : 'them'} first.`);
+      void vscode.window.showWarningMessage(
+        `PEFT Lab: not deleting ${training.map((r) => r.id).join(', ')}: ${training.length === 1 ? 'it is' : 'they are'} training. Stop ${training.length === 1 ? 'it' : 'them'} first.`,
+      );
     }
     if (!deletable.length) return [];
     const checkpoints = deletable.reduce((n, r) => n + r.checkpoints.length, 0);
@@ -289,11 +338,21 @@ class RunsActions {
     }
     const current = this.sidebar.viewOptions;
     type Item = vscode.QuickPickItem & { state?: StateFilter; config?: string };
-    const icons: Record<StateFilter, string> = { running: 'sync', finished: 'pass', failed: 'error', stopped: 'debug-stop', problem: 'warning' };
+    const icons: Record<StateFilter, string> = {
+      running: 'sync',
+      finished: 'pass',
+      failed: 'error',
+      stopped: 'debug-stop',
+      problem: 'warning',
+    };
     const configs = this.model.groups({ sort: 'date' });
     const items: Item[] = [
       { label: 'States', kind: vscode.QuickPickItemKind.Separator },
-      ...STATE_FILTERS.map((s): Item => ({ label: `$(${icons[s]}) ${s === 'problem' ? 'with problems' : s}`, state: s, picked: current.states?.includes(s) })),
+      ...STATE_FILTERS.map((s): Item => ({
+        label: `$(${icons[s]}) ${s === 'problem' ? 'with problems' : s}`,
+        state: s,
+        picked: current.states?.includes(s),
+      })),
       { label: 'Configs', kind: vscode.QuickPickItemKind.Separator },
       ...configs.map((g): Item => ({
         label: g.configFile ? path.basename(g.configFile) : 'Unknown config',
@@ -320,24 +379,41 @@ async function pickSplit(run: RunRecord | undefined): Promise<Split | undefined>
   const items: (vscode.QuickPickItem & { split: Split })[] = [
     {
       label: 'Validation split',
-      description: data?.validation ? path.basename(data.validation) : data?.validationSplit ? `${Math.round(data.validationSplit * 100)}% of the training file, held out` : undefined,
+      description: data?.validation
+        ? path.basename(data.validation)
+        : data?.validationSplit
+          ? `${Math.round(data.validationSplit * 100)}% of the training file, held out`
+          : undefined,
       split: 'validation',
     },
   ];
   if (data?.test) items.push({ label: 'Test split', description: path.basename(data.test), split: 'test' });
   const picked = await vscode.window.showQuickPick(items, {
     title: 'Evaluate Checkpoint',
-    placeHolder: data?.test ? 'Evaluate on which split? The result is saved beside the checkpoint.' : 'Evaluate on the validation split (the config has no test file). The result is saved beside the checkpoint.',
+    placeHolder: data?.test
+      ? 'Evaluate on which split? The result is saved beside the checkpoint.'
+      : 'Evaluate on the validation split (the config has no test file). The result is saved beside the checkpoint.',
   });
   return picked?.split;
 }
 
 async function pickExportFormat(): Promise<ExportFormat | undefined> {
   const items: (vscode.QuickPickItem & { format: ExportFormat })[] = [
-    { label: 'PEFT Lab', description: 'weights.safetensors, checkpoint.json, config.json: the checkpoint as PEFT Lab stores it', format: 'peft-lab' },
-    { label: 'AdapterHub', description: 'adapter_config.json, adapter.safetensors and the head: loads with the Python adapters library', format: 'adapterhub' },
+    {
+      label: 'PEFT Lab',
+      description: 'weights.safetensors, checkpoint.json, config.json: the checkpoint as PEFT Lab stores it',
+      format: 'peft-lab',
+    },
+    {
+      label: 'AdapterHub',
+      description: 'adapter_config.json, adapter.safetensors and the head: loads with the Python adapters library',
+      format: 'adapterhub',
+    },
   ];
-  const picked = await vscode.window.showQuickPick(items, { title: 'Export Checkpoint', placeHolder: 'Export in which format?' });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Export Checkpoint',
+    placeHolder: 'Export in which format?',
+  });
   return picked?.format;
 }
 

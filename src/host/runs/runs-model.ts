@@ -20,7 +20,15 @@ import type { Placement } from '../../protocol/worker';
 import { ANNOTATIONS_FILE, readAnnotations } from './annotations';
 import { emptyMetricsLog, RunMetricsLog } from './metrics-log';
 import { byDate, byMetric, groupOrder, matchesState } from './runs-queries';
-import type { CheckpointRecord, RunConfig, RunGroup, RunRecord, RunsDelta, RunsModelOptions, RunsViewOptions } from './runs-types';
+import type {
+  CheckpointRecord,
+  RunConfig,
+  RunGroup,
+  RunRecord,
+  RunsDelta,
+  RunsModelOptions,
+  RunsViewOptions,
+} from './runs-types';
 
 /** Also ignored: a checkpoint folder staged as `step-N.tmp-<pid>` and metrics.jsonl rewritten through `metrics.jsonl.tmp-<pid>`. */
 const STAGED_SUFFIX = /\.tmp-\d+$/;
@@ -173,7 +181,9 @@ export class RunsModel {
   /** Runs of one config, newest first, starting ones left out. */
   runsOfConfig(configFile: string): RunRecord[] {
     const key = path.resolve(configFile);
-    return this.runs().filter((r) => !r.pending && r.configFile === key).sort(byDate);
+    return this.runs()
+      .filter((r) => !r.pending && r.configFile === key)
+      .sort(byDate);
   }
 
   /** Bytes read from metrics.jsonl files so far: one run's, or all runs' the model still knows. */
@@ -206,7 +216,12 @@ export class RunsModel {
       runs.sort(view.sort === 'metric' ? byMetric : byDate);
       groups.push({ configFile, runs, known: this.knownConfigs.has(configFile) });
     }
-    return groups.sort((a, b) => groupOrder(a) - groupOrder(b) || path.basename(a.configFile).localeCompare(path.basename(b.configFile)) || a.configFile.localeCompare(b.configFile));
+    return groups.sort(
+      (a, b) =>
+        groupOrder(a) - groupOrder(b) ||
+        path.basename(a.configFile).localeCompare(path.basename(b.configFile)) ||
+        a.configFile.localeCompare(b.configFile),
+    );
   }
 
   /** placement.json of a run, read on demand (for tooltips) and cached until it changes. */
@@ -281,7 +296,8 @@ export class RunsModel {
       present.add(dir);
       if (!this.entries.has(dir)) this.updateRun(dir, new Set(['*']), delta);
     }
-    for (const [dir, entry] of this.entries) if (entry.record.root === root && !present.has(dir)) this.forget(dir, delta);
+    for (const [dir, entry] of this.entries)
+      if (entry.record.root === root && !present.has(dir)) this.forget(dir, delta);
   }
 
   private forget(dir: string, delta: RunsDelta): void {
@@ -326,7 +342,13 @@ export class RunsModel {
       if (names.length) this.readCheckpoints(entry, new Set(names));
     }
     this.derive(entry);
-    if (before.configFile !== r.configFile || before.pending !== r.pending || before.state !== r.state || before.started !== r.started) delta.structure = true;
+    if (
+      before.configFile !== r.configFile ||
+      before.pending !== r.pending ||
+      before.state !== r.state ||
+      before.started !== r.started
+    )
+      delta.structure = true;
     delta.runs.add(dir);
   }
 
@@ -371,7 +393,11 @@ export class RunsModel {
       const match = STEP_DIR.exec(d.name);
       if (!match || !d.isDirectory()) continue;
       const previous = old.get(d.name);
-      next.push(previous && only && !only.has(d.name) ? previous : readCheckpoint(path.join(root, d.name), r.dir, Number(match[1])));
+      next.push(
+        previous && only && !only.has(d.name)
+          ? previous
+          : readCheckpoint(path.join(root, d.name), r.dir, Number(match[1])),
+      );
     }
     r.checkpoints = next.sort((a, b) => a.step - b.step);
   }
@@ -409,17 +435,22 @@ export class RunsModel {
 
     const problems: string[] = [];
     if (statusError) problems.push(statusError);
-    else if (!s && !r.pending) problems.push(r.config || configError ? 'status.json is missing' : 'no status.json or config.json: the run never got going');
+    else if (!s && !r.pending)
+      problems.push(
+        r.config || configError ? 'status.json is missing' : 'no status.json or config.json: the run never got going',
+      );
     if (configError) problems.push(configError);
     if (entry.annotationsError) problems.push(entry.annotationsError);
     else if (!r.config && s) problems.push('config.json is missing');
     const log = entry.tail.log;
     if (log.broken.length) {
       const first = log.broken[0]!;
-      const more = log.broken.length > 1 ? ` (and ${log.broken.length - 1} more line${log.broken.length > 2 ? 's' : ''})` : '';
+      const more =
+        log.broken.length > 1 ? ` (and ${log.broken.length - 1} more line${log.broken.length > 2 ? 's' : ''})` : '';
       problems.push(`metrics.jsonl line ${first.line}: ${first.reason}${more}`);
     }
-    if (log.partialLastLine && r.state !== 'running') problems.push('metrics.jsonl ends in a half-written line (an interrupted write)');
+    if (log.partialLastLine && r.state !== 'running')
+      problems.push('metrics.jsonl ends in a half-written line (an interrupted write)');
     for (const c of r.checkpoints) for (const p of c.problems) problems.push(`checkpoint ${c.name}: ${p}`);
     if (r.bestStep !== undefined && r.checkpoints.length && !r.checkpoints.some((c) => c.step === r.bestStep)) {
       problems.push(`best names step-${r.bestStep}, which is not on disk`);
@@ -438,7 +469,14 @@ export class RunsModel {
       return false;
     }
     if (this.now() - stat.mtimeMs > this.pendingMs) return false;
-    return names.every((n) => isTempPath(n) || n === 'worker.log' || n === 'metrics.jsonl' || n === 'placement.json' || (n === 'checkpoints' && isEmptyDir(path.join(dir, n))));
+    return names.every(
+      (n) =>
+        isTempPath(n) ||
+        n === 'worker.log' ||
+        n === 'metrics.jsonl' ||
+        n === 'placement.json' ||
+        (n === 'checkpoints' && isEmptyDir(path.join(dir, n))),
+    );
   }
 }
 
@@ -450,16 +488,31 @@ function newDelta(): RunsDelta {
 
 function newRecord(dir: string, root: string): RunRecord {
   return {
-    dir, id: path.basename(dir), root, state: 'unknown', started: 0, metrics: emptyMetricsLog(),
-    checkpoints: [], problems: [], pending: false, annotations: {},
+    dir,
+    id: path.basename(dir),
+    root,
+    state: 'unknown',
+    started: 0,
+    metrics: emptyMetricsLog(),
+    checkpoints: [],
+    problems: [],
+    pending: false,
+    annotations: {},
   };
 }
 
-
-
-
 function readCheckpoint(dir: string, runDir: string, step: number): CheckpointRecord {
-  const c: CheckpointRecord = { dir, runDir, name: path.basename(dir), step, evals: {}, sizeBytes: 0, hasWeights: false, hasOptimizer: false, problems: [] };
+  const c: CheckpointRecord = {
+    dir,
+    runDir,
+    name: path.basename(dir),
+    step,
+    evals: {},
+    sizeBytes: 0,
+    hasWeights: false,
+    hasOptimizer: false,
+    problems: [],
+  };
   let names: string[] = [];
   try {
     names = fs.readdirSync(dir);
@@ -484,7 +537,8 @@ function readCheckpoint(dir: string, runDir: string, step: number): CheckpointRe
     if (read.error) c.problems.push(read.error);
     else if (isObject(read.value)) {
       const info = read.value;
-      if (typeof info.step === 'number' && info.step !== step) c.problems.push(`checkpoint.json says step ${info.step}`);
+      if (typeof info.step === 'number' && info.step !== step)
+        c.problems.push(`checkpoint.json says step ${info.step}`);
       c.epoch = num(info.epoch);
       if (isObject(info.metrics)) c.metrics = numbers(info.metrics);
       if (typeof info.created === 'string') c.created = info.created;
@@ -498,7 +552,11 @@ function readCheckpoint(dir: string, runDir: string, step: number): CheckpointRe
     const read = readJson(path.join(dir, file), file);
     if (read.error) c.problems.push(read.error);
     else if (isObject(read.value) && isObject(read.value.metrics)) {
-      c.evals[split] = { metrics: numbers(read.value.metrics), examples: num(read.value.examples), evaluated: typeof read.value.evaluated === 'string' ? read.value.evaluated : undefined };
+      c.evals[split] = {
+        metrics: numbers(read.value.metrics),
+        examples: num(read.value.examples),
+        evaluated: typeof read.value.evaluated === 'string' ? read.value.evaluated : undefined,
+      };
     }
   }
   return c;

@@ -5,8 +5,22 @@
  */
 import * as path from 'node:path';
 import type { Placement } from '../../protocol/worker';
-import { formatBytes, formatCount, formatDuration, formatMetrics, formatMetricValue, formatPercent } from '../../protocol/format';
-import { bestMetric, checkpointMetrics, currentStep, latestCompleteCheckpoint, metricName, testMetrics } from './runs-queries';
+import {
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatMetrics,
+  formatMetricValue,
+  formatPercent,
+} from '../../protocol/format';
+import {
+  bestMetric,
+  checkpointMetrics,
+  currentStep,
+  latestCompleteCheckpoint,
+  metricName,
+  testMetrics,
+} from './runs-queries';
 import type { CheckpointRecord, RunGroup, RunRecord } from './runs-types';
 import type { RunsModel } from './runs-model';
 
@@ -55,11 +69,17 @@ const METHOD_NAMES: Record<string, string> = {
 export function configItem(group: RunGroup, relative: (file: string) => string = (f) => f): ItemData {
   const count = group.runs.length;
   const running = group.runs.filter((r) => r.state === 'running').length;
-  const runs = count === 0 ? 'no runs' : `${count} run${count === 1 ? '' : 's'}${running ? `, ${running} running` : ''}`;
+  const runs =
+    count === 0 ? 'no runs' : `${count} run${count === 1 ? '' : 's'}${running ? `, ${running} running` : ''}`;
   if (group.configFile === '') {
     return {
-      id: 'config:', label: 'Unknown config', description: runs, icon: WARNING_ICON,
-      contextValue: 'peftConfig unknown', collapsible: count ? 'collapsed' : 'none', path: '',
+      id: 'config:',
+      label: 'Unknown config',
+      description: runs,
+      icon: WARNING_ICON,
+      contextValue: 'peftConfig unknown',
+      collapsible: count ? 'collapsed' : 'none',
+      path: '',
     };
   }
   const folder = path.dirname(relative(group.configFile));
@@ -102,7 +122,10 @@ export function runDescription(run: RunRecord, now: number = Date.now()): string
   const parts: string[] = [];
   const marks = [run.annotations.starred ? '★' : '', run.annotations.name ? run.id : ''].filter(Boolean).join(' ');
   if (marks) parts.push(marks);
-  if (run.problems.length) parts.push(`${stateWord(run)}: ${run.problems[0]}${run.problems.length > 1 ? ` (+${run.problems.length - 1})` : ''}`);
+  if (run.problems.length)
+    parts.push(
+      `${stateWord(run)}: ${run.problems[0]}${run.problems.length > 1 ? ` (+${run.problems.length - 1})` : ''}`,
+    );
   else if (run.interrupted || (run.state !== 'finished' && run.state !== 'running')) parts.push(stateWord(run));
   if (run.state === 'running' && !run.interrupted) {
     if (run.runningElsewhere) parts.push('running elsewhere');
@@ -173,7 +196,8 @@ export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: n
   }
   if (run.interrupted) lines.push(`$(error) ${md(run.interrupted)}`, '');
   if (run.runningElsewhere) lines.push(`$(remote) Running elsewhere: ${md(run.runningElsewhere)}`, '');
-  if (run.status?.error) lines.push(`$(error) ${md(run.status.error.name)}: ${md(run.status.error.message.split('\n')[0] ?? '')}`, '');
+  if (run.status?.error)
+    lines.push(`$(error) ${md(run.status.error.name)}: ${md(run.status.error.message.split('\n')[0] ?? '')}`, '');
   const rows: [string, string][] = [];
   rows.push(['Method', methodSummary(run, extras.placement?.value)]);
   const params = parameterSummary(extras.placement?.value);
@@ -199,8 +223,14 @@ export function runTooltip(run: RunRecord, extras: RunTooltipExtras = {}, now: n
   const test = testMetrics(run);
   if (test) rows.push(['Test', `${formatMetrics(test.metrics)} (step ${test.step})`]);
   const last = run.metrics.lastTrain;
-  if (last && Number.isFinite(last.loss)) rows.push(['Last training loss', `${formatMetricValue(last.loss)} (step ${last.step})`]);
-  rows.push(['Checkpoints', run.checkpoints.length ? run.checkpoints.map((c) => `${c.step}${c.step === run.bestStep ? ' ★' : ''}`).join(', ') : 'none yet']);
+  if (last && Number.isFinite(last.loss))
+    rows.push(['Last training loss', `${formatMetricValue(last.loss)} (step ${last.step})`]);
+  rows.push([
+    'Checkpoints',
+    run.checkpoints.length
+      ? run.checkpoints.map((c) => `${c.step}${c.step === run.bestStep ? ' ★' : ''}`).join(', ')
+      : 'none yet',
+  ]);
   if (run.configFile) rows.push(['Config', md(run.configFile)]);
   rows.push(['Folder', md(run.dir)]);
   lines.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`));
@@ -221,7 +251,8 @@ export function methodSummary(run: RunRecord, placement?: Placement): string {
   const site = placement?.sites[0];
   const bottleneck = m?.bottleneck ?? site?.bottleneck;
   if (bottleneck !== undefined && type !== 'lora') parts.push(`bottleneck ${bottleneck}`);
-  else if (m?.reductionFactor !== undefined && ['houlsby', 'pfeiffer', 'parallel', 'adamix'].includes(type)) parts.push(`reduction factor ${m.reductionFactor}`);
+  else if (m?.reductionFactor !== undefined && ['houlsby', 'pfeiffer', 'parallel', 'adamix'].includes(type))
+    parts.push(`reduction factor ${m.reductionFactor}`);
   if (type === 'adamix') {
     const experts = m?.experts ?? site?.experts?.down;
     if (experts !== undefined) parts.push(`${experts} experts${m?.share ? ` (shared ${m.share}-projection)` : ''}`);
@@ -233,14 +264,22 @@ export function methodSummary(run: RunRecord, placement?: Placement): string {
   }
   if (m?.sites?.length && type !== 'lora') parts.push(`sites ${m.sites.join(' + ')}`);
   if (m?.activation && type !== 'lora') parts.push(m.activation);
-  if (placement?.sites.length) parts.push(`${placement.sites.length} site${placement.sites.length === 1 ? '' : 's'} in ${placement.layers} layer${placement.layers === 1 ? '' : 's'}`);
+  if (placement?.sites.length)
+    parts.push(
+      `${placement.sites.length} site${placement.sites.length === 1 ? '' : 's'} in ${placement.layers} layer${placement.layers === 1 ? '' : 's'}`,
+    );
   return parts.join(', ');
 }
 
 export function parameterSummary(placement?: Placement): string | undefined {
   if (!placement || typeof placement.trainableParams !== 'number') return undefined;
-  const share = placement.baseParams > 0 ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of the base model's ${formatCount(placement.baseParams)})` : '';
-  const groups = Object.entries(placement.trainableByGroup ?? {}).map(([k, v]) => `${k} ${formatCount(v)}`).join(', ');
+  const share =
+    placement.baseParams > 0
+      ? ` (${formatPercent(placement.trainableParams / placement.baseParams)} of the base model's ${formatCount(placement.baseParams)})`
+      : '';
+  const groups = Object.entries(placement.trainableByGroup ?? {})
+    .map(([k, v]) => `${k} ${formatCount(v)}`)
+    .join(', ');
   return `${formatCount(placement.trainableParams)}${share}${groups ? `: ${groups}` : ''}`;
 }
 
@@ -269,7 +308,8 @@ export function checkpointItem(c: CheckpointRecord, run: RunRecord | undefined):
   const main = run ? metricName(run) : undefined;
   const metrics = checkpointMetrics(run, c);
   if (metrics) parts.push(formatMetrics(metrics, { main, short: true }));
-  if (c.evals.validation) parts.push(`evaluated on validation: ${formatMetrics(c.evals.validation.metrics, { main, short: true })}`);
+  if (c.evals.validation)
+    parts.push(`evaluated on validation: ${formatMetrics(c.evals.validation.metrics, { main, short: true })}`);
   if (c.evals.test) parts.push(`test: ${formatMetrics(c.evals.test.metrics, { main, short: true })}`);
   parts.push(formatBytes(c.sizeBytes));
   const words = ['peftCheckpoint'];
@@ -277,7 +317,8 @@ export function checkpointItem(c: CheckpointRecord, run: RunRecord | undefined):
   if (best) words.push('best');
   const live = run?.state === 'running' && !run.interrupted;
   // the last checkpoint continues the run; an older one rewinds it (the action asks first)
-  if (run && !live && run.state !== 'finished' && run.configFile && c.hasWeights && !c.problems.length) words.push('resumable');
+  if (run && !live && run.state !== 'finished' && run.configFile && c.hasWeights && !c.problems.length)
+    words.push('resumable');
   return {
     id: `checkpoint:${c.dir}`,
     label: `step ${c.step}${best ? ' ★ best' : ''}`,
@@ -290,7 +331,10 @@ export function checkpointItem(c: CheckpointRecord, run: RunRecord | undefined):
 }
 
 export function checkpointTooltip(c: CheckpointRecord, run: RunRecord | undefined): string {
-  const lines = [`**${md(run?.id ?? path.basename(c.runDir))} / ${c.name}**${run?.bestStep === c.step ? ' — best' : ''}`, ''];
+  const lines = [
+    `**${md(run?.id ?? path.basename(c.runDir))} / ${c.name}**${run?.bestStep === c.step ? ' — best' : ''}`,
+    '',
+  ];
   if (c.problems.length) {
     lines.push('$(warning) **Problems**', '', ...c.problems.map((p) => `- ${md(p)}`), '');
   }
@@ -300,10 +344,20 @@ export function checkpointTooltip(c: CheckpointRecord, run: RunRecord | undefine
   if (metrics) rows.push(['Validation (at this step)', formatMetrics(metrics)]);
   for (const split of ['validation', 'test'] as const) {
     const e = c.evals[split];
-    if (e) rows.push([`Evaluated on ${split}`, `${formatMetrics(e.metrics)}${e.examples !== undefined ? ` on ${e.examples} examples` : ''}`]);
+    if (e)
+      rows.push([
+        `Evaluated on ${split}`,
+        `${formatMetrics(e.metrics)}${e.examples !== undefined ? ` on ${e.examples} examples` : ''}`,
+      ]);
   }
   rows.push(['Size on disk', formatBytes(c.sizeBytes)]);
-  rows.push(['Files', [c.hasWeights ? 'weights' : 'no weights', c.hasOptimizer ? 'optimizer state' : 'no optimizer state (cannot resume from it)'].join(', ')]);
+  rows.push([
+    'Files',
+    [
+      c.hasWeights ? 'weights' : 'no weights',
+      c.hasOptimizer ? 'optimizer state' : 'no optimizer state (cannot resume from it)',
+    ].join(', '),
+  ]);
   if (c.created) rows.push(['Saved', new Date(c.created).toLocaleString()]);
   rows.push(['Folder', md(c.dir)]);
   lines.push('| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`));

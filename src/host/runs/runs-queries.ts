@@ -21,7 +21,8 @@ export function bestMetric(run: RunRecord): { name: string; value: number; step?
   const name = metricName(run);
   if (!name) return undefined;
   const fromStatus = run.status?.bestMetrics?.[name];
-  if (typeof fromStatus === 'number' && Number.isFinite(fromStatus)) return { name, value: fromStatus, step: run.bestStep };
+  if (typeof fromStatus === 'number' && Number.isFinite(fromStatus))
+    return { name, value: fromStatus, step: run.bestStep };
   const best = run.checkpoints.find((c) => c.step === run.bestStep)?.metrics?.[name];
   if (typeof best === 'number' && Number.isFinite(best)) return { name, value: best, step: run.bestStep };
   let found: { name: string; value: number; step?: number } | undefined;
@@ -69,7 +70,6 @@ export function matchesState(run: RunRecord, filter: ReadonlySet<StateFilter>): 
   if (filter.has('problem') && run.problems.length > 0) return true;
   return run.state !== 'unknown' && filter.has(run.state);
 }
-
 
 // ---- orders of the tree -------------------------------------------------------------------------------
 

@@ -15,7 +15,15 @@ import { runsDirOf } from './run-index';
 import type { RunManager, RunOutcome } from '../training/run-manager';
 import { RunsModel } from './runs-model';
 import { STATE_FILTERS, type RunGroup, type RunsDelta, type RunsViewOptions, type StateFilter } from './runs-types';
-import { checkpointItem, checkpointTooltip, configItem, dataSizesOf, runItem, runTooltip, type ItemData } from './runs-present';
+import {
+  checkpointItem,
+  checkpointTooltip,
+  configItem,
+  dataSizesOf,
+  runItem,
+  runTooltip,
+  type ItemData,
+} from './runs-present';
 import { RunsWatcher } from './runs-watcher';
 import { readSettings } from '../util/settings';
 import { bestOfFinishedSweeps, markBestOfSweep } from '../sweeps/sweep-best';
@@ -45,7 +53,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   private bestOfSweepCache?: Set<string>;
   readonly onDidChangeTreeData = this.changed.event;
 
-  constructor(private readonly model: RunsModel, private readonly view: () => RunsViewOptions, private readonly relative: (file: string) => string) {}
+  constructor(
+    private readonly model: RunsModel,
+    private readonly view: () => RunsViewOptions,
+    private readonly relative: (file: string) => string,
+  ) {}
 
   node(kind: RunsNode['kind'], key: string): RunsNode {
     const id = `${kind}:${key}`;
@@ -68,7 +80,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
 
   getChildren(element?: RunsNode): RunsNode[] {
     if (!element) return [...this.groups().keys()].map((file) => this.node('config', file));
-    if (element.kind === 'config') return (this.groups().get(element.key)?.runs ?? []).map((r) => this.node('run', r.dir));
+    if (element.kind === 'config')
+      return (this.groups().get(element.key)?.runs ?? []).map((r) => this.node('run', r.dir));
     if (element.kind === 'run') {
       const run = this.model.run(element.key);
       return run ? [...run.checkpoints].reverse().map((c) => this.node('checkpoint', c.dir)) : [];
@@ -100,14 +113,20 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   getTreeItem(element: RunsNode): vscode.TreeItem {
     const data = this.itemData(element);
     if (!data) {
-      const gone = new vscode.TreeItem(path.basename(element.key) || 'Unknown config', vscode.TreeItemCollapsibleState.None);
+      const gone = new vscode.TreeItem(
+        path.basename(element.key) || 'Unknown config',
+        vscode.TreeItemCollapsibleState.None,
+      );
       gone.description = 'removed';
       return gone;
     }
     const item = new vscode.TreeItem(data.label, collapsibleState(data.collapsible));
     item.id = data.id;
     item.description = data.description;
-    item.iconPath = new vscode.ThemeIcon(data.icon.id, data.icon.color ? new vscode.ThemeColor(data.icon.color) : undefined);
+    item.iconPath = new vscode.ThemeIcon(
+      data.icon.id,
+      data.icon.color ? new vscode.ThemeColor(data.icon.color) : undefined,
+    );
     item.contextValue = data.contextValue;
     if (element.kind === 'config' && data.path) item.tooltip = data.path;
     return item;
@@ -123,7 +142,9 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   tooltip(element: RunsNode): string | undefined {
     if (element.kind === 'run') {
       const run = this.model.run(element.key);
-      return run ? runTooltip(run, { placement: this.model.placement(run.dir), dataSizes: dataSizesOf(this.model, run) }) : undefined;
+      return run
+        ? runTooltip(run, { placement: this.model.placement(run.dir), dataSizes: dataSizesOf(this.model, run) })
+        : undefined;
     }
     if (element.kind === 'checkpoint') {
       const c = this.model.checkpoint(element.key);
@@ -188,11 +209,24 @@ export class RunsSidebar extends Disposable {
   private rootsTimer?: NodeJS.Timeout;
   private discovery: Promise<void>;
 
-  constructor(private readonly context: vscode.ExtensionContext, readonly runs: RunManager, readonly hooks: RunsSidebarHooks, readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    readonly runs: RunManager,
+    readonly hooks: RunsSidebarHooks,
+    readonly log: vscode.LogOutputChannel,
+  ) {
     super();
     this.viewState = sanitizeView(context.workspaceState.get<RunsViewOptions>(VIEW_STATE_KEY));
-    this.provider = new RunsTreeProvider(this.model, () => this.viewState, (f) => vscode.workspace.asRelativePath(f));
-    this.view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: this.provider, canSelectMany: true, showCollapseAll: true });
+    this.provider = new RunsTreeProvider(
+      this.model,
+      () => this.viewState,
+      (f) => vscode.workspace.asRelativePath(f),
+    );
+    this.view = vscode.window.createTreeView(RUNS_VIEW_ID, {
+      treeDataProvider: this.provider,
+      canSelectMany: true,
+      showCollapseAll: true,
+    });
     this.watcher = new RunsWatcher((batch) => this.publish(this.model.applyChanges([...batch.paths, ...batch.roots])), {
       onError: (err) => this.log.warn(`runs watcher: ${err.message}`),
     });
@@ -201,8 +235,13 @@ export class RunsSidebar extends Disposable {
     const liveness = setInterval(() => this.publish(this.model.recheckLiveness()), LIVENESS_CHECK_MS);
     for (const d of [
       toDisposable(() => void this.watcher.dispose()),
-      this.view, this.provider, this.changed, configWatcher,
-      configWatcher.onDidCreate(rediscover), configWatcher.onDidChange(rediscover), configWatcher.onDidDelete(rediscover),
+      this.view,
+      this.provider,
+      this.changed,
+      configWatcher,
+      configWatcher.onDidCreate(rediscover),
+      configWatcher.onDidChange(rediscover),
+      configWatcher.onDidDelete(rediscover),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('peftLab.runsDirectory')) rediscover();
       }),
@@ -289,7 +328,9 @@ export class RunsSidebar extends Disposable {
     if (this.isDisposed || (!force && !delta.structure && delta.runs.size === 0)) return;
     this.provider.refresh(force ? undefined : delta);
     const running = this.model.runs().filter((r) => r.state === 'running' && !r.interrupted && !r.pending).length;
-    this.view.badge = running ? { value: running, tooltip: `${running} run${running === 1 ? '' : 's'} training` } : undefined;
+    this.view.badge = running
+      ? { value: running, tooltip: `${running} run${running === 1 ? '' : 's'} training` }
+      : undefined;
     this.changed.fire(delta);
   }
 
@@ -299,7 +340,8 @@ export class RunsSidebar extends Disposable {
     const active = this.runs.get(configFile);
     const known = this.model.run(runDir);
     if (!known || !active) {
-      if (!this.model.rootDirs().some((r) => r === path.dirname(path.resolve(runDir)))) this.ensureRunsDir(path.dirname(runDir));
+      if (!this.model.rootDirs().some((r) => r === path.dirname(path.resolve(runDir))))
+        this.ensureRunsDir(path.dirname(runDir));
       this.publish(this.model.refreshRun(runDir));
     }
   }
@@ -338,7 +380,9 @@ export class RunsSidebar extends Disposable {
 
 function sanitizeView(value: Partial<RunsViewOptions> | undefined): RunsViewOptions {
   const sort = value?.sort === 'metric' ? 'metric' : 'date';
-  const states = Array.isArray(value?.states) ? value.states.filter((s): s is StateFilter => STATE_FILTERS.includes(s)) : [];
+  const states = Array.isArray(value?.states)
+    ? value.states.filter((s): s is StateFilter => STATE_FILTERS.includes(s))
+    : [];
   const configs = Array.isArray(value?.configs) ? value.configs.filter((c) => typeof c === 'string') : [];
   return { sort, states, configs };
 }

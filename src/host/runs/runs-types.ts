@@ -84,8 +84,26 @@ export interface RunConfig {
   name?: string;
   sourceFile?: string;
   task?: { type?: string; metric?: string; labels?: string[] };
-  data?: { train?: string; validation?: string; test?: string; format?: string; maxTrainExamples?: number; validationSplit?: number };
-  method?: { type?: string; bottleneck?: number; reductionFactor?: number; experts?: number; share?: string; rank?: number; alpha?: number; sites?: string[]; targets?: string[]; activation?: string };
+  data?: {
+    train?: string;
+    validation?: string;
+    test?: string;
+    format?: string;
+    maxTrainExamples?: number;
+    validationSplit?: number;
+  };
+  method?: {
+    type?: string;
+    bottleneck?: number;
+    reductionFactor?: number;
+    experts?: number;
+    share?: string;
+    rank?: number;
+    alpha?: number;
+    sites?: string[];
+    targets?: string[];
+    activation?: string;
+  };
   training?: { epochs?: number; maxSteps?: number; batchSize?: number; learningRate?: number };
   output?: { runsDir?: string };
   [key: string]: unknown;

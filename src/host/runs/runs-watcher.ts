@@ -56,7 +56,10 @@ export class RunsWatcher {
   private readonly debounceMs: number;
   private readonly maxWaitMs: number;
 
-  constructor(private readonly onBatch: (batch: WatchBatch) => void, private readonly options: RunsWatcherOptions = {}) {
+  constructor(
+    private readonly onBatch: (batch: WatchBatch) => void,
+    private readonly options: RunsWatcherOptions = {},
+  ) {
     this.debounceMs = options.debounceMs ?? 200;
     this.maxWaitMs = options.maxWaitMs ?? 1000;
   }
@@ -71,7 +74,12 @@ export class RunsWatcher {
     }
     for (const dir of next) {
       if (this.roots.has(dir)) continue;
-      const w = new RootWatch(dir, (p) => this.queue(p), (r) => this.queueRoot(r), this.options.onError);
+      const w = new RootWatch(
+        dir,
+        (p) => this.queue(p),
+        (r) => this.queueRoot(r),
+        this.options.onError,
+      );
       this.roots.set(dir, w);
       w.start();
     }
@@ -201,7 +209,12 @@ class RootWatch {
     const ancestor = nearestExistingAncestor(this.root);
     if (!ancestor) return;
     const onTheWay = (p: string) => p === ancestor || this.root === p || this.root.startsWith(p + path.sep);
-    const w = watch(ancestor, { ignoreInitial: true, depth: 0, ignored: (p: string) => !onTheWay(p), ignorePermissionErrors: true });
+    const w = watch(ancestor, {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (p: string) => !onTheWay(p),
+      ignorePermissionErrors: true,
+    });
     this.watcher = w;
     this.whenReady = new Promise((resolve) => w.once('ready', () => resolve()));
     const recheck = () => {

@@ -15,7 +15,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SweepPoint } from '../../core/config/sweep';
 import type { AnyResolvedConfig, SlurmOptions } from '../../core/config/types';
-import { messageOf, readJobSpec, readTaskRecord, stateOf, submitJob, taskLog, taskOutcome, type JobPoint, type SlurmJobSpec, type TaskOutcome } from '../../core/slurm/job';
+import {
+  messageOf,
+  readJobSpec,
+  readTaskRecord,
+  stateOf,
+  submitJob,
+  taskLog,
+  taskOutcome,
+  type JobPoint,
+  type SlurmJobSpec,
+  type TaskOutcome,
+} from '../../core/slurm/job';
 import { jobName, Scheduler, type JobState } from '../../core/slurm/scheduler';
 import type { RemoteRun, RunManager, RunOutcome, RunView, SlurmView } from '../training/run-manager';
 import { RunFollower } from '../training/run-follower';
@@ -89,7 +100,9 @@ export class SlurmRuns extends Disposable {
     const uri = vscode.Uri.file(submission.configFile);
     const settings = readSettings(uri);
     const first = submission.points[0]!.config;
-    const runsDir = settings.runsDirectory ? resolveRunsDir(settings.runsDirectory, submission.configFile) : first.output.runsDir;
+    const runsDir = settings.runsDirectory
+      ? resolveRunsDir(settings.runsDirectory, submission.configFile)
+      : first.output.runsDir;
     const points: JobPoint[] = submission.points.map((p, index) => {
       const config = structuredClone(p.config);
       config.output.runsDir = runsDir;
@@ -97,13 +110,28 @@ export class SlurmRuns extends Disposable {
     });
     // the config is the more specific: its slurm section overrides the settings field by field
     const options: SlurmOptions = { ...settings.slurm, ...(first.slurm ?? {}) };
-    const submitted = await submitJob({
-      kind: submission.kind, configFile: submission.configFile, sweepId: submission.sweepId, points, runsDir,
-      backend: settings.backend === 'auto' ? undefined : settings.backend, options,
-      command: [defaultNode(settings.nodePath), this.deps.cliScript], concurrency: settings.maxConcurrentRuns,
-    }, this.scheduler);
-    this.deps.log.info(`submitted Slurm job ${submitted.jobId} (${points.length} point${points.length === 1 ? '' : 's'}) for ${submission.configFile}; job folder ${submitted.jobDir}`);
-    const job = this.track(submitted.spec, submitted.jobDir, submission.points.map((p) => p.point));
+    const submitted = await submitJob(
+      {
+        kind: submission.kind,
+        configFile: submission.configFile,
+        sweepId: submission.sweepId,
+        points,
+        runsDir,
+        backend: settings.backend === 'auto' ? undefined : settings.backend,
+        options,
+        command: [defaultNode(settings.nodePath), this.deps.cliScript],
+        concurrency: settings.maxConcurrentRuns,
+      },
+      this.scheduler,
+    );
+    this.deps.log.info(
+      `submitted Slurm job ${submitted.jobId} (${points.length} point${points.length === 1 ? '' : 's'}) for ${submission.configFile}; job folder ${submitted.jobDir}`,
+    );
+    const job = this.track(
+      submitted.spec,
+      submitted.jobDir,
+      submission.points.map((p) => p.point),
+    );
     return job.tasks.map((t) => t.remote.done);
   }
 
@@ -121,14 +149,32 @@ export class SlurmRuns extends Disposable {
         } catch {
           continue;
         }
-        if (!spec.jobId || this.jobs.has(spec.jobId) || !spec.submitted || Date.now() - Date.parse(spec.submitted) > FOLLOW_AGAIN_DAYS * 86_400_000) continue;
+        if (
+          !spec.jobId ||
+          this.jobs.has(spec.jobId) ||
+          !spec.submitted ||
+          Date.now() - Date.parse(spec.submitted) > FOLLOW_AGAIN_DAYS * 86_400_000
+        )
+          continue;
         const states = await this.scheduler.states([spec.jobId]).catch(() => undefined);
         if (!states) continue;
-        const open = spec.points.filter((p) => !taskOutcome(spec, jobDir, p.index, stateOf(states, spec, p.index) ?? (states.length ? { jobId: spec.jobId!, state: 'PENDING' } : undefined)));
+        const open = spec.points.filter(
+          (p) =>
+            !taskOutcome(
+              spec,
+              jobDir,
+              p.index,
+              stateOf(states, spec, p.index) ?? (states.length ? { jobId: spec.jobId!, state: 'PENDING' } : undefined),
+            ),
+        );
         if (!open.length) continue;
         this.deps.log.info(`following Slurm job ${spec.jobId} again (${open.length} task(s) not ended)`);
         try {
-          this.track({ ...spec, points: open }, jobDir, open.map((p) => sweepPointOf(p)));
+          this.track(
+            { ...spec, points: open },
+            jobDir,
+            open.map((p) => sweepPointOf(p)),
+          );
           followed += open.length;
         } catch (err) {
           this.deps.log.warn(`cannot follow Slurm job ${spec.jobId}: ${(err as Error).message}`);
@@ -147,7 +193,12 @@ export class SlurmRuns extends Disposable {
       const task: TrackedTask = { point, remote: undefined as unknown as RemoteRun };
       const control = {
         stop: () => void this.stopTask(job, task),
-        kill: () => void this.scheduler.cancel(jobName(spec.jobId!, taskId)).catch((err: unknown) => this.deps.log.warn(`scancel ${jobName(spec.jobId!, taskId)}: ${(err as Error).message}`)),
+        kill: () =>
+          void this.scheduler
+            .cancel(jobName(spec.jobId!, taskId))
+            .catch((err: unknown) =>
+              this.deps.log.warn(`scancel ${jobName(spec.jobId!, taskId)}: ${(err as Error).message}`),
+            ),
       };
       task.remote = this.deps.runs.trackRemote(spec.configFile, sweepPoints[i], control, view);
       job.tasks.push(task);
@@ -166,7 +217,9 @@ export class SlurmRuns extends Disposable {
         this.deps.log.info(`stopping Slurm job ${name}: SIGTERM, the worker checkpoints and ends`);
         await this.scheduler.signal(name, 'TERM');
       } else {
-        this.deps.log.info(`cancelling Slurm job ${name} (${task.state?.state.toLowerCase() ?? 'pending'}: nothing to checkpoint)`);
+        this.deps.log.info(
+          `cancelling Slurm job ${name} (${task.state?.state.toLowerCase() ?? 'pending'}: nothing to checkpoint)`,
+        );
         await this.scheduler.cancel(name);
       }
     } catch (err) {
@@ -201,7 +254,8 @@ export class SlurmRuns extends Disposable {
     const { spec, jobDir } = job;
     const anyLine = states.some((s) => s.jobId === spec.jobId);
     for (const task of [...job.tasks]) {
-      const state = stateOf(states, spec, task.point.index) ?? (anyLine ? { jobId: spec.jobId!, state: 'PENDING' } : undefined);
+      const state =
+        stateOf(states, spec, task.point.index) ?? (anyLine ? { jobId: spec.jobId!, state: 'PENDING' } : undefined);
       task.state = state;
       this.followRunFolder(job, task);
       const outcome = taskOutcome(spec, jobDir, task.point.index, state);
@@ -210,7 +264,9 @@ export class SlurmRuns extends Disposable {
         this.rememberEnded(job, task, outcome);
         task.remote.end(runOutcome(outcome));
         job.tasks.splice(job.tasks.indexOf(task), 1);
-        this.deps.log.info(`Slurm job ${jobName(spec.jobId!, spec.kind === 'sweep' ? task.point.index : undefined)} (${task.point.name}) ended: ${outcome.kind === 'finished' ? outcome.status.state : outcome.message}`);
+        this.deps.log.info(
+          `Slurm job ${jobName(spec.jobId!, spec.kind === 'sweep' ? task.point.index : undefined)} (${task.point.name}) ended: ${outcome.kind === 'finished' ? outcome.status.state : outcome.message}`,
+        );
         continue;
       }
       if (!state) continue;
@@ -220,7 +276,14 @@ export class SlurmRuns extends Disposable {
       task.shown = shown;
       task.remote.update({
         phase: state.state === 'RUNNING' ? 'training' : 'starting',
-        slurm: { jobId: spec.jobId!, taskId: spec.kind === 'sweep' ? task.point.index : undefined, state: state.state, reason: state.reason, node: state.node, log: taskLog(spec, jobDir, task.point.index) },
+        slurm: {
+          jobId: spec.jobId!,
+          taskId: spec.kind === 'sweep' ? task.point.index : undefined,
+          state: state.state,
+          reason: state.reason,
+          node: state.node,
+          log: taskLog(spec, jobDir, task.point.index),
+        },
       });
     }
     if (!job.tasks.length) {
@@ -259,7 +322,6 @@ export class SlurmRuns extends Disposable {
       { metricsOnly: true },
     );
   }
-
 }
 
 function runView(runs: RunManager, task: TrackedTask): RunView | undefined {
@@ -273,13 +335,23 @@ function endedAs(outcome: TaskOutcome, state: JobState | undefined): string {
     if (s.state === 'finished') return 'completed';
     return s.reason === 'early-stopping' ? 'completed (stopped early)' : `cancelled (checkpoint at step ${s.step})`;
   }
-  return state?.state === 'TIMEOUT' ? 'timed out' : state?.state === 'CANCELLED' ? 'cancelled' : state?.state === 'PREEMPTED' ? 'preempted' : 'failed';
+  return state?.state === 'TIMEOUT'
+    ? 'timed out'
+    : state?.state === 'CANCELLED'
+      ? 'cancelled'
+      : state?.state === 'PREEMPTED'
+        ? 'preempted'
+        : 'failed';
 }
 
 function runOutcome(outcome: TaskOutcome): RunOutcome {
   const message = messageOf(outcome);
   if (message.type === 'finished') return { kind: 'finished', message };
-  return { kind: 'failed', runDir: outcome.runDir, error: Object.assign(new Error(message.error.message), { name: message.error.name }) };
+  return {
+    kind: 'failed',
+    runDir: outcome.runDir,
+    error: Object.assign(new Error(message.error.message), { name: message.error.name }),
+  };
 }
 
 /**
@@ -293,12 +365,15 @@ function defaultNode(nodePath: string): string {
 
 function resolveRunsDir(setting: string, configFile: string): string {
   if (path.isAbsolute(setting)) return setting;
-  const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
+  const folder =
+    vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
   return path.join(folder, setting);
 }
 
 /** The SweepPoint a job's point stands for (its config says), for the run manager's view of it. */
 function sweepPointOf(point: JobPoint): SweepPoint | undefined {
   const info = 'sweepPoint' in point.config ? point.config.sweepPoint : undefined;
-  return info && { index: info.index, name: point.name, values: info.values, config: point.config as SweepPoint['config'] };
+  return (
+    info && { index: info.index, name: point.name, values: info.values, config: point.config as SweepPoint['config'] }
+  );
 }

@@ -13,8 +13,14 @@ export const BEST_OF_SWEEP_ICON = { id: 'verified-filled', color: 'charts.yellow
 /** The sweep point a run trained (its config.json `sweepPoint`), or undefined for a run outside a sweep. */
 export function sweepPointOf(run: RunRecord): SweepPointInfo | undefined {
   const info = run.config?.sweepPoint as Partial<SweepPointInfo> | undefined;
-  const valid = typeof info === 'object' && info !== null && typeof info.sweepId === 'string' && typeof info.index === 'number'
-    && typeof info.total === 'number' && typeof info.metric === 'string' && (info.goal === 'maximize' || info.goal === 'minimize');
+  const valid =
+    typeof info === 'object' &&
+    info !== null &&
+    typeof info.sweepId === 'string' &&
+    typeof info.index === 'number' &&
+    typeof info.total === 'number' &&
+    typeof info.metric === 'string' &&
+    (info.goal === 'maximize' || info.goal === 'minimize');
   return valid ? (info as SweepPointInfo) : undefined;
 }
 
@@ -38,7 +44,11 @@ export function bestOfFinishedSweeps(runs: readonly RunRecord[]): Set<string> {
     if (indices.size < info.total || training) continue;
     // in point order, so a tie goes to the earlier point, as in the sweep's own notification and the CLI
     const ordered = [...points].sort((a, b) => sweepPointOf(a)!.index - sweepPointOf(b)!.index);
-    const winner = bestPoint(ordered.map((r) => ({ dir: r.dir, metrics: r.status?.bestMetrics })), info.metric, info.goal);
+    const winner = bestPoint(
+      ordered.map((r) => ({ dir: r.dir, metrics: r.status?.bestMetrics })),
+      info.metric,
+      info.goal,
+    );
     if (winner) best.add(winner.dir);
   }
   return best;
@@ -46,5 +56,10 @@ export function bestOfFinishedSweeps(runs: readonly RunRecord[]): Set<string> {
 
 /** A run item marked as its sweep's best: an icon of its own and a word in front of the description. */
 export function markBestOfSweep(item: ItemData): ItemData {
-  return { ...item, icon: BEST_OF_SWEEP_ICON, description: `best of sweep · ${item.description}`, contextValue: `${item.contextValue} bestOfSweep` };
+  return {
+    ...item,
+    icon: BEST_OF_SWEEP_ICON,
+    description: `best of sweep · ${item.description}`,
+    contextValue: `${item.contextValue} bestOfSweep`,
+  };
 }

@@ -62,10 +62,15 @@ export class Sweeps extends Disposable {
       vscode.commands.registerCommand('peftLab.queue.remove', (run?: RunView) => run && deps.runs.stopRun(run.id)),
       vscode.commands.registerCommand('peftLab.queue.stopJob', (run?: RunView) => {
         if (!run) return;
-        deps.log.info(`Stop requested for ${run.point?.name ?? run.configFile} (Slurm job ${run.slurm?.jobId ?? '?'}${run.slurm?.taskId === undefined ? '' : `_${run.slurm.taskId}`})`);
+        deps.log.info(
+          `Stop requested for ${run.point?.name ?? run.configFile} (Slurm job ${run.slurm?.jobId ?? '?'}${run.slurm?.taskId === undefined ? '' : `_${run.slurm.taskId}`})`,
+        );
         deps.runs.stopRun(run.id);
       }),
-      vscode.commands.registerCommand('peftLab.queue.showJobLog', (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log)),
+      vscode.commands.registerCommand(
+        'peftLab.queue.showJobLog',
+        (run?: RunView) => run?.slurm && this.showJobLog(run.slurm.log),
+      ),
     ])
       this._register(d);
     this.onQueueChange();
@@ -77,12 +82,16 @@ export class Sweeps extends Disposable {
     if (!doc) return undefined;
     if (doc.isDirty) await doc.save();
     if (this.sweepOf(doc.fileName)) {
-      void vscode.window.showWarningMessage(`PEFT Lab: a sweep of ${path.basename(doc.fileName)} is already running; wait for it, or clear the queue and stop its runs.`);
+      void vscode.window.showWarningMessage(
+        `PEFT Lab: a sweep of ${path.basename(doc.fileName)} is already running; wait for it, or clear the queue and stop its runs.`,
+      );
       return undefined;
     }
     const plan = this.plan(doc);
     if (!plan) return undefined;
-    this.deps.log.info(`sweep ${plan.id}: ${plan.points.length} point(s) of ${plan.fields.join(', ')} (${plan.method}), ranked by ${plan.metric} (${plan.goal})`);
+    this.deps.log.info(
+      `sweep ${plan.id}: ${plan.points.length} point(s) of ${plan.fields.join(', ')} (${plan.method}), ranked by ${plan.metric} (${plan.goal})`,
+    );
     for (const warning of plan.warnings) this.deps.log.warn(`sweep ${plan.id}: ${warning.path}: ${warning.message}`);
     const done = await this.start(plan, doc.uri);
     if (!done) return undefined;
@@ -94,16 +103,25 @@ export class Sweeps extends Disposable {
 
   /** Queues the points here, or submits them as one Slurm job array; undefined when the cluster refused (the user was told). */
   private async start(plan: SweepPlan, uri: vscode.Uri): Promise<Promise<RunOutcome>[] | undefined> {
-    if (readSettings(uri).executor !== 'slurm') return plan.points.map((point) => this.deps.runs.train(plan.configFile, { point }));
+    if (readSettings(uri).executor !== 'slurm')
+      return plan.points.map((point) => this.deps.runs.train(plan.configFile, { point }));
     try {
       return await this.deps.slurm.submit({
-        configFile: plan.configFile, kind: 'sweep', sweepId: plan.id, points: plan.points.map((point) => ({ point, config: point.config, name: point.name })),
+        configFile: plan.configFile,
+        kind: 'sweep',
+        sweepId: plan.id,
+        points: plan.points.map((point) => ({ point, config: point.config, name: point.name })),
       });
     } catch (err) {
       this.deps.log.error(`sweep ${plan.id}: Slurm did not take the job: ${(err as Error).message}`);
-      void vscode.window.showErrorMessage(`PEFT Lab: cannot submit the sweep of ${plan.baseName} to Slurm: ${(err as Error).message}`, 'Show Log').then((choice) => {
-        if (choice) this.deps.log.show();
-      });
+      void vscode.window
+        .showErrorMessage(
+          `PEFT Lab: cannot submit the sweep of ${plan.baseName} to Slurm: ${(err as Error).message}`,
+          'Show Log',
+        )
+        .then((choice) => {
+          if (choice) this.deps.log.show();
+        });
       return undefined;
     }
   }
@@ -124,7 +142,9 @@ export class Sweeps extends Disposable {
   private plan(doc: vscode.TextDocument): SweepPlan | undefined {
     const name = path.basename(doc.fileName);
     if (!vscode.workspace.isTrusted) {
-      void vscode.window.showWarningMessage(`PEFT Lab: cannot sweep ${name}: training is disabled in an untrusted workspace.`);
+      void vscode.window.showWarningMessage(
+        `PEFT Lab: cannot sweep ${name}: training is disabled in an untrusted workspace.`,
+      );
       return undefined;
     }
     const folder = vscode.workspace.getWorkspaceFolder(doc.uri)?.uri.fsPath;
@@ -142,7 +162,11 @@ export class Sweeps extends Disposable {
     const total = done.length;
     return Promise.resolve(
       vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `PEFT Lab: sweep of ${plan.baseName}`, cancellable: true },
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `PEFT Lab: sweep of ${plan.baseName}`,
+          cancellable: true,
+        },
         (progress, token) => {
           token.onCancellationRequested(() => this.stopSweep(plan.id));
           let ended = 0;
@@ -163,19 +187,30 @@ export class Sweeps extends Disposable {
     const { plan, results, best } = outcome;
     const ran = results.filter((r) => r.outcome.kind === 'finished').length;
     const failed = results.filter((r) => r.outcome.kind === 'failed' && r.outcome.error.name !== 'CancelledError');
-    for (const r of failed) if (r.outcome.kind === 'failed') this.deps.log.error(`sweep ${plan.id}: ${r.point.name} failed: ${r.outcome.error.message}`);
+    for (const r of failed)
+      if (r.outcome.kind === 'failed')
+        this.deps.log.error(`sweep ${plan.id}: ${r.point.name} failed: ${r.outcome.error.message}`);
     const counts = `${ran} of ${results.length} points ran${failed.length ? `, ${failed.length} failed` : ''}`;
     if (!best) {
-      void vscode.window.showWarningMessage(`PEFT Lab: sweep of ${plan.baseName} ended without a ${plan.metric} to compare (${counts}).`, 'Show Log').then((choice) => {
-        if (choice) this.deps.log.show();
-      });
+      void vscode.window
+        .showWarningMessage(
+          `PEFT Lab: sweep of ${plan.baseName} ended without a ${plan.metric} to compare (${counts}).`,
+          'Show Log',
+        )
+        .then((choice) => {
+          if (choice) this.deps.log.show();
+        });
       return;
     }
     const value = best.metrics![plan.metric]!;
     this.deps.log.info(`sweep ${plan.id}: best ${best.point.name} (${plan.metric} ${value}) in ${best.runDir}`);
     const runDirs = results.flatMap((r) => (r.outcome.kind === 'finished' ? [r.outcome.message.runDir] : []));
     void vscode.window
-      .showInformationMessage(`PEFT Lab: sweep of ${plan.baseName} done (${counts}); best ${describePoint(best.point.values)}: ${plan.metric} ${formatMetricValue(value)}.`, 'Open Dashboard', 'Compare Runs')
+      .showInformationMessage(
+        `PEFT Lab: sweep of ${plan.baseName} done (${counts}); best ${describePoint(best.point.values)}: ${plan.metric} ${formatMetricValue(value)}.`,
+        'Open Dashboard',
+        'Compare Runs',
+      )
       .then((choice) => {
         if (choice === 'Open Dashboard') void vscode.commands.executeCommand('peftLab.openDashboard', best.runDir);
         else if (choice === 'Compare Runs') void vscode.commands.executeCommand('peftLab.compareRuns', runDirs);
@@ -186,8 +221,14 @@ export class Sweeps extends Disposable {
     const runs = this.deps.runs;
     const waiting = runs.queued().length;
     this.queue.refresh();
-    this.queueView.description = runs.queuePaused ? `paused · ${waiting} waiting` : waiting ? `${waiting} waiting` : undefined;
-    this.queueView.message = runs.queuePaused ? 'Paused: runs that are training go on; no queued run starts until Resume.' : undefined;
+    this.queueView.description = runs.queuePaused
+      ? `paused · ${waiting} waiting`
+      : waiting
+        ? `${waiting} waiting`
+        : undefined;
+    this.queueView.message = runs.queuePaused
+      ? 'Paused: runs that are training go on; no queued run starts until Resume.'
+      : undefined;
     // drives the view title's Pause/Resume buttons (package.json `when` clauses)
     void vscode.commands.executeCommand('setContext', 'peftLab.queuePaused', runs.queuePaused);
   }
@@ -195,7 +236,9 @@ export class Sweeps extends Disposable {
   /** Opens a Slurm task's log; before the task has run there is none yet, and that is said. */
   private async showJobLog(log: string): Promise<void> {
     if (!fs.existsSync(log)) {
-      void vscode.window.showInformationMessage(`PEFT Lab: the job has not written its log yet (${log}); it appears once the job runs.`);
+      void vscode.window.showInformationMessage(
+        `PEFT Lab: the job has not written its log yet (${log}); it appears once the job runs.`,
+      );
       return;
     }
     await vscode.window.showTextDocument(vscode.Uri.file(log), { preview: true });
@@ -204,12 +247,13 @@ export class Sweeps extends Disposable {
   private async configDocument(uri?: vscode.Uri): Promise<vscode.TextDocument | undefined> {
     const target = uri ?? vscode.window.activeTextEditor?.document.uri;
     if (!target || !target.fsPath.endsWith('.peft.json')) {
-      void vscode.window.showWarningMessage('PEFT Lab: open a *.peft.json config with a sweep section to run its sweep.');
+      void vscode.window.showWarningMessage(
+        'PEFT Lab: open a *.peft.json config with a sweep section to run its sweep.',
+      );
       return undefined;
     }
     return vscode.workspace.openTextDocument(target);
   }
-
 }
 
 /** Every point's outcome, and the best finished point by the sweep's metric. */
@@ -219,7 +263,11 @@ export function summarise(plan: SweepPlan, outcomes: RunOutcome[]): SweepOutcome
     return { point, outcome, metrics: outcome.kind === 'finished' ? outcome.message.bestMetrics : undefined };
   });
   const best = bestPoint(results, plan.metric, plan.goal);
-  return { plan, results, best: best?.outcome.kind === 'finished' ? { ...best, runDir: best.outcome.message.runDir } : undefined };
+  return {
+    plan,
+    results,
+    best: best?.outcome.kind === 'finished' ? { ...best, runDir: best.outcome.message.runDir } : undefined,
+  };
 }
 
 /** The Queue view: the runs waiting for a free slot (sweep points and Train beyond the limit), next first. */
@@ -227,7 +275,10 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
 
-  constructor(private readonly runs: RunManager, private readonly slurm?: Pick<SlurmRuns, 'ended'>) {}
+  constructor(
+    private readonly runs: RunManager,
+    private readonly slurm?: Pick<SlurmRuns, 'ended'>,
+  ) {}
 
   refresh(): void {
     this.changed.fire();
@@ -237,13 +288,20 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
   getChildren(element?: RunView): RunView[] {
     if (element) return [];
     const onSlurm = [...this.runs.active().filter((r) => r.slurm), ...(this.slurm?.ended() ?? [])];
-    onSlurm.sort((a, b) => (a.slurm!.jobId === b.slurm!.jobId ? (a.slurm!.taskId ?? 0) - (b.slurm!.taskId ?? 0) : Number(a.slurm!.jobId) - Number(b.slurm!.jobId)));
+    onSlurm.sort((a, b) =>
+      a.slurm!.jobId === b.slurm!.jobId
+        ? (a.slurm!.taskId ?? 0) - (b.slurm!.taskId ?? 0)
+        : Number(a.slurm!.jobId) - Number(b.slurm!.jobId),
+    );
     return [...this.runs.queued(), ...onSlurm];
   }
 
   getTreeItem(run: RunView): vscode.TreeItem {
     if (run.slurm) return this.slurmItem(run, run.slurm);
-    const item = new vscode.TreeItem(run.point?.name ?? path.basename(run.configFile), vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(
+      run.point?.name ?? path.basename(run.configFile),
+      vscode.TreeItemCollapsibleState.None,
+    );
     item.id = run.id;
     const sweep = run.point?.sweep;
     item.description = sweep ? `point ${sweep.index + 1} of ${sweep.total} · ${describePoint(sweep.values)}` : 'Train';
@@ -254,13 +312,28 @@ export class QueueTreeProvider implements vscode.TreeDataProvider<RunView>, vsco
   }
 
   private slurmItem(run: RunView, slurm: NonNullable<RunView['slurm']>): vscode.TreeItem {
-    const item = new vscode.TreeItem(run.point?.name ?? path.basename(run.configFile), vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(
+      run.point?.name ?? path.basename(run.configFile),
+      vscode.TreeItemCollapsibleState.None,
+    );
     item.id = run.id;
     const job = slurm.taskId === undefined ? slurm.jobId : `${slurm.jobId}_${slurm.taskId}`;
     const state = slurm.ended ?? (run.phase === 'stopping' ? 'stopping (checkpointing)' : describeState(slurm));
     item.description = `${state} · Slurm job ${job}`;
     item.tooltip = `${run.configFile}\nSlurm job ${job}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ''}${slurm.node ? ` on ${slurm.node}` : ''}\nlog: ${slurm.log}`;
-    item.iconPath = new vscode.ThemeIcon(slurm.ended ? (slurm.ended === 'completed' ? 'pass' : slurm.ended.startsWith('cancelled') ? 'circle-slash' : 'error') : run.phase === 'stopping' ? 'debug-stop' : slurm.state === 'RUNNING' ? 'sync~spin' : 'clock');
+    item.iconPath = new vscode.ThemeIcon(
+      slurm.ended
+        ? slurm.ended === 'completed'
+          ? 'pass'
+          : slurm.ended.startsWith('cancelled')
+            ? 'circle-slash'
+            : 'error'
+        : run.phase === 'stopping'
+          ? 'debug-stop'
+          : slurm.state === 'RUNNING'
+            ? 'sync~spin'
+            : 'clock',
+    );
     item.contextValue = slurm.ended ? 'peftSlurmJobEnded' : 'peftSlurmJob';
     // the job's own log, one click away
     item.command = { command: 'peftLab.queue.showJobLog', title: 'Show Job Log', arguments: [run] };

@@ -11,7 +11,10 @@ import { Disposable } from '../util/dispose';
 export class SlowBackendNotice extends Disposable {
   private shown = false;
 
-  constructor(onMessage: vscode.Event<{ configFile: string; message: WorkerMessage }>, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    onMessage: vscode.Event<{ configFile: string; message: WorkerMessage }>,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     super();
     this._register(
       onMessage(({ message }) => {
@@ -27,7 +30,10 @@ export class SlowBackendNotice extends Disposable {
     if (this.shown) return;
     this.shown = true;
     void vscode.window
-      .showWarningMessage(`PEFT Lab is training on ${slow.backend}, several times slower than it can: ${slow.reason}.`, 'Show Log')
+      .showWarningMessage(
+        `PEFT Lab is training on ${slow.backend}, several times slower than it can: ${slow.reason}.`,
+        'Show Log',
+      )
       .then((choice) => choice === 'Show Log' && this.log.show());
   }
 }

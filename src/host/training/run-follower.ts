@@ -20,7 +20,8 @@ export interface LiveRun {
   status: RunStatus;
 }
 
-export type FollowedOutcome = { kind: 'finished'; message: FinishedMessage } | { kind: 'failed'; error: Error; runDir: string };
+export type FollowedOutcome =
+  { kind: 'finished'; message: FinishedMessage } | { kind: 'failed'; error: Error; runDir: string };
 
 /**
  * Runs in these folders whose status says running and that still run on this machine (the one
@@ -35,7 +36,8 @@ export function findLiveRuns(runDirs: string[]): LiveRun[] {
     // a Slurm job's run: Slurm says whether it lives, and slurm-runs.ts follows it
     if (fs.existsSync(path.join(runDir, 'slurm.json'))) continue;
     const activity = runLiveness(runDir, status);
-    if (activity.live && !activity.elsewhere) live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
+    if (activity.live && !activity.elsewhere)
+      live.push({ configFile: status.configFile, runDir, pid: status.pid, status });
   }
   return live;
 }
@@ -72,7 +74,12 @@ export class RunFollower {
     if (this.options.metricsOnly) return;
     const status = readRunStatus(this.run.runDir);
     if (status && status.state !== 'running') this.end(outcomeOf(this.run.runDir, status));
-    else if (!runLiveness(this.run.runDir, this.run).live) this.end({ kind: 'failed', runDir: this.run.runDir, error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)) });
+    else if (!runLiveness(this.run.runDir, this.run).live)
+      this.end({
+        kind: 'failed',
+        runDir: this.run.runDir,
+        error: new WorkerCrashedError(null, null, lastLogLines(this.run.runDir)),
+      });
   }
 
   /** Sends the lines appended since the last read (all of them again after a resume rewrote the file). */
@@ -107,21 +114,45 @@ export class RunFollower {
 function messageOf(line: MetricsLine, totalSteps: number): WorkerMessage {
   if (line.kind === 'train') {
     return {
-      type: 'progress', step: line.step, totalSteps, epoch: line.epoch, loss: line.loss ?? NaN,
-      learningRate: line.learningRate ?? NaN, examplesPerSecond: line.examplesPerSecond ?? NaN, elapsedMs: line.elapsedMs ?? NaN,
+      type: 'progress',
+      step: line.step,
+      totalSteps,
+      epoch: line.epoch,
+      loss: line.loss ?? NaN,
+      learningRate: line.learningRate ?? NaN,
+      examplesPerSecond: line.examplesPerSecond ?? NaN,
+      elapsedMs: line.elapsedMs ?? NaN,
     };
   }
-  return { type: 'metrics', step: line.step, split: line.split, metrics: line.metrics as Record<string, number>, isBest: line.isBest === true };
+  return {
+    type: 'metrics',
+    step: line.step,
+    split: line.split,
+    metrics: line.metrics as Record<string, number>,
+    isBest: line.isBest === true,
+  };
 }
 
 function outcomeOf(runDir: string, status: RunStatus): FollowedOutcome {
-  if (status.state === 'failed') return { kind: 'failed', runDir, error: Object.assign(new Error(status.error?.message ?? 'training failed'), { name: status.error?.name ?? 'Error' }) };
+  if (status.state === 'failed')
+    return {
+      kind: 'failed',
+      runDir,
+      error: Object.assign(new Error(status.error?.message ?? 'training failed'), {
+        name: status.error?.name ?? 'Error',
+      }),
+    };
   const durationMs = status.ended ? Date.parse(status.ended) - Date.parse(status.started) : 0;
   return {
     kind: 'finished',
     message: {
-      type: 'finished', runDir, state: status.state === 'stopped' ? 'stopped' : 'finished',
-      reason: status.reason as FinishedMessage['reason'], bestCheckpoint: status.bestCheckpoint, bestMetrics: status.bestMetrics, durationMs,
+      type: 'finished',
+      runDir,
+      state: status.state === 'stopped' ? 'stopped' : 'finished',
+      reason: status.reason as FinishedMessage['reason'],
+      bestCheckpoint: status.bestCheckpoint,
+      bestMetrics: status.bestMetrics,
+      durationMs,
     },
   };
 }

@@ -88,8 +88,7 @@ export interface RunMessage {
 }
 
 export type RunOutcome =
-  | { kind: 'finished'; message: FinishedMessage }
-  | { kind: 'failed'; error: Error; runDir?: string };
+  { kind: 'finished'; message: FinishedMessage } | { kind: 'failed'; error: Error; runDir?: string };
 
 interface ActiveRun extends RunView {
   /** A run folder to continue from its last checkpoint (TrainRequest.resume). */
@@ -124,7 +123,10 @@ export class RunManager extends Disposable {
   /** The queue was paused, resumed or cleared, or a run joined or left it. */
   readonly onDidChangeQueue = this.queueChanged.event;
 
-  constructor(private readonly workerScript: string, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly workerScript: string,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     super();
     this._register(toDisposable(() => this.letGo()));
   }
@@ -141,11 +143,17 @@ export class RunManager extends Disposable {
    * Starts (or queues) a run of a config, or with `point` of one sweep point; resolves when it ends.
    * Throws at once when that config (or point) is already training or queued.
    */
-  train(configFile: string, options: { resume?: string; allowConfigChange?: boolean; point?: SweepPoint } = {}): Promise<RunOutcome> {
+  train(
+    configFile: string,
+    options: { resume?: string; allowConfigChange?: boolean; point?: SweepPoint } = {},
+  ): Promise<RunOutcome> {
     const point = options.point;
     const k = key(configFile, point?.name);
     const existing = this.runs.get(k);
-    if (existing) throw new Error(`${point?.name ?? path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`);
+    if (existing)
+      throw new Error(
+        `${point?.name ?? path.basename(configFile)} is already ${existing.phase === 'queued' ? 'queued' : 'training'}; stop it before starting it again`,
+      );
     const run = this.createRun(configFile, point && { name: point.name, sweep: point.config.sweepPoint! });
     run.resume = options.resume;
     run.allowConfigChange = options.allowConfigChange;
@@ -155,7 +163,9 @@ export class RunManager extends Disposable {
       this.spawn(run);
     } else {
       this.queue.enqueue(k);
-      const why = this.queue.isPaused ? 'the queue is paused' : `${this.runningCount()} run(s) already training (peftLab.maxConcurrentRuns)`;
+      const why = this.queue.isPaused
+        ? 'the queue is paused'
+        : `${this.runningCount()} run(s) already training (peftLab.maxConcurrentRuns)`;
       this.log.info(`queued ${point?.name ?? configFile}: ${why}`);
       this.changed.fire(run);
       this.queueChanged.fire();
@@ -205,17 +215,26 @@ export class RunManager extends Disposable {
     let configFile = status?.configFile;
     if (!configFile) {
       try {
-        configFile = (JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { sourceFile?: string }).sourceFile;
+        configFile = (JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')) as { sourceFile?: string })
+          .sourceFile;
       } catch {
         // reported below
       }
     }
-    if (!configFile) throw new Error(`${path.basename(runDir)} does not say which config it came from (no status.json or config.json)`);
+    if (!configFile)
+      throw new Error(
+        `${path.basename(runDir)} does not say which config it came from (no status.json or config.json)`,
+      );
     // a sweep point's run stays that point's run, so Train of its config is not blocked meanwhile
     const point = sweepPointOfRun(runDir);
-    if (status?.state === 'running' && this.runs.has(key(configFile, point?.name))) throw new Error(`${path.basename(runDir)} is still training`);
+    if (status?.state === 'running' && this.runs.has(key(configFile, point?.name)))
+      throw new Error(`${path.basename(runDir)} is still training`);
     // a checkpoint folder rewinds the run to it; the run folder continues from its last checkpoint
-    return this.train(configFile, { resume: fromCheckpoint ?? runDir, point, allowConfigChange: options.allowConfigChange });
+    return this.train(configFile, {
+      resume: fromCheckpoint ?? runDir,
+      point,
+      allowConfigChange: options.allowConfigChange,
+    });
   }
 
   /**
@@ -256,7 +275,8 @@ export class RunManager extends Disposable {
       child.on('message', (message) => {
         if (!isWorkerMessage(message)) return;
         if (message.type === 'evaluated') result = message;
-        else if (message.type === 'failed') failure = Object.assign(new Error(message.error.message), { name: message.error.name });
+        else if (message.type === 'failed')
+          failure = Object.assign(new Error(message.error.message), { name: message.error.name });
         else if (message.type === 'log') this.log.info(`[${label}] ${message.message}`);
       });
       child.on('error', (err) => (failure ??= err));
@@ -267,7 +287,12 @@ export class RunManager extends Disposable {
         if (result) resolve(result);
         else reject(failure ?? new WorkerCrashedError(code, signal, lastLines.slice(-10)));
       });
-      const request: EvaluateRequest = { type: 'evaluate', checkpointDir, split, backend: settings.backend === 'auto' ? undefined : settings.backend };
+      const request: EvaluateRequest = {
+        type: 'evaluate',
+        checkpointDir,
+        split,
+        backend: settings.backend === 'auto' ? undefined : settings.backend,
+      };
       child.send(request);
     });
   }
@@ -297,7 +322,9 @@ export class RunManager extends Disposable {
     else run.follower?.stop();
     const seconds = readSettings().stopTimeoutSeconds;
     run.killTimer = setTimeout(() => {
-      this.log.warn(`${configFile}: no checkpoint boundary within ${seconds}s; killing the ${run.remote ? 'job' : 'worker'}`);
+      this.log.warn(
+        `${configFile}: no checkpoint boundary within ${seconds}s; killing the ${run.remote ? 'job' : 'worker'}`,
+      );
       if (run.child) run.child.kill('SIGKILL');
       else if (run.remote) run.remote.kill();
       else run.follower?.kill();
@@ -330,7 +357,10 @@ export class RunManager extends Disposable {
    */
   trackRemote(configFile: string, point: SweepPoint | undefined, control: RemoteControl, slurm: SlurmView): RemoteRun {
     const k = key(configFile, point?.name);
-    if (this.runs.has(k)) throw new Error(`${point?.name ?? path.basename(configFile)} is already training; stop it before starting it again`);
+    if (this.runs.has(k))
+      throw new Error(
+        `${point?.name ?? path.basename(configFile)} is already training; stop it before starting it again`,
+      );
     const run = this.createRun(configFile, point && { name: point.name, sweep: point.config.sweepPoint! });
     run.remote = control;
     run.slurm = slurm;
@@ -387,7 +417,9 @@ export class RunManager extends Disposable {
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
     });
     run.child = child;
-    this.log.info(`started worker ${child.pid} for ${run.configFile}${run.point ? ` (sweep point ${run.point.name})` : ''}`);
+    this.log.info(
+      `started worker ${child.pid} for ${run.configFile}${run.point ? ` (sweep point ${run.point.name})` : ''}`,
+    );
     const request: TrainRequest = {
       type: 'train',
       configFile: run.configFile,
@@ -410,7 +442,8 @@ export class RunManager extends Disposable {
 
   private resolveRunsDir(setting: string, configFile: string): string {
     if (path.isAbsolute(setting)) return setting;
-    const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
+    const folder =
+      vscode.workspace.getWorkspaceFolder(vscode.Uri.file(configFile))?.uri.fsPath ?? path.dirname(configFile);
     return path.join(folder, setting);
   }
 
@@ -436,7 +469,11 @@ export class RunManager extends Disposable {
     } else if (message.type === 'finished') {
       run.outcome = { kind: 'finished', message };
     } else if (message.type === 'failed') {
-      run.outcome = { kind: 'failed', error: Object.assign(new Error(message.error.message), { name: message.error.name }), runDir: message.runDir };
+      run.outcome = {
+        kind: 'failed',
+        error: Object.assign(new Error(message.error.message), { name: message.error.name }),
+        runDir: message.runDir,
+      };
     }
     this.messages.fire({ configFile: run.configFile, runId: run.id, point: run.point?.name, message });
     this.changed.fire(run);
@@ -445,7 +482,11 @@ export class RunManager extends Disposable {
   private onExit(run: ActiveRun, code: number | null, signal: NodeJS.Signals | null): void {
     clearTimeout(run.killTimer);
     this.log.info(`worker for ${run.configFile} exited (${signal ?? `code ${code}`})`);
-    const outcome = run.outcome ?? { kind: 'failed' as const, error: new WorkerCrashedError(code, signal, run.lastLines.slice(-10)), runDir: run.started?.runDir };
+    const outcome = run.outcome ?? {
+      kind: 'failed' as const,
+      error: new WorkerCrashedError(code, signal, run.lastLines.slice(-10)),
+      runDir: run.started?.runDir,
+    };
     this.settle(run, outcome);
   }
 

@@ -6,7 +6,9 @@ import { Disposable } from '../util/dispose';
 import { formatMetricValue } from '../../protocol/format';
 
 export class TrainingStatusBar extends Disposable {
-  private readonly item = this._register(vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10));
+  private readonly item = this._register(
+    vscode.window.createStatusBarItem('peftLab.training', vscode.StatusBarAlignment.Left, 10),
+  );
 
   constructor(private readonly runs: RunManager) {
     super();
@@ -24,7 +26,12 @@ export class TrainingStatusBar extends Disposable {
     const run = active[0]!;
     const name = run.point?.name ?? path.basename(run.configFile, '.peft.json');
     const p = run.progress;
-    const detail = run.phase === 'stopping' ? 'stopping…' : p ? `step ${p.step}/${p.totalSteps} · loss ${formatMetricValue(p.loss)} · ${p.examplesPerSecond.toFixed(1)} ex/s` : 'starting…';
+    const detail =
+      run.phase === 'stopping'
+        ? 'stopping…'
+        : p
+          ? `step ${p.step}/${p.totalSteps} · loss ${formatMetricValue(p.loss)} · ${p.examplesPerSecond.toFixed(1)} ex/s`
+          : 'starting…';
     this.item.text = `$(sync~spin) ${name}: ${detail}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`;
     this.item.tooltip = `PEFT Lab is training ${active.map((r) => r.point?.name ?? path.basename(r.configFile)).join(', ')}. Click for the log.`;
     this.item.show();

@@ -26,7 +26,8 @@ export interface TrainCommandsDeps {
 export class TrainCommands extends Disposable {
   constructor(private readonly deps: TrainCommandsDeps) {
     super();
-    const command = (id: string, run: (...args: any[]) => unknown) => this._register(vscode.commands.registerCommand(id, run));
+    const command = (id: string, run: (...args: any[]) => unknown) =>
+      this._register(vscode.commands.registerCommand(id, run));
     command('peftLab.train', (uri?: vscode.Uri) => this.train(uri));
     command('peftLab.stop', (uri?: vscode.Uri) => this.stop(uri));
     command('peftLab.showLog', () => deps.log.show());
@@ -50,10 +51,13 @@ export class TrainCommands extends Disposable {
       if (!runsDir || !fs.existsSync(runsDir)) continue;
       for (const name of fs.readdirSync(runsDir)) runDirs.add(path.join(runsDir, name));
     }
-    void slurm.followAgain(configs.flatMap((config) => runsDirOf(config.fsPath) ?? [])).then((count) => count, (err: unknown) => {
-      log.warn(`following Slurm jobs again: ${(err as Error).message}`);
-      return 0;
-    });
+    void slurm.followAgain(configs.flatMap((config) => runsDirOf(config.fsPath) ?? [])).then(
+      (count) => count,
+      (err: unknown) => {
+        log.warn(`following Slurm jobs again: ${(err as Error).message}`);
+        return 0;
+      },
+    );
     const live = findLiveRuns([...runDirs]);
     for (const run of live) {
       runs.reattach(run);
@@ -100,9 +104,14 @@ export class TrainCommands extends Disposable {
       return { done: done! };
     } catch (err) {
       log.error(`${path.basename(configFile)}: Slurm did not take the job: ${(err as Error).message}`);
-      void vscode.window.showErrorMessage(`PEFT Lab: cannot submit ${path.basename(configFile)} to Slurm: ${(err as Error).message}`, 'Show Log').then((choice) => {
-        if (choice) log.show();
-      });
+      void vscode.window
+        .showErrorMessage(
+          `PEFT Lab: cannot submit ${path.basename(configFile)} to Slurm: ${(err as Error).message}`,
+          'Show Log',
+        )
+        .then((choice) => {
+          if (choice) log.show();
+        });
       return undefined;
     }
   }
@@ -133,7 +142,10 @@ export class TrainCommands extends Disposable {
           // a sweep point of the same config is another run, with the sweep's own notification
           if (file !== configFile || point || message.type !== 'progress') return;
           const percent = (100 * message.step) / message.totalSteps;
-          progress.report({ increment: percent - reported, message: `step ${message.step}/${message.totalSteps}, loss ${formatMetricValue(message.loss)}` });
+          progress.report({
+            increment: percent - reported,
+            message: `step ${message.step}/${message.totalSteps}, loss ${formatMetricValue(message.loss)}`,
+          });
           reported = percent;
         });
         return done.finally(() => subscription.dispose());
@@ -151,17 +163,21 @@ export class TrainCommands extends Disposable {
     }
     if (outcome.kind === 'failed') {
       log.error(`${name}: ${outcome.error.message}`);
-      void vscode.window.showErrorMessage(`PEFT Lab: training ${name} failed: ${outcome.error.message.split('\n')[0]}`, 'Show Log').then((choice) => {
-        if (choice) log.show();
-      });
+      void vscode.window
+        .showErrorMessage(`PEFT Lab: training ${name} failed: ${outcome.error.message.split('\n')[0]}`, 'Show Log')
+        .then((choice) => {
+          if (choice) log.show();
+        });
       return;
     }
     const m = outcome.message;
     const metrics = m.bestMetrics ? formatMetrics(m.bestMetrics, { omit: ['loss'] }) : 'no evaluation';
     const verb = m.state === 'stopped' ? (m.reason === 'cancelled' ? 'stopped' : 'stopped early') : 'finished';
-    void vscode.window.showInformationMessage(`PEFT Lab: ${name} ${verb}; best ${metrics}.`, 'Open Run').then((choice) => {
-      if (choice) void this.openRun(m.runDir);
-    });
+    void vscode.window
+      .showInformationMessage(`PEFT Lab: ${name} ${verb}; best ${metrics}.`, 'Open Run')
+      .then((choice) => {
+        if (choice) void this.openRun(m.runDir);
+      });
   }
 
   private async openRun(dir: string): Promise<void> {

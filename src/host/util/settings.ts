@@ -34,10 +34,20 @@ export function readSettings(scope?: vscode.Uri): Settings {
 function slurmSettings(c: vscode.WorkspaceConfiguration): SlurmOptions {
   const text = (key: string) => c.get<string>(`slurm.${key}`, '').trim() || undefined;
   const cpus = c.get<number | null>('slurm.cpusPerTask', null);
-  const extra = c.get<string[]>('slurm.extraDirectives', []).map((l) => l.trim()).filter(Boolean);
+  const extra = c
+    .get<string[]>('slurm.extraDirectives', [])
+    .map((l) => l.trim())
+    .filter(Boolean);
   const options: SlurmOptions = {
-    partition: text('partition'), time: text('time'), cpusPerTask: cpus && cpus >= 1 ? cpus : undefined, mem: text('mem'), gres: text('gres'),
-    account: text('account'), qos: text('qos'), extraDirectives: extra.length ? extra : undefined, nodePath: text('nodePath'),
+    partition: text('partition'),
+    time: text('time'),
+    cpusPerTask: cpus && cpus >= 1 ? cpus : undefined,
+    mem: text('mem'),
+    gres: text('gres'),
+    account: text('account'),
+    qos: text('qos'),
+    extraDirectives: extra.length ? extra : undefined,
+    nodePath: text('nodePath'),
   };
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SlurmOptions;
 }

@@ -5,7 +5,12 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 
-export async function saveExport(fileName: string, content: string | Uint8Array, kind: string, log: vscode.LogOutputChannel): Promise<vscode.Uri | undefined> {
+export async function saveExport(
+  fileName: string,
+  content: string | Uint8Array,
+  kind: string,
+  log: vscode.LogOutputChannel,
+): Promise<vscode.Uri | undefined> {
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
   const target = await vscode.window.showSaveDialog({
     defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
@@ -15,9 +20,11 @@ export async function saveExport(fileName: string, content: string | Uint8Array,
   if (!target) return undefined;
   await vscode.workspace.fs.writeFile(target, typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
   log.info(`exported ${target.fsPath}`);
-  void vscode.window.showInformationMessage(`PEFT Lab: exported ${path.basename(target.fsPath)}`, 'Open').then((choice) => {
-    if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', target);
-  });
+  void vscode.window
+    .showInformationMessage(`PEFT Lab: exported ${path.basename(target.fsPath)}`, 'Open')
+    .then((choice) => {
+      if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', target);
+    });
   return target;
 }
 

@@ -60,20 +60,31 @@ export abstract class WebviewPanelHost<ToWebview> implements vscode.Disposable {
   /** The tab's icon: media/`name`-light.svg and -dark.svg. */
   protected setIcon(name: string): void {
     const media = mediaRoot(this.host.extensionUri);
-    this.panel.iconPath = { light: vscode.Uri.joinPath(media, `${name}-light.svg`), dark: vscode.Uri.joinPath(media, `${name}-dark.svg`) };
+    this.panel.iconPath = {
+      light: vscode.Uri.joinPath(media, `${name}-light.svg`),
+      dark: vscode.Uri.joinPath(media, `${name}-dark.svg`),
+    };
   }
 
   /** The resources of the page whose bundle is media/`bundle`.js and .css. */
   protected pageUris(bundle: string): WebviewPageUris {
     const media = mediaRoot(this.host.extensionUri);
-    const uri = (...parts: string[]) => this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
-    return { cspSource: this.panel.webview.cspSource, script: uri(`${bundle}.js`), style: uri(`${bundle}.css`), codicons: uri('codicons', 'codicon.css') };
+    const uri = (...parts: string[]) =>
+      this.panel.webview.asWebviewUri(vscode.Uri.joinPath(media, ...parts)).toString();
+    return {
+      cspSource: this.panel.webview.cspSource,
+      script: uri(`${bundle}.js`),
+      style: uri(`${bundle}.css`),
+      codicons: uri('codicons', 'codicon.css'),
+    };
   }
 
   protected post(message: ToWebview): void {
     // before 'ready' (or while hidden) the message would be lost: the answer to the next 'ready' carries it
     if (!this.ready || this.disposed) return;
-    void this.panel.webview.postMessage(message).then(undefined, (err: Error) => this.host.log.warn(`${this.feature}: postMessage failed: ${err.message}`));
+    void this.panel.webview
+      .postMessage(message)
+      .then(undefined, (err: Error) => this.host.log.warn(`${this.feature}: postMessage failed: ${err.message}`));
   }
 
   dispose(): void {
