@@ -76,24 +76,35 @@ function trainLoss(runDir) {
   return out;
 }
 
-/** Rows of a CSV file (RFC 4180: quoted fields may hold commas and doubled quotes). */
+/** Rows of a CSV file (RFC 4180: quoted fields may hold commas, line breaks and doubled quotes). */
 function parseCsv(text) {
   const rows = [];
   let row = [];
   let field = '';
   let quoted = false;
+  const endField = () => {
+    row.push(field);
+    field = '';
+  };
+  const endRow = () => {
+    endField();
+    rows.push(row);
+    row = [];
+  };
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') ((field += '"'), i++);
-      else if (c === '"') quoted = false;
-      else field += c;
+      if (c !== '"') field += c;
+      else if (text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else quoted = false;
     } else if (c === '"') quoted = true;
-    else if (c === ',') (row.push(field), (field = ''));
-    else if (c === '\n') (row.push(field), rows.push(row), (row = []), (field = ''));
+    else if (c === ',') endField();
+    else if (c === '\n') endRow();
     else if (c !== '\r') field += c;
   }
-  if (field || row.length) (row.push(field), rows.push(row));
+  if (field || row.length) endRow();
   return rows;
 }
 

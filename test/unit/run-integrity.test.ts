@@ -48,8 +48,11 @@ function experiment(
   return file;
 }
 
-function editConfig(file: string, edit: (config: Record<string, any>) => void): void {
-  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+/** The parts of a config file the tests below rewrite. */
+type EditableConfig = { training: Record<string, unknown>; method: Record<string, unknown> };
+
+function editConfig(file: string, edit: (config: EditableConfig) => void): void {
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as EditableConfig;
   edit(config);
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
 }

@@ -26,13 +26,15 @@ export interface TrainCommandsDeps {
 export class TrainCommands extends Disposable {
   constructor(private readonly deps: TrainCommandsDeps) {
     super();
-    const command = (id: string, run: (...args: any[]) => unknown) =>
-      this._register(vscode.commands.registerCommand(id, run));
-    command('peftLab.train', (uri?: vscode.Uri) => this.train(uri));
-    command('peftLab.stop', (uri?: vscode.Uri) => this.stop(uri));
-    command('peftLab.showLog', () => deps.log.show());
-    command('peftLab.openRun', (dir: string) => this.openRun(dir));
-    command('peftLab.explainTrainBlocked', (uri: vscode.Uri, reason: string) => this.explainBlocked(uri, reason));
+    this._register(vscode.commands.registerCommand('peftLab.train', (uri?: vscode.Uri) => this.train(uri)));
+    this._register(vscode.commands.registerCommand('peftLab.stop', (uri?: vscode.Uri) => this.stop(uri)));
+    this._register(vscode.commands.registerCommand('peftLab.showLog', () => deps.log.show()));
+    this._register(vscode.commands.registerCommand('peftLab.openRun', (dir: string) => this.openRun(dir)));
+    this._register(
+      vscode.commands.registerCommand('peftLab.explainTrainBlocked', (uri: vscode.Uri, reason: string) =>
+        this.explainBlocked(uri, reason),
+      ),
+    );
   }
 
   /** A run started elsewhere (the sidebar's Resume) gets the same progress notification and outcome message as Train. */
