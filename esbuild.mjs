@@ -39,7 +39,7 @@ const entries = [
   { name: 'worker', source: 'src/worker/worker.ts', options: { ...node, outfile: 'dist/worker.js' } },
   {
     name: 'cli',
-    source: 'src/worker/cli.ts',
+    source: 'src/cli/main.ts',
     options: { ...node, outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
     executable: true,
   },
@@ -49,13 +49,29 @@ const entries = [
   {
     name: 'webview',
     source: 'webview/main.ts',
-    options: { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, outfile: 'media/dashboard.js', logLevel: 'info' },
+    options: {
+      bundle: true,
+      platform: 'browser',
+      target: 'es2022',
+      format: 'iife',
+      sourcemap: true,
+      outfile: 'media/dashboard.js',
+      logLevel: 'info',
+    },
   },
   // The Experiments table webview: same sandbox, its own bundle (media/experiments.js and .css).
   {
     name: 'experiments',
     source: 'webview/experiments/main.ts',
-    options: { bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: true, outfile: 'media/experiments.js', logLevel: 'info' },
+    options: {
+      bundle: true,
+      platform: 'browser',
+      target: 'es2022',
+      format: 'iife',
+      sourcemap: true,
+      outfile: 'media/experiments.js',
+      logLevel: 'info',
+    },
   },
 ];
 

@@ -36,6 +36,7 @@ import { NaiveBayes, type LabelledText } from './naive-bayes';
 import { claimAnalysis, claimTable } from './claim-table';
 import { groupRuns, type AnalysisRun } from '../src/core/analysis/groups';
 import { toMarkdown } from '../src/core/analysis/tables';
+import type { WorkerMessage } from '../src/protocol/worker';
 
 const REPO = path.resolve(__dirname, '..');
 const CLI = path.join(REPO, 'dist', 'cli.js');
@@ -63,7 +64,10 @@ const METHODS: Record<string, { method: Record<string, unknown>; learningRate: n
   houlsby: { method: { type: 'houlsby', bottleneck: 32 }, learningRate: 1e-3 },
   pfeiffer: { method: { type: 'pfeiffer', bottleneck: 64 }, learningRate: 1e-3 },
   lora: { method: { type: 'lora', rank: 8 }, learningRate: 1e-3 },
-  adamix: { method: { type: 'adamix', bottleneck: 32, experts: 4, share: 'up', consistencyWeight: 1 }, learningRate: 1e-3 },
+  adamix: {
+    method: { type: 'adamix', bottleneck: 32, experts: 4, share: 'up', consistencyWeight: 1 },
+    learningRate: 1e-3,
+  },
 };
 
 interface Options {
@@ -150,7 +154,14 @@ function fromRuns(dir: string): never {
   process.exit(0);
 }
 
-function configFor(o: Options, taskName: string, methodName: string, pooling: Pooling, seed: number, runsDir: string): Record<string, unknown> {
+function configFor(
+  o: Options,
+  taskName: string,
+  methodName: string,
+  pooling: Pooling,
+  seed: number,
+  runsDir: string,
+): Record<string, unknown> {
   const task = TASKS[taskName]!;
   const data = (split: string) => path.join(REPO, 'examples', 'data', `${task.data}-${split}.jsonl`);
   const method = METHODS[methodName]!;
@@ -159,14 +170,24 @@ function configFor(o: Options, taskName: string, methodName: string, pooling: Po
     model: { path: o.base },
     task: { type: 'classification', labels: task.labels, metric: 'accuracy', pooling },
     data: {
-      train: data('train'), validation: data('validation'), test: data('test'),
-      textField: 'text', labelField: 'label', maxLength: task.maxLength,
+      train: data('train'),
+      validation: data('validation'),
+      test: data('test'),
+      textField: 'text',
+      labelField: 'label',
+      maxLength: task.maxLength,
       ...(o.train ? { maxTrainExamples: o.train } : {}),
     },
     method: method.method,
     training: {
-      epochs: o.epochs, batchSize: 32, learningRate: method.learningRate, warmupRatio: 0.06,
-      evalEvery: 'epoch', logEvery: 50, keepCheckpoints: 1, seed,
+      epochs: o.epochs,
+      batchSize: 32,
+      learningRate: method.learningRate,
+      warmupRatio: 0.06,
+      evalEvery: 'epoch',
+      logEvery: 50,
+      keepCheckpoints: 1,
+      seed,
       ...(o.backend ? { backend: o.backend } : {}),
     },
     output: { runsDir },
@@ -178,7 +199,9 @@ function runOne(configFile: string): Promise<Omit<RunResult, 'task' | 'method' |
   return new Promise((resolve) => {
     const started = performance.now();
     // the runs folder is the bench's own temporary one or the --keep-runs folder the user named
-    const child = spawn(process.execPath, [CLI, 'train', configFile, '--json', '--allow-outside'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'train', configFile, '--json', '--allow-outside'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const result: Omit<RunResult, 'task' | 'method' | 'seed' | 'settings' | 'metric'> = { seconds: 0 };
     let buffered = '';
     let stderr = '';
@@ -191,16 +214,17 @@ function runOne(configFile: string): Promise<Omit<RunResult, 'task' | 'method' |
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     child.on('close', (code) => {
       result.seconds = Math.round((performance.now() - started) / 100) / 10;
-      if (code !== 0 && !result.error) result.error = `exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      if (code !== 0 && !result.error)
+        result.error = `exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
       resolve(result);
     });
   });
 }
 
 function readMessage(line: string, result: Omit<RunResult, 'task' | 'method' | 'seed' | 'settings' | 'metric'>): void {
-  let message: any;
+  let message: WorkerMessage;
   try {
-    message = JSON.parse(line);
+    message = JSON.parse(line) as WorkerMessage;
   } catch {
     return; // a log line that is not a message
   }
@@ -219,7 +243,11 @@ function readMessage(line: string, result: Omit<RunResult, 'task' | 'method' | '
 
 function readDone(file: string): RunResult[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as RunResult);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as RunResult);
 }
 
 function summarize(results: RunResult[], o: Options, settings: string) {
@@ -227,12 +255,27 @@ function summarize(results: RunResult[], o: Options, settings: string) {
   const scored = results.filter((r) => r.settings === settings && r.test !== undefined);
   // the Experiments table's seed groups: one per task, pooling and method, mean and sample sd over seeds
   const runs: AnalysisRun[] = scored.map((r, i) => ({
-    id: String(i), params: { task: r.task, pooling: r.pooling ?? 'cls', method: r.method },
-    metrics: { accuracy: r.test! * 100, seconds: r.seconds, trainable: r.trainableParams ?? 0, base: r.baseParams ?? 1 },
+    id: String(i),
+    params: { task: r.task, pooling: r.pooling ?? 'cls', method: r.method },
+    metrics: {
+      accuracy: r.test! * 100,
+      seconds: r.seconds,
+      trainable: r.trainableParams ?? 0,
+      base: r.baseParams ?? 1,
+    },
   }));
   const groups = groupRuns(runs, { by: ['task', 'pooling', 'method'] });
   for (const task of o.tasks) {
-    rows.push({ task, method: 'naive-bayes', runs: 1, accuracy_mean: round(100 * naiveBayesAccuracy(task), 2), accuracy_std: 0, trainable_params: null, share_of_base_pct: null, seconds_mean: null });
+    rows.push({
+      task,
+      method: 'naive-bayes',
+      runs: 1,
+      accuracy_mean: round(100 * naiveBayesAccuracy(task), 2),
+      accuracy_std: 0,
+      trainable_params: null,
+      share_of_base_pct: null,
+      seconds_mean: null,
+    });
     for (const pooling of o.poolings) {
       for (const method of o.methods) {
         const group = groups.find((g) => g.key.task === task && g.key.pooling === pooling && g.key.method === method);
@@ -240,8 +283,14 @@ function summarize(results: RunResult[], o: Options, settings: string) {
         const accuracy = group.stats.accuracy!;
         const trainable = group.stats.trainable!.min;
         rows.push({
-          task, method, pooling, runs: accuracy.n, accuracy_mean: round(accuracy.mean, 2), accuracy_std: round(accuracy.sd, 2),
-          trainable_params: trainable, share_of_base_pct: round((100 * trainable) / group.stats.base!.min, 2),
+          task,
+          method,
+          pooling,
+          runs: accuracy.n,
+          accuracy_mean: round(accuracy.mean, 2),
+          accuracy_std: round(accuracy.sd, 2),
+          trainable_params: trainable,
+          share_of_base_pct: round((100 * trainable) / group.stats.base!.min, 2),
           seconds_mean: round(group.stats.seconds!.mean, 1),
         });
       }
@@ -254,16 +303,33 @@ function summarize(results: RunResult[], o: Options, settings: string) {
 function summaryMarkdown(rows: ReturnType<typeof summarize>): string {
   return toMarkdown({
     caption: 'Test accuracy (%), mean ± sample sd over seeds',
-    columns: [{ label: 'task' }, { label: 'pooling' }, { label: 'method' }, { label: 'N' }, { label: 'accuracy', digits: 2 }, { label: 'trainable params' }],
-    rows: rows.map((r) => [r.task, 'pooling' in r ? (r.pooling as string) : null, r.method, r.runs, { n: r.runs, mean: r.accuracy_mean, sd: r.accuracy_std, min: r.accuracy_mean, max: r.accuracy_mean }, r.trainable_params]),
+    columns: [
+      { label: 'task' },
+      { label: 'pooling' },
+      { label: 'method' },
+      { label: 'N' },
+      { label: 'accuracy', digits: 2 },
+      { label: 'trainable params' },
+    ],
+    rows: rows.map((r) => [
+      r.task,
+      'pooling' in r ? (r.pooling as string) : null,
+      r.method,
+      r.runs,
+      { n: r.runs, mean: r.accuracy_mean, sd: r.accuracy_std, min: r.accuracy_mean, max: r.accuracy_mean },
+      r.trainable_params,
+    ]),
   });
 }
 
 /** Test accuracy of bag-of-words Naive Bayes trained on the task's training split (the baseline row). */
 function naiveBayesAccuracy(taskName: string): number {
   const read = (split: string) =>
-    fs.readFileSync(path.join(REPO, 'examples', 'data', `${TASKS[taskName]!.data}-${split}.jsonl`), 'utf8')
-      .split('\n').filter(Boolean).map((line) => JSON.parse(line) as LabelledText);
+    fs
+      .readFileSync(path.join(REPO, 'examples', 'data', `${TASKS[taskName]!.data}-${split}.jsonl`), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as LabelledText);
   return new NaiveBayes(read('train')).accuracy(read('test'));
 }
 
@@ -272,8 +338,14 @@ const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 *
 async function main(): Promise<void> {
   const o = options();
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first`);
-  if (!fs.existsSync(path.join(o.base, 'config.json'))) throw new Error(`${o.base} is not a model folder (no config.json)`);
-  const settings = JSON.stringify({ base: path.relative(REPO, o.base), train: o.train ?? 'all', epochs: o.epochs, backend: o.backend ?? 'auto' });
+  if (!fs.existsSync(path.join(o.base, 'config.json')))
+    throw new Error(`${o.base} is not a model folder (no config.json)`);
+  const settings = JSON.stringify({
+    base: path.relative(REPO, o.base),
+    train: o.train ?? 'all',
+    epochs: o.epochs,
+    backend: o.backend ?? 'auto',
+  });
   fs.mkdirSync(path.dirname(o.results), { recursive: true });
   const done = readDone(o.results);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-claim-'));
@@ -282,10 +354,29 @@ async function main(): Promise<void> {
     for (const task of o.tasks) {
       for (const pooling of o.poolings) {
         for (const method of o.methods) {
-          if (done.some((r) => r.task === task && r.method === method && (r.pooling ?? 'cls') === pooling && r.seed === seed && r.settings === settings && !r.error)) continue;
+          if (
+            done.some(
+              (r) =>
+                r.task === task &&
+                r.method === method &&
+                (r.pooling ?? 'cls') === pooling &&
+                r.seed === seed &&
+                r.settings === settings &&
+                !r.error,
+            )
+          )
+            continue;
           const configFile = path.join(work, `${task}-${method}-${pooling}-${seed}.peft.json`);
           fs.writeFileSync(configFile, JSON.stringify(configFor(o, task, method, pooling, seed, runsDir), null, 2));
-          const result: RunResult = { task, method, pooling, seed, settings, metric: 'accuracy', ...(await runOne(configFile)) };
+          const result: RunResult = {
+            task,
+            method,
+            pooling,
+            seed,
+            settings,
+            metric: 'accuracy',
+            ...(await runOne(configFile)),
+          };
           process.stdout.write(`${JSON.stringify(result)}\n`);
           fs.appendFileSync(o.results, `${JSON.stringify(result)}\n`);
           done.push(result);
@@ -297,7 +388,10 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
   const summary = summarize(done, o, settings);
   process.stderr.write(summaryMarkdown(summary));
-  if (o.keepRuns) process.stderr.write(`\nthe runs are in ${o.keepRuns}; the same table from them: node --import tsx bench/adapter-claim.ts --from-runs ${o.keepRuns}\n`);
+  if (o.keepRuns)
+    process.stderr.write(
+      `\nthe runs are in ${o.keepRuns}; the same table from them: node --import tsx bench/adapter-claim.ts --from-runs ${o.keepRuns}\n`,
+    );
   process.stdout.write(`${JSON.stringify({ summary, settings: JSON.parse(settings), machine: machine() })}\n`);
 }
 

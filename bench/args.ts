@@ -4,7 +4,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 type Flags = NonNullable<ParseArgsConfig['options']>;
 
 /** The flags' values, typed by their declarations; a malformed command line or --help goes to `usage`. */
-export function readFlags<const T extends Flags>(argv: string[], flags: T, usage: (message: string) => never, about: string) {
+export function readFlags<const T extends Flags>(
+  argv: string[],
+  flags: T,
+  usage: (message: string) => never,
+  about: string,
+) {
   const config = { args: argv, options: flags, strict: true as const };
   if (argv.includes('--help') || argv.includes('-h')) usage(about);
   try {

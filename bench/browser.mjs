@@ -54,7 +54,9 @@ function writePage(dir, bundle, extraScripts) {
   for (const f of [`${bundle}.js`, `${bundle}.css`]) copyFileSync(join(MEDIA, f), join(dir, f));
   mkdirSync(join(dir, 'codicons'));
   for (const f of ['codicon.css', 'codicon.ttf']) copyFileSync(join(MEDIA, 'codicons', f), join(dir, 'codicons', f));
-  const vars = Object.entries(DARK_THEME).map(([k, v]) => `${k}: ${v};`).join(' ');
+  const vars = Object.entries(DARK_THEME)
+    .map(([k, v]) => `${k}: ${v};`)
+    .join(' ');
   const scripts = [`${bundle}.js`, ...extraScripts].map((src) => `<script src="${src}"></script>`).join('');
   const html = `<!DOCTYPE html><html><head><meta charset="UTF-8">
 <link rel="stylesheet" href="codicons/codicon.css" id="vscode-codicon-stylesheet">
@@ -89,7 +91,13 @@ export async function benchWebview({ name, bundle, width, extraScripts = [], pre
     executablePath: CHROMIUM_PATH,
     headless: true,
     env: { ...process.env, HOME: dir },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--no-first-run',
+    ],
   });
   try {
     const page = await (await browser.newContext({ viewport: { width, height: HEIGHT } })).newPage();
@@ -97,13 +105,19 @@ export async function benchWebview({ name, bundle, width, extraScripts = [], pre
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(writePage(dir, bundle, extraScripts));
     const report = await measure(page);
-    console.log(JSON.stringify({
-      benchmark: name,
-      browser: `Chromium ${browser.version()} (headless, no GPU)`,
-      viewport: `${width}x${HEIGHT}`,
-      ...report,
-      pageErrors: errors,
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          benchmark: name,
+          browser: `Chromium ${browser.version()} (headless, no GPU)`,
+          viewport: `${width}x${HEIGHT}`,
+          ...report,
+          pageErrors: errors,
+        },
+        null,
+        2,
+      ),
+    );
     if (errors.length) process.exitCode = 1;
   } finally {
     await browser.close();

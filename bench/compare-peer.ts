@@ -70,11 +70,28 @@ function usage(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, {
-    rounds: { type: 'string' }, steps: { type: 'string' }, shapes: { type: 'string' }, methods: { type: 'string' },
-    layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' },
-    native: { type: 'string' }, work: { type: 'string' }, 'last-layer': { type: 'string' }, threads: { type: 'string' }, peer: { type: 'string' }, python: { type: 'string' },
-  }, usage, 'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process');
+  const flags = readFlags(
+    argv,
+    {
+      rounds: { type: 'string' },
+      steps: { type: 'string' },
+      shapes: { type: 'string' },
+      methods: { type: 'string' },
+      layers: { type: 'string' },
+      hidden: { type: 'string' },
+      heads: { type: 'string' },
+      intermediate: { type: 'string' },
+      vocab: { type: 'string' },
+      native: { type: 'string' },
+      work: { type: 'string' },
+      'last-layer': { type: 'string' },
+      threads: { type: 'string' },
+      peer: { type: 'string' },
+      python: { type: 'string' },
+    },
+    usage,
+    'compare-peer: PEFT Lab against the PyTorch peer, alternating, each run in its own process',
+  );
   const o: Options = {
     rounds: 2,
     shape: [],
@@ -136,13 +153,20 @@ function missing(o: Options): string[] {
     out.push(`the Python interpreter ${o.python} (Debian: apt-get install python3 python3-torch)`);
   } else {
     const probe = spawnSync(o.python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-    if (probe.status !== 0) out.push(`PyTorch for ${o.python} (Debian: apt-get install python3-torch): ${(probe.stderr || '').trim().split('\n').pop()}`);
+    if (probe.status !== 0)
+      out.push(
+        `PyTorch for ${o.python} (Debian: apt-get install python3-torch): ${(probe.stderr || '').trim().split('\n').pop()}`,
+      );
   }
   return out;
 }
 
 /** Runs a command; resolves with the last JSON line of its stdout (or an error). */
-function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ json?: Record<string, unknown>; error?: string }> {
+function runJson(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ json?: Record<string, unknown>; error?: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -168,19 +192,59 @@ function runJson(command: string, args: string[], env: NodeJS.ProcessEnv): Promi
 }
 
 async function engineRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
-  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'train-throughput.ts'), '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--native', o.native, '--last-layer', o.lastLayer, ...o.shape.flat()];
+  const args = [
+    '--import',
+    'tsx',
+    path.join(REPO, 'bench', 'train-throughput.ts'),
+    '--method',
+    method,
+    '--seq',
+    String(seq),
+    '--batch',
+    String(batch),
+    '--steps',
+    String(o.steps),
+    '--native',
+    o.native,
+    '--last-layer',
+    o.lastLayer,
+    ...o.shape.flat(),
+  ];
   if (o.threads !== undefined) args.push('--threads', String(o.threads));
   if (o.work === 'peer') args.push('--dropout', '0', '--clip', 'off');
   const { json, error } = await runJson(process.execPath, args, { ...process.env, PEFT_LAB_BACKEND: '' });
   if (!json) return { error };
-  return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.backend as string };
+  return {
+    ms_per_step: json.ms_per_step as number,
+    examples_per_sec: json.examples_per_sec as number,
+    peak_rss_mib: json.peak_rss_mib as number,
+    backend: json.backend as string,
+  };
 }
 
 async function peerRun(o: Options, method: Method, seq: number, batch: number): Promise<Partial<Run>> {
-  const args = [o.peer, '--method', method, '--seq', String(seq), '--batch', String(batch), '--steps', String(o.steps), '--threads', '1', ...o.shape.flat()];
+  const args = [
+    o.peer,
+    '--method',
+    method,
+    '--seq',
+    String(seq),
+    '--batch',
+    String(batch),
+    '--steps',
+    String(o.steps),
+    '--threads',
+    '1',
+    ...o.shape.flat(),
+  ];
   const { json, error } = await runJson(o.python, args, process.env);
   if (!json) return { error };
-  return { ms_per_step: json.ms_per_step as number, examples_per_sec: json.examples_per_sec as number, peak_rss_mib: json.peak_rss_mib as number, backend: json.peer as string };
+  return {
+    ms_per_step: json.ms_per_step as number,
+    examples_per_sec: json.examples_per_sec as number,
+    peak_rss_mib: json.peak_rss_mib as number,
+    backend: json.peer as string,
+  };
 }
 
 function round(x: number, digits: number): number {
@@ -189,7 +253,9 @@ function round(x: number, digits: number): number {
 }
 
 function best(runs: Run[]): Run | undefined {
-  return runs.filter((r) => r.examples_per_sec !== undefined).sort((a, b) => b.examples_per_sec! - a.examples_per_sec!)[0];
+  return runs
+    .filter((r) => r.examples_per_sec !== undefined)
+    .sort((a, b) => b.examples_per_sec! - a.examples_per_sec!)[0];
 }
 
 async function main(): Promise<void> {
@@ -211,7 +277,8 @@ async function main(): Promise<void> {
       for (let r = 1; r <= o.rounds; r++) {
         for (const side of ['engine', 'peer'] as const) {
           const loadavg = round(os.loadavg()[0]!, 2);
-          const result = side === 'engine' ? await engineRun(o, method, seq, batch) : await peerRun(o, method, seq, batch);
+          const result =
+            side === 'engine' ? await engineRun(o, method, seq, batch) : await peerRun(o, method, seq, batch);
           const run: Run = { side, method, seq, batch, round: r, ...result, loadavg_1min_before: loadavg };
           runs.push(run);
           process.stdout.write(`${JSON.stringify({ bench: 'compare-peer', ...run })}\n`);
@@ -221,7 +288,8 @@ async function main(): Promise<void> {
   }
   const results = o.shapes.flatMap(({ seq, batch }) =>
     o.methods.map((method) => {
-      const of = (side: Run['side']) => runs.filter((r) => r.side === side && r.method === method && r.seq === seq && r.batch === batch);
+      const of = (side: Run['side']) =>
+        runs.filter((r) => r.side === side && r.method === method && r.seq === seq && r.batch === batch);
       const summary = (side: Run['side']) => {
         const all = of(side);
         const b = best(all);
@@ -229,7 +297,9 @@ async function main(): Promise<void> {
           examples_per_sec: b?.examples_per_sec ?? null,
           ms_per_step: b?.ms_per_step ?? null,
           peak_rss_mib: b?.peak_rss_mib ?? null,
-          median_examples_per_sec: median(all.map((r) => r.examples_per_sec).filter((v): v is number => v !== undefined)),
+          median_examples_per_sec: median(
+            all.map((r) => r.examples_per_sec).filter((v): v is number => v !== undefined),
+          ),
           runs_examples_per_sec: all.map((r) => r.examples_per_sec ?? null),
           ...(b?.backend ? { backend: b.backend } : {}),
           ...(all.some((r) => r.error) ? { errors: all.filter((r) => r.error).map((r) => r.error) } : {}),
@@ -237,8 +307,14 @@ async function main(): Promise<void> {
       };
       const engine = summary('engine');
       const peer = summary('peer');
-      const ratio = engine.examples_per_sec && peer.examples_per_sec ? round(engine.examples_per_sec / peer.examples_per_sec, 3) : null;
-      const ratioOfMedians = engine.median_examples_per_sec && peer.median_examples_per_sec ? round(engine.median_examples_per_sec / peer.median_examples_per_sec, 3) : null;
+      const ratio =
+        engine.examples_per_sec && peer.examples_per_sec
+          ? round(engine.examples_per_sec / peer.examples_per_sec, 3)
+          : null;
+      const ratioOfMedians =
+        engine.median_examples_per_sec && peer.median_examples_per_sec
+          ? round(engine.median_examples_per_sec / peer.median_examples_per_sec, 3)
+          : null;
       return { method, seq, batch, engine, peer, ratio, ratio_of_medians: ratioOfMedians };
     }),
   );

@@ -33,9 +33,14 @@ async function measure({ steps }) {
   const app = window.peftLabDashboard;
 
   let seed = 1;
-  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   function run(name, n, offset = 0) {
-    const step = new Array(n), epoch = new Array(n), loss = new Array(n), learningRate = new Array(n), eps = new Array(n), elapsed = new Array(n);
+    const step = new Array(n),
+      epoch = new Array(n),
+      loss = new Array(n),
+      learningRate = new Array(n),
+      eps = new Array(n),
+      elapsed = new Array(n);
     const warm = Math.round(0.06 * n);
     for (let i = 0; i < n; i++) {
       const s = i + 1;
@@ -48,18 +53,63 @@ async function measure({ steps }) {
     }
     const evals = [];
     for (let s = n / 100; s <= n; s += n / 100) {
-      evals.push({ step: s, split: 'validation', metrics: { accuracy: 0.5 + 0.4 * (1 - Math.exp(-s / (n / 4))), f1: 0.5 + 0.35 * (1 - Math.exp(-s / (n / 4))), mcc: 0.6 * (1 - Math.exp(-s / (n / 4))), loss: 0.35 + 0.3 * Math.exp(-s / (n / 5)) + offset }, isBest: true });
+      evals.push({
+        step: s,
+        split: 'validation',
+        metrics: {
+          accuracy: 0.5 + 0.4 * (1 - Math.exp(-s / (n / 4))),
+          f1: 0.5 + 0.35 * (1 - Math.exp(-s / (n / 4))),
+          mcc: 0.6 * (1 - Math.exp(-s / (n / 4))),
+          loss: 0.35 + 0.3 * Math.exp(-s / (n / 5)) + offset,
+        },
+        isBest: true,
+      });
     }
     const placement = {
-      method: 'adamix', layers: 12, hiddenSize: 768, heads: 12, intermediateSize: 3072, baseParams: 109482240, trainableParams: 1200000,
-      trainableByGroup: { adapter: 1180000, layerNorm: 18000, head: 1538 }, leftOut: [],
-      sites: Array.from({ length: 12 }, (_, layer) => ({ layer, site: 'ffn', kind: 'adamix', shapes: { down: [768, 48], up: [48, 768] }, bottleneck: 48, activation: 'gelu', experts: { down: 4, up: 1 }, trainableParams: 185376, inferenceParams: 74544 })),
+      method: 'adamix',
+      layers: 12,
+      hiddenSize: 768,
+      heads: 12,
+      intermediateSize: 3072,
+      baseParams: 109482240,
+      trainableParams: 1200000,
+      trainableByGroup: { adapter: 1180000, layerNorm: 18000, head: 1538 },
+      leftOut: [],
+      sites: Array.from({ length: 12 }, (_, layer) => ({
+        layer,
+        site: 'ffn',
+        kind: 'adamix',
+        shapes: { down: [768, 48], up: [48, 768] },
+        bottleneck: 48,
+        activation: 'gelu',
+        experts: { down: 4, up: 1 },
+        trainableParams: 185376,
+        inferenceParams: 74544,
+      })),
     };
     return {
-      dir: `/runs/${name}`, name, configFile: `/work/${name}.peft.json`,
-      config: { name, task: { type: 'classification', metric: 'accuracy' }, method: { type: 'adamix', bottleneck: 48, experts: 4 }, training: { epochs: 10, batchSize: 32 } },
-      status: { state: 'running', step: n, totalSteps: n * 2, backend: 'wasm', started: new Date().toISOString(), followed: true },
-      placement, train: { step, epoch, loss, learningRate, examplesPerSecond: eps, elapsedMs: elapsed }, evals, checkpoints: [], problems: [],
+      dir: `/runs/${name}`,
+      name,
+      configFile: `/work/${name}.peft.json`,
+      config: {
+        name,
+        task: { type: 'classification', metric: 'accuracy' },
+        method: { type: 'adamix', bottleneck: 48, experts: 4 },
+        training: { epochs: 10, batchSize: 32 },
+      },
+      status: {
+        state: 'running',
+        step: n,
+        totalSteps: n * 2,
+        backend: 'wasm',
+        started: new Date().toISOString(),
+        followed: true,
+      },
+      placement,
+      train: { step, epoch, loss, learningRate, examplesPerSecond: eps, elapsedMs: elapsed },
+      evals,
+      checkpoints: [],
+      problems: [],
     };
   }
 
@@ -83,13 +133,26 @@ async function measure({ steps }) {
 
   let next = steps;
   const appendOne = (k) => {
-    const step = [], z = [];
+    const step = [],
+      z = [];
     for (let j = 0; j < k; j++) {
       next++;
       step.push(next);
       z.push(0.3 + 0.05 * Math.random());
     }
-    return { type: 'append', dir: single.dir, train: { step, epoch: step.map(() => 9), loss: z, learningRate: step.map(() => 1e-5), examplesPerSecond: step.map(() => 50), elapsedMs: step.map((s) => s * 600) }, evals: [] };
+    return {
+      type: 'append',
+      dir: single.dir,
+      train: {
+        step,
+        epoch: step.map(() => 9),
+        loss: z,
+        learningRate: step.map(() => 1e-5),
+        examplesPerSecond: step.map(() => 50),
+        elapsedMs: step.map((s) => s * 600),
+      },
+      evals: [],
+    };
   };
   const a1 = [];
   const parts = [];
@@ -106,10 +169,14 @@ async function measure({ steps }) {
   const slider = document.querySelector('.smoothing-slider');
   const sm = [];
   for (let i = 0; i < 10; i++) {
-    sm.push((await timed(() => {
-      slider.value = String(0.5 + i * 0.04);
-      slider.dispatchEvent(new Event('input'));
-    })).render);
+    sm.push(
+      (
+        await timed(() => {
+          slider.value = String(0.5 + i * 0.04);
+          slider.dispatchEvent(new Event('input'));
+        })
+      ).render,
+    );
   }
   results.smoothing = { render: median(sm) };
 
@@ -119,7 +186,9 @@ async function measure({ steps }) {
   const zm = [];
   for (let i = 0; i < 10; i++) {
     const t0 = now();
-    const x0 = rect.left + rect.width * 0.45, x1 = rect.left + rect.width * 0.55, y = rect.top + rect.height / 2;
+    const x0 = rect.left + rect.width * 0.45,
+      x1 = rect.left + rect.width * 0.55,
+      y = rect.top + rect.height / 2;
     over.dispatchEvent(new MouseEvent('mousedown', { clientX: x0, clientY: y, bubbles: true, button: 0 }));
     over.dispatchEvent(new MouseEvent('mousemove', { clientX: x1, clientY: y, movementX: x1 - x0, bubbles: true }));
     document.dispatchEvent(new MouseEvent('mouseup', { clientX: x1, clientY: y, bubbles: true, button: 0 }));
@@ -136,7 +205,14 @@ async function measure({ steps }) {
   const hv = [];
   for (let i = 0; i < 60; i++) {
     const t0 = now();
-    over.dispatchEvent(new MouseEvent('mousemove', { clientX: rect.left + (rect.width * (i + 1)) / 62, clientY: rect.top + rect.height / 2, movementX: 1, bubbles: true }));
+    over.dispatchEvent(
+      new MouseEvent('mousemove', {
+        clientX: rect.left + (rect.width * (i + 1)) / 62,
+        clientY: rect.top + rect.height / 2,
+        movementX: 1,
+        bubbles: true,
+      }),
+    );
     await flush();
     hv.push(now() - t0);
     await frame();
@@ -146,7 +222,8 @@ async function measure({ steps }) {
   const three = [run('a', steps), run('b', steps, 0.05), run('c', steps, 0.1)];
   results.compare3 = await timed(() => app.receive({ type: 'snapshot', mode: 'compare', runs: three }));
   const c1 = [];
-  for (let i = 0; i < 20; i++) c1.push((await timed(() => app.receive({ ...appendOne(1), dir: three[i % 3].dir }))).render);
+  for (let i = 0; i < 20; i++)
+    c1.push((await timed(() => app.receive({ ...appendOne(1), dir: three[i % 3].dir }))).render);
   results.compare3Append1 = { render: median(c1), max: Math.max(...c1) };
   return { points, results };
 }

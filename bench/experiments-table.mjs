@@ -35,10 +35,17 @@ const WIDTH = numberArg('--width', 1400);
 async function bundleVscodeTable(dir) {
   await esbuild.build({
     stdin: {
-      contents: ['table', 'table-header', 'table-header-cell', 'table-body', 'table-row', 'table-cell'].map((c) => `import '@vscode-elements/elements/dist/vscode-${c}/index.js';`).join('\n'),
+      contents: ['table', 'table-header', 'table-header-cell', 'table-body', 'table-row', 'table-cell']
+        .map((c) => `import '@vscode-elements/elements/dist/vscode-${c}/index.js';`)
+        .join('\n'),
       resolveDir: ROOT,
     },
-    bundle: true, format: 'iife', platform: 'browser', target: 'es2022', outfile: join(dir, 'vscode-table.js'), logLevel: 'silent',
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    outfile: join(dir, 'vscode-table.js'),
+    logLevel: 'silent',
   });
 }
 
@@ -50,19 +57,41 @@ async function measure({ runs }) {
   const app = window.peftLabExperiments;
 
   let seed = 7;
-  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   const pick = (xs) => xs[Math.floor(rand() * xs.length)];
   const METHODS = ['houlsby', 'pfeiffer', 'lora', 'adamix'];
   function row(i, version = 0) {
     const method = pick(METHODS);
     const acc = 0.5 + 0.4 * rand();
     const params = {
-      'model.scratch.layers': 2, 'model.scratch.hiddenSize': 128, 'model.scratch.heads': 2, 'model.scratch.intermediateSize': 512,
-      'model.scratch.vocab': '/work/vocab.txt', 'task.type': 'classification', 'task.metric': 'accuracy', 'task.labels': '[negative, positive]',
-      'data.train': '/work/data/train.jsonl', 'data.validation': '/work/data/validation.jsonl', 'data.textField': 'text', 'data.labelField': 'label', 'data.maxLength': 64,
-      'method.type': method, 'method.activation': 'gelu', 'method.initStd': 0.001, 'method.leaveOut': '[]',
-      'training.epochs': 3, 'training.batchSize': pick([16, 32]), 'training.learningRate': pick([1e-4, 3e-4, 1e-3, 3e-3]), 'training.seed': 1 + (i % 5),
-      'training.warmupRatio': 0.06, 'training.weightDecay': 0.01, 'training.maxGradNorm': 1, 'training.evalEvery': 'epoch', 'training.logEvery': 10, 'training.keepCheckpoints': 2, 'training.backend': 'auto',
+      'model.scratch.layers': 2,
+      'model.scratch.hiddenSize': 128,
+      'model.scratch.heads': 2,
+      'model.scratch.intermediateSize': 512,
+      'model.scratch.vocab': '/work/vocab.txt',
+      'task.type': 'classification',
+      'task.metric': 'accuracy',
+      'task.labels': '[negative, positive]',
+      'data.train': '/work/data/train.jsonl',
+      'data.validation': '/work/data/validation.jsonl',
+      'data.textField': 'text',
+      'data.labelField': 'label',
+      'data.maxLength': 64,
+      'method.type': method,
+      'method.activation': 'gelu',
+      'method.initStd': 0.001,
+      'method.leaveOut': '[]',
+      'training.epochs': 3,
+      'training.batchSize': pick([16, 32]),
+      'training.learningRate': pick([1e-4, 3e-4, 1e-3, 3e-3]),
+      'training.seed': 1 + (i % 5),
+      'training.warmupRatio': 0.06,
+      'training.weightDecay': 0.01,
+      'training.maxGradNorm': 1,
+      'training.evalEvery': 'epoch',
+      'training.logEvery': 10,
+      'training.keepCheckpoints': 2,
+      'training.backend': 'auto',
     };
     if (method === 'lora') params['method.rank'] = pick([4, 8, 16]);
     else params['method.bottleneck'] = pick([8, 16, 32, 64]);
@@ -70,11 +99,35 @@ async function measure({ runs }) {
     const metrics = { accuracy: acc, f1: acc - 0.02, mcc: 2 * acc - 1, loss: 1 - acc };
     const started = Date.UTC(2026, 10, 1) + i * 60_000;
     return {
-      dir: `/runs/run-${i}`, folder: `run-${i}`, name: i % 10 === 0 ? `renamed ${i}` : `run-${i}`, starred: i % 13 === 0, note: i % 7 === 0 ? `note ${i} v${version}` : '',
-      state: i % 50 === 0 ? 'running' : 'finished', stateText: i % 50 === 0 ? 'running' : 'finished', config: `${method}.peft.json`, started, durationMs: 60_000 + i * 10,
-      step: 225, totalSteps: 225, backend: 'wasm', examplesPerSecond: 40 + 10 * rand(), trainableParams: 100_000 + Math.round(50_000 * rand()), metric: 'accuracy', lowerIsBetter: false,
-      best: metrics, final: { ...metrics, accuracy: acc - 0.01 }, test: {}, trainLoss: 0.4 + 0.2 * rand(), params,
-      sweep: i % 2 === 0 ? { id: i % 4 === 0 ? 'lr-sweep' : 'bottleneck-sweep', point: { 'training.learningRate': params['training.learningRate'] } } : undefined,
+      dir: `/runs/run-${i}`,
+      folder: `run-${i}`,
+      name: i % 10 === 0 ? `renamed ${i}` : `run-${i}`,
+      starred: i % 13 === 0,
+      note: i % 7 === 0 ? `note ${i} v${version}` : '',
+      state: i % 50 === 0 ? 'running' : 'finished',
+      stateText: i % 50 === 0 ? 'running' : 'finished',
+      config: `${method}.peft.json`,
+      started,
+      durationMs: 60_000 + i * 10,
+      step: 225,
+      totalSteps: 225,
+      backend: 'wasm',
+      examplesPerSecond: 40 + 10 * rand(),
+      trainableParams: 100_000 + Math.round(50_000 * rand()),
+      metric: 'accuracy',
+      lowerIsBetter: false,
+      best: metrics,
+      final: { ...metrics, accuracy: acc - 0.01 },
+      test: {},
+      trainLoss: 0.4 + 0.2 * rand(),
+      params,
+      sweep:
+        i % 2 === 0
+          ? {
+              id: i % 4 === 0 ? 'lr-sweep' : 'bottleneck-sweep',
+              point: { 'training.learningRate': params['training.learningRate'] },
+            }
+          : undefined,
       problems: [],
     };
   }
@@ -96,7 +149,10 @@ async function measure({ runs }) {
   // the Analysis panel is folded by default: open it, as a user does, and time its chart
   document.querySelector('details.analysis-panel').open = true;
   for (let i = 0; i < 20 && !document.querySelector('.parallel-chart'); i++) await frame();
-  results.parallelCoordinates = { draw: app.lastParallelMs, lines: document.querySelectorAll('.parallel-chart polyline').length };
+  results.parallelCoordinates = {
+    draw: app.lastParallelMs,
+    lines: document.querySelectorAll('.parallel-chart polyline').length,
+  };
   document.querySelector('details.analysis-panel').open = false;
   await frame();
   const shownColumns = document.querySelectorAll('thead tr.head-row th[data-column]').length;
@@ -108,7 +164,12 @@ async function measure({ runs }) {
   const order = [];
   for (let i = 0; i < 5; i++) {
     const first = await timed(() => header().click());
-    if (i === 0) order.push(...[...document.querySelectorAll('tbody tr.row td[data-column="best:accuracy"]')].slice(0, 3).map((td) => td.textContent));
+    if (i === 0)
+      order.push(
+        ...[...document.querySelectorAll('tbody tr.row td[data-column="best:accuracy"]')]
+          .slice(0, 3)
+          .map((td) => td.textContent),
+      );
     const second = await timed(() => header().click());
     sorts.push(first.toFrame);
     reverses.push(second.toFrame);
@@ -155,12 +216,17 @@ async function measure({ runs }) {
 
   // the same rows and shown columns as <vscode-table>
   const ids = [...document.querySelectorAll('thead tr.head-row th[data-column]')].map((th) => th.dataset.column);
-  const labels = [...document.querySelectorAll('thead tr.head-row th[data-column] .head-label')].map((s) => s.textContent);
-  const cells = rows.map((r) => ids.map((id) => {
-    const [kind, key] = id.includes(':') ? id.split(/:(.*)/) : [id, ''];
-    const v = kind === 'param' ? r.params[key] : kind === 'best' ? r.best[key] : kind === 'final' ? r.final[key] : r[kind];
-    return v === undefined || v === null ? '' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v);
-  }));
+  const labels = [...document.querySelectorAll('thead tr.head-row th[data-column] .head-label')].map(
+    (s) => s.textContent,
+  );
+  const cells = rows.map((r) =>
+    ids.map((id) => {
+      const [kind, key] = id.includes(':') ? id.split(/:(.*)/) : [id, ''];
+      const v =
+        kind === 'param' ? r.params[key] : kind === 'best' ? r.best[key] : kind === 'final' ? r.final[key] : r[kind];
+      return v === undefined || v === null ? '' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v);
+    }),
+  );
   const host = document.createElement('div');
   host.style.height = '600px';
   document.body.appendChild(host);
@@ -198,8 +264,24 @@ async function measure({ runs }) {
   return { shownColumns, domRows, order, results };
 }
 
-await benchWebview({ name: 'experiments-table', bundle: 'experiments', width: WIDTH, extraScripts: ['vscode-table.js'], prepare: bundleVscodeTable }, async (page) => {
-  await page.waitForFunction(() => window.peftLabExperiments !== undefined);
-  const { shownColumns, domRows, order, results } = await page.evaluate(measure, { runs: RUNS });
-  return { runs: RUNS, shownColumns, rowsInDom: domRows, unit: 'ms', ...rounded(results), bestAccuracyAfterSort: order };
-});
+await benchWebview(
+  {
+    name: 'experiments-table',
+    bundle: 'experiments',
+    width: WIDTH,
+    extraScripts: ['vscode-table.js'],
+    prepare: bundleVscodeTable,
+  },
+  async (page) => {
+    await page.waitForFunction(() => window.peftLabExperiments !== undefined);
+    const { shownColumns, domRows, order, results } = await page.evaluate(measure, { runs: RUNS });
+    return {
+      runs: RUNS,
+      shownColumns,
+      rowsInDom: domRows,
+      unit: 'ms',
+      ...rounded(results),
+      bestAccuracyAfterSort: order,
+    };
+  },
+);

@@ -20,12 +20,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RunsModel } from '../src/host/runs-model';
-import { checkpointItem, configItem, runItem } from '../src/host/runs-present';
-import { RunsWatcher } from '../src/host/runs-watcher';
+import { RunsModel } from '../src/host/runs/runs-model';
+import { checkpointItem, configItem, runItem } from '../src/host/runs/runs-present';
+import { RunsWatcher } from '../src/host/runs/runs-watcher';
 import { appendMetric, makeRun, writeJson } from '../test/unit/helpers/run-folders';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '1000' }, lines: { type: 'string', default: '50' }, reps: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '1000' },
+    lines: { type: 'string', default: '50' },
+    reps: { type: 'string', default: '5' },
+  },
+});
 const RUNS = Number(values.runs);
 const LINES_PER_RUN = Number(values.lines);
 const REPS = Number(values.reps);
@@ -48,14 +54,23 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       // 2 evaluation lines per run (one per checkpoint), the rest training lines
       makeRun(runsDir, {
-        name: `run-${String(i).padStart(4, '0')}`, configFile: configs[i % CONFIGS]!, minute: i, trainLines: LINES_PER_RUN - 2,
-        totalSteps: 100, checkpoints: { 50: 0.5 + (i % 37) / 100, 100: 0.5 + (i % 41) / 100 }, weightsBytes: 256,
+        name: `run-${String(i).padStart(4, '0')}`,
+        configFile: configs[i % CONFIGS]!,
+        minute: i,
+        trainLines: LINES_PER_RUN - 2,
+        totalSteps: 100,
+        checkpoints: { 50: 0.5 + (i % 37) / 100, 100: 0.5 + (i % 41) / 100 },
+        weightsBytes: 256,
         state: i % 50 === 0 ? 'running' : i % 7 === 0 ? 'stopped' : 'finished',
       });
     }
     const createMs = performance.now() - t0;
     let metricLines = 0;
-    for (const name of fs.readdirSync(runsDir)) metricLines += fs.readFileSync(path.join(runsDir, name, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).length;
+    for (const name of fs.readdirSync(runsDir))
+      metricLines += fs
+        .readFileSync(path.join(runsDir, name, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean).length;
 
     const scan: number[] = [];
     const project: number[] = [];
@@ -98,7 +113,15 @@ async function main(): Promise<void> {
     const bytesBefore = model.metricsBytesRead(appendTo);
     let appended = 0;
     for (let i = 0; i < 10; i++) {
-      const record = { kind: 'train', step: 101 + i, epoch: 1, loss: 0.3, learningRate: 1e-4, examplesPerSecond: 60, elapsedMs: 9000 + i };
+      const record = {
+        kind: 'train',
+        step: 101 + i,
+        epoch: 1,
+        loss: 0.3,
+        learningRate: 1e-4,
+        examplesPerSecond: 60,
+        elapsedMs: 9000 + i,
+      };
       appended += Buffer.byteLength(JSON.stringify(record)) + 1;
       appendMetric(appendTo, record);
     }
@@ -108,7 +131,14 @@ async function main(): Promise<void> {
     writeJson(path.join(ck, 'checkpoint.json'), { step: 150, metrics: { accuracy: 0.9 } });
     const fresh = makeRun(runsDir, { name: 'run-new', configFile: configs[0]!, minute: RUNS + 1, state: 'running' });
     fs.rmSync(deleted, { recursive: true });
-    const changed = [path.join(appendTo, 'metrics.jsonl'), ck, path.join(ck, 'checkpoint.json'), fresh, path.join(fresh, 'status.json'), deleted];
+    const changed = [
+      path.join(appendTo, 'metrics.jsonl'),
+      ck,
+      path.join(ck, 'checkpoint.json'),
+      fresh,
+      path.join(fresh, 'status.json'),
+      deleted,
+    ];
     const incStart = performance.now();
     const delta = model.applyChanges(changed);
     const projectRuns = [...delta.runs].map((d) => model.run(d)).filter((r) => r !== undefined);
@@ -136,36 +166,46 @@ async function main(): Promise<void> {
         };
       });
       const t = performance.now();
-      appendMetric(appendTo, { kind: 'train', step, epoch: 2, loss: 0.2, learningRate: 1e-4, examplesPerSecond: 60, elapsedMs: 1 });
+      appendMetric(appendTo, {
+        kind: 'train',
+        step,
+        epoch: 2,
+        loss: 0.2,
+        learningRate: 1e-4,
+        examplesPerSecond: 60,
+        elapsedMs: 1,
+      });
       await seen;
       live.push(performance.now() - t);
     }
     await watcher.dispose();
 
-    console.log(JSON.stringify({
-      bench: 'runs-tree',
-      runs: RUNS,
-      configs: CONFIGS,
-      checkpoints: RUNS * 2,
-      metric_lines: metricLines,
-      tree_rows: rows,
-      reps: REPS,
-      open_ms: round(median(open)),
-      open_ms_min: round(Math.min(...open)),
-      scan_ms: round(median(scan)),
-      project_ms: round(median(project)),
-      sort_by_metric_ms: round(median(sortByMetric)),
-      target_open_ms: 1000,
-      incremental_ms: round(incrementalMs),
-      incremental_runs_changed: delta.runs.size,
-      incremental_metrics_bytes_read: incrementalBytes, // of the run that got 10 lines
-      incremental_metrics_bytes_appended: appended,
-      watcher_ready_ms: round(watcherReadyMs),
-      live_update_ms: round(median(live)),
-      setup_write_ms: round(createMs),
-      node: process.version,
-      platform: `${os.platform()} ${os.arch()}, ${os.cpus().length} cpus`,
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'runs-tree',
+        runs: RUNS,
+        configs: CONFIGS,
+        checkpoints: RUNS * 2,
+        metric_lines: metricLines,
+        tree_rows: rows,
+        reps: REPS,
+        open_ms: round(median(open)),
+        open_ms_min: round(Math.min(...open)),
+        scan_ms: round(median(scan)),
+        project_ms: round(median(project)),
+        sort_by_metric_ms: round(median(sortByMetric)),
+        target_open_ms: 1000,
+        incremental_ms: round(incrementalMs),
+        incremental_runs_changed: delta.runs.size,
+        incremental_metrics_bytes_read: incrementalBytes, // of the run that got 10 lines
+        incremental_metrics_bytes_appended: appended,
+        watcher_ready_ms: round(watcherReadyMs),
+        live_update_ms: round(median(live)),
+        setup_write_ms: round(createMs),
+        node: process.version,
+        platform: `${os.platform()} ${os.arch()}, ${os.cpus().length} cpus`,
+      }),
+    );
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { tf, type Tensor } from '../src/core/tf';
+import { tf } from '../src/core/tf';
 import type { BackendName, MethodConfig } from '../src/core/config/types';
 import { selectBackend } from '../src/core/backend';
 import { DEFAULT_BERT_CONFIG, type BertConfig } from '../src/core/model/bert-config';
@@ -42,7 +42,6 @@ import { Rng } from '../src/core/random';
 import { NATIVE_ENV } from '../src/core/native/addon';
 import { NATIVE_THREADS_ENV } from '../src/core/native/wasm-kernels';
 import { positiveInteger, readFlags } from './args';
-import { variableGrads } from '../src/core/train/gradients';
 
 /** `all` runs these; the others are asked for by name (the peer has houlsby, adamix, full and mlm). */
 const METHODS = ['houlsby', 'adamix'] as const;
@@ -118,7 +117,14 @@ interface Result {
   /** Rows per forward/backward pass the step ran (the batch size when one pass fits). */
   micro_batch: number;
   /** --micro auto on wasm: what the memory plan measured (MiB) and the limit it planned for. */
-  plan?: { passes: number; held_mib: number; pass_fixed_mib: number; per_row_mib: number; limit_mib: number; limit: string };
+  plan?: {
+    passes: number;
+    held_mib: number;
+    pass_fixed_mib: number;
+    per_row_mib: number;
+    limit_mib: number;
+    limit: string;
+  };
   /** Absent with --plan-only, which measures the plan and runs no step. */
   ms_per_step?: number;
   examples_per_sec?: number;
@@ -142,20 +148,58 @@ function usage(message: string): never {
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, {
-    method: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
-    layers: { type: 'string' }, hidden: { type: 'string' }, heads: { type: 'string' }, intermediate: { type: 'string' }, vocab: { type: 'string' }, seq: { type: 'string' }, batch: { type: 'string' },
-    consistency: { type: 'string' }, dropout: { type: 'string' }, clip: { type: 'string' }, 'last-layer': { type: 'string' }, micro: { type: 'string' }, native: { type: 'string' }, threads: { type: 'string' }, profile: { type: 'boolean' }, 'plan-only': { type: 'boolean' },
-  }, usage, 'train-throughput: training steps per second (adapters, full fine-tuning, MLM pretraining) on an encoder of any shape');
+  const flags = readFlags(
+    argv,
+    {
+      method: { type: 'string' },
+      backend: { type: 'string' },
+      steps: { type: 'string' },
+      layers: { type: 'string' },
+      hidden: { type: 'string' },
+      heads: { type: 'string' },
+      intermediate: { type: 'string' },
+      vocab: { type: 'string' },
+      seq: { type: 'string' },
+      batch: { type: 'string' },
+      consistency: { type: 'string' },
+      dropout: { type: 'string' },
+      clip: { type: 'string' },
+      'last-layer': { type: 'string' },
+      micro: { type: 'string' },
+      native: { type: 'string' },
+      threads: { type: 'string' },
+      profile: { type: 'boolean' },
+      'plan-only': { type: 'boolean' },
+    },
+    usage,
+    'train-throughput: training steps per second (adapters, full fine-tuning, MLM pretraining) on an encoder of any shape',
+  );
   const bert: BertConfig = { ...BENCH_BERT };
   if (flags.layers !== undefined) bert.num_hidden_layers = positiveInteger('--layers', flags.layers, usage);
   if (flags.hidden !== undefined) bert.hidden_size = positiveInteger('--hidden', flags.hidden, usage);
   if (flags.heads !== undefined) bert.num_attention_heads = positiveInteger('--heads', flags.heads, usage);
-  if (flags.intermediate !== undefined) bert.intermediate_size = positiveInteger('--intermediate', flags.intermediate, usage);
+  if (flags.intermediate !== undefined)
+    bert.intermediate_size = positiveInteger('--intermediate', flags.intermediate, usage);
   if (flags.vocab !== undefined) bert.vocab_size = positiveInteger('--vocab', flags.vocab, usage);
-  if (bert.hidden_size % bert.num_attention_heads !== 0) usage(`--heads ${bert.num_attention_heads} must divide --hidden ${bert.hidden_size}`);
+  if (bert.hidden_size % bert.num_attention_heads !== 0)
+    usage(`--heads ${bert.num_attention_heads} must divide --hidden ${bert.hidden_size}`);
   if (bert.vocab_size < MLM_SPECIAL_IDS + 2) usage(`--vocab must be at least ${MLM_SPECIAL_IDS + 2}`);
-  const o: Options = { methods: [...METHODS], bert, backend: 'wasm', steps: 5, seq: 128, batch: 32, consistency: 0, dropout: BENCH_BERT.hidden_dropout_prob, clip: true, lastLayer: 'cls', micro: 'auto', native: true, profile: flags.profile === true, planOnly: flags['plan-only'] === true };
+  const o: Options = {
+    methods: [...METHODS],
+    bert,
+    backend: 'wasm',
+    steps: 5,
+    seq: 128,
+    batch: 32,
+    consistency: 0,
+    dropout: BENCH_BERT.hidden_dropout_prob,
+    clip: true,
+    lastLayer: 'cls',
+    micro: 'auto',
+    native: true,
+    profile: flags.profile === true,
+    planOnly: flags['plan-only'] === true,
+  };
   const method = flags.method;
   if (method !== undefined && method !== 'all') {
     if (!(ALL_METHODS as readonly string[]).includes(method)) usage(`unknown method '${method}'`);
@@ -168,7 +212,8 @@ function parseArgs(argv: string[]): Options {
   if (flags.batch !== undefined) o.batch = positiveInteger('--batch', flags.batch, usage);
   if (flags.consistency !== undefined) {
     o.consistency = Number(flags.consistency);
-    if (!Number.isFinite(o.consistency) || o.consistency < 0) usage(`--consistency must be a number >= 0, got '${flags.consistency}'`);
+    if (!Number.isFinite(o.consistency) || o.consistency < 0)
+      usage(`--consistency must be a number >= 0, got '${flags.consistency}'`);
   }
   if (flags.dropout !== undefined) {
     o.dropout = Number(flags.dropout);
@@ -200,7 +245,14 @@ function methodConfig(method: Exclude<BenchMethod, 'mlm'>, consistency: number):
   if (method === 'parallel') return { type: 'parallel', ...bottleneck, sites: ['attention', 'ffn'], scale: 4 };
   if (method === 'lora') return { type: 'lora', rank: 8, alpha: 16, targets: ['query', 'value'], leaveOut: [] };
   if (method === 'head-only') return { type: 'head-only' };
-  return { type: 'adamix', ...bottleneck, sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: consistency };
+  return {
+    type: 'adamix',
+    ...bottleneck,
+    sites: ['attention', 'ffn'],
+    experts: 4,
+    share: 'up',
+    consistencyWeight: consistency,
+  };
 }
 
 /** Random token ids (seeded) with a full attention mask and random labels, like the peer's batch. */
@@ -210,7 +262,14 @@ function randomBatch(batchSize: number, seqLength: number, vocabSize: number, rn
   for (let i = 0; i < n; i++) inputIds[i] = MLM_SPECIAL_IDS + rng.int(vocabSize - MLM_SPECIAL_IDS);
   const labels = new Float32Array(batchSize);
   for (let i = 0; i < batchSize; i++) labels[i] = rng.int(NUM_LABELS);
-  return { inputIds, tokenTypeIds: new Int32Array(n), attentionMask: new Float32Array(n).fill(1), labels, batchSize, seqLength };
+  return {
+    inputIds,
+    tokenTypeIds: new Int32Array(n),
+    attentionMask: new Float32Array(n).fill(1),
+    labels,
+    batchSize,
+    seqLength,
+  };
 }
 
 // ---------------------------------------------------------------- one method (child process)
@@ -250,7 +309,11 @@ function adapterWorkload(method: Exclude<BenchMethod, 'mlm'>, o: Options): Workl
     prepare(rng, rows) {
       const routes = model.method.drawRoutes(rng);
       const second = consistency ? model.method.drawRoutes(rng) : undefined;
-      const context = (r?: Map<string, ExpertChoice>): ForwardContext => ({ training: true, routes: r, dropoutSeed: () => rng.nextUint32() });
+      const context = (r?: Map<string, ExpertChoice>): ForwardContext => ({
+        training: true,
+        routes: r,
+        dropoutSeed: () => rng.nextUint32(),
+      });
       const lossOf = (part: Batch) => (): tf.Scalar => {
         const inputs = batchTensors(part);
         const logits = forward(model, inputs, context(routes), o.lastLayer);
@@ -260,7 +323,10 @@ function adapterWorkload(method: Exclude<BenchMethod, 'mlm'>, o: Options): Workl
         return tf.add(taskLoss, tf.mul(model.consistencyLoss(logits, other), o.consistency)) as tf.Scalar;
       };
       return {
-        parts: splitBatch(batch, rows).map((part) => ({ weight: part.batchSize / batch.batchSize, lossOf: lossOf(part) })),
+        parts: splitBatch(batch, rows).map((part) => ({
+          weight: part.batchSize / batch.batchSize,
+          lossOf: lossOf(part),
+        })),
         after() {
           if (routes) model.method.recordRoutes(routes);
           if (second) model.method.recordRoutes(second);
@@ -273,7 +339,12 @@ function adapterWorkload(method: Exclude<BenchMethod, 'mlm'>, o: Options): Workl
 
 /** BERT's masking of a random batch: 15% of the tokens, 80/10/10, fresh every step as in pretraining. */
 function mlmWorkload(o: Options): Workload {
-  const model = new MlmModel({ bert: o.bert, encoder: randomBertWeights(o.bert, SEED), head: randomMlmHead(o.bert, SEED), dropout: o.dropout });
+  const model = new MlmModel({
+    bert: o.bert,
+    encoder: randomBertWeights(o.bert, SEED),
+    head: randomMlmHead(o.bert, SEED),
+    dropout: o.dropout,
+  });
   const batch = randomBatch(o.batch, o.seq, o.bert.vocab_size, new Rng(SEED + 2));
   const vocab: MaskVocabulary = {
     maskId: MLM_MASK_ID,
@@ -285,9 +356,16 @@ function mlmWorkload(o: Options): Workload {
     prepare(rng, rows) {
       const masked = maskBatch(batch, vocab, { probability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, rng);
       const ctx: ForwardContext = { training: true, dropoutSeed: () => rng.nextUint32() };
-      const lossOf = (part: MaskedBatch) => () => model.loss(model.logits(batchTensors(part.batch), tf.tensor1d(part.positions, 'int32'), ctx), tf.tensor1d(part.targets, 'int32'));
+      const lossOf = (part: MaskedBatch) => () =>
+        model.loss(
+          model.logits(batchTensors(part.batch), tf.tensor1d(part.positions, 'int32'), ctx),
+          tf.tensor1d(part.targets, 'int32'),
+        );
       return {
-        parts: splitMaskedBatch(masked, rows).map((part) => ({ weight: part.targets.length / masked.targets.length, lossOf: lossOf(part) })),
+        parts: splitMaskedBatch(masked, rows).map((part) => ({
+          weight: part.targets.length / masked.targets.length,
+          lossOf: lossOf(part),
+        })),
         after() {},
       };
     },
@@ -302,13 +380,21 @@ function mlmWorkload(o: Options): Workload {
 function planFor(work: Workload, o: Options, method: BenchMethod): { rows: number; plan?: Result['plan'] } {
   if (tf.getBackend() !== 'wasm') return { rows: o.batch };
   const probe = (rows: number) => work.prepare(new Rng(SEED + 3), rows).parts[0]!.lossOf as () => tf.Scalar;
-  const measured = planFromProbes(probe, work.store.trainable(), 0, o.batch, { configFile: `train-throughput --method ${method}`, field: '--seq', tokens: o.seq });
+  const measured = planFromProbes(probe, work.store.trainable(), 0, o.batch, {
+    configFile: `train-throughput --method ${method}`,
+    field: '--seq',
+    tokens: o.seq,
+  });
   const mib = (bytes: number) => round(bytes / 2 ** 20, 1);
   return {
     rows: measured.rows,
     plan: {
-      passes: Math.ceil(o.batch / measured.rows), held_mib: mib(measured.steady), pass_fixed_mib: mib(measured.passFixed),
-      per_row_mib: mib(measured.perRow), limit_mib: mib(measured.limit.bytes), limit: measured.limit.why,
+      passes: Math.ceil(o.batch / measured.rows),
+      held_mib: mib(measured.steady),
+      pass_fixed_mib: mib(measured.passFixed),
+      per_row_mib: mib(measured.perRow),
+      limit_mib: mib(measured.limit.bytes),
+      limit: measured.limit.why,
     },
   };
 }
@@ -332,7 +418,9 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     const { loss, grads } = accumulateGradients(parts, trainable);
     try {
       for (const name of grads.keys()) updated.add(name);
-      tf.tidy(() => optimizer.apply(trainable, grads, LEARNING_RATE, o.clip ? clipScale(grads, MAX_GRAD_NORM).scale : 1));
+      tf.tidy(() =>
+        optimizer.apply(trainable, grads, LEARNING_RATE, o.clip ? clipScale(grads, MAX_GRAD_NORM).scale : 1),
+      );
     } finally {
       for (const g of grads.values()) g.dispose();
     }
@@ -369,7 +457,9 @@ async function runMethod(method: BenchMethod, o: Options): Promise<Result> {
     last_layer: o.lastLayer,
     micro_batch: rows,
     ...(plan ? { plan } : {}),
-    ...(steps > 0 ? { ms_per_step: round((seconds * 1000) / steps, 2), examples_per_sec: round((o.batch * steps) / seconds, 2) } : {}),
+    ...(steps > 0
+      ? { ms_per_step: round((seconds * 1000) / steps, 2), examples_per_sec: round((o.batch * steps) / seconds, 2) }
+      : {}),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
     model_rss_mib: round(modelRss / 2 ** 20, 1),
     ...wasmHeap(),
@@ -432,7 +522,11 @@ function profileKernels(backendName: string): { stop(steps: number): NonNullable
       return [...totals]
         .filter(([, e]) => e.calls > 0)
         .sort((x, y) => y[1].ms - x[1].ms)
-        .map(([kernel, e]) => ({ kernel, ms_per_step: round(e.ms / steps, 1), calls_per_step: round(e.calls / steps, 1) }));
+        .map(([kernel, e]) => ({
+          kernel,
+          ms_per_step: round(e.ms / steps, 1),
+          calls_per_step: round(e.calls / steps, 1),
+        }));
     },
   };
 }
@@ -454,8 +548,15 @@ function round(x: number, digits: number): number {
 async function bundleForChildren(): Promise<string> {
   const outfile = path.join(__dirname, '.build', 'train-throughput.cjs');
   await esbuild.build({
-    entryPoints: [__filename], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-    mainFields: ['module', 'main'], external: ['@tensorflow/*', 'esbuild'], logLevel: 'warning',
+    entryPoints: [__filename],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    mainFields: ['module', 'main'],
+    external: ['@tensorflow/*', 'esbuild'],
+    logLevel: 'warning',
   });
   return outfile;
 }
@@ -463,15 +564,25 @@ async function bundleForChildren(): Promise<string> {
 function runChild(script: string, method: BenchMethod, argv: string[]): Promise<Result> {
   const args = [script, ...argv, '--method', method];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, [CHILD_ENV]: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, [CHILD_ENV]: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => (out += chunk));
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = out
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       if (code !== 0 || !line) {
-        reject(new Error(`${method}: child exited with ${signal ?? `code ${code}`}${out.trim() ? `; output: ${out.trim()}` : ''}`));
+        reject(
+          new Error(
+            `${method}: child exited with ${signal ?? `code ${code}`}${out.trim() ? `; output: ${out.trim()}` : ''}`,
+          ),
+        );
         return;
       }
       try {
@@ -514,7 +625,11 @@ async function main(): Promise<void> {
     }
   }
   const loadAfter = os.loadavg();
-  const loadavg = { before: loadBefore.map((x) => round(x, 2)), after: loadAfter.map((x) => round(x, 2)), cpus: os.cpus().length };
+  const loadavg = {
+    before: loadBefore.map((x) => round(x, 2)),
+    after: loadAfter.map((x) => round(x, 2)),
+    cpus: os.cpus().length,
+  };
   process.stdout.write(`${JSON.stringify({ bench: 'train-throughput', summary, loadavg, node: process.version })}\n`);
   if (failed) process.exitCode = 1;
 }

@@ -24,10 +24,18 @@
     {
       "target_name": "peft_native",
       "dependencies": ["peft_math", "peft_kernels"],
-      "sources": ["peft_native.c", "peft_pool.c"],
+      # peft_native.c exports the entry points, one file per kernel family, over peft_napi.c's
+      # argument readers; -fvisibility=hidden keeps their plain names (softmax, transpose, ...) out
+      # of the process's symbol table, so nothing else loaded can interpose on them.
+      "sources": [
+        "peft_native.c", "peft_napi.c", "peft_pool.c",
+        "peft_native_matmul.c", "peft_native_reduce.c", "peft_native_transpose.c", "peft_native_copy.c",
+        "peft_native_elementwise.c", "peft_native_softmax.c", "peft_native_norm.c", "peft_native_dropout.c",
+        "peft_native_optimizer.c"
+      ],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
       "libraries": ["-lopenblas", "-lmvec", "-lm", "-lpthread"],
-      "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-std=c11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
     }
   ]

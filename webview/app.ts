@@ -23,7 +23,14 @@ import { ChartsView } from './view/charts-view';
 import { append, clear, h, icon } from './view/dom';
 import { FrameScheduler, PartTimings } from './view/frame';
 import { renderPlacement } from './view/placement-view';
-import { renderComparison, renderHeaderLive, renderRunHeader, renderSummary, runHeaderKey, stateBadge } from './view/summary-view';
+import {
+  renderComparison,
+  renderHeaderLive,
+  renderRunHeader,
+  renderSummary,
+  runHeaderKey,
+  stateBadge,
+} from './view/summary-view';
 import { onThemeChange, readTheme, type Theme } from './view/theme';
 
 export interface VsCodeApi {
@@ -57,7 +64,10 @@ export class App {
   private readonly chartsSlot = h('div', { class: 'charts-slot' });
   private readonly smoothingValue = h('span', { class: 'smoothing-value' });
 
-  constructor(private readonly root: HTMLElement, private readonly vscode: VsCodeApi) {
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly vscode: VsCodeApi,
+  ) {
     const saved = parseDashboardState(vscode.getState());
     this.ui = saved.ok && saved.value.ui ? saved.value.ui : DEFAULT_UI;
     if (saved.ok) {
@@ -74,7 +84,9 @@ export class App {
       if (/ResizeObserver loop/.test(event.message)) return;
       this.reportError(`${event.message} (${event.filename}:${event.lineno})`);
     });
-    window.addEventListener('unhandledrejection', (event) => this.reportError(String((event as PromiseRejectionEvent).reason)));
+    window.addEventListener('unhandledrejection', (event) =>
+      this.reportError(String((event as PromiseRejectionEvent).reason)),
+    );
     onThemeChange(() => {
       this.theme = readTheme();
       this.charts?.setTheme(this.theme);
@@ -167,7 +179,16 @@ export class App {
       return;
     }
     this.charts?.dispose();
-    this.charts = new ChartsView(this.theme, this.ui.logScale, { onZoom: (range) => this.onZoom(range), onExport: (chart, format, data) => this.post({ type: 'exportChart', format, name: `${this.exportName()}-${chart}`, data }) }, this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined);
+    this.charts = new ChartsView(
+      this.theme,
+      this.ui.logScale,
+      {
+        onZoom: (range) => this.onZoom(range),
+        onExport: (chart, format, data) =>
+          this.post({ type: 'exportChart', format, name: `${this.exportName()}-${chart}`, data }),
+      },
+      this.ui.zoom ? [this.ui.zoom[0], this.ui.zoom[1]] : undefined,
+    );
     clear(this.chartsSlot);
     this.chartsSlot.appendChild(this.charts.element);
     const compare = this.store.mode !== 'run';
@@ -184,7 +205,12 @@ export class App {
 
   private section(id: string, iconName: string, title: string, ...content: HTMLElement[]): HTMLElement {
     const collapsed = this.ui.collapsed?.includes(id) ?? false;
-    const details = h('details', { class: `section section-${id}`, 'data-section': id, open: !collapsed }, h('summary', null, icon(iconName), h('h2', null, title)), ...content);
+    const details = h(
+      'details',
+      { class: `section section-${id}`, 'data-section': id, open: !collapsed },
+      h('summary', null, icon(iconName), h('h2', null, title)),
+      ...content,
+    );
     details.addEventListener('toggle', () => {
       const set = new Set(this.ui.collapsed ?? []);
       if ((details as HTMLDetailsElement).open) set.delete(id);
@@ -196,7 +222,15 @@ export class App {
   }
 
   private controls(): HTMLElement {
-    const slider = h('input', { type: 'range', min: 0, max: 0.99, step: 0.01, value: this.ui.smoothing, 'aria-label': 'Smoothing', class: 'smoothing-slider' }) as HTMLInputElement;
+    const slider = h('input', {
+      type: 'range',
+      min: 0,
+      max: 0.99,
+      step: 0.01,
+      value: this.ui.smoothing,
+      'aria-label': 'Smoothing',
+      class: 'smoothing-slider',
+    }) as HTMLInputElement;
     this.smoothingValue.textContent = this.ui.smoothing.toFixed(2);
     slider.addEventListener('input', () => {
       const value = Math.min(0.99, Math.max(0, Number(slider.value)));
@@ -206,12 +240,25 @@ export class App {
       this.dirty.charts = true;
       this.frames.schedule();
     });
-    const kinds: [string, string][] = [['ema', 'EMA (TensorBoard)'], ['moving', 'Moving average'], ['none', 'None']];
-    const smoother = h('vscode-single-select', { class: 'smoother-select', 'aria-label': 'Smoothing method', title: 'EMA: TensorBoard\'s debiased exponential moving average. Moving average: a trailing window of 2 / (1 - w) - 1 steps. The raw curve stays drawn, faint.' },
-      kinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.smoother ?? 'ema') }, text)));
+    const kinds: [string, string][] = [
+      ['ema', 'EMA (TensorBoard)'],
+      ['moving', 'Moving average'],
+      ['none', 'None'],
+    ];
+    const smoother = h(
+      'vscode-single-select',
+      {
+        class: 'smoother-select',
+        'aria-label': 'Smoothing method',
+        title:
+          "EMA: TensorBoard's debiased exponential moving average. Moving average: a trailing window of 2 / (1 - w) - 1 steps. The raw curve stays drawn, faint.",
+      },
+      kinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.smoother ?? 'ema') }, text)),
+    );
     const describe = () => {
       const w = this.ui.smoothing;
-      this.smoothingValue.textContent = this.ui.smoother === 'moving' ? `${w.toFixed(2)} (window ${windowForWeight(w)})` : w.toFixed(2);
+      this.smoothingValue.textContent =
+        this.ui.smoother === 'moving' ? `${w.toFixed(2)} (window ${windowForWeight(w)})` : w.toFixed(2);
     };
     smoother.addEventListener('change', () => {
       this.ui = { ...this.ui, smoother: (smoother as unknown as { value: string }).value as 'ema' | 'moving' | 'none' };
@@ -222,7 +269,12 @@ export class App {
     });
     describe();
     slider.addEventListener('input', describe);
-    const log = h('vscode-checkbox', { label: 'Log scale', checked: this.ui.logScale, class: 'log-toggle', title: 'Logarithmic y axis for loss and learning rate' });
+    const log = h('vscode-checkbox', {
+      label: 'Log scale',
+      checked: this.ui.logScale,
+      class: 'log-toggle',
+      title: 'Logarithmic y axis for loss and learning rate',
+    });
     log.addEventListener('change', () => {
       const on = (log as unknown as { checked: boolean }).checked;
       this.ui = { ...this.ui, logScale: on };
@@ -230,16 +282,31 @@ export class App {
       this.dirty.charts = true;
       this.frames.schedule();
     });
-    const bandKinds: [string, string][] = [['sd', 'Band: ±1 sd'], ['minmax', 'Band: min–max']];
-    const band = h('vscode-single-select', { class: 'band-select', 'aria-label': 'Band around each group\'s mean', title: 'Around each group\'s mean: ±1 sample sd over its runs, or their min to max, at each step (over the runs that logged it: hover for N)' },
-      bandKinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.band ?? 'sd') }, text)));
+    const bandKinds: [string, string][] = [
+      ['sd', 'Band: ±1 sd'],
+      ['minmax', 'Band: min–max'],
+    ];
+    const band = h(
+      'vscode-single-select',
+      {
+        class: 'band-select',
+        'aria-label': "Band around each group's mean",
+        title:
+          "Around each group's mean: ±1 sample sd over its runs, or their min to max, at each step (over the runs that logged it: hover for N)",
+      },
+      bandKinds.map(([v, text]) => h('vscode-option', { value: v, selected: v === (this.ui.band ?? 'sd') }, text)),
+    );
     band.addEventListener('change', () => {
       this.ui = { ...this.ui, band: (band as unknown as { value: string }).value === 'minmax' ? 'minmax' : 'sd' };
       this.saveState();
       this.dirty.charts = true;
       this.frames.schedule();
     });
-    const reset = h('vscode-button', { secondary: true, icon: 'zoom-out', class: 'reset-zoom', title: 'Show every step (or double-click a chart)' }, 'Reset zoom');
+    const reset = h(
+      'vscode-button',
+      { secondary: true, icon: 'zoom-out', class: 'reset-zoom', title: 'Show every step (or double-click a chart)' },
+      'Reset zoom',
+    );
     reset.addEventListener('click', () => this.charts?.resetZoom());
     return h(
       'div',
@@ -258,9 +325,26 @@ export class App {
       this.headerKey = '';
       clear(this.headerEl);
       const groups = this.store.groups.length;
-      const title = this.store.mode === 'groups' ? `${groups === 1 ? this.store.groups[0]!.label : `${groups} groups`}: mean of ${runs.length} runs with a band` : `Comparing ${runs.length} runs`;
+      const title =
+        this.store.mode === 'groups'
+          ? `${groups === 1 ? this.store.groups[0]!.label : `${groups} groups`}: mean of ${runs.length} runs with a band`
+          : `Comparing ${runs.length} runs`;
       this.headerEl.appendChild(
-        h('header', { class: 'run-header' }, h('div', { class: 'run-title' }, h('h1', null, title), runs.some((r) => r.status.state === 'running') ? stateBadge(runs.find((r) => r.status.state === 'running')!, 'training') : null)),
+        h(
+          'header',
+          { class: 'run-header' },
+          h(
+            'div',
+            { class: 'run-title' },
+            h('h1', null, title),
+            runs.some((r) => r.status.state === 'running')
+              ? stateBadge(
+                  runs.find((r) => r.status.state === 'running')!,
+                  'training',
+                )
+              : null,
+          ),
+        ),
       );
       return;
     }
@@ -284,19 +368,38 @@ export class App {
     const runs = this.store.runs;
     // a group's runs wear their group's colour (the curves are the groups', not the runs')
     const palette = this.theme.palette;
-    const colors = this.store.mode === 'groups'
-      ? runs.map((r) => palette[Math.max(0, this.store.groups.findIndex((g) => g.dirs.includes(r.dir))) % palette.length]!)
-      : palette;
-    if (this.store.mode !== 'run' || runs.length > 1) this.summaryEl.appendChild(renderComparison(runs, colors, (a, d) => this.action(a, d)));
+    const colors =
+      this.store.mode === 'groups'
+        ? runs.map(
+            (r) =>
+              palette[
+                Math.max(
+                  0,
+                  this.store.groups.findIndex((g) => g.dirs.includes(r.dir)),
+                ) % palette.length
+              ]!,
+          )
+        : palette;
+    if (this.store.mode !== 'run' || runs.length > 1)
+      this.summaryEl.appendChild(renderComparison(runs, colors, (a, d) => this.action(a, d)));
     else if (runs[0]) this.summaryEl.appendChild(renderSummary(runs[0]));
   }
 
   private renderCharts(): void {
     if (!this.charts) return;
     const t0 = performance.now();
-    const options = { smoothing: this.ui.smoothing, smoother: this.ui.smoother, logScale: this.ui.logScale, buckets: this.charts.plotPixels(), zoom: this.ui.zoom, band: this.ui.band };
+    const options = {
+      smoothing: this.ui.smoothing,
+      smoother: this.ui.smoother,
+      logScale: this.ui.logScale,
+      buckets: this.charts.plotPixels(),
+      zoom: this.ui.zoom,
+      band: this.ui.band,
+    };
     const groups = this.store.mode === 'groups';
-    const models = groups ? buildGroupCharts(this.store.groups, options, this.cache) : buildCharts(this.store.runs, options, this.cache);
+    const models = groups
+      ? buildGroupCharts(this.store.groups, options, this.cache)
+      : buildCharts(this.store.runs, options, this.cache);
     this.chartBuildMs = performance.now() - t0;
     this.charts.update(models, { logScale: this.ui.logScale, compare: groups || this.store.runs.length > 1 });
   }
@@ -305,12 +408,18 @@ export class App {
     const runs = this.store.runs;
     const index = Math.min(this.placementRun, runs.length - 1);
     const run = runs[index];
-    const key = run ? `${run.dir}\n${run.placement ? 'p' : '-'}\n${run.routing?.step ?? '-'}\n${runs.length}\n${index}` : '';
+    const key = run
+      ? `${run.dir}\n${run.placement ? 'p' : '-'}\n${run.routing?.step ?? '-'}\n${runs.length}\n${index}`
+      : '';
     if (key === this.placementKey) return;
     this.placementKey = key;
     clear(this.placementEl);
     if (runs.length > 1) {
-      const select = h('vscode-single-select', { class: 'placement-run', 'aria-label': 'Run whose placement is shown' }, runs.map((r, i) => h('vscode-option', { value: String(i), selected: i === index }, r.name)));
+      const select = h(
+        'vscode-single-select',
+        { class: 'placement-run', 'aria-label': 'Run whose placement is shown' },
+        runs.map((r, i) => h('vscode-option', { value: String(i), selected: i === index }, r.name)),
+      );
       select.addEventListener('change', () => {
         this.placementRun = Number((select as unknown as { value: string }).value) || 0;
         this.renderPlacementSection();
@@ -319,7 +428,9 @@ export class App {
     }
     if (!run) return;
     if (!run.placement) {
-      this.placementEl.appendChild(h('p', { class: 'muted' }, 'placement.json is not written yet: it appears when the run starts.'));
+      this.placementEl.appendChild(
+        h('p', { class: 'muted' }, 'placement.json is not written yet: it appears when the run starts.'),
+      );
       return;
     }
     const view = buildPlacementView(run.placement, run.routing);
@@ -341,7 +452,8 @@ export class App {
 
   private saveState(): void {
     if (!this.runDirs.length) return;
-    const groups = this.store.mode === 'groups' ? { groups: this.store.groups.map((g) => ({ label: g.label, dirs: g.dirs })) } : {};
+    const groups =
+      this.store.mode === 'groups' ? { groups: this.store.groups.map((g) => ({ label: g.label, dirs: g.dirs })) } : {};
     this.vscode.setState({ version: 1, runDirs: this.runDirs, mode: this.store.mode, ...groups, ui: this.ui });
   }
 

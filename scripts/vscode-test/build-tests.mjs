@@ -46,7 +46,11 @@ await esbuild.build({
   external: ['vscode', 'mocha'],
   logLevel: 'warning',
 });
-console.log(`[vscode-test] built ${entryPoints.length} integration test file(s) into ${relative(REPO_ROOT, OUT)} in ${Date.now() - started} ms`);
+console.log(
+  `[vscode-test] built ${entryPoints.length} integration test file(s) into ${relative(REPO_ROOT, OUT)} in ${Date.now() - started} ms`,
+);
 if (!existsSync(join(REPO_ROOT, 'dist', 'extension.js'))) {
-  console.log('[vscode-test] note: dist/extension.js does not exist (npm run build): PEFT Lab itself will not activate');
+  console.log(
+    '[vscode-test] note: dist/extension.js does not exist (npm run build): PEFT Lab itself will not activate',
+  );
 }

@@ -75,7 +75,12 @@ export function freePort() {
 export function makeRunDir(label) {
   const dir = mkdtempSync(join(os.tmpdir(), `peft-vsc-${label}-`));
   for (const sub of ['home', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
-  return { dir, home: join(dir, 'home'), tmp: join(dir, 'tmp'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    home: join(dir, 'home'),
+    tmp: join(dir, 'tmp'),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** The environment for code-server: ours minus what would tie it to another VS Code instance. */
@@ -83,7 +88,8 @@ function serverEnv(runDir, extra = {}) {
   const env = {};
   for (const [key, value] of Object.entries({ ...process.env, ...extra })) {
     if (value === undefined) continue;
-    if (/^(ELECTRON_|VSCODE_IPC_HOOK|VSCODE_GIT_|VSCODE_INJECTION|VSCODE_CLI|VSCODE_PROXY_URI|CODE_SERVER_)/.test(key)) continue;
+    if (/^(ELECTRON_|VSCODE_IPC_HOOK|VSCODE_GIT_|VSCODE_INJECTION|VSCODE_CLI|VSCODE_PROXY_URI|CODE_SERVER_)/.test(key))
+      continue;
     env[key] = value;
   }
   env.HOME = runDir.home;
@@ -117,7 +123,11 @@ export function runCodeServerCli(args, { runDir, userDataDir, extensionsDir, tim
   const entry = codeServerEntry();
   const fullArgs = [entry, '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, ...args];
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, fullArgs, { env: serverEnv(runDir), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, fullArgs, {
+      env: serverEnv(runDir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -193,7 +203,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * @param {number} [o.startTimeoutMs]
  * @param {boolean} [o.workspaceTrust]  keep VS Code's workspace trust on (default off: every folder is trusted)
  */
-export async function startCodeServer({ folder, userDataDir, extensionsDir, runDir, env = {}, onOutput, startTimeoutMs = 60_000, workspaceTrust = false }) {
+export async function startCodeServer({
+  folder,
+  userDataDir,
+  extensionsDir,
+  runDir,
+  env = {},
+  onOutput,
+  startTimeoutMs = 60_000,
+  workspaceTrust = false,
+}) {
   const entry = codeServerEntry();
   mkdirSync(userDataDir, { recursive: true });
   mkdirSync(extensionsDir, { recursive: true });
@@ -201,16 +220,21 @@ export async function startCodeServer({ folder, userDataDir, extensionsDir, runD
   const port = await freePort();
   const args = [
     entry,
-    '--auth', 'none',
-    '--bind-addr', `${HOST}:${port}`,
-    '--config', join(runDir.dir, 'config.yaml'),
+    '--auth',
+    'none',
+    '--bind-addr',
+    `${HOST}:${port}`,
+    '--config',
+    join(runDir.dir, 'config.yaml'),
     '--disable-telemetry',
     '--disable-update-check',
     ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--ignore-last-opened',
-    '--user-data-dir', userDataDir,
-    '--extensions-dir', extensionsDir,
+    '--user-data-dir',
+    userDataDir,
+    '--extensions-dir',
+    extensionsDir,
     folder,
   ];
   writeFileSync(join(runDir.dir, 'config.yaml'), '');
@@ -277,12 +301,16 @@ export async function startCodeServer({ folder, userDataDir, extensionsDir, runD
   for (;;) {
     if (exited) {
       await server.stop();
-      throw new Error(`code-server exited (${exited.code ?? exited.signal}) before it was ready:\n${server.recentOutput()}`);
+      throw new Error(
+        `code-server exited (${exited.code ?? exited.signal}) before it was ready:\n${server.recentOutput()}`,
+      );
     }
     if (await healthy(server.baseUrl)) break;
     if (Date.now() > deadline) {
       await server.stop();
-      throw new Error(`code-server did not answer on ${server.baseUrl}/healthz within ${startTimeoutMs / 1000} s:\n${server.recentOutput()}`);
+      throw new Error(
+        `code-server did not answer on ${server.baseUrl}/healthz within ${startTimeoutMs / 1000} s:\n${server.recentOutput()}`,
+      );
     }
     await sleep(150);
   }
@@ -312,7 +340,10 @@ export function remoteUri(server, absPath) {
  * "[Extension Host]" label, so it can be told apart from the workbench's own log lines; without it
  * both look alike. No debugger is involved (that would need inspect-extensions too).
  */
-export function workbenchUrl(server, { folder, workspace, extensionDevelopmentPath, extensionTestsPath, labelExtensionHostConsole = false } = {}) {
+export function workbenchUrl(
+  server,
+  { folder, workspace, extensionDevelopmentPath, extensionTestsPath, labelExtensionHostConsole = false } = {},
+) {
   const params = [];
   if (workspace) params.push(`workspace=${encodeURIComponent(resolve(workspace))}`);
   else if (folder) params.push(`folder=${encodeURIComponent(resolve(folder))}`);
@@ -412,7 +443,9 @@ export async function gotoWorkbench(page, url, { timeoutMs = 90_000 } = {}) {
   try {
     await page.waitForSelector('.monaco-workbench', { timeout: timeoutMs });
   } catch (err) {
-    throw new Error(`the VS Code workbench (.monaco-workbench) did not appear within ${timeoutMs / 1000} s at ${url}: ${err.message}`);
+    throw new Error(
+      `the VS Code workbench (.monaco-workbench) did not appear within ${timeoutMs / 1000} s at ${url}: ${err.message}`,
+    );
   }
 }
 

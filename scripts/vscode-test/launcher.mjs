@@ -47,7 +47,16 @@ import {
 const VALUE_OPTIONS = new Set(['extensionDevelopmentPath', 'extensionTestsPath', 'user-data-dir', 'extensions-dir']);
 const FLAG_OPTIONS = new Set(['disable-extensions', 'verbose']);
 /** Desktop options that take a value (as `--name value` too), ignored here with their value. */
-const IGNORED_VALUE_OPTIONS = new Set(['locale', 'profile', 'log', 'sync', 'inspect-extensions', 'inspect-brk-extensions', 'crash-reporter-directory', 'enable-proposed-api']);
+const IGNORED_VALUE_OPTIONS = new Set([
+  'locale',
+  'profile',
+  'log',
+  'sync',
+  'inspect-extensions',
+  'inspect-brk-extensions',
+  'crash-reporter-directory',
+  'enable-proposed-api',
+]);
 
 /** Parses test-electron's arguments (both `--name=value` and `--name value`). */
 export function parseArgs(argv) {
@@ -67,7 +76,12 @@ export function parseArgs(argv) {
       else out[name] = resolve(value);
     } else if (FLAG_OPTIONS.has(name)) {
       out.flags.add(name);
-    } else if (IGNORED_VALUE_OPTIONS.has(name) && eq < 0 && argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) {
+    } else if (
+      IGNORED_VALUE_OPTIONS.has(name) &&
+      eq < 0 &&
+      argv[i + 1] !== undefined &&
+      !argv[i + 1].startsWith('--')
+    ) {
       out.ignored.push(`${arg} ${argv[++i]}`);
     } else {
       out.ignored.push(arg);
@@ -106,7 +120,7 @@ async function main() {
   const extensionsDir =
     args.flags.has('disable-extensions') || vsix
       ? mkdtempSync(join(runDir.dir, 'extensions-'))
-      : args['extensions-dir'] ?? join(runDir.dir, 'extensions');
+      : (args['extensions-dir'] ?? join(runDir.dir, 'extensions'));
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
 
   const serverLog = [];
@@ -125,7 +139,11 @@ async function main() {
     process.once(signal, () => finish({ code: SIGNAL_CODES[signal], reason: `interrupted by ${signal}`, quiet: true }));
   }
   const overall = setTimeout(
-    () => finish({ code: 1, reason: `TIMEOUT: no test result within ${timeoutS} s (set PEFT_LAB_TEST_TIMEOUT_S to change)` }),
+    () =>
+      finish({
+        code: 1,
+        reason: `TIMEOUT: no test result within ${timeoutS} s (set PEFT_LAB_TEST_TIMEOUT_S to change)`,
+      }),
     timeoutS * 1000,
   );
 
@@ -144,7 +162,9 @@ async function main() {
         if (verbose) console.log(`[code-server] ${line}`);
       },
     });
-    server.whenExited.then((e) => finish({ code: 1, reason: `code-server exited (${e.code ?? e.signal}) during the tests` }));
+    server.whenExited.then((e) =>
+      finish({ code: 1, reason: `code-server exited (${e.code ?? e.signal}) during the tests` }),
+    );
     log(`code-server ${server.baseUrl} (pid ${server.pid}) ready after ${seconds(started)} s`);
 
     browser = await launchBrowser({ home: runDir.home });

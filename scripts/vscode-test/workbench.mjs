@@ -118,7 +118,10 @@ export async function openFile(page, name) {
   await page.keyboard.press('Control+P');
   await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
   await input.fill(name);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page
+    .locator('.quick-input-widget .monaco-list-row', { hasText: name })
+    .first()
+    .waitFor({ timeout: UI_TIMEOUT });
   await page.keyboard.press('Enter');
   await page.locator('.editor-group-container.active .tab.active', { hasText: name }).waitFor({ timeout: UI_TIMEOUT });
 }
@@ -129,11 +132,16 @@ export async function runCommand(page, title) {
   await page.keyboard.press('F1');
   await input.waitFor({ state: 'visible', timeout: UI_TIMEOUT });
   await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page
+    .locator('.quick-input-widget .monaco-list-row', { hasText: title })
+    .first()
+    .waitFor({ timeout: UI_TIMEOUT });
   await page.keyboard.press('Enter');
 }
 
 /** The active editor's CodeLens whose text matches. */
 export function codeLens(page, text) {
-  return page.locator('.editor-group-container.active .monaco-editor .codelens-decoration a', { hasText: text }).first();
+  return page
+    .locator('.editor-group-container.active .monaco-editor .codelens-decoration a', { hasText: text })
+    .first();
 }

@@ -12,28 +12,44 @@ export class PeftLabError extends Error {
 
 /** A config value that is missing, malformed or inconsistent. `path` is a JSON pointer like `/method/bottleneck`. */
 export class ConfigError extends PeftLabError {
-  constructor(readonly file: string, readonly path: string, readonly detail: string, readonly line?: number) {
+  constructor(
+    readonly file: string,
+    readonly path: string,
+    readonly detail: string,
+    readonly line?: number,
+  ) {
     super(`${file}${line !== undefined ? `:${line}` : ''}: ${path || '/'}: ${detail}`);
   }
 }
 
 /** A data file that cannot be read as the config says; `line` is 1-based. */
 export class DataError extends PeftLabError {
-  constructor(readonly file: string, readonly line: number | undefined, readonly detail: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly detail: string,
+  ) {
     super(`${file}${line !== undefined ? `:${line}` : ''}: ${detail}`);
   }
 }
 
 /** A model or adapter checkpoint that is missing, unreadable, or has weights of the wrong name or shape. */
 export class CheckpointError extends PeftLabError {
-  constructor(readonly file: string, readonly detail: string) {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
     super(`${file}: ${detail}`);
   }
 }
 
 /** The training worker exited without finishing; carries its exit code and last log lines. */
 export class WorkerCrashedError extends PeftLabError {
-  constructor(readonly exitCode: number | null, readonly signal: string | null, readonly lastLines: string[]) {
+  constructor(
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+    readonly lastLines: string[],
+  ) {
     super(
       `training worker ${signal ? `was killed by ${signal}` : `exited with code ${exitCode}`}` +
         (lastLines.length ? `; last output:\n${lastLines.join('\n')}` : ''),
@@ -53,7 +69,11 @@ const DISK_PROBLEMS: Record<string, string> = {
 
 /** A write the disk refused: names the file or folder and what was being written. */
 export class DiskError extends PeftLabError {
-  constructor(readonly file: string, readonly what: string, readonly code: string) {
+  constructor(
+    readonly file: string,
+    readonly what: string,
+    readonly code: string,
+  ) {
     super(`${file}: cannot write ${what}: ${DISK_PROBLEMS[code] ?? code} (${code})`);
   }
 
@@ -68,7 +88,10 @@ export class DiskError extends PeftLabError {
 
 /** A resume of a run that has already finished: nothing to do, and nothing is written. */
 export class RunFinishedError extends PeftLabError {
-  constructor(readonly dir: string, detail: string) {
+  constructor(
+    readonly dir: string,
+    detail: string,
+  ) {
     super(`${dir}: ${detail}`);
   }
 }

@@ -5,57 +5,37 @@
  *
  * Series travel as columns (parallel arrays, ascending step) so that a run with 100,000 logged steps
  * is a few arrays, not 100,000 objects. JSON has no NaN: a non-finite value arrives as `null`.
- *
- * This folder imports nothing outside itself: the placement types below restate the parts of
- * placement.json the dashboard reads (the worker writes it as worker.ts `Placement`;
- * src/host/dashboard-data.ts checks at compile time that such a Placement is a DashboardPlacement).
  */
-import { Invalid, arr, attempt, bool, fail, num, numbers, obj, oneOf, optStr, str, strings, type Parsed } from './validate';
+import type { Placement as WorkerPlacement, PlacementArchitecture, PlacementSite } from './worker';
+import {
+  Invalid,
+  arr,
+  attempt,
+  bool,
+  fail,
+  num,
+  numbers,
+  obj,
+  oneOf,
+  optStr,
+  str,
+  strings,
+  type Parsed,
+} from './validate';
 
-/** One adapter (or LoRA pair) at one place of one layer, as placement.json stores it. */
-export interface DashboardPlacementSite {
-  readonly layer: number;
-  readonly site: 'attention' | 'ffn' | 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
-  readonly kind: 'bottleneck' | 'parallel' | 'adamix' | 'lora';
-  /** Weight shapes in [in, out] order: down/up, or LoRA's A/B. */
-  readonly shapes: Readonly<Record<string, readonly number[]>>;
-  readonly bottleneck?: number;
-  readonly rank?: number;
-  readonly activation?: string;
-  /** AdaMix: distinct down and up projections (a shared one counts once). */
-  readonly experts?: { readonly down: number; readonly up: number };
-  readonly trainableParams: number;
-  readonly inferenceParams: number;
-}
-
-/** placement.json: the model's shape, parameter counts and every adapter site. */
+/**
+ * placement.json as the dashboard reads it: the worker's own types (./worker.ts, the same folder),
+ * read-only all the way down because the dashboard never changes them.
+ */
+type DeepReadonly<T> = T extends readonly (infer E)[]
+  ? readonly DeepReadonly<E>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+export type DashboardPlacementSite = DeepReadonly<PlacementSite>;
 /** The encoder's architecture (absent in runs from before families: BERT). */
-export interface DashboardArchitecture {
-  readonly modelType: string;
-  readonly family: string;
-  readonly norm: 'post' | 'pre';
-  readonly feedForward: string;
-  readonly biases: boolean;
-  readonly positions: 'absolute' | 'rotary';
-  readonly attention: readonly ('global' | 'local')[];
-  readonly window?: number;
-  readonly embeddingSize?: number;
-  readonly finalNorm: boolean;
-}
-
-export interface DashboardPlacement {
-  readonly method: string;
-  readonly architecture?: DashboardArchitecture;
-  readonly layers: number;
-  readonly hiddenSize: number;
-  readonly heads: number;
-  readonly intermediateSize: number;
-  readonly baseParams: number;
-  readonly trainableParams: number;
-  readonly trainableByGroup: Readonly<Record<string, number>>;
-  readonly leftOut: readonly number[];
-  readonly sites: readonly DashboardPlacementSite[];
-}
+export type DashboardArchitecture = DeepReadonly<PlacementArchitecture>;
+export type DashboardPlacement = DeepReadonly<WorkerPlacement>;
 
 type Placement = DashboardPlacement;
 
@@ -287,27 +267,47 @@ function checkGroup(v: unknown, path: string): DashboardGroup {
     const band = obj(b, p);
     const length = numbers(band.step, `${p}.step`).length;
     for (const key of BAND_KEYS) {
-      if (numbers(band[key], `${p}.${key}`).length !== length) throw new Invalid(`${p}.${key}: expected ${length} values (one per step), got ${(band[key] as unknown[]).length}`);
+      if (numbers(band[key], `${p}.${key}`).length !== length)
+        throw new Invalid(
+          `${p}.${key}: expected ${length} values (one per step), got ${(band[key] as unknown[]).length}`,
+        );
     }
   }
   return o as unknown as DashboardGroup;
 }
 
 const EXPORT_FORMATS: ReadonlySet<string> = new Set(['svg', 'png', 'csv']);
-const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>(['openConfig', 'stop', 'resume', 'evaluate', 'revealRun']);
+const ACTIONS: ReadonlySet<string> = new Set<DashboardAction>([
+  'openConfig',
+  'stop',
+  'resume',
+  'evaluate',
+  'revealRun',
+]);
 const STATES: ReadonlySet<string> = new Set<DashboardRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
-const SITES: ReadonlySet<string> = new Set(['attention', 'ffn', 'query', 'key', 'value', 'attention_output', 'intermediate', 'output']);
+const SITES: ReadonlySet<string> = new Set([
+  'attention',
+  'ffn',
+  'query',
+  'key',
+  'value',
+  'attention_output',
+  'intermediate',
+  'output',
+]);
 const KINDS: ReadonlySet<string> = new Set(['bottleneck', 'parallel', 'adamix', 'lora']);
 
 function nullableNumbers(v: unknown, path: string, length: number): (number | null)[] {
   const a = arr(v, path);
   if (a.length !== length) throw new Invalid(`${path}: expected ${length} values (one per step), got ${a.length}`);
-  for (let i = 0; i < a.length; i++) if (a[i] !== null && typeof a[i] !== 'number') fail(`${path}[${i}]`, 'a number or null', a[i]);
+  for (let i = 0; i < a.length; i++)
+    if (a[i] !== null && typeof a[i] !== 'number') fail(`${path}[${i}]`, 'a number or null', a[i]);
   return a as (number | null)[];
 }
 function numberRecord(v: unknown, path: string, nullable: boolean): Record<string, number> {
   const o = obj(v, path);
-  for (const [k, x] of Object.entries(o)) if (!(nullable && x === null) && typeof x !== 'number') fail(`${path}.${k}`, 'a number', x);
+  for (const [k, x] of Object.entries(o))
+    if (!(nullable && x === null) && typeof x !== 'number') fail(`${path}.${k}`, 'a number', x);
   return o as Record<string, number>;
 }
 
@@ -315,9 +315,12 @@ function checkTrain(v: unknown, path: string): TrainColumns {
   const o = obj(v, path);
   const step = numbers(o.step, `${path}.step`);
   const n = step.length;
-  for (let i = 1; i < n; i++) if (step[i]! < step[i - 1]!) throw new Invalid(`${path}.step[${i}]: steps must ascend (${step[i - 1]} then ${step[i]})`);
+  for (let i = 1; i < n; i++)
+    if (step[i]! < step[i - 1]!)
+      throw new Invalid(`${path}.step[${i}]: steps must ascend (${step[i - 1]} then ${step[i]})`);
   nullableNumbers(o.epoch, `${path}.epoch`, n);
-  for (const key of ['loss', 'learningRate', 'examplesPerSecond', 'elapsedMs']) nullableNumbers(o[key], `${path}.${key}`, n);
+  for (const key of ['loss', 'learningRate', 'examplesPerSecond', 'elapsedMs'])
+    nullableNumbers(o[key], `${path}.${key}`, n);
   return o as unknown as TrainColumns;
 }
 
@@ -338,7 +341,8 @@ function checkStatus(v: unknown, path: string): DashboardStatus {
   num(o.step, `${path}.step`);
   num(o.totalSteps, `${path}.totalSteps`);
   bool(o.followed, `${path}.followed`);
-  for (const key of ['backend', 'started', 'ended', 'bestCheckpoint', 'reason', 'error']) optStr(o[key], `${path}.${key}`);
+  for (const key of ['backend', 'started', 'ended', 'bestCheckpoint', 'reason', 'error'])
+    optStr(o[key], `${path}.${key}`);
   if (o.bestMetrics !== undefined) numberRecord(o.bestMetrics, `${path}.bestMetrics`, false);
   return o as unknown as DashboardStatus;
 }
@@ -348,7 +352,8 @@ export function checkPlacement(v: unknown, path = 'placement'): Placement {
   const o = obj(v, path);
   str(o.method, `${path}.method`);
   if (o.architecture !== undefined) checkArchitecture(o.architecture, `${path}.architecture`);
-  for (const key of ['layers', 'hiddenSize', 'heads', 'intermediateSize', 'baseParams', 'trainableParams']) num(o[key], `${path}.${key}`);
+  for (const key of ['layers', 'hiddenSize', 'heads', 'intermediateSize', 'baseParams', 'trainableParams'])
+    num(o[key], `${path}.${key}`);
   numberRecord(o.trainableByGroup, `${path}.trainableByGroup`, false);
   numbers(o.leftOut, `${path}.leftOut`);
   arr(o.sites, `${path}.sites`).forEach((s, i) => {
@@ -380,7 +385,9 @@ function checkArchitecture(v: unknown, path: string): void {
   str(a.feedForward, `${path}.feedForward`);
   bool(a.biases, `${path}.biases`);
   oneOf(a.positions, new Set(['absolute', 'rotary']), `${path}.positions`);
-  arr(a.attention, `${path}.attention`).forEach((kind, i) => oneOf(kind, new Set(['global', 'local']), `${path}.attention[${i}]`));
+  arr(a.attention, `${path}.attention`).forEach((kind, i) =>
+    oneOf(kind, new Set(['global', 'local']), `${path}.attention[${i}]`),
+  );
   for (const key of ['window', 'embeddingSize']) if (a[key] !== undefined) num(a[key], `${path}.${key}`);
   bool(a.finalNorm, `${path}.finalNorm`);
 }
@@ -424,7 +431,8 @@ export function parseHostToDashboard(value: unknown): Parsed<HostToDashboard> {
       case 'snapshot':
         oneOf(o.mode, MODES, 'snapshot.mode');
         arr(o.runs, 'snapshot.runs').forEach((r, i) => checkSnapshot(r, `snapshot.runs[${i}]`));
-        if (o.groups !== undefined) arr(o.groups, 'snapshot.groups').forEach((g, i) => checkGroup(g, `snapshot.groups[${i}]`));
+        if (o.groups !== undefined)
+          arr(o.groups, 'snapshot.groups').forEach((g, i) => checkGroup(g, `snapshot.groups[${i}]`));
         return o as unknown as SnapshotMessage;
       case 'groups':
         arr(o.groups, 'groups.groups').forEach((g, i) => checkGroup(g, `groups.groups[${i}]`));
@@ -447,7 +455,9 @@ export function parseHostToDashboard(value: unknown): Parsed<HostToDashboard> {
         checkSnapshot(o.run, 'resetRun.run');
         return o as unknown as ResetRunMessage;
       default:
-        throw new Invalid(`message.type: expected snapshot, append, runUpdate, resetRun or groups, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(
+          `message.type: expected snapshot, append, runUpdate, resetRun or groups, got ${JSON.stringify(o.type)}`,
+        );
     }
   });
 }
@@ -460,17 +470,32 @@ export function parseDashboardToHost(value: unknown): Parsed<DashboardToHost> {
       case 'ready':
         return { type: 'ready' };
       case 'action':
-        return { type: 'action', action: oneOf<DashboardAction>(o.action, ACTIONS, 'action.action'), dir: str(o.dir, 'action.dir') };
+        return {
+          type: 'action',
+          action: oneOf<DashboardAction>(o.action, ACTIONS, 'action.action'),
+          dir: str(o.dir, 'action.dir'),
+        };
       case 'webviewError':
         return { type: 'webviewError', message: str(o.message, 'webviewError.message').slice(0, 2000) };
       case 'exportChart': {
         const data = str(o.data, 'exportChart.data');
-        if (data.length > 50_000_000) throw new Invalid(`exportChart.data: expected at most 50000000 characters, got ${data.length}`);
+        if (data.length > 50_000_000)
+          throw new Invalid(`exportChart.data: expected at most 50000000 characters, got ${data.length}`);
         const format = oneOf<'svg' | 'png' | 'csv'>(o.format, EXPORT_FORMATS, 'exportChart.format');
-        return { type: 'exportChart', format, name: str(o.name, 'exportChart.name').replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100) || 'chart', data };
+        return {
+          type: 'exportChart',
+          format,
+          name:
+            str(o.name, 'exportChart.name')
+              .replace(/[^A-Za-z0-9_.-]+/g, '-')
+              .slice(0, 100) || 'chart',
+          data,
+        };
       }
       default:
-        throw new Invalid(`message.type: expected ready, action, webviewError or exportChart, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(
+          `message.type: expected ready, action, webviewError or exportChart, got ${JSON.stringify(o.type)}`,
+        );
     }
   });
 }
@@ -483,8 +508,12 @@ export function parseDashboardState(value: unknown): Parsed<DashboardWebviewStat
     const runDirs = strings(o.runDirs, 'state.runDirs');
     if (runDirs.length === 0) throw new Invalid('state.runDirs: expected at least one run folder');
     const mode = oneOf<DashboardMode>(o.mode, MODES, 'state.mode');
-    const groups = o.groups === undefined ? undefined : arr(o.groups, 'state.groups').map((g, i) => checkGroupSpec(g, `state.groups[${i}]`));
-    if (mode === 'groups' && !groups?.length) throw new Invalid('state.groups: expected at least one group in mode groups');
+    const groups =
+      o.groups === undefined
+        ? undefined
+        : arr(o.groups, 'state.groups').map((g, i) => checkGroupSpec(g, `state.groups[${i}]`));
+    if (mode === 'groups' && !groups?.length)
+      throw new Invalid('state.groups: expected at least one group in mode groups');
     let ui: DashboardUiState | undefined;
     if (o.ui !== undefined) {
       const u = obj(o.ui, 'state.ui');

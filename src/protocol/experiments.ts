@@ -10,7 +10,21 @@
  *
  * This folder imports nothing outside itself.
  */
-import { Invalid, arr, attempt, bool, fail, num, obj, oneOf, optNum, optStr, str, strings, type Parsed } from './validate';
+import {
+  Invalid,
+  arr,
+  attempt,
+  bool,
+  fail,
+  num,
+  obj,
+  oneOf,
+  optNum,
+  optStr,
+  str,
+  strings,
+  type Parsed,
+} from './validate';
 
 export const EXPERIMENTS_VIEW_TYPE = 'peftLab.experiments';
 
@@ -231,8 +245,15 @@ export interface ExportChartMessage {
 }
 
 export type ExperimentsToHost =
-  | ExperimentsReadyMessage | OpenDashboardMessage | AnnotateMessage | OpenConfigMessage | ExperimentsErrorMessage
-  | AnalyzeMessage | DiffRequestMessage | ExportTableMessage | ExportChartMessage;
+  | ExperimentsReadyMessage
+  | OpenDashboardMessage
+  | AnnotateMessage
+  | OpenConfigMessage
+  | ExperimentsErrorMessage
+  | AnalyzeMessage
+  | DiffRequestMessage
+  | ExportTableMessage
+  | ExportChartMessage;
 
 // ---- webview state (kept across hide/show, handed to the serializer after a reload) ---------------
 
@@ -268,11 +289,15 @@ export interface ExperimentsWebviewState {
   readonly ui: ExperimentsUiState;
 }
 
-export const DEFAULT_EXPERIMENTS_UI: ExperimentsUiState = { filter: '', columnFilters: {}, shown: [], hidden: [], showConstant: false };
-
 // ---- validation ------------------------------------------------------------------------------------
 
-const STATES: ReadonlySet<string> = new Set<ExperimentRunState>(['running', 'finished', 'failed', 'stopped', 'unknown']);
+const STATES: ReadonlySet<string> = new Set<ExperimentRunState>([
+  'running',
+  'finished',
+  'failed',
+  'stopped',
+  'unknown',
+]);
 /** A runaway note or name from a broken webview is cut, not trusted. */
 const MAX_TEXT = 10_000;
 /** A chart export larger than this (a PNG of a huge canvas) is refused rather than written. */
@@ -329,7 +354,8 @@ function checkDiff(o: Record<string, unknown>): DiffMessage {
     const row = obj(x, `diff.parameters[${i}]`);
     str(row.path, `diff.parameters[${i}].path`);
     const values = arr(row.values, `diff.parameters[${i}].values`);
-    if (values.length !== runs.length) throw new Invalid(`diff.parameters[${i}].values: expected ${runs.length} values, got ${values.length}`);
+    if (values.length !== runs.length)
+      throw new Invalid(`diff.parameters[${i}].values: expected ${runs.length} values, got ${values.length}`);
     cellRecord({ ...values }, `diff.parameters[${i}].values`);
   });
   num(o.same, 'diff.same');
@@ -351,7 +377,8 @@ function numberRecord(v: unknown, path: string): Record<string, number> {
 function cellRecord(v: unknown, path: string): Record<string, CellValue> {
   const o = obj(v, path);
   for (const [k, x] of Object.entries(o)) {
-    if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && (typeof x !== 'number' || !Number.isFinite(x))) fail(`${path}.${k}`, 'a string, finite number, boolean or null', x);
+    if (x !== null && typeof x !== 'string' && typeof x !== 'boolean' && (typeof x !== 'number' || !Number.isFinite(x)))
+      fail(`${path}.${k}`, 'a string, finite number, boolean or null', x);
   }
   return o as Record<string, CellValue>;
 }
@@ -364,7 +391,8 @@ function checkRow(v: unknown, path: string): ExperimentRow {
   for (const key of ['config', 'backend', 'metric']) optStr(o[key], `${path}.${key}`);
   num(o.started, `${path}.started`);
   num(o.step, `${path}.step`);
-  for (const key of ['durationMs', 'totalSteps', 'examplesPerSecond', 'trainableParams', 'trainLoss']) optNum(o[key], `${path}.${key}`);
+  for (const key of ['durationMs', 'totalSteps', 'examplesPerSecond', 'trainableParams', 'trainLoss'])
+    optNum(o[key], `${path}.${key}`);
   for (const key of ['best', 'final', 'test']) numberRecord(o[key], `${path}.${key}`);
   cellRecord(o.params, `${path}.params`);
   if (o.sweep !== undefined) {
@@ -373,7 +401,8 @@ function checkRow(v: unknown, path: string): ExperimentRow {
     cellRecord(s.point, `${path}.sweep.point`);
     optNum(s.index, `${path}.sweep.index`);
     optStr(s.metric, `${path}.sweep.metric`);
-    if (s.goal !== undefined && s.goal !== 'maximize' && s.goal !== 'minimize') fail(`${path}.sweep.goal`, 'maximize or minimize', s.goal);
+    if (s.goal !== undefined && s.goal !== 'maximize' && s.goal !== 'minimize')
+      fail(`${path}.sweep.goal`, 'maximize or minimize', s.goal);
   }
   strings(o.problems, `${path}.problems`);
   return o as unknown as ExperimentRow;
@@ -415,7 +444,8 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
         const groups = arr(o.groups, 'openDashboard.groups').map((g, i) => {
           const group = obj(g, `openDashboard.groups[${i}]`);
           const members = strings(group.dirs, `openDashboard.groups[${i}].dirs`);
-          if (members.length === 0) throw new Invalid(`openDashboard.groups[${i}].dirs: expected at least one run folder`);
+          if (members.length === 0)
+            throw new Invalid(`openDashboard.groups[${i}].dirs: expected at least one run folder`);
           return { label: str(group.label, `openDashboard.groups[${i}].label`), dirs: members };
         });
         return { type: 'openDashboard', dirs, groups };
@@ -425,7 +455,8 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
         const name = optStr(o.name, 'annotate.name')?.slice(0, MAX_TEXT);
         const note = optStr(o.note, 'annotate.note')?.slice(0, MAX_TEXT);
         const starred = o.starred === undefined ? undefined : bool(o.starred, 'annotate.starred');
-        if (name === undefined && note === undefined && starred === undefined) throw new Invalid('annotate: expected a name, starred or note');
+        if (name === undefined && note === undefined && starred === undefined)
+          throw new Invalid('annotate: expected a name, starred or note');
         return { type: 'annotate', dir, name, starred, note };
       }
       case 'openConfig':
@@ -434,7 +465,14 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
         return { type: 'webviewError', message: str(o.message, 'webviewError.message').slice(0, 2000) };
       case 'analyze': {
         const groupBy = o.groupBy === undefined ? undefined : strings(o.groupBy, 'analyze.groupBy');
-        return { type: 'analyze', request: num(o.request, 'analyze.request'), dirs: strings(o.dirs, 'analyze.dirs'), groupBy, choice: oneOf<ValueChoice>(o.choice, CHOICES, 'analyze.choice'), metric: optStr(o.metric, 'analyze.metric') };
+        return {
+          type: 'analyze',
+          request: num(o.request, 'analyze.request'),
+          dirs: strings(o.dirs, 'analyze.dirs'),
+          groupBy,
+          choice: oneOf<ValueChoice>(o.choice, CHOICES, 'analyze.choice'),
+          metric: optStr(o.metric, 'analyze.metric'),
+        };
       }
       case 'diff': {
         const dirs = strings(o.dirs, 'diff.dirs');
@@ -444,18 +482,34 @@ export function parseExperimentsToHost(value: unknown): Parsed<ExperimentsToHost
       case 'exportTable': {
         const groupBy = o.groupBy === undefined ? undefined : strings(o.groupBy, 'exportTable.groupBy');
         return {
-          type: 'exportTable', format: oneOf<TableExportFormat>(o.format, TABLE_FORMATS, 'exportTable.format'), dirs: strings(o.dirs, 'exportTable.dirs'),
-          columns: strings(o.columns, 'exportTable.columns'), grouped: bool(o.grouped, 'exportTable.grouped'), groupBy, choice: oneOf<ValueChoice>(o.choice, CHOICES, 'exportTable.choice'),
+          type: 'exportTable',
+          format: oneOf<TableExportFormat>(o.format, TABLE_FORMATS, 'exportTable.format'),
+          dirs: strings(o.dirs, 'exportTable.dirs'),
+          columns: strings(o.columns, 'exportTable.columns'),
+          grouped: bool(o.grouped, 'exportTable.grouped'),
+          groupBy,
+          choice: oneOf<ValueChoice>(o.choice, CHOICES, 'exportTable.choice'),
         };
       }
       case 'exportChart': {
         const data = str(o.data, 'exportChart.data');
-        if (data.length > MAX_CHART) throw new Invalid(`exportChart.data: expected at most ${MAX_CHART} characters, got ${data.length}`);
-        const name = str(o.name, 'exportChart.name').replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100) || 'chart';
-        return { type: 'exportChart', format: oneOf<'svg' | 'png' | 'csv'>(o.format, CHART_FORMATS, 'exportChart.format'), name, data };
+        if (data.length > MAX_CHART)
+          throw new Invalid(`exportChart.data: expected at most ${MAX_CHART} characters, got ${data.length}`);
+        const name =
+          str(o.name, 'exportChart.name')
+            .replace(/[^A-Za-z0-9_.-]+/g, '-')
+            .slice(0, 100) || 'chart';
+        return {
+          type: 'exportChart',
+          format: oneOf<'svg' | 'png' | 'csv'>(o.format, CHART_FORMATS, 'exportChart.format'),
+          name,
+          data,
+        };
       }
       default:
-        throw new Invalid(`message.type: expected ready, openDashboard, annotate, openConfig, webviewError, analyze, diff, exportTable or exportChart, got ${JSON.stringify(o.type)}`);
+        throw new Invalid(
+          `message.type: expected ready, openDashboard, annotate, openConfig, webviewError, analyze, diff, exportTable or exportChart, got ${JSON.stringify(o.type)}`,
+        );
     }
   });
 }
@@ -467,7 +521,8 @@ export function parseExperimentsState(value: unknown): ExperimentsWebviewState {
   const textList = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const sort = u.sort as Record<string, unknown> | undefined;
   const sweep = u.sweep as Record<string, unknown> | undefined;
-  const analysis = typeof u.analysis === 'object' && u.analysis !== null ? (u.analysis as Record<string, unknown>) : undefined;
+  const analysis =
+    typeof u.analysis === 'object' && u.analysis !== null ? (u.analysis as Record<string, unknown>) : undefined;
   const columnFilters: Record<string, string> = {};
   if (typeof u.columnFilters === 'object' && u.columnFilters !== null) {
     for (const [k, v] of Object.entries(u.columnFilters)) if (typeof v === 'string' && v) columnFilters[k] = v;
@@ -475,20 +530,36 @@ export function parseExperimentsState(value: unknown): ExperimentsWebviewState {
   return {
     version: 1,
     ui: {
-      sort: sort && typeof sort.column === 'string' ? { column: sort.column, descending: sort.descending === true } : undefined,
+      sort:
+        sort && typeof sort.column === 'string'
+          ? { column: sort.column, descending: sort.descending === true }
+          : undefined,
       filter: typeof u.filter === 'string' ? u.filter : '',
       columnFilters,
       shown: textList(u.shown),
       hidden: textList(u.hidden),
       showConstant: u.showConstant === true,
-      sweep: sweep && typeof sweep.id === 'string'
-        ? { id: sweep.id, x: typeof sweep.x === 'string' ? sweep.x : undefined, y: typeof sweep.y === 'string' ? sweep.y : undefined, closed: sweep.closed === true }
-        : undefined,
+      sweep:
+        sweep && typeof sweep.id === 'string'
+          ? {
+              id: sweep.id,
+              x: typeof sweep.x === 'string' ? sweep.x : undefined,
+              y: typeof sweep.y === 'string' ? sweep.y : undefined,
+              closed: sweep.closed === true,
+            }
+          : undefined,
       // the analysis fields only when set, so a state from before them reads back unchanged
       ...(u.grouped === true ? { grouped: true } : {}),
       ...(Array.isArray(u.groupBy) && textList(u.groupBy).length ? { groupBy: textList(u.groupBy) } : {}),
       ...(typeof u.choice === 'string' && CHOICES.has(u.choice) ? { choice: u.choice as ValueChoice } : {}),
-      ...(analysis ? { analysis: { metric: typeof analysis.metric === 'string' ? analysis.metric : undefined, closed: analysis.closed === true } } : {}),
+      ...(analysis
+        ? {
+            analysis: {
+              metric: typeof analysis.metric === 'string' ? analysis.metric : undefined,
+              closed: analysis.closed === true,
+            },
+          }
+        : {}),
     },
   };
 }

@@ -231,7 +231,16 @@ export interface CancelRequest {
 
 export type HostRequest = TrainRequest | PretrainRequest | EvaluateRequest | CancelRequest;
 
-const WORKER_TYPES = new Set(['started', 'progress', 'metrics', 'checkpoint', 'finished', 'evaluated', 'failed', 'log']);
+const WORKER_TYPES = new Set([
+  'started',
+  'progress',
+  'metrics',
+  'checkpoint',
+  'finished',
+  'evaluated',
+  'failed',
+  'log',
+]);
 const HOST_TYPES = new Set(['train', 'pretrain', 'evaluate', 'cancel']);
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {

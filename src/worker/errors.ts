@@ -48,7 +48,8 @@ function locationOf(err: Error): Pick<ErrorInfo, 'file' | 'line' | 'path'> {
 /** The message rebuilt from the error's fields so its file can be shown relative to the cwd. */
 function describeError(err: Error): string {
   // A whole-file problem (not found, unreadable) has no pointer; '/' would only add noise.
-  if (err instanceof ConfigError) return [location(err.file, err.line), err.path, err.detail].filter(Boolean).join(': ');
+  if (err instanceof ConfigError)
+    return [location(err.file, err.line), err.path, err.detail].filter(Boolean).join(': ');
   if (err instanceof DataError) return `${location(err.file, err.line)}: ${err.detail}`;
   if (err instanceof CheckpointError) return `${location(err.file)}: ${err.detail}`;
   if (err instanceof DiskError) return `${location(err.file)}${err.message.slice(err.file.length)}`;

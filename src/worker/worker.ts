@@ -31,6 +31,7 @@ import {
   type WorkerMessage,
 } from '../protocol/worker';
 import { formatError, toErrorInfo } from './errors';
+import { formatDuration } from '../protocol/format';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -103,11 +104,17 @@ function handleRequest(request: HostRequest): void {
 
 function startJob(request: Job): void {
   if (state.job) {
-    warn(`ignoring a '${request.type}' request: this worker is already running a '${state.job.type}' job (one job per process)`);
+    warn(
+      `ignoring a '${request.type}' request: this worker is already running a '${state.job.type}' job (one job per process)`,
+    );
     return;
   }
   state.job = request;
-  logLine(request.type === 'evaluate' ? `evaluate ${request.checkpointDir} on ${request.split}` : `${request.type} ${request.configFile}${request.config ? ` as ${request.config.name}` : ''}${request.resume ? ` (resuming ${request.resume})` : ''}`);
+  logLine(
+    request.type === 'evaluate'
+      ? `evaluate ${request.checkpointDir} on ${request.split}`
+      : `${request.type} ${request.configFile}${request.config ? ` as ${request.config.name}` : ''}${request.resume ? ` (resuming ${request.resume})` : ''}`,
+  );
   void runJob(request);
 }
 
@@ -141,7 +148,8 @@ function runTrain(request: TrainingJob): Promise<FinishedMessage> {
 /** Whether the config (or the run being resumed) is a pretraining one; any problem is left for `train` to report. */
 function isPretraining(request: TrainingJob): boolean {
   try {
-    if (request.resume) return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
+    if (request.resume)
+      return 'pretrain' in (JSON.parse(fs.readFileSync(path.join(request.resume, 'config.json'), 'utf8')) as object);
     if (request.config) return 'pretrain' in request.config;
     return isPretrainConfig(loadAnyConfig(request.configFile, { semantic: false }));
   } catch {
@@ -257,7 +265,7 @@ function mirrorToStderr(message: WorkerMessage): void {
 function describeOutcome(outcome: FinishedMessage | EvaluatedMessage): string {
   if (outcome.type === 'evaluated') return `evaluated ${outcome.examples} examples: ${JSON.stringify(outcome.metrics)}`;
   const reason = outcome.reason ? ` (${outcome.reason})` : '';
-  return `${outcome.state}${reason} after ${(outcome.durationMs / 1000).toFixed(1)}s: ${outcome.runDir}`;
+  return `${outcome.state}${reason} after ${formatDuration(outcome.durationMs)}: ${outcome.runDir}`;
 }
 
 function warn(text: string): void {

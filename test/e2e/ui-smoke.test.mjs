@@ -59,11 +59,9 @@ test('VS Code UI: open README.md from the command palette', { timeout: 240_000 }
       .first()
       .waitFor({ timeout: UI_TIMEOUT });
     await page.keyboard.press('Enter');
-    await page.waitForFunction(
-      () => document.querySelector('.quick-input-widget input')?.value === '',
-      undefined,
-      { timeout: UI_TIMEOUT },
-    );
+    await page.waitForFunction(() => document.querySelector('.quick-input-widget input')?.value === '', undefined, {
+      timeout: UI_TIMEOUT,
+    });
     await input.fill('README.md');
     await page
       .locator('.quick-input-widget .monaco-list-row', { hasText: 'README.md' })

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { DashboardPanel } from '../../src/host/dashboard-panel';
+import type { DashboardPanel } from '../../src/host/dashboard/dashboard-panel';
 import { lab, until } from './helpers';
 
 function workspaceDir(): string {
@@ -21,9 +21,25 @@ function workspaceDir(): string {
 const ROOT = () => path.join(workspaceDir(), 'dashboard-test-runs');
 
 const placement = {
-  method: 'houlsby', layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, baseParams: 5000, trainableParams: 600,
-  trainableByGroup: { adapter: 292, layerNorm: 64, pooler: 272, head: 34 }, leftOut: [],
-  sites: ['attention', 'ffn'].map((site) => ({ layer: 0, site, kind: 'bottleneck', shapes: { down: [16, 4], up: [4, 16] }, bottleneck: 4, activation: 'gelu', trainableParams: 148, inferenceParams: 148 })),
+  method: 'houlsby',
+  layers: 1,
+  hiddenSize: 16,
+  heads: 2,
+  intermediateSize: 32,
+  baseParams: 5000,
+  trainableParams: 600,
+  trainableByGroup: { adapter: 292, layerNorm: 64, pooler: 272, head: 34 },
+  leftOut: [],
+  sites: ['attention', 'ffn'].map((site) => ({
+    layer: 0,
+    site,
+    kind: 'bottleneck',
+    shapes: { down: [16, 4], up: [4, 16] },
+    bottleneck: 4,
+    activation: 'gelu',
+    trainableParams: 148,
+    inferenceParams: 148,
+  })),
 };
 
 function trainLine(step: number): string {
@@ -34,8 +50,28 @@ function makeRun(name: string, state: string, steps: number): string {
   const dir = path.join(ROOT(), name);
   fs.mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
   const source = path.join(workspaceDir(), 'tiny.peft.json');
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ name, sourceFile: source, task: { type: 'classification', metric: 'accuracy' }, method: { type: 'houlsby', bottleneck: 4 } }));
-  fs.writeFileSync(path.join(dir, 'status.json'), JSON.stringify({ state, name, method: 'houlsby', configFile: source, pid: 0, started: new Date().toISOString(), step: steps, totalSteps: 100 }));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({
+      name,
+      sourceFile: source,
+      task: { type: 'classification', metric: 'accuracy' },
+      method: { type: 'houlsby', bottleneck: 4 },
+    }),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'status.json'),
+    JSON.stringify({
+      state,
+      name,
+      method: 'houlsby',
+      configFile: source,
+      pid: 0,
+      started: new Date().toISOString(),
+      step: steps,
+      totalSteps: 100,
+    }),
+  );
   fs.writeFileSync(path.join(dir, 'placement.json'), JSON.stringify(placement));
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), Array.from({ length: steps }, (_, i) => trainLine(i + 1)).join(''));
   return dir;
@@ -64,13 +100,19 @@ suite('PEFT Lab dashboard panels', () => {
     assert.equal(panel.panel.viewType, 'peftLab.dashboard');
     const options = panel.panel.webview.options;
     assert.equal(options.enableScripts, true);
-    assert.deepEqual(options.localResourceRoots?.map((u) => path.basename(u.fsPath)), ['media']);
+    assert.deepEqual(
+      options.localResourceRoots?.map((u) => path.basename(u.fsPath)),
+      ['media'],
+    );
     assert.match(panel.panel.webview.html, /Content-Security-Policy" content="default-src 'none'/);
     assert.match(panel.panel.webview.html, /script-src 'nonce-[A-Za-z0-9]+'/);
     assert.doesNotMatch(panel.panel.webview.html, /unsafe-inline|unsafe-eval/);
     // the only origin named is the webview's own resource origin (webview.cspSource, asWebviewUri)
     const origins = [...panel.panel.webview.html.matchAll(/https?:\/\/[^/"' ;]+/g)].map((m) => m[0]);
-    assert.ok(origins.every((o) => /vscode-cdn\.net$/.test(o)), `origins: ${[...new Set(origins)].join(', ')}`);
+    assert.ok(
+      origins.every((o) => /vscode-cdn\.net$/.test(o)),
+      `origins: ${[...new Set(origins)].join(', ')}`,
+    );
     assert.ok(panel.panel.webview.html.includes(panel.panel.webview.cspSource));
     const again = await vscode.commands.executeCommand<DashboardPanel>('peftLab.openDashboard', runA);
     assert.equal(again, panel, 'the same panel');
@@ -89,7 +131,10 @@ suite('PEFT Lab dashboard panels', () => {
     assert.equal(run.trainCount, 3);
     fs.appendFileSync(path.join(runB, 'metrics.jsonl'), trainLine(4) + trainLine(5));
     await until(() => run.trainCount === 5, 'the appended steps');
-    fs.writeFileSync(path.join(runB, 'status.json'), JSON.stringify({ state: 'finished', step: 5, totalSteps: 5, started: new Date().toISOString() }));
+    fs.writeFileSync(
+      path.join(runB, 'status.json'),
+      JSON.stringify({ state: 'finished', step: 5, totalSteps: 5, started: new Date().toISOString() }),
+    );
     await until(() => run.state === 'finished', 'the finished status');
   });
 
@@ -98,8 +143,14 @@ suite('PEFT Lab dashboard panels', () => {
     assert.ok(compare);
     assert.equal(compare.mode, 'compare');
     assert.equal(compare.panel.title, 'Compare 2 runs');
-    assert.deepEqual(compare.runs.map((r) => path.basename(r.dir)), ['alpha-20261125-010203', 'beta-20261125-010204']);
-    const same = await vscode.commands.executeCommand<DashboardPanel>('peftLab.compareRuns', { runDir: runB }, [{ dir: runB }, { dir: runA }]);
+    assert.deepEqual(
+      compare.runs.map((r) => path.basename(r.dir)),
+      ['alpha-20261125-010203', 'beta-20261125-010204'],
+    );
+    const same = await vscode.commands.executeCommand<DashboardPanel>('peftLab.compareRuns', { runDir: runB }, [
+      { dir: runB },
+      { dir: runA },
+    ]);
     assert.equal(same, compare, 'the same set of runs, in any order, is the same panel');
     const single = await vscode.commands.executeCommand<DashboardPanel>('peftLab.compareRuns', [runA]);
     assert.equal(single?.mode, 'run');

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { RunOutcome } from '../../src/host/run-manager';
+import type { RunOutcome } from '../../src/host/training/run-manager';
 import { spawn } from 'node:child_process';
 import { lab, until, EXTENSION_ID } from './helpers';
 
@@ -62,7 +62,10 @@ suite('PEFT Lab in VS Code', () => {
       assert.equal(d.severity, vscode.DiagnosticSeverity.Error);
     }
     const titles = await lensTitles(uri);
-    assert.ok(titles.some((t) => t.startsWith('$(circle-slash) Train: fix 4 problems first')), `lenses: ${titles.join(' | ')}`);
+    assert.ok(
+      titles.some((t) => t.startsWith('$(circle-slash) Train: fix 4 problems first')),
+      `lenses: ${titles.join(' | ')}`,
+    );
   });
 
   test('a diagnostic appears as the user types a bad value, and goes when it is fixed', async () => {
@@ -72,11 +75,19 @@ suite('PEFT Lab in VS Code', () => {
     const original = editor.document.getText();
     try {
       const at = original.indexOf('"bottleneck": 4') + '"bottleneck": '.length;
-      await editor.edit((e) => e.replace(new vscode.Range(editor.document.positionAt(at), editor.document.positionAt(at + 1)), '64'));
-      const bad = await until(() => vscode.languages.getDiagnostics(uri).find((d) => d.code === '/method/bottleneck'), 'the bottleneck diagnostic');
+      await editor.edit((e) =>
+        e.replace(new vscode.Range(editor.document.positionAt(at), editor.document.positionAt(at + 1)), '64'),
+      );
+      const bad = await until(
+        () => vscode.languages.getDiagnostics(uri).find((d) => d.code === '/method/bottleneck'),
+        'the bottleneck diagnostic',
+      );
       assert.match(bad.message, /bottleneck 64 must be smaller than the model's hidden size 16/);
       await editor.edit((e) => e.replace(bad.range, '4'));
-      await until(() => !vscode.languages.getDiagnostics(uri).some((d) => d.code === '/method/bottleneck'), 'the diagnostic to go');
+      await until(
+        () => !vscode.languages.getDiagnostics(uri).some((d) => d.code === '/method/bottleneck'),
+        'the diagnostic to go',
+      );
     } finally {
       await editor.edit((e) => e.replace(new vscode.Range(0, 0, editor.document.lineCount, 0), original));
       await editor.document.save();
@@ -98,7 +109,10 @@ suite('PEFT Lab in VS Code', () => {
     assert.notEqual(status.pid, process.pid, 'the extension host itself did not train');
     peft.index.invalidate();
     const titles = await lensTitles(uri);
-    assert.ok(titles.some((t) => /1 run: latest finished/.test(t)), `lenses: ${titles.join(' | ')}`);
+    assert.ok(
+      titles.some((t) => /1 run: latest finished/.test(t)),
+      `lenses: ${titles.join(' | ')}`,
+    );
   });
 
   test('Stop ends a running run at a step boundary with a checkpoint; a second Train of it is refused meanwhile', async () => {
@@ -106,15 +120,25 @@ suite('PEFT Lab in VS Code', () => {
     const uri = workspaceFile('slow.peft.json');
     const done = vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', uri);
     await until(() => peft.runs.get(uri.fsPath)?.progress, 'the first progress message');
-    assert.ok((await lensTitles(uri)).some((t) => t.startsWith('$(debug-stop) Stop')), 'the Stop lens');
-    assert.equal(await vscode.commands.executeCommand('peftLab.train', uri), undefined, 'a second Train of the same config is refused');
+    assert.ok(
+      (await lensTitles(uri)).some((t) => t.startsWith('$(debug-stop) Stop')),
+      'the Stop lens',
+    );
+    assert.equal(
+      await vscode.commands.executeCommand('peftLab.train', uri),
+      undefined,
+      'a second Train of the same config is refused',
+    );
     await vscode.commands.executeCommand('peftLab.stop', uri);
     const outcome = await done;
     assert.ok(outcome && outcome.kind === 'finished', `outcome: ${JSON.stringify(outcome)}`);
     assert.equal(outcome.message.state, 'stopped');
     assert.equal(outcome.message.reason, 'cancelled');
     const checkpoints = fs.readdirSync(path.join(outcome.message.runDir, 'checkpoints'));
-    assert.ok(checkpoints.some((d) => d.startsWith('step-')), 'a checkpoint to resume from');
+    assert.ok(
+      checkpoints.some((d) => d.startsWith('step-')),
+      'a checkpoint to resume from',
+    );
   });
 
   test('a killed worker is reported with its signal and last log lines, and the extension keeps working', async () => {
@@ -130,7 +154,10 @@ suite('PEFT Lab in VS Code', () => {
     assert.equal(outcome.error.name, 'WorkerCrashedError');
     assert.match(outcome.error.message, /killed by SIGKILL/);
     assert.match(outcome.error.message, /last output/);
-    const again = await vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', workspaceFile('tiny.peft.json'));
+    const again = await vscode.commands.executeCommand<RunOutcome | undefined>(
+      'peftLab.train',
+      workspaceFile('tiny.peft.json'),
+    );
     assert.equal(again?.kind, 'finished', 'training works again after the crash');
   });
 
@@ -159,23 +186,30 @@ suite('PEFT Lab in VS Code', () => {
     const peft = await lab();
     const slow = workspaceFile('slow.peft.json');
     const extensionRoot = vscode.extensions.getExtension(EXTENSION_ID)!.extensionPath;
-    const cli = spawn(process.execPath, [path.join(extensionRoot, 'dist', 'cli.js'), 'train', slow.fsPath], { stdio: 'ignore' });
+    const cli = spawn(process.execPath, [path.join(extensionRoot, 'dist', 'cli.js'), 'train', slow.fsPath], {
+      stdio: 'ignore',
+    });
     const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
     try {
       await until(() => {
         const runs = fs.existsSync(workspaceFile('runs').fsPath) ? fs.readdirSync(workspaceFile('runs').fsPath) : [];
         return runs.some((d) => {
           try {
-            const status = JSON.parse(fs.readFileSync(path.join(workspaceFile('runs').fsPath, d, 'status.json'), 'utf8'));
+            const status = JSON.parse(
+              fs.readFileSync(path.join(workspaceFile('runs').fsPath, d, 'status.json'), 'utf8'),
+            );
             return status.state === 'running' && status.pid === cli.pid;
           } catch {
             return false;
           }
         });
       }, 'the CLI run to start');
-      assert.equal(await peft.reattachRuns(), 1, 'one live run found');
+      assert.equal(await peft.training.reattachRuns(), 1, 'one live run found');
       await until(() => peft.runs.get(slow.fsPath)?.progress, 'progress read from metrics.jsonl', 30_000);
-      assert.ok((await lensTitles(slow)).some((t) => t.startsWith('$(debug-stop) Stop (step')), 'the Stop lens for the followed run');
+      assert.ok(
+        (await lensTitles(slow)).some((t) => t.startsWith('$(debug-stop) Stop (step')),
+        'the Stop lens for the followed run',
+      );
       const done = peft.runs.whenDone(slow.fsPath)!;
       await vscode.commands.executeCommand('peftLab.stop', slow);
       const outcome = await done;
@@ -202,10 +236,17 @@ suite('PEFT Lab in VS Code', () => {
     }
     assert.match(hover, /reductionFactor/, `the hover explains the field: ${hover}`);
     const inMethod = doc.positionAt(doc.getText().indexOf('"type": "houlsby"'));
-    const list = await vscode.commands.executeCommand<vscode.CompletionList>('vscode.executeCompletionItemProvider', uri, inMethod);
+    const list = await vscode.commands.executeCommand<vscode.CompletionList>(
+      'vscode.executeCompletionItemProvider',
+      uri,
+      inMethod,
+    );
     const labels = list.items.map((i) => (typeof i.label === 'string' ? i.label : i.label.label));
     for (const field of ['activation', 'initStd', 'leaveOut', 'sites']) {
-      assert.ok(labels.some((l) => l.includes(field)), `completion offers ${field}: ${labels.join(', ')}`);
+      assert.ok(
+        labels.some((l) => l.includes(field)),
+        `completion offers ${field}: ${labels.join(', ')}`,
+      );
     }
   });
 });

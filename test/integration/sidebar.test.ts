@@ -11,9 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { PeftLab } from '../../src/host/peft-lab';
-import type { RunOutcome } from '../../src/host/run-manager';
-import type { RunsNode } from '../../src/host/runs-tree';
-import type { ItemData } from '../../src/host/runs-present';
+import type { RunOutcome } from '../../src/host/training/run-manager';
+import type { RunsNode } from '../../src/host/runs/runs-tree';
+import type { ItemData } from '../../src/host/runs/runs-present';
 import type { EvaluatedMessage } from '../../src/protocol/worker';
 import { appendMetric, makeRun, writeJson } from '../unit/helpers/run-folders';
 import { lab, until } from './helpers';
@@ -36,12 +36,18 @@ interface Row extends ItemData {
 function tree(peft: PeftLab): Row[] {
   const p = peft.sidebar.provider;
   const rows = (parent?: RunsNode): Row[] =>
-    (p.getChildren(parent) as RunsNode[]).map((node) => ({ ...p.itemData(node)!, node, children: node.kind === 'checkpoint' ? [] : rows(node) }));
+    (p.getChildren(parent) as RunsNode[]).map((node) => ({
+      ...p.itemData(node)!,
+      node,
+      children: node.kind === 'checkpoint' ? [] : rows(node),
+    }));
   return rows();
 }
 
 function runRow(peft: PeftLab, dir: string): Row | undefined {
-  return tree(peft).flatMap((c) => c.children).find((r) => r.path === dir);
+  return tree(peft)
+    .flatMap((c) => c.children)
+    .find((r) => r.path === dir);
 }
 
 const RUNS = workspaceFile('runs');
@@ -71,8 +77,12 @@ suite('Runs sidebar in VS Code', () => {
     const peft = await lab();
     assert.ok(peft.sidebar.view.visible !== undefined, 'the tree view exists');
     const labels = tree(peft).map((r) => r.label);
-    for (const name of ['slow.peft.json', 'tiny.peft.json']) assert.ok(labels.includes(name), `config ${name} is listed: ${labels.join(', ')}`);
-    assert.ok(Object.keys(peft.sidebar.watchModes()).includes(RUNS), `the runs folder is watched: ${JSON.stringify(peft.sidebar.watchModes())}`);
+    for (const name of ['slow.peft.json', 'tiny.peft.json'])
+      assert.ok(labels.includes(name), `config ${name} is listed: ${labels.join(', ')}`);
+    assert.ok(
+      Object.keys(peft.sidebar.watchModes()).includes(RUNS),
+      `the runs folder is watched: ${JSON.stringify(peft.sidebar.watchModes())}`,
+    );
   });
 
   test('a run folder created on disk appears within a second, follows its metrics, and its checkpoints', async () => {
@@ -80,7 +90,16 @@ suite('Runs sidebar in VS Code', () => {
     await peft.sidebar.whenWatching();
     const started = new Date().toISOString();
     const t0 = Date.now();
-    const dir = makeRun(RUNS, { name: 'tiny-sidebar-live', configFile: TINY, state: 'running', started, checkpoints: {}, totalSteps: 40, step: 5, trainLines: 5 });
+    const dir = makeRun(RUNS, {
+      name: 'tiny-sidebar-live',
+      configFile: TINY,
+      state: 'running',
+      started,
+      checkpoints: {},
+      totalSteps: 40,
+      step: 5,
+      trainLines: 5,
+    });
     created.push(dir);
     const row = await until(() => runRow(peft, dir), 'the new run in the tree', 10_000);
     const appearedMs = Date.now() - t0;
@@ -91,8 +110,21 @@ suite('Runs sidebar in VS Code', () => {
     assert.equal(config.children[0]!.path, dir, 'the newest run comes first');
 
     // metrics arrive
-    for (let step = 6; step <= 12; step++) appendMetric(dir, { kind: 'train', step, epoch: 0, loss: 0.5, learningRate: 1e-3, examplesPerSecond: 10, elapsedMs: step });
-    await until(() => /^step 12\/40 · loss 0\.5000/.test(runRow(peft, dir)?.description ?? ''), 'the description to follow the metrics', 5_000);
+    for (let step = 6; step <= 12; step++)
+      appendMetric(dir, {
+        kind: 'train',
+        step,
+        epoch: 0,
+        loss: 0.5,
+        learningRate: 1e-3,
+        examplesPerSecond: 10,
+        elapsedMs: step,
+      });
+    await until(
+      () => /^step 12\/40 · loss 0\.5000/.test(runRow(peft, dir)?.description ?? ''),
+      'the description to follow the metrics',
+      5_000,
+    );
 
     // a checkpoint is staged aside, then renamed into place: only the final folder shows
     const staged = path.join(dir, 'checkpoints', 'step-12.tmp-999');
@@ -109,8 +141,18 @@ suite('Runs sidebar in VS Code', () => {
 
     // the run ends
     const status = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8'));
-    writeJson(path.join(dir, 'status.json'), { ...status, state: 'finished', step: 40, ended: new Date(Date.parse(started) + 90_000).toISOString(), bestMetrics: { accuracy: 0.625, loss: 0.6 } });
-    const done = await until(() => (runRow(peft, dir)?.icon.id === 'pass' ? runRow(peft, dir) : undefined), 'the finished icon', 5_000);
+    writeJson(path.join(dir, 'status.json'), {
+      ...status,
+      state: 'finished',
+      step: 40,
+      ended: new Date(Date.parse(started) + 90_000).toISOString(),
+      bestMetrics: { accuracy: 0.625, loss: 0.6 },
+    });
+    const done = await until(
+      () => (runRow(peft, dir)?.icon.id === 'pass' ? runRow(peft, dir) : undefined),
+      'the finished icon',
+      5_000,
+    );
     assert.equal(done.description, 'houlsby · cpu · accuracy 0.6250 · 1m 30s');
     const tooltip = peft.sidebar.provider.tooltip(done.node)!;
     assert.match(tooltip, /Houlsby adapters, bottleneck 32/);
@@ -126,7 +168,11 @@ suite('Runs sidebar in VS Code', () => {
     created.push(dir);
     await until(() => runRow(peft, dir)?.icon.id === 'pass', 'the run');
     fs.writeFileSync(path.join(dir, 'status.json'), '{"state": "fini');
-    const broken = await until(() => (runRow(peft, dir)?.icon.id === 'warning' ? runRow(peft, dir) : undefined), 'the warning', 5_000);
+    const broken = await until(
+      () => (runRow(peft, dir)?.icon.id === 'warning' ? runRow(peft, dir) : undefined),
+      'the warning',
+      5_000,
+    );
     assert.match(broken.description, /status\.json is not valid JSON/);
     const t0 = Date.now();
     fs.rmSync(dir, { recursive: true });
@@ -146,10 +192,18 @@ suite('Runs sidebar in VS Code', () => {
     }
     try {
       fs.rmSync(RUNS, { recursive: true, force: true });
-      await until(() => peft.sidebar.watchModes()[RUNS] === 'waiting', 'the watcher to wait for the runs folder', 5_000);
+      await until(
+        () => peft.sidebar.watchModes()[RUNS] === 'waiting',
+        'the watcher to wait for the runs folder',
+        5_000,
+      );
       await until(() => tree(peft).flatMap((c) => c.children).length === 0, 'the tree to empty', 5_000);
       await peft.sidebar.whenWatching();
-      const dir = makeRun(RUNS, { name: 'tiny-sidebar-recreated', configFile: TINY, started: new Date().toISOString() });
+      const dir = makeRun(RUNS, {
+        name: 'tiny-sidebar-recreated',
+        configFile: TINY,
+        started: new Date().toISOString(),
+      });
       created.push(dir);
       await until(() => runRow(peft, dir), 'a run in the recreated runs folder', 5_000);
       assert.equal(peft.sidebar.watchModes()[RUNS], 'watching');
@@ -164,19 +218,42 @@ suite('Runs sidebar in VS Code', () => {
     const peft = await lab();
     const good = makeRun(RUNS, { name: 'slow-sidebar-good', configFile: SLOW, minute: 1, checkpoints: { 10: 0.9 } });
     const bad = makeRun(RUNS, { name: 'slow-sidebar-bad', configFile: SLOW, minute: 2, checkpoints: { 10: 0.4 } });
-    const stopped = makeRun(RUNS, { name: 'slow-sidebar-stopped', configFile: SLOW, minute: 3, state: 'stopped', checkpoints: { 10: 0.5 } });
+    const stopped = makeRun(RUNS, {
+      name: 'slow-sidebar-stopped',
+      configFile: SLOW,
+      minute: 3,
+      state: 'stopped',
+      checkpoints: { 10: 0.5 },
+    });
     created.push(good, bad, stopped);
-    const slowRuns = () => tree(peft).find((c) => c.path === SLOW)?.children.map((r) => path.basename(r.path)) ?? [];
+    const slowRuns = () =>
+      tree(peft)
+        .find((c) => c.path === SLOW)
+        ?.children.map((r) => path.basename(r.path)) ?? [];
     await until(() => slowRuns().length === 3, 'the three runs');
     assert.deepEqual(slowRuns(), ['slow-sidebar-stopped', 'slow-sidebar-bad', 'slow-sidebar-good'], 'newest first');
     await vscode.commands.executeCommand('peftLab.runs.sortByMetric');
-    assert.deepEqual(slowRuns(), ['slow-sidebar-good', 'slow-sidebar-stopped', 'slow-sidebar-bad'], 'best accuracy first');
+    assert.deepEqual(
+      slowRuns(),
+      ['slow-sidebar-good', 'slow-sidebar-stopped', 'slow-sidebar-bad'],
+      'best accuracy first',
+    );
     await vscode.commands.executeCommand('peftLab.runs.filter', { states: ['stopped'] });
-    assert.deepEqual(tree(peft).map((c) => c.children.map((r) => path.basename(r.path))), [['slow-sidebar-stopped']]);
+    assert.deepEqual(
+      tree(peft).map((c) => c.children.map((r) => path.basename(r.path))),
+      [['slow-sidebar-stopped']],
+    );
     assert.match(peft.sidebar.view.message ?? '', /state: stopped/);
     await vscode.commands.executeCommand('peftLab.runs.filter', { configs: [TINY] });
-    assert.deepEqual(tree(peft).map((c) => c.path), [TINY]);
-    assert.deepEqual(peft.sidebar.viewOptions, { sort: 'metric', states: [], configs: [TINY] }, 'the view state is kept (workspaceState)');
+    assert.deepEqual(
+      tree(peft).map((c) => c.path),
+      [TINY],
+    );
+    assert.deepEqual(
+      peft.sidebar.viewOptions,
+      { sort: 'metric', states: [], configs: [TINY] },
+      'the view state is kept (workspaceState)',
+    );
     await vscode.commands.executeCommand('peftLab.runs.clearFilter');
     await vscode.commands.executeCommand('peftLab.runs.sortByDate');
     assert.deepEqual(slowRuns(), ['slow-sidebar-stopped', 'slow-sidebar-bad', 'slow-sidebar-good']);
@@ -184,7 +261,13 @@ suite('Runs sidebar in VS Code', () => {
 
   test('delete refuses a run that is training, without asking', async () => {
     const peft = await lab();
-    const dir = makeRun(RUNS, { name: 'tiny-sidebar-training', configFile: TINY, state: 'running', pid: process.pid, started: new Date().toISOString() });
+    const dir = makeRun(RUNS, {
+      name: 'tiny-sidebar-training',
+      configFile: TINY,
+      state: 'running',
+      pid: process.pid,
+      started: new Date().toISOString(),
+    });
     created.push(dir);
     const row = await until(() => runRow(peft, dir), 'the running run');
     assert.doesNotMatch(row.contextValue, /\bdeletable\b/, 'no Delete in its menu');
@@ -196,44 +279,84 @@ suite('Runs sidebar in VS Code', () => {
 
   test('a real run trains into the tree; evaluate, export, copy path and open config act on it', async () => {
     const peft = await lab();
-    const outcome = await vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.train', vscode.Uri.file(TINY));
+    const outcome = await vscode.commands.executeCommand<RunOutcome | undefined>(
+      'peftLab.train',
+      vscode.Uri.file(TINY),
+    );
     assert.ok(outcome?.kind === 'finished', `trained: ${JSON.stringify(outcome)}`);
     const runDir = outcome.message.runDir;
     created.push(runDir);
-    const run = await until(() => (runRow(peft, runDir)?.icon.id === 'pass' ? runRow(peft, runDir) : undefined), 'the finished run in the tree', 5_000);
+    const run = await until(
+      () => (runRow(peft, runDir)?.icon.id === 'pass' ? runRow(peft, runDir) : undefined),
+      'the finished run in the tree',
+      5_000,
+    );
     assert.match(run.description, /^houlsby · cpu · accuracy \d\.\d{4} · \d+s$/);
     assert.ok(run.children.length >= 1, 'its checkpoints');
-    assert.ok(run.children.some((c) => c.icon.id === 'star-full'), 'the best one is starred');
+    assert.ok(
+      run.children.some((c) => c.icon.id === 'star-full'),
+      'the best one is starred',
+    );
 
     const checkpoint = run.children[0]!;
-    const results = await vscode.commands.executeCommand<EvaluatedMessage[]>('peftLab.runs.evaluate', checkpoint.node, [checkpoint.node], 'validation');
+    const results = await vscode.commands.executeCommand<EvaluatedMessage[]>(
+      'peftLab.runs.evaluate',
+      checkpoint.node,
+      [checkpoint.node],
+      'validation',
+    );
     assert.equal(results.length, 1);
     assert.equal(results[0]!.examples, 16);
-    assert.ok(fs.existsSync(path.join(checkpoint.path, 'eval-validation.json')), 'the result is stored beside the checkpoint');
-    await until(() => /evaluated on validation: accuracy/.test(runRow(peft, runDir)?.children[0]?.description ?? ''), 'the evaluation in the checkpoint row', 5_000);
+    assert.ok(
+      fs.existsSync(path.join(checkpoint.path, 'eval-validation.json')),
+      'the result is stored beside the checkpoint',
+    );
+    await until(
+      () => /evaluated on validation: accuracy/.test(runRow(peft, runDir)?.children[0]?.description ?? ''),
+      'the evaluation in the checkpoint row',
+      5_000,
+    );
     // RunManager.evaluate is also usable directly
     const direct = await peft.runs.evaluate(checkpoint.path, 'validation');
     assert.equal(direct.type, 'evaluated');
 
     exportDir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-sidebar-export-'));
-    const exported = await vscode.commands.executeCommand<string>('peftLab.runs.export', checkpoint.node, [checkpoint.node], exportDir);
-    assert.deepEqual(fs.readdirSync(exported).sort(), ['README.md', 'checkpoint.json', 'config.json', 'weights.safetensors']);
+    const exported = await vscode.commands.executeCommand<string>(
+      'peftLab.runs.export',
+      checkpoint.node,
+      [checkpoint.node],
+      exportDir,
+    );
+    assert.deepEqual(fs.readdirSync(exported).sort(), [
+      'README.md',
+      'checkpoint.json',
+      'config.json',
+      'weights.safetensors',
+    ]);
 
     await vscode.commands.executeCommand('peftLab.runs.copyPath', run.node, [run.node]);
     assert.equal(await vscode.env.clipboard.readText(), runDir);
     await vscode.commands.executeCommand('peftLab.runs.copyPath', checkpoint.node, [checkpoint.node, run.node]);
-    assert.equal(await vscode.env.clipboard.readText(), `${checkpoint.path}\n${runDir}`, 'multi-select copies every selected path');
+    assert.equal(
+      await vscode.env.clipboard.readText(),
+      `${checkpoint.path}\n${runDir}`,
+      'multi-select copies every selected path',
+    );
 
     await vscode.commands.executeCommand('peftLab.runs.openConfig', run.node, [run.node]);
     assert.equal(vscode.window.activeTextEditor?.document.uri.fsPath, TINY);
 
     // Open dashboard / Compare hand the run folders to the dashboard's commands (or say it is missing)
-    const webviewTabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview).length;
+    const webviewTabs = () =>
+      vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview)
+        .length;
     const before = webviewTabs();
     const hasDashboard = (await vscode.commands.getCommands(true)).includes('peftLab.openDashboard');
     await vscode.commands.executeCommand('peftLab.runs.openDashboard', run.node, [run.node]);
     if (hasDashboard) await until(() => webviewTabs() > before, 'the run dashboard', 10_000);
-    const other = tree(peft).flatMap((c) => c.children).find((r) => r.path !== runDir && r.node.kind === 'run');
+    const other = tree(peft)
+      .flatMap((c) => c.children)
+      .find((r) => r.path !== runDir && r.node.kind === 'run');
     if (other && hasDashboard) {
       const opened = webviewTabs();
       await vscode.commands.executeCommand('peftLab.runs.compare', run.node, [run.node, other.node]);
@@ -248,21 +371,41 @@ suite('Runs sidebar in VS Code', () => {
     await until(() => (peft.runs.get(SLOW)?.progress?.step ?? 0) >= 3, 'the slow run to train a few steps', 60_000);
     await vscode.commands.executeCommand('peftLab.stop', vscode.Uri.file(SLOW));
     const stopped = await first;
-    assert.ok(stopped?.kind === 'finished' && stopped.message.state === 'stopped', `stopped: ${JSON.stringify(stopped)}`);
+    assert.ok(
+      stopped?.kind === 'finished' && stopped.message.state === 'stopped',
+      `stopped: ${JSON.stringify(stopped)}`,
+    );
     const runDir = stopped.message.runDir;
     created.push(runDir);
-    const row = await until(() => (runRow(peft, runDir)?.icon.id === 'debug-stop' ? runRow(peft, runDir) : undefined), 'the stopped run', 5_000);
+    const row = await until(
+      () => (runRow(peft, runDir)?.icon.id === 'debug-stop' ? runRow(peft, runDir) : undefined),
+      'the stopped run',
+      5_000,
+    );
     assert.match(row.contextValue, /\bresumable\b/);
     const stoppedAt = JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')).step as number;
 
     const resumed = vscode.commands.executeCommand<RunOutcome | undefined>('peftLab.runs.resume', row.node, [row.node]);
-    await until(() => peft.runs.get(SLOW)?.started?.resumedFromStep === stoppedAt, 'the resumed run to start at the checkpoint', 60_000);
+    await until(
+      () => peft.runs.get(SLOW)?.started?.resumedFromStep === stoppedAt,
+      'the resumed run to start at the checkpoint',
+      60_000,
+    );
     assert.equal(peft.runs.get(SLOW)?.started?.runDir, runDir, 'in the same folder');
     await until(() => runRow(peft, runDir)?.icon.id === 'sync~spin', 'the spinner again', 10_000);
     await until(() => (peft.runs.get(SLOW)?.progress?.step ?? 0) > stoppedAt, 'steps past the checkpoint', 60_000);
     await vscode.commands.executeCommand('peftLab.stop', vscode.Uri.file(SLOW));
     const outcome = await resumed;
-    assert.ok(outcome?.kind === 'finished' && outcome.message.state === 'stopped', `outcome: ${JSON.stringify(outcome)}`);
-    assert.equal(tree(peft).flatMap((c) => c.children).filter((r) => r.path === runDir).length, 1, 'still one run, not a new folder');
+    assert.ok(
+      outcome?.kind === 'finished' && outcome.message.state === 'stopped',
+      `outcome: ${JSON.stringify(outcome)}`,
+    );
+    assert.equal(
+      tree(peft)
+        .flatMap((c) => c.children)
+        .filter((r) => r.path === runDir).length,
+      1,
+      'still one run, not a new folder',
+    );
   });
 });

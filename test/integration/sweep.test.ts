@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ResolvedConfig } from '../../src/core/config/types';
-import type { SweepOutcome } from '../../src/host/sweeps';
+import type { SweepOutcome } from '../../src/host/sweeps/sweeps';
 import { lab, until } from './helpers';
 
 const SWEEP_TIMEOUT_MS = 240_000;
@@ -29,7 +29,9 @@ const BAD = workspaceFile('sweep-bad.peft.json');
 function writeConfig(file: string, name: string, sweep: unknown, training: Record<string, unknown> = {}): void {
   const config = {
     name,
-    model: { scratch: { vocab: 'vocab.txt', layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } },
+    model: {
+      scratch: { vocab: 'vocab.txt', layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 },
+    },
     task: { type: 'classification' },
     data: { train: 'data/train.jsonl', validation: 'data/validation.jsonl', maxLength: 32 },
     method: { type: 'houlsby', bottleneck: 4 },
@@ -48,14 +50,27 @@ async function lensTitles(file: string): Promise<string[]> {
 }
 
 function runFoldersOf(name: string): string[] {
-  return fs.existsSync(RUNS) ? fs.readdirSync(RUNS).filter((d) => d.startsWith(`${name}-`)).sort() : [];
+  return fs.existsSync(RUNS)
+    ? fs
+        .readdirSync(RUNS)
+        .filter((d) => d.startsWith(`${name}-`))
+        .sort()
+    : [];
 }
 
 suite('Sweeps in VS Code', () => {
   suiteSetup(() => {
-    writeConfig(GRID, 'grid', { method: 'grid', parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [0.001, 0.0001] } } });
+    writeConfig(GRID, 'grid', {
+      method: 'grid',
+      parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [0.001, 0.0001] } },
+    });
     // long enough per point (200 steps) that a point is still training when the test pauses the queue
-    writeConfig(QUEUE, 'queue', { parameters: { 'training.seed': { values: [1, 2, 3, 4] } } }, { epochs: 50, logEvery: 10, evalEvery: 1000 });
+    writeConfig(
+      QUEUE,
+      'queue',
+      { parameters: { 'training.seed': { values: [1, 2, 3, 4] } } },
+      { epochs: 50, logEvery: 10, evalEvery: 1000 },
+    );
     writeConfig(BAD, 'bad', { parameters: { 'method.bottleneck': { values: [2, 16] } } });
   });
 
@@ -66,7 +81,9 @@ suite('Sweeps in VS Code', () => {
     for (const run of peft.runs.active()) peft.runs.stopRun(run.id);
     for (const file of [GRID, QUEUE, BAD]) fs.rmSync(file, { force: true });
     fs.rmSync(RUNS, { recursive: true, force: true });
-    await vscode.workspace.getConfiguration('peftLab').update('maxConcurrentRuns', undefined, vscode.ConfigurationTarget.Workspace);
+    await vscode.workspace
+      .getConfiguration('peftLab')
+      .update('maxConcurrentRuns', undefined, vscode.ConfigurationTarget.Workspace);
   });
 
   test('a config with a sweep section gets a Sweep lens beside Train', async () => {
@@ -87,23 +104,47 @@ suite('Sweeps in VS Code', () => {
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc);
     const pointer = '/sweep/parameters/method.bottleneck/values/1';
-    const diagnostic = await until(() => vscode.languages.getDiagnostics(uri).find((d) => d.code === pointer), 'the sweep diagnostic');
+    const diagnostic = await until(
+      () => vscode.languages.getDiagnostics(uri).find((d) => d.code === pointer),
+      'the sweep diagnostic',
+    );
     assert.equal(doc.getText(diagnostic.range), '16');
-    assert.match(diagnostic.message, /method\.bottleneck = 16: bottleneck 16 must be smaller than the model's hidden size 16/);
+    assert.match(
+      diagnostic.message,
+      /method\.bottleneck = 16: bottleneck 16 must be smaller than the model's hidden size 16/,
+    );
     const titles = await lensTitles(BAD);
     assert.ok(titles.includes('$(play) Train'), `Train still offered: ${titles.join(' | ')}`);
-    assert.ok(titles.some((t) => t.startsWith('$(circle-slash) Sweep: fix 1 problem first')), `Sweep blocked: ${titles.join(' | ')}`);
+    assert.ok(
+      titles.some((t) => t.startsWith('$(circle-slash) Sweep: fix 1 problem first')),
+      `Sweep blocked: ${titles.join(' | ')}`,
+    );
     assert.equal(await vscode.commands.executeCommand('peftLab.sweep', uri), undefined, 'the command refuses it too');
   });
 
   test('Sweep runs all four points of a 2x2 grid to four run folders and marks the best in the Runs view', async function () {
     this.timeout(SWEEP_TIMEOUT_MS);
     const peft = await lab();
-    const outcome = await vscode.commands.executeCommand<SweepOutcome | undefined>('peftLab.sweep', vscode.Uri.file(GRID));
+    const outcome = await vscode.commands.executeCommand<SweepOutcome | undefined>(
+      'peftLab.sweep',
+      vscode.Uri.file(GRID),
+    );
     assert.ok(outcome, 'the sweep ran');
-    assert.deepEqual(outcome.results.map((r) => r.outcome.kind), ['finished', 'finished', 'finished', 'finished'], JSON.stringify(outcome.results.map((r) => r.outcome)));
-    const names = ['grid-bottleneck=2-lr=1e-3', 'grid-bottleneck=2-lr=1e-4', 'grid-bottleneck=4-lr=1e-3', 'grid-bottleneck=4-lr=1e-4'];
-    assert.deepEqual(outcome.results.map((r) => r.point.name), names);
+    assert.deepEqual(
+      outcome.results.map((r) => r.outcome.kind),
+      ['finished', 'finished', 'finished', 'finished'],
+      JSON.stringify(outcome.results.map((r) => r.outcome)),
+    );
+    const names = [
+      'grid-bottleneck=2-lr=1e-3',
+      'grid-bottleneck=2-lr=1e-4',
+      'grid-bottleneck=4-lr=1e-3',
+      'grid-bottleneck=4-lr=1e-4',
+    ];
+    assert.deepEqual(
+      outcome.results.map((r) => r.point.name),
+      names,
+    );
     const folders = runFoldersOf('grid');
     assert.equal(folders.length, 4, folders.join(', '));
     for (const [index, name] of names.entries()) {
@@ -129,7 +170,9 @@ suite('Sweeps in VS Code', () => {
       return data?.description.startsWith('best of sweep') && data;
     }, 'the best run marked in the Runs view');
     assert.equal(item.icon.id, 'verified-filled');
-    const others = outcome.results.filter((r) => r.point.index !== outcome.best!.point.index && r.outcome.kind === 'finished');
+    const others = outcome.results.filter(
+      (r) => r.point.index !== outcome.best!.point.index && r.outcome.kind === 'finished',
+    );
     for (const r of others) {
       const dir = r.outcome.kind === 'finished' ? r.outcome.message.runDir : '';
       assert.doesNotMatch(provider.itemData(provider.node('run', dir))?.description ?? '', /best of sweep/);
@@ -139,14 +182,20 @@ suite('Sweeps in VS Code', () => {
   test('the Queue: Pause lets the running point finish and starts no other, Resume starts the next, Clear drops the rest', async function () {
     this.timeout(SWEEP_TIMEOUT_MS);
     const peft = await lab();
-    await vscode.workspace.getConfiguration('peftLab').update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
+    await vscode.workspace
+      .getConfiguration('peftLab')
+      .update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
     const training = () => peft.runs.active().filter((r) => r.point && r.phase !== 'queued');
     const queueItems = () => peft.sweeps.queue.getChildren();
 
     const done = vscode.commands.executeCommand<SweepOutcome | undefined>('peftLab.sweep', vscode.Uri.file(QUEUE));
     const first = await until(() => training().find((r) => r.progress), 'the first point to train');
     assert.equal(first.point?.name, 'queue-seed=1');
-    assert.deepEqual(queueItems().map((r) => r.point?.name), ['queue-seed=2', 'queue-seed=3', 'queue-seed=4'], 'the waiting points are listed');
+    assert.deepEqual(
+      queueItems().map((r) => r.point?.name),
+      ['queue-seed=2', 'queue-seed=3', 'queue-seed=4'],
+      'the waiting points are listed',
+    );
     assert.ok((await lensTitles(QUEUE)).includes('$(list-tree) Sweep: 1 running, 3 queued'));
 
     await vscode.commands.executeCommand('peftLab.queue.pause');
@@ -169,8 +218,12 @@ suite('Sweeps in VS Code', () => {
 
     const outcome = await done;
     assert.ok(outcome);
-    assert.deepEqual(outcome.results.map((r) => r.outcome.kind), ['finished', 'finished', 'failed', 'failed']);
-    for (const r of outcome.results.slice(2)) assert.equal(r.outcome.kind === 'failed' && r.outcome.error.name, 'CancelledError');
+    assert.deepEqual(
+      outcome.results.map((r) => r.outcome.kind),
+      ['finished', 'finished', 'failed', 'failed'],
+    );
+    for (const r of outcome.results.slice(2))
+      assert.equal(r.outcome.kind === 'failed' && r.outcome.error.name, 'CancelledError');
     assert.equal(runFoldersOf('queue').length, 2, 'the cleared points never made a run folder');
   });
 });

@@ -15,12 +15,18 @@ import * as path from 'node:path';
 import { evaluateCheckpoint, train } from '../../src/core/train/trainer';
 import { loadBaseModel } from '../../src/core/train/session';
 import { loadConfig } from '../../src/core/config/load';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_CONFIG_FILE, exportAdapterHub } from '../../src/core/checkpoint/adapterhub';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  HEAD_CONFIG_FILE,
+  exportAdapterHub,
+} from '../../src/core/checkpoint/adapterhub';
 import { importAdapterHub } from '../../src/core/checkpoint/adapterhub-import';
 import { readWeightMap } from '../../src/core/checkpoint/run-folder';
 import { serializeSafetensors, type TensorToWrite } from '../../src/core/checkpoint/safetensors';
 import { ConfigError } from '../../src/core/errors';
 import type { EvaluatedMessage } from '../../src/protocol/worker';
+import { readJsonObject } from './helpers/json';
 import { writeTrainingData } from './helpers/tiny-experiment';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -32,11 +38,46 @@ const INTERMEDIATE = 32;
 
 /** Each family's adapter and LoRA module names in the library, for layer 1 (what the library's model classes hold). */
 const EXPECTED = {
-  roberta: { layers: 2, modelClass: 'RobertaAdapterModel', attention: 'roberta.encoder.layer.1.attention.output', ffn: 'roberta.encoder.layer.1.output', query: 'roberta.encoder.layer.1.attention.self.query', intermediate: 'roberta.encoder.layer.1.intermediate.dense' },
-  'xlm-roberta': { layers: 2, modelClass: 'XLMRobertaAdapterModel', attention: 'roberta.encoder.layer.1.attention.output', ffn: 'roberta.encoder.layer.1.output', query: 'roberta.encoder.layer.1.attention.self.query', intermediate: 'roberta.encoder.layer.1.intermediate.dense' },
-  distilbert: { layers: 2, modelClass: 'DistilBertAdapterModel', attention: 'distilbert.transformer.layer.1.attention_adapters', ffn: 'distilbert.transformer.layer.1.output_adapters', query: 'distilbert.transformer.layer.1.attention.q_lin', intermediate: 'distilbert.transformer.layer.1.ffn.lin1' },
-  electra: { layers: 2, modelClass: 'ElectraAdapterModel', attention: 'electra.encoder.layer.1.attention.output', ffn: 'electra.encoder.layer.1.output', query: 'electra.encoder.layer.1.attention.self.query', intermediate: 'electra.encoder.layer.1.intermediate.dense' },
-  modernbert: { layers: 3, modelClass: 'ModernBertModel', attention: 'model.layers.1.attention_adapters', ffn: 'model.layers.1.output_adapters', query: 'model.layers.1.attn.Wqkv', intermediate: 'model.layers.1.mlp.Wi' },
+  roberta: {
+    layers: 2,
+    modelClass: 'RobertaAdapterModel',
+    attention: 'roberta.encoder.layer.1.attention.output',
+    ffn: 'roberta.encoder.layer.1.output',
+    query: 'roberta.encoder.layer.1.attention.self.query',
+    intermediate: 'roberta.encoder.layer.1.intermediate.dense',
+  },
+  'xlm-roberta': {
+    layers: 2,
+    modelClass: 'XLMRobertaAdapterModel',
+    attention: 'roberta.encoder.layer.1.attention.output',
+    ffn: 'roberta.encoder.layer.1.output',
+    query: 'roberta.encoder.layer.1.attention.self.query',
+    intermediate: 'roberta.encoder.layer.1.intermediate.dense',
+  },
+  distilbert: {
+    layers: 2,
+    modelClass: 'DistilBertAdapterModel',
+    attention: 'distilbert.transformer.layer.1.attention_adapters',
+    ffn: 'distilbert.transformer.layer.1.output_adapters',
+    query: 'distilbert.transformer.layer.1.attention.q_lin',
+    intermediate: 'distilbert.transformer.layer.1.ffn.lin1',
+  },
+  electra: {
+    layers: 2,
+    modelClass: 'ElectraAdapterModel',
+    attention: 'electra.encoder.layer.1.attention.output',
+    ffn: 'electra.encoder.layer.1.output',
+    query: 'electra.encoder.layer.1.attention.self.query',
+    intermediate: 'electra.encoder.layer.1.intermediate.dense',
+  },
+  modernbert: {
+    layers: 3,
+    modelClass: 'ModernBertModel',
+    attention: 'model.layers.1.attention_adapters',
+    ffn: 'model.layers.1.output_adapters',
+    query: 'model.layers.1.attn.Wqkv',
+    intermediate: 'model.layers.1.mlp.Wi',
+  },
 } as const;
 type Family = keyof typeof EXPECTED;
 
@@ -55,7 +96,16 @@ function configFor(family: Family, name: string, method: object): string {
     task: { type: 'classification' },
     data: { train: path.join(root, 'train.jsonl'), maxLength: 16, validationSplit: 0.25 },
     method,
-    training: { epochs: 1, maxSteps: 3, batchSize: 8, learningRate: 0.01, seed: 3, evalEvery: 'epoch', backend: 'cpu', logEvery: 1 },
+    training: {
+      epochs: 1,
+      maxSteps: 3,
+      batchSize: 8,
+      learningRate: 0.01,
+      seed: 3,
+      evalEvery: 'epoch',
+      backend: 'cpu',
+      logEvery: 1,
+    },
     output: { runsDir: path.join(root, 'runs') },
   };
   const file = path.join(root, `${name}.peft.json`);
@@ -70,13 +120,12 @@ async function trained(family: Family, name: string, method: object) {
   return { configFile, checkpoint: finished.bestCheckpoint };
 }
 
-function readJson(file: string): Record<string, any> {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
-}
-
 function assertSameMetrics(actual: EvaluatedMessage, expected: EvaluatedMessage, tolerance = 1e-6): void {
   for (const [name, value] of Object.entries(expected.metrics)) {
-    assert.ok(Math.abs(actual.metrics[name]! - value) <= tolerance, `${name}: imported ${actual.metrics[name]}, original ${value}`);
+    assert.ok(
+      Math.abs(actual.metrics[name]! - value) <= tolerance,
+      `${name}: imported ${actual.metrics[name]}, original ${value}`,
+    );
   }
 }
 
@@ -96,7 +145,9 @@ async function withBaseLayerNorms(checkpoint: string, configFile: string): Promi
 }
 
 function checker(dir: string, layers: number) {
-  return spawnSync(PYTHON, [CHECKER, dir, '--layers', String(layers), '--intermediate-size', String(INTERMEDIATE)], { encoding: 'utf8' });
+  return spawnSync(PYTHON, [CHECKER, dir, '--layers', String(layers), '--intermediate-size', String(INTERMEDIATE)], {
+    encoding: 'utf8',
+  });
 }
 const pythonMissing = fs.existsSync(PYTHON) ? false : `${PYTHON} is not installed`;
 
@@ -107,43 +158,78 @@ for (const family of Object.keys(EXPECTED) as Family[]) {
     test('Houlsby: the library names for the type, accepted by the checker, imported back to the same evaluation', async () => {
       const run = await trained(family, `${family}-houlsby`, { type: 'houlsby', bottleneck: 4 });
       const exported = exportAdapterHub(run.checkpoint, { out: path.join(root, 'exports', `e${++exports}`) });
-      const full = readJson(path.join(exported.dir, ADAPTER_CONFIG_FILE));
+      const full = readJsonObject(path.join(exported.dir, ADAPTER_CONFIG_FILE));
       assert.equal(full.model_type, family);
       assert.equal(full.model_class, expected.modelClass);
-      assert.equal(readJson(path.join(exported.dir, HEAD_CONFIG_FILE)).model_type, family);
+      assert.equal(readJsonObject(path.join(exported.dir, HEAD_CONFIG_FILE)).model_type, family);
       const names = [...readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE)).keys()];
       assert.equal(names.length, expected.layers * 2 * 4);
       const adapter = `${expected.attention}.adapters.${family}-houlsby`;
-      assert.ok(names.includes(`${adapter}.adapter_down.0.weight`), `${adapter}.adapter_down.0.weight in ${names.slice(0, 4).join(', ')}`);
+      assert.ok(
+        names.includes(`${adapter}.adapter_down.0.weight`),
+        `${adapter}.adapter_down.0.weight in ${names.slice(0, 4).join(', ')}`,
+      );
       assert.ok(names.includes(`${expected.ffn}.adapters.${family}-houlsby.adapter_up.bias`));
       if (!pythonMissing) {
         const check = checker(exported.dir, expected.layers);
         assert.equal(check.status, 0, check.stdout + check.stderr);
       }
-      const imported = await importAdapterHub(exported.dir, { config: run.configFile, out: path.join(root, 'imports', `i${exports}`) });
+      const imported = await importAdapterHub(exported.dir, {
+        config: run.configFile,
+        out: path.join(root, 'imports', `i${exports}`),
+      });
       assert.equal(imported.method.type, 'houlsby');
       const original = await evaluateCheckpoint(await withBaseLayerNorms(run.checkpoint, run.configFile), 'validation');
       assertSameMetrics(await evaluateCheckpoint(imported.checkpointDir, 'validation'), original);
     });
 
     test('LoRA on query, key, value and intermediate: the library names and shapes, imported back exactly', async () => {
-      const run = await trained(family, `${family}-lora`, { type: 'lora', rank: 2, alpha: 4, targets: ['query', 'key', 'value', 'intermediate'] });
+      const run = await trained(family, `${family}-lora`, {
+        type: 'lora',
+        rank: 2,
+        alpha: 4,
+        targets: ['query', 'key', 'value', 'intermediate'],
+      });
       const exported = exportAdapterHub(run.checkpoint, { out: path.join(root, 'exports', `e${++exports}`) });
       const weights = readWeightMap(path.join(exported.dir, ADAPTER_WEIGHTS_FILE));
       const a = weights.get(`${expected.query}.loras.${family}-lora.lora_A`);
       const b = weights.get(`${expected.query}.loras.${family}-lora.lora_B`);
       assert.ok(a && b, `LoRA on ${expected.query} among ${[...weights.keys()].slice(0, 6).join(', ')}`);
       // ModernBERT: one merged Wqkv LoRA, q, k and v stacked; elsewhere one per projection
-      assert.deepEqual([a.shape, b.shape], family === 'modernbert' ? [[6, HIDDEN], [3 * HIDDEN, 2]] : [[2, HIDDEN], [HIDDEN, 2]]);
+      assert.deepEqual(
+        [a.shape, b.shape],
+        family === 'modernbert'
+          ? [
+              [6, HIDDEN],
+              [3 * HIDDEN, 2],
+            ]
+          : [
+              [2, HIDDEN],
+              [HIDDEN, 2],
+            ],
+      );
       const wide = family === 'modernbert' ? 2 * INTERMEDIATE : INTERMEDIATE;
       assert.deepEqual(weights.get(`${expected.intermediate}.loras.${family}-lora.lora_B`)?.shape, [wide, 2]);
       if (!pythonMissing) {
         const check = checker(exported.dir, expected.layers);
         assert.equal(check.status, 0, check.stdout + check.stderr);
       }
-      const imported = await importAdapterHub(exported.dir, { config: run.configFile, out: path.join(root, 'imports', `i${exports}`) });
-      assert.deepEqual(imported.method, { type: 'lora', rank: 2, alpha: 4, targets: ['query', 'key', 'value', 'intermediate'], leaveOut: [] });
-      assertSameMetrics(await evaluateCheckpoint(imported.checkpointDir, 'validation'), await evaluateCheckpoint(run.checkpoint, 'validation'), 0);
+      const imported = await importAdapterHub(exported.dir, {
+        config: run.configFile,
+        out: path.join(root, 'imports', `i${exports}`),
+      });
+      assert.deepEqual(imported.method, {
+        type: 'lora',
+        rank: 2,
+        alpha: 4,
+        targets: ['query', 'key', 'value', 'intermediate'],
+        leaveOut: [],
+      });
+      assertSameMetrics(
+        await evaluateCheckpoint(imported.checkpointDir, 'validation'),
+        await evaluateCheckpoint(run.checkpoint, 'validation'),
+        0,
+      );
     });
   });
 }
@@ -152,10 +238,16 @@ test('an adapter of one family is refused on a base model of another, naming bot
   const run = await trained('roberta', 'roberta-for-distilbert', { type: 'houlsby', bottleneck: 4 });
   const exported = exportAdapterHub(run.checkpoint, { out: path.join(root, 'exports', 'cross') });
   const distilConfig = configFor('distilbert', 'distil-base', { type: 'houlsby', bottleneck: 4 });
-  await assert.rejects(importAdapterHub(exported.dir, { config: distilConfig, out: path.join(root, 'imports', 'cross') }), (err: unknown) => {
-    assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /adapter_config\.json/);
-    assert.match(err.message, /trained on a RoBERTa model, but the config's base model is DistilBERT \(model_type 'distilbert'\)/);
-    return true;
-  });
+  await assert.rejects(
+    importAdapterHub(exported.dir, { config: distilConfig, out: path.join(root, 'imports', 'cross') }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /adapter_config\.json/);
+      assert.match(
+        err.message,
+        /trained on a RoBERTa model, but the config's base model is DistilBERT \(model_type 'distilbert'\)/,
+      );
+      return true;
+    },
+  );
 });

@@ -8,7 +8,8 @@ import { diffRuns } from '../../src/core/analysis/diff';
 import { toCsv, toLatex, toMarkdown, type Table } from '../../src/core/analysis/tables';
 import { Rng } from '../../src/core/random';
 
-const close = (a: number | undefined, b: number, eps = 1e-9) => assert.ok(a !== undefined && Math.abs(a - b) < eps, `${a} is not ${b}`);
+const close = (a: number | undefined, b: number, eps = 1e-9) =>
+  assert.ok(a !== undefined && Math.abs(a - b) < eps, `${a} is not ${b}`);
 
 test('summarize: sample sd (n - 1), min, max; one value has sd 0; nothing finite is undefined', () => {
   const s = summarize([1, 2, 3, 4])!;
@@ -32,14 +33,21 @@ test('chooseValue: best follows the direction, min/max/last as named', () => {
 });
 
 function run(id: string, method: string, seed: number, lr: number, acc: number): AnalysisRun {
-  return { id, params: { 'method.type': method, 'training.seed': seed, 'training.learningRate': lr, 'model.path': 'base' }, metrics: { 'best:accuracy': acc } };
+  return {
+    id,
+    params: { 'method.type': method, 'training.seed': seed, 'training.learningRate': lr, 'model.path': 'base' },
+    metrics: { 'best:accuracy': acc },
+  };
 }
 
 test('groupRuns: everything but the seed; mean ± sd, N, min, max per group', () => {
   const runs = [
-    run('a1', 'houlsby', 1, 1e-3, 0.80), run('b1', 'adamix', 1, 1e-3, 0.84),
-    run('a2', 'houlsby', 2, 1e-3, 0.82), run('b2', 'adamix', 2, 1e-3, 0.86),
-    run('a3', 'houlsby', 3, 1e-3, 0.84), run('b3', 'adamix', 3, 1e-3, 0.85),
+    run('a1', 'houlsby', 1, 1e-3, 0.8),
+    run('b1', 'adamix', 1, 1e-3, 0.84),
+    run('a2', 'houlsby', 2, 1e-3, 0.82),
+    run('b2', 'adamix', 2, 1e-3, 0.86),
+    run('a3', 'houlsby', 3, 1e-3, 0.84),
+    run('b3', 'adamix', 3, 1e-3, 0.85),
   ];
   assert.deepEqual(varyingParameters(runs).sort(), ['method.type', 'training.seed']);
   const groups = groupRuns(runs);
@@ -61,7 +69,7 @@ test('groupRuns: everything but the seed; mean ± sd, N, min, max per group', ()
   assert.equal(byLr[0]!.stats['best:accuracy']!.n, 6);
 });
 
-test('groupRuns: a run without a metric does not count in that metric\'s N', () => {
+test("groupRuns: a run without a metric does not count in that metric's N", () => {
   const runs = [run('a', 'lora', 1, 1e-3, 0.7), { ...run('b', 'lora', 2, 1e-3, 0), metrics: {} }];
   const [g] = groupRuns(runs);
   assert.equal(g!.runs.length, 2);
@@ -109,7 +117,11 @@ test('importance: a categorical effect (method) is found by the forest', () => {
   const rng = new Rng(3);
   for (let i = 0; i < 45; i++) {
     const method = Object.keys(effect)[i % 3]!;
-    runs.push({ id: `r${i}`, params: { method, seed: i, bottleneck: [8, 16][rng.int(2)]! }, metrics: { acc: effect[method]! + 0.01 * rng.next() } });
+    runs.push({
+      id: `r${i}`,
+      params: { method, seed: i, bottleneck: [8, 16][rng.int(2)]! },
+      metrics: { acc: effect[method]! + 0.01 * rng.next() },
+    });
   }
   const result = parameterImportance(runs, ['bottleneck', 'method'], 'acc');
   assert.equal(result.parameters[0]!.parameter, 'method');
@@ -117,13 +129,27 @@ test('importance: a categorical effect (method) is found by the forest', () => {
 });
 
 test('diffRuns: only the differences, a missing parameter differs, metrics of every run', () => {
-  const a: AnalysisRun = { id: 'a', params: { 'method.type': 'houlsby', 'method.bottleneck': 32, 'training.learningRate': 1e-3, 'training.seed': 1 }, metrics: { 'best:accuracy': 0.8 } };
-  const b: AnalysisRun = { id: 'b', params: { 'method.type': 'lora', 'method.rank': 8, 'training.learningRate': 1e-3, 'training.seed': 1 }, metrics: { 'best:accuracy': 0.82, 'best:loss': 0.4 } };
+  const a: AnalysisRun = {
+    id: 'a',
+    params: { 'method.type': 'houlsby', 'method.bottleneck': 32, 'training.learningRate': 1e-3, 'training.seed': 1 },
+    metrics: { 'best:accuracy': 0.8 },
+  };
+  const b: AnalysisRun = {
+    id: 'b',
+    params: { 'method.type': 'lora', 'method.rank': 8, 'training.learningRate': 1e-3, 'training.seed': 1 },
+    metrics: { 'best:accuracy': 0.82, 'best:loss': 0.4 },
+  };
   const d = diffRuns([a, b]);
-  assert.deepEqual(d.parameters.map((p) => p.path), ['method.type', 'method.bottleneck', 'method.rank']);
+  assert.deepEqual(
+    d.parameters.map((p) => p.path),
+    ['method.type', 'method.bottleneck', 'method.rank'],
+  );
   assert.deepEqual(d.parameters[1]!.values, [32, undefined]);
   assert.equal(d.same, 2);
-  assert.deepEqual(d.metrics, [{ id: 'best:accuracy', values: [0.8, 0.82] }, { id: 'best:loss', values: [undefined, 0.4] }]);
+  assert.deepEqual(d.metrics, [
+    { id: 'best:accuracy', values: [0.8, 0.82] },
+    { id: 'best:loss', values: [undefined, 0.4] },
+  ]);
   assert.throws(() => diffRuns([a]), /at least two runs/);
 });
 
@@ -137,23 +163,30 @@ const table: Table = {
 };
 
 test('toCsv: quoted fields, a summary as mean, sd and N columns with every digit', () => {
-  assert.equal(toCsv(table), [
-    'method.type,N,best accuracy mean,best accuracy sd,best accuracy N',
-    'houlsby,3,82,2,3',
-    '"lo|ra, ""x""_1",1,70.5,0,1',
-    '',
-  ].join('\r\n'));
+  assert.equal(
+    toCsv(table),
+    [
+      'method.type,N,best accuracy mean,best accuracy sd,best accuracy N',
+      'houlsby,3,82,2,3',
+      '"lo|ra, ""x""_1",1,70.5,0,1',
+      '',
+    ].join('\r\n'),
+  );
 });
 
 test('toMarkdown and toLatex: mean ± sd, escaped text, numbers right-aligned', () => {
-  assert.equal(toMarkdown(table), [
-    'Accuracy over 3 seeds', '',
-    '| method.type | N | best accuracy |',
-    '| --- | ---: | ---: |',
-    '| houlsby | 3 | 82.00 ± 2.00 |',
-    '| lo\\|ra, "x"_1 | 1 | 70.50 |',
-    '',
-  ].join('\n'));
+  assert.equal(
+    toMarkdown(table),
+    [
+      'Accuracy over 3 seeds',
+      '',
+      '| method.type | N | best accuracy |',
+      '| --- | ---: | ---: |',
+      '| houlsby | 3 | 82.00 ± 2.00 |',
+      '| lo\\|ra, "x"_1 | 1 | 70.50 |',
+      '',
+    ].join('\n'),
+  );
   const tex = toLatex(table);
   assert.match(tex, /\\begin\{tabular\}\{lrr\}/);
   assert.match(tex, /method.type & N & best accuracy \\\\/);

@@ -32,7 +32,8 @@ function assertCheckpointError(fn: () => unknown, file: string, ...fragments: st
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof CheckpointError, `expected CheckpointError, got ${String(err)}`);
     assert.equal(err.file, file);
-    for (const fragment of fragments) assert.ok(err.message.includes(fragment), `"${err.message}" should mention ${fragment}`);
+    for (const fragment of fragments)
+      assert.ok(err.message.includes(fragment), `"${err.message}" should mention ${fragment}`);
     return true;
   });
 }
@@ -164,7 +165,10 @@ describe('appendLine and readJsonl', () => {
     appendLine(file, '{"step":3}');
     const { records, skipped } = readJsonl(file);
     assert.deepEqual(records, [{ step: 1 }, { step: 3 }]);
-    assert.deepEqual(skipped.map((s) => s.line), [2]);
+    assert.deepEqual(
+      skipped.map((s) => s.line),
+      [2],
+    );
   });
 
   it('says a missing log does not exist', () => {
@@ -191,7 +195,13 @@ describe('readJsonFile', () => {
 
     const broken = path.join(folder, 'broken.json');
     fs.writeFileSync(broken, '{\n  "a": 1,\n  "b" 2\n}\n');
-    assertCheckpointError(() => readJsonFile(broken, 'adapter config'), broken, 'adapter config', 'not valid JSON', 'line 3');
+    assertCheckpointError(
+      () => readJsonFile(broken, 'adapter config'),
+      broken,
+      'adapter config',
+      'not valid JSON',
+      'line 3',
+    );
   });
 
   it('says a folder is not a file', () => {

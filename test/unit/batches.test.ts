@@ -80,14 +80,20 @@ describe('makeBatches', () => {
     assert.deepEqual(firstIds(makeBatches(encoded, 3)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const shuffled = firstIds(makeBatches(encoded, 3, new Rng(42)));
     assert.notDeepEqual(shuffled, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert.deepEqual([...shuffled].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      [...shuffled].sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     assert.deepEqual(firstIds(makeBatches(encoded, 3, new Rng(42))), shuffled);
     // labels travel with their rows
     for (const batch of makeBatches(encoded, 4, new Rng(1))) {
       for (let r = 0; r < batch.batchSize; r++) assert.equal(batch.labels[r], batch.inputIds[r * batch.seqLength]);
     }
     // the caller's array is left in order
-    assert.deepEqual(encoded.map((e) => e.label), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      encoded.map((e) => e.label),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
   });
 
   test('returns no batches for no examples and rejects bad sizes', () => {

@@ -40,7 +40,8 @@ describe('peft-lab usage', () => {
   test('--help lists the commands and exits 0', async () => {
     const result = await runCli(['--help'], dir);
     assert.equal(result.code, 0, result.stderr);
-    for (const command of ['train', 'evaluate', 'inspect']) assert.match(result.stdout, new RegExp(`peft-lab ${command} `));
+    for (const command of ['train', 'evaluate', 'inspect'])
+      assert.match(result.stdout, new RegExp(`peft-lab ${command} `));
     assert.match(result.stdout, /--resume/);
     assert.match(result.stdout, /Exit codes/);
   });
@@ -114,14 +115,20 @@ describe('peft-lab train with bad input', () => {
     const result = await runCli(['train', file], dir);
     assert.equal(result.code, 1);
     const line = lineContaining(text, '"bottleneck": 0');
-    assert.match(result.stderr, new RegExp(`^error: bad-schema\\.peft\\.json:${line}: /method/bottleneck: must be >= 1$`, 'm'));
+    assert.match(
+      result.stderr,
+      new RegExp(`^error: bad-schema\\.peft\\.json:${line}: /method/bottleneck: must be >= 1$`, 'm'),
+    );
     assertNoStack(result.stderr);
     assert.equal(result.stdout, '');
   });
 
   test('a missing data file exits 1 and names the data file', async () => {
     const file = path.join(dir, 'no-data.peft.json');
-    fs.writeFileSync(file, JSON.stringify(tinyConfig({ data: { train: 'missing-train.jsonl', maxLength: 32 } }), null, 2));
+    fs.writeFileSync(
+      file,
+      JSON.stringify(tinyConfig({ data: { train: 'missing-train.jsonl', maxLength: 32 } }), null, 2),
+    );
     const result = await runCli(['train', 'no-data.peft.json'], dir);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /\/data\/train: file not found: .*missing-train\.jsonl/);
@@ -135,7 +142,10 @@ describe('peft-lab train with bad input', () => {
     assert.equal(result.code, 1);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1, result.stdout);
-    const message = JSON.parse(lines[0]) as { type: string; error: { name: string; file: string; path: string; line: number } };
+    const message = JSON.parse(lines[0]) as {
+      type: string;
+      error: { name: string; file: string; path: string; line: number };
+    };
     assert.equal(message.type, 'failed');
     assert.equal(message.error.name, 'ConfigError');
     assert.equal(message.error.file, file);
@@ -149,13 +159,25 @@ describe('terminal error formatting', () => {
 
   test('known errors are one line with the file relative to the cwd and no stack', () => {
     const error = new ConfigError(path.join(cwd, 'examples', 'x.peft.json'), '/method/bottleneck', 'must be >= 1', 12);
-    assert.equal(formatError(error), `error: ${path.join('examples', 'x.peft.json')}:12: /method/bottleneck: must be >= 1`);
-    assert.equal(formatError(new DataError('/elsewhere/train.csv', 7, 'missing label')), 'error: /elsewhere/train.csv:7: missing label');
-    assert.equal(formatError(new CheckpointError('/ckpt/adapter.safetensors', 'no tensor named x')), 'error: /ckpt/adapter.safetensors: no tensor named x');
+    assert.equal(
+      formatError(error),
+      `error: ${path.join('examples', 'x.peft.json')}:12: /method/bottleneck: must be >= 1`,
+    );
+    assert.equal(
+      formatError(new DataError('/elsewhere/train.csv', 7, 'missing label')),
+      'error: /elsewhere/train.csv:7: missing label',
+    );
+    assert.equal(
+      formatError(new CheckpointError('/ckpt/adapter.safetensors', 'no tensor named x')),
+      'error: /ckpt/adapter.safetensors: no tensor named x',
+    );
   });
 
   test('a whole-file config error has no pointer', () => {
-    assert.equal(formatError(new ConfigError('a.peft.json', '', 'config file not found')), 'error: a.peft.json: config file not found');
+    assert.equal(
+      formatError(new ConfigError('a.peft.json', '', 'config file not found')),
+      'error: a.peft.json: config file not found',
+    );
   });
 
   test('an unexpected error gets a hint, and its stack only on request', () => {
@@ -167,7 +189,10 @@ describe('terminal error formatting', () => {
   });
 
   test('system errors are expected: no stack, no bug hint', () => {
-    const enoent = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', path: '/x' });
+    const enoent = Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), {
+      code: 'ENOENT',
+      path: '/x',
+    });
     assert.equal(formatError(enoent, { stack: true }), "error: ENOENT: no such file or directory, open '/x'");
     assert.deepEqual(toErrorInfo(enoent), { name: 'Error', message: enoent.message, file: '/x' });
   });
@@ -180,7 +205,11 @@ describe('terminal error formatting', () => {
       line: 3,
       path: '/training/epochs',
     });
-    assert.deepEqual(toErrorInfo(new DataError('/d.jsonl', undefined, 'empty file')), { name: 'DataError', message: '/d.jsonl: empty file', file: '/d.jsonl' });
+    assert.deepEqual(toErrorInfo(new DataError('/d.jsonl', undefined, 'empty file')), {
+      name: 'DataError',
+      message: '/d.jsonl: empty file',
+      file: '/d.jsonl',
+    });
     assert.equal(toErrorInfo(new WorkerCrashedError(null, 'SIGKILL', [])).name, 'WorkerCrashedError');
     assert.deepEqual(toErrorInfo('plain string'), { name: 'Error', message: 'plain string' });
     assert.deepEqual(toErrorInfo({ code: 42 }), { name: 'Error', message: '{"code":42}' });
@@ -217,7 +246,10 @@ describe('peft-lab train (real run)', { skip: skipRealRuns }, () => {
     fs.writeFileSync(path.join(runDir, 'tiny.peft.json'), JSON.stringify(tinyConfig(), null, 2));
     const result = await runCli(['train', 'tiny.peft.json', '--json'], runDir, { timeoutMs: 180_000 });
     assert.equal(result.code, 0, result.stderr);
-    const types = result.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { type: string }).type);
+    const types = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { type: string }).type);
     assert.equal(types.filter((t) => t !== 'log')[0], 'started');
     assert.ok(types.includes('progress'), types.join(','));
     assert.ok(types.includes('checkpoint'), types.join(','));
@@ -234,6 +266,7 @@ describe('peft-lab train (real run)', { skip: skipRealRuns }, () => {
     assert.match(result.stdout, /^method: houlsby, [\d,]+ trainable params/m);
     assert.match(result.stdout, /^step \d+\/\d+ {2}epoch \d+\/2 {2}loss /m);
     assert.match(result.stdout, /^finished in /m);
+    // eslint-disable-next-line no-control-regex -- the terminal's escape character is what must not appear
     assert.doesNotMatch(result.stdout, /\r|\x1b\[/, 'no in-place redraws when stdout is not a terminal');
   });
 
@@ -242,7 +275,10 @@ describe('peft-lab train (real run)', { skip: skipRealRuns }, () => {
     writeTrainingData(path.join(runDir, 'train.jsonl'));
     // Enough steps that the run cannot end on its own before the interrupt arrives.
     const config = tinyConfig();
-    fs.writeFileSync(path.join(runDir, 'long.peft.json'), JSON.stringify({ ...config, training: { ...(config.training as object), epochs: 200 } }, null, 2));
+    fs.writeFileSync(
+      path.join(runDir, 'long.peft.json'),
+      JSON.stringify({ ...config, training: { ...(config.training as object), epochs: 200 } }, null, 2),
+    );
     let interrupted = false;
     const result = await runCli(['train', 'long.peft.json', '--json'], runDir, {
       timeoutMs: 180_000,
@@ -254,7 +290,10 @@ describe('peft-lab train (real run)', { skip: skipRealRuns }, () => {
     });
     assert.equal(result.code, 130, result.stderr);
     assert.match(result.stderr, /stopping at the next step boundary/);
-    const messages = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { type: string; state?: string; reason?: string });
+    const messages = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; state?: string; reason?: string });
     assert.ok(messages.some((m) => m.type === 'checkpoint'));
     const last = messages.at(-1);
     assert.equal(last?.type, 'finished');

@@ -4,7 +4,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from '../../src/core/errors';
-import { findSchemaFile, loadConfig, parseConfigText, validateConfigText, type ConfigIssue } from '../../src/core/config/load';
+import {
+  findSchemaFile,
+  loadConfig,
+  parseConfigText,
+  validateConfigText,
+  type ConfigIssue,
+} from '../../src/core/config/load';
 import { semanticIssues } from '../../src/core/config/semantic';
 import type { MethodConfig, ResolvedConfig, TrainingConfig } from '../../src/core/config/types';
 
@@ -79,8 +85,21 @@ describe('defaults', () => {
       name: 'demo',
       model: { path: '/work/exp/models/bert' },
       task: { type: 'classification', metric: 'accuracy', pooling: 'cls' },
-      data: { train: '/work/exp/data/train.jsonl', textField: 'text', labelField: 'label', maxLength: 128, validationSplit: 0.1 },
-      method: { type: 'houlsby', reductionFactor: 16, activation: 'gelu', initStd: 0.001, leaveOut: [], sites: ['attention', 'ffn'] },
+      data: {
+        train: '/work/exp/data/train.jsonl',
+        textField: 'text',
+        labelField: 'label',
+        maxLength: 128,
+        validationSplit: 0.1,
+      },
+      method: {
+        type: 'houlsby',
+        reductionFactor: 16,
+        activation: 'gelu',
+        initStd: 0.001,
+        leaveOut: [],
+        sites: ['attention', 'ffn'],
+      },
       training: TRAINING_DEFAULTS,
       output: { runsDir: '/work/exp/runs' },
       sourceFile: FILE,
@@ -92,7 +111,15 @@ describe('defaults', () => {
   const methodDefaults: MethodConfig[] = [
     { type: 'pfeiffer', ...bottleneckDefaults, leaveOut: [] },
     { type: 'parallel', ...bottleneckDefaults, leaveOut: [], sites: ['ffn'], scale: 4 },
-    { type: 'adamix', ...bottleneckDefaults, leaveOut: [], sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: 1 },
+    {
+      type: 'adamix',
+      ...bottleneckDefaults,
+      leaveOut: [],
+      sites: ['attention', 'ffn'],
+      experts: 4,
+      share: 'up',
+      consistencyWeight: 1,
+    },
     { type: 'lora', rank: 8, alpha: 16, targets: ['query', 'value'], leaveOut: [] },
     { type: 'head-only' },
     { type: 'full' },
@@ -106,18 +133,37 @@ describe('defaults', () => {
 
   test('regression defaults to pearson, but an explicit metric is kept', () => {
     assert.equal(parseConfigText(configText({ task: { type: 'regression' } }), FILE).task.metric, 'pearson');
-    assert.equal(parseConfigText(configText({ task: { type: 'regression', metric: 'spearman' } }), FILE).task.metric, 'spearman');
+    assert.equal(
+      parseConfigText(configText({ task: { type: 'regression', metric: 'spearman' } }), FILE).task.metric,
+      'spearman',
+    );
   });
 
   test('hub model defaults, with ~ expanded to the home folder', () => {
     const config = parseConfigText(configText({ model: { hub: 'bert-base-uncased' } }), FILE);
-    assert.deepEqual(config.model, { hub: 'bert-base-uncased', revision: 'main', cacheDir: path.join(os.homedir(), '.cache/peft-lab/hub') });
+    assert.deepEqual(config.model, {
+      hub: 'bert-base-uncased',
+      revision: 'main',
+      cacheDir: path.join(os.homedir(), '.cache/peft-lab/hub'),
+    });
   });
 
   test('scratch model defaults; only vocab is required', () => {
     const config = parseConfigText(configText({ model: { scratch: { vocab: 'vocab.txt' } } }), FILE);
     assert.deepEqual(config.model, {
-      scratch: { vocab: '/work/exp/vocab.txt', layers: 4, hiddenSize: 256, heads: 4, intermediateSize: 1024, maxPositions: 512, typeVocabSize: 2, initializerRange: 0.02, positionInit: 'normal', attentionInit: 'normal', seed: 0 },
+      scratch: {
+        vocab: '/work/exp/vocab.txt',
+        layers: 4,
+        hiddenSize: 256,
+        heads: 4,
+        intermediateSize: 1024,
+        maxPositions: 512,
+        typeVocabSize: 2,
+        initializerRange: 0.02,
+        positionInit: 'normal',
+        attentionInit: 'normal',
+        seed: 0,
+      },
     });
   });
 
@@ -134,7 +180,12 @@ describe('defaults', () => {
 
 describe('valid configs', () => {
   const configFiles = (folder: string): string[] =>
-    fs.existsSync(folder) ? fs.readdirSync(folder).filter((f) => f.endsWith('.peft.json')).map((f) => path.join(folder, f)) : [];
+    fs.existsSync(folder)
+      ? fs
+          .readdirSync(folder)
+          .filter((f) => f.endsWith('.peft.json'))
+          .map((f) => path.join(folder, f))
+      : [];
 
   test('there are fixtures to check', () => {
     assert.ok(configFiles(FIXTURES).length >= 5);
@@ -152,7 +203,15 @@ describe('valid configs', () => {
 
   test('comments and trailing commas are accepted, and explicit values win over defaults', () => {
     const config = loadConfig(path.join(FIXTURES, 'houlsby-every-field.peft.json'), { semantic: false });
-    assert.deepEqual(config.method, { type: 'houlsby', bottleneck: 64, reductionFactor: 16, activation: 'swish', initStd: 0.01, leaveOut: [0, 1], sites: ['ffn'] });
+    assert.deepEqual(config.method, {
+      type: 'houlsby',
+      bottleneck: 64,
+      reductionFactor: 16,
+      activation: 'swish',
+      initStd: 0.01,
+      leaveOut: [0, 1],
+      sites: ['ffn'],
+    });
     assert.equal(config.training.evalEvery, 200);
     assert.equal(config.output.runsDir, path.join(REPO, 'test', 'fixtures', 'runs'));
   });
@@ -172,7 +231,10 @@ describe('schema errors', () => {
   test('method errors come from the selected branch only (no oneOf noise)', () => {
     const text = configText({ method: { type: 'lora', rank: 0 } });
     const issues = validateConfigText(text, FILE);
-    assert.deepEqual(issues.map((i) => [i.path, i.message]), [['/method/rank', 'must be >= 1']]);
+    assert.deepEqual(
+      issues.map((i) => [i.path, i.message]),
+      [['/method/rank', 'must be >= 1']],
+    );
   });
 
   test("a typo'd field suggests the right name and underlines the key", () => {
@@ -185,7 +247,10 @@ describe('schema errors', () => {
   });
 
   test('a field of another method says which method has it', () => {
-    const issue = issueAt(validateConfigText(configText({ method: { type: 'houlsby', scale: 2 } }), FILE), '/method/scale');
+    const issue = issueAt(
+      validateConfigText(configText({ method: { type: 'houlsby', scale: 2 } }), FILE),
+      '/method/scale',
+    );
     assert.match(issue.message, /not a field of method 'houlsby' \(only 'parallel' has it\)/);
   });
 
@@ -241,7 +306,10 @@ describe('schema errors', () => {
   });
 
   test('a hub-only field on a path model says where it belongs', () => {
-    const issue = issueAt(validateConfigText(configText({ model: { path: 'm', revision: 'v1' } }), FILE), '/model/revision');
+    const issue = issueAt(
+      validateConfigText(configText({ model: { path: 'm', revision: 'v1' } }), FILE),
+      '/model/revision',
+    );
     assert.match(issue.message, /'revision' does not apply to a 'path' model \(only with 'hub'\)/);
   });
 
@@ -251,7 +319,10 @@ describe('schema errors', () => {
 
   test('evalEvery gets one readable message', () => {
     const issues = validateConfigText(configText({ training: { evalEvery: 'epochs' } }), FILE);
-    assert.deepEqual(issues.map((i) => [i.path, i.message]), [['/training/evalEvery', 'must be "epoch" or an integer >= 1']]);
+    assert.deepEqual(
+      issues.map((i) => [i.path, i.message]),
+      [['/training/evalEvery', 'must be "epoch" or an integer >= 1']],
+    );
   });
 
   test('name must be safe as a folder name', () => {
@@ -277,7 +348,10 @@ describe('schema errors', () => {
   test('all problems are reported, sorted by position', () => {
     const text = configText({ name: '', method: { type: 'houlsby', botleneck: 1 }, training: { epochs: 0 } });
     const issues = validateConfigText(text, FILE);
-    assert.deepEqual(issues.map((i) => i.path), ['/name', '/method/botleneck', '/training/epochs']);
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['/name', '/method/botleneck', '/training/epochs'],
+    );
   });
 });
 
@@ -332,8 +406,16 @@ describe('semantic checks', () => {
     files?: string[];
   }
 
-  function fakeModel(relative: string, { hidden = 64, heads = 4, layers = 2, positions = 128, files = ['model.safetensors', 'vocab.txt'] }: FakeModel = {}): void {
-    const config = { hidden_size: hidden, num_attention_heads: heads, num_hidden_layers: layers, max_position_embeddings: positions };
+  function fakeModel(
+    relative: string,
+    { hidden = 64, heads = 4, layers = 2, positions = 128, files = ['model.safetensors', 'vocab.txt'] }: FakeModel = {},
+  ): void {
+    const config = {
+      hidden_size: hidden,
+      num_attention_heads: heads,
+      num_hidden_layers: layers,
+      max_position_embeddings: positions,
+    };
     write(path.join(relative, 'config.json'), JSON.stringify(config));
     for (const name of files) write(path.join(relative, name));
   }
@@ -346,7 +428,11 @@ describe('semantic checks', () => {
     return { file: write('exp.peft.json', text), text };
   }
 
-  function issuesOf(overrides: Json = {}, model: FakeModel = {}, workspaceFolder?: string): { issues: ConfigIssue[]; text: string } {
+  function issuesOf(
+    overrides: Json = {},
+    model: FakeModel = {},
+    workspaceFolder?: string,
+  ): { issues: ConfigIssue[]; text: string } {
     const { file, text } = setup(overrides, model);
     return { issues: semanticIssues(parseConfigText(text, file), text, workspaceFolder), text };
   }
@@ -369,8 +455,13 @@ describe('semantic checks', () => {
   });
 
   test('a missing data file is an error on that field', () => {
-    const { issues, text } = issuesOf({ data: { train: 'data/train.jsonl', validation: 'data/dev.jsonl', test: 'data/train.jsonl' } });
-    assert.deepEqual(issues.map((i) => i.path), ['/data/validation']);
+    const { issues, text } = issuesOf({
+      data: { train: 'data/train.jsonl', validation: 'data/dev.jsonl', test: 'data/train.jsonl' },
+    });
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['/data/validation'],
+    );
     assert.match(issues[0].message, /file not found: .*dev\.jsonl/);
     assert.equal(underlined(text, issues[0]), '"data/dev.jsonl"');
   });
@@ -381,18 +472,27 @@ describe('semantic checks', () => {
     const file = write('exp.peft.json', text);
     assert.throws(
       () => loadConfig(file),
-      (error: unknown) => error instanceof ConfigError && error.path === '/data/train' && error.line === lineOf(text, '"data/missing.jsonl"'),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.path === '/data/train' &&
+        error.line === lineOf(text, '"data/missing.jsonl"'),
     );
     assert.doesNotThrow(() => loadConfig(file, { semantic: false }));
   });
 
   test('a missing config file is a ConfigError', () => {
-    assert.throws(() => loadConfig(path.join(dir, 'nope.peft.json')), (error: unknown) => error instanceof ConfigError && /not found/.test(error.detail));
+    assert.throws(
+      () => loadConfig(path.join(dir, 'nope.peft.json')),
+      (error: unknown) => error instanceof ConfigError && /not found/.test(error.detail),
+    );
   });
 
   test('a missing model folder is an error on model.path', () => {
     const { issues } = issuesOf({ model: { path: 'models/nowhere' } });
-    assert.deepEqual(issues.map((i) => i.path), ['/model/path']);
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['/model/path'],
+    );
     assert.match(issues[0].message, /model folder not found/);
   });
 
@@ -452,7 +552,10 @@ describe('semantic checks', () => {
 
   test('leaveOut layers the model does not have are errors at their index', () => {
     const { issues, text } = issuesOf({ method: { type: 'lora', leaveOut: [1, 2, 7] } }, { layers: 2 });
-    assert.deepEqual(issues.map((i) => i.path), ['/method/leaveOut/1', '/method/leaveOut/2']);
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['/method/leaveOut/1', '/method/leaveOut/2'],
+    );
     assert.match(issues[0].message, /layer 2 does not exist; the model has 2 layers \(0-1\)/);
     assert.equal(underlined(text, issues[1]), '7');
   });
@@ -473,7 +576,17 @@ describe('semantic checks', () => {
   });
 
   test("the families' config.json: RoBERTa's first padding_idx + 1 positions hold no token, DistilBERT names its sizes dim and n_heads", () => {
-    write('models/roberta/config.json', JSON.stringify({ model_type: 'roberta', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, max_position_embeddings: 130, pad_token_id: 1 }));
+    write(
+      'models/roberta/config.json',
+      JSON.stringify({
+        model_type: 'roberta',
+        hidden_size: 64,
+        num_attention_heads: 4,
+        num_hidden_layers: 2,
+        max_position_embeddings: 130,
+        pad_token_id: 1,
+      }),
+    );
     for (const name of ['model.safetensors', 'tokenizer.json']) write(path.join('models/roberta', name));
     write('data/train.jsonl', '{"text": "good", "label": "pos"}\n');
     const check = (model: string, maxLength: number, method: Json = { type: 'houlsby', bottleneck: 8 }) => {
@@ -481,25 +594,46 @@ describe('semantic checks', () => {
       return semanticIssues(parseConfigText(text, write('fam.peft.json', text)), text);
     };
     assert.deepEqual(check('models/roberta', 128), []);
-    assert.match(issueAt(check('models/roberta', 129), '/data/maxLength').message, /129 exceeds the model's 128 position embeddings/);
-    write('models/distil/config.json', JSON.stringify({ model_type: 'distilbert', dim: 48, n_heads: 4, n_layers: 2, max_position_embeddings: 512 }));
+    assert.match(
+      issueAt(check('models/roberta', 129), '/data/maxLength').message,
+      /129 exceeds the model's 128 position embeddings/,
+    );
+    write(
+      'models/distil/config.json',
+      JSON.stringify({ model_type: 'distilbert', dim: 48, n_heads: 4, n_layers: 2, max_position_embeddings: 512 }),
+    );
     for (const name of ['model.safetensors', 'vocab.txt']) write(path.join('models/distil', name));
-    assert.match(issueAt(check('models/distil', 64, { type: 'houlsby', bottleneck: 48 }), '/method/bottleneck').message, /bottleneck 48 must be smaller than the model's hidden size 48/);
-    assert.match(issueAt(check('models/distil', 64, { type: 'houlsby', leaveOut: [2] }), '/method/leaveOut/0').message, /layer 2 does not exist; the model has 2 layers/);
+    assert.match(
+      issueAt(check('models/distil', 64, { type: 'houlsby', bottleneck: 48 }), '/method/bottleneck').message,
+      /bottleneck 48 must be smaller than the model's hidden size 48/,
+    );
+    assert.match(
+      issueAt(check('models/distil', 64, { type: 'houlsby', leaveOut: [2] }), '/method/leaveOut/0').message,
+      /layer 2 does not exist; the model has 2 layers/,
+    );
   });
 
   test('a model type PEFT Lab does not support is an error on model.path naming it', () => {
-    write('models/deberta/config.json', JSON.stringify({ model_type: 'deberta-v2', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2 }));
+    write(
+      'models/deberta/config.json',
+      JSON.stringify({ model_type: 'deberta-v2', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2 }),
+    );
     for (const name of ['model.safetensors', 'tokenizer.json']) write(path.join('models/deberta', name));
     write('data/train.jsonl', '{"text": "good", "label": "pos"}\n');
     const text = configText({ model: { path: 'models/deberta' }, data: { train: 'data/train.jsonl' } });
     const issues = semanticIssues(parseConfigText(text, write('deberta.peft.json', text)), text);
-    assert.match(issueAt(issues, '/model/path').message, /config\.json: model_type "deberta-v2" is not supported yet: PEFT Lab fine-tunes "bert", "roberta", "xlm-roberta", "distilbert", "electra", "modernbert" encoders/);
+    assert.match(
+      issueAt(issues, '/model/path').message,
+      /config\.json: model_type "deberta-v2" is not supported yet: PEFT Lab fine-tunes "bert", "roberta", "xlm-roberta", "distilbert", "electra", "modernbert" encoders/,
+    );
   });
 
   test('a metric that does not fit the task type is an error', () => {
     const { issues } = issuesOf({ task: { type: 'regression', metric: 'accuracy' } });
-    assert.match(issueAt(issues, '/task/metric').message, /'accuracy' does not apply to regression; use one of pearson, spearman/);
+    assert.match(
+      issueAt(issues, '/task/metric').message,
+      /'accuracy' does not apply to regression; use one of pearson, spearman/,
+    );
   });
 
   test('a runs folder outside the workspace is a warning', () => {
@@ -510,7 +644,10 @@ describe('semantic checks', () => {
 
   test('validateConfigText combines schema and semantic issues', () => {
     const { file, text } = setup({ method: { type: 'houlsby', bottleneck: 64 } }, { hidden: 64 });
-    assert.deepEqual(validateConfigText(text, file).map((i) => i.path), ['/method/bottleneck']);
+    assert.deepEqual(
+      validateConfigText(text, file).map((i) => i.path),
+      ['/method/bottleneck'],
+    );
     assert.deepEqual(validateConfigText(text, file, { semantic: false }), []);
   });
 });
@@ -525,20 +662,42 @@ describe('schema file', () => {
 
   // Optional fields whose absence means something (so a `default` would change behaviour).
   const OPTIONAL_WITHOUT_DEFAULT = new Set([
-    '$schema', 'labels', 'validation', 'test', 'format', 'textPairField', 'maxTrainExamples',
-    'bottleneck', 'maxSteps', 'earlyStopping', 'dropout', 'model', 'method',
+    '$schema',
+    'labels',
+    'validation',
+    'test',
+    'format',
+    'textPairField',
+    'maxTrainExamples',
+    'bottleneck',
+    'maxSteps',
+    'earlyStopping',
+    'dropout',
+    'model',
+    'method',
     // microBatchSize defaults to the config's own batchSize.
     'microBatchSize',
     // Unset: the decay starts when warm-up ends. Unset encoding is utf-8, and no default keeps the
     // configs of earlier runs equal to today's on resume (a filled-in default would read as a change).
-    'decayRatio', 'encoding',
+    'decayRatio',
+    'encoding',
     // Slurm options come from the editor's settings unless a config names them.
     'slurm',
     // A config has either task, data and method (fine-tuning) or pretrain (pretraining).
-    'task', 'data', 'pretrain', 'maxDocuments', 'modelDir',
+    'task',
+    'data',
+    'pretrain',
+    'maxDocuments',
+    'modelDir',
     // A sweep is optional; its count, metric and goal default to values that depend on the config,
     // and a swept field has either values or a range.
-    'sweep', 'count', 'metric', 'goal', 'values', 'min', 'max',
+    'sweep',
+    'count',
+    'metric',
+    'goal',
+    'values',
+    'min',
+    'max',
   ]);
   /** Every dotted field path is a sweep parameter: the listed ones are there for completion. */
   const OPEN_OBJECTS = new Set(['$.sweep.parameters']);
@@ -555,8 +714,10 @@ describe('schema file', () => {
   /** Every object schema with `properties`, with a readable location. */
   function objectSchemas(node: Json, where: string, out: Array<[string, Json]> = []): Array<[string, Json]> {
     if (node.properties) out.push([where, node]);
-    for (const [key, child] of Object.entries((node.properties ?? {}) as Record<string, Json>)) objectSchemas(resolve(child), `${where}.${key}`, out);
-    for (const [key, child] of Object.entries((node.definitions ?? {}) as Record<string, Json>)) objectSchemas(child, `#${key}`, out);
+    for (const [key, child] of Object.entries((node.properties ?? {}) as Record<string, Json>))
+      objectSchemas(resolve(child), `${where}.${key}`, out);
+    for (const [key, child] of Object.entries((node.definitions ?? {}) as Record<string, Json>))
+      objectSchemas(child, `#${key}`, out);
     return out;
   }
 
@@ -567,12 +728,22 @@ describe('schema file', () => {
         const property = resolve(raw);
         assert.equal(typeof property.description, 'string', `${where}.${key} lacks description`);
         assert.equal(typeof property.markdownDescription, 'string', `${where}.${key} lacks markdownDescription`);
-        if (!required.has(key) && key !== 'type' && !OPTIONAL_WITHOUT_DEFAULT.has(key) && !OPEN_OBJECTS.has(where) && !SETTINGS_OBJECTS.has(where)) {
+        if (
+          !required.has(key) &&
+          key !== 'type' &&
+          !OPTIONAL_WITHOUT_DEFAULT.has(key) &&
+          !OPEN_OBJECTS.has(where) &&
+          !SETTINGS_OBJECTS.has(where)
+        ) {
           assert.ok('default' in property, `${where}.${key} lacks a default`);
         }
       }
       if (OPEN_OBJECTS.has(where)) continue;
-      assert.equal(object.additionalProperties ?? (where === '$.method' ? false : undefined), false, `${where} allows unknown fields`);
+      assert.equal(
+        object.additionalProperties ?? (where === '$.method' ? false : undefined),
+        false,
+        `${where} allows unknown fields`,
+      );
     }
   });
 
@@ -581,8 +752,16 @@ describe('schema file', () => {
       if (typeof node !== 'object' || node === null) return;
       const record = node as Json;
       if (Array.isArray(record.enum)) {
-        assert.equal((record.enumDescriptions as unknown[] | undefined)?.length, record.enum.length, `${where} enumDescriptions`);
-        assert.equal((record.markdownEnumDescriptions as unknown[] | undefined)?.length, record.enum.length, `${where} markdownEnumDescriptions`);
+        assert.equal(
+          (record.enumDescriptions as unknown[] | undefined)?.length,
+          record.enum.length,
+          `${where} enumDescriptions`,
+        );
+        assert.equal(
+          (record.markdownEnumDescriptions as unknown[] | undefined)?.length,
+          record.enum.length,
+          `${where} markdownEnumDescriptions`,
+        );
       }
       for (const [key, child] of Object.entries(record)) if (key !== 'defaultSnippets') visit(child, `${where}/${key}`);
     };

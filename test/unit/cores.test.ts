@@ -15,7 +15,9 @@ function cpuinfo(sockets: number, cores: number, smt: number): string {
   for (let t = 0; t < smt; t++) {
     for (let s = 0; s < sockets; s++) {
       for (let c = 0; c < cores; c++) {
-        blocks.push(`processor\t: ${processor++}\nvendor_id\t: AuthenticAMD\nphysical id\t: ${s}\nsiblings\t: ${cores * smt}\ncore id\t\t: ${c}\ncpu cores\t: ${cores}\nflags\t\t: fpu avx2\n`);
+        blocks.push(
+          `processor\t: ${processor++}\nvendor_id\t: AuthenticAMD\nphysical id\t: ${s}\nsiblings\t: ${cores * smt}\ncore id\t\t: ${c}\ncpu cores\t: ${cores}\nflags\t\t: fpu avx2\n`,
+        );
       }
     }
   }
@@ -41,14 +43,39 @@ describe('cgroupCpuQuota', () => {
   test('cgroup v2 cpu.max: whole CPUs of the quota, none for "max"', () => {
     assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '200000 100000\n' })), 2);
     assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '150000 100000\n' })), 1);
-    assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '50000 100000\n' })), 1, 'half a CPU still gets one thread');
+    assert.equal(
+      cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': '50000 100000\n' })),
+      1,
+      'half a CPU still gets one thread',
+    );
     assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' })), undefined);
   });
 
   test('cgroup v1 cfs quota and period, -1 for none', () => {
-    assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })), 4);
-    assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '300000', '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000' })), 3);
-    assert.equal(cgroupCpuQuota(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })), undefined);
+    assert.equal(
+      cgroupCpuQuota(
+        files({
+          '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000\n',
+          '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n',
+        }),
+      ),
+      4,
+    );
+    assert.equal(
+      cgroupCpuQuota(
+        files({
+          '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '300000',
+          '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000',
+        }),
+      ),
+      3,
+    );
+    assert.equal(
+      cgroupCpuQuota(
+        files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' }),
+      ),
+      undefined,
+    );
     assert.equal(cgroupCpuQuota(files({})), undefined);
   });
 });
@@ -58,8 +85,16 @@ describe('usableCores', () => {
 
   test('the least of physical cores, schedulable CPUs and the quota', () => {
     assert.equal(usableCores(files({ '/proc/cpuinfo': cpuinfo(1, 1, 2) })), 1, 'one core with two hardware threads');
-    assert.equal(usableCores(files({ '/proc/cpuinfo': cpuinfo(2, 64, 2), '/sys/fs/cgroup/cpu.max': '100000 100000' })), 1, 'a 1-CPU container on a big host');
-    assert.equal(usableCores(files({ '/proc/cpuinfo': cpuinfo(2, 64, 2) })), Math.min(cpus, 128), 'no quota: what the scheduler allows');
+    assert.equal(
+      usableCores(files({ '/proc/cpuinfo': cpuinfo(2, 64, 2), '/sys/fs/cgroup/cpu.max': '100000 100000' })),
+      1,
+      'a 1-CPU container on a big host',
+    );
+    assert.equal(
+      usableCores(files({ '/proc/cpuinfo': cpuinfo(2, 64, 2) })),
+      Math.min(cpus, 128),
+      'no quota: what the scheduler allows',
+    );
   });
 
   test('without /proc/cpuinfo or cgroups: the schedulable CPUs; never below 1', () => {

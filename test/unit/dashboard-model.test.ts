@@ -12,28 +12,61 @@ import { readBertFolder } from '../../src/core/model/hf-checkpoint';
 import { PeftModel } from '../../src/core/model/peft-model';
 import type { MethodConfig } from '../../src/core/config/types';
 import type { Placement } from '../../src/protocol/worker';
-import { parseDashboardState, parseDashboardToHost, parseHostToDashboard, type RunSnapshot } from '../../src/protocol/dashboard';
+import {
+  parseDashboardState,
+  parseDashboardToHost,
+  parseHostToDashboard,
+  type RunSnapshot,
+} from '../../src/protocol/dashboard';
 import { buildPlacementView, type PlacementView } from '../../webview/model/placement';
-import { alignSeries, bucketWidth, decimateMinMax, emaSmooth, EmaSmoother, MinMaxDecimator, SmoothingCache, unionSteps } from '../../webview/model/series';
+import {
+  alignSeries,
+  bucketWidth,
+  decimateMinMax,
+  emaSmooth,
+  EmaSmoother,
+  MinMaxDecimator,
+  SmoothingCache,
+  unionSteps,
+} from '../../webview/model/series';
 import { buildCharts, decimate } from '../../webview/model/charts';
 import { primaryMetric, runLabels, RunStore } from '../../webview/model/store';
 import { summarize } from '../../webview/model/summary';
-import { formatCount, formatPercent } from '../../webview/model/format';
 
 const tiny = readBertFolder(path.join(__dirname, '..', 'fixtures', 'tiny-bert'));
 const D = tiny.config.hidden_size; // 32
 const L = tiny.config.num_hidden_layers; // 2
 
-const bottleneck = { bottleneck: 8, reductionFactor: 16, activation: 'gelu' as const, initStd: 1e-3, leaveOut: [] as number[] };
+const bottleneck = {
+  bottleneck: 8,
+  reductionFactor: 16,
+  activation: 'gelu' as const,
+  initStd: 1e-3,
+  leaveOut: [] as number[],
+};
 const METHODS: Record<string, MethodConfig> = {
   houlsby: { type: 'houlsby', ...bottleneck, sites: ['attention', 'ffn'] },
   pfeiffer: { type: 'pfeiffer', ...bottleneck },
   parallel: { type: 'parallel', ...bottleneck, sites: ['attention', 'ffn'], scale: 4 },
   adamix: { type: 'adamix', ...bottleneck, sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: 1 },
-  'adamix-leave-out': { type: 'adamix', ...bottleneck, leaveOut: [1], sites: ['ffn'], experts: 3, share: 'none', consistencyWeight: 1 },
+  'adamix-leave-out': {
+    type: 'adamix',
+    ...bottleneck,
+    leaveOut: [1],
+    sites: ['ffn'],
+    experts: 3,
+    share: 'none',
+    consistencyWeight: 1,
+  },
   'houlsby-leave-out': { type: 'houlsby', ...bottleneck, leaveOut: [0], sites: ['attention', 'ffn'] },
   lora: { type: 'lora', rank: 4, alpha: 8, targets: ['query', 'value'], leaveOut: [] },
-  'lora-leave-out': { type: 'lora', rank: 2, alpha: 4, targets: ['query', 'key', 'value', 'intermediate'], leaveOut: [1] },
+  'lora-leave-out': {
+    type: 'lora',
+    rank: 2,
+    alpha: 4,
+    targets: ['query', 'key', 'value', 'intermediate'],
+    leaveOut: [1],
+  },
   'head-only': { type: 'head-only' },
   full: { type: 'full' },
 };
@@ -43,7 +76,15 @@ async function placementOf(name: string): Promise<Placement> {
   let p = placements.get(name);
   if (!p) {
     await tf.setBackend('cpu');
-    const model = new PeftModel({ bert: tiny.config, base: tiny.weights, method: METHODS[name]!, task: 'classification', outputs: 2, seed: 0, dropout: 0 });
+    const model = new PeftModel({
+      bert: tiny.config,
+      base: tiny.weights,
+      method: METHODS[name]!,
+      task: 'classification',
+      outputs: 2,
+      seed: 0,
+      dropout: 0,
+    });
     // through JSON, as the dashboard reads placement.json
     p = JSON.parse(JSON.stringify(model.placement())) as Placement;
     model.dispose();
@@ -53,7 +94,12 @@ async function placementOf(name: string): Promise<Placement> {
 }
 
 function adaptersOf(view: PlacementView) {
-  return view.layers.flatMap((row) => row.blocks.flatMap((b) => [b.adapter, b.parallel, ...b.sublayers.map((s) => s.lora)]).filter((a) => a !== undefined).map((a) => ({ row: row.index, a: a! })));
+  return view.layers.flatMap((row) =>
+    row.blocks
+      .flatMap((b) => [b.adapter, b.parallel, ...b.sublayers.map((s) => s.lora)])
+      .filter((a) => a !== undefined)
+      .map((a) => ({ row: row.index, a: a! })),
+  );
 }
 
 describe('placement diagram rows from placement.json', () => {
@@ -62,9 +108,21 @@ describe('placement diagram rows from placement.json', () => {
       const view = buildPlacementView(await placementOf(name));
       assert.equal(view.layers.length, L, name);
       for (const row of view.layers) {
-        assert.deepEqual(row.blocks.map((b) => b.id), ['attention', 'ffn'], name);
-        assert.deepEqual(row.blocks[0].sublayers.map((s) => s.id), ['query', 'key', 'value', 'attention', 'attention_output'], name);
-        assert.deepEqual(row.blocks[1].sublayers.map((s) => s.id), ['intermediate', 'output'], name);
+        assert.deepEqual(
+          row.blocks.map((b) => b.id),
+          ['attention', 'ffn'],
+          name,
+        );
+        assert.deepEqual(
+          row.blocks[0].sublayers.map((s) => s.id),
+          ['query', 'key', 'value', 'attention', 'attention_output'],
+          name,
+        );
+        assert.deepEqual(
+          row.blocks[1].sublayers.map((s) => s.id),
+          ['intermediate', 'output'],
+          name,
+        );
         assert.equal(row.blocks[0].sublayers[0]!.shape, `${D} × ${D}`);
         assert.equal(row.blocks[1].sublayers[0]!.shape, `${D} × ${tiny.config.intermediate_size}`);
       }
@@ -73,8 +131,16 @@ describe('placement diagram rows from placement.json', () => {
       assert.equal(view.trainableParams, p.trainableParams);
       assert.equal(view.baseParams, p.baseParams);
       assert.ok(Math.abs(view.trainableShare - p.trainableParams / p.baseParams) < 1e-12);
-      assert.equal(view.adapterParams, p.sites.reduce((n, s) => n + s.trainableParams, 0), name);
-      assert.equal(view.layers.reduce((n, r) => n + r.adapterParams, 0), view.adapterParams, `${name}: layer totals add up`);
+      assert.equal(
+        view.adapterParams,
+        p.sites.reduce((n, s) => n + s.trainableParams, 0),
+        name,
+      );
+      assert.equal(
+        view.layers.reduce((n, r) => n + r.adapterParams, 0),
+        view.adapterParams,
+        `${name}: layer totals add up`,
+      );
     }
   });
 
@@ -119,7 +185,10 @@ describe('placement diagram rows from placement.json', () => {
 
   test('adamix: experts with the shared up-projection marked, routing frequencies per expert, merged for inference', async () => {
     const p = await placementOf('adamix');
-    const routing = { step: 40, sites: { '0.attention': { down: [10, 30, 0, 60], up: [100] }, '1.ffn': { down: [25, 25, 25, 25], up: [100] } } };
+    const routing = {
+      step: 40,
+      sites: { '0.attention': { down: [10, 30, 0, 60], up: [100] }, '1.ffn': { down: [25, 25, 25, 25], up: [100] } },
+    };
     const view = buildPlacementView(p, routing);
     assert.equal(view.routingStep, 40);
     const card = view.layers[0]!.blocks[0].adapter!;
@@ -130,8 +199,14 @@ describe('placement diagram rows from placement.json', () => {
     assert.equal(card.experts?.up.length, 1);
     assert.equal(card.experts?.sharedUp, true);
     assert.equal(card.experts?.sharedDown, false);
-    assert.deepEqual(card.experts?.down.map((e) => e.count), [10, 30, 0, 60]);
-    assert.deepEqual(card.experts?.down.map((e) => e.share), [0.1, 0.3, 0, 0.6]);
+    assert.deepEqual(
+      card.experts?.down.map((e) => e.count),
+      [10, 30, 0, 60],
+    );
+    assert.deepEqual(
+      card.experts?.down.map((e) => e.share),
+      [0.1, 0.3, 0, 0.6],
+    );
     assert.equal(card.experts?.up[0]!.share, 1);
     assert.equal(card.trainableParams, 4 * (D * 8 + 8) + (8 * D + D));
     assert.equal(card.inferenceParams, 2 * D * 8 + D + 8);
@@ -164,8 +239,14 @@ describe('placement diagram rows from placement.json', () => {
 
   test('houlsby with layer 0 left out: both slots of layer 0 visibly empty', async () => {
     const view = buildPlacementView(await placementOf('houlsby-leave-out'));
-    assert.deepEqual(view.layers[0]!.blocks.map((b) => b.emptySlot), ['sequential', 'sequential']);
-    assert.deepEqual(view.layers[1]!.blocks.map((b) => b.emptySlot), [undefined, undefined]);
+    assert.deepEqual(
+      view.layers[0]!.blocks.map((b) => b.emptySlot),
+      ['sequential', 'sequential'],
+    );
+    assert.deepEqual(
+      view.layers[1]!.blocks.map((b) => b.emptySlot),
+      [undefined, undefined],
+    );
     assert.equal(view.layers[0]!.adapterParams, 0);
   });
 
@@ -189,20 +270,34 @@ describe('placement diagram rows from placement.json', () => {
     const view = buildPlacementView(await placementOf('lora-leave-out'));
     const left = view.layers[1]!;
     const subs = left.blocks.flatMap((b) => b.sublayers);
-    assert.deepEqual(subs.filter((s) => s.loraEmpty).map((s) => s.id), ['query', 'key', 'value', 'intermediate']);
+    assert.deepEqual(
+      subs.filter((s) => s.loraEmpty).map((s) => s.id),
+      ['query', 'key', 'value', 'intermediate'],
+    );
     assert.ok(subs.every((s) => s.lora === undefined));
     const kept = view.layers[0]!.blocks.flatMap((b) => b.sublayers);
-    assert.equal(kept.find((s) => s.id === 'intermediate')?.lora?.trainableParams, 2 * (D + tiny.config.intermediate_size));
+    assert.equal(
+      kept.find((s) => s.id === 'intermediate')?.lora?.trainableParams,
+      2 * (D + tiny.config.intermediate_size),
+    );
   });
 
   test('head-only: no adapter anywhere, only the head trains; full: every sublayer trains', async () => {
     const head = buildPlacementView(await placementOf('head-only'));
     assert.equal(adaptersOf(head).length, 0);
-    assert.ok(head.layers.every((r) => r.blocks.every((b) => !b.emptySlot && !b.norm.trains && b.sublayers.every((s) => !s.trains))));
+    assert.ok(
+      head.layers.every((r) =>
+        r.blocks.every((b) => !b.emptySlot && !b.norm.trains && b.sublayers.every((s) => !s.trains)),
+      ),
+    );
     assert.equal(head.headTrains, true);
     const full = buildPlacementView(await placementOf('full'));
     assert.equal(full.encoderTrains, true);
-    assert.ok(full.layers.every((r) => r.blocks.every((b) => b.norm.trains && b.sublayers.filter((s) => s.id !== 'attention').every((s) => s.trains))));
+    assert.ok(
+      full.layers.every((r) =>
+        r.blocks.every((b) => b.norm.trains && b.sublayers.filter((s) => s.id !== 'attention').every((s) => s.trains)),
+      ),
+    );
     assert.ok(full.trainableShare > 0.99);
   });
 });
@@ -263,21 +358,42 @@ describe('smoothing (TensorBoard EMA)', () => {
 describe('series alignment and decimation', () => {
   test('series on the same steps align without search; different steps align on their union with gaps', () => {
     const x = [1, 2, 3];
-    assert.deepEqual(alignSeries([{ x, y: [1, 2, 3] }, { x: [1, 2, 3], y: [4, 5, 6] }]), { x: [1, 2, 3], ys: [[1, 2, 3], [4, 5, 6]] });
-    const aligned = alignSeries([{ x: [1, 3, 5], y: [10, 30, 50] }, { x: [2, 3, 6], y: [0.2, 0.3, 0.6] }]);
+    assert.deepEqual(
+      alignSeries([
+        { x, y: [1, 2, 3] },
+        { x: [1, 2, 3], y: [4, 5, 6] },
+      ]),
+      {
+        x: [1, 2, 3],
+        ys: [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+      },
+    );
+    const aligned = alignSeries([
+      { x: [1, 3, 5], y: [10, 30, 50] },
+      { x: [2, 3, 6], y: [0.2, 0.3, 0.6] },
+    ]);
     assert.deepEqual(aligned.x, [1, 2, 3, 5, 6]);
-    assert.deepEqual(aligned.ys, [[10, null, 30, 50, null], [null, 0.2, 0.3, null, 0.6]]);
+    assert.deepEqual(aligned.ys, [
+      [10, null, 30, 50, null],
+      [null, 0.2, 0.3, null, 0.6],
+    ]);
     assert.deepEqual(unionSteps([[5, 9], [1, 5], []]), [1, 5, 9]);
   });
 
-  test('min/max decimation keeps every bucket\'s first, lowest, highest and last point', () => {
+  test("min/max decimation keeps every bucket's first, lowest, highest and last point", () => {
     const n = 100_000;
     const x = Array.from({ length: n }, (_, i) => i + 1);
     const y = x.map((s) => Math.sin(s / 50) + (s === 54_321 ? 10 : 0) - (s === 77_777 ? 10 : 0));
     const idx = decimateMinMax(x, y, 1000);
     assert.ok(idx.length <= 4 * 1001, `${idx.length} points`);
     assert.ok(idx.length >= 1000);
-    assert.ok(idx.every((k, i) => i === 0 || k > idx[i - 1]!), 'ascending, no duplicates');
+    assert.ok(
+      idx.every((k, i) => i === 0 || k > idx[i - 1]!),
+      'ascending, no duplicates',
+    );
     assert.equal(idx[0], 0);
     assert.equal(idx[idx.length - 1], n - 1);
     assert.ok(idx.includes(54_320), 'a spike survives');
@@ -293,7 +409,8 @@ describe('series alignment and decimation', () => {
     for (let s = 1; s <= 30_000; s++) {
       x.push(s);
       y.push(Math.cos(s / 7) * (1 + (s % 13)));
-      if (s % 997 === 0 || s === 30_000) assert.deepEqual(d.indices(x, y, 500), decimateMinMax(x, y, 500), `at step ${s}`);
+      if (s % 997 === 0 || s === 30_000)
+        assert.deepEqual(d.indices(x, y, 500), decimateMinMax(x, y, 500), `at step ${s}`);
     }
   });
 
@@ -307,7 +424,11 @@ describe('series alignment and decimation', () => {
     assert.ok(out[0]!.x.length < 5000);
     assert.equal(out[2], evals, 'evaluations are kept whole');
     const zoomed = decimate([{ x, y: raw }], { smoothing: 0.6, logScale: false, buckets: 500, zoom: [20_000, 20_400] });
-    assert.deepEqual(Array.from(zoomed[0]!.x), Array.from({ length: 403 }, (_, i) => 19_999 + i), 'every step in the zoomed range, and one either side');
+    assert.deepEqual(
+      Array.from(zoomed[0]!.x),
+      Array.from({ length: 403 }, (_, i) => 19_999 + i),
+      'every step in the zoomed range, and one either side',
+    );
   });
 });
 
@@ -319,8 +440,20 @@ function snapshotRun(name: string, steps: number, over: Partial<RunSnapshot> = {
     dir: `/runs/${name}`,
     name,
     configFile: `/work/${name}.peft.json`,
-    config: { name, task: { type: 'classification', metric: 'accuracy' }, method: { type: 'houlsby', bottleneck: 8 }, training: { epochs: 2 } },
-    status: { state: 'running', step: steps * 10, totalSteps: 1000, backend: 'cpu', followed: true, started: '2026-11-25T01:00:00.000Z' },
+    config: {
+      name,
+      task: { type: 'classification', metric: 'accuracy' },
+      method: { type: 'houlsby', bottleneck: 8 },
+      training: { epochs: 2 },
+    },
+    status: {
+      state: 'running',
+      step: steps * 10,
+      totalSteps: 1000,
+      backend: 'cpu',
+      followed: true,
+      started: '2026-11-25T01:00:00.000Z',
+    },
     train: {
       step,
       epoch: step.map(() => 0),
@@ -345,15 +478,41 @@ describe('run store and charts', () => {
     store.applySnapshot({ type: 'snapshot', mode: 'run', runs: [snapshotRun('a', 10)] });
     const run = store.runs[0]!;
     const steps = run.train.step;
-    const cols = (s: number[], loss: number) => ({ step: s, epoch: s.map(() => 1), loss: s.map(() => loss), learningRate: s.map(() => 1e-4), examplesPerSecond: s.map(() => 40), elapsedMs: s.map(() => 1) });
-    assert.ok(store.applyAppend({ type: 'append', dir: '/runs/a', train: cols([90, 100, 110, 120], 0.5), evals: [{ step: 100, split: 'validation', metrics: { accuracy: 0.7 }, isBest: true }, { step: 120, split: 'validation', metrics: { accuracy: 0.8 }, isBest: true }] }));
+    const cols = (s: number[], loss: number) => ({
+      step: s,
+      epoch: s.map(() => 1),
+      loss: s.map(() => loss),
+      learningRate: s.map(() => 1e-4),
+      examplesPerSecond: s.map(() => 40),
+      elapsedMs: s.map(() => 1),
+    });
+    assert.ok(
+      store.applyAppend({
+        type: 'append',
+        dir: '/runs/a',
+        train: cols([90, 100, 110, 120], 0.5),
+        evals: [
+          { step: 100, split: 'validation', metrics: { accuracy: 0.7 }, isBest: true },
+          { step: 120, split: 'validation', metrics: { accuracy: 0.8 }, isBest: true },
+        ],
+      }),
+    );
     assert.equal(run.train.step, steps, 'appended in place');
     assert.deepEqual(run.train.step.slice(-3), [100, 110, 120]);
     assert.equal(run.train.step.length, 12);
     assert.equal(run.train.loss[9], 0.5, 'step 100 replaced by the later line');
-    assert.deepEqual(run.evals.map((e) => e.step), [50, 100, 120]);
+    assert.deepEqual(
+      run.evals.map((e) => e.step),
+      [50, 100, 120],
+    );
     assert.equal(store.applyAppend({ type: 'append', dir: '/runs/elsewhere', train: cols([1], 1), evals: [] }), false);
-    assert.ok(store.applyUpdate({ type: 'runUpdate', dir: '/runs/a', status: { state: 'finished', step: 120, totalSteps: 120, followed: false } }));
+    assert.ok(
+      store.applyUpdate({
+        type: 'runUpdate',
+        dir: '/runs/a',
+        status: { state: 'finished', step: 120, totalSteps: 120, followed: false },
+      }),
+    );
     assert.equal(run.status.state, 'finished');
     assert.ok(store.applyReset(snapshotRun('a', 3)));
     assert.equal(store.runs[0]!.train.step.length, 3);
@@ -364,41 +523,84 @@ describe('run store and charts', () => {
     const store = new RunStore();
     store.applySnapshot({ type: 'snapshot', mode: 'run', runs: [snapshotRun('a', 20)] });
     const [loss, metric, lr] = buildCharts(store.runs, { smoothing: 0.6, logScale: false }, new SmoothingCache());
-    assert.deepEqual(loss!.series.map((s) => s.role), ['raw', 'smoothed', 'eval']);
+    assert.deepEqual(
+      loss!.series.map((s) => s.role),
+      ['raw', 'smoothed', 'eval'],
+    );
     assert.equal(loss!.points, 20);
     assert.equal(loss!.x.length, 20, 'eval steps 50 and 100 are logged steps too');
-    assert.deepEqual(loss!.ys[2]!.filter((v) => v !== null), [0.7, 0.6]);
-    assert.deepEqual(metric!.series.map((s) => s.label), ['accuracy', 'f1']);
+    assert.deepEqual(
+      loss!.ys[2]!.filter((v) => v !== null),
+      [0.7, 0.6],
+    );
+    assert.deepEqual(
+      metric!.series.map((s) => s.label),
+      ['accuracy', 'f1'],
+    );
     assert.equal(metric!.points, 4);
     assert.equal(lr!.ys[0]!.length, 20);
     const noSmoothing = buildCharts(store.runs, { smoothing: 0, logScale: false }, new SmoothingCache())[0]!;
-    assert.deepEqual(noSmoothing.series.map((s) => s.role), ['line', 'eval']);
+    assert.deepEqual(
+      noSmoothing.series.map((s) => s.role),
+      ['line', 'eval'],
+    );
   });
 
   test('log scale turns non-positive values into gaps (they cannot be drawn)', () => {
     const store = new RunStore();
     const run = snapshotRun('a', 3);
-    store.applySnapshot({ type: 'snapshot', mode: 'run', runs: [{ ...run, train: { ...run.train, learningRate: [0, 1e-4, 2e-4] } }] });
+    store.applySnapshot({
+      type: 'snapshot',
+      mode: 'run',
+      runs: [{ ...run, train: { ...run.train, learningRate: [0, 1e-4, 2e-4] } }],
+    });
     const lr = buildCharts(store.runs, { smoothing: 0, logScale: true }, new SmoothingCache())[2]!;
     assert.deepEqual(lr.ys[0], [null, 1e-4, 2e-4]);
   });
 
-  test('several runs: one smoothed line per run (raw behind it), each run\'s primary metric, aligned on the union of steps', () => {
+  test("several runs: one smoothed line per run (raw behind it), each run's primary metric, aligned on the union of steps", () => {
     const store = new RunStore();
     const b = snapshotRun('b', 5);
-    store.applySnapshot({ type: 'snapshot', mode: 'compare', runs: [snapshotRun('a', 10), { ...b, train: { ...b.train, step: b.train.step.map((s) => s + 5) } }] });
+    store.applySnapshot({
+      type: 'snapshot',
+      mode: 'compare',
+      runs: [snapshotRun('a', 10), { ...b, train: { ...b.train, step: b.train.step.map((s) => s + 5) } }],
+    });
     const [loss, metric, lr] = buildCharts(store.runs, { smoothing: 0.6, logScale: false }, new SmoothingCache());
-    assert.deepEqual(loss!.series.filter((s) => s.role === 'smoothed').map((s) => [s.label, s.run]), [['a', 0], ['b', 1]]);
+    assert.deepEqual(
+      loss!.series.filter((s) => s.role === 'smoothed').map((s) => [s.label, s.run]),
+      [
+        ['a', 0],
+        ['b', 1],
+      ],
+    );
     assert.equal(loss!.x.length, 15);
-    assert.deepEqual(metric!.series.map((s) => s.label), ['a accuracy', 'b accuracy']);
+    assert.deepEqual(
+      metric!.series.map((s) => s.label),
+      ['a accuracy', 'b accuracy'],
+    );
     assert.equal(lr!.series.length, 2);
   });
 
   test('summary: state, speed, progress, best checkpoint, final and best metrics, what the buttons may do', () => {
     const store = new RunStore();
     store.applySnapshot({
-      type: 'snapshot', mode: 'run',
-      runs: [snapshotRun('a', 10, { status: { state: 'stopped', reason: 'cancelled', step: 100, totalSteps: 400, backend: 'wasm', followed: false, bestCheckpoint: '/runs/a/checkpoints/step-100', bestMetrics: { accuracy: 0.7, loss: 0.6 } } })],
+      type: 'snapshot',
+      mode: 'run',
+      runs: [
+        snapshotRun('a', 10, {
+          status: {
+            state: 'stopped',
+            reason: 'cancelled',
+            step: 100,
+            totalSteps: 400,
+            backend: 'wasm',
+            followed: false,
+            bestCheckpoint: '/runs/a/checkpoints/step-100',
+            bestMetrics: { accuracy: 0.7, loss: 0.6 },
+          },
+        }),
+      ],
     });
     const s = summarize(store.runs[0]!);
     const fact = (label: string) => s.facts.find((f) => f.label === label)?.value;
@@ -407,26 +609,33 @@ describe('run store and charts', () => {
     assert.equal(fact('Progress'), 'step 100 of 400 (25%)');
     assert.equal(fact('Speed'), '40.0 examples/s');
     assert.equal(fact('Best checkpoint'), 'step 100 · accuracy 0.7000');
-    assert.deepEqual(s.metrics.map((m) => m.label), ['Final validation', 'Best validation']);
+    assert.deepEqual(
+      s.metrics.map((m) => m.label),
+      ['Final validation', 'Best validation'],
+    );
     assert.equal(s.canStop, false);
     assert.equal(s.canResume, true);
     assert.equal(s.canEvaluate, true);
-    assert.deepEqual(s.config.map((c) => c.section), ['Task', 'Method', 'Training']);
+    assert.deepEqual(
+      s.config.map((c) => c.section),
+      ['Task', 'Method', 'Training'],
+    );
   });
 
   test('runs shown together are labelled without their timestamps when that keeps them apart', () => {
     const store = new RunStore();
-    store.applySnapshot({ type: 'snapshot', mode: 'compare', runs: [snapshotRun('sst2-houlsby-20261125-010203', 2), snapshotRun('sst2-adamix-20261125-020304-2', 2)] });
+    store.applySnapshot({
+      type: 'snapshot',
+      mode: 'compare',
+      runs: [snapshotRun('sst2-houlsby-20261125-010203', 2), snapshotRun('sst2-adamix-20261125-020304-2', 2)],
+    });
     assert.deepEqual(runLabels(store.runs), ['sst2-houlsby', 'sst2-adamix']);
-    store.applySnapshot({ type: 'snapshot', mode: 'compare', runs: [snapshotRun('x-20261125-010203', 2), snapshotRun('x-20261125-020304', 2)] });
+    store.applySnapshot({
+      type: 'snapshot',
+      mode: 'compare',
+      runs: [snapshotRun('x-20261125-010203', 2), snapshotRun('x-20261125-020304', 2)],
+    });
     assert.deepEqual(runLabels(store.runs), ['x-20261125-010203', 'x-20261125-020304']);
-  });
-
-  test('formatting', () => {
-    assert.equal(formatCount(4_385_920), '4.39M');
-    assert.equal(formatCount(20_736), '20.7K');
-    assert.equal(formatPercent(100_738 / 4_385_920), '2.30%');
-    assert.equal(formatPercent(0.00012), '0.012%');
   });
 });
 
@@ -436,10 +645,22 @@ describe('dashboard messages are validated on arrival', () => {
     const bad = [
       [null, /message: expected an object/],
       [{ type: 'explode' }, /message\.type/],
-      [{ type: 'snapshot', mode: 'run', runs: [{ ...snapshotRun('a', 3), dir: 7 }] }, /snapshot\.runs\[0\]\.dir: expected a string/],
-      [{ type: 'append', dir: '/r', train: { ...snapshotRun('a', 3).train, loss: [1] }, evals: [] }, /append\.train\.loss: expected 3 values/],
-      [{ type: 'append', dir: '/r', train: { ...snapshotRun('a', 3).train, step: [3, 2, 1] }, evals: [] }, /steps must ascend/],
-      [{ type: 'runUpdate', dir: '/r', status: { state: 'exploded', step: 1, totalSteps: 1, followed: true } }, /runUpdate\.status\.state/],
+      [
+        { type: 'snapshot', mode: 'run', runs: [{ ...snapshotRun('a', 3), dir: 7 }] },
+        /snapshot\.runs\[0\]\.dir: expected a string/,
+      ],
+      [
+        { type: 'append', dir: '/r', train: { ...snapshotRun('a', 3).train, loss: [1] }, evals: [] },
+        /append\.train\.loss: expected 3 values/,
+      ],
+      [
+        { type: 'append', dir: '/r', train: { ...snapshotRun('a', 3).train, step: [3, 2, 1] }, evals: [] },
+        /steps must ascend/,
+      ],
+      [
+        { type: 'runUpdate', dir: '/r', status: { state: 'exploded', step: 1, totalSteps: 1, followed: true } },
+        /runUpdate\.status\.state/,
+      ],
       [{ type: 'runUpdate', dir: '/r', placement: { method: 'houlsby' } }, /runUpdate\.placement\.layers/],
     ] as const;
     for (const [message, error] of bad) {
@@ -451,14 +672,24 @@ describe('dashboard messages are validated on arrival', () => {
 
   test('webview messages: ready, actions on a run, errors; anything else is refused', () => {
     assert.deepEqual(parseDashboardToHost({ type: 'ready' }), { ok: true, value: { type: 'ready' } });
-    assert.deepEqual(parseDashboardToHost({ type: 'action', action: 'stop', dir: '/r', extra: 1 }), { ok: true, value: { type: 'action', action: 'stop', dir: '/r' } });
+    assert.deepEqual(parseDashboardToHost({ type: 'action', action: 'stop', dir: '/r', extra: 1 }), {
+      ok: true,
+      value: { type: 'action', action: 'stop', dir: '/r' },
+    });
     assert.equal(parseDashboardToHost({ type: 'action', action: 'rm -rf', dir: '/r' }).ok, false);
     assert.equal(parseDashboardToHost({ type: 'action', action: 'stop' }).ok, false);
     assert.equal(parseDashboardToHost('ready').ok, false);
   });
 
-  test('saved webview state (the serializer\'s input) is checked too', () => {
-    assert.ok(parseDashboardState({ version: 1, runDirs: ['/r'], mode: 'run', ui: { smoothing: 0.6, logScale: true, zoom: [1, 2] } }).ok);
+  test("saved webview state (the serializer's input) is checked too", () => {
+    assert.ok(
+      parseDashboardState({
+        version: 1,
+        runDirs: ['/r'],
+        mode: 'run',
+        ui: { smoothing: 0.6, logScale: true, zoom: [1, 2] },
+      }).ok,
+    );
     assert.equal(parseDashboardState({ version: 1, runDirs: [], mode: 'run' }).ok, false);
     assert.equal(parseDashboardState(undefined).ok, false);
     assert.equal(parseDashboardState({ version: 2, runDirs: ['/r'], mode: 'run' }).ok, false);

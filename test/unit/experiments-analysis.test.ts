@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments-analysis';
+import { analyze, diffMessage, exportTable, writeTable } from '../../src/host/experiments/experiments-analysis';
 import { parseExperimentsToHost, parseHostToExperiments } from '../../src/protocol/experiments';
 import { buildColumns } from '../../webview/model/experiments-table';
 import { brushRows, MISSING_POSITION, parallelAxes } from '../../webview/model/parallel';
@@ -24,7 +24,8 @@ function seedGrid() {
   return grid;
 }
 
-const close = (a: number | undefined, b: number) => assert.ok(a !== undefined && Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
+const close = (a: number | undefined, b: number) =>
+  assert.ok(a !== undefined && Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
 
 test('analyze: 3 seeds x 2 methods make two groups with mean ± sd, N, min and max', () => {
   const { source } = seedGrid();
@@ -82,12 +83,22 @@ test('exportTable: per run and per group, as CSV, Markdown and LaTeX', () => {
   const { source } = seedGrid();
   const grouped = exportTable(source, { columns: ['best:accuracy', 'test:accuracy'], grouped: true, choice: 'best' });
   const csv = writeTable(grouped, 'csv').split('\r\n');
-  assert.equal(csv[0], 'method.type,method.bottleneck,method.sites,method.activation,method.rank,method.alpha,N,best accuracy mean,best accuracy sd,best accuracy N,test accuracy mean,test accuracy sd,test accuracy N');
+  assert.equal(
+    csv[0],
+    'method.type,method.bottleneck,method.sites,method.activation,method.rank,method.alpha,N,best accuracy mean,best accuracy sd,best accuracy N,test accuracy mean,test accuracy sd,test accuracy N',
+  );
   assert.match(csv[1]!, /^houlsby,32,"\[attention, ffn\]",gelu,,,3,0\.8(2|19+\d*),0\.0(2|19+\d*),3,/);
   const md = writeTable(grouped, 'markdown');
-  assert.match(md, /\| houlsby \| 32 \| \[attention, ffn\] \| gelu \|  \|  \| 3 \| 0\.8200 ± 0\.0200 \| 0\.7700 ± 0\.0200 \|/);
+  assert.match(
+    md,
+    /\| houlsby \| 32 \| \[attention, ffn\] \| gelu \| {2}\| {2}\| 3 \| 0\.8200 ± 0\.0200 \| 0\.7700 ± 0\.0200 \|/,
+  );
   assert.match(writeTable(grouped, 'latex'), /\$0\.8200 \\pm 0\.0200\$/);
-  const perRun = exportTable(source, { columns: ['name', 'param:method.type', 'param:training.seed', 'best:accuracy'], grouped: false, choice: 'best' });
+  const perRun = exportTable(source, {
+    columns: ['name', 'param:method.type', 'param:training.seed', 'best:accuracy'],
+    grouped: false,
+    choice: 'best',
+  });
   const lines = writeTable(perRun, 'csv').trim().split('\r\n');
   assert.equal(lines[0], 'run,method.type,training.seed,best accuracy');
   assert.equal(lines.length, 7);
@@ -106,22 +117,32 @@ test('parallel coordinates: axes over the varying parameters but the seed, then 
   assert.equal(acc.kind, 'linear');
   // the top half of the accuracy axis (0.70 .. 0.84) keeps the three Houlsby runs
   const kept = brushRows(rows, axes, new Map([['best:accuracy', [0.5, 1] as const]]));
-  assert.deepEqual(kept.map((r) => r.params['method.type']), ['houlsby', 'houlsby', 'houlsby']);
+  assert.deepEqual(
+    kept.map((r) => r.params['method.type']),
+    ['houlsby', 'houlsby', 'houlsby'],
+  );
   const method = axes.find((a) => a.id === 'param:method.type')!;
   assert.equal(method.kind, 'category');
-  assert.deepEqual(brushRows(rows, axes, new Map([['param:method.type', [0.9, 1] as const]])).map((r) => r.params['method.type']), ['lora', 'lora', 'lora']);
+  assert.deepEqual(
+    brushRows(rows, axes, new Map([['param:method.type', [0.9, 1] as const]])).map((r) => r.params['method.type']),
+    ['lora', 'lora', 'lora'],
+  );
   assert.equal(brushRows(rows, axes, new Map()).length, 6);
   assert.equal(method.describe(0.4, 1), 'lora', 'a brush in words names the categories inside it');
   assert.match(acc.describe(0, 1), /^0\.7000 … 0\.8400$/);
 });
 
-test('a group\'s dashboard label: the grouping columns that tell the groups apart, `name value` each', () => {
+test("a group's dashboard label: the grouping columns that tell the groups apart, `name value` each", () => {
   const { source } = seedGrid();
   const a = analyze(source, { request: 1, choice: 'best' });
   assert.ok(a.groupBy.length > 1, `LoRA's rank and alpha vary too: ${a.groupBy}`);
   assert.deepEqual(distinguishingColumns(a), ['method.type']);
   assert.deepEqual(a.groups.map((g) => groupLabel(a, g)).sort(), ['method.type houlsby', 'method.type lora']);
-  const byRank = { ...a, groupBy: ['method.rank'], groups: a.groups.map((g) => ({ ...g, key: { 'method.rank': g.key['method.rank'] ?? null } })) };
+  const byRank = {
+    ...a,
+    groupBy: ['method.rank'],
+    groups: a.groups.map((g) => ({ ...g, key: { 'method.rank': g.key['method.rank'] ?? null } })),
+  };
   assert.deepEqual(byRank.groups.map((g) => groupLabel(byRank, g)).sort(), ['method.rank 8', 'no method.rank']);
 });
 
@@ -136,10 +157,26 @@ test('parallel coordinates: a run without a value on an axis crosses its "missin
   const lora = rows.filter((r) => r.params['method.type'] === 'lora');
   for (const r of houlsby) assert.equal(rank.position(r), MISSING_POSITION);
   for (const r of lora) assert.ok(rank.position(r) >= 0 && rank.position(r) <= 1);
-  assert.deepEqual(rank.ticks().map((t) => t.label).slice(-1), ['missing']);
+  assert.deepEqual(
+    rank
+      .ticks()
+      .map((t) => t.label)
+      .slice(-1),
+    ['missing'],
+  );
   assert.equal(rank.tick(MISSING_POSITION), 'missing');
-  assert.deepEqual(brushRows(rows, axes, new Map([['param:method.rank', [0, 1] as const]])).map((r) => r.params['method.type']), ['lora', 'lora', 'lora'], 'the value range leaves the missing runs out');
-  assert.deepEqual(brushRows(rows, axes, new Map([['param:method.rank', [MISSING_POSITION, -0.1] as const]])).map((r) => r.params['method.type']), ['houlsby', 'houlsby', 'houlsby'], 'the slot alone keeps them');
+  assert.deepEqual(
+    brushRows(rows, axes, new Map([['param:method.rank', [0, 1] as const]])).map((r) => r.params['method.type']),
+    ['lora', 'lora', 'lora'],
+    'the value range leaves the missing runs out',
+  );
+  assert.deepEqual(
+    brushRows(rows, axes, new Map([['param:method.rank', [MISSING_POSITION, -0.1] as const]])).map(
+      (r) => r.params['method.type'],
+    ),
+    ['houlsby', 'houlsby', 'houlsby'],
+    'the slot alone keeps them',
+  );
   assert.equal(rank.describe(MISSING_POSITION, 1), '8, missing');
   const type = axes.find((a) => a.id === 'param:method.type')!;
   assert.equal(type.hasMissing, false, 'no slot where every run has a value');
@@ -147,12 +184,61 @@ test('parallel coordinates: a run without a value on an axis crosses its "missin
 });
 
 test('messages: analyze, diff and the exports are validated where they arrive', () => {
-  assert.deepEqual(parseExperimentsToHost({ type: 'analyze', request: 1, dirs: ['/a'], choice: 'best', metric: 'best:accuracy' }), { ok: true, value: { type: 'analyze', request: 1, dirs: ['/a'], groupBy: undefined, choice: 'best', metric: 'best:accuracy' } });
-  assert.match(String((parseExperimentsToHost({ type: 'analyze', request: 1, dirs: [], choice: 'median' }) as { error: string }).error), /analyze.choice: expected one of best, last, min, max/);
-  assert.match(String((parseExperimentsToHost({ type: 'diff', dirs: ['/a'] }) as { error: string }).error), /at least two/);
-  assert.ok(parseExperimentsToHost({ type: 'exportTable', format: 'latex', dirs: [], columns: ['name'], grouped: true, choice: 'last' }).ok);
-  assert.ok(!parseExperimentsToHost({ type: 'exportTable', format: 'xlsx', dirs: [], columns: [], grouped: true, choice: 'last' }).ok);
-  const chart = parseExperimentsToHost({ type: 'exportChart', format: 'svg', name: '../../etc/passwd', data: '<svg/>' });
-  assert.ok(chart.ok && chart.value.type === 'exportChart' && !chart.value.name.includes('/'), 'the name cannot leave the chosen folder');
-  assert.ok(!parseHostToExperiments({ type: 'diff', runs: [{ dir: '/a', name: 'a' }], parameters: [{ path: 'x', values: [1, 2] }], same: 0, metrics: [] }).ok, 'values must match the runs');
+  assert.deepEqual(
+    parseExperimentsToHost({ type: 'analyze', request: 1, dirs: ['/a'], choice: 'best', metric: 'best:accuracy' }),
+    {
+      ok: true,
+      value: { type: 'analyze', request: 1, dirs: ['/a'], groupBy: undefined, choice: 'best', metric: 'best:accuracy' },
+    },
+  );
+  assert.match(
+    String(
+      (parseExperimentsToHost({ type: 'analyze', request: 1, dirs: [], choice: 'median' }) as { error: string }).error,
+    ),
+    /analyze.choice: expected one of best, last, min, max/,
+  );
+  assert.match(
+    String((parseExperimentsToHost({ type: 'diff', dirs: ['/a'] }) as { error: string }).error),
+    /at least two/,
+  );
+  assert.ok(
+    parseExperimentsToHost({
+      type: 'exportTable',
+      format: 'latex',
+      dirs: [],
+      columns: ['name'],
+      grouped: true,
+      choice: 'last',
+    }).ok,
+  );
+  assert.ok(
+    !parseExperimentsToHost({
+      type: 'exportTable',
+      format: 'xlsx',
+      dirs: [],
+      columns: [],
+      grouped: true,
+      choice: 'last',
+    }).ok,
+  );
+  const chart = parseExperimentsToHost({
+    type: 'exportChart',
+    format: 'svg',
+    name: '../../etc/passwd',
+    data: '<svg/>',
+  });
+  assert.ok(
+    chart.ok && chart.value.type === 'exportChart' && !chart.value.name.includes('/'),
+    'the name cannot leave the chosen folder',
+  );
+  assert.ok(
+    !parseHostToExperiments({
+      type: 'diff',
+      runs: [{ dir: '/a', name: 'a' }],
+      parameters: [{ path: 'x', values: [1, 2] }],
+      same: 0,
+      metrics: [],
+    }).ok,
+    'values must match the runs',
+  );
 });

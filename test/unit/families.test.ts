@@ -13,7 +13,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../../src/core/tf';
 import * as os from 'node:os';
-import { readSafetensors, toFloat32, toInt32, writeSafetensors, type NamedTensor } from '../../src/core/checkpoint/safetensors';
+import {
+  readSafetensors,
+  toFloat32,
+  toInt32,
+  writeSafetensors,
+  type NamedTensor,
+} from '../../src/core/checkpoint/safetensors';
 import { loadBaseModel } from '../../src/core/train/session';
 import type { WeightMap } from '../../src/core/model/bert-config';
 import { readBertFolder } from '../../src/core/model/hf-checkpoint';
@@ -32,8 +38,22 @@ const METHODS: Record<string, MethodConfig> = {
   houlsby: { type: 'houlsby', ...bottleneck, activation: 'gelu', sites: ['attention', 'ffn'] },
   pfeiffer: { type: 'pfeiffer', ...bottleneck, activation: 'relu' },
   parallel: { type: 'parallel', ...bottleneck, activation: 'swish', sites: ['attention', 'ffn'], scale: 4 },
-  adamix: { type: 'adamix', ...bottleneck, activation: 'gelu', sites: ['attention', 'ffn'], experts: 2, share: 'up', consistencyWeight: 1 },
-  lora: { type: 'lora', rank: 2, alpha: 4, targets: ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'], leaveOut: [] },
+  adamix: {
+    type: 'adamix',
+    ...bottleneck,
+    activation: 'gelu',
+    sites: ['attention', 'ffn'],
+    experts: 2,
+    share: 'up',
+    consistencyWeight: 1,
+  },
+  lora: {
+    type: 'lora',
+    rank: 2,
+    alpha: 4,
+    targets: ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'],
+    leaveOut: [],
+  },
   'head-only': { type: 'head-only' },
   full: { type: 'full' },
 };
@@ -53,7 +73,10 @@ function assertClose(actual: Float32Array | number[], expected: Float32Array, wh
 for (const family of FAMILIES) {
   const folder = path.join(FIXTURES, `tiny-${family}`);
   const reference = readSafetensors(path.join(FIXTURES, 'reference', `${family}.safetensors`)).tensors;
-  const texts = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', `${family}.texts.json`), 'utf8')) as { single: string; pair: [string, string] };
+  const texts = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', `${family}.texts.json`), 'utf8')) as {
+    single: string;
+    pair: [string, string];
+  };
   const ref = (name: string) => floats(reference.get(name), name);
   const ids = reference.get('input_ids')!;
   const [batch, seq] = ids.shape as [number, number];
@@ -64,7 +87,12 @@ for (const family of FAMILIES) {
       const read = readBertFolder(folder);
       assert.equal(read.config.model_type, family);
       // The RoBERTa fixture carries a pooler; the XLM-R one, like XLMRobertaForMaskedLM checkpoints, has none
-      assert.deepEqual(read.warnings, family === 'xlm-roberta' ? ['the checkpoint has no pooler (roberta.pooler.dense.*); it will be initialised randomly'] : []);
+      assert.deepEqual(
+        read.warnings,
+        family === 'xlm-roberta'
+          ? ['the checkpoint has no pooler (roberta.pooler.dense.*); it will be initialised randomly']
+          : [],
+      );
       const config = JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')) as Record<string, number>;
       assert.equal(read.config.hidden_size, config.hidden_size ?? config.dim);
     });
@@ -78,7 +106,8 @@ for (const family of FAMILIES) {
       assert.deepEqual(pair.inputIds, row(1));
       const types = toInt32(reference.get('token_type_ids')!);
       // The model reads segment ids only where its embeddings have them (ELECTRA); there they must match
-      if (family === 'electra') assert.deepEqual(pair.tokenTypeIds, Array.from(types.slice(seq, seq + pair.inputIds.length)));
+      if (family === 'electra')
+        assert.deepEqual(pair.tokenTypeIds, Array.from(types.slice(seq, seq + pair.inputIds.length)));
     });
   });
 
@@ -97,7 +126,15 @@ for (const family of FAMILIES) {
       weights.set('bert.pooler.dense.weight', ref('pooler.weight'));
       weights.set('bert.pooler.dense.bias', ref('pooler.bias'));
     }
-    const model = new PeftModel({ bert: base.config, base: weights, method: METHODS[name]!, task: 'classification', outputs: 2, seed: 0, dropout: 0 });
+    const model = new PeftModel({
+      bert: base.config,
+      base: weights,
+      method: METHODS[name]!,
+      task: 'classification',
+      outputs: 2,
+      seed: 0,
+      dropout: 0,
+    });
     const trained: WeightMap = new Map([
       ['classifier.weight', ref('classifier.weight')],
       ['classifier.bias', ref('classifier.bias')],
@@ -114,10 +151,11 @@ for (const family of FAMILIES) {
     if (name !== 'adamix') return undefined;
     const prefix = `${name}.route${which}.`;
     const out = new Map<string, ExpertChoice>();
-    for (const [key, t] of reference) if (key.startsWith(prefix)) {
-      const [down, up] = toInt32(t);
-      out.set(key.slice(prefix.length), { down: down!, up: up! });
-    }
+    for (const [key, t] of reference)
+      if (key.startsWith(prefix)) {
+        const [down, up] = toInt32(t);
+        out.set(key.slice(prefix.length), { down: down!, up: up! });
+      }
     return out;
   }
 
@@ -148,9 +186,18 @@ for (const family of FAMILIES) {
           assertClose(value as Float32Array, ref(`${name}.out.loss`).data, 'loss');
 
           const trainable = model.store.trainable();
-          const expected = [...reference.keys()].filter((k) => k.startsWith(`${name}.grad.`)).map((k) => k.slice(`${name}.grad.`.length));
-          assert.deepEqual(trainable.map((p) => p.name).sort(), [...expected].sort(), 'PEFT Lab trains what the reference trains');
-          const { grads, value: lossValue } = tf.variableGrads(() => loss(model, name, x), trainable.map((p) => p.value));
+          const expected = [...reference.keys()]
+            .filter((k) => k.startsWith(`${name}.grad.`))
+            .map((k) => k.slice(`${name}.grad.`.length));
+          assert.deepEqual(
+            trainable.map((p) => p.name).sort(),
+            [...expected].sort(),
+            'PEFT Lab trains what the reference trains',
+          );
+          const { grads, value: lossValue } = tf.variableGrads(
+            () => loss(model, name, x),
+            trainable.map((p) => p.value),
+          );
           for (const p of trainable) {
             const g = grads[p.value.name];
             assert.ok(g, `gradient for ${p.name}`);
@@ -178,13 +225,21 @@ describe('a tokenizer and weights of different models', () => {
       const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
       for (const [name, w] of read.weights) {
         const hf = name.replace(/^bert\./, 'roberta.');
-        tensors[hf] = name.endsWith('word_embeddings.weight') ? { dtype: 'F32', shape: [10, w.shape[1]!], data: w.data.slice(0, 10 * w.shape[1]!) } : { dtype: 'F32', shape: w.shape, data: w.data };
+        tensors[hf] = name.endsWith('word_embeddings.weight')
+          ? { dtype: 'F32', shape: [10, w.shape[1]!], data: w.data.slice(0, 10 * w.shape[1]!) }
+          : { dtype: 'F32', shape: w.shape, data: w.data };
       }
       writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { format: 'pt' });
-      await assert.rejects(loadBaseModel({ model: { path: folder }, training: { seed: 1 } } as Parameters<typeof loadBaseModel>[0]), (err: unknown) => {
-        assert.match(String((err as Error).message), /config\.json: the tokenizer has \d+ tokens but "vocab_size" is 10/);
-        return true;
-      });
+      await assert.rejects(
+        loadBaseModel({ model: { path: folder }, training: { seed: 1 } } as Parameters<typeof loadBaseModel>[0]),
+        (err: unknown) => {
+          assert.match(
+            String((err as Error).message),
+            /config\.json: the tokenizer has \d+ tokens but "vocab_size" is 10/,
+          );
+          return true;
+        },
+      );
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

@@ -13,7 +13,15 @@ import type { MethodConfig } from '../../src/core/config/types';
 import { variableGrads } from '../../src/core/train/gradients';
 import { Rng } from '../../src/core/random';
 
-const BERT: BertConfig = { ...DEFAULT_BERT_CONFIG, num_hidden_layers: 3, hidden_size: 64, num_attention_heads: 4, intermediate_size: 256, vocab_size: 200, max_position_embeddings: 64 };
+const BERT: BertConfig = {
+  ...DEFAULT_BERT_CONFIG,
+  num_hidden_layers: 3,
+  hidden_size: 64,
+  num_attention_heads: 4,
+  intermediate_size: 256,
+  vocab_size: 200,
+  max_position_embeddings: 64,
+};
 const BOTTLENECK = { bottleneck: 8, reductionFactor: 16, activation: 'gelu' as const, initStd: 1e-2, leaveOut: [] };
 const METHODS: MethodConfig[] = [
   { type: 'houlsby', ...BOTTLENECK, sites: ['attention', 'ffn'] },
@@ -50,7 +58,14 @@ function stepLoss(model: PeftModel, method: MethodConfig): () => tf.Scalar {
 }
 
 function build(method: MethodConfig): PeftModel {
-  return new PeftModel({ bert: BERT, base: randomBertWeights(BERT, 5), method, task: 'classification', outputs: 2, seed: 1 });
+  return new PeftModel({
+    bert: BERT,
+    base: randomBertWeights(BERT, 5),
+    method,
+    task: 'classification',
+    outputs: 2,
+    seed: 1,
+  });
 }
 
 describe('variableGrads', () => {
@@ -64,7 +79,10 @@ describe('variableGrads', () => {
         const before = tf.memory().numTensors;
         const profile = await tf.profile(() => {
           const { value, grads: g } = grads(lossOf, vars);
-          out = { loss: value.dataSync() as Float32Array, grads: new Map(Object.entries(g).map(([name, t]) => [name, (t as Tensor).dataSync() as Float32Array])) };
+          out = {
+            loss: value.dataSync() as Float32Array,
+            grads: new Map(Object.entries(g).map(([name, t]) => [name, (t as Tensor).dataSync() as Float32Array])),
+          };
           tf.dispose([value, ...Object.values(g)]);
         });
         assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
@@ -83,7 +101,10 @@ describe('variableGrads', () => {
   test('a loss that depends on no variable is an error, and leaves no tensor behind', () => {
     const v = tf.variable(tf.ones([3]), true, 'unused-variable');
     const before = tf.memory().numTensors;
-    assert.throws(() => variableGrads(() => tf.sum(tf.ones([2])) as tf.Scalar, [v]), /does not depend on any of the variables/);
+    assert.throws(
+      () => variableGrads(() => tf.sum(tf.ones([2])) as tf.Scalar, [v]),
+      /does not depend on any of the variables/,
+    );
     assert.equal(tf.memory().numTensors, before);
     v.dispose();
   });

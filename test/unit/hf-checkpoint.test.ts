@@ -3,10 +3,20 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../../src/core/checkpoint/safetensors';
+import {
+  readSafetensors,
+  toFloat32,
+  writeSafetensors,
+  type TensorToWrite,
+} from '../../src/core/checkpoint/safetensors';
 import { WordPieceTokenizer } from '../../src/core/data/tokenizer';
 import { CheckpointError } from '../../src/core/errors';
-import { DEFAULT_BERT_CONFIG, bertWeightShapes, type BertConfig, type WeightMap } from '../../src/core/model/bert-config';
+import {
+  DEFAULT_BERT_CONFIG,
+  bertWeightShapes,
+  type BertConfig,
+  type WeightMap,
+} from '../../src/core/model/bert-config';
 import {
   randomBertWeights,
   randomPooler,
@@ -100,7 +110,8 @@ function checkpointError(fn: () => unknown, fileEnding: string, ...fragments: (s
   assert.ok(caught instanceof CheckpointError, `expected CheckpointError, got ${String(caught)}`);
   assert.ok(caught.file.endsWith(fileEnding), `error file ${caught.file} should end with ${fileEnding}`);
   for (const fragment of fragments) {
-    if (typeof fragment === 'string') assert.ok(caught.message.includes(fragment), `"${caught.message}" should mention ${fragment}`);
+    if (typeof fragment === 'string')
+      assert.ok(caught.message.includes(fragment), `"${caught.message}" should mention ${fragment}`);
     else assert.match(caught.message, fragment);
   }
   return caught;
@@ -130,9 +141,23 @@ describe('readBertConfig', () => {
 
   it('fills optional fields from the defaults', () => {
     const folder = modelFolder({
-      'config.json': JSON.stringify({ model_type: 'bert', vocab_size: 10, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 16 }),
+      'config.json': JSON.stringify({
+        model_type: 'bert',
+        vocab_size: 10,
+        hidden_size: 8,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 16,
+      }),
     });
-    assert.deepEqual(readBertConfig(folder), { ...DEFAULT_BERT_CONFIG, vocab_size: 10, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 16 });
+    assert.deepEqual(readBertConfig(folder), {
+      ...DEFAULT_BERT_CONFIG,
+      vocab_size: 10,
+      hidden_size: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 16,
+    });
   });
 
   it('names the file when it is missing or not JSON', () => {
@@ -147,7 +172,14 @@ describe('readBertConfig', () => {
     for (const modelType of ['deberta-v2', 'gpt2']) {
       const folder = modelFolder();
       patchConfig(folder, { model_type: modelType });
-      checkpointError(() => readBertConfig(folder), 'config.json', `model_type "${modelType}"`, 'not supported yet', '"roberta"', '"modernbert"');
+      checkpointError(
+        () => readBertConfig(folder),
+        'config.json',
+        `model_type "${modelType}"`,
+        'not supported yet',
+        '"roberta"',
+        '"modernbert"',
+      );
     }
   });
 
@@ -162,7 +194,11 @@ describe('readBertConfig', () => {
     patchConfig(folder, { num_hidden_layers: 1.5 });
     checkpointError(() => readBertConfig(folder), 'config.json', '"num_hidden_layers" must be a positive integer');
     patchConfig(folder, { num_hidden_layers: 2, num_attention_heads: 5 });
-    checkpointError(() => readBertConfig(folder), 'config.json', 'hidden_size" 32 is not a multiple of "num_attention_heads" 5');
+    checkpointError(
+      () => readBertConfig(folder),
+      'config.json',
+      'hidden_size" 32 is not a multiple of "num_attention_heads" 5',
+    );
     patchConfig(folder, { num_attention_heads: 4, hidden_act: 'swish' });
     checkpointError(() => readBertConfig(folder), 'config.json', '"swish" is not supported');
   });
@@ -180,7 +216,10 @@ describe('readBertFolder', () => {
       assert.deepEqual(weight.shape, shape);
       assert.ok(weight.data instanceof Float32Array);
     }
-    assert.deepEqual(reference.weights.get('bert.pooler.dense.bias')?.data, fixtureTensors().get('bert.pooler.dense.bias')?.data);
+    assert.deepEqual(
+      reference.weights.get('bert.pooler.dense.bias')?.data,
+      fixtureTensors().get('bert.pooler.dense.bias')?.data,
+    );
   });
 
   it('loads names without the bert. prefix identically, dropping cls.* heads and buffers', () => {
@@ -194,7 +233,9 @@ describe('readBertFolder', () => {
   });
 
   it('maps TensorFlow-era LayerNorm.gamma/beta names', () => {
-    const folder = folderWithTensors((name) => name.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta'));
+    const folder = folderWithTensors((name) =>
+      name.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta'),
+    );
     assertSameWeights(readBertFolder(folder).weights, reference.weights);
   });
 
@@ -205,15 +246,26 @@ describe('readBertFolder', () => {
     const word = fixtureTensors().get('bert.embeddings.word_embeddings.weight')!.data;
     const wordBf16 = new Uint16Array(new Uint32Array(word.slice().buffer).map((bits) => bits >>> 16));
     const entries = [...fixtureTensors()]
-      .filter(([name]) => name !== 'bert.embeddings.LayerNorm.weight' && name !== 'bert.embeddings.word_embeddings.weight')
+      .filter(
+        ([name]) => name !== 'bert.embeddings.LayerNorm.weight' && name !== 'bert.embeddings.word_embeddings.weight',
+      )
       .map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, bytes: bytesOf(t.data.slice()) }));
     entries.push({ name: 'bert.embeddings.LayerNorm.weight', dtype: 'F16', shape: [32], bytes: bytesOf(lnWeight) });
-    entries.push({ name: 'bert.embeddings.word_embeddings.weight', dtype: 'BF16', shape: [128, 32], bytes: bytesOf(wordBf16) });
+    entries.push({
+      name: 'bert.embeddings.word_embeddings.weight',
+      dtype: 'BF16',
+      shape: [128, 32],
+      bytes: bytesOf(wordBf16),
+    });
     const loaded = readBertFolder(modelFolder({ 'model.safetensors': rawSafetensors(entries) }));
-    assert.deepEqual([...loaded.weights.get('bert.embeddings.LayerNorm.weight')!.data], Array.from({ length: 32 }, (_, i) => halves[i % 4]));
+    assert.deepEqual(
+      [...loaded.weights.get('bert.embeddings.LayerNorm.weight')!.data],
+      Array.from({ length: 32 }, (_, i) => halves[i % 4]),
+    );
     const wordLoaded = loaded.weights.get('bert.embeddings.word_embeddings.weight')!.data;
     assert.ok(wordLoaded instanceof Float32Array);
-    for (let i = 0; i < word.length; i++) assert.ok(Math.abs(wordLoaded[i] - word[i]) <= Math.abs(word[i]) / 128 + 1e-30);
+    for (let i = 0; i < word.length; i++)
+      assert.ok(Math.abs(wordLoaded[i] - word[i]) <= Math.abs(word[i]) / 128 + 1e-30);
   });
 
   it('explains how to convert a folder that has only pytorch_model.bin', () => {
@@ -234,20 +286,34 @@ describe('readBertFolder', () => {
   });
 
   it('names every missing and mis-shaped weight with its shapes, in one error', () => {
-    const folder = folderWithTensors((name) => (name === 'bert.encoder.layer.1.attention.self.key.weight' ? undefined : name), {});
+    const folder = folderWithTensors(
+      (name) => (name === 'bert.encoder.layer.1.attention.self.key.weight' ? undefined : name),
+      {},
+    );
     const tensors = readSafetensors(path.join(folder, 'model.safetensors')).tensors;
     const rewritten: Record<string, TensorToWrite> = {};
     for (const [name, t] of tensors) rewritten[name] = { shape: t.shape, data: toFloat32(t) };
     rewritten['bert.encoder.layer.0.intermediate.dense.weight'] = { shape: [32, 64], data: new Float32Array(32 * 64) };
     writeSafetensors(path.join(folder, 'model.safetensors'), rewritten);
     const err = checkpointError(() => readBertFolder(folder), 'model.safetensors', '2 weight problem(s)');
-    assert.match(err.message, /missing bert\.encoder\.layer\.1\.attention\.self\.key\.weight \(expected shape \[32, 32\]\)/);
-    assert.match(err.message, /bert\.encoder\.layer\.0\.intermediate\.dense\.weight: expected shape \[64, 32\], found \[32, 64\]/);
+    assert.match(
+      err.message,
+      /missing bert\.encoder\.layer\.1\.attention\.self\.key\.weight \(expected shape \[32, 32\]\)/,
+    );
+    assert.match(
+      err.message,
+      /bert\.encoder\.layer\.0\.intermediate\.dense\.weight: expected shape \[64, 32\], found \[32, 64\]/,
+    );
   });
 
   it('caps the problem list at 20 lines', () => {
     const folder = folderWithTensors((name) => name, {}, { num_hidden_layers: 4 });
-    const err = checkpointError(() => readBertFolder(folder), 'model.safetensors', '32 weight problem(s)', 'and 12 more');
+    const err = checkpointError(
+      () => readBertFolder(folder),
+      'model.safetensors',
+      '32 weight problem(s)',
+      'and 12 more',
+    );
     assert.equal(err.message.split('\n').filter((line) => line.startsWith('  ')).length, 21);
   });
 
@@ -263,7 +329,10 @@ describe('readBertFolder', () => {
 
   it('warns about unexpected extra weights, naming a few', () => {
     const extra = Object.fromEntries(
-      Array.from({ length: 7 }, (_, i) => [`classifier.${i}.weight`, { shape: [2], data: new Float32Array(2) } as TensorToWrite]),
+      Array.from({ length: 7 }, (_, i) => [
+        `classifier.${i}.weight`,
+        { shape: [2], data: new Float32Array(2) } as TensorToWrite,
+      ]),
     );
     const loaded = readBertFolder(folderWithTensors((name) => name, extra));
     assert.equal(loaded.weights.size, 39);
@@ -279,10 +348,16 @@ describe('readBertFolder', () => {
     shards.forEach((shardNames, i) => {
       const file = `model-0000${i + 1}-of-00002.safetensors`;
       const tensors = fixtureTensors();
-      writeSafetensors(path.join(folder, file), Object.fromEntries(shardNames.map((name) => [name, tensors.get(name)!])));
+      writeSafetensors(
+        path.join(folder, file),
+        Object.fromEntries(shardNames.map((name) => [name, tensors.get(name)!])),
+      );
       for (const name of shardNames) weightMap[name] = file;
     });
-    fs.writeFileSync(path.join(folder, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+    fs.writeFileSync(
+      path.join(folder, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }),
+    );
     const loaded = readBertFolder(folder);
     assert.equal(loaded.files.weights, path.join(folder, 'model.safetensors.index.json'));
     assertSameWeights(loaded.weights, reference.weights);
@@ -290,7 +365,10 @@ describe('readBertFolder', () => {
     weightMap['bert.extra.weight'] = 'model-00001-of-00002.safetensors';
     fs.writeFileSync(path.join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: weightMap }));
     checkpointError(() => readBertFolder(folder), 'model.safetensors.index.json', 'bert.extra.weight');
-    fs.writeFileSync(path.join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: '../elsewhere.safetensors' } }));
+    fs.writeFileSync(
+      path.join(folder, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { a: '../elsewhere.safetensors' } }),
+    );
     checkpointError(() => readBertFolder(folder), 'model.safetensors.index.json', 'must be a file name');
   });
 });
@@ -313,24 +391,45 @@ describe('writeBertFolder', () => {
       do_lower_case: true,
       model_max_length: 64,
     });
-    assert.equal(fs.readFileSync(path.join(folder, 'vocab.txt'), 'utf8'), fs.readFileSync(path.join(FIXTURE, 'vocab.txt'), 'utf8'));
+    assert.equal(
+      fs.readFileSync(path.join(folder, 'vocab.txt'), 'utf8'),
+      fs.readFileSync(path.join(FIXTURE, 'vocab.txt'), 'utf8'),
+    );
     assert.deepEqual(WordPieceTokenizer.fromFolder(folder).tokens, vocab);
     assert.equal(fs.readFileSync(path.join(folder, 'README.md'), 'utf8'), '# tiny\n');
-    assert.deepEqual(fs.readdirSync(folder).sort(), ['README.md', 'config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+    assert.deepEqual(fs.readdirSync(folder).sort(), [
+      'README.md',
+      'config.json',
+      'model.safetensors',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
   });
 
   it('refuses weights that do not fit the config, writing nothing', () => {
     const folder = path.join(tmp, 'not-written');
     const broken: WeightMap = new Map(reference.weights);
     broken.set('bert.embeddings.LayerNorm.bias', { shape: [31], data: new Float32Array(31) });
-    checkpointError(() => writeBertFolder(folder, reference.config, broken, vocab), 'model.safetensors', 'expected shape [32], found [31]');
+    checkpointError(
+      () => writeBertFolder(folder, reference.config, broken, vocab),
+      'model.safetensors',
+      'expected shape [32], found [31]',
+    );
     assert.ok(!fs.existsSync(folder));
   });
 
   it('refuses extra files outside the folder and vocabularies larger than vocab_size', () => {
     const folder = path.join(tmp, 'not-written-2');
-    checkpointError(() => writeBertFolder(folder, reference.config, reference.weights, vocab, { '../escape.txt': 'x' }), 'escape.txt', 'inside the model folder');
-    checkpointError(() => writeBertFolder(folder, reference.config, reference.weights, [...vocab, 'one-too-many']), 'vocab.txt', '129 token(s)');
+    checkpointError(
+      () => writeBertFolder(folder, reference.config, reference.weights, vocab, { '../escape.txt': 'x' }),
+      'escape.txt',
+      'inside the model folder',
+    );
+    checkpointError(
+      () => writeBertFolder(folder, reference.config, reference.weights, [...vocab, 'one-too-many']),
+      'vocab.txt',
+      '129 token(s)',
+    );
     assert.ok(!fs.existsSync(folder));
   });
 });
@@ -350,14 +449,33 @@ describe('randomBertWeights', () => {
     const weights = randomBertWeights(small, 7);
     assert.deepEqual([...weights.keys()], [...bertWeightShapes(small).keys()]);
     for (const [name, { shape, data }] of weights) {
-      assert.equal(data.length, shape.reduce((a, b) => a * b, 1), name);
-      if (name.endsWith('.bias')) assert.ok(data.every((v) => v === 0), `${name} is zero`);
-      else if (name.includes('LayerNorm')) assert.ok(data.every((v) => v === 1), `${name} is one`);
-      else assert.ok(data.every((v) => Math.abs(v) <= 2 * small.initializer_range + 1e-9), `${name} is truncated at 2 std`);
+      assert.equal(
+        data.length,
+        shape.reduce((a, b) => a * b, 1),
+        name,
+      );
+      if (name.endsWith('.bias'))
+        assert.ok(
+          data.every((v) => v === 0),
+          `${name} is zero`,
+        );
+      else if (name.includes('LayerNorm'))
+        assert.ok(
+          data.every((v) => v === 1),
+          `${name} is one`,
+        );
+      else
+        assert.ok(
+          data.every((v) => Math.abs(v) <= 2 * small.initializer_range + 1e-9),
+          `${name} is truncated at 2 std`,
+        );
     }
     const word = weights.get('bert.embeddings.word_embeddings.weight')!.data;
     const width = small.hidden_size;
-    assert.ok(word.subarray(3 * width, 4 * width).every((v) => v === 0), 'the padding row is zero');
+    assert.ok(
+      word.subarray(3 * width, 4 * width).every((v) => v === 0),
+      'the padding row is zero',
+    );
     assert.ok(word.subarray(2 * width, 3 * width).some((v) => v !== 0));
     // A normal truncated at 2 std keeps about 0.88 of the std; the mean stays 0.
     const { mean, std } = moments(word);
@@ -383,7 +501,12 @@ describe('randomBertWeights', () => {
   it('writes a folder that reads back', () => {
     const folder = path.join(tmp, 'random');
     const weights = randomBertWeights(reference.config, 9);
-    writeBertFolder(folder, reference.config, weights, Array.from({ length: 128 }, (_, i) => `[unused${i}]`));
+    writeBertFolder(
+      folder,
+      reference.config,
+      weights,
+      Array.from({ length: 128 }, (_, i) => `[unused${i}]`),
+    );
     assertSameWeights(readBertFolder(folder).weights, weights);
   });
 });

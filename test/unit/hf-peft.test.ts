@@ -17,6 +17,7 @@ import { serializeSafetensors, type TensorToWrite } from '../../src/core/checkpo
 import { CheckpointError, ConfigError } from '../../src/core/errors';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { rejection } from './helpers/runs';
+import { readJsonObject } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -55,24 +56,32 @@ function configFor(name: string, method: object): string {
 const runs = new Map<string, Promise<{ configFile: string; checkpoint: string }>>();
 function trained(name: string, method: object) {
   if (!runs.has(name)) {
-    runs.set(name, (async () => {
-      const configFile = configFor(name, method);
-      const finished = await train(configFile, {});
-      assert.ok(finished.bestCheckpoint);
-      return { configFile, checkpoint: finished.bestCheckpoint };
-    })());
+    runs.set(
+      name,
+      (async () => {
+        const configFile = configFor(name, method);
+        const finished = await train(configFile, {});
+        assert.ok(finished.bestCheckpoint);
+        return { configFile, checkpoint: finished.bestCheckpoint };
+      })(),
+    );
   }
   return runs.get(name)!;
 }
 
 let outputs = 0;
 const fresh = (label: string) => path.join(root, 'out', `${label}-${++outputs}`);
-const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, any>;
 const LORA = { type: 'lora', rank: 2, alpha: 6, targets: ['query', 'value'] };
-const LORA_WIDE = { type: 'lora', rank: 3, alpha: 3, targets: ['query', 'key', 'intermediate', 'output'], leaveOut: [0] };
+const LORA_WIDE = {
+  type: 'lora',
+  rank: 3,
+  alpha: 3,
+  targets: ['query', 'key', 'intermediate', 'output'],
+  leaveOut: [0],
+};
 
 describe('export --format peft', () => {
-  test("adapter_config.json as PEFT writes it: LORA, SEQ_CLS, r, alpha, targets, the head as modules_to_save", async () => {
+  test('adapter_config.json as PEFT writes it: LORA, SEQ_CLS, r, alpha, targets, the head as modules_to_save', async () => {
     const run = await trained('lora', LORA);
     const result = exportPeft(run.checkpoint, { out: fresh('lora') });
     assert.deepEqual(result.files, [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE]);
@@ -100,37 +109,53 @@ describe('export --format peft', () => {
 
   test('a left-out layer and output.dense give full module names (output.dense alone would also match attention.output.dense)', async () => {
     const run = await trained('lora-wide', LORA_WIDE);
-    const config = readJson(path.join(exportPeft(run.checkpoint, { out: fresh('wide') }).dir, PEFT_CONFIG_FILE));
+    const config = readJsonObject(path.join(exportPeft(run.checkpoint, { out: fresh('wide') }).dir, PEFT_CONFIG_FILE));
     assert.deepEqual(config.target_modules, [
-      'bert.encoder.layer.1.attention.self.query', 'bert.encoder.layer.1.attention.self.key', 'bert.encoder.layer.1.intermediate.dense', 'bert.encoder.layer.1.output.dense',
+      'bert.encoder.layer.1.attention.self.query',
+      'bert.encoder.layer.1.attention.self.key',
+      'bert.encoder.layer.1.intermediate.dense',
+      'bert.encoder.layer.1.output.dense',
     ]);
   });
 
   test('bottleneck methods are refused with the reason and pointed to --format adapterhub', async () => {
     const run = await trained('houlsby', { type: 'houlsby', bottleneck: 4 });
-    const err = assert.throws(() => exportPeft(run.checkpoint, { out: fresh('houlsby') }), (e: unknown) => {
-      assert.ok(e instanceof CheckpointError);
-      assert.match(e.message, /method 'houlsby', a bottleneck adapter: Hugging Face PEFT has no bottleneck adapters/);
-      assert.match(e.message, /--format adapterhub/);
-      return true;
-    });
+    const err = assert.throws(
+      () => exportPeft(run.checkpoint, { out: fresh('houlsby') }),
+      (e: unknown) => {
+        assert.ok(e instanceof CheckpointError);
+        assert.match(e.message, /method 'houlsby', a bottleneck adapter: Hugging Face PEFT has no bottleneck adapters/);
+        assert.match(e.message, /--format adapterhub/);
+        return true;
+      },
+    );
     void err;
   });
 });
 
 describe('import of a PEFT folder', () => {
   test('round trip: the imported checkpoint scores exactly as the original', async () => {
-    for (const [name, method] of [['lora', LORA], ['lora-wide', LORA_WIDE]] as const) {
+    for (const [name, method] of [
+      ['lora', LORA],
+      ['lora-wide', LORA_WIDE],
+    ] as const) {
       const run = await trained(name, method);
       const exported = exportPeft(run.checkpoint, { out: fresh(`rt-${name}`) });
       const imported = await importPeft(exported.dir, { config: run.configFile, out: fresh(`import-${name}`) });
       assert.equal(imported.method.type, 'lora');
       const m = imported.method as Extract<typeof imported.method, { type: 'lora' }>;
-      assert.deepEqual([m.rank, m.alpha, m.targets, m.leaveOut], [method.rank, method.alpha, method.targets, 'leaveOut' in method ? method.leaveOut : []]);
+      assert.deepEqual(
+        [m.rank, m.alpha, m.targets, m.leaveOut],
+        [method.rank, method.alpha, method.targets, 'leaveOut' in method ? method.leaveOut : []],
+      );
       const original = await evaluateCheckpoint(run.checkpoint, 'validation');
       const back = await evaluateCheckpoint(imported.checkpointDir, 'validation');
       assert.deepEqual(back.metrics, original.metrics, name);
-      assert.deepEqual(readWeightMap(path.join(imported.checkpointDir, 'weights.safetensors')), readWeightMap(path.join(run.checkpoint, 'weights.safetensors')), `${name}: the same trainable weights`);
+      assert.deepEqual(
+        readWeightMap(path.join(imported.checkpointDir, 'weights.safetensors')),
+        readWeightMap(path.join(run.checkpoint, 'weights.safetensors')),
+        `${name}: the same trainable weights`,
+      );
     }
   });
 
@@ -138,11 +163,14 @@ describe('import of a PEFT folder', () => {
     const run = await trained('lora', LORA);
     const dir = exportPeft(run.checkpoint, { out: fresh('bad') }).dir;
     const configFile = path.join(dir, PEFT_CONFIG_FILE);
-    const good = readJson(configFile);
+    const good = readJsonObject(configFile);
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ peft_type: 'IA3' }, /adapter_config\.json.*peft_type.*PEFT Lab imports LoRA adapters/],
       [{ use_dora: true }, /use_dora.*DoRA/],
-      [{ target_modules: ['query', 'dense'] }, /target_modules.*matches bert\.encoder\.layer\.0\.attention\.output\.dense/],
+      [
+        { target_modules: ['query', 'dense'] },
+        /target_modules.*matches bert\.encoder\.layer\.0\.attention\.output\.dense/,
+      ],
     ];
     for (const [change, error] of cases) {
       fs.writeFileSync(configFile, JSON.stringify({ ...good, ...change }));
@@ -157,7 +185,10 @@ describe('import of a PEFT folder', () => {
     for (const [k, w] of weights) tensors[k] = { shape: w.shape, data: w.data };
     fs.writeFileSync(path.join(dir, PEFT_WEIGHTS_FILE), serializeSafetensors(tensors));
     const missing = await rejection(importPeft(dir, { config: run.configFile, out: fresh('never') }));
-    assert.match(missing.message, /has no base_model\.model\.classifier\.weight: PEFT Lab evaluates with the classification head/);
+    assert.match(
+      missing.message,
+      /has no base_model\.model\.classifier\.weight: PEFT Lab evaluates with the classification head/,
+    );
   });
 });
 
@@ -169,10 +200,29 @@ const pythonProblem = (() => {
 
 describe('scripts/check-peft-export.py', { skip: pythonProblem }, () => {
   const check = (dir: string, ...extra: string[]) =>
-    spawnSync(PYTHON, [CHECKER, dir, '--layers', String(LAYERS), '--hidden', String(HIDDEN), '--intermediate-size', String(INTERMEDIATE), '--labels', '2', ...extra], { encoding: 'utf8' });
+    spawnSync(
+      PYTHON,
+      [
+        CHECKER,
+        dir,
+        '--layers',
+        String(LAYERS),
+        '--hidden',
+        String(HIDDEN),
+        '--intermediate-size',
+        String(INTERMEDIATE),
+        '--labels',
+        '2',
+        ...extra,
+      ],
+      { encoding: 'utf8' },
+    );
 
   test('finds exactly the tensors PEFT would save for both exports', async () => {
-    for (const [name, method] of [['lora', LORA], ['lora-wide', LORA_WIDE]] as const) {
+    for (const [name, method] of [
+      ['lora', LORA],
+      ['lora-wide', LORA_WIDE],
+    ] as const) {
       const result = check(exportPeft((await trained(name, method)).checkpoint, { out: fresh(`py-${name}`) }).dir);
       assert.equal(result.status, 0, `${name}: ${result.stderr}`);
       assert.match(result.stdout, /^ok: \d+ tensors as PEFT saves them/);
@@ -184,11 +234,18 @@ describe('scripts/check-peft-export.py', { skip: pythonProblem }, () => {
     const weights = readWeightMap(path.join(dir, PEFT_WEIGHTS_FILE));
     const from = 'base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight';
     const tensors: Record<string, TensorToWrite> = {};
-    for (const [k, w] of weights) tensors[k === from ? from.replace('lora_A.weight', 'lora_A.default.weight') : k] = { shape: w.shape, data: w.data };
+    for (const [k, w] of weights)
+      tensors[k === from ? from.replace('lora_A.weight', 'lora_A.default.weight') : k] = {
+        shape: w.shape,
+        data: w.data,
+      };
     fs.writeFileSync(path.join(dir, PEFT_WEIGHTS_FILE), serializeSafetensors(tensors));
     const result = check(dir);
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /missing in adapter_model\.safetensors: base_model\.model\.bert\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight \[2, 16\]/);
+    assert.match(
+      result.stderr,
+      /missing in adapter_model\.safetensors: base_model\.model\.bert\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight \[2, 16\]/,
+    );
     assert.match(result.stderr, /unexpected in adapter_model\.safetensors: .*lora_A\.default\.weight/);
     assert.equal(check(dir, '--layers', '3').status, 1);
   });
@@ -200,7 +257,10 @@ describe('peft-lab export --format peft and import', () => {
     const out = path.join(root, 'cli-peft');
     const exported = await runCli(['export', run.checkpoint, '--format', 'peft', '--out', out], root);
     assert.equal(exported.code, 0, exported.stderr);
-    assert.match(exported.stdout, /as a Hugging Face PEFT adapter to cli-peft: adapter_config\.json, adapter_model\.safetensors \(8 LoRA tensors, 4 in modules_to_save\)/);
+    assert.match(
+      exported.stdout,
+      /as a Hugging Face PEFT adapter to cli-peft: adapter_config\.json, adapter_model\.safetensors \(8 LoRA tensors, 4 in modules_to_save\)/,
+    );
     assert.match(exported.stdout, /peft\.PeftModel\.from_pretrained/);
     const back = path.join(root, 'cli-peft-import');
     const imported = await runCli(['import', out, '--base', run.configFile, '--out', back], root);
@@ -209,7 +269,10 @@ describe('peft-lab export --format peft and import', () => {
     const evaluated = await runCli(['evaluate', path.join(back, 'checkpoints', 'step-0')], root);
     assert.equal(evaluated.code, 0, evaluated.stderr);
     const houlsby = await trained('houlsby', { type: 'houlsby', bottleneck: 4 });
-    const refused = await runCli(['export', houlsby.checkpoint, '--format', 'peft', '--out', path.join(root, 'never')], root);
+    const refused = await runCli(
+      ['export', houlsby.checkpoint, '--format', 'peft', '--out', path.join(root, 'never')],
+      root,
+    );
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /^error: .*Hugging Face PEFT has no bottleneck adapters.*--format adapterhub/m);
   });

@@ -107,7 +107,8 @@ async function rejectsWith(promise: Promise<unknown>, file: string, ...fragments
   });
   assert.ok(caught instanceof CheckpointError, `expected CheckpointError, got ${String(caught)}`);
   assert.equal(caught.file, file);
-  for (const fragment of fragments) assert.ok(caught.message.includes(fragment), `"${caught.message}" should mention ${fragment}`);
+  for (const fragment of fragments)
+    assert.ok(caught.message.includes(fragment), `"${caught.message}" should mention ${fragment}`);
   return caught;
 }
 
@@ -120,23 +121,37 @@ describe('resolveHubModel for every encoder family', () => {
     it(`downloads a ${family} checkpoint with its tokenizer.json, which a run then loads from the cache`, async () => {
       const dir = path.join(__dirname, '..', 'fixtures', `tiny-${family}`);
       const id = `test-org/tiny-${family}`;
-      const routes = Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => [f, file(fs.readFileSync(path.join(dir, f)))]));
+      const routes = Object.fromEntries(
+        ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => [
+          f,
+          file(fs.readFileSync(path.join(dir, f))),
+        ]),
+      );
       const hub = await startHub(routes, id);
       const cacheDir = freshCache();
       const previous = process.env.PEFT_LAB_HUB_URL;
       process.env.PEFT_LAB_HUB_URL = hub.url;
       try {
-        const base = await loadBaseModel({ model: { hub: id, cacheDir }, training: { seed: 1 } } as Parameters<typeof loadBaseModel>[0]);
+        const base = await loadBaseModel({ model: { hub: id, cacheDir }, training: { seed: 1 } } as Parameters<
+          typeof loadBaseModel
+        >[0]);
         assert.equal(base.source, hubCacheFolder(cacheDir, id));
         assert.equal(base.bert.model_type, family);
         assert.ok(base.tokenizer instanceof HfTokenizer, 'tokenizer.json read through @huggingface/tokenizers');
-        assert.equal(base.weights.size, readBertFolder(dir).weights.size + (readBertFolder(dir).weights.has('bert.pooler.dense.weight') ? 0 : 2), 'every weight, and a pooler');
+        assert.equal(
+          base.weights.size,
+          readBertFolder(dir).weights.size + (readBertFolder(dir).weights.has('bert.pooler.dense.weight') ? 0 : 2),
+          'every weight, and a pooler',
+        );
       } finally {
         if (previous === undefined) delete process.env.PEFT_LAB_HUB_URL;
         else process.env.PEFT_LAB_HUB_URL = previous;
       }
       // vocab.txt is asked for and absent: a tokenizer.json is enough
-      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(hubCacheFolder(cacheDir, id), CACHE_MANIFEST_FILE), 'utf8')).absent, ['vocab.txt']);
+      assert.deepEqual(
+        JSON.parse(fs.readFileSync(path.join(hubCacheFolder(cacheDir, id), CACHE_MANIFEST_FILE), 'utf8')).absent,
+        ['vocab.txt'],
+      );
     });
   }
 });
@@ -153,7 +168,10 @@ describe('resolveHubModel', () => {
     });
     assert.equal(folder, path.resolve(cacheDir, 'test-org--tiny-bert', 'main'));
     assert.equal(folder, hubCacheFolder(cacheDir, MODEL_ID));
-    assert.deepEqual(filesIn(folder), [CACHE_MANIFEST_FILE, 'config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'].sort());
+    assert.deepEqual(
+      filesIn(folder),
+      [CACHE_MANIFEST_FILE, 'config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'].sort(),
+    );
     for (const name of ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer_config.json']) {
       assert.deepEqual(fs.readFileSync(path.join(folder, name)), fs.readFileSync(path.join(FIXTURE, name)), name);
     }
@@ -161,7 +179,10 @@ describe('resolveHubModel', () => {
     const modelSize = fs.statSync(path.join(FIXTURE, 'model.safetensors')).size;
     const last = progress.filter((p) => p.file === 'model.safetensors').at(-1);
     assert.deepEqual(last, { file: 'model.safetensors', received: modelSize, total: modelSize });
-    assert.ok(hub.requests.every((r) => r.authorization === undefined), 'no token is sent without HF_TOKEN');
+    assert.ok(
+      hub.requests.every((r) => r.authorization === undefined),
+      'no token is sent without HF_TOKEN',
+    );
   });
 
   it('uses a complete cache without any network access', async () => {
@@ -258,7 +279,11 @@ describe('resolveHubModel', () => {
     const hub = await startHub({ ...fixtureRoutes(), 'model.safetensors': truncated(model) });
     const cacheDir = freshCache();
     const folder = hubCacheFolder(cacheDir, MODEL_ID);
-    await rejectsWith(resolveHubModel(MODEL_ID, { cacheDir, baseUrl: hub.url }), `${MODEL_ID}/model.safetensors`, 'interrupted');
+    await rejectsWith(
+      resolveHubModel(MODEL_ID, { cacheDir, baseUrl: hub.url }),
+      `${MODEL_ID}/model.safetensors`,
+      'interrupted',
+    );
     assert.ok(!fs.existsSync(path.join(folder, 'model.safetensors')), 'no final file');
     assert.ok(!fs.existsSync(path.join(folder, CACHE_MANIFEST_FILE)), 'not marked complete');
     assert.deepEqual(filesIn(folder).filter(isTempFile), [], 'no temporary file left');
@@ -284,7 +309,9 @@ describe('resolveHubModel', () => {
   it('downloads every shard of a sharded checkpoint', async () => {
     const { 'model.safetensors': _whole, ...routes } = fixtureRoutes();
     // One shard holding everything is enough to exercise the index; readBertFolder's tests cover merging.
-    const index = JSON.stringify({ weight_map: { 'bert.embeddings.LayerNorm.bias': 'model-00001-of-00001.safetensors' } });
+    const index = JSON.stringify({
+      weight_map: { 'bert.embeddings.LayerNorm.bias': 'model-00001-of-00001.safetensors' },
+    });
     const hub = await startHub({
       ...routes,
       'model.safetensors.index.json': file(index),
@@ -295,18 +322,32 @@ describe('resolveHubModel', () => {
   });
 
   it('refuses a model type PEFT Lab does not support before downloading its weights', async () => {
-    const deberta = JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(FIXTURE, 'config.json'), 'utf8')), model_type: 'deberta-v2' });
+    const deberta = JSON.stringify({
+      ...JSON.parse(fs.readFileSync(path.join(FIXTURE, 'config.json'), 'utf8')),
+      model_type: 'deberta-v2',
+    });
     const hub = await startHub({ ...fixtureRoutes(), 'config.json': file(deberta) });
-    await assert.rejects(resolveHubModel(MODEL_ID, { cacheDir: freshCache(), baseUrl: hub.url }), /model_type "deberta-v2" is not supported yet/);
+    await assert.rejects(
+      resolveHubModel(MODEL_ID, { cacheDir: freshCache(), baseUrl: hub.url }),
+      /model_type "deberta-v2" is not supported yet/,
+    );
     assert.ok(!hub.requests.some((r) => r.path.endsWith('model.safetensors')));
   });
 
   it('rejects invalid model ids and revisions without any network access', async () => {
     const noNetwork = (() => Promise.reject(new Error('network used'))) as typeof fetch;
     for (const id of ['../etc', 'a/b/c', '', 'with space', '/leading']) {
-      await rejectsWith(resolveHubModel(id, { cacheDir: freshCache(), fetchImpl: noNetwork }), id, 'not a valid Hugging Face model id');
+      await rejectsWith(
+        resolveHubModel(id, { cacheDir: freshCache(), fetchImpl: noNetwork }),
+        id,
+        'not a valid Hugging Face model id',
+      );
     }
-    await rejectsWith(resolveHubModel('ok', { revision: 'a/../../b', cacheDir: freshCache(), fetchImpl: noNetwork }), 'ok', 'not a valid revision');
+    await rejectsWith(
+      resolveHubModel('ok', { revision: 'a/../../b', cacheDir: freshCache(), fetchImpl: noNetwork }),
+      'ok',
+      'not a valid revision',
+    );
   });
 
   describe('base URL', () => {

@@ -14,7 +14,15 @@ import type { BertConfig, WeightMap } from '../../src/core/model/bert-config';
 import { PeftModel } from '../../src/core/model/peft-model';
 import type { EncoderInputs } from '../../src/core/model/bert';
 import { ParamStore, type Param } from '../../src/core/model/params';
-import type { AdaMixConfig, HoulsbyConfig, LoraConfig, MethodConfig, ParallelConfig, PfeifferConfig, TaskType } from '../../src/core/config/types';
+import type {
+  AdaMixConfig,
+  HoulsbyConfig,
+  LoraConfig,
+  MethodConfig,
+  ParallelConfig,
+  PfeifferConfig,
+  TaskType,
+} from '../../src/core/config/types';
 import { adapterPrefix, LORA_MODULES, type ForwardContext, type MergedAdapters } from '../../src/core/adapters/method';
 import type { ExpertChoice } from '../../src/core/adapters/adamix';
 import { addMixture, mergeMixture, routedDelta } from '../../src/core/adapters/adamix';
@@ -50,15 +58,42 @@ function fields(over: { bottleneck?: number; reductionFactor?: number; initStd?:
     leaveOut: over.leaveOut ?? [],
   };
 }
-const houlsby = (over: Partial<HoulsbyConfig> = {}): HoulsbyConfig => ({ type: 'houlsby', ...fields(over), sites: ['attention', 'ffn'], ...over });
-const pfeiffer = (over: Partial<PfeifferConfig> = {}): PfeifferConfig => ({ type: 'pfeiffer', ...fields(over), ...over });
+const houlsby = (over: Partial<HoulsbyConfig> = {}): HoulsbyConfig => ({
+  type: 'houlsby',
+  ...fields(over),
+  sites: ['attention', 'ffn'],
+  ...over,
+});
+const pfeiffer = (over: Partial<PfeifferConfig> = {}): PfeifferConfig => ({
+  type: 'pfeiffer',
+  ...fields(over),
+  ...over,
+});
 const parallel = (over: Partial<ParallelConfig> = {}): ParallelConfig => ({
-  type: 'parallel', ...fields(over), activation: 'swish', sites: ['attention', 'ffn'], scale: 4, ...over,
+  type: 'parallel',
+  ...fields(over),
+  activation: 'swish',
+  sites: ['attention', 'ffn'],
+  scale: 4,
+  ...over,
 });
 const adamix = (over: Partial<AdaMixConfig> = {}): AdaMixConfig => ({
-  type: 'adamix', ...fields(over), sites: ['attention', 'ffn'], experts: 4, share: 'up', consistencyWeight: 1, ...over,
+  type: 'adamix',
+  ...fields(over),
+  sites: ['attention', 'ffn'],
+  experts: 4,
+  share: 'up',
+  consistencyWeight: 1,
+  ...over,
 });
-const lora = (over: Partial<LoraConfig> = {}): LoraConfig => ({ type: 'lora', rank: 4, alpha: 8, targets: ['query', 'value'], leaveOut: [], ...over });
+const lora = (over: Partial<LoraConfig> = {}): LoraConfig => ({
+  type: 'lora',
+  rank: 4,
+  alpha: 8,
+  targets: ['query', 'value'],
+  leaveOut: [],
+  ...over,
+});
 
 /** The config as a file that gives only `reductionFactor` would have it: no `bottleneck` key at all. */
 function withoutBottleneck<T extends { bottleneck?: number }>(config: T): T {
@@ -81,7 +116,9 @@ function build(method: MethodConfig, o: BuildOptions = {}): PeftModel {
   const bert = o.bert ?? tinyBert;
   const base = o.base ?? tiny.weights;
   return new PeftModel({
-    bert, base, method,
+    bert,
+    base,
+    method,
     task: o.task ?? 'classification',
     outputs: o.outputs ?? (o.task === 'regression' ? 1 : CLASSES),
     seed: o.seed ?? 0,
@@ -113,7 +150,11 @@ function batch(vocab = 128): EncoderInputs {
   return {
     inputIds: tf.tensor2d(ids, [4, 8], 'int32'),
     tokenTypeIds: tf.tensor2d(TYPES, [4, 8], 'int32'),
-    attentionMask: tf.tensor2d(IDS.map((row) => row.map((id) => (id === 0 ? 0 : 1))), [4, 8], 'float32'),
+    attentionMask: tf.tensor2d(
+      IDS.map((row) => row.map((id) => (id === 0 ? 0 : 1))),
+      [4, 8],
+      'float32',
+    ),
   };
 }
 
@@ -176,10 +217,17 @@ function labelsTensor(task: TaskType): Tensor {
 }
 
 /** Task-loss gradients of every trainable parameter, keyed by parameter name; a missing key means no gradient. */
-function taskGrads(model: PeftModel, x: EncoderInputs, ctx: ForwardContext): { loss: number; grads: Map<string, Float32Array> } {
+function taskGrads(
+  model: PeftModel,
+  x: EncoderInputs,
+  ctx: ForwardContext,
+): { loss: number; grads: Map<string, Float32Array> } {
   const trainable = model.store.trainable();
   const labels = labelsTensor(model.spec.task);
-  const { value, grads } = tf.variableGrads(() => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar, trainable.map((p) => p.value));
+  const { value, grads } = tf.variableGrads(
+    () => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar,
+    trainable.map((p) => p.value),
+  );
   const out = new Map<string, Float32Array>();
   for (const p of trainable) {
     const g = grads[p.value.name];
@@ -212,7 +260,8 @@ function randomise(p: Param, std: number, rng: Rng): void {
 /** Every AdaMix expert (kernel and bias) gets its own random values, so the experts differ. */
 function randomiseAdapters(model: PeftModel, seed: number): void {
   const rng = new Rng(seed);
-  for (const p of model.store.all().filter((q) => q.group === 'adapter')) randomise(p, p.name.endsWith('.bias') ? 0.1 : 0.3, rng);
+  for (const p of model.store.all().filter((q) => q.group === 'adapter'))
+    randomise(p, p.name.endsWith('.bias') ? 0.1 : 0.3, rng);
 }
 
 async function useBackend(name: string): Promise<void> {
@@ -223,7 +272,10 @@ async function useBackend(name: string): Promise<void> {
 // ================================================================ 1. parameter counts
 
 describe('parameter counts and placement', () => {
-  for (const [label, bert, base] of [['tiny fixture', tinyBert, tiny.weights], ['random 48x3', otherBert, otherBase]] as const) {
+  for (const [label, bert, base] of [
+    ['tiny fixture', tinyBert, tiny.weights],
+    ['random 48x3', otherBert, otherBase],
+  ] as const) {
     const d = bert.hidden_size;
     const L = bert.num_hidden_layers;
     const I = bert.intermediate_size;
@@ -234,7 +286,8 @@ describe('parameter counts and placement', () => {
     const classifier = d * CLASSES + CLASSES;
     /** Independent of the store: every weight of bertWeightShapes, summed by hand. */
     const baseParams =
-      (bert.vocab_size + bert.max_position_embeddings + bert.type_vocab_size) * d + 2 * d +
+      (bert.vocab_size + bert.max_position_embeddings + bert.type_vocab_size) * d +
+      2 * d +
       L * (4 * (d * d + d) + 4 * d + (d * I + I) + (I * d + d)) +
       pooler;
 
@@ -247,7 +300,10 @@ describe('parameter counts and placement', () => {
       const model = build(houlsby(), { bert, base });
       const pl = model.placement();
       assert.equal(pl.sites.length, 2 * L);
-      assert.deepEqual(pl.sites.map((s) => `${s.layer}.${s.site}`), Array.from({ length: L }, (_, i) => [`${i}.attention`, `${i}.ffn`]).flat());
+      assert.deepEqual(
+        pl.sites.map((s) => `${s.layer}.${s.site}`),
+        Array.from({ length: L }, (_, i) => [`${i}.attention`, `${i}.ffn`]).flat(),
+      );
       for (const s of pl.sites) {
         assert.equal(s.kind, 'bottleneck');
         assert.equal(s.bottleneck, m);
@@ -259,7 +315,12 @@ describe('parameter counts and placement', () => {
       // engine layout [in, out] for the down kernel
       assert.deepEqual(model.store.tensor(`${adapterPrefix(0, 'attention')}.down.weight`).shape, [d, m]);
       assert.equal(pl.trainableParams, 2 * L * houlsbySite + layerNorms + pooler + classifier);
-      assert.deepEqual(pl.trainableByGroup, { layerNorm: layerNorms, pooler, head: classifier, adapter: 2 * L * houlsbySite });
+      assert.deepEqual(pl.trainableByGroup, {
+        layerNorm: layerNorms,
+        pooler,
+        head: classifier,
+        adapter: 2 * L * houlsbySite,
+      });
       assert.equal(pl.baseParams, baseParams);
       assert.deepEqual(pl.leftOut, []);
       model.dispose();
@@ -269,9 +330,15 @@ describe('parameter counts and placement', () => {
       await useBackend('cpu');
       const model = build(pfeiffer(), { bert, base });
       const pl = model.placement();
-      assert.deepEqual(pl.sites.map((s) => `${s.layer}.${s.site}`), Array.from({ length: L }, (_, i) => `${i}.ffn`));
+      assert.deepEqual(
+        pl.sites.map((s) => `${s.layer}.${s.site}`),
+        Array.from({ length: L }, (_, i) => `${i}.ffn`),
+      );
       for (const s of pl.sites) assert.equal(storedAt(model, s.layer, 'ffn'), houlsbySite);
-      assert.equal(model.store.count((p) => p.name.includes('attention.output.adapter')), 0);
+      assert.equal(
+        model.store.count((p) => p.name.includes('attention.output.adapter')),
+        0,
+      );
       assert.equal(pl.trainableParams, L * houlsbySite + layerNorms + pooler + classifier);
       model.dispose();
     });
@@ -293,7 +360,11 @@ describe('parameter counts and placement', () => {
       }
     });
 
-    for (const [share, downs, ups] of [['up', 4, 1], ['none', 4, 4], ['down', 1, 4]] as const) {
+    for (const [share, downs, ups] of [
+      ['up', 4, 1],
+      ['none', 4, 4],
+      ['down', 1, 4],
+    ] as const) {
       test(`adamix, 4 experts, share '${share}': ${downs} down and ${ups} up projections per site (${label})`, async () => {
         await useBackend('cpu');
         const model = build(adamix({ share }), { bert, base });
@@ -307,7 +378,9 @@ describe('parameter counts and placement', () => {
           assert.equal(s.inferenceParams, houlsbySite);
           const prefix = adapterPrefix(s.layer, s.site as 'attention' | 'ffn');
           assert.equal(storedAt(model, s.layer, s.site as 'attention' | 'ffn'), siteTrain);
-          const downKernels = model.store.all().filter((p) => p.name.startsWith(prefix) && /\.down\.weight$/.test(p.name));
+          const downKernels = model.store
+            .all()
+            .filter((p) => p.name.startsWith(prefix) && /\.down\.weight$/.test(p.name));
           const upKernels = model.store.all().filter((p) => p.name.startsWith(prefix) && /\.up\.weight$/.test(p.name));
           assert.equal(downKernels.length, downs);
           assert.equal(upKernels.length, ups);
@@ -334,7 +407,10 @@ describe('parameter counts and placement', () => {
         assert.equal(s.trainableParams, r * (d + d));
         assert.deepEqual(s.shapes, { A: [d, r], B: [r, d] });
         const prefix = `bert.encoder.layer.${s.layer}.${LORA_MODULES[s.site as 'query' | 'value']}`;
-        assert.equal(model.store.count((p) => p.name.startsWith(`${prefix}.lora_`)), r * (d + d));
+        assert.equal(
+          model.store.count((p) => p.name.startsWith(`${prefix}.lora_`)),
+          r * (d + d),
+        );
       }
       assert.equal(pl.trainableParams, 2 * L * r * 2 * d + pooler + classifier);
       assert.deepEqual(pl.trainableByGroup, { pooler, head: classifier, lora: 2 * L * r * 2 * d });
@@ -347,14 +423,27 @@ describe('parameter counts and placement', () => {
 
     test(`leaveOut [0] leaves layer 0 without sites (${label})`, async () => {
       await useBackend('cpu');
-      for (const method of [houlsby({ leaveOut: [0] }), adamix({ leaveOut: [0] }), lora({ leaveOut: [0] }), parallel({ leaveOut: [0] })]) {
+      for (const method of [
+        houlsby({ leaveOut: [0] }),
+        adamix({ leaveOut: [0] }),
+        lora({ leaveOut: [0] }),
+        parallel({ leaveOut: [0] }),
+      ]) {
         const model = build(method, { bert, base });
         const pl = model.placement();
         assert.deepEqual(pl.leftOut, [0], method.type);
         assert.ok(pl.sites.length > 0);
-        assert.ok(pl.sites.every((s) => s.layer !== 0), `${method.type}: no site in layer 0`);
+        assert.ok(
+          pl.sites.every((s) => s.layer !== 0),
+          `${method.type}: no site in layer 0`,
+        );
         assert.equal(new Set(pl.sites.map((s) => s.layer)).size, L - 1);
-        assert.equal(model.store.count((p) => p.name.startsWith('bert.encoder.layer.0.') && (p.group === 'adapter' || p.group === 'lora')), 0);
+        assert.equal(
+          model.store.count(
+            (p) => p.name.startsWith('bert.encoder.layer.0.') && (p.group === 'adapter' || p.group === 'lora'),
+          ),
+          0,
+        );
         const siteSum = pl.sites.reduce((n, s) => n + s.trainableParams, 0);
         const extra = method.type === 'lora' ? 0 : layerNorms; // every layer's LayerNorms still train
         assert.equal(pl.trainableParams, siteSum + extra + pooler + classifier, method.type);
@@ -381,14 +470,20 @@ describe('parameter counts and placement', () => {
       await useBackend('cpu');
       for (const rf of [5, 16]) {
         const expected = Math.floor(d / rf);
-        for (const method of [withoutBottleneck(houlsby({ reductionFactor: rf })), withoutBottleneck(adamix({ reductionFactor: rf }))]) {
+        for (const method of [
+          withoutBottleneck(houlsby({ reductionFactor: rf })),
+          withoutBottleneck(adamix({ reductionFactor: rf })),
+        ]) {
           assert.equal('bottleneck' in method, false);
           const model = build(method, { bert, base });
           const s = model.placement().sites[0];
           assert.equal(s.bottleneck, expected, `${method.type} rf ${rf}`);
           assert.deepEqual(s.shapes, { down: [d, expected], up: [expected, d] });
           assert.equal(s.inferenceParams, 2 * expected * d + d + expected);
-          const downName = method.type === 'adamix' ? `${adapterPrefix(0, 'attention')}.experts.0.down.weight` : `${adapterPrefix(0, 'attention')}.down.weight`;
+          const downName =
+            method.type === 'adamix'
+              ? `${adapterPrefix(0, 'attention')}.experts.0.down.weight`
+              : `${adapterPrefix(0, 'attention')}.down.weight`;
           assert.deepEqual(model.store.tensor(downName).shape, [d, expected]);
           model.dispose();
         }
@@ -400,7 +495,10 @@ describe('parameter counts and placement', () => {
 // ================================================================ 2. near-identity init
 
 describe('near-identity initialisation', () => {
-  for (const [label, bert, base] of [['tiny fixture', tinyBert, tiny.weights], ['random 48x3', otherBert, otherBase]] as const) {
+  for (const [label, bert, base] of [
+    ['tiny fixture', tinyBert, tiny.weights],
+    ['random 48x3', otherBert, otherBase],
+  ] as const) {
     test(`adapters with initStd 1e-3 barely move the encoder output; LoRA does not move it (${label})`, async () => {
       await useBackend('cpu');
       const x = batch(bert.vocab_size);
@@ -435,7 +533,15 @@ describe('near-identity initialisation', () => {
 /** Only `full` trains key biases; their exact gradient is zero (softmax is shift-invariant). */
 const KEY_BIAS = /attention\.self\.key\.bias$/;
 
-const GRADIENT_METHODS: MethodConfig[] = [houlsby(), pfeiffer(), parallel(), adamix(), lora(), { type: 'head-only' }, { type: 'full' }];
+const GRADIENT_METHODS: MethodConfig[] = [
+  houlsby(),
+  pfeiffer(),
+  parallel(),
+  adamix(),
+  lora(),
+  { type: 'head-only' },
+  { type: 'full' },
+];
 
 for (const backend of ['cpu', 'wasm']) {
   describe(`gradients (${backend})`, () => {
@@ -510,7 +616,10 @@ for (const backend of ['cpu', 'wasm']) {
         }
         // tf.variableGrads over every store variable: the frozen ones are non-trainable engine variables
         const labels = labelsTensor('classification');
-        const all = tf.variableGrads(() => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar, model.store.all().map((p) => p.value));
+        const all = tf.variableGrads(
+          () => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar,
+          model.store.all().map((p) => p.value),
+        );
         for (const p of frozen) assert.equal(all.grads[p.value.name], null, `${p.name} is a non-trainable variable`);
         tf.dispose([all.value, labels, ...Object.values(all.grads).filter((g): g is Tensor => g !== null)]);
 
@@ -523,15 +632,21 @@ for (const backend of ['cpu', 'wasm']) {
           step.dispose();
         }
         const after = snapshot(model.store.all());
-        for (const p of frozen) assert.ok(bitIdentical(after.get(p.name)!, before.get(p.name)!), `frozen ${p.name} unchanged`);
+        for (const p of frozen)
+          assert.ok(bitIdentical(after.get(p.name)!, before.get(p.name)!), `frozen ${p.name} unchanged`);
         for (const p of trainable) {
           if (noiseOnly.has(p.name)) continue; // a 0.1 * 1e-10 step may or may not round to a change
           const changed = !bitIdentical(after.get(p.name)!, before.get(p.name)!);
-          assert.equal(changed, !unrouted.has(p.name), `${p.name} ${unrouted.has(p.name) ? 'unrouted, unchanged' : 'changed'}`);
+          assert.equal(
+            changed,
+            !unrouted.has(p.name),
+            `${p.name} ${unrouted.has(p.name) ? 'unrouted, unchanged' : 'changed'}`,
+          );
         }
         if (method.type === 'lora') {
           const { grads: afterB } = taskGrads(model, x, ctx);
-          for (const p of trainable.filter((q) => q.name.includes('lora_A'))) assert.ok(maxAbs(afterB.get(p.name)!) > 0, `${p.name} once B != 0`);
+          for (const p of trainable.filter((q) => q.name.includes('lora_A')))
+            assert.ok(maxAbs(afterB.get(p.name)!) > 0, `${p.name} once B != 0`);
         }
         disposeBatch(x);
         model.dispose();
@@ -586,7 +701,7 @@ describe('AdaMix merge', () => {
         const shared = exported.get(p.name);
         const experts = Array.from({ length: 4 }, (_, k) => exported.get(`${prefix}.experts.${k}.${proj}.${kind}`));
         const sources = shared ? [shared] : experts.map((e) => (assert.ok(e, `${prefix} expert ${proj}`), e));
-        assert.equal(sources.length, (share === proj) ? 1 : 4, `${p.name} averages ${sources.length}`);
+        assert.equal(sources.length, share === proj ? 1 : 4, `${p.name} averages ${sources.length}`);
         imported.set(p.name, average(sources));
       }
       twin.store.importWeights(imported, 'averaged experts'); // every trainable weight must be present
@@ -630,14 +745,33 @@ describe('AdaMix merge', () => {
     const merged = mergeMixture(mixture);
     const viaMerge = read(tf.tidy(() => bottleneckDelta(h, merged.down, merged.up, 'gelu')));
     const avgDown = {
-      kernel: tf.tensor(average(mixture.downs.map((e) => ({ shape: e.kernel.shape, data: e.kernel.dataSync() as Float32Array }))).data, mixture.downs[0].kernel.shape),
-      bias: tf.tensor(average(mixture.downs.map((e) => ({ shape: e.bias.shape, data: e.bias.dataSync() as Float32Array }))).data, mixture.downs[0].bias.shape),
+      kernel: tf.tensor(
+        average(mixture.downs.map((e) => ({ shape: e.kernel.shape, data: e.kernel.dataSync() as Float32Array }))).data,
+        mixture.downs[0].kernel.shape,
+      ),
+      bias: tf.tensor(
+        average(mixture.downs.map((e) => ({ shape: e.bias.shape, data: e.bias.dataSync() as Float32Array }))).data,
+        mixture.downs[0].bias.shape,
+      ),
     };
     const byHand = read(tf.tidy(() => bottleneckDelta(h, avgDown, mixture.ups[0], 'gelu')));
     assert.ok(maxAbsDiff(viaMerge, byHand) < 1e-6);
-    const outputMean = read(tf.tidy(() => tf.div(tf.addN([0, 1, 2, 3].map((k) => routedDelta(h, mixture, { down: k, up: 0 }, 'gelu'))), 4)));
-    assert.ok(maxAbsDiff(outputMean, viaMerge) > 1e-3, `output mean vs weight mean: ${maxAbsDiff(outputMean, viaMerge)}`);
-    tf.dispose([h, merged.down.kernel, merged.down.bias, merged.up.kernel, merged.up.bias, avgDown.kernel, avgDown.bias]);
+    const outputMean = read(
+      tf.tidy(() => tf.div(tf.addN([0, 1, 2, 3].map((k) => routedDelta(h, mixture, { down: k, up: 0 }, 'gelu'))), 4)),
+    );
+    assert.ok(
+      maxAbsDiff(outputMean, viaMerge) > 1e-3,
+      `output mean vs weight mean: ${maxAbsDiff(outputMean, viaMerge)}`,
+    );
+    tf.dispose([
+      h,
+      merged.down.kernel,
+      merged.down.bias,
+      merged.up.kernel,
+      merged.up.bias,
+      avgDown.kernel,
+      avgDown.bias,
+    ]);
     store.dispose();
   });
 });
@@ -660,14 +794,20 @@ describe('AdaMix consistency loss', () => {
       tf.tidy(() => {
         const first = model.forward(x, trainCtx(uniformRoutes(model, a)));
         const second = model.forward(x, trainCtx(uniformRoutes(model, b)));
-        return [first.dataSync() as Float32Array, second.dataSync() as Float32Array, model.consistencyLoss(first, second).dataSync()[0]] as const;
+        return [
+          first.dataSync() as Float32Array,
+          second.dataSync() as Float32Array,
+          model.consistencyLoss(first, second).dataSync()[0],
+        ] as const;
       });
     // experts start identical: any two routes give the same prediction
     assert.equal(consistency({ down: 0, up: 0 }, { down: 3, up: 2 })[2], 0);
 
     randomiseAdapters(model, 31);
     const drawn = model.method.drawRoutes(new Rng(4))!;
-    const same = tf.tidy(() => model.consistencyLoss(model.forward(x, trainCtx(drawn)), model.forward(x, trainCtx(drawn))).dataSync()[0]);
+    const same = tf.tidy(
+      () => model.consistencyLoss(model.forward(x, trainCtx(drawn)), model.forward(x, trainCtx(drawn))).dataSync()[0],
+    );
     assert.equal(same, 0);
 
     const [p, q, loss] = consistency({ down: 0, up: 1 }, { down: 2, up: 3 });
@@ -677,10 +817,14 @@ describe('AdaMix consistency loss', () => {
     for (let b = 0; b < 4; b++) {
       const pp = softmax(p.subarray(b * CLASSES, (b + 1) * CLASSES));
       const qq = softmax(q.subarray(b * CLASSES, (b + 1) * CLASSES));
-      for (let c = 0; c < CLASSES; c++) expected += 0.5 * (qq[c] * Math.log(qq[c] / pp[c]) + pp[c] * Math.log(pp[c] / qq[c]));
+      for (let c = 0; c < CLASSES; c++)
+        expected += 0.5 * (qq[c] * Math.log(qq[c] / pp[c]) + pp[c] * Math.log(pp[c] / qq[c]));
     }
     expected /= 4;
-    assert.ok(Math.abs(loss - expected) < 1e-6 * Math.max(1, expected), `consistency ${loss} vs symmetric KL ${expected}`);
+    assert.ok(
+      Math.abs(loss - expected) < 1e-6 * Math.max(1, expected),
+      `consistency ${loss} vs symmetric KL ${expected}`,
+    );
     disposeBatch(x);
     model.dispose();
   });
@@ -723,7 +867,14 @@ function fullLayerLoss(model: PeftModel, x: EncoderInputs, ctx: ForwardContext, 
 
 for (const backend of ['cpu', 'wasm']) {
   describe(`the last layer for the [CLS] rows alone (${backend})`, () => {
-    const methods: MethodConfig[] = [houlsby(), pfeiffer(), parallel(), adamix(), lora({ targets: ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'] }), { type: 'full' }];
+    const methods: MethodConfig[] = [
+      houlsby(),
+      pfeiffer(),
+      parallel(),
+      adamix(),
+      lora({ targets: ['query', 'key', 'value', 'attention_output', 'intermediate', 'output'] }),
+      { type: 'full' },
+    ];
     for (const method of methods) {
       test(`${method.type}: the same loss and gradients as the full last layer, padded sequences included`, async () => {
         await useBackend(backend);
@@ -744,7 +895,10 @@ for (const backend of ['cpu', 'wasm']) {
           const expected = read(g);
           const actual = read(cls.grads[name]!);
           const scale = Math.max(1e-3, maxAbs(expected));
-          assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * scale, `${name}: ${maxAbsDiff(actual, expected)} (scale ${scale})`);
+          assert.ok(
+            maxAbsDiff(actual, expected) <= 1e-4 * scale,
+            `${name}: ${maxAbsDiff(actual, expected)} (scale ${scale})`,
+          );
         }
         labels.dispose();
         disposeBatch(x);
@@ -780,13 +934,25 @@ for (const backend of ['cpu', 'wasm']) {
         for (const [name, g] of Object.entries(theirs.grads)) {
           const expected = read(g);
           const actual = read(ours.grads[name]!);
-          assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * Math.max(1e-3, maxAbs(expected)), `${name}: ${maxAbsDiff(actual, expected)}`);
+          assert.ok(
+            maxAbsDiff(actual, expected) <= 1e-4 * Math.max(1e-3, maxAbs(expected)),
+            `${name}: ${maxAbsDiff(actual, expected)}`,
+          );
         }
         // padding changes nothing: the same sentences with 3 more padded columns give the same logits
         const padded: EncoderInputs = {
-          inputIds: tf.pad(x.inputIds, [[0, 0], [0, 3]]) as tf.Tensor2D,
-          tokenTypeIds: tf.pad(x.tokenTypeIds, [[0, 0], [0, 3]]) as tf.Tensor2D,
-          attentionMask: tf.pad(x.attentionMask, [[0, 0], [0, 3]]) as tf.Tensor2D,
+          inputIds: tf.pad(x.inputIds, [
+            [0, 0],
+            [0, 3],
+          ]) as tf.Tensor2D,
+          tokenTypeIds: tf.pad(x.tokenTypeIds, [
+            [0, 0],
+            [0, 3],
+          ]) as tf.Tensor2D,
+          attentionMask: tf.pad(x.attentionMask, [
+            [0, 0],
+            [0, 3],
+          ]) as tf.Tensor2D,
         };
         assert.ok(maxAbsDiff(logitsOf(model, padded, ctx), logitsOf(model, x, ctx)) < 1e-5);
         tf.dispose([labels]);
@@ -812,7 +978,10 @@ for (const backend of ['cpu', 'wasm']) {
         const vars = model.store.trainable().map((p) => p.value);
         const step = () => {
           const ctx = trainCtx(model.method.drawRoutes(rng), rng);
-          const { value, grads } = tf.variableGrads(() => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar, vars);
+          const { value, grads } = tf.variableGrads(
+            () => model.taskLoss(model.forward(x, ctx), labels) as tf.Scalar,
+            vars,
+          );
           const loss = value.dataSync()[0];
           const count = Object.keys(grads).length;
           value.dispose();

@@ -20,7 +20,8 @@ const TOLERANCE = 1e-4;
 
 function weightMap(file: string, filter: (name: string) => boolean = () => true): WeightMap {
   const out: WeightMap = new Map();
-  for (const [name, t] of readSafetensors(file).tensors) if (filter(name)) out.set(name, { shape: t.shape, data: toFloat32(t) });
+  for (const [name, t] of readSafetensors(file).tensors)
+    if (filter(name)) out.set(name, { shape: t.shape, data: toFloat32(t) });
   return out;
 }
 
@@ -40,15 +41,31 @@ function inputs() {
   };
 }
 
-const houlsby: MethodConfig = { type: 'houlsby', bottleneck: 8, reductionFactor: 16, activation: 'gelu', initStd: 1e-3, leaveOut: [], sites: ['attention', 'ffn'] };
+const houlsby: MethodConfig = {
+  type: 'houlsby',
+  bottleneck: 8,
+  reductionFactor: 16,
+  activation: 'gelu',
+  initStd: 1e-3,
+  leaveOut: [],
+  sites: ['attention', 'ffn'],
+};
 const inference = { training: false, dropoutSeed: () => undefined };
 
 function build(method: MethodConfig): PeftModel {
   const base = weightMap(path.join(FIXTURES, 'tiny-bert', 'model.safetensors'));
   const model = new PeftModel({ bert, base, method, task: 'classification', outputs: 2, seed: 0, dropout: 0 });
-  const trained = weightMap(path.join(FIXTURES, 'reference', 'houlsby.safetensors'), (n) => n.startsWith('bert.') || n.startsWith('classifier.'));
+  const trained = weightMap(
+    path.join(FIXTURES, 'reference', 'houlsby.safetensors'),
+    (n) => n.startsWith('bert.') || n.startsWith('classifier.'),
+  );
   if (method.type === 'houlsby') model.store.importWeights(trained, 'houlsby.safetensors', { allowMissing: true });
-  else model.store.importWeights(new Map([...trained].filter(([n]) => n.startsWith('classifier.'))), 'houlsby.safetensors', { allowMissing: true });
+  else
+    model.store.importWeights(
+      new Map([...trained].filter(([n]) => n.startsWith('classifier.'))),
+      'houlsby.safetensors',
+      { allowMissing: true },
+    );
   return model;
 }
 
@@ -75,7 +92,11 @@ for (const backend of ['cpu', 'wasm']) {
     const [hidden, logits, loss] = tf.tidy(() => {
       const h = model.encoder.encode(x, inference);
       const l = model.forward(x, inference); // the last layer for the [CLS] rows alone
-      return [h.dataSync(), l.dataSync(), model.taskLoss(l, tf.tensor1d(toInt32(reference.get('labels')!), 'float32')).dataSync()];
+      return [
+        h.dataSync(),
+        l.dataSync(),
+        model.taskLoss(l, tf.tensor1d(toInt32(reference.get('labels')!), 'float32')).dataSync(),
+      ];
     });
     assertClose(hidden as Float32Array, refFloat('out.hidden').data, 'hidden');
     assertClose(logits as Float32Array, refFloat('out.logits').data, 'logits');
@@ -89,7 +110,10 @@ for (const backend of ['cpu', 'wasm']) {
     const x = inputs();
     const labels = tf.tensor1d(toInt32(reference.get('labels')!), 'float32');
     const trainable = model.store.trainable();
-    const { grads } = tf.variableGrads(() => model.taskLoss(model.forward(x, inference), labels) as tf.Scalar, trainable.map((p) => p.value));
+    const { grads } = tf.variableGrads(
+      () => model.taskLoss(model.forward(x, inference), labels) as tf.Scalar,
+      trainable.map((p) => p.value),
+    );
     let compared = 0;
     for (const p of trainable) {
       const g = grads[p.value.name];

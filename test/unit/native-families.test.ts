@@ -11,8 +11,13 @@ import { installNativeKernels, nativeCallCounts, uninstallNativeKernels } from '
 
 const load = loadNativeAddon();
 if (!load.ok) {
-  if (process.env.PEFT_LAB_NATIVE_REQUIRED === '1') throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but the native addon is not available (${load.reason})`);
-  test('the family reference suite with the native kernels', { skip: `native addon not available (${load.reason})` }, () => {});
+  if (process.env.PEFT_LAB_NATIVE_REQUIRED === '1')
+    throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but the native addon is not available (${load.reason})`);
+  test(
+    'the family reference suite with the native kernels',
+    { skip: `native addon not available (${load.reason})` },
+    () => {},
+  );
 } else {
   const status = installNativeKernels();
   assert.ok(status.active, status.reason);
@@ -21,7 +26,10 @@ if (!load.ok) {
   test('the family suite ran its wasm tests through the native kernels', () => {
     const calls = nativeCallCounts();
     assert.ok((calls.BatchMatMul ?? 0) > 0, `native BatchMatMul calls: ${JSON.stringify(calls)}`);
-    assert.ok((calls._FusedMatMul ?? calls.MatMul ?? calls.BatchMatMul ?? 0) > 0, `native products: ${JSON.stringify(calls)}`);
+    assert.ok(
+      (calls._FusedMatMul ?? calls.MatMul ?? calls.BatchMatMul ?? 0) > 0,
+      `native products: ${JSON.stringify(calls)}`,
+    );
   });
 
   after(() => uninstallNativeKernels());

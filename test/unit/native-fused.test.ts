@@ -1,5 +1,5 @@
 /**
- * The fused native training kernels (src/core/native/wasm-kernels.ts FUSED, native/peft_math.c and
+ * The fused native training kernels (src/core/native/kernels/, FUSED in kernels/shared.ts, native/peft_math.c and
  * native/peft_kernels.c) against the plain compositions of tf ops that src/core/model/ops.ts and the
  * optimizer use without them, on the wasm backend: forward values and every gradient, odd and
  * zero-size shapes. Each case runs twice in this process, the native kernels uninstalled (the
@@ -12,16 +12,29 @@ import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../../src/core/tf';
 import { loadNativeAddon, NATIVE_ENV } from '../../src/core/native/addon';
 import {
-  aleaState,
-  FUSED,
   fusedKernelsActive,
   installNativeKernels,
   NATIVE_FUSED_ENV,
   nativeCallCounts,
-  softmaxMaskGroup,
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
-import { batchMatMul, batchMatMulBT, biasGelu, dense, dropout, gelu, layerNorm, maskedSoftmax, matmulTrainable, selfAttention, softmaxCrossEntropy, tiedDense } from '../../src/core/model/ops';
+import { aleaState } from '../../src/core/native/kernels/dropout';
+import { FUSED } from '../../src/core/native/kernels/shared';
+import { softmaxMaskGroup } from '../../src/core/native/kernels/softmax';
+import {
+  batchMatMul,
+  batchMatMulBT,
+  biasGelu,
+  dense,
+  dropout,
+  gelu,
+  layerNorm,
+  maskedSoftmax,
+  matmulTrainable,
+  selfAttention,
+  softmaxCrossEntropy,
+  tiedDense,
+} from '../../src/core/model/ops';
 import { AdamW, clipScale } from '../../src/core/train/optimizer';
 import type { Param } from '../../src/core/model/params';
 import { Rng } from '../../src/core/random';
@@ -51,7 +64,10 @@ const rng = new Rng(20261125);
 
 function random(shape: number[], scale = 1): Tensor {
   const n = shape.reduce((p, d) => p * d, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale),
+    shape,
+  );
 }
 
 type Values = { shape: number[]; data: Float32Array }[];
@@ -90,7 +106,10 @@ function assertSame(r: { plain: Values; native: Values }, what: string, tol = 1e
       const err = Math.abs(q.data[i]! - p.data[i]!) / (1 + Math.abs(p.data[i]!));
       if (!(err <= worst)) [worst, at] = [err, i];
     }
-    assert.ok(worst <= tol, `${what} #${k}: relative difference ${worst} at ${at} (${q.data[at]} native vs ${p.data[at]} plain) exceeds ${tol}`);
+    assert.ok(
+      worst <= tol,
+      `${what} #${k}: relative difference ${worst} at ${at} (${q.data[at]} native vs ${p.data[at]} plain) exceeds ${tol}`,
+    );
   });
 }
 
@@ -99,7 +118,10 @@ function valueAndGrads(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], seed: n
   const y = tf.tidy(() => f(...inputs));
   const w = tf.tidy(() => {
     const r = new Rng(seed);
-    return tf.tensor(Float32Array.from({ length: y.size }, () => r.next() * 2 - 1), y.shape);
+    return tf.tensor(
+      Float32Array.from({ length: y.size }, () => r.next() * 2 - 1),
+      y.shape,
+    );
   });
   const grads = tf.grads((...xs: Tensor[]) => tf.sum(tf.mul(f(...xs), w)))(inputs);
   w.dispose();
@@ -121,9 +143,18 @@ describe('fused GELU (with its bias) equals the composition', { skip }, () => {
     for (const [rows, cols] of SHAPES) {
       const x = random([rows, cols], 4);
       const b = random([cols]);
-      assertSame(both(FUSED.geluBias, () => valueAndGrads((t) => gelu(t), [x], 1)), `gelu [${rows}, ${cols}]`);
-      assertSame(both(FUSED.geluBiasGrad, () => valueAndGrads((t, u) => biasGelu(t, u), [x, b], 2)), `gelu(x + b) [${rows}, ${cols}]`);
-      assertSame(both(FUSED.geluBiasGrad, () => valueAndGrads((t) => biasGelu(t, b, false), [x], 3)), `gelu(x + frozen b) [${rows}, ${cols}]`);
+      assertSame(
+        both(FUSED.geluBias, () => valueAndGrads((t) => gelu(t), [x], 1)),
+        `gelu [${rows}, ${cols}]`,
+      );
+      assertSame(
+        both(FUSED.geluBiasGrad, () => valueAndGrads((t, u) => biasGelu(t, u), [x, b], 2)),
+        `gelu(x + b) [${rows}, ${cols}]`,
+      );
+      assertSame(
+        both(FUSED.geluBiasGrad, () => valueAndGrads((t) => biasGelu(t, b, false), [x], 3)),
+        `gelu(x + frozen b) [${rows}, ${cols}]`,
+      );
       tf.dispose([x, b]);
     }
   });
@@ -131,7 +162,10 @@ describe('fused GELU (with its bias) equals the composition', { skip }, () => {
   test('the range where erf saturates, and the bias gradient of the model shape', () => {
     const x = tf.mul(random([4096, 8]), 12) as Tensor; // [-12, 12]
     const b = random([8]);
-    assertSame(both(FUSED.geluBias, () => valueAndGrads((t, u) => biasGelu(t, u), [x, b], 4)), 'gelu on [-12, 12]');
+    assertSame(
+      both(FUSED.geluBias, () => valueAndGrads((t, u) => biasGelu(t, u), [x, b], 4)),
+      'gelu on [-12, 12]',
+    );
     tf.dispose([x, b]);
   });
 
@@ -151,7 +185,10 @@ describe('fused GELU (with its bias) equals the composition', { skip }, () => {
 
   test('a bias of the wrong size is refused by the kernel', () => {
     installNativeKernels();
-    assert.throws(() => tf.engine().runKernel(FUSED.geluBias, { x: tf.ones([2, 3]), b: tf.ones([2]) }, {}), /expected 3 elements/);
+    assert.throws(
+      () => tf.engine().runKernel(FUSED.geluBias, { x: tf.ones([2, 3]), b: tf.ones([2]) }, {}),
+      /expected 3 elements/,
+    );
   });
 });
 
@@ -162,7 +199,9 @@ describe('fused LayerNorm equals the composition', { skip }, () => {
       const x = tf.tidy(() => tf.add(random([rows, cols], 3), 0.5));
       const g = tf.tidy(() => tf.add(random([cols], 0.2), 1));
       const b = random([cols], 0.1);
-      const r = both(FUSED.layerNormGrad, () => valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-12), [x, g, b], 6));
+      const r = both(FUSED.layerNormGrad, () =>
+        valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-12), [x, g, b], 6),
+      );
       // dgain and dbias sum over up to 4,096 rows: both paths accumulate in double.
       assertSame(r, `layerNorm [${rows}, ${cols}]`, 2e-5);
       tf.dispose([x, g, b]);
@@ -173,7 +212,10 @@ describe('fused LayerNorm equals the composition', { skip }, () => {
     const x = tf.concat([tf.fill([1, 9], 2.5), random([4, 9])]);
     const g = random([9]);
     const b = random([9]);
-    assertSame(both(FUSED.layerNorm, () => valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-5), [x, g, b], 7)), 'layerNorm eps 1e-5');
+    assertSame(
+      both(FUSED.layerNorm, () => valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-5), [x, g, b], 7)),
+      'layerNorm eps 1e-5',
+    );
     tf.dispose([x, g, b]);
   });
 
@@ -181,7 +223,9 @@ describe('fused LayerNorm equals the composition', { skip }, () => {
     const x = random([0, 6]);
     const g = random([6]);
     const b = random([6]);
-    const r = both(FUSED.layerNormGrad, () => valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-12), [x, g, b], 8));
+    const r = both(FUSED.layerNormGrad, () =>
+      valueAndGrads((t, u, v) => layerNorm(t as tf.Tensor2D, u, v, 1e-12), [x, g, b], 8),
+    );
     // Only y and dx are compared: the composition's dgain and dbias come from the wasm backend's Sum
     // over an empty axis, which returns uninitialised memory instead of zeros.
     assertSame({ plain: r.plain.slice(0, 2), native: r.native.slice(0, 2) }, 'layerNorm [0, 6]', 0);
@@ -208,9 +252,15 @@ describe('fused masked softmax equals the composition', { skip }, () => {
     ]) {
       const scores = random([batch, heads, seq, seq], 8);
       const mask = keyMask(batch, seq);
-      assertSame(both(FUSED.softmaxGrad, () => valueAndGrads((s) => maskedSoftmax(s, mask), [scores], 9)), `softmax [${batch}, ${heads}, ${seq}, ${seq}]`);
+      assertSame(
+        both(FUSED.softmaxGrad, () => valueAndGrads((s) => maskedSoftmax(s, mask), [scores], 9)),
+        `softmax [${batch}, ${heads}, ${seq}, ${seq}]`,
+      );
       const scale = 1 / Math.sqrt(seq);
-      assertSame(both(FUSED.softmaxGrad, () => valueAndGrads((s) => maskedSoftmax(s, mask, scale), [scores], 9)), `softmax scaled [${batch}, ${heads}, ${seq}, ${seq}]`);
+      assertSame(
+        both(FUSED.softmaxGrad, () => valueAndGrads((s) => maskedSoftmax(s, mask, scale), [scores], 9)),
+        `softmax scaled [${batch}, ${heads}, ${seq}, ${seq}]`,
+      );
       tf.dispose([scores, mask]);
     }
   });
@@ -259,9 +309,16 @@ describe('native self-attention (per-head products in place) equals the composit
       [4, 128, 4, 64, 0.1],
     ]) {
       const qkv = random([batch * seq, 3 * heads * dh], 2);
-      const mask = tf.tensor(Float32Array.from({ length: batch * seq }, (_, i) => (i % seq > seq - 2 && seq > 1 ? -10000 : 0)), [batch, 1, 1, seq]);
+      const mask = tf.tensor(
+        Float32Array.from({ length: batch * seq }, (_, i) => (i % seq > seq - 2 && seq > 1 ? -10000 : 0)),
+        [batch, 1, 1, seq],
+      );
       const f = (x: Tensor) => selfAttention(x as tf.Tensor2D, mask, batch, seq, heads, rate, 1234);
-      assertSame(both(FUSED.attnQkvGrad, () => valueAndGrads(f, [qkv], 18)), `attention B ${batch} T ${seq} H ${heads} dh ${dh} dropout ${rate}`, 1e-4);
+      assertSame(
+        both(FUSED.attnQkvGrad, () => valueAndGrads(f, [qkv], 18)),
+        `attention B ${batch} T ${seq} H ${heads} dh ${dh} dropout ${rate}`,
+        1e-4,
+      );
       tf.dispose([qkv, mask]);
     }
   });
@@ -269,7 +326,13 @@ describe('native self-attention (per-head products in place) equals the composit
   test('no dropout seed (evaluation): no dropout on either path', () => {
     const qkv = random([6, 12], 2);
     const mask = tf.zeros([2, 1, 1, 3]);
-    assertSame(both(FUSED.attnScores, () => valueAndGrads((x) => selfAttention(x as tf.Tensor2D, mask, 2, 3, 2, 0.1, undefined), [qkv], 19)), 'attention, no seed', 1e-4);
+    assertSame(
+      both(FUSED.attnScores, () =>
+        valueAndGrads((x) => selfAttention(x as tf.Tensor2D, mask, 2, 3, 2, 0.1, undefined), [qkv], 19),
+      ),
+      'attention, no seed',
+      1e-4,
+    );
     tf.dispose([qkv, mask]);
   });
 });
@@ -285,14 +348,22 @@ describe('fused dropout equals tf.dropout bit for bit', { skip }, () => {
       [[1000], 0.9, 42],
     ] as [number[], number, number][]) {
       const x = random(shape);
-      assertSame(both(FUSED.dropout, () => valueAndGrads((t) => dropout(t, rate, seed), [x], 12)), `dropout ${rate} seed ${seed} [${shape}]`, 0);
+      assertSame(
+        both(FUSED.dropout, () => valueAndGrads((t) => dropout(t, rate, seed), [x], 12)),
+        `dropout ${rate} seed ${seed} [${shape}]`,
+        0,
+      );
       x.dispose();
     }
   });
 
   test('zero-size input', () => {
     const x = random([0, 4]);
-    assertSame(both(FUSED.dropout, () => valueAndGrads((t) => dropout(t, 0.1, 5), [x], 13)), 'dropout [0, 4]', 0);
+    assertSame(
+      both(FUSED.dropout, () => valueAndGrads((t) => dropout(t, 0.1, 5), [x], 13)),
+      'dropout [0, 4]',
+      0,
+    );
     x.dispose();
   });
 
@@ -301,21 +372,35 @@ describe('fused dropout equals tf.dropout bit for bit', { skip }, () => {
     const x = tf.ones([4]);
     const attrs = { keep: 0.9, ...aleaState('7') };
     for (const bad of [{ s0: 0.1 }, { s1: 1 }, { s2: -0.5 }, { c: 0.5 }, { c: 2091640 }]) {
-      assert.throws(() => tf.engine().runKernel(FUSED.dropout, { x }, { ...attrs, ...bad }), /not an Alea state/, JSON.stringify(bad));
+      assert.throws(
+        () => tf.engine().runKernel(FUSED.dropout, { x }, { ...attrs, ...bad }),
+        /not an Alea state/,
+        JSON.stringify(bad),
+      );
     }
     x.dispose();
   });
 
   test('aleaState starts seedrandom.alea where tf.randomUniform does', () => {
-    const alea = require('seedrandom').alea as (seed: string, opts: { state: true }) => { state(): { s0: number; s1: number; s2: number; c: number } };
-    for (const seed of ['0', '1', '4294967295', 'a seed', '']) assert.deepEqual(aleaState(seed), alea(seed, { state: true }).state(), seed);
+    const alea = require('seedrandom').alea as (
+      seed: string,
+      opts: { state: true },
+    ) => { state(): { s0: number; s1: number; s2: number; c: number } };
+    for (const seed of ['0', '1', '4294967295', 'a seed', ''])
+      assert.deepEqual(aleaState(seed), alea(seed, { state: true }).state(), seed);
   });
 });
 
 describe('fused AdamW equals the tf ops update', { skip }, () => {
   let counter = 0;
   function param(name: string, values: Float32Array, shape: number[]): Param {
-    return { name, value: tf.variable(tf.tensor(values, shape), true, `${name}#fused-${counter++}`), trainable: true, group: 'adapter', linear: false };
+    return {
+      name,
+      value: tf.variable(tf.tensor(values, shape), true, `${name}#fused-${counter++}`),
+      trainable: true,
+      group: 'adapter',
+      linear: false,
+    };
   }
 
   /** Three steps of AdamW over a weight (decayed) and a bias (not decayed); the final weights and moments. */
@@ -333,12 +418,19 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
     const opt = new AdamW({ weightDecay: 0.01 });
     for (let step = 0; step < 3; step++) {
       // the bias skips step 1 (an AdaMix expert without a gradient), so its step count lags
-      const grads = new Map(params.filter((p) => step !== 1 || p.name !== 'w.bias').map((p) => [p.name, tf.tensor(values(p.value.size), p.value.shape)] as [string, Tensor]));
+      const grads = new Map(
+        params
+          .filter((p) => step !== 1 || p.name !== 'w.bias')
+          .map((p) => [p.name, tf.tensor(values(p.value.size), p.value.shape)] as [string, Tensor]),
+      );
       opt.apply(params, grads, 1e-3 * (step + 1), step === 2 ? 0.37 : 1); // the last step clipped
       tf.dispose([...grads.values()]);
     }
     const state = opt.exportState();
-    const out = [...params.map((p) => tf.clone(p.value)), ...[...state.moments.values()].flatMap((s) => [tf.tensor(s.m), tf.tensor(s.v)])];
+    const out = [
+      ...params.map((p) => tf.clone(p.value)),
+      ...[...state.moments.values()].flatMap((s) => [tf.tensor(s.m), tf.tensor(s.v)]),
+    ];
     opt.dispose();
     for (const p of params) p.value.dispose();
     return out;
@@ -349,7 +441,24 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
   });
 
   test('the global gradient norm of many tensors in one native call', () => {
-    const grads = (r = new Rng(5)) => new Map([[7, 3], [0, 4], [301, 257], [1, 1]].map(([a, b], i) => [`g${i}`, tf.tensor(Float32Array.from({ length: a! * b! }, () => r.next() * 2 - 1), [a!, b!])] as [string, Tensor]));
+    const grads = (r = new Rng(5)) =>
+      new Map(
+        [
+          [7, 3],
+          [0, 4],
+          [301, 257],
+          [1, 1],
+        ].map(
+          ([a, b], i) =>
+            [
+              `g${i}`,
+              tf.tensor(
+                Float32Array.from({ length: a! * b! }, () => r.next() * 2 - 1),
+                [a!, b!],
+              ),
+            ] as [string, Tensor],
+        ),
+      );
     const norms = both(FUSED.sumSquares, () => {
       const g = grads();
       const { scale, norm } = clipScale(g, 1);
@@ -363,7 +472,10 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
       g.dispose();
     }
     const native = norms.native[0]!.data[1]!;
-    assert.ok(Math.abs(native - Math.sqrt(exact)) <= 1e-6 * Math.sqrt(exact), `native norm ${native} vs ${Math.sqrt(exact)} summed in float64`);
+    assert.ok(
+      Math.abs(native - Math.sqrt(exact)) <= 1e-6 * Math.sqrt(exact),
+      `native norm ${native} vs ${Math.sqrt(exact)} summed in float64`,
+    );
   });
 
   test('a parameter that shares its memory (a clone) is updated by the tf ops, and the clone keeps its values', () => {
@@ -377,7 +489,9 @@ describe('fused AdamW equals the tf ops update', { skip }, () => {
     assert.equal(nativeCallCounts()[FUSED.adamw] ?? 0, before, 'not in place');
     assert.deepEqual(Array.from(clone.dataSync()), [0.5, -1, 2]);
     const moved = Array.from(p.value.dataSync());
-    [0.5 - 0.1, -1 - 0.1, 2 + 0.1].forEach((want, i) => assert.ok(Math.abs(moved[i]! - want) < 1e-5, `${moved[i]} vs ${want}`));
+    [0.5 - 0.1, -1 - 0.1, 2 + 0.1].forEach((want, i) =>
+      assert.ok(Math.abs(moved[i]! - want) < 1e-5, `${moved[i]} vs ${want}`),
+    );
     tf.dispose([clone, g, p.value]);
     opt.dispose();
   });
@@ -388,22 +502,46 @@ describe('the products gradients read transposed operands natively', { skip }, (
     const x = random([65, 33]);
     const k = random([33, 17]);
     const b = random([17]);
-    assertSame(both('BatchMatMul', () => valueAndGrads((t, u, v) => dense(t as tf.Tensor2D, u, v), [x, k, b], 14)), 'dense', 1e-4);
-    assertSame(both('BatchMatMul', () => valueAndGrads((t, u) => matmulTrainable(t as tf.Tensor2D, u), [x, k], 15)), 'matmulTrainable', 1e-4);
+    assertSame(
+      both('BatchMatMul', () => valueAndGrads((t, u, v) => dense(t as tf.Tensor2D, u, v), [x, k, b], 14)),
+      'dense',
+      1e-4,
+    );
+    assertSame(
+      both('BatchMatMul', () => valueAndGrads((t, u) => matmulTrainable(t as tf.Tensor2D, u), [x, k], 15)),
+      'matmulTrainable',
+      1e-4,
+    );
     const a3 = random([6, 9, 5]);
     const b3 = random([6, 5, 7]);
     const c3 = random([6, 7, 5]);
-    assertSame(both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMul(t, u), [a3, b3], 16)), 'batchMatMul', 1e-4);
-    assertSame(both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMulBT(t, u), [a3, c3], 17)), 'batchMatMulBT (q · kᵀ)', 1e-4);
+    assertSame(
+      both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMul(t, u), [a3, b3], 16)),
+      'batchMatMul',
+      1e-4,
+    );
+    assertSame(
+      both('BatchMatMul', () => valueAndGrads((t, u) => batchMatMulBT(t, u), [a3, c3], 17)),
+      'batchMatMulBT (q · kᵀ)',
+      1e-4,
+    );
     tf.dispose([x, k, b, a3, b3, c3]);
   });
 });
 
 describe('fused softmax cross-entropy equals the composition', { skip }, () => {
   test('the mean loss and its gradient, odd shapes and a vocabulary-sized one, a scaled upstream gradient', () => {
-    for (const [rows, cols] of [[1, 2], [3, 5], [17, 33], [613, 8192]] as [number, number][]) {
+    for (const [rows, cols] of [
+      [1, 2],
+      [3, 5],
+      [17, 33],
+      [613, 8192],
+    ] as [number, number][]) {
       const x = random([rows, cols], 8);
-      const targets = tf.tensor1d(Int32Array.from({ length: rows }, () => rng.int(cols)), 'int32');
+      const targets = tf.tensor1d(
+        Int32Array.from({ length: rows }, () => rng.int(cols)),
+        'int32',
+      );
       const r = both(FUSED.xentGrad, () => {
         const out = tf.grads((t: Tensor) => tf.mul(softmaxCrossEntropy(t as tf.Tensor2D, targets), 0.37))([x]);
         return [tf.mul(softmaxCrossEntropy(x as tf.Tensor2D, targets), 0.37), ...out];
@@ -415,7 +553,10 @@ describe('fused softmax cross-entropy equals the composition', { skip }, () => {
 
   test('a target outside the vocabulary is refused by the kernel', () => {
     installNativeKernels();
-    assert.throws(() => tf.engine().runKernel(FUSED.xent, { x: tf.ones([2, 3]), targets: tf.tensor1d([0, 3], 'int32') }, {}), /target outside/);
+    assert.throws(
+      () => tf.engine().runKernel(FUSED.xent, { x: tf.ones([2, 3]), targets: tf.tensor1d([0, 3], 'int32') }, {}),
+      /target outside/,
+    );
   });
 });
 
@@ -424,7 +565,13 @@ describe('the tied decoder (x · tableᵀ + b) equals the composition', { skip }
     const x = random([37, 16]);
     const table = random([101, 16]);
     const b = random([101]);
-    assertSame(both('_FusedMatMul', () => valueAndGrads((t, u, v) => tiedDense(t as tf.Tensor2D, u as tf.Tensor2D, v), [x, table, b], 18)), 'tiedDense', 1e-4);
+    assertSame(
+      both('_FusedMatMul', () =>
+        valueAndGrads((t, u, v) => tiedDense(t as tf.Tensor2D, u as tf.Tensor2D, v), [x, table, b], 18),
+      ),
+      'tiedDense',
+      1e-4,
+    );
     tf.dispose([x, table, b]);
   });
 });
@@ -434,37 +581,63 @@ test('the addon checks every operand against the heap before touching it', { ski
   const heap = new Float32Array(64);
   assert.throws(() => addon.geluBias(heap, 0, -1, 4 * 60, 2, 4), /outside the heap/, 'output past the end');
   assert.throws(() => addon.geluBias(heap, 2, -1, 0, 1, 4), /outside the heap/, 'unaligned');
-  assert.throws(() => addon.softmax(heap, 0, -1, 64, 3, 4, 2, 1), /bad dimensions/, 'rows not a multiple of the mask group');
+  assert.throws(
+    () => addon.softmax(heap, 0, -1, 64, 3, 4, 2, 1),
+    /bad dimensions/,
+    'rows not a multiple of the mask group',
+  );
   assert.throws(() => addon.layerNorm(heap, 0, 0, 0, 0, 0, 0, -1, 4, 1e-5), /bad dimensions/, 'negative rows');
   const row = (over: number[] = []) => Float64Array.from([0, 16, 32, 48, 4, 1, 1, 0.001].map((x, i) => over[i] ?? x));
-  assert.throws(() => addon.adamw(heap, row([0, 0, 0, Number.NaN]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /outside the heap/, 'NaN offset');
-  assert.throws(() => addon.adamw(heap, Float64Array.from([...row(), ...row([0, 0, 0, 4 * 62])]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /outside the heap/, 'second row past the end');
-  assert.throws(() => addon.adamw(heap, row().subarray(0, 7), 0.9, 0.1, 0.999, 0.001, 1e-8, 1), /8 numbers per row/, 'a short row');
+  assert.throws(
+    () => addon.adamw(heap, row([0, 0, 0, Number.NaN]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1),
+    /outside the heap/,
+    'NaN offset',
+  );
+  assert.throws(
+    () => addon.adamw(heap, Float64Array.from([...row(), ...row([0, 0, 0, 4 * 62])]), 0.9, 0.1, 0.999, 0.001, 1e-8, 1),
+    /outside the heap/,
+    'second row past the end',
+  );
+  assert.throws(
+    () => addon.adamw(heap, row().subarray(0, 7), 0.9, 0.1, 0.999, 0.001, 1e-8, 1),
+    /8 numbers per row/,
+    'a short row',
+  );
   assert.throws(() => addon.sumSquares(heap, Float64Array.from([0, 65])), /outside the heap/, 'sum past the end');
-  assert.throws(() => (addon.dropout as (...a: unknown[]) => void)(heap, 0, 0, 0, 4), /expected a Float32Array heap and 9 numbers/);
+  assert.throws(
+    () => (addon.dropout as (...a: unknown[]) => void)(heap, 0, 0, 0, 4),
+    /expected a Float32Array heap and 9 numbers/,
+  );
   addon.geluBias(heap, 0, -1, 64, 4, 4); // in bounds: fine
 });
 
-test('PEFT_LAB_NATIVE_FUSED=0: the replacement kernels without the fused ones, and ops.ts composes tf ops', { skip }, () => {
-  uninstallNativeKernels();
-  process.env[NATIVE_FUSED_ENV] = '0';
-  try {
-    const status = installNativeKernels();
-    assert.ok(status.active);
-    assert.ok(status.kernels.includes('BatchMatMul'));
-    assert.deepEqual(status.kernels.filter((k) => k.startsWith('Peft')), []);
-    assert.equal(fusedKernelsActive(), false);
-    assert.equal(tf.getKernel(FUSED.geluBias, 'wasm'), undefined);
-    const y = gelu(tf.tensor1d([0, 1]));
-    assert.ok(Math.abs(y.dataSync()[1]! - 0.8413447) < 1e-6);
-    y.dispose();
-  } finally {
-    delete process.env[NATIVE_FUSED_ENV];
+test(
+  'PEFT_LAB_NATIVE_FUSED=0: the replacement kernels without the fused ones, and ops.ts composes tf ops',
+  { skip },
+  () => {
     uninstallNativeKernels();
-  }
-  installNativeKernels();
-  assert.equal(fusedKernelsActive(), true);
-});
+    process.env[NATIVE_FUSED_ENV] = '0';
+    try {
+      const status = installNativeKernels();
+      assert.ok(status.active);
+      assert.ok(status.kernels.includes('BatchMatMul'));
+      assert.deepEqual(
+        status.kernels.filter((k) => k.startsWith('Peft')),
+        [],
+      );
+      assert.equal(fusedKernelsActive(), false);
+      assert.equal(tf.getKernel(FUSED.geluBias, 'wasm'), undefined);
+      const y = gelu(tf.tensor1d([0, 1]));
+      assert.ok(Math.abs(y.dataSync()[1]! - 0.8413447) < 1e-6);
+      y.dispose();
+    } finally {
+      delete process.env[NATIVE_FUSED_ENV];
+      uninstallNativeKernels();
+    }
+    installNativeKernels();
+    assert.equal(fusedKernelsActive(), true);
+  },
+);
 
 describe('Cast to the same dtype shares memory', { skip }, () => {
   test('a float32 cast of float32 reads the same values from the same memory', () => {

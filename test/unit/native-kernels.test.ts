@@ -16,14 +16,13 @@ import { tf, type Tensor } from '../../src/core/tf';
 import { selectBackend } from '../../src/core/backend';
 import { loadNativeAddon, NATIVE_ENV } from '../../src/core/native/addon';
 import {
-  broadcastBatchIndex,
   installNativeKernels,
-  leadingAxes,
-  trailingAxes,
   nativeCallCounts,
   NATIVE_THREADS_ENV,
   uninstallNativeKernels,
 } from '../../src/core/native/wasm-kernels';
+import { broadcastBatchIndex } from '../../src/core/native/kernels/matmul';
+import { leadingAxes, trailingAxes } from '../../src/core/native/kernels/reduce';
 import { Rng } from '../../src/core/random';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -32,7 +31,11 @@ const skip = load.ok ? false : `native addon not available (${load.reason})`;
 if (skip && process.env.PEFT_LAB_NATIVE_REQUIRED === '1') throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but ${skip}`);
 if (skip) process.stderr.write(`native-kernels.test: skipping the native suites: ${skip}\n`);
 
-const savedEnv = { native: process.env[NATIVE_ENV], threads: process.env[NATIVE_THREADS_ENV], backend: process.env.PEFT_LAB_BACKEND };
+const savedEnv = {
+  native: process.env[NATIVE_ENV],
+  threads: process.env[NATIVE_THREADS_ENV],
+  backend: process.env.PEFT_LAB_BACKEND,
+};
 
 before(async () => {
   delete process.env.PEFT_LAB_BACKEND;
@@ -58,12 +61,23 @@ const rng = new Rng(20261125);
 
 function random(shape: number[], dtype: 'float32' | 'int32' = 'float32'): Tensor {
   const n = shape.reduce((p, d) => p * d, 1);
-  if (dtype === 'int32') return tf.tensor(Int32Array.from({ length: n }, () => rng.int(2001) - 1000), shape, 'int32');
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.next() * 2 - 1), shape);
+  if (dtype === 'int32')
+    return tf.tensor(
+      Int32Array.from({ length: n }, () => rng.int(2001) - 1000),
+      shape,
+      'int32',
+    );
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.next() * 2 - 1),
+    shape,
+  );
 }
 
 /** Runs `f` with the wasm backend's own kernels, then with the native ones; returns both results' values and shapes. */
-function both(f: () => Tensor): { plain: { shape: number[]; data: Float32Array | Int32Array }; native: { shape: number[]; data: Float32Array | Int32Array } } {
+function both(f: () => Tensor): {
+  plain: { shape: number[]; data: Float32Array | Int32Array };
+  native: { shape: number[]; data: Float32Array | Int32Array };
+} {
   uninstallNativeKernels();
   const p = f();
   const plain = { shape: p.shape, data: p.dataSync() as Float32Array | Int32Array };
@@ -86,7 +100,10 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
       at = i;
     }
   }
-  assert.ok(worst <= tol, `${what}: relative difference ${worst} at ${at} (${actual[at]} vs ${expected[at]}) exceeds ${tol}`);
+  assert.ok(
+    worst <= tol,
+    `${what}: relative difference ${worst} at ${at} (${actual[at]} vs ${expected[at]}) exceeds ${tol}`,
+  );
 }
 
 /** Odd and even sizes, small enough to keep the suite fast. */
@@ -248,7 +265,11 @@ describe('native BatchMatMul equals the wasm kernel', { skip }, () => {
         for (const activation of batch.length || ta || tb ? (['linear'] as const) : (['linear', 'relu'] as const)) {
           const want = reference(a, b, bias, ta, tb, activation === 'relu');
           const y = tf.fused.matMul({ a, b, bias, transposeA: ta, transposeB: tb, activation });
-          assertClose(y.dataSync(), want, `${activation} ${JSON.stringify(a.shape)} x ${JSON.stringify(b.shape)} + bias`);
+          assertClose(
+            y.dataSync(),
+            want,
+            `${activation} ${JSON.stringify(a.shape)} x ${JSON.stringify(b.shape)} + bias`,
+          );
           y.dispose();
         }
         tf.dispose([a, b, bias]);
@@ -285,13 +306,20 @@ describe('native Transpose equals the wasm kernel', { skip }, () => {
   for (let rank = 1; rank <= 6; rank++) {
     test(`rank ${rank}: random shapes (with size-1 dims) and permutations, float32 and int32`, () => {
       for (let trial = 0; trial < 12; trial++) {
-        const shape = Array.from({ length: rank }, () => [1, 2, 3, 4, 5, 7, 9][rng.int(7)]! + (rank <= 2 ? 30 * rng.int(3) : 0));
+        const shape = Array.from(
+          { length: rank },
+          () => [1, 2, 3, 4, 5, 7, 9][rng.int(7)]! + (rank <= 2 ? 30 * rng.int(3) : 0),
+        );
         const perm = permutation(rank);
         for (const dtype of ['float32', 'int32'] as const) {
           const x = random(shape, dtype);
           const { plain, native } = both(() => tf.transpose(x, perm));
           assert.deepEqual(native.shape, plain.shape, `${JSON.stringify(shape)} perm ${perm}`);
-          assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} perm ${perm}`);
+          assert.deepEqual(
+            Array.from(native.data),
+            Array.from(plain.data),
+            `${dtype} ${JSON.stringify(shape)} perm ${perm}`,
+          );
           x.dispose();
         }
       }
@@ -300,11 +328,26 @@ describe('native Transpose equals the wasm kernel', { skip }, () => {
 
   test("the attention's permutations, bit for bit", () => {
     for (const [shape, perm] of [
-      [[4, 9, 3, 2, 8], [2, 0, 3, 1, 4]],
-      [[3, 4, 2, 9, 8], [1, 3, 0, 2, 4]],
-      [[4, 2, 9, 8], [0, 1, 3, 2]],
-      [[4, 2, 9, 8], [0, 2, 1, 3]],
-      [[300, 70], [1, 0]],
+      [
+        [4, 9, 3, 2, 8],
+        [2, 0, 3, 1, 4],
+      ],
+      [
+        [3, 4, 2, 9, 8],
+        [1, 3, 0, 2, 4],
+      ],
+      [
+        [4, 2, 9, 8],
+        [0, 1, 3, 2],
+      ],
+      [
+        [4, 2, 9, 8],
+        [0, 2, 1, 3],
+      ],
+      [
+        [300, 70],
+        [1, 0],
+      ],
     ] as const) {
       const x = random([...shape]);
       const { plain, native } = both(() => tf.transpose(x, [...perm]));
@@ -316,10 +359,22 @@ describe('native Transpose equals the wasm kernel', { skip }, () => {
 
   test('identity permutations and empty tensors', () => {
     for (const [shape, perm] of [
-      [[3, 4], [0, 1]],
-      [[2, 1, 3], [1, 0, 2]],
-      [[0, 3], [1, 0]],
-      [[1, 1], [1, 0]],
+      [
+        [3, 4],
+        [0, 1],
+      ],
+      [
+        [2, 1, 3],
+        [1, 0, 2],
+      ],
+      [
+        [0, 3],
+        [1, 0],
+      ],
+      [
+        [1, 1],
+        [1, 0],
+      ],
     ] as const) {
       const x = random([...shape]);
       const { plain, native } = both(() => tf.transpose(x, [...perm]));
@@ -416,7 +471,11 @@ describe('native Unpack, GatherV2, Slice, SplitV and Concat equal the wasm kerne
           const x = random(shape, dtype);
           const { plain, native } = both(() => tf.stack(tf.unstack(x, axis).map((t) => tf.reshape(t, [-1]))));
           assert.deepEqual(native.shape, plain.shape, `${dtype} ${JSON.stringify(shape)} axis ${axis}`);
-          assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} axis ${axis}`);
+          assert.deepEqual(
+            Array.from(native.data),
+            Array.from(plain.data),
+            `${dtype} ${JSON.stringify(shape)} axis ${axis}`,
+          );
           x.dispose();
         }
       }
@@ -440,12 +499,24 @@ describe('native Unpack, GatherV2, Slice, SplitV and Concat equal the wasm kerne
       for (let axis = 0; axis < shape.length; axis++) {
         for (const idxShape of [[11], [3, 4]]) {
           const dim = shape[axis]!;
-          const idx = tf.tensor(Int32Array.from({ length: idxShape.reduce((p, d) => p * d, 1) }, () => rng.int(dim)), idxShape, 'int32');
+          const idx = tf.tensor(
+            Int32Array.from({ length: idxShape.reduce((p, d) => p * d, 1) }, () => rng.int(dim)),
+            idxShape,
+            'int32',
+          );
           for (const dtype of ['float32', 'int32'] as const) {
             const x = random(shape, dtype);
             const { plain, native } = both(() => tf.gather(x, idx, axis));
-            assert.deepEqual(native.shape, plain.shape, `${dtype} ${JSON.stringify(shape)} axis ${axis} indices ${JSON.stringify(idxShape)}`);
-            assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} axis ${axis}`);
+            assert.deepEqual(
+              native.shape,
+              plain.shape,
+              `${dtype} ${JSON.stringify(shape)} axis ${axis} indices ${JSON.stringify(idxShape)}`,
+            );
+            assert.deepEqual(
+              Array.from(native.data),
+              Array.from(plain.data),
+              `${dtype} ${JSON.stringify(shape)} axis ${axis}`,
+            );
             x.dispose();
           }
           idx.dispose();
@@ -464,21 +535,53 @@ describe('native Unpack, GatherV2, Slice, SplitV and Concat equal the wasm kerne
 
   test('slice of every rank, along any dims (the [CLS] rows, the position table), float32 and int32, bit for bit', () => {
     for (const [shape, begin, size] of [
-      [[32, 128, 16], [0, 0, 0], [32, 1, 16]],
-      [[512, 8], [0, 0], [128, 8]],
+      [
+        [32, 128, 16],
+        [0, 0, 0],
+        [32, 1, 16],
+      ],
+      [
+        [512, 8],
+        [0, 0],
+        [128, 8],
+      ],
       [[9], [2], [5]],
       [[9], [0], [-1]],
-      [[5, 7], [1, 2], [3, 4]],
-      [[4, 5, 6, 7], [1, 0, 2, 3], [2, 5, 3, 4]],
-      [[4, 5, 6, 7], [0, 1, 0, 0], [4, 3, 6, 7]],
-      [[2, 3, 4, 5, 6], [1, 1, 1, 1, 1], [1, 2, 3, 4, 5]],
-      [[3, 4], [1, 0], [0, 4]],
+      [
+        [5, 7],
+        [1, 2],
+        [3, 4],
+      ],
+      [
+        [4, 5, 6, 7],
+        [1, 0, 2, 3],
+        [2, 5, 3, 4],
+      ],
+      [
+        [4, 5, 6, 7],
+        [0, 1, 0, 0],
+        [4, 3, 6, 7],
+      ],
+      [
+        [2, 3, 4, 5, 6],
+        [1, 1, 1, 1, 1],
+        [1, 2, 3, 4, 5],
+      ],
+      [
+        [3, 4],
+        [1, 0],
+        [0, 4],
+      ],
     ] as [number[], number[], number[]][]) {
       for (const dtype of ['float32', 'int32'] as const) {
         const x = random(shape, dtype);
         const { plain, native } = both(() => tf.slice(x, begin, size));
         assert.deepEqual(native.shape, plain.shape, `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
-        assert.deepEqual(Array.from(native.data), Array.from(plain.data), `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`);
+        assert.deepEqual(
+          Array.from(native.data),
+          Array.from(plain.data),
+          `${dtype} ${JSON.stringify(shape)} begin ${begin} size ${size}`,
+        );
         x.dispose();
       }
     }
@@ -537,7 +640,11 @@ describe('native Exp and Erf equal the wasm kernels', { skip }, () => {
         const p = plain.data[i]!;
         const q = native.data[i]!;
         if (Number.isNaN(p)) assert.ok(Number.isNaN(q), `${f.name}(${x.dataSync()[i]}) = ${q}, want NaN`);
-        else assert.ok(p === q || Math.abs(p - q) <= 1e-6 * Math.abs(p), `${f.name}(${x.dataSync()[i]}) = ${q}, want ${p}`);
+        else
+          assert.ok(
+            p === q || Math.abs(p - q) <= 1e-6 * Math.abs(p),
+            `${f.name}(${x.dataSync()[i]}) = ${q}, want ${p}`,
+          );
       }
     }
     x.dispose();
@@ -547,7 +654,10 @@ describe('native Exp and Erf equal the wasm kernels', { skip }, () => {
 describe('Identity shares memory instead of copying', { skip }, () => {
   test('a clone reads the same values, outlives its source, and frees the memory with the last reference', () => {
     installNativeKernels();
-    const backend = tf.backend() as unknown as { dataIdMap: { has(id: object): boolean }; getMemoryOffset(id: object): number };
+    const backend = tf.backend() as unknown as {
+      dataIdMap: { has(id: object): boolean };
+      getMemoryOffset(id: object): number;
+    };
     const x = random([64, 33]);
     const want = Array.from(x.dataSync());
     const y = tf.clone(x);
@@ -566,7 +676,9 @@ describe('Identity shares memory instead of copying', { skip }, () => {
     const x = random([16, 24]);
     const w = random([24, 8]);
     const f = () => {
-      const [gx, gw] = tf.grads((a: Tensor, b: Tensor) => tf.sum(tf.mul(tf.exp(tf.matMul(a, b)), tf.sigmoid(tf.matMul(a, b)))))([x, w]);
+      const [gx, gw] = tf.grads((a: Tensor, b: Tensor) =>
+        tf.sum(tf.mul(tf.exp(tf.matMul(a, b)), tf.sigmoid(tf.matMul(a, b)))),
+      )([x, w]);
       return tf.concat([tf.reshape(gx!, [-1]), tf.reshape(gw!, [-1])]);
     };
     const { plain, native } = both(f);
@@ -583,44 +695,48 @@ test('broadcastBatchIndex maps broadcast batch positions to the operand own batc
 });
 
 describe('backend selection', () => {
-  test('wasm with the addon: "wasm + native kernels (OpenBLAS, N threads)" for the usable cores, native kernels registered', { skip }, async () => {
-    const choice = await selectBackend('wasm');
-    const cores = usableCores();
-    assert.equal(choice.active, 'wasm');
-    assert.equal(choice.description, `wasm + native kernels (OpenBLAS, ${cores} thread${cores === 1 ? '' : 's'})`);
-    assert.deepEqual(choice.native?.kernels, [
-      'BatchMatMul',
-      '_FusedMatMul',
-      'Transpose',
-      'Sum',
-      'Mean',
-      'Unpack',
-      'GatherV2',
-      'Slice',
-      'SplitV',
-      'Concat',
-      'Identity',
-      'Cast',
-      'Exp',
-      'Erf',
-      'PeftGeluBias',
-      'PeftGeluBiasGrad',
-      'PeftLayerNorm',
-      'PeftLayerNormGrad',
-      'PeftSoftmax',
-      'PeftSoftmaxGrad',
-      'PeftXent',
-      'PeftXentGrad',
-      'PeftDropout',
-      'PeftAttnScores',
-      'PeftAttnContext',
-      'PeftAttnProbsGrad',
-      'PeftAttnQkvGrad',
-      'PeftAdamW',
-      'PeftSumSquares',
-    ]);
-    assert.equal(choice.native?.threads, cores);
-  });
+  test(
+    'wasm with the addon: "wasm + native kernels (OpenBLAS, N threads)" for the usable cores, native kernels registered',
+    { skip },
+    async () => {
+      const choice = await selectBackend('wasm');
+      const cores = usableCores();
+      assert.equal(choice.active, 'wasm');
+      assert.equal(choice.description, `wasm + native kernels (OpenBLAS, ${cores} thread${cores === 1 ? '' : 's'})`);
+      assert.deepEqual(choice.native?.kernels, [
+        'BatchMatMul',
+        '_FusedMatMul',
+        'Transpose',
+        'Sum',
+        'Mean',
+        'Unpack',
+        'GatherV2',
+        'Slice',
+        'SplitV',
+        'Concat',
+        'Identity',
+        'Cast',
+        'Exp',
+        'Erf',
+        'PeftGeluBias',
+        'PeftGeluBiasGrad',
+        'PeftLayerNorm',
+        'PeftLayerNormGrad',
+        'PeftSoftmax',
+        'PeftSoftmaxGrad',
+        'PeftXent',
+        'PeftXentGrad',
+        'PeftDropout',
+        'PeftAttnScores',
+        'PeftAttnContext',
+        'PeftAttnProbsGrad',
+        'PeftAttnQkvGrad',
+        'PeftAdamW',
+        'PeftSumSquares',
+      ]);
+      assert.equal(choice.native?.threads, cores);
+    },
+  );
 
   test('PEFT_LAB_NATIVE_THREADS=1: one OpenBLAS thread', { skip }, async () => {
     process.env[NATIVE_THREADS_ENV] = '1';
@@ -638,9 +754,17 @@ describe('backend selection', () => {
     process.env[NATIVE_ENV] = '0';
     try {
       const choice = await selectBackend('wasm');
-      assert.match(choice.description, /^wasm \(XNNPACK.*\); native kernels not loaded: disabled by PEFT_LAB_NATIVE=0$/);
+      assert.match(
+        choice.description,
+        /^wasm \(XNNPACK.*\); native kernels not loaded: disabled by PEFT_LAB_NATIVE=0$/,
+      );
       assert.equal(choice.native?.active, false);
-      if (!skip) assert.notEqual(tf.getKernel('BatchMatMul', 'wasm').kernelFunc, original, 'the wasm kernel is registered again');
+      if (!skip)
+        assert.notEqual(
+          tf.getKernel('BatchMatMul', 'wasm').kernelFunc,
+          original,
+          'the wasm kernel is registered again',
+        );
     } finally {
       delete process.env[NATIVE_ENV];
     }
@@ -658,7 +782,11 @@ describe('backend selection', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
       cwd: REPO,
       encoding: 'utf8',
-      env: { ...process.env, PEFT_LAB_NATIVE_ADDON: path.join(REPO, 'native', 'no-such-addon.node'), PEFT_LAB_BACKEND: '' },
+      env: {
+        ...process.env,
+        PEFT_LAB_NATIVE_ADDON: path.join(REPO, 'native', 'no-such-addon.node'),
+        PEFT_LAB_BACKEND: '',
+      },
     });
     assert.equal(child.status, 0, child.stderr.slice(-2000));
     const line = child.stdout.split('\n').find((l) => l.startsWith('{'));

@@ -14,8 +14,13 @@ import { installNativeKernels, nativeCallCounts, uninstallNativeKernels } from '
 
 const load = loadNativeAddon();
 if (!load.ok) {
-  if (process.env.PEFT_LAB_NATIVE_REQUIRED === '1') throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but the native addon is not available (${load.reason})`);
-  test('the PyTorch reference suite with the native kernels', { skip: `native addon not available (${load.reason})` }, () => {});
+  if (process.env.PEFT_LAB_NATIVE_REQUIRED === '1')
+    throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but the native addon is not available (${load.reason})`);
+  test(
+    'the PyTorch reference suite with the native kernels',
+    { skip: `native addon not available (${load.reason})` },
+    () => {},
+  );
 } else {
   const status = installNativeKernels();
   assert.ok(status.active, status.reason);

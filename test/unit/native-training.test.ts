@@ -25,9 +25,32 @@ const skip = load.ok ? false : `native addon not available (${load.reason})`;
 if (skip && process.env.PEFT_LAB_NATIVE_REQUIRED === '1') throw new Error(`PEFT_LAB_NATIVE_REQUIRED=1 but ${skip}`);
 if (skip) process.stderr.write(`native-training.test: skipping: ${skip}\n`);
 
-const FILLER = ['the', 'movie', 'film', 'story', 'plot', 'was', 'is', 'this', 'it', 'really', 'very', 'quite', 'music', 'actor', 'scene', 'people', 'time', 'day', 'night', 'book'];
+const FILLER = [
+  'the',
+  'movie',
+  'film',
+  'story',
+  'plot',
+  'was',
+  'is',
+  'this',
+  'it',
+  'really',
+  'very',
+  'quite',
+  'music',
+  'actor',
+  'scene',
+  'people',
+  'time',
+  'day',
+  'night',
+  'book',
+];
 const KEYWORDS = { pos: ['good', 'great'], neg: ['bad', 'terrible'] };
-const MODEL = { scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 4, intermediateSize: 128, maxPositions: 64 } };
+const MODEL = {
+  scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 4, intermediateSize: 128, maxPositions: 64 },
+};
 
 let root: string;
 const saved = { native: process.env[NATIVE_ENV], backend: process.env.PEFT_LAB_BACKEND };
@@ -67,7 +90,16 @@ function experiment(method: Record<string, unknown>): string {
     task: { type: 'classification' },
     method,
     data: { train: 'train.jsonl', validation: 'validation.jsonl', maxLength: 16 },
-    training: { backend: 'wasm', batchSize: 8, epochs: 3, seed: 7, learningRate: 1e-2, warmupRatio: 0, evalEvery: 6, logEvery: 1 },
+    training: {
+      backend: 'wasm',
+      batchSize: 8,
+      epochs: 3,
+      seed: 7,
+      learningRate: 1e-2,
+      warmupRatio: 0,
+      evalEvery: 6,
+      logEvery: 1,
+    },
     output: { runsDir: path.join(folder, 'runs') },
   };
   const file = path.join(folder, 'test.peft.json');
@@ -113,7 +145,8 @@ function lastWeights(runDir: string): Map<string, Float32Array> {
     .at(-1);
   assert.ok(last, `a checkpoint in ${dir}`);
   const out = new Map<string, Float32Array>();
-  for (const [name, t] of readSafetensors(path.join(dir, last, 'weights.safetensors')).tensors) out.set(name, toFloat32(t));
+  for (const [name, t] of readSafetensors(path.join(dir, last, 'weights.safetensors')).tensors)
+    out.set(name, toFloat32(t));
   return out;
 }
 
@@ -184,7 +217,10 @@ describe('training on wasm: native kernels against the wasm kernels', { skip }, 
           assert.ok(got !== undefined, `${name} at step ${plain.evals[i]!.step}`);
           // Accuracy may move by one example of 24 if a prediction sits on the boundary.
           const tol = name === 'accuracy' ? 1 / 24 + 1e-9 : 1e-3 * (1 + Math.abs(value));
-          assert.ok(Math.abs(got - value) <= tol, `step ${plain.evals[i]!.step} ${name}: ${got} (native) vs ${value} (wasm)`);
+          assert.ok(
+            Math.abs(got - value) <= tol,
+            `step ${plain.evals[i]!.step} ${name}: ${got} (native) vs ${value} (wasm)`,
+          );
         }
       }
     });

@@ -23,7 +23,13 @@ before(async () => {
 
 let counter = 0;
 function param(name: string, values: number[]): Param {
-  return { name, value: tf.variable(tf.tensor1d(values), true, `${name}#opt-test-${counter++}`), trainable: true, group: 'adapter', linear: false };
+  return {
+    name,
+    value: tf.variable(tf.tensor1d(values), true, `${name}#opt-test-${counter++}`),
+    trainable: true,
+    group: 'adapter',
+    linear: false,
+  };
 }
 
 function valuesOf(p: Param): number[] {
@@ -61,7 +67,10 @@ class ReferenceAdamW {
 function assertClose(actual: number[], expected: number[], tolerance: number, what: string): void {
   assert.equal(actual.length, expected.length, what);
   actual.forEach((a, i) => {
-    assert.ok(Math.abs(a - expected[i]!) <= tolerance * Math.max(1, Math.abs(expected[i]!)), `${what}[${i}]: ${a} vs ${expected[i]} (tolerance ${tolerance})`);
+    assert.ok(
+      Math.abs(a - expected[i]!) <= tolerance * Math.max(1, Math.abs(expected[i]!)),
+      `${what}[${i}]: ${a} vs ${expected[i]} (tolerance ${tolerance})`,
+    );
   });
 }
 
@@ -99,7 +108,12 @@ describe('AdamW', () => {
   test('three steps match torch.optim.AdamW (custom betas, eps 1e-8, weight decay, changing lr)', () => {
     const opts = { beta1: 0.8, beta2: 0.95, eps: 1e-8, weightDecay: 0.05 };
     const p = param('bert.encoder.layer.0.attention.output.adapter.up.weight', START);
-    const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, epsilon: opts.eps, weightDecay: opts.weightDecay });
+    const optimizer = new AdamW({
+      beta1: opts.beta1,
+      beta2: opts.beta2,
+      epsilon: opts.eps,
+      weightDecay: opts.weightDecay,
+    });
     const reference = new ReferenceAdamW([...START], opts);
     for (let step = 0; step < 3; step++) {
       const g = grads([[p.name, GRADS[step]!]]);
@@ -171,7 +185,10 @@ describe('AdamW', () => {
     const refA = new ReferenceAdamW([...START], opts);
     const refB = new ReferenceAdamW([...START], opts);
     // step 1: both; step 2: only a (b is not routed); step 3: both
-    let g = grads([[a.name, GRADS[0]!], [b.name, GRADS[0]!]]);
+    let g = grads([
+      [a.name, GRADS[0]!],
+      [b.name, GRADS[0]!],
+    ]);
     optimizer.apply([a, b], g, LRS[0]!);
     refA.update(GRADS[0]!, LRS[0]!);
     refB.update(GRADS[0]!, LRS[0]!);
@@ -185,7 +202,10 @@ describe('AdamW', () => {
     assert.deepEqual(valuesOf(b), bAfterStep1, 'no decay and no moment update without a gradient');
     assert.deepEqual(optimizer.exportState().steps, { [a.name]: 2, [b.name]: 1 });
 
-    g = grads([[a.name, GRADS[2]!], [b.name, GRADS[2]!]]);
+    g = grads([
+      [a.name, GRADS[2]!],
+      [b.name, GRADS[2]!],
+    ]);
     optimizer.apply([a, b], g, LRS[2]!);
     refA.update(GRADS[2]!, LRS[2]!);
     refB.update(GRADS[2]!, LRS[2]!); // b's second update: bias correction with step 2, not 3
@@ -198,7 +218,10 @@ describe('AdamW', () => {
     wrong.update(GRADS[0]!, LRS[0]!);
     wrong.step = 2;
     wrong.update(GRADS[2]!, LRS[2]!);
-    assert.ok(Math.abs(wrong.p[0]! - refB.p[0]!) > 1e-5, 'the test distinguishes per-parameter from global step counts');
+    assert.ok(
+      Math.abs(wrong.p[0]! - refB.p[0]!) > 1e-5,
+      'the test distinguishes per-parameter from global step counts',
+    );
     optimizer.dispose();
     a.value.dispose();
     b.value.dispose();
@@ -214,7 +237,10 @@ describe('AdamW', () => {
     const state = optimizer.exportState();
     assert.deepEqual(Object.keys(state.steps), [a.name]);
     assert.deepEqual([...state.moments.keys()], [a.name]);
-    assert.deepEqual(valuesOf(b), START.map((x) => Math.fround(x)));
+    assert.deepEqual(
+      valuesOf(b),
+      START.map((x) => Math.fround(x)),
+    );
     optimizer.dispose();
     a.value.dispose();
     b.value.dispose();
@@ -224,12 +250,21 @@ describe('AdamW', () => {
     const opts = { weightDecay: 0.02, beta1: 0.85, beta2: 0.99 };
     const run = (split: boolean): { a: number[]; b: number[]; steps: Record<string, number> } => {
       const a = param('p.a.weight', START);
-      const b = param('p.b.bias', START.map((x) => -x));
+      const b = param(
+        'p.b.bias',
+        START.map((x) => -x),
+      );
       let optimizer = new AdamW(opts);
       const schedule: [string, number[]][][] = [
-        [[a.name, GRADS[0]!], [b.name, GRADS[1]!]],
+        [
+          [a.name, GRADS[0]!],
+          [b.name, GRADS[1]!],
+        ],
         [[a.name, GRADS[1]!]],
-        [[a.name, GRADS[2]!], [b.name, GRADS[0]!]],
+        [
+          [a.name, GRADS[2]!],
+          [b.name, GRADS[0]!],
+        ],
         [[b.name, GRADS[2]!]],
       ];
       schedule.forEach((entries, step) => {
@@ -238,7 +273,12 @@ describe('AdamW', () => {
           // Through plain copies, as a checkpoint stores them.
           const copy = {
             steps: { ...state.steps },
-            moments: new Map([...state.moments].map(([k, m]) => [k, { m: Float32Array.from(m.m), v: Float32Array.from(m.v), shape: [...m.shape] }])),
+            moments: new Map(
+              [...state.moments].map(([k, m]) => [
+                k,
+                { m: Float32Array.from(m.m), v: Float32Array.from(m.v), shape: [...m.shape] },
+              ]),
+            ),
           };
           optimizer.dispose();
           optimizer = new AdamW(opts);
@@ -266,7 +306,13 @@ describe('AdamW', () => {
     const g = grads([[a.name, GRADS[0]!]]);
     optimizer.apply([a], g, 0.01);
     disposeAll(g);
-    optimizer.importState({ steps: { 'gone.weight': 7 }, moments: new Map([['gone.weight', { m: new Float32Array(4), v: new Float32Array(4), shape: [4] }]]) }, [a]);
+    optimizer.importState(
+      {
+        steps: { 'gone.weight': 7 },
+        moments: new Map([['gone.weight', { m: new Float32Array(4), v: new Float32Array(4), shape: [4] }]]),
+      },
+      [a],
+    );
     assert.deepEqual(optimizer.exportState().steps, {});
     optimizer.dispose();
     a.value.dispose();
@@ -291,7 +337,8 @@ describe('learningRateAt', () => {
     assert.equal(Math.max(...schedule), schedule[warmup]);
     for (let s = warmup + 1; s < total; s++) assert.ok(schedule[s]! < schedule[s - 1]!, `decays at ${s}`);
     const slope = schedule[warmup + 1]! - schedule[warmup]!;
-    for (let s = warmup + 2; s < total; s++) assert.ok(Math.abs(schedule[s]! - schedule[s - 1]! - slope) < 1e-12, `linear at ${s}`);
+    for (let s = warmup + 2; s < total; s++)
+      assert.ok(Math.abs(schedule[s]! - schedule[s - 1]! - slope) < 1e-12, `linear at ${s}`);
   });
 
   test('reaches 0 at the end and never goes negative', () => {
@@ -312,7 +359,11 @@ describe('learningRateAt', () => {
     for (let s = 81; s < total; s++) assert.ok(held[s]! < held[s - 1]!, `decays at ${s}`);
     assert.ok(Math.abs(held[90]! - peak / 2) < 1e-15, 'half-way through the decay is half the peak');
     assert.equal(learningRateAt(total, total, warmup, peak, 20), 0);
-    assert.deepEqual(Array.from({ length: total }, (_, step) => learningRateAt(step, total, warmup, peak, 95)), schedule, 'a decay longer than what follows warm-up starts when warm-up ends');
+    assert.deepEqual(
+      Array.from({ length: total }, (_, step) => learningRateAt(step, total, warmup, peak, 95)),
+      schedule,
+      'a decay longer than what follows warm-up starts when warm-up ends',
+    );
   });
 });
 
@@ -329,7 +380,10 @@ describe('clipScale and AdamW with a gradient scale', () => {
   });
 
   test('1 within the maximum, without a maximum, for a non-finite norm and for no gradients', () => {
-    const small = new Map<string, Tensor>([['a', tf.tensor1d([0.3, 0])], ['b', tf.tensor1d([0, 0.4])]]); // norm 0.5
+    const small = new Map<string, Tensor>([
+      ['a', tf.tensor1d([0.3, 0])],
+      ['b', tf.tensor1d([0, 0.4])],
+    ]); // norm 0.5
     const { scale, norm } = clipScale(small, 1);
     assert.equal(scale, 1);
     assert.ok(Math.abs(norm - 0.5) < 1e-6);

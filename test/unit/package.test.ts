@@ -40,7 +40,11 @@ interface NodeResult {
 interface PackageScript {
   readZipEntries(buffer: Buffer): ZipEntry[];
   readZipEntry(buffer: Buffer, entry: ZipEntry): Buffer;
-  smokeTest(vsix: string): Promise<Record<'wasm' | 'cpu' | 'worker' | 'extension' | 'extensionWithVscode', NodeResult> & { nativePackaged: boolean }>;
+  smokeTest(
+    vsix: string,
+  ): Promise<
+    Record<'wasm' | 'cpu' | 'worker' | 'extension' | 'extensionWithVscode', NodeResult> & { nativePackaged: boolean }
+  >;
   nativeTarget(): string | undefined;
   NATIVE_ADDON: string;
 }
@@ -83,7 +87,9 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
     assert.equal(packaged.code, 0, `packaging failed\n${packaged.stdout}\n${packaged.stderr}`);
     zip = fs.readFileSync(vsix);
     entries = script.readZipEntries(zip);
-    files = new Set(entries.filter((e) => e.name.startsWith('extension/')).map((e) => e.name.slice('extension/'.length)));
+    files = new Set(
+      entries.filter((e) => e.name.startsWith('extension/')).map((e) => e.name.slice('extension/'.length)),
+    );
   });
 
   after(() => {
@@ -91,7 +97,9 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
   });
 
   test('npm run package runs the script', () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
     assert.equal(manifest.scripts.package, 'node scripts/package.mjs');
   });
 
@@ -106,7 +114,10 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
       .map((e) => `${e.name} ${e.compressedSize}`)
       .join('\n  ');
     assert.ok(zip.length <= SIZE_BUDGET_BYTES, `VSIX is ${zip.length} bytes; largest entries:\n  ${largest}`);
-    assert.ok(entries.length <= FILE_BUDGET, `VSIX has ${entries.length} files:\n  ${entries.map((e) => e.name).join('\n  ')}`);
+    assert.ok(
+      entries.length <= FILE_BUDGET,
+      `VSIX has ${entries.length} files:\n  ${entries.map((e) => e.name).join('\n  ')}`,
+    );
   });
 
   test('holds the extension, its schema, licence, readme and examples', () => {
@@ -126,23 +137,38 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
   });
 
   test('holds every @tensorflow package the bundles load, with its Node main and the wasm binaries', () => {
-    const packages = ['tfjs', 'tfjs-core', 'tfjs-backend-cpu', 'tfjs-backend-wasm', 'tfjs-backend-webgl', 'tfjs-converter', 'tfjs-data', 'tfjs-layers'];
+    const packages = [
+      'tfjs',
+      'tfjs-core',
+      'tfjs-backend-cpu',
+      'tfjs-backend-wasm',
+      'tfjs-backend-webgl',
+      'tfjs-converter',
+      'tfjs-data',
+      'tfjs-layers',
+    ];
     for (const name of packages) {
       const manifestPath = `node_modules/@tensorflow/${name}/package.json`;
       assert.ok(files.has(manifestPath), `${manifestPath} missing`);
       // The main as the packaged package.json names it, so a tfjs upgrade cannot slip past.
       const entry = entries.find((e) => e.name === `extension/${manifestPath}`)!;
       const { main } = JSON.parse(script.readZipEntry(zip, entry).toString('utf8')) as { main: string };
-      assert.ok(files.has(path.posix.join(`node_modules/@tensorflow/${name}`, main)), `@tensorflow/${name}: main ${main} missing`);
+      assert.ok(
+        files.has(path.posix.join(`node_modules/@tensorflow/${name}`, main)),
+        `@tensorflow/${name}: main ${main} missing`,
+      );
     }
     for (const wasm of ['tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm.wasm']) {
       assert.ok(files.has(`node_modules/@tensorflow/tfjs-backend-wasm/dist/${wasm}`), `${wasm} missing`);
     }
-    for (const file of ['node_modules/seedrandom/index.js', 'node_modules/long/src/long.js']) assert.ok(files.has(file), `${file} missing`);
+    for (const file of ['node_modules/seedrandom/index.js', 'node_modules/long/src/long.js'])
+      assert.ok(files.has(file), `${file} missing`);
   });
 
   test('leaves out sources, tests, tooling, data, source maps of dependencies and dev packages', () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
     const devPackages = Object.keys(manifest.devDependencies);
     const forbidden: [RegExp, string][] = [
       [/^(src|test|bench|scripts|runs|\.ci|webview|\.vscode-test|\.vscode|out|\.git)\//, 'repo-only folder'],
@@ -154,8 +180,14 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
       [/^node_modules\/@tensorflow\/[^/]+\/(src|dist\/[^/]+)\/.*\.js$/, 'non-main tfjs module'],
       [/\.node$/, 'native addon other than the kernels'],
       [/^(tsconfig\.json|esbuild\.mjs|package-lock\.json|\.gitignore|\.vscodeignore|[^/]*\.vsix)$/, 'repo tooling'],
-      [new RegExp(`^node_modules/(${devPackages.map((name) => name.replaceAll('.', '\\.')).join('|')})/`), 'dev dependency'],
-      [/^node_modules\/(core-js|yargs|chalk|argparse|regenerator-runtime|ajv|jsonc-parser|@types|@webgpu)\//, 'not needed at run time'],
+      [
+        new RegExp(`^node_modules/(${devPackages.map((name) => name.replaceAll('.', '\\.')).join('|')})/`),
+        'dev dependency',
+      ],
+      [
+        /^node_modules\/(core-js|yargs|chalk|argparse|regenerator-runtime|ajv|jsonc-parser|@types|@webgpu)\//,
+        'not needed at run time',
+      ],
     ];
     const offenders = [...files]
       .filter((file) => file !== script.NATIVE_ADDON)
@@ -164,7 +196,12 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
   });
 
   test('with the native kernels built, it is a platform VSIX for this machine that carries them; otherwise universal', () => {
-    const manifest = script.readZipEntry(zip, entries.find((e) => e.name === 'extension.vsixmanifest')!).toString('utf8');
+    const manifest = script
+      .readZipEntry(
+        zip,
+        entries.find((e) => e.name === 'extension.vsixmanifest')!,
+      )
+      .toString('utf8');
     const target = script.nativeTarget();
     if (target) {
       assert.ok(files.has(script.NATIVE_ADDON), `${script.NATIVE_ADDON} packaged`);
@@ -186,7 +223,10 @@ describe('the VSIX', { skip: ENABLED ? false : 'set PEFT_LAB_TEST_PACKAGE=1 to b
       assert.match(result.stdout, /finished in/);
     }
     assert.equal(results.worker.code, 2, results.worker.stderr);
-    assert.deepEqual(JSON.parse(results.extension.stdout), { code: 'MODULE_NOT_FOUND', message: "Cannot find module 'vscode'" });
+    assert.deepEqual(JSON.parse(results.extension.stdout), {
+      code: 'MODULE_NOT_FOUND',
+      message: "Cannot find module 'vscode'",
+    });
     assert.equal(results.extensionWithVscode.stdout.trim(), 'function');
   });
 });

@@ -16,13 +16,29 @@ import { checkPlacement } from '../../src/protocol/dashboard';
 import { buildPlacementView } from '../../webview/model/placement';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
-const houlsby: MethodConfig = { type: 'houlsby', bottleneck: 4, reductionFactor: 16, activation: 'gelu', initStd: 1e-3, leaveOut: [], sites: ['attention', 'ffn'] };
+const houlsby: MethodConfig = {
+  type: 'houlsby',
+  bottleneck: 4,
+  reductionFactor: 16,
+  activation: 'gelu',
+  initStd: 1e-3,
+  leaveOut: [],
+  sites: ['attention', 'ffn'],
+};
 
 async function placementOf(family: string, method: MethodConfig = houlsby): Promise<Placement> {
   await tf.setBackend('cpu');
   const read = readBertFolder(path.join(FIXTURES, `tiny-${family}`));
   const weights = new Map(read.weights);
-  const model = new PeftModel({ bert: read.config, base: weights, method, task: 'classification', outputs: 2, seed: 0, dropout: 0 });
+  const model = new PeftModel({
+    bert: read.config,
+    base: weights,
+    method,
+    task: 'classification',
+    outputs: 2,
+    seed: 0,
+    dropout: 0,
+  });
   const placement = JSON.parse(JSON.stringify(model.placement())) as Placement; // as placement.json is read
   model.dispose();
   return checkPlacement(placement) as unknown as Placement;
@@ -56,11 +72,23 @@ test('BERT-like families draw post-LN layers, Add & LayerNorm after each block, 
 test('ModernBERT draws pre-LN layers: a LayerNorm before each block (none before the first attention), a residual Add after, rotary local and global attention, GeGLU, no biases, a final norm', async () => {
   const view = buildPlacementView(await placementOf('modernbert'));
   const a = view.architecture;
-  assert.deepEqual([a.family, a.norm, a.feedForward, a.biases, a.positions, a.finalNorm], ['ModernBERT', 'pre', 'GeGLU', false, 'rotary', true]);
-  assert.equal(a.summary, 'ModernBERT · pre-LayerNorm · GeGLU · rotary positions · 2 global and 1 local attention layers (window 4) · no biases');
+  assert.deepEqual(
+    [a.family, a.norm, a.feedForward, a.biases, a.positions, a.finalNorm],
+    ['ModernBERT', 'pre', 'GeGLU', false, 'rotary', true],
+  );
+  assert.equal(
+    a.summary,
+    'ModernBERT · pre-LayerNorm · GeGLU · rotary positions · 2 global and 1 local attention layers (window 4) · no biases',
+  );
   assert.equal(a.embeddingsText, 'Token embeddings + LayerNorm (no bias)');
-  assert.equal(view.description, 'A bottleneck adapter after the attention output projection and after the feed-forward block, before each residual Add.');
-  assert.deepEqual(view.layers.map((row) => row.attention), ['global', 'local', 'global']);
+  assert.equal(
+    view.description,
+    'A bottleneck adapter after the attention output projection and after the feed-forward block, before each residual Add.',
+  );
+  assert.deepEqual(
+    view.layers.map((row) => row.attention),
+    ['global', 'local', 'global'],
+  );
   const [first, second] = view.layers;
   assert.equal(first!.blocks[0].preNorm, undefined, 'layer 0 has no attn_norm');
   assert.equal(first!.blocks[1].preNorm?.label, 'LayerNorm (no bias)');
@@ -72,13 +100,27 @@ test('ModernBERT draws pre-LN layers: a LayerNorm before each block (none before
   assert.match(attention.label, /rotary Q, K, local: ±2 tokens/);
   const ffn = first!.blocks[1];
   assert.equal(ffn.label, 'Feed-forward, GeGLU');
-  assert.deepEqual(ffn.sublayers.map((s) => [s.label, s.shape]), [['Input ‖ gate, GeGLU', '16 × 64'], ['Output', '32 × 16']]);
+  assert.deepEqual(
+    ffn.sublayers.map((s) => [s.label, s.shape]),
+    [
+      ['Input ‖ gate, GeGLU', '16 × 64'],
+      ['Output', '32 × 16'],
+    ],
+  );
 });
 
 test('LoRA on ModernBERT intermediate adapts the GeGLU input projection, twice the intermediate size wide', async () => {
-  const view = buildPlacementView(await placementOf('modernbert', { type: 'lora', rank: 2, alpha: 4, targets: ['intermediate'], leaveOut: [] }));
+  const view = buildPlacementView(
+    await placementOf('modernbert', { type: 'lora', rank: 2, alpha: 4, targets: ['intermediate'], leaveOut: [] }),
+  );
   const lora = view.layers[0]!.blocks[1].sublayers[0]!.lora!;
-  assert.deepEqual(lora.weights.map((w) => [w.name, w.shape]), [['A', [16, 2]], ['B', [2, 64]]]);
+  assert.deepEqual(
+    lora.weights.map((w) => [w.name, w.shape]),
+    [
+      ['A', [16, 2]],
+      ['B', [2, 64]],
+    ],
+  );
 });
 
 test('a placement.json without an architecture (runs from before families) draws BERT', async () => {
@@ -91,5 +133,8 @@ test('a placement.json without an architecture (runs from before families) draws
 });
 
 test('a malformed architecture in placement.json is refused with its path', () => {
-  assert.throws(() => checkPlacement({ method: 'houlsby', architecture: { modelType: 'x', family: 'X', norm: 'middle' } }), /placement\.architecture\.norm/);
+  assert.throws(
+    () => checkPlacement({ method: 'houlsby', architecture: { modelType: 'x', family: 'X', norm: 'middle' } }),
+    /placement\.architecture\.norm/,
+  );
 });

@@ -12,11 +12,25 @@ import { tf } from '../../src/core/tf';
 import { ConfigError, DataError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import { Ajv } from 'ajv';
-import { findSchemaFile, loadAnyConfig, loadConfig, loadPretrainConfig, parseAnyConfigText, validateConfigText } from '../../src/core/config/load';
+import {
+  findSchemaFile,
+  loadAnyConfig,
+  loadConfig,
+  loadPretrainConfig,
+  parseAnyConfigText,
+  validateConfigText,
+} from '../../src/core/config/load';
 import type { ResolvedPretrainConfig } from '../../src/core/config/types';
 import { WordPieceTokenizer } from '../../src/core/data/tokenizer';
 import { makeBatches, type EncodedExample } from '../../src/core/data/batches';
-import { maskBatch, maskVocabulary, readCorpusFile, splitMaskedBatch, tokenizeDocuments, type Document } from '../../src/core/data/corpus';
+import {
+  maskBatch,
+  maskVocabulary,
+  readCorpusFile,
+  splitMaskedBatch,
+  tokenizeDocuments,
+  type Document,
+} from '../../src/core/data/corpus';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { CheckpointInfo, RunStatus } from '../../src/core/checkpoint/run-folder';
 import { readBertFolder, randomBertWeights, sinusoidalPositions } from '../../src/core/model/hf-checkpoint';
@@ -25,7 +39,16 @@ import { MlmModel, WORD_EMBEDDINGS, mlmHeadShapes, randomMlmHead } from '../../s
 import { MaskedTokenTally, pretrain } from '../../src/core/train/pretrain';
 import { train, type TrainOptions } from '../../src/core/train/trainer';
 import type { StartedMessage, WorkerMessage } from '../../src/protocol/worker';
-import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
+import {
+  metricsLines,
+  ofType,
+  readJson,
+  rejection,
+  runRecorded,
+  writeExperiment,
+  type MetricsLine,
+  type Outcome,
+} from './helpers/runs';
 import { runCli } from './helpers/run-cli';
 import { WorkerUnderTest } from './helpers/worker-under-test';
 
@@ -44,9 +67,12 @@ const SENTENCES = [
   'the plot was boring but the music was great',
   'they liked the first scene',
 ];
-const repeated = (n: number): string => `${Array.from({ length: n }, (_, i) => SENTENCES[i % SENTENCES.length]).join('\n')}\n`;
+const repeated = (n: number): string =>
+  `${Array.from({ length: n }, (_, i) => SENTENCES[i % SENTENCES.length]).join('\n')}\n`;
 
-const TINY_MODEL = { scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } };
+const TINY_MODEL = {
+  scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 },
+};
 
 let root: string;
 
@@ -96,7 +122,11 @@ describe('masking', () => {
 
   test('selects 15% of the real tokens, never [CLS], [SEP] or [PAD]; 80% [MASK], 10% random, 10% kept', () => {
     const batch = bigBatch(1);
-    const { batch: masked, positions, targets } = maskBatch(batch, vocab, { probability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, new Rng(7));
+    const {
+      batch: masked,
+      positions,
+      targets,
+    } = maskBatch(batch, vocab, { probability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, new Rng(7));
     const candidates = batch.inputIds.filter((id, i) => batch.attentionMask[i] === 1 && !special.has(id)).length;
     assert.ok(candidates > 8000, `${candidates} candidates`);
     const rate = positions.length / candidates;
@@ -113,7 +143,10 @@ describe('masking', () => {
       if (now === tokenizer.maskId) asMask++;
       else if (now !== batch.inputIds[p]) {
         asRandom++;
-        assert.ok(vocab.randomIds.includes(now) && !special.has(now) && now !== tokenizer.unkId, `random replacement ${now} is special`);
+        assert.ok(
+          vocab.randomIds.includes(now) && !special.has(now) && now !== tokenizer.unkId,
+          `random replacement ${now} is special`,
+        );
       } else kept++;
     });
     const n = positions.length;
@@ -126,7 +159,11 @@ describe('masking', () => {
     batch.inputIds.forEach((id, i) => {
       if (!selected.has(i)) assert.equal(masked.inputIds[i], id, `unselected position ${i} changed`);
     });
-    assert.deepEqual([...positions], [...positions].sort((a, b) => a - b), 'positions ascend');
+    assert.deepEqual(
+      [...positions],
+      [...positions].sort((a, b) => a - b),
+      'positions ascend',
+    );
     assert.equal(batch.inputIds[positions[0]!], targets[0], 'the input batch itself is not modified');
   });
 
@@ -153,7 +190,8 @@ describe('masking', () => {
   test('random replacements skip the special and [unused] tokens', () => {
     const tokens = vocab.randomIds.length;
     assert.equal(tokens, tokenizer.vocabSize - 5 - 4); // 5 specials and [unused0-3]
-    for (const id of vocab.randomIds) assert.doesNotMatch(tokenizer.tokens[id]!, /^\[(unused\d+|PAD|UNK|CLS|SEP|MASK)\]$/);
+    for (const id of vocab.randomIds)
+      assert.doesNotMatch(tokenizer.tokens[id]!, /^\[(unused\d+|PAD|UNK|CLS|SEP|MASK)\]$/);
   });
 });
 
@@ -171,15 +209,39 @@ describe('corpus files', () => {
 
   test("'lines' makes every non-blank line a document; 'paragraphs' joins blocks between blank lines", () => {
     const f = file('c.txt', '\uFEFFfirst line\n\n  second line  \nthird line\n\n\nfourth\n');
-    assert.deepEqual(readCorpusFile(f, options).map((d) => [d.text, d.line]), [['first line', 1], ['second line', 3], ['third line', 4], ['fourth', 7]]);
-    assert.deepEqual(readCorpusFile(f, { ...options, documents: 'paragraphs' }).map((d) => [d.text, d.line]), [['first line', 1], ['second line third line', 3], ['fourth', 7]]);
+    assert.deepEqual(
+      readCorpusFile(f, options).map((d) => [d.text, d.line]),
+      [
+        ['first line', 1],
+        ['second line', 3],
+        ['third line', 4],
+        ['fourth', 7],
+      ],
+    );
+    assert.deepEqual(
+      readCorpusFile(f, { ...options, documents: 'paragraphs' }).map((d) => [d.text, d.line]),
+      [
+        ['first line', 1],
+        ['second line third line', 3],
+        ['fourth', 7],
+      ],
+    );
   });
 
   test('JSON Lines (by extension or format) take the text from textField', () => {
     const f = file('c.jsonl', '{"review": "good film", "id": 1}\n\n{"review": "bad plot"}\n');
-    assert.deepEqual(readCorpusFile(f, { ...options, textField: 'review' }).map((d) => [d.text, d.line]), [['good film', 1], ['bad plot', 3]]);
+    assert.deepEqual(
+      readCorpusFile(f, { ...options, textField: 'review' }).map((d) => [d.text, d.line]),
+      [
+        ['good film', 1],
+        ['bad plot', 3],
+      ],
+    );
     const g = file('c.txt', '{"text": "x"}\n');
-    assert.deepEqual(readCorpusFile(g, { ...options, format: 'jsonl' }).map((d) => d.text), ['x']);
+    assert.deepEqual(
+      readCorpusFile(g, { ...options, format: 'jsonl' }).map((d) => d.text),
+      ['x'],
+    );
   });
 
   test('bad files are DataErrors naming the file and line', () => {
@@ -188,18 +250,27 @@ describe('corpus files', () => {
       ['c.jsonl', '{"text": "ok"}\n{"body": "no text"}\n', {}, 2, /missing text field "text"/],
       ['c.jsonl', '{"text": "ok"}\n{"text": ["a"]}\n', {}, 2, /must be a string/],
       ['c.txt', Buffer.from('fine\nbin\u0000ary\n'), {}, 2, /NUL byte/],
-      ['c.txt', Buffer.concat([Buffer.from('fine\nalso fine\n'), Buffer.from([0x62, 0xff, 0x61, 0x0a])]), {}, 3, /not valid UTF-8/],
+      [
+        'c.txt',
+        Buffer.concat([Buffer.from('fine\nalso fine\n'), Buffer.from([0x62, 0xff, 0x61, 0x0a])]),
+        {},
+        3,
+        /not valid UTF-8/,
+      ],
       ['c.txt', '\n  \n', {}, undefined, /has no text/],
     ];
     for (const [name, content, extra, line, message] of cases) {
       const f = file(name, content);
-      assert.throws(() => readCorpusFile(f, { ...options, ...extra }), (err: unknown) => {
-        assert.ok(err instanceof DataError, String(err));
-        assert.equal(err.file, f);
-        assert.equal(err.line, line, err.message);
-        assert.match(err.detail, message);
-        return true;
-      });
+      assert.throws(
+        () => readCorpusFile(f, { ...options, ...extra }),
+        (err: unknown) => {
+          assert.ok(err instanceof DataError, String(err));
+          assert.equal(err.file, f);
+          assert.equal(err.line, line, err.message);
+          assert.match(err.detail, message);
+          return true;
+        },
+      );
     }
     assert.throws(() => readCorpusFile(path.join(root, 'missing.txt'), options), /does not exist/);
   });
@@ -215,7 +286,10 @@ describe('corpus files', () => {
       assert.ok(s.inputIds.length <= 16);
       assert.equal(s.inputIds[0], tokenizer.clsId);
       assert.equal(s.inputIds.at(-1), tokenizer.sepId);
-      assert.deepEqual(s.tokenTypeIds, s.inputIds.map(() => 0));
+      assert.deepEqual(
+        s.tokenTypeIds,
+        s.inputIds.map(() => 0),
+      );
     }
     const body = (s: EncodedExample) => s.inputIds.slice(1, -1);
     assert.deepEqual(unpacked.slice(0, -2).flatMap(body), ids(long), 'the long document, cut into consecutive pieces');
@@ -224,7 +298,14 @@ describe('corpus files', () => {
     const packed = tokenizeDocuments(docs, tokenizer, 16, true);
     packed.slice(0, -1).forEach((s) => assert.equal(s.inputIds.length, 16));
     const stream = packed.flatMap((s) => s.inputIds.slice(1));
-    assert.deepEqual(stream, [...ids(long), tokenizer.sepId, ...ids('good film'), tokenizer.sepId, ...ids('bad plot'), tokenizer.sepId]);
+    assert.deepEqual(stream, [
+      ...ids(long),
+      tokenizer.sepId,
+      ...ids('good film'),
+      tokenizer.sepId,
+      ...ids('bad plot'),
+      tokenizer.sepId,
+    ]);
   });
 });
 
@@ -246,10 +327,21 @@ describe('pretraining configs', () => {
   const lineOf = (source: string, needle: string) => source.slice(0, source.indexOf(needle)).split('\n').length;
 
   test('a pretraining config needs no task, data or method; defaults are filled in and paths resolved', () => {
-    const config = parseAnyConfigText(text({ ...MINIMAL, output: { modelDir: 'models/base' } }), FILE) as ResolvedPretrainConfig;
+    const config = parseAnyConfigText(
+      text({ ...MINIMAL, output: { modelDir: 'models/base' } }),
+      FILE,
+    ) as ResolvedPretrainConfig;
     assert.deepEqual(config.pretrain, {
-      corpus: ['/work/exp/corpus/a.txt'], documents: 'lines', textField: 'text', maxLength: 128, pack: false,
-      maskProbability: 0.15, replaceWithMask: 0.8, replaceWithRandom: 0.1, validationSplit: 0.05, maxValidationSequences: 500,
+      corpus: ['/work/exp/corpus/a.txt'],
+      documents: 'lines',
+      textField: 'text',
+      maxLength: 128,
+      pack: false,
+      maskProbability: 0.15,
+      replaceWithMask: 0.8,
+      replaceWithRandom: 0.1,
+      validationSplit: 0.05,
+      maxValidationSequences: 500,
     });
     assert.deepEqual(config.output, { runsDir: '/work/exp/runs', modelDir: '/work/exp/models/base' });
     assert.equal(config.training.learningRate, 0.001);
@@ -267,8 +359,17 @@ describe('pretraining configs', () => {
   test('a config of neither kind says what either needs; modelDir in a fine-tuning config is an error', () => {
     const neither = errorOf(text({ name: 'x', model: { path: 'm' } }));
     assert.equal(neither.path, '');
-    assert.match(neither.detail, /'task', 'data' and 'method' \(a fine-tuning config\) or 'pretrain' \(a pretraining config\)/);
-    const fineTuning = { name: 'x', model: { path: 'm' }, task: { type: 'classification' }, data: { train: 't.jsonl' }, method: { type: 'houlsby' } };
+    assert.match(
+      neither.detail,
+      /'task', 'data' and 'method' \(a fine-tuning config\) or 'pretrain' \(a pretraining config\)/,
+    );
+    const fineTuning = {
+      name: 'x',
+      model: { path: 'm' },
+      task: { type: 'classification' },
+      data: { train: 't.jsonl' },
+      method: { type: 'houlsby' },
+    };
     const source = text({ ...fineTuning, output: { modelDir: 'm2' } });
     const err = errorOf(source);
     assert.equal(err.path, '/output/modelDir');
@@ -282,7 +383,10 @@ describe('pretraining configs', () => {
     assert.equal(err.detail, 'must be > 0');
     assert.equal(err.line, lineOf(source, '"maskProbability"'));
     assert.equal(errorOf(text({ ...MINIMAL, pretrain: { corpus: [] } })).path, '/pretrain/corpus');
-    assert.match(errorOf(text({ ...MINIMAL, pretrain: { corpus: ['a.txt'], documents: 'sentences' } })).detail, /must be one of lines, paragraphs/);
+    assert.match(
+      errorOf(text({ ...MINIMAL, pretrain: { corpus: ['a.txt'], documents: 'sentences' } })).detail,
+      /must be one of lines, paragraphs/,
+    );
   });
 
   test('semantic checks: corpus files, held-out files, mask shares, maxLength and the model folder', () => {
@@ -292,28 +396,52 @@ describe('pretraining configs', () => {
     fs.writeFileSync(path.join(folder, 'foreign', 'notes.md'), 'mine\n');
     const write = (value: object): [string, string] => {
       const file = path.join(folder, 'x.peft.json');
-      const source = text({ name: 'x', model: { scratch: { vocab: VOCAB, maxPositions: 64 } }, ...value, pretrain: { maxLength: 32, ...(value as { pretrain: object }).pretrain } });
+      const source = text({
+        name: 'x',
+        model: { scratch: { vocab: VOCAB, maxPositions: 64 } },
+        ...value,
+        pretrain: { maxLength: 32, ...(value as { pretrain: object }).pretrain },
+      });
       fs.writeFileSync(file, source);
       return [file, source];
     };
     const expectError = (value: object, pointer: string, message: RegExp) => {
       const [file, source] = write(value);
-      assert.throws(() => loadPretrainConfig(file), (err: unknown) => {
-        assert.ok(err instanceof ConfigError, String(err));
-        assert.equal(err.path, pointer, err.message);
-        assert.match(err.detail, message);
-        const issue = validateConfigText(source, file).find((i) => i.path === pointer);
-        assert.ok(issue, 'the editor sees it too');
-        assert.equal(err.line, issue.line);
-        return true;
-      });
+      assert.throws(
+        () => loadPretrainConfig(file),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err));
+          assert.equal(err.path, pointer, err.message);
+          assert.match(err.detail, message);
+          const issue = validateConfigText(source, file).find((i) => i.path === pointer);
+          assert.ok(issue, 'the editor sees it too');
+          assert.equal(err.line, issue.line);
+          return true;
+        },
+      );
     };
     expectError({ pretrain: { corpus: ['a.txt', 'b.txt'] } }, '/pretrain/corpus/1', /file not found: .*b\.txt/);
-    expectError({ pretrain: { corpus: ['a.txt'], validation: ['a.txt'] } }, '/pretrain/validation/0', /also a corpus file .*must not be trained on/);
+    expectError(
+      { pretrain: { corpus: ['a.txt'], validation: ['a.txt'] } },
+      '/pretrain/validation/0',
+      /also a corpus file .*must not be trained on/,
+    );
     expectError({ pretrain: { corpus: ['a.txt', 'a.txt'] } }, '/pretrain/corpus/1', /listed twice/);
-    expectError({ pretrain: { corpus: ['a.txt'], replaceWithMask: 0.8, replaceWithRandom: 0.3 } }, '/pretrain/replaceWithRandom', /exceed 1/);
-    expectError({ pretrain: { corpus: ['a.txt'], maxLength: 128 } }, '/pretrain/maxLength', /128 exceeds the model's 64 position embeddings/);
-    expectError({ pretrain: { corpus: ['a.txt'] }, output: { modelDir: 'foreign' } }, '/output/modelDir', /did not write \(notes\.md\)/);
+    expectError(
+      { pretrain: { corpus: ['a.txt'], replaceWithMask: 0.8, replaceWithRandom: 0.3 } },
+      '/pretrain/replaceWithRandom',
+      /exceed 1/,
+    );
+    expectError(
+      { pretrain: { corpus: ['a.txt'], maxLength: 128 } },
+      '/pretrain/maxLength',
+      /128 exceeds the model's 64 position embeddings/,
+    );
+    expectError(
+      { pretrain: { corpus: ['a.txt'] }, output: { modelDir: 'foreign' } },
+      '/output/modelDir',
+      /did not write \(notes\.md\)/,
+    );
     const [ok, okSource] = write({ pretrain: { corpus: ['a.txt'] }, output: { modelDir: 'new-model' } }); // maxLength 32 fits the 64 positions
     assert.deepEqual(validateConfigText(okSource, ok, { workspaceFolder: folder }), []);
     assert.equal(loadPretrainConfig(ok).name, 'x');
@@ -324,8 +452,15 @@ describe('pretraining configs', () => {
     const schema = JSON.parse(fs.readFileSync(findSchemaFile(), 'utf8')) as object;
     const ajv = new Ajv({ allErrors: true, strict: false });
     const validate = ajv.compile(schema);
-    const fineTuning = { name: 'x', model: { path: 'm' }, task: { type: 'classification' }, data: { train: 't.jsonl' }, method: { type: 'houlsby' } };
-    const check = (config: object) => (validate(config) ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message}`));
+    const fineTuning = {
+      name: 'x',
+      model: { path: 'm' },
+      task: { type: 'classification' },
+      data: { train: 't.jsonl' },
+      method: { type: 'houlsby' },
+    };
+    const check = (config: object) =>
+      validate(config) ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message}`);
     assert.deepEqual(check(MINIMAL), []);
     assert.deepEqual(check({ ...MINIMAL, output: { modelDir: 'models/base' } }), []);
     assert.deepEqual(check(fineTuning), []);
@@ -340,10 +475,29 @@ describe('pretraining configs', () => {
     const file = path.join(folder, 'p.peft.json');
     const source = text({ name: 'x', model: { scratch: { vocab: VOCAB } }, pretrain: { corpus: ['a.txt'] } });
     fs.writeFileSync(file, source);
-    assert.throws(() => loadConfig(file), (err: unknown) => err instanceof ConfigError && err.path === '/pretrain' && /peft-lab pretrain/.test(err.detail) && err.line === lineOf(source, '"pretrain"'));
+    assert.throws(
+      () => loadConfig(file),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.path === '/pretrain' &&
+        /peft-lab pretrain/.test(err.detail) &&
+        err.line === lineOf(source, '"pretrain"'),
+    );
     const tuning = path.join(folder, 't.peft.json');
-    fs.writeFileSync(tuning, text({ name: 'x', model: { scratch: { vocab: VOCAB } }, task: { type: 'classification' }, data: { train: 'a.txt' }, method: { type: 'full' } }));
-    assert.throws(() => loadPretrainConfig(tuning, { semantic: false }), (err: unknown) => err instanceof ConfigError && /fine-tuning config .*peft-lab train/.test(err.detail));
+    fs.writeFileSync(
+      tuning,
+      text({
+        name: 'x',
+        model: { scratch: { vocab: VOCAB } },
+        task: { type: 'classification' },
+        data: { train: 'a.txt' },
+        method: { type: 'full' },
+      }),
+    );
+    assert.throws(
+      () => loadPretrainConfig(tuning, { semantic: false }),
+      (err: unknown) => err instanceof ConfigError && /fine-tuning config .*peft-lab train/.test(err.detail),
+    );
   });
 });
 
@@ -351,7 +505,14 @@ describe('pretraining configs', () => {
 
 describe('held-out metrics by how each selected token was shown', () => {
   test('[MASK], kept and random tokens are scored apart, and together', () => {
-    const batch = { inputIds: Int32Array.from([1, 4, 7, 4, 9, 2]), tokenTypeIds: new Int32Array(6), attentionMask: new Float32Array(6).fill(1), labels: new Float32Array(1), batchSize: 1, seqLength: 6 };
+    const batch = {
+      inputIds: Int32Array.from([1, 4, 7, 4, 9, 2]),
+      tokenTypeIds: new Int32Array(6),
+      attentionMask: new Float32Array(6).fill(1),
+      labels: new Float32Array(1),
+      batchSize: 1,
+      seqLength: 6,
+    };
     // positions 1 and 3 show [MASK] (id 4), 2 is kept (7), 4 shows a random 9 for an original 5
     const masked = { batch, positions: Int32Array.from([1, 2, 3, 4]), targets: Int32Array.from([6, 7, 8, 5]) };
     const tally = new MaskedTokenTally();
@@ -368,7 +529,15 @@ describe('held-out metrics by how each selected token was shown', () => {
 });
 
 describe('structured initialisation of an encoder from scratch', () => {
-  const bert: BertConfig = { ...DEFAULT_BERT_CONFIG, vocab_size: 40, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 32, max_position_embeddings: 32 };
+  const bert: BertConfig = {
+    ...DEFAULT_BERT_CONFIG,
+    vocab_size: 40,
+    hidden_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 32,
+    max_position_embeddings: 32,
+  };
   const plain = randomBertWeights(bert, 3);
 
   test('sinusoidal positions: sin and cos of position / 10000^(2i/d), at the spread of the other embeddings; nothing else changes', () => {
@@ -382,7 +551,8 @@ describe('structured initialisation of an encoder from scratch', () => {
     assert.ok(Math.abs(p[5 * 64 + 0]! - scale * Math.sin(5)) < 1e-6);
     assert.ok(Math.abs(p[5 * 64 + 3]! - scale * Math.cos(5 / 10000 ** (2 / 64))) < 1e-6);
     assert.deepEqual(p, sinusoidalPositions(32, 64, 0.8796 * 0.02));
-    for (const [name, t] of plain) if (!name.includes('position_embeddings')) assert.deepEqual(w.get(name)!.data, t.data, name);
+    for (const [name, t] of plain)
+      if (!name.includes('position_embeddings')) assert.deepEqual(w.get(name)!.data, t.data, name);
   });
 
   test('mimetic attention: W_q W_kᵀ ≈ 0.7 I and W_v W_o ≈ -0.4 I in every layer; only those weights change', () => {
@@ -391,17 +561,24 @@ describe('structured initialisation of an encoder from scratch', () => {
     /** op(a) · op(b) of two d x d row-major matrices, op the transpose when asked. */
     const product = (a: Float32Array, b: Float32Array, transposeA: boolean, transposeB: boolean): Float64Array => {
       const out = new Float64Array(d * d);
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-        let sum = 0;
-        for (let k = 0; k < d; k++) sum += (transposeA ? a[k * d + i]! : a[i * d + k]!) * (transposeB ? b[j * d + k]! : b[k * d + j]!);
-        out[i * d + j] = sum;
-      }
+      for (let i = 0; i < d; i++)
+        for (let j = 0; j < d; j++) {
+          let sum = 0;
+          for (let k = 0; k < d; k++)
+            sum += (transposeA ? a[k * d + i]! : a[i * d + k]!) * (transposeB ? b[j * d + k]! : b[k * d + j]!);
+          out[i * d + j] = sum;
+        }
       return out;
     };
     const diagonalAndRest = (m: Float64Array) => {
       let diag = 0;
       let rest = 0;
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) (i === j ? (diag += m[i * d + j]!) : (rest += Math.abs(m[i * d + j]!)));
+      for (let i = 0; i < d; i++) {
+        for (let j = 0; j < d; j++) {
+          if (i === j) diag += m[i * d + j]!;
+          else rest += Math.abs(m[i * d + j]!);
+        }
+      }
       return [diag / d, rest / (d * d - d)];
     };
     for (let layer = 0; layer < 2; layer++) {
@@ -409,30 +586,66 @@ describe('structured initialisation of an encoder from scratch', () => {
       // q = x Wqᵀ, k = x Wkᵀ, so q · k = x (Wqᵀ Wk) xᵀ; the value path is x Wvᵀ Woᵀ
       const [qkDiag, qkRest] = diagonalAndRest(product(at('self.query'), at('self.key'), true, false));
       const [voDiag, voRest] = diagonalAndRest(product(at('self.value'), at('output.dense'), true, true));
-      assert.ok(Math.abs(qkDiag - 0.7) < 0.05 && qkRest < 0.05, `layer ${layer}: W_q W_kᵀ diagonal ${qkDiag}, off-diagonal ${qkRest}`);
-      assert.ok(Math.abs(voDiag + 0.4) < 0.05 && voRest < 0.05, `layer ${layer}: W_v W_o diagonal ${voDiag}, off-diagonal ${voRest}`);
+      assert.ok(
+        Math.abs(qkDiag - 0.7) < 0.05 && qkRest < 0.05,
+        `layer ${layer}: W_q W_kᵀ diagonal ${qkDiag}, off-diagonal ${qkRest}`,
+      );
+      assert.ok(
+        Math.abs(voDiag + 0.4) < 0.05 && voRest < 0.05,
+        `layer ${layer}: W_v W_o diagonal ${voDiag}, off-diagonal ${voRest}`,
+      );
     }
-    const changed = [...plain].filter(([name, t]) => w.get(name)!.data.some((x, i) => x !== t.data[i])).map(([name]) => name.replace(/layer\.\d+/, 'layer.N'));
-    assert.deepEqual([...new Set(changed)].sort(), ['bert.encoder.layer.N.attention.output.dense.weight', 'bert.encoder.layer.N.attention.self.key.weight', 'bert.encoder.layer.N.attention.self.query.weight', 'bert.encoder.layer.N.attention.self.value.weight']);
+    const changed = [...plain]
+      .filter(([name, t]) => w.get(name)!.data.some((x, i) => x !== t.data[i]))
+      .map(([name]) => name.replace(/layer\.\d+/, 'layer.N'));
+    assert.deepEqual([...new Set(changed)].sort(), [
+      'bert.encoder.layer.N.attention.output.dense.weight',
+      'bert.encoder.layer.N.attention.self.key.weight',
+      'bert.encoder.layer.N.attention.self.query.weight',
+      'bert.encoder.layer.N.attention.self.value.weight',
+    ]);
   });
 });
 
 describe('the MLM model', () => {
-  const bert: BertConfig = { ...DEFAULT_BERT_CONFIG, vocab_size: 23, hidden_size: 8, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 16, max_position_embeddings: 16 };
+  const bert: BertConfig = {
+    ...DEFAULT_BERT_CONFIG,
+    vocab_size: 23,
+    hidden_size: 8,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    intermediate_size: 16,
+    max_position_embeddings: 16,
+  };
 
   before(async () => {
     await tf.setBackend('cpu');
   });
 
   function inputs() {
-    const ids = tf.tensor2d([[1, 5, 8, 3, 2, 9], [1, 7, 9, 2, 0, 0]], [2, 6], 'int32');
-    return { inputIds: ids, tokenTypeIds: tf.zerosLike(ids) as tf.Tensor2D, attentionMask: tf.tensor2d([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]) };
+    const ids = tf.tensor2d(
+      [
+        [1, 5, 8, 3, 2, 9],
+        [1, 7, 9, 2, 0, 0],
+      ],
+      [2, 6],
+      'int32',
+    );
+    return {
+      inputIds: ids,
+      tokenTypeIds: tf.zerosLike(ids) as tf.Tensor2D,
+      attentionMask: tf.tensor2d([
+        [1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 0, 0],
+      ]),
+    };
   }
 
   test('loss and every gradient equal plain autodiff (tf.gather, a transposed matmul, logSoftmax); every weight gets one', () => {
     const head = randomMlmHead(bert, 1);
     // a head that is not at its init, so LayerNorm and the biases matter
-    for (const [name, w] of head) if (!name.endsWith('dense.weight')) w.data.forEach((_, i) => (w.data[i] += 0.1 * Math.sin(i + name.length)));
+    for (const [name, w] of head)
+      if (!name.endsWith('dense.weight')) w.data.forEach((_, i) => (w.data[i] += 0.1 * Math.sin(i + name.length)));
     const model = new MlmModel({ bert, encoder: randomBertWeights(bert, 1), head, dropout: 0 });
     try {
       const ctx = { training: false, dropoutSeed: () => undefined };
@@ -442,23 +655,46 @@ describe('the MLM model', () => {
       const vars = model.store.trainable().map((p) => p.value);
       const before = tf.memory().numTensors;
       const ours = tf.tidy(() => tf.variableGrads(() => model.loss(model.logits(x, positions, ctx), targets), vars));
-      assert.equal(tf.memory().numTensors, before + 1 + vars.length, 'only the loss and the gradients outlive the step');
+      assert.equal(
+        tf.memory().numTensors,
+        before + 1 + vars.length,
+        'only the loss and the gradients outlive the step',
+      );
       const s = model.store;
-      const reference = tf.tidy(() => tf.variableGrads(() => {
-        const selected = tf.gather(model.encoder.encode(x, ctx), positions);
-        const t = tf.add(tf.matMul(selected, s.tensor('cls.predictions.transform.dense.weight')), s.tensor('cls.predictions.transform.dense.bias'));
-        const g = tf.mul(tf.mul(0.5, t), tf.add(1, tf.erf(tf.mul(t, Math.SQRT1_2))));
-        const { mean, variance } = tf.moments(g, -1, true);
-        const normed = tf.add(tf.mul(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, bert.layer_norm_eps))), s.tensor('cls.predictions.transform.LayerNorm.weight')), s.tensor('cls.predictions.transform.LayerNorm.bias'));
-        const logits = tf.add(tf.matMul(normed, s.tensor(WORD_EMBEDDINGS), false, true), s.tensor('cls.predictions.bias'));
-        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(targets, bert.vocab_size), tf.logSoftmax(logits)), -1))) as tf.Scalar;
-      }, vars));
+      const reference = tf.tidy(() =>
+        tf.variableGrads(() => {
+          const selected = tf.gather(model.encoder.encode(x, ctx), positions);
+          const t = tf.add(
+            tf.matMul(selected, s.tensor('cls.predictions.transform.dense.weight')),
+            s.tensor('cls.predictions.transform.dense.bias'),
+          );
+          const g = tf.mul(tf.mul(0.5, t), tf.add(1, tf.erf(tf.mul(t, Math.SQRT1_2))));
+          const { mean, variance } = tf.moments(g, -1, true);
+          const normed = tf.add(
+            tf.mul(
+              tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, bert.layer_norm_eps))),
+              s.tensor('cls.predictions.transform.LayerNorm.weight'),
+            ),
+            s.tensor('cls.predictions.transform.LayerNorm.bias'),
+          );
+          const logits = tf.add(
+            tf.matMul(normed, s.tensor(WORD_EMBEDDINGS), false, true),
+            s.tensor('cls.predictions.bias'),
+          );
+          return tf.neg(
+            tf.mean(tf.sum(tf.mul(tf.oneHot(targets, bert.vocab_size), tf.logSoftmax(logits)), -1)),
+          ) as tf.Scalar;
+        }, vars),
+      );
       assert.ok(Math.abs(ours.value.dataSync()[0]! - reference.value.dataSync()[0]!) < 1e-6);
       for (const p of model.store.trainable()) {
         const a = ours.grads[p.value.name];
         const b = reference.grads[p.value.name];
         assert.ok(a && b, `${p.name} has no gradient`);
-        const [diff, largest] = tf.tidy(() => [tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!, tf.max(tf.abs(a)).dataSync()[0]!]);
+        const [diff, largest] = tf.tidy(() => [
+          tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!,
+          tf.max(tf.abs(a)).dataSync()[0]!,
+        ]);
         assert.ok(diff < 1e-5, `${p.name}: gradients differ by ${diff}`);
         assert.ok(largest > 0, `${p.name} gets a zero gradient`);
       }
@@ -470,10 +706,13 @@ describe('the MLM model', () => {
     }
   });
 
-  test('logits exist only for the selected positions; the stored weights are BertForMaskedLM\'s (no pooler, tied decoder)', () => {
+  test("logits exist only for the selected positions; the stored weights are BertForMaskedLM's (no pooler, tied decoder)", () => {
     const model = new MlmModel({ bert, encoder: randomBertWeights(bert, 2), head: randomMlmHead(bert, 2) });
     try {
-      const logits = tf.tidy(() => model.logits(inputs(), tf.tensor1d([3, 4], 'int32'), { training: false, dropoutSeed: () => undefined }).shape);
+      const logits = tf.tidy(
+        () =>
+          model.logits(inputs(), tf.tensor1d([3, 4], 'int32'), { training: false, dropoutSeed: () => undefined }).shape,
+      );
       assert.deepEqual(logits, [2, bert.vocab_size]);
       const names = [...model.store.exportWeights().keys()];
       for (const name of mlmHeadShapes(bert).keys()) assert.ok(names.includes(name), name);
@@ -498,9 +737,21 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
       { 'corpus.txt': repeated(256), 'heldout.txt': repeated(64) },
       {
         name: 'tiny-base',
-        model: { scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 4, intermediateSize: 128, maxPositions: 64 } },
+        model: {
+          scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 4, intermediateSize: 128, maxPositions: 64 },
+        },
         pretrain: { validation: ['heldout.txt'], maxValidationSequences: 64 },
-        training: { backend: 'wasm', maxSteps: 100, batchSize: 32, learningRate: 0.003, warmupRatio: 0.1, weightDecay: 0, dropout: 0, evalEvery: 25, logEvery: 5 },
+        training: {
+          backend: 'wasm',
+          maxSteps: 100,
+          batchSize: 32,
+          learningRate: 0.003,
+          warmupRatio: 0.1,
+          weightDecay: 0,
+          dropout: 0,
+          evalEvery: 25,
+          logEvery: 5,
+        },
         output: { modelDir: 'models/tiny-base' },
       },
     );
@@ -511,7 +762,10 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
   test('the MLM loss falls and masked-token accuracy rises far above chance within 100 steps', () => {
     assert.equal(outcome.result.state, 'finished');
     const evals = ofType(outcome.messages, 'metrics').map((m) => m.metrics);
-    assert.deepEqual(ofType(outcome.messages, 'metrics').map((m) => m.step), [25, 50, 75, 100]);
+    assert.deepEqual(
+      ofType(outcome.messages, 'metrics').map((m) => m.step),
+      [25, 50, 75, 100],
+    );
     const losses = ofType(outcome.messages, 'progress').map((m) => m.loss);
     assert.ok(losses.at(-1)! < losses[0]! * 0.5, `training loss ${losses[0]} -> ${losses.at(-1)}`);
     assert.ok(evals.at(-1)!.loss < evals[0]!.loss, `validation loss ${evals.map((e) => e.loss.toFixed(3))}`);
@@ -519,7 +773,10 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
     const words = SENTENCES.join(' ').split(' ');
     const majority = words.filter((w) => w === 'the').length / words.length;
     const accuracy = evals.at(-1)!.accuracy!;
-    assert.ok(accuracy > 0.5 && accuracy > 2.5 * majority, `accuracy ${evals.map((e) => e.accuracy!.toFixed(3))}, majority ${majority.toFixed(3)}`);
+    assert.ok(
+      accuracy > 0.5 && accuracy > 2.5 * majority,
+      `accuracy ${evals.map((e) => e.accuracy!.toFixed(3))}, majority ${majority.toFixed(3)}`,
+    );
     assert.ok(Math.abs(evals.at(-1)!.perplexity! - Math.exp(evals.at(-1)!.loss)) < 1e-6);
   });
 
@@ -540,14 +797,25 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
     assert.ok('pretrain' in readJson<object>(path.join(runDir, 'config.json')));
     const lines = metricsLines(runDir);
     assert.ok(lines.filter((l) => l.kind === 'train').length >= 20);
-    assert.deepEqual(lines.filter((l) => l.kind === 'eval').map((l) => [l.split, l.step, typeof l.accuracy]), [25, 50, 75, 100].map((s) => ['validation', s, 'number']));
+    assert.deepEqual(
+      lines.filter((l) => l.kind === 'eval').map((l) => [l.split, l.step, typeof l.accuracy]),
+      [25, 50, 75, 100].map((s) => ['validation', s, 'number']),
+    );
     assert.equal(outcome.result.modelDir, modelDir);
     assert.ok(ofType(outcome.messages, 'checkpoint').length >= 2);
   });
 
   test('every checkpoint is a Hugging Face folder too; the final model goes to output.modelDir with a card', () => {
     for (const checkpoint of ofType(outcome.messages, 'checkpoint').filter((c) => fs.existsSync(c.dir))) {
-      for (const name of ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer_config.json', 'weights.safetensors', 'optimizer.safetensors', 'checkpoint.json']) {
+      for (const name of [
+        'config.json',
+        'model.safetensors',
+        'vocab.txt',
+        'tokenizer_config.json',
+        'weights.safetensors',
+        'optimizer.safetensors',
+        'checkpoint.json',
+      ]) {
         assert.ok(fs.existsSync(path.join(checkpoint.dir, name)), `${checkpoint.dir} lacks ${name}`);
       }
       assert.equal(readBertFolder(checkpoint.dir).config.hidden_size, 64);
@@ -557,39 +825,66 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
     assert.equal(config.vocab_size, 128);
     assert.equal(fs.readFileSync(path.join(modelDir, 'vocab.txt'), 'utf8'), fs.readFileSync(VOCAB, 'utf8'));
     assert.ok(fs.existsSync(path.join(modelDir, 'tokenizer_config.json')));
-    const card = readJson<{ corpus: { files: string[] }; training: { steps: number }; validation: { accuracy: number } }>(path.join(modelDir, 'peft-lab-pretrain.json'));
+    const card = readJson<{
+      corpus: { files: string[] };
+      training: { steps: number };
+      validation: { accuracy: number };
+    }>(path.join(modelDir, 'peft-lab-pretrain.json'));
     assert.deepEqual(card.corpus.files, ['../../corpus.txt']);
     assert.equal(card.training.steps, 100);
     assert.equal(card.validation.accuracy, outcome.result.bestMetrics!.accuracy);
   });
 
-  test('model.safetensors holds exactly BertForMaskedLM\'s saved tensors, and equals the last checkpoint', () => {
+  test("model.safetensors holds exactly BertForMaskedLM's saved tensors, and equals the last checkpoint", () => {
     const { tensors } = readSafetensors(path.join(modelDir, 'model.safetensors'));
     const names = [...tensors.keys()];
     assert.deepEqual(names.filter((n) => n.startsWith('cls.')).sort(), [
-      'cls.predictions.bias', 'cls.predictions.transform.LayerNorm.bias', 'cls.predictions.transform.LayerNorm.weight',
-      'cls.predictions.transform.dense.bias', 'cls.predictions.transform.dense.weight',
+      'cls.predictions.bias',
+      'cls.predictions.transform.LayerNorm.bias',
+      'cls.predictions.transform.LayerNorm.weight',
+      'cls.predictions.transform.dense.bias',
+      'cls.predictions.transform.dense.weight',
     ]);
-    assert.ok(names.every((n) => n.startsWith('bert.embeddings.') || n.startsWith('bert.encoder.') || n.startsWith('cls.predictions.')), names.join(', '));
+    assert.ok(
+      names.every(
+        (n) => n.startsWith('bert.embeddings.') || n.startsWith('bert.encoder.') || n.startsWith('cls.predictions.'),
+      ),
+      names.join(', '),
+    );
     assert.deepEqual(tensors.get('cls.predictions.transform.dense.weight')!.shape, [64, 64]);
-    const last = readSafetensors(path.join(outcome.result.runDir, 'checkpoints', 'step-100', 'model.safetensors')).tensors;
-    for (const [name, t] of tensors) assert.deepEqual(toFloat32(t), toFloat32(last.get(name)!), `${name} differs from the checkpoint`);
+    const last = readSafetensors(
+      path.join(outcome.result.runDir, 'checkpoints', 'step-100', 'model.safetensors'),
+    ).tensors;
+    for (const [name, t] of tensors)
+      assert.deepEqual(toFloat32(t), toFloat32(last.get(name)!), `${name} differs from the checkpoint`);
   });
 
   test('readBertFolder loads it like any checkpoint, and a houlsby fine-tuning run on it starts and finishes', async () => {
     const folder = readBertFolder(modelDir);
     assert.equal(folder.config.num_hidden_layers, 2);
     assert.ok(folder.weights.has(WORD_EMBEDDINGS));
-    assert.deepEqual(folder.warnings.filter((w) => !/pooler/.test(w)), [], 'only the (expected) missing pooler is mentioned');
+    assert.deepEqual(
+      folder.warnings.filter((w) => !/pooler/.test(w)),
+      [],
+      'only the (expected) missing pooler is mentioned',
+    );
     const dataDir = path.dirname(configFile);
-    const rows = Array.from({ length: 24 }, (_, i) => JSON.stringify({ text: SENTENCES[i % 8], label: i % 2 ? 'pos' : 'neg' }));
+    const rows = Array.from({ length: 24 }, (_, i) =>
+      JSON.stringify({ text: SENTENCES[i % 8], label: i % 2 ? 'pos' : 'neg' }),
+    );
     fs.writeFileSync(path.join(dataDir, 'train.jsonl'), `${rows.join('\n')}\n`);
     const tuning = path.join(dataDir, 'tune.peft.json');
-    fs.writeFileSync(tuning, JSON.stringify({
-      name: 'tune', model: { path: 'models/tiny-base' }, task: { type: 'classification' },
-      data: { train: 'train.jsonl', maxLength: 32, validationSplit: 0.25 }, method: { type: 'houlsby', bottleneck: 8 },
-      training: { backend: 'cpu', batchSize: 8, maxSteps: 4, evalEvery: 2 },
-    }));
+    fs.writeFileSync(
+      tuning,
+      JSON.stringify({
+        name: 'tune',
+        model: { path: 'models/tiny-base' },
+        task: { type: 'classification' },
+        data: { train: 'train.jsonl', maxLength: 32, validationSplit: 0.25 },
+        method: { type: 'houlsby', bottleneck: 8 },
+        training: { backend: 'cpu', batchSize: 8, maxSteps: 4, evalEvery: 2 },
+      }),
+    );
     const tuned = await run(tuning, {}, train);
     assert.equal(tuned.result.state, 'finished');
     assert.equal(ofType(tuned.messages, 'started')[0]!.placement.method, 'houlsby');
@@ -599,11 +894,15 @@ describe('pretraining a tiny model on a repetitive corpus (wasm)', () => {
   test('pretraining continues from the folder ("model": {"path"}), MLM head included', async () => {
     const folder = path.dirname(configFile);
     const again = path.join(folder, 'again.peft.json');
-    fs.writeFileSync(again, JSON.stringify({
-      name: 'again', model: { path: 'models/tiny-base' },
-      pretrain: { corpus: ['corpus.txt'], validation: ['heldout.txt'], maxLength: 32 },
-      training: { backend: 'wasm', maxSteps: 2, batchSize: 32, learningRate: 1e-4, dropout: 0 },
-    }));
+    fs.writeFileSync(
+      again,
+      JSON.stringify({
+        name: 'again',
+        model: { path: 'models/tiny-base' },
+        pretrain: { corpus: ['corpus.txt'], validation: ['heldout.txt'], maxLength: 32 },
+        training: { backend: 'wasm', maxSteps: 2, batchSize: 32, learningRate: 1e-4, dropout: 0 },
+      }),
+    );
     const continued = await run(again);
     assert.ok(ofType(continued.messages, 'log').some((m) => /MLM head: from the checkpoint/.test(m.message)));
     const firstLoss = ofType(continued.messages, 'progress')[0]!.loss;
@@ -618,18 +917,27 @@ describe('resume', () => {
   test('cancel at step 5, resume: bit-identical weights, optimizer, metrics and final model to an uninterrupted run', async () => {
     const configFile = experiment(
       { 'corpus.txt': repeated(96) },
-      { pretrain: { validationSplit: 0.25 }, training: { maxSteps: 12, evalEvery: 4, dropout: 0.1, learningRate: 0.01, warmupRatio: 0.2 } },
+      {
+        pretrain: { validationSplit: 0.25 },
+        training: { maxSteps: 12, evalEvery: 4, dropout: 0.1, learningRate: 0.01, warmupRatio: 0.2 },
+      },
     );
     const a = await run(configFile);
     assert.equal(a.result.state, 'finished');
 
     const controller = new AbortController();
-    const first = await run(configFile, { signal: controller.signal, onMessage: (m) => m.type === 'progress' && m.step >= 5 && controller.abort() });
+    const first = await run(configFile, {
+      signal: controller.signal,
+      onMessage: (m) => m.type === 'progress' && m.step >= 5 && controller.abort(),
+    });
     assert.equal(first.result.state, 'stopped');
     assert.equal(first.result.reason, 'cancelled');
     assert.equal(first.result.modelDir, undefined, 'a stopped run writes no final model');
     const runDirB = first.result.runDir;
-    assert.ok(fs.existsSync(path.join(runDirB, 'checkpoints', 'step-5', 'model.safetensors')), 'the cancel checkpoint is a model folder');
+    assert.ok(
+      fs.existsSync(path.join(runDirB, 'checkpoints', 'step-5', 'model.safetensors')),
+      'the cancel checkpoint is a model folder',
+    );
 
     const resumed = await run(configFile, { resume: runDirB });
     assert.equal(resumed.result.state, 'finished');
@@ -639,12 +947,27 @@ describe('resume', () => {
     const finalA = path.join(a.result.runDir, 'checkpoints', 'step-12');
     const finalB = path.join(runDirB, 'checkpoints', 'step-12');
     for (const name of ['weights.safetensors', 'optimizer.safetensors', 'model.safetensors']) {
-      assert.ok(fs.readFileSync(path.join(finalA, name)).equals(fs.readFileSync(path.join(finalB, name))), `${name} differs`);
+      assert.ok(
+        fs.readFileSync(path.join(finalA, name)).equals(fs.readFileSync(path.join(finalB, name))),
+        `${name} differs`,
+      );
     }
-    assert.ok(fs.readFileSync(path.join(a.result.modelDir!, 'model.safetensors')).equals(fs.readFileSync(path.join(resumed.result.modelDir!, 'model.safetensors'))));
+    assert.ok(
+      fs
+        .readFileSync(path.join(a.result.modelDir!, 'model.safetensors'))
+        .equals(fs.readFileSync(path.join(resumed.result.modelDir!, 'model.safetensors'))),
+    );
     const info = (dir: string) => ({ ...readJson<CheckpointInfo>(path.join(dir, 'checkpoint.json')), created: '' });
     assert.deepEqual(info(finalB), info(finalA));
-    const strip = (lines: MetricsLine[]) => lines.map(({ kind, step, split, loss, accuracy, learningRate }) => ({ kind, step, split, loss, accuracy, learningRate }));
+    const strip = (lines: MetricsLine[]) =>
+      lines.map(({ kind, step, split, loss, accuracy, learningRate }) => ({
+        kind,
+        step,
+        split,
+        loss,
+        accuracy,
+        learningRate,
+      }));
     assert.deepEqual(strip(metricsLines(runDirB)), strip(metricsLines(a.result.runDir)));
   });
 
@@ -660,7 +983,10 @@ describe('resume', () => {
 
 describe('bad input rejects with the named error', () => {
   test('a malformed corpus line: DataError with file and line, and no run folder', async () => {
-    const configFile = experiment({ 'corpus.jsonl': '{"text": "good film"}\n{"text": "bad\n' }, { pretrain: { corpus: ['corpus.jsonl'] } });
+    const configFile = experiment(
+      { 'corpus.jsonl': '{"text": "good film"}\n{"text": "bad\n' },
+      { pretrain: { corpus: ['corpus.jsonl'] } },
+    );
     const err = await rejection(pretrain(configFile));
     assert.ok(err instanceof DataError);
     assert.equal(err.file, path.join(path.dirname(configFile), 'corpus.jsonl'));
@@ -680,7 +1006,10 @@ describe('bad input rejects with the named error', () => {
 
 describe('peft-lab pretrain', () => {
   test('exits 0, prints the run, and writes the model folder', async () => {
-    const configFile = experiment({ 'corpus.txt': repeated(32) }, { training: { maxSteps: 4 }, output: { modelDir: 'out/base' } });
+    const configFile = experiment(
+      { 'corpus.txt': repeated(32) },
+      { training: { maxSteps: 4 }, output: { modelDir: 'out/base' } },
+    );
     const cwd = path.dirname(configFile);
     const result = await runCli(['pretrain', 'mlm.peft.json'], cwd);
     assert.equal(result.code, 0, result.stderr);
@@ -695,7 +1024,10 @@ describe('peft-lab pretrain', () => {
     const cwd = path.dirname(configFile);
     const json = await runCli(['pretrain', 'mlm.peft.json', '--json'], cwd);
     assert.equal(json.code, 0, json.stderr);
-    const types = json.stdout.trim().split('\n').map((l) => (JSON.parse(l) as WorkerMessage).type);
+    const types = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as WorkerMessage).type);
     assert.equal(types.filter((t) => t !== 'log')[0], 'started');
     assert.equal(types.at(-1), 'finished');
     const wrong = await runCli(['train', 'mlm.peft.json'], cwd);
@@ -723,23 +1055,43 @@ describe('worker', () => {
 
 describe('training.microBatchSize in pretraining', () => {
   test('a masked batch splits into row slices whose positions and targets are its own, re-based', () => {
-    const documents: Document[] = Array.from({ length: 10 }, (_, i) => ({ text: SENTENCES[i % SENTENCES.length]!, file: 'corpus.txt', line: i + 1 }));
+    const documents: Document[] = Array.from({ length: 10 }, (_, i) => ({
+      text: SENTENCES[i % SENTENCES.length]!,
+      file: 'corpus.txt',
+      line: i + 1,
+    }));
     const sequences = tokenizeDocuments(documents, tokenizer, 16, false);
-    const masked = maskBatch(makeBatches(sequences, 10)[0]!, maskVocabulary(tokenizer), { probability: 0.3, replaceWithMask: 0.8, replaceWithRandom: 0.1 }, new Rng(4));
+    const masked = maskBatch(
+      makeBatches(sequences, 10)[0]!,
+      maskVocabulary(tokenizer),
+      { probability: 0.3, replaceWithMask: 0.8, replaceWithRandom: 0.1 },
+      new Rng(4),
+    );
     const parts = splitMaskedBatch(masked, 4);
-    assert.deepEqual(parts.map((p) => p.batch.batchSize), [4, 4, 2]);
+    assert.deepEqual(
+      parts.map((p) => p.batch.batchSize),
+      [4, 4, 2],
+    );
     const width = masked.batch.seqLength;
     const rebuilt = parts.flatMap((p, i) => Array.from(p.positions, (pos) => pos + i * 4 * width));
     assert.deepEqual(rebuilt, Array.from(masked.positions));
-    assert.deepEqual(parts.flatMap((p) => Array.from(p.targets)), Array.from(masked.targets));
-    for (const p of parts) for (const pos of p.positions) assert.equal(p.batch.inputIds[pos], masked.batch.inputIds[pos + (parts.indexOf(p) * 4 * width)]);
+    assert.deepEqual(
+      parts.flatMap((p) => Array.from(p.targets)),
+      Array.from(masked.targets),
+    );
+    for (const p of parts)
+      for (const pos of p.positions)
+        assert.equal(p.batch.inputIds[pos], masked.batch.inputIds[pos + parts.indexOf(p) * 4 * width]);
   });
 
   test('passes of 3 sequences make the updates one pass of 8 makes (dropout 0)', async () => {
     const training = { maxSteps: 4, evalEvery: 4, dropout: 0, learningRate: 0.01 };
     const whole = await run(experiment({ 'corpus.txt': repeated(48) }, { training }));
-    const split = await run(experiment({ 'corpus.txt': repeated(48) }, { training: { ...training, microBatchSize: 3 } }));
-    const weights = (o: Outcome) => readSafetensors(path.join(o.result.runDir, 'checkpoints', 'step-4', 'model.safetensors')).tensors;
+    const split = await run(
+      experiment({ 'corpus.txt': repeated(48) }, { training: { ...training, microBatchSize: 3 } }),
+    );
+    const weights = (o: Outcome) =>
+      readSafetensors(path.join(o.result.runDir, 'checkpoints', 'step-4', 'model.safetensors')).tensors;
     const a = weights(whole);
     const b = weights(split);
     for (const [name, tensor] of a) {

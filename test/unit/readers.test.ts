@@ -18,7 +18,14 @@ function writeTemp(name: string, content: string): string {
 }
 
 function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
-  return { train: 'unused', textField: 'text', labelField: 'label', maxLength: 128, validationSplit: 0.1, ...overrides };
+  return {
+    train: 'unused',
+    textField: 'text',
+    labelField: 'label',
+    maxLength: 128,
+    validationSplit: 0.1,
+    ...overrides,
+  };
 }
 
 const classification: TaskConfig = { type: 'classification', metric: 'accuracy', pooling: 'cls' };
@@ -53,7 +60,11 @@ describe('readExamples: JSONL', () => {
 
   test('reads a text pair and converts numeric text to strings', () => {
     const file = writeTemp('pair.jsonl', jsonl({ q: 'is it?', a: 42, y: 1 }));
-    const { examples } = readExamples(file, dataConfig({ textField: 'q', textPairField: 'a', labelField: 'y' }), classification);
+    const { examples } = readExamples(
+      file,
+      dataConfig({ textField: 'q', textPairField: 'a', labelField: 'y' }),
+      classification,
+    );
     assert.deepEqual(examples, [{ text: 'is it?', pair: '42', label: 0, line: 1 }]);
   });
 
@@ -68,27 +79,49 @@ describe('readExamples: JSONL', () => {
     const file = writeTemp('named.jsonl', jsonl({ text: 'x', label: 'positive' }, { text: 'y', label: 'negative' }));
     const { examples, labelNames } = readExamples(file, dataConfig(), classification, ['positive', 'negative']);
     assert.deepEqual(labelNames, ['positive', 'negative']);
-    assert.deepEqual(examples.map((e) => e.label), [0, 1]);
+    assert.deepEqual(
+      examples.map((e) => e.label),
+      [0, 1],
+    );
   });
 
   test('matches numeric labels to numeric names by value, not by position', () => {
-    const file = writeTemp('numeric-names.jsonl', jsonl({ text: 'x', label: 1 }, { text: 'y', label: '0' }, { text: 'z', label: 1.0 }));
+    const file = writeTemp(
+      'numeric-names.jsonl',
+      jsonl({ text: 'x', label: 1 }, { text: 'y', label: '0' }, { text: 'z', label: 1.0 }),
+    );
     const { examples } = readExamples(file, dataConfig(), classification, ['1', '0']);
-    assert.deepEqual(examples.map((e) => e.label), [0, 1, 0]);
+    assert.deepEqual(
+      examples.map((e) => e.label),
+      [0, 1, 0],
+    );
   });
 
   test('reads whole-number labels as ids when no label name is numeric', () => {
     const file = writeTemp('index-labels.jsonl', jsonl({ text: 'x', label: 1 }, { text: 'y', label: 0 }));
     const { examples } = readExamples(file, dataConfig(), classification, ['negative', 'positive']);
-    assert.deepEqual(examples.map((e) => e.label), [1, 0]);
+    assert.deepEqual(
+      examples.map((e) => e.label),
+      [1, 0],
+    );
   });
 
   test('reports an unknown label with the known ones', () => {
     const file = writeTemp('unknown-label.jsonl', jsonl({ text: 'x', label: 'pos' }, { text: 'y', label: 'meh' }));
-    assertDataError(() => readExamples(file, dataConfig(), classification, ['neg', 'pos']), file, 2, /unknown label "meh"; known labels: neg, pos$/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification, ['neg', 'pos']),
+      file,
+      2,
+      /unknown label "meh"; known labels: neg, pos$/,
+    );
     // with numeric names an out-of-range number is not silently taken as an index
     const stars = writeTemp('stars.jsonl', jsonl({ text: 'x', label: 0 }));
-    assertDataError(() => readExamples(stars, dataConfig(), classification, ['1', '2', '3']), stars, 1, /unknown label "0"; known labels: 1, 2, 3/);
+    assertDataError(
+      () => readExamples(stars, dataConfig(), classification, ['1', '2', '3']),
+      stars,
+      1,
+      /unknown label "0"; known labels: 1, 2, 3/,
+    );
   });
 
   test('reports malformed JSON with its line', () => {
@@ -98,14 +131,29 @@ describe('readExamples: JSONL', () => {
 
   test('reports a JSON array instead of one object per line', () => {
     const file = writeTemp('array.json', JSON.stringify([{ text: 'a', label: 1 }]));
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 1, /one JSON object per line \(JSONL\), got an array/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      1,
+      /one JSON object per line \(JSONL\), got an array/,
+    );
   });
 
   test('reports a missing field naming it and the fields the line has', () => {
     const file = writeTemp('missing.jsonl', jsonl({ text: 'a', label: 1 }, { sentence: 'b', label: 0 }));
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 2, /missing text field "text"; this line has fields: sentence, label$/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      2,
+      /missing text field "text"; this line has fields: sentence, label$/,
+    );
     const noLabel = writeTemp('no-label.jsonl', jsonl({ text: 'a' }));
-    assertDataError(() => readExamples(noLabel, dataConfig(), classification), noLabel, 1, /missing label field "label"; this line has fields: text$/);
+    assertDataError(
+      () => readExamples(noLabel, dataConfig(), classification),
+      noLabel,
+      1,
+      /missing label field "label"; this line has fields: text$/,
+    );
     const noPair = writeTemp('no-pair.jsonl', jsonl({ text: 'a', label: 0 }));
     assertDataError(
       () => readExamples(noPair, dataConfig({ textPairField: 'hypothesis' }), classification),
@@ -119,19 +167,35 @@ describe('readExamples: JSONL', () => {
     const empty = writeTemp('empty-text.jsonl', jsonl({ text: 'ok', label: 1 }, { text: '  ', label: 1 }));
     assertDataError(() => readExamples(empty, dataConfig(), classification), empty, 2, /text field "text" is empty/);
     const object = writeTemp('object-text.jsonl', jsonl({ text: { a: 1 }, label: 1 }));
-    assertDataError(() => readExamples(object, dataConfig(), classification), object, 1, /text field "text" must be a string, got an object/);
+    assertDataError(
+      () => readExamples(object, dataConfig(), classification),
+      object,
+      1,
+      /text field "text" must be a string, got an object/,
+    );
   });
 
   test('reads regression labels, numeric strings included', () => {
-    const file = writeTemp('stsb.jsonl', jsonl({ text: 'a', label: 3.8 }, { text: 'b', label: ' 0.5 ' }, { text: 'c', label: -1 }));
+    const file = writeTemp(
+      'stsb.jsonl',
+      jsonl({ text: 'a', label: 3.8 }, { text: 'b', label: ' 0.5 ' }, { text: 'c', label: -1 }),
+    );
     const { examples, labelNames } = readExamples(file, dataConfig(), regression);
-    assert.deepEqual(examples.map((e) => e.label), [3.8, 0.5, -1]);
+    assert.deepEqual(
+      examples.map((e) => e.label),
+      [3.8, 0.5, -1],
+    );
     assert.deepEqual(labelNames, []);
   });
 
   test('reports a non-numeric regression label', () => {
     const file = writeTemp('bad-regression.jsonl', jsonl({ text: 'a', label: 1 }, { text: 'b', label: 'high' }));
-    assertDataError(() => readExamples(file, dataConfig(), regression), file, 2, /regression label "label" must be a finite number, got "high"/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), regression),
+      file,
+      2,
+      /regression label "label" must be a finite number, got "high"/,
+    );
   });
 });
 
@@ -160,7 +224,12 @@ describe('readExamples: CSV', () => {
 
   test('reports a row with the wrong number of columns', () => {
     const file = writeTemp('columns.csv', 'text,label\na,1\nb,c,1\n');
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /expected 2 columns like the header, found 3/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      3,
+      /expected 2 columns like the header, found 3/,
+    );
   });
 
   test('reports an unclosed quote at the line where it opens', () => {
@@ -170,12 +239,22 @@ describe('readExamples: CSV', () => {
 
   test('reports text after a closing quote', () => {
     const file = writeTemp('after-quote.csv', 'text,label\n"a"b,1\n');
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 2, /unexpected "b" after a closing quote/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      2,
+      /unexpected "b" after a closing quote/,
+    );
   });
 
   test('reports a missing column at the header', () => {
     const file = writeTemp('header.csv', 'sentence,label\na,1\n');
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 1, /missing text field "text"; the header has columns: sentence, label$/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      1,
+      /missing text field "text"; the header has columns: sentence, label$/,
+    );
   });
 
   test('reports a header-only file as having no examples', () => {
@@ -202,12 +281,19 @@ describe('readExamples: TSV', () => {
   test('reads sentence pairs with a regression score (STS-B style)', () => {
     const file = writeTemp('stsb.tsv', 's1\ts2\tscore\nA man.\tA person.\t4.2\n');
     const data = dataConfig({ textField: 's1', textPairField: 's2', labelField: 'score' });
-    assert.deepEqual(readExamples(file, data, regression).examples, [{ text: 'A man.', pair: 'A person.', label: 4.2, line: 2 }]);
+    assert.deepEqual(readExamples(file, data, regression).examples, [
+      { text: 'A man.', pair: 'A person.', label: 4.2, line: 2 },
+    ]);
   });
 
   test('reports a row with the wrong number of columns', () => {
     const file = writeTemp('columns.tsv', 'text\tlabel\na\t1\nb\n');
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /expected 2 columns like the header, found 1/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      3,
+      /expected 2 columns like the header, found 1/,
+    );
   });
 });
 
@@ -224,7 +310,12 @@ describe('readExamples: files and formats', () => {
 
   test('asks for data.format when the extension is unknown, and honours it when given', () => {
     const file = writeTemp('data.txt', 'text\tlabel\na\t1\n');
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, undefined, /set data\.format to "jsonl", "csv" or "tsv"/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      undefined,
+      /set data\.format to "jsonl", "csv" or "tsv"/,
+    );
     assert.equal(readExamples(file, dataConfig({ format: 'tsv' }), classification).examples.length, 1);
   });
 
@@ -258,9 +349,15 @@ describe('splitForValidation', () => {
     assert.deepEqual(again, first);
     assert.notDeepEqual(other.validation, first.validation);
     const lines = [...first.train, ...first.validation].map((e) => e.line).sort((a, b) => a - b);
-    assert.deepEqual(lines, examples.map((e) => e.line));
+    assert.deepEqual(
+      lines,
+      examples.map((e) => e.line),
+    );
     const validationLines = first.validation.map((e) => e.line);
-    assert.deepEqual(validationLines, [...validationLines].sort((a, b) => a - b));
+    assert.deepEqual(
+      validationLines,
+      [...validationLines].sort((a, b) => a - b),
+    );
   });
 
   test('keeps at least one example on each side and none with fraction 0', () => {
@@ -273,44 +370,94 @@ describe('splitForValidation', () => {
 
 describe('no silent guesses (issue 18)', () => {
   test('without task.labels, a file mixing numbers and names is an error naming the first line of each kind', () => {
-    const file = writeTemp('mixed.jsonl', jsonl({ text: 'a', label: 'negative' }, { text: 'b', label: 'positive' }, { text: 'c', label: 1 }, { text: 'd', label: 'negative' }));
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /the labels mix numbers and names \(line 1 has the label "negative", line 3 has the number 1\); .*task\.labels/);
+    const file = writeTemp(
+      'mixed.jsonl',
+      jsonl(
+        { text: 'a', label: 'negative' },
+        { text: 'b', label: 'positive' },
+        { text: 'c', label: 1 },
+        { text: 'd', label: 'negative' },
+      ),
+    );
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      3,
+      /the labels mix numbers and names \(line 1 has the label "negative", line 3 has the number 1\); .*task\.labels/,
+    );
     const csv = writeTemp('mixed.csv', 'text,label\nx,1\ny,pos\n');
-    assertDataError(() => readExamples(csv, dataConfig(), classification), csv, 3, /line 2 has the label "1", line 3 has the label "pos"/);
+    assertDataError(
+      () => readExamples(csv, dataConfig(), classification),
+      csv,
+      3,
+      /line 2 has the label "1", line 3 has the label "pos"/,
+    );
   });
 
   test('task.labels may be numbers: [0, 1] matches integer labels in the data', () => {
-    const file = writeTemp('ints.jsonl', jsonl({ text: 'a', label: 1 }, { text: 'b', label: 0 }, { text: 'c', label: '1' }));
+    const file = writeTemp(
+      'ints.jsonl',
+      jsonl({ text: 'a', label: 1 }, { text: 'b', label: 0 }, { text: 'c', label: '1' }),
+    );
     const { examples, labelNames } = readExamples(file, dataConfig(), classification, [0, 1].map(String));
     assert.deepEqual(labelNames, ['0', '1']);
-    assert.deepEqual(examples.map((e) => e.label), [1, 0, 1]);
+    assert.deepEqual(
+      examples.map((e) => e.label),
+      [1, 0, 1],
+    );
   });
 
   test('bytes that are not UTF-8 are an error naming the file, line and byte offset; data.encoding "latin1" reads them', () => {
     const file = join(tempDir, 'latin1.csv');
-    writeFileSync(file, Buffer.concat([Buffer.from('text,label\ngood,pos\ncaf'), Buffer.from([0xe9]), Buffer.from(' noir,neg\n')]));
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 3, /not valid UTF-8: byte 0xE9 at byte offset 23 of the file; .*data\.encoding to "latin1"/);
+    writeFileSync(
+      file,
+      Buffer.concat([Buffer.from('text,label\ngood,pos\ncaf'), Buffer.from([0xe9]), Buffer.from(' noir,neg\n')]),
+    );
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      3,
+      /not valid UTF-8: byte 0xE9 at byte offset 23 of the file; .*data\.encoding to "latin1"/,
+    );
     const { examples } = readExamples(file, dataConfig({ encoding: 'latin1' }), classification);
     assert.equal(examples[1]!.text, 'café noir');
   });
 
   test('"text": null says null; an infinite regression label says Infinity', () => {
     const file = writeTemp('null.jsonl', jsonl({ text: 'ok', label: 'a' }, { text: null, label: 'b' }));
-    assertDataError(() => readExamples(file, dataConfig(), classification), file, 2, /^[^;]*text field "text" is null$/);
+    assertDataError(
+      () => readExamples(file, dataConfig(), classification),
+      file,
+      2,
+      /^[^;]*text field "text" is null$/,
+    );
     const infinite = writeTemp('inf.jsonl', '{"text":"a","label":1e999}\n');
-    assertDataError(() => readExamples(infinite, dataConfig(), regression), infinite, 1, /must be a finite number, got Infinity$/);
+    assertDataError(
+      () => readExamples(infinite, dataConfig(), regression),
+      infinite,
+      1,
+      /must be a finite number, got Infinity$/,
+    );
   });
 
   test('a data file linked to a system file is refused without echoing a line of it; malformed JSON is not quoted back', () => {
     const link = join(tempDir, 'passwd.jsonl');
     symlinkSync('/etc/passwd', link);
-    assert.throws(() => readExamples(link, dataConfig(), classification), (err: unknown) => {
-      assert.ok(err instanceof DataError);
-      assert.match(err.message, /is a link to \/etc\/passwd, a file of the system folder \/etc, not a data file/);
-      assert.doesNotMatch(err.message, /root:/);
-      return true;
-    });
+    assert.throws(
+      () => readExamples(link, dataConfig(), classification),
+      (err: unknown) => {
+        assert.ok(err instanceof DataError);
+        assert.match(err.message, /is a link to \/etc\/passwd, a file of the system folder \/etc, not a data file/);
+        assert.doesNotMatch(err.message, /root:/);
+        return true;
+      },
+    );
     const secret = writeTemp('secret.jsonl', 'top-secret-token-1234\n');
-    assertDataError(() => readExamples(secret, dataConfig(), classification), secret, 1, /^[^"]*malformed JSON: Unexpected token/);
+    assertDataError(
+      () => readExamples(secret, dataConfig(), classification),
+      secret,
+      1,
+      /^[^"]*malformed JSON: Unexpected token/,
+    );
   });
 });

@@ -16,6 +16,7 @@ import type { RunStatus } from '../../src/core/checkpoint/run-folder';
 import { metricsLines, ofType, readJson, rejection, runRecorded, type Outcome } from './helpers/runs';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
 import { runCli } from './helpers/run-cli';
+import { RunData } from '../../src/host/dashboard/dashboard-data';
 import { pendingConfigChanges } from '../../src/core/train/run-start';
 import { loadAnyConfig } from '../../src/core/config/load';
 
@@ -31,17 +32,27 @@ after(() => {
 });
 
 /** A folder with the tiny config (training overrides merged) and its data; returns the config file. */
-function experiment(training: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}, parent = root): string {
+function experiment(
+  training: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
+  parent = root,
+): string {
   const folder = fs.mkdtempSync(path.join(parent, 'exp-'));
   writeTrainingData(path.join(folder, 'train.jsonl'));
   const config = tinyConfig(overrides);
   const file = path.join(folder, 'tiny.peft.json');
-  fs.writeFileSync(file, JSON.stringify({ ...config, training: { ...(config.training as object), evalEvery: 2, ...training } }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...config, training: { ...(config.training as object), evalEvery: 2, ...training } }, null, 2),
+  );
   return file;
 }
 
-function editConfig(file: string, edit: (config: Record<string, any>) => void): void {
-  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+/** The parts of a config file the tests below rewrite. */
+type EditableConfig = { training: Record<string, unknown>; method: Record<string, unknown> };
+
+function editConfig(file: string, edit: (config: EditableConfig) => void): void {
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as EditableConfig;
   edit(config);
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
 }
@@ -53,7 +64,10 @@ function run(configFile: string, options: TrainOptions = {}): Promise<Outcome> {
 /** Trains until `step`, then stops at the step boundary (a checkpoint there): a run to resume. */
 async function stoppedRun(configFile: string, step: number): Promise<string> {
   const controller = new AbortController();
-  const { result } = await run(configFile, { signal: controller.signal, onMessage: (m) => m.type === 'progress' && m.step >= step && controller.abort() });
+  const { result } = await run(configFile, {
+    signal: controller.signal,
+    onMessage: (m) => m.type === 'progress' && m.step >= step && controller.abort(),
+  });
   assert.equal(result.state, 'stopped');
   return result.runDir;
 }
@@ -80,9 +94,18 @@ describe('one writer per run folder', () => {
     const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
     assert.equal(refused.length, 1, 'exactly one resume is refused');
     assert.ok(refused[0]!.reason instanceof RunLockedError, String(refused[0]!.reason));
-    assert.match(refused[0]!.reason.message, new RegExp(`the run is in use by pid ${process.pid} on ${os.hostname()} \\(resume\\) since `));
-    const trainSteps = metricsLines(runDir).filter((l) => l.kind === 'train').map((l) => l.step);
-    assert.deepEqual(trainSteps, [...new Set(trainSteps)].sort((x, y) => x - y), 'no repeated train steps');
+    assert.match(
+      refused[0]!.reason.message,
+      new RegExp(`the run is in use by pid ${process.pid} on ${os.hostname()} \\(resume\\) since `),
+    );
+    const trainSteps = metricsLines(runDir)
+      .filter((l) => l.kind === 'train')
+      .map((l) => l.step);
+    assert.deepEqual(
+      trainSteps,
+      [...new Set(trainSteps)].sort((x, y) => x - y),
+      'no repeated train steps',
+    );
     assert.equal(readJson<RunStatus>(path.join(runDir, 'status.json')).state, 'finished');
     assert.equal(fs.existsSync(path.join(runDir, 'run.lock')), false, 'the lock is released at the end');
   });
@@ -96,7 +119,8 @@ describe('one writer per run folder', () => {
       timeoutMs: 180_000,
       onStdout: (stdout, child) => {
         if (runDir || !stdout.includes('"type":"checkpoint"')) return;
-        runDir = (JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"started"'))!) as { runDir: string }).runDir;
+        runDir = (JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"started"'))!) as { runDir: string })
+          .runDir;
         void runCli(['train', 'tiny.peft.json', '--resume', runDir], folder, { timeoutMs: 120_000 }).then((result) => {
           second = result;
           child.kill('SIGKILL');
@@ -106,7 +130,50 @@ describe('one writer per run folder', () => {
     assert.equal(first.code, null, 'the first run was killed by the test');
     assert.ok(second, 'the second command ran');
     assert.equal(second.code, 1, second.stderr);
-    assert.match(second.stderr, /the run is in use by pid \d+ on .* \(train\) since .*; wait for it to end or stop it first/);
+    assert.match(
+      second.stderr,
+      /the run is in use by pid \d+ on .* \(train\) since .*; wait for it to end or stop it first/,
+    );
+  });
+});
+
+describe('a run folder that moved', () => {
+  test('copied elsewhere, it names its own checkpoints: peft-lab train --resume continues it there, inspect and the dashboard find its best checkpoint', async () => {
+    const configFile = experiment({ epochs: 3 });
+    const runDir = await stoppedRun(configFile, 7);
+    const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
+    assert.ok(
+      status.bestCheckpoint && !path.isAbsolute(status.bestCheckpoint),
+      `bestCheckpoint is stored relative: ${status.bestCheckpoint}`,
+    );
+    assert.ok(!path.isAbsolute(status.configFile), `configFile is stored relative: ${status.configFile}`);
+    const before = snapshot(runDir);
+
+    const copied = path.join(fs.mkdtempSync(path.join(root, 'moved-')), 'runs', path.basename(runDir));
+    fs.cpSync(runDir, copied, { recursive: true });
+    const bestThere = new RunData(copied).bestCheckpoint!;
+    assert.ok(
+      bestThere.startsWith(copied + path.sep) && fs.existsSync(bestThere),
+      `the dashboard finds ${bestThere} in the copy`,
+    );
+
+    const inspect = await runCli(['inspect', copied], path.dirname(configFile));
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.ok(
+      !inspect.stdout.includes(runDir + path.sep),
+      `inspect names no path of the original folder:\n${inspect.stdout}`,
+    );
+
+    const resumed = await runCli(['train', 'tiny.peft.json', '--resume', copied, '--json'], path.dirname(configFile), {
+      timeoutMs: 120_000,
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const finished = readJson<RunStatus>(path.join(copied, 'status.json'));
+    assert.equal(finished.state, 'finished');
+    assert.ok(fs.existsSync(path.join(copied, 'checkpoints', 'step-15')), 'the copy trained on');
+    assert.ok(fs.existsSync(path.resolve(copied, finished.bestCheckpoint!)), 'its best checkpoint is in the copy');
+    assert.equal(path.resolve(copied, finished.configFile), configFile, 'and it names the config it was resumed with');
+    assert.deepEqual(snapshot(runDir), before, 'the original folder is untouched');
   });
 });
 
@@ -119,14 +186,22 @@ describe('honest state', () => {
       timeoutMs: 180_000,
       onStdout: (stdout, child) => {
         if (runDir || !stdout.includes('"type":"checkpoint"')) return;
-        runDir = (JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"started"'))!) as { runDir: string }).runDir;
+        runDir = (JSON.parse(stdout.split('\n').find((l) => l.includes('"type":"started"'))!) as { runDir: string })
+          .runDir;
         child.kill('SIGKILL');
       },
     });
-    assert.equal(readJson<RunStatus>(path.join(runDir, 'status.json')).state, 'running', 'the killed run could not record its end');
+    assert.equal(
+      readJson<RunStatus>(path.join(runDir, 'status.json')).state,
+      'running',
+      'the killed run could not record its end',
+    );
     const inspect = await runCli(['inspect', runDir], folder);
     assert.equal(inspect.code, 0, inspect.stderr);
-    assert.match(inspect.stdout, /^ {2}state {5}interrupted \(status\.json says running, but its training process \(\d+\) is gone/m);
+    assert.match(
+      inspect.stdout,
+      /^ {2}state {5}interrupted \(status\.json says running, but its training process \(\d+\) is gone/m,
+    );
     editConfig(configFile, (c) => (c.training.epochs = 3));
     const resumed = await run(configFile, { resume: runDir, allowConfigChange: true });
     assert.equal(resumed.result.state, 'finished');
@@ -165,10 +240,20 @@ describe('no litter', () => {
     assert.equal(result.state, 'finished');
     const removed = ofType(messages, 'log').find((m) => /removed what an interrupted writer left/.test(m.message));
     assert.ok(removed, 'the resume says what it removed');
-    for (const name of ['step-8.tmp-99999', 'step-1', 'step-4.tmp-99999-0badc0de', 'status.json.tmp-99999-deadbeef', 'metrics.jsonl.tmp-99999']) {
+    for (const name of [
+      'step-8.tmp-99999',
+      'step-1',
+      'step-4.tmp-99999-0badc0de',
+      'status.json.tmp-99999-deadbeef',
+      'metrics.jsonl.tmp-99999',
+    ]) {
       assert.ok(removed.message.includes(name), `${name} in: ${removed.message}`);
     }
-    assert.deepEqual(everything(runDir).filter((n) => /\.tmp-|\.stale-/.test(n)), [], 'no temporary names left');
+    assert.deepEqual(
+      everything(runDir).filter((n) => /\.tmp-|\.stale-/.test(n)),
+      [],
+      'no temporary names left',
+    );
     assert.ok(!fs.readdirSync(checkpoints).includes('step-1'));
     assert.ok(kept.length >= 1);
   });
@@ -180,7 +265,9 @@ describe('no litter', () => {
       onMessage: (m) => {
         if (m.type !== 'checkpoint') return;
         const checkpoints = path.dirname(m.dir);
-        for (const name of fs.readdirSync(checkpoints)) if (/^step-\d+$/.test(name) && !fs.existsSync(path.join(checkpoints, name, 'checkpoint.json'))) seen.push(name);
+        for (const name of fs.readdirSync(checkpoints))
+          if (/^step-\d+$/.test(name) && !fs.existsSync(path.join(checkpoints, name, 'checkpoint.json')))
+            seen.push(name);
       },
     });
     assert.deepEqual(seen, []);
@@ -198,11 +285,17 @@ describe('a changed config on resume', () => {
       c.training.logEvery = 5; // changes nothing computed: not named
     });
     // what the editor asks about before it resumes (read-only)
-    assert.deepEqual(pendingConfigChanges(runDir, configFile, (f) => loadAnyConfig(f)).map((c) => c.path), ['/training/learningRate', '/training/decayRatio']);
+    assert.deepEqual(
+      pendingConfigChanges(runDir, configFile, (f) => loadAnyConfig(f)).map((c) => c.path),
+      ['/training/learningRate', '/training/decayRatio'],
+    );
     const err = await rejection(run(configFile, { resume: runDir }));
     assert.ok(err instanceof ConfigError, String(err));
     assert.equal(err.path, '/training/learningRate');
-    assert.match(err.message, /\/training\/learningRate 0\.001 -> 0\.01, \/training\/decayRatio \(unset\) -> 0\.5\. .*--allow-config-change/);
+    assert.match(
+      err.message,
+      /\/training\/learningRate 0\.001 -> 0\.01, \/training\/decayRatio \(unset\) -> 0\.5\. .*--allow-config-change/,
+    );
     assert.doesNotMatch(err.message, /logEvery/);
     assert.equal(fs.existsSync(path.join(runDir, 'run.lock')), false, 'the refused resume released the lock');
 
@@ -217,8 +310,14 @@ describe('a changed config on resume', () => {
     const status = readJson<RunStatus>(path.join(runDir, 'status.json'));
     assert.equal(status.configChanges?.length, 1);
     assert.equal(status.configChanges![0]!.step, 3);
-    assert.deepEqual(status.configChanges![0]!.changes.map((c) => c.path), ['/training/learningRate', '/training/decayRatio']);
-    assert.equal(readJson<{ training: { learningRate: number } }>(path.join(runDir, 'config.json')).training.learningRate, 0.01);
+    assert.deepEqual(
+      status.configChanges![0]!.changes.map((c) => c.path),
+      ['/training/learningRate', '/training/decayRatio'],
+    );
+    assert.equal(
+      readJson<{ training: { learningRate: number } }>(path.join(runDir, 'config.json')).training.learningRate,
+      0.01,
+    );
   });
 
   test('an unchanged config (or only logEvery) resumes without a word', async () => {
@@ -238,7 +337,10 @@ describe('output only where it belongs (CLI)', () => {
     for (const extra of [[], ['--allow-outside']]) {
       const result = await runCli(['train', 'tiny.peft.json', ...extra], path.dirname(configFile));
       assert.equal(result.code, 1, result.stdout);
-      assert.match(result.stderr, /tiny\.peft\.json: \/output\/runsDir: \/etc is inside the system folder \/etc: runs are never written there/);
+      assert.match(
+        result.stderr,
+        /tiny\.peft\.json: \/output\/runsDir: \/etc is inside the system folder \/etc: runs are never written there/,
+      );
     }
     assert.equal(fs.readdirSync('/etc').length, before);
   });
@@ -250,9 +352,14 @@ describe('output only where it belongs (CLI)', () => {
     const configFile = experiment({ epochs: 1 }, { output: { runsDir: '../../runs-outside' } }, nested);
     const refused = await runCli(['train', 'tiny.peft.json'], path.dirname(configFile));
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /\/output\/runsDir: .*runs-outside is outside the config's folder .* and the current folder .*; pass --allow-outside to write there anyway/);
+    assert.match(
+      refused.stderr,
+      /\/output\/runsDir: .*runs-outside is outside the config's folder .* and the current folder .*; pass --allow-outside to write there anyway/,
+    );
     assert.equal(fs.existsSync(path.join(parent, 'a', 'runs-outside')), false);
-    const allowed = await runCli(['train', 'tiny.peft.json', '--allow-outside'], path.dirname(configFile), { timeoutMs: 120_000 });
+    const allowed = await runCli(['train', 'tiny.peft.json', '--allow-outside'], path.dirname(configFile), {
+      timeoutMs: 120_000,
+    });
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.equal(fs.readdirSync(path.join(parent, 'a', 'runs-outside')).length, 1);
     // the repository's own layout: examples/x.peft.json with "runsDir": "../runs", run from the project folder
@@ -324,7 +431,12 @@ describe('a full disk (tmpfs)', { skip: noTmpfs }, () => {
     try {
       const err = await rejection(run(configFile, { runsDir }));
       assert.ok(err instanceof DiskError, String(err));
-      assert.match(err.message, new RegExp(`^${runsDir}/tiny-[\\d-]+/\\S+: cannot write the \\S+( \\S+)*: no space left on the device \\(ENOSPC\\)$`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^${runsDir}/tiny-[\\d-]+/\\S+: cannot write the \\S+( \\S+)*: no space left on the device \\(ENOSPC\\)$`,
+        ),
+      );
       assert.deepEqual(fs.readdirSync(runsDir), [], 'nothing half-made');
     } finally {
       fs.rmSync(filler);
@@ -335,20 +447,36 @@ describe('a full disk (tmpfs)', { skip: noTmpfs }, () => {
     const configFile = experiment({ epochs: 3, evalEvery: 1 });
     const runsDir = path.join(disk, 'runs-mid');
     let filler = '';
-    const err = await rejection(run(configFile, { runsDir, onMessage: (m) => { if (m.type === 'checkpoint' && !filler) filler = fill('filler-mid'); } }));
+    const err = await rejection(
+      run(configFile, {
+        runsDir,
+        onMessage: (m) => {
+          if (m.type === 'checkpoint' && !filler) filler = fill('filler-mid');
+        },
+      }),
+    );
     try {
       assert.ok(err instanceof DiskError, String(err));
-      assert.match(err.message, /: cannot write (checkpoint step-\d+|the metrics log|the run status|the best-checkpoint marker): no space left on the device \(ENOSPC\)/);
+      assert.match(
+        err.message,
+        /: cannot write (checkpoint step-\d+|the metrics log|the run status|the best-checkpoint marker): no space left on the device \(ENOSPC\)/,
+      );
       const [runDir] = fs.readdirSync(runsDir).map((n) => path.join(runsDir, n));
       const status = readJson<RunStatus>(path.join(runDir!, 'status.json'));
       assert.equal(status.state, 'failed');
       assert.equal(status.error?.message, err.message);
-      assert.deepEqual(everything(runDir!).filter((n) => /\.tmp-/.test(n)), []);
+      assert.deepEqual(
+        everything(runDir!).filter((n) => /\.tmp-/.test(n)),
+        [],
+      );
       const used = usedBytes();
       const retry = await rejection(run(configFile, { resume: runDir }));
       assert.ok(retry instanceof DiskError, String(retry));
       assert.ok(usedBytes() <= used, `the retry left ${usedBytes() - used} more bytes on the disk`);
-      assert.deepEqual(everything(runDir!).filter((n) => /\.tmp-/.test(n)), []);
+      assert.deepEqual(
+        everything(runDir!).filter((n) => /\.tmp-/.test(n)),
+        [],
+      );
     } finally {
       if (filler) fs.rmSync(filler);
     }
@@ -369,25 +497,44 @@ describe('messages that name the right thing', () => {
     const { result } = await run(configFile);
     const cli = await runCli(['evaluate', result.runDir], path.dirname(configFile));
     assert.equal(cli.code, 1);
-    assert.match(cli.stderr, new RegExp(`${path.basename(result.runDir)}: is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. .*checkpoints/step-\\d+ \\(its best\\)`));
+    assert.match(
+      cli.stderr,
+      new RegExp(
+        `${path.basename(result.runDir)}: is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. .*checkpoints/step-\\d+ \\(its best\\)`,
+      ),
+    );
     assert.doesNotMatch(cli.stderr, /is not a PEFT Lab run folder/);
   });
 
   test('task.labels [0, 1] trains on integer labels; a base without a pooler warns on a new run only, not on resume or evaluate', async () => {
-    const configFile = experiment({ epochs: 2 }, {
-      task: { type: 'classification', labels: [0, 1] },
-      model: { path: path.resolve(__dirname, '..', 'fixtures', 'tiny-xlm-roberta') },
-      data: { train: 'train.jsonl', maxLength: 16 },
-    });
-    fs.writeFileSync(path.join(path.dirname(configFile), 'train.jsonl'), Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: i % 2 ? 'good fun' : 'bad boring', label: i % 2 })).join('\n'));
-    const pooler = (messages: Outcome['messages']) => ofType(messages, 'log').filter((m) => /no pooler/.test(m.message));
+    const configFile = experiment(
+      { epochs: 2 },
+      {
+        task: { type: 'classification', labels: [0, 1] },
+        model: { path: path.resolve(__dirname, '..', 'fixtures', 'tiny-xlm-roberta') },
+        data: { train: 'train.jsonl', maxLength: 16 },
+      },
+    );
+    fs.writeFileSync(
+      path.join(path.dirname(configFile), 'train.jsonl'),
+      Array.from({ length: 40 }, (_, i) =>
+        JSON.stringify({ text: i % 2 ? 'good fun' : 'bad boring', label: i % 2 }),
+      ).join('\n'),
+    );
+    const pooler = (messages: Outcome['messages']) =>
+      ofType(messages, 'log').filter((m) => /no pooler/.test(m.message));
     const controller = new AbortController();
-    const first = await run(configFile, { signal: controller.signal, onMessage: (m) => m.type === 'progress' && m.step >= 2 && controller.abort() });
+    const first = await run(configFile, {
+      signal: controller.signal,
+      onMessage: (m) => m.type === 'progress' && m.step >= 2 && controller.abort(),
+    });
     assert.equal(pooler(first.messages).length, 1, 'a new run is told its pooler starts random');
     const resumed = await run(configFile, { resume: first.result.runDir });
     assert.deepEqual(pooler(resumed.messages), [], 'the resumed run has its trained pooler');
     const messages: Outcome['messages'] = [];
-    await evaluateCheckpoint(resumed.result.bestCheckpoint!, 'validation', { onMessage: (m) => messages.push(m) }).catch(() => undefined);
+    await evaluateCheckpoint(resumed.result.bestCheckpoint!, 'validation', {
+      onMessage: (m) => messages.push(m),
+    }).catch(() => undefined);
     assert.deepEqual(pooler(messages), []);
   });
 });
@@ -395,16 +542,36 @@ describe('messages that name the right thing', () => {
 test('a writer whose lock another machine took over (it judged it stale) stops at its next checkpoint and writes no status', async () => {
   const configFile = experiment({ epochs: 3, evalEvery: 1 });
   let taken = '';
-  const err = await rejection(run(configFile, {
-    onMessage: (m) => {
-      if (m.type !== 'checkpoint' || taken) return;
-      taken = path.dirname(path.dirname(m.dir));
-      const now = new Date().toISOString();
-      fs.writeFileSync(path.join(taken, 'run.lock'), JSON.stringify({ pid: 4242, host: 'gpu-node-7', since: now, heartbeat: now, purpose: 'resume', token: 'abcdefabcdefabcd' }));
-    },
-  }));
+  const err = await rejection(
+    run(configFile, {
+      onMessage: (m) => {
+        if (m.type !== 'checkpoint' || taken) return;
+        taken = path.dirname(path.dirname(m.dir));
+        const now = new Date().toISOString();
+        fs.writeFileSync(
+          path.join(taken, 'run.lock'),
+          JSON.stringify({
+            pid: 4242,
+            host: 'gpu-node-7',
+            since: now,
+            heartbeat: now,
+            purpose: 'resume',
+            token: 'abcdefabcdefabcd',
+          }),
+        );
+      },
+    }),
+  );
   assert.ok(err instanceof RunLockedError, String(err));
   assert.match(err.message, /in use by pid 4242 on gpu-node-7 \(resume\)/);
-  assert.equal(readJson<RunStatus>(path.join(taken, 'status.json')).state, 'running', 'the status is the new holder\'s to write');
-  assert.equal(readJson<{ host: string }>(path.join(taken, 'run.lock')).host, 'gpu-node-7', 'the new holder keeps its lock');
+  assert.equal(
+    readJson<RunStatus>(path.join(taken, 'status.json')).state,
+    'running',
+    "the status is the new holder's to write",
+  );
+  assert.equal(
+    readJson<{ host: string }>(path.join(taken, 'run.lock')).host,
+    'gpu-node-7',
+    'the new holder keeps its lock',
+  );
 });

@@ -8,7 +8,15 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LOCK_FILE, RunLockedError, acquireRunLock, judgeHolder, readRunLock, runActivity, type LockHolder } from '../../src/core/checkpoint/run-lock';
+import {
+  LOCK_FILE,
+  RunLockedError,
+  acquireRunLock,
+  judgeHolder,
+  readRunLock,
+  runActivity,
+  type LockHolder,
+} from '../../src/core/checkpoint/run-lock';
 
 let root: string;
 
@@ -34,7 +42,15 @@ function bootId(): string | undefined {
 
 function writeHolder(dir: string, holder: Partial<LockHolder>): void {
   const now = new Date().toISOString();
-  const full: LockHolder = { pid: 1, host: os.hostname(), since: now, heartbeat: now, purpose: 'train', token: 'feedfeedfeedfeed', ...holder };
+  const full: LockHolder = {
+    pid: 1,
+    host: os.hostname(),
+    since: now,
+    heartbeat: now,
+    purpose: 'train',
+    token: 'feedfeedfeedfeed',
+    ...holder,
+  };
   fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify(full));
 }
 
@@ -54,11 +70,19 @@ describe('acquireRunLock', () => {
     assert.equal(holder.host, os.hostname());
     assert.equal(holder.purpose, 'train');
     assert.equal(holder.bootId, bootId());
-    assert.throws(() => acquireRunLock(dir, 'resume', { heartbeatMs: 0 }), (err: unknown) => {
-      assert.ok(err instanceof RunLockedError);
-      assert.match(err.message, new RegExp(`in use by pid ${process.pid} on ${os.hostname()} \\(train\\) since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`));
-      return true;
-    });
+    assert.throws(
+      () => acquireRunLock(dir, 'resume', { heartbeatMs: 0 }),
+      (err: unknown) => {
+        assert.ok(err instanceof RunLockedError);
+        assert.match(
+          err.message,
+          new RegExp(
+            `in use by pid ${process.pid} on ${os.hostname()} \\(train\\) since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`,
+          ),
+        );
+        return true;
+      },
+    );
     lock.release();
     assert.equal(fs.existsSync(path.join(dir, LOCK_FILE)), false);
     acquireRunLock(dir, 'resume', { heartbeatMs: 0 }).release();
@@ -97,15 +121,23 @@ describe('acquireRunLock', () => {
 describe('judgeHolder: the stale rules', () => {
   const now = new Date('2026-12-07T12:00:00Z');
   const other = (minutesAgo: number, extra: Partial<LockHolder> = {}): LockHolder => ({
-    pid: 4242, host: 'gpu-node-7', since: '2026-12-07T10:00:00Z', heartbeat: new Date(now.getTime() - minutesAgo * 60_000).toISOString(),
-    purpose: 'train', token: 'abcdefabcdefabcd', ...extra,
+    pid: 4242,
+    host: 'gpu-node-7',
+    since: '2026-12-07T10:00:00Z',
+    heartbeat: new Date(now.getTime() - minutesAgo * 60_000).toISOString(),
+    purpose: 'train',
+    token: 'abcdefabcdefabcd',
+    ...extra,
   });
 
   test('another machine with a recent heartbeat is live and elsewhere; a silent one is stale, saying since when', () => {
     assert.deepEqual(judgeHolder(other(2), { now }), { live: true, holder: other(2), elsewhere: true });
     const stale = judgeHolder(other(11), { now });
     assert.equal(stale.live, false);
-    assert.match(!stale.live ? stale.why : '', /4242 on gpu-node-7\) has sent no heartbeat since 2026-12-07 11:49:00 UTC/);
+    assert.match(
+      !stale.live ? stale.why : '',
+      /4242 on gpu-node-7\) has sent no heartbeat since 2026-12-07 11:49:00 UTC/,
+    );
   });
 
   test('a requeued Slurm job takes over the lock of its earlier incarnation on another node', () => {

@@ -45,7 +45,8 @@ function assertCheckpointError(fn: () => unknown, file: string, ...fragments: (s
     assert.ok(err instanceof CheckpointError, `expected CheckpointError, got ${String(err)}`);
     assert.equal(err.file, file);
     for (const fragment of fragments) {
-      if (typeof fragment === 'string') assert.ok(err.message.includes(fragment), `"${err.message}" should mention ${fragment}`);
+      if (typeof fragment === 'string')
+        assert.ok(err.message.includes(fragment), `"${err.message}" should mention ${fragment}`);
       else assert.match(err.message, fragment);
     }
     return true;
@@ -78,7 +79,11 @@ describe('safetensors round trip', () => {
     assert.deepEqual([...read.tensors.keys()].sort(), Object.keys(tensors).sort());
     assert.deepEqual(tensor(read, 'encoder.weight'), { dtype: 'F32', shape: [2, 3], data: weights });
     assert.deepEqual(tensor(read, 'encoder.bias').data, new Float32Array([1, 2, 3]));
-    assert.deepEqual(tensor(read, 'input_ids'), { dtype: 'I32', shape: [3], data: new Int32Array([101, -7, 2147483647]) });
+    assert.deepEqual(tensor(read, 'input_ids'), {
+      dtype: 'I32',
+      shape: [3],
+      data: new Int32Array([101, -7, 2147483647]),
+    });
     assert.deepEqual(tensor(read, 'step'), { dtype: 'I64', shape: [], data: new BigInt64Array([123456789012n]) });
     assert.deepEqual(tensor(read, 'empty'), { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) });
     assert.ok(Object.is(tensor(read, 'encoder.weight').data[4], -0), 'negative zero survives');
@@ -90,7 +95,13 @@ describe('safetensors round trip', () => {
     const keys = Object.keys(JSON.parse(header));
     assert.deepEqual(keys, ['__metadata__', 'step', 'empty', 'encoder.bias', 'encoder.weight', 'input_ids']);
     const offsets = keys.slice(1).map((k) => JSON.parse(header)[k].data_offsets);
-    assert.deepEqual(offsets, [[0, 8], [8, 8], [8, 20], [20, 44], [44, 56]]);
+    assert.deepEqual(offsets, [
+      [0, 8],
+      [8, 8],
+      [8, 20],
+      [20, 44],
+      [44, 56],
+    ]);
   });
 
   it('keeps integer-like names in offset order (a plain JSON.stringify would move them first)', () => {
@@ -101,7 +112,10 @@ describe('safetensors round trip', () => {
     });
     assert.ok(headerOf(bytes).startsWith('{"10":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"2":'));
     const read = parseSafetensors(bytes, FILE);
-    assert.deepEqual([...toFloat32(tensor(read, '10')), ...toFloat32(tensor(read, '2')), ...toFloat32(tensor(read, 'b'))], [2, 3, 1]);
+    assert.deepEqual(
+      [...toFloat32(tensor(read, '10')), ...toFloat32(tensor(read, '2')), ...toFloat32(tensor(read, 'b'))],
+      [2, 3, 1],
+    );
   });
 
   it('writes no metadata entry when none is given', () => {
@@ -121,7 +135,10 @@ describe('safetensors bytes match the reference Python/Rust library', () => {
   });
 
   it('writes the exact bytes for metadata only, and for an empty file', () => {
-    assert.deepEqual(serializeSafetensors({}, { framework: 'pt' }), buildFile('{"__metadata__":{"framework":"pt"}}' + ' '.repeat(5)));
+    assert.deepEqual(
+      serializeSafetensors({}, { framework: 'pt' }),
+      buildFile('{"__metadata__":{"framework":"pt"}}' + ' '.repeat(5)),
+    );
     assert.deepEqual(serializeSafetensors({}), buildFile('{}' + ' '.repeat(6)));
   });
 
@@ -145,7 +162,10 @@ describe('safetensors dtype conversion', () => {
       half: { dtype: 'F16', shape: [3, 3], data_offsets: [0, 18] },
       brain: { dtype: 'BF16', shape: [6], data_offsets: [18, 30] },
     });
-    const read = parseSafetensors(buildFile(json, new Uint8Array([...leBytes(f16, 'u16'), ...leBytes(bf16, 'u16')])), FILE);
+    const read = parseSafetensors(
+      buildFile(json, new Uint8Array([...leBytes(f16, 'u16'), ...leBytes(bf16, 'u16')])),
+      FILE,
+    );
 
     const half = toFloat32(tensor(read, 'half'));
     assert.deepEqual([...half.slice(0, 7)], [1, -2, 0.333251953125, 65504, 2 ** -24, Infinity, -Infinity]);
@@ -184,7 +204,12 @@ describe('safetensors dtype conversion', () => {
 
   it('refuses ids that do not fit in int32, and float tensors as ids', () => {
     const ids: NamedTensor = { dtype: 'I64', shape: [2], data: new BigInt64Array([1n, 2n ** 40n]) };
-    assertCheckpointError(() => toInt32(ids, 'model.safetensors: input_ids'), 'model.safetensors: input_ids', 'index 1', '32 bits');
+    assertCheckpointError(
+      () => toInt32(ids, 'model.safetensors: input_ids'),
+      'model.safetensors: input_ids',
+      'index 1',
+      '32 bits',
+    );
     const floats: NamedTensor = { dtype: 'F32', shape: [1], data: new Float32Array([1]) };
     assertCheckpointError(() => toInt32(floats), 'tensor', 'integer', 'F32');
   });
@@ -237,8 +262,25 @@ describe('safetensors corruption is reported with the file and tensor', () => {
 
   const cases: [string, Uint8Array, ...(string | RegExp)[]][] = [
     ['a file shorter than the length prefix', new Uint8Array(4), 'too short'],
-    ['a header length beyond the file', (() => { const b = buildFile('{}'); b[0] = 200; return b; })(), 'header length 200', 'beyond the end'],
-    ['a huge header length', (() => { const b = buildFile('{}'); b.fill(0xff, 0, 8); return b; })(), 'beyond the end'],
+    [
+      'a header length beyond the file',
+      (() => {
+        const b = buildFile('{}');
+        b[0] = 200;
+        return b;
+      })(),
+      'header length 200',
+      'beyond the end',
+    ],
+    [
+      'a huge header length',
+      (() => {
+        const b = buildFile('{}');
+        b.fill(0xff, 0, 8);
+        return b;
+      })(),
+      'beyond the end',
+    ],
     ['invalid JSON', buildFile('{"w": {'), 'not valid JSON'],
     ['invalid UTF-8', buildFile('{"w":1}').fill(0xff, 10, 11), 'UTF-8'],
     ['a header that is not an object', buildFile('[1,2]'), 'JSON object'],
@@ -250,12 +292,24 @@ describe('safetensors corruption is reported with the file and tensor', () => {
     ['offsets beyond the data', withEntry({ ...ok, data_offsets: [4, 12] }), 'tensor "w"', 'truncated'],
     ['reversed offsets', withEntry({ ...ok, data_offsets: [8, 0] }), 'tensor "w"', 'data_offsets'],
     ['three offsets', withEntry({ ...ok, data_offsets: [0, 4, 8] }), 'tensor "w"', 'data_offsets'],
-    ['a size that does not match shape x dtype', withEntry({ ...ok, shape: [3] }), 'tensor "w"', 'needs 12 bytes', 'span 8'],
+    [
+      'a size that does not match shape x dtype',
+      withEntry({ ...ok, shape: [3] }),
+      'tensor "w"',
+      'needs 12 bytes',
+      'span 8',
+    ],
     ['an entry that is not an object', withEntry(42), 'tensor "w"'],
     ['non-string metadata', buildFile(JSON.stringify({ __metadata__: { epoch: 3 } })), '__metadata__', 'epoch'],
     [
       'overlapping tensors',
-      buildFile(JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'I32', shape: [1], data_offsets: [4, 8] } }), eightBytes),
+      buildFile(
+        JSON.stringify({
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'I32', shape: [1], data_offsets: [4, 8] },
+        }),
+        eightBytes,
+      ),
       'tensor "b"',
       'overlap',
       'tensor "a"',
@@ -267,8 +321,16 @@ describe('safetensors corruption is reported with the file and tensor', () => {
   }
 
   it('rejects a file cut short, naming the tensor whose data is missing', () => {
-    const bytes = serializeSafetensors({ a: { shape: [2], data: new Float32Array([1, 2]) }, z: { shape: [2], data: new Float32Array([3, 4]) } });
-    assertCheckpointError(() => parseSafetensors(bytes.subarray(0, bytes.length - 3), FILE), FILE, 'tensor "z"', 'truncated');
+    const bytes = serializeSafetensors({
+      a: { shape: [2], data: new Float32Array([1, 2]) },
+      z: { shape: [2], data: new Float32Array([3, 4]) },
+    });
+    assertCheckpointError(
+      () => parseSafetensors(bytes.subarray(0, bytes.length - 3), FILE),
+      FILE,
+      'tensor "z"',
+      'truncated',
+    );
   });
 
   it('says a missing file does not exist', () => {
@@ -293,16 +355,33 @@ describe('safetensors writing validates its input', () => {
   });
 
   it('rejects a dtype that does not match the array type, and reserved names', () => {
-    assertCheckpointError(() => serializeSafetensors({ w: { dtype: 'I32', shape: [1], data: new Float32Array(1) } }), '(safetensors in memory)', 'tensor "w"', 'I32');
-    assertCheckpointError(() => serializeSafetensors({ __metadata__: { shape: [1], data: new Float32Array(1) } }), '(safetensors in memory)', '__metadata__');
+    assertCheckpointError(
+      () => serializeSafetensors({ w: { dtype: 'I32', shape: [1], data: new Float32Array(1) } }),
+      '(safetensors in memory)',
+      'tensor "w"',
+      'I32',
+    );
+    assertCheckpointError(
+      () => serializeSafetensors({ __metadata__: { shape: [1], data: new Float32Array(1) } }),
+      '(safetensors in memory)',
+      '__metadata__',
+    );
   });
 
   it('names the destination when writing fails, and leaves no temporary file', () => {
     const blocker = path.join(tmp, 'not-a-folder');
     fs.writeFileSync(blocker, 'x');
     const file = path.join(blocker, 'model.safetensors');
-    assertCheckpointError(() => writeSafetensors(file, { w: { shape: [1], data: new Float32Array(1) } }), file, 'cannot write');
-    assertCheckpointError(() => writeSafetensors(file, { w: { shape: [2], data: new Float32Array(1) } }), file, 'tensor "w"');
+    assertCheckpointError(
+      () => writeSafetensors(file, { w: { shape: [1], data: new Float32Array(1) } }),
+      file,
+      'cannot write',
+    );
+    assertCheckpointError(
+      () => writeSafetensors(file, { w: { shape: [2], data: new Float32Array(1) } }),
+      file,
+      'tensor "w"',
+    );
     assert.deepEqual(fs.readdirSync(tmp).filter(isTempFile), []);
   });
 });
@@ -317,7 +396,11 @@ describe('safetensors fixtures written by PyTorch tooling', () => {
     assert.deepEqual(ids.shape, [2, 12]);
     assert.equal(toInt32(ids).length, 24);
     for (const [name, t] of read.tensors) {
-      assert.equal(toFloat32(t).length, t.shape.reduce((a, b) => a * b, 1), name);
+      assert.equal(
+        toFloat32(t).length,
+        t.shape.reduce((a, b) => a * b, 1),
+        name,
+      );
     }
   });
 });

@@ -27,12 +27,31 @@ test('moving average: a trailing window, shorter at the start; its window follow
 
 test('chart export: CSV with every series (raw kept), SVG with a line per series and the legend', () => {
   const model = {
-    id: 'loss' as const, title: 'Loss', x: [1, 2, 3], logCapable: true, points: 3,
-    series: [{ label: 'training loss (raw)', run: 0, metric: 0, role: 'raw' as const }, { label: 'training loss (smoothed)', run: 0, metric: 0, role: 'smoothed' as const }],
-    ys: [[0.9, 0.7, null], [0.9, 0.8, 0.75]],
+    id: 'loss' as const,
+    title: 'Loss',
+    x: [1, 2, 3],
+    logCapable: true,
+    points: 3,
+    series: [
+      { label: 'training loss (raw)', run: 0, metric: 0, role: 'raw' as const },
+      { label: 'training loss (smoothed)', run: 0, metric: 0, role: 'smoothed' as const },
+    ],
+    ys: [
+      [0.9, 0.7, null],
+      [0.9, 0.8, 0.75],
+    ],
   };
-  assert.equal(chartCsv(model), 'step,training loss (raw),training loss (smoothed)\r\n1,0.9,0.9\r\n2,0.7,0.8\r\n3,,0.75\r\n');
-  const svg = chartSvg(model, { colors: ['#f00', '#0f0'], background: '#000', foreground: '#fff', grid: '#333', font: 'sans-serif' });
+  assert.equal(
+    chartCsv(model),
+    'step,training loss (raw),training loss (smoothed)\r\n1,0.9,0.9\r\n2,0.7,0.8\r\n3,,0.75\r\n',
+  );
+  const svg = chartSvg(model, {
+    colors: ['#f00', '#0f0'],
+    background: '#000',
+    foreground: '#fff',
+    grid: '#333',
+    font: 'sans-serif',
+  });
   assert.match(svg, /^<\?xml/);
   assert.equal((svg.match(/<polyline/g) ?? []).length, 2);
   assert.match(svg, /stroke="#f00" stroke-width="1" stroke-opacity="0\.35"/, 'the raw line faint');

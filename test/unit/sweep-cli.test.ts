@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ResolvedConfig } from '../../src/core/config/types';
 import { tinyConfig, writeTrainingData } from './helpers/tiny-experiment';
+import { jsonLines } from './helpers/json';
 import { runCli } from './helpers/run-cli';
 
 const TIMEOUT_MS = 180_000;
@@ -29,17 +30,16 @@ function experiment(sweep: unknown, training: Record<string, unknown> = {}): str
   const folder = fs.mkdtempSync(path.join(dir, 'exp-'));
   writeTrainingData(path.join(folder, 'train.jsonl'));
   const config = tinyConfig();
-  fs.writeFileSync(path.join(folder, 'tiny.peft.json'), JSON.stringify({ ...config, training: { ...(config.training as object), ...training }, sweep }, null, 2));
+  fs.writeFileSync(
+    path.join(folder, 'tiny.peft.json'),
+    JSON.stringify({ ...config, training: { ...(config.training as object), ...training }, sweep }, null, 2),
+  );
   return folder;
 }
 
 function runFolders(folder: string): string[] {
   const runs = path.join(folder, 'runs');
   return fs.existsSync(runs) ? fs.readdirSync(runs).sort() : [];
-}
-
-function jsonLines(stdout: string): Record<string, any>[] {
-  return stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
 }
 
 describe('peft-lab sweep', () => {
@@ -49,20 +49,38 @@ describe('peft-lab sweep', () => {
   });
 
   test('runs every point of a 2x2 grid, two at a time, into run folders named after their points (--json)', async () => {
-    const folder = experiment({ parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [1e-3, 1e-4] } } });
-    const result = await runCli(['sweep', 'tiny.peft.json', '--parallel', '2', '--json'], folder, { timeoutMs: TIMEOUT_MS });
+    const folder = experiment({
+      parameters: { 'method.bottleneck': { values: [2, 4] }, 'training.learningRate': { values: [1e-3, 1e-4] } },
+    });
+    const result = await runCli(['sweep', 'tiny.peft.json', '--parallel', '2', '--json'], folder, {
+      timeoutMs: TIMEOUT_MS,
+    });
     assert.equal(result.code, 0, result.stderr);
     const lines = jsonLines(result.stdout);
     const plan = lines[0]!;
     assert.equal(plan.type, 'sweep');
     assert.equal(plan.parallel, 2);
-    assert.deepEqual(plan.points.map((p: { name: string }) => p.name), ['tiny-bottleneck=2-lr=1e-3', 'tiny-bottleneck=2-lr=1e-4', 'tiny-bottleneck=4-lr=1e-3', 'tiny-bottleneck=4-lr=1e-4']);
+    assert.deepEqual(
+      plan.points.map((p: { name: string }) => p.name),
+      [
+        'tiny-bottleneck=2-lr=1e-3',
+        'tiny-bottleneck=2-lr=1e-4',
+        'tiny-bottleneck=4-lr=1e-3',
+        'tiny-bottleneck=4-lr=1e-4',
+      ],
+    );
     const started = lines.filter((l) => l.type === 'started');
     assert.deepEqual(started.map((l) => l.point).sort(), [0, 1, 2, 3], 'every worker message carries its point');
     const ended = lines.at(-1)!;
     assert.equal(ended.type, 'sweepEnded');
-    assert.deepEqual(ended.results.map((r: { state: string }) => r.state), ['finished', 'finished', 'finished', 'finished']);
-    assert.ok(ended.best && typeof ended.best.value === 'number' && ended.best.metric === 'accuracy', JSON.stringify(ended.best));
+    assert.deepEqual(
+      ended.results.map((r: { state: string }) => r.state),
+      ['finished', 'finished', 'finished', 'finished'],
+    );
+    assert.ok(
+      ended.best && typeof ended.best.value === 'number' && ended.best.metric === 'accuracy',
+      JSON.stringify(ended.best),
+    );
     const maxAccuracy = Math.max(...ended.results.map((r: { metrics: { accuracy: number } }) => r.metrics.accuracy));
     assert.equal(ended.best.value, maxAccuracy);
 
@@ -71,7 +89,9 @@ describe('peft-lab sweep', () => {
     for (const [index, point] of plan.points.entries()) {
       const runDir = folders.find((f) => f.startsWith(`${point.name}-`));
       assert.ok(runDir, `a run folder for ${point.name}: ${folders.join(', ')}`);
-      const config = JSON.parse(fs.readFileSync(path.join(folder, 'runs', runDir, 'config.json'), 'utf8')) as ResolvedConfig;
+      const config = JSON.parse(
+        fs.readFileSync(path.join(folder, 'runs', runDir, 'config.json'), 'utf8'),
+      ) as ResolvedConfig;
       assert.equal(config.name, point.name);
       assert.equal(config.sourceFile, path.join(fs.realpathSync(folder), 'tiny.peft.json'));
       assert.equal(config.sweepPoint?.sweepId, plan.sweepId);
@@ -85,10 +105,18 @@ describe('peft-lab sweep', () => {
   });
 
   test('runs points one after another by default and prints a summary with the best point', async () => {
-    const folder = experiment({ method: 'random', count: 2, seed: 1, parameters: { 'training.seed': { values: [1, 2, 3] } } });
+    const folder = experiment({
+      method: 'random',
+      count: 2,
+      seed: 1,
+      parameters: { 'training.seed': { values: [1, 2, 3] } },
+    });
     const result = await runCli(['sweep', 'tiny.peft.json'], folder, { timeoutMs: TIMEOUT_MS });
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^sweep tiny-sweep-\d{8}-\d{6}: 2 points \(random over training\.seed\), 1 at a time; best by accuracy \(maximize\)/);
+    assert.match(
+      result.stdout,
+      /^sweep tiny-sweep-\d{8}-\d{6}: 2 points \(random over training\.seed\), 1 at a time; best by accuracy \(maximize\)/,
+    );
     assert.match(result.stdout, /\[1\/2 tiny-seed=\d\] run: runs\/tiny-seed=\d-\d{8}-\d{6}/);
     assert.match(result.stdout, /2 of 2 points finished/);
     assert.match(result.stdout, /^best: tiny-seed=\d \(training\.seed=\d\): accuracy \d\.\d{4}$/m);
@@ -99,7 +127,10 @@ describe('peft-lab sweep', () => {
     const folder = experiment({ parameters: { 'method.bottleneck': { values: [2, 16] } } });
     const result = await runCli(['sweep', 'tiny.peft.json'], folder);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /^error: tiny\.peft\.json:\d+: \/sweep\/parameters\/method\.bottleneck\/values\/1: method\.bottleneck = 16: bottleneck 16 must be smaller than the model's hidden size 16$/m);
+    assert.match(
+      result.stderr,
+      /^error: tiny\.peft\.json:\d+: \/sweep\/parameters\/method\.bottleneck\/values\/1: method\.bottleneck = 16: bottleneck 16 must be smaller than the model's hidden size 16$/m,
+    );
     assert.deepEqual(runFolders(folder), []);
   });
 
@@ -117,7 +148,10 @@ describe('peft-lab sweep', () => {
   });
 
   test('Ctrl-C stops the running point at a checkpoint and drops the waiting ones (exit 130)', async () => {
-    const folder = experiment({ parameters: { 'training.seed': { values: [1, 2, 3] } } }, { epochs: 200, evalEvery: 1000 });
+    const folder = experiment(
+      { parameters: { 'training.seed': { values: [1, 2, 3] } } },
+      { epochs: 200, evalEvery: 1000 },
+    );
     let interrupted = false;
     const result = await runCli(['sweep', 'tiny.peft.json', '--json'], folder, {
       timeoutMs: TIMEOUT_MS,
@@ -132,7 +166,10 @@ describe('peft-lab sweep', () => {
     const ended = jsonLines(result.stdout).at(-1)!;
     assert.equal(ended.type, 'sweepEnded');
     assert.equal(ended.results[0].state, 'stopped');
-    assert.deepEqual(ended.results.slice(1).map((r: { error: string }) => r.error), ['not started: the sweep was interrupted', 'not started: the sweep was interrupted']);
+    assert.deepEqual(
+      ended.results.slice(1).map((r: { error: string }) => r.error),
+      ['not started: the sweep was interrupted', 'not started: the sweep was interrupted'],
+    );
     assert.equal(runFolders(folder).length, 1);
   });
 });

@@ -1,21 +1,24 @@
 /**
  * The run queue's rules (src/core/run-queue.ts), which the extension's run manager and the CLI's
- * sweep follow, and how the Runs view finds the best run of a finished sweep (src/host/sweep-best.ts).
+ * sweep follow, and how the Runs view finds the best run of a finished sweep (src/host/sweeps/sweep-best.ts).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RunQueue } from '../../src/core/run-queue';
 import type { SweepPointInfo } from '../../src/core/config/types';
-import type { RunRecord } from '../../src/host/runs-model';
-import type { ItemData } from '../../src/host/runs-present';
-import { bestOfFinishedSweeps, markBestOfSweep, sweepPointOf } from '../../src/host/sweep-best';
+import type { RunRecord } from '../../src/host/runs/runs-types';
+import type { ItemData } from '../../src/host/runs/runs-present';
+import { bestOfFinishedSweeps, markBestOfSweep, sweepPointOf } from '../../src/host/sweeps/sweep-best';
 
 /** A run manager in miniature: starts what the queue allows, ends runs on request. */
 class Slots {
   readonly running: string[] = [];
   readonly started: string[] = [];
 
-  constructor(readonly queue: RunQueue<string>, readonly limit: number) {}
+  constructor(
+    readonly queue: RunQueue<string>,
+    readonly limit: number,
+  ) {}
 
   submit(id: string): void {
     if (this.queue.canStartNow(this.running.length, this.limit)) this.start(id);
@@ -97,9 +100,20 @@ describe('the run queue', () => {
 
 // ---- best of sweep ---------------------------------------------------------------------------------
 
-const SWEEP: Omit<SweepPointInfo, 'index' | 'values'> = { sweepId: 's1', total: 3, method: 'grid', baseName: 'tiny', metric: 'accuracy', goal: 'maximize' };
+const SWEEP: Omit<SweepPointInfo, 'index' | 'values'> = {
+  sweepId: 's1',
+  total: 3,
+  method: 'grid',
+  baseName: 'tiny',
+  metric: 'accuracy',
+  goal: 'maximize',
+};
 
-function run(index: number, accuracy: number | undefined, options: { state?: RunRecord['state']; sweep?: Partial<SweepPointInfo> } = {}): RunRecord {
+function run(
+  index: number,
+  accuracy: number | undefined,
+  options: { state?: RunRecord['state']; sweep?: Partial<SweepPointInfo> } = {},
+): RunRecord {
   const sweepPoint: SweepPointInfo = { ...SWEEP, index, values: { 'training.seed': index }, ...options.sweep };
   return {
     dir: `/runs/${sweepPoint.sweepId}-${index}`,
@@ -126,7 +140,9 @@ describe('the best run of a sweep', () => {
   test('follows the goal, skips failed points, and keeps sweeps apart', () => {
     const byLoss = { metric: 'loss' as const, goal: 'minimize' as const };
     const runs = [
-      run(0, 0.6, { sweep: byLoss }), run(1, 0.8, { sweep: byLoss }), run(2, undefined, { state: 'failed', sweep: byLoss }),
+      run(0, 0.6, { sweep: byLoss }),
+      run(1, 0.8, { sweep: byLoss }),
+      run(2, undefined, { state: 'failed', sweep: byLoss }),
       run(0, 0.9, { sweep: { sweepId: 's2', total: 1 } }),
     ];
     assert.deepEqual([...bestOfFinishedSweeps(runs)].sort(), ['/runs/s1-1', '/runs/s2-0']);
@@ -134,14 +150,26 @@ describe('the best run of a sweep', () => {
 
   test('ignores runs outside a sweep and malformed sweep records', () => {
     const plain = { dir: '/runs/plain', state: 'finished', config: { name: 'x' } } as unknown as RunRecord;
-    const broken = { dir: '/runs/broken', state: 'finished', config: { sweepPoint: { sweepId: 3 } } } as unknown as RunRecord;
+    const broken = {
+      dir: '/runs/broken',
+      state: 'finished',
+      config: { sweepPoint: { sweepId: 3 } },
+    } as unknown as RunRecord;
     assert.equal(sweepPointOf(plain), undefined);
     assert.equal(sweepPointOf(broken), undefined);
     assert.equal(bestOfFinishedSweeps([plain, broken]).size, 0);
   });
 
   test('the marked item says so and keeps its context words', () => {
-    const item: ItemData = { id: 'run:/r', label: 'r', description: 'houlsby · accuracy 0.8', icon: { id: 'pass' }, contextValue: 'peftRun finished', collapsible: 'none', path: '/r' };
+    const item: ItemData = {
+      id: 'run:/r',
+      label: 'r',
+      description: 'houlsby · accuracy 0.8',
+      icon: { id: 'pass' },
+      contextValue: 'peftRun finished',
+      collapsible: 'none',
+      path: '/r',
+    };
     const marked = markBestOfSweep(item);
     assert.equal(marked.description, 'best of sweep · houlsby · accuracy 0.8');
     assert.equal(marked.icon.id, 'verified-filled');

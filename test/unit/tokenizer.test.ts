@@ -12,7 +12,24 @@ const bert = WordPieceTokenizer.fromVocabFile(VOCAB_FILE);
 
 /** A tiny vocabulary for tests that need to know exactly which pieces exist. */
 const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
-const TINY_VOCAB = [...SPECIALS, 'un', '##aff', '##able', 'hello', 'world', ',', '!', 'a', 'b', 'c', 'd', 'e', 'x', 'y', 'Hello'];
+const TINY_VOCAB = [
+  ...SPECIALS,
+  'un',
+  '##aff',
+  '##able',
+  'hello',
+  'world',
+  ',',
+  '!',
+  'a',
+  'b',
+  'c',
+  'd',
+  'e',
+  'x',
+  'y',
+  'Hello',
+];
 
 const tempDir = mkdtempSync(join(tmpdir(), 'peft-tokenizer-'));
 after(() => rmSync(tempDir, { recursive: true, force: true }));
@@ -71,7 +88,13 @@ describe('WordPieceTokenizer with the real bert-base-uncased vocabulary', () => 
   });
 
   test('drops control characters and U+FFFD, treats odd whitespace as spaces', () => {
-    assert.deepEqual(bert.tokenize('hel\u0000lo\uFFFD\u200B world\u00A0again\tand\r\nmore'), ['hello', 'world', 'again', 'and', 'more']);
+    assert.deepEqual(bert.tokenize('hel\u0000lo\uFFFD\u200B world\u00A0again\tand\r\nmore'), [
+      'hello',
+      'world',
+      'again',
+      'and',
+      'more',
+    ]);
     assert.deepEqual(bert.tokenize('   '), []);
   });
 
@@ -100,7 +123,10 @@ describe('WordPieceTokenizer pairs and truncation', () => {
     // 5 + 2 tokens, budget 4: the first loses three tokens until both have 2, then the tie cuts the pair
     const encoding = tiny.encode('a b c d e', 'x y', 7);
     assert.deepEqual(encoding.inputIds, ids(tiny, ['[CLS]', 'a', 'b', '[SEP]', 'x', 'y', '[SEP]']));
-    assert.deepEqual(tiny.encode('a b c d e', 'x y', 6).inputIds, ids(tiny, ['[CLS]', 'a', 'b', '[SEP]', 'x', '[SEP]']));
+    assert.deepEqual(
+      tiny.encode('a b c d e', 'x y', 6).inputIds,
+      ids(tiny, ['[CLS]', 'a', 'b', '[SEP]', 'x', '[SEP]']),
+    );
     assert.deepEqual(tiny.encode('a b', 'c d e x y', 7).tokenTypeIds, [0, 0, 0, 0, 1, 1, 1]);
   });
 
@@ -132,7 +158,10 @@ describe('WordPieceTokenizer pairs and truncation', () => {
   });
 
   test('rejects a vocabulary without the BERT special tokens', () => {
-    assert.throws(() => WordPieceTokenizer.fromVocab(['[PAD]', 'a']), /lacks the BERT special token\(s\) \[CLS\] \[SEP\] \[UNK\] \[MASK\]$/);
+    assert.throws(
+      () => WordPieceTokenizer.fromVocab(['[PAD]', 'a']),
+      /lacks the BERT special token\(s\) \[CLS\] \[SEP\] \[UNK\] \[MASK\]$/,
+    );
   });
 });
 
@@ -143,10 +172,30 @@ describe('WordPieceTokenizer loading', () => {
     writeFileSync(
       join(folder, 'tokenizer.json'),
       JSON.stringify({
-        added_tokens: SPECIALS.map((content, id) => ({ id, content, special: true, single_word: false, lstrip: false, rstrip: false, normalized: false })),
-        normalizer: { type: 'BertNormalizer', clean_text: true, lowercase: false, strip_accents: null, handle_chinese_chars: true },
+        added_tokens: SPECIALS.map((content, id) => ({
+          id,
+          content,
+          special: true,
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+        })),
+        normalizer: {
+          type: 'BertNormalizer',
+          clean_text: true,
+          lowercase: false,
+          strip_accents: null,
+          handle_chinese_chars: true,
+        },
         pre_tokenizer: { type: 'BertPreTokenizer' },
-        model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '@@', max_input_chars_per_word: 100, vocab },
+        model: {
+          type: 'WordPiece',
+          unk_token: '[UNK]',
+          continuing_subword_prefix: '@@',
+          max_input_chars_per_word: 100,
+          vocab,
+        },
       }),
     );
     const tokenizer = loadTokenizer(folder) as HfTokenizer;
@@ -158,36 +207,48 @@ describe('WordPieceTokenizer loading', () => {
   test('a tokenizer.json without a usable model names the file', () => {
     const folder = mkdtempSync(join(tempDir, 'badjson-'));
     writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify({ model: { type: 'WordLevel', vocab: {} } }));
-    assert.throws(() => loadTokenizer(folder), (err: unknown) => {
-      assert.ok(err instanceof DataError);
-      assert.match(err.message, /tokenizer\.json: model\.type "WordLevel" is not supported/);
-      return true;
-    });
+    assert.throws(
+      () => loadTokenizer(folder),
+      (err: unknown) => {
+        assert.ok(err instanceof DataError);
+        assert.match(err.message, /tokenizer\.json: model\.type "WordLevel" is not supported/);
+        return true;
+      },
+    );
   });
 
   test('fromFolder reads vocab.txt and applies do_lower_case from tokenizer_config.json', () => {
     const folder = mkdtempSync(join(tempDir, 'model-'));
     writeFileSync(join(folder, 'vocab.txt'), TINY_VOCAB.join('\n') + '\n');
     assert.deepEqual(WordPieceTokenizer.fromFolder(folder).tokenize('Hello'), ['hello']);
-    assert.ok(loadTokenizer(folder) instanceof WordPieceTokenizer, 'a folder with only vocab.txt keeps the WordPiece tokenizer');
+    assert.ok(
+      loadTokenizer(folder) instanceof WordPieceTokenizer,
+      'a folder with only vocab.txt keeps the WordPiece tokenizer',
+    );
     writeFileSync(join(folder, 'tokenizer_config.json'), JSON.stringify({ do_lower_case: false }));
     assert.deepEqual(WordPieceTokenizer.fromFolder(folder).tokenize('Hello'), ['Hello']);
   });
 
   test('loadTokenizer names the folder when it has no tokenizer', () => {
     const folder = mkdtempSync(join(tempDir, 'empty-'));
-    assert.throws(() => loadTokenizer(folder), (err: unknown) => {
-      assert.ok(err instanceof DataError);
-      assert.ok(err.message.includes(folder));
-      assert.match(err.message, /neither tokenizer\.json nor vocab\.txt/);
-      return true;
-    });
+    assert.throws(
+      () => loadTokenizer(folder),
+      (err: unknown) => {
+        assert.ok(err instanceof DataError);
+        assert.ok(err.message.includes(folder));
+        assert.match(err.message, /neither tokenizer\.json nor vocab\.txt/);
+        return true;
+      },
+    );
   });
 
   test('fromVocabFile reports a missing file and a vocabulary without specials', () => {
     assert.throws(() => WordPieceTokenizer.fromVocabFile(join(tempDir, 'nope.txt')), /nope\.txt: file does not exist/);
     const path = writeTemp('bad-vocab.txt', 'a\nb\n');
-    assert.throws(() => WordPieceTokenizer.fromVocabFile(path), /bad-vocab\.txt: the vocabulary lacks the BERT special token\(s\) \[CLS\]/);
+    assert.throws(
+      () => WordPieceTokenizer.fromVocabFile(path),
+      /bad-vocab\.txt: the vocabulary lacks the BERT special token\(s\) \[CLS\]/,
+    );
   });
 
   test('vocab.txt ids follow line numbers, CRLF included', () => {

@@ -16,20 +16,55 @@ import { CheckpointError, ConfigError, DataError } from '../../src/core/errors';
 import { Rng } from '../../src/core/random';
 import { readSafetensors, toFloat32 } from '../../src/core/checkpoint/safetensors';
 import type { RunStatus, CheckpointInfo } from '../../src/core/checkpoint/run-folder';
+import { readRunStatus } from '../../src/core/checkpoint/run-reader';
 import type { MetricsMessage, StartedMessage, WorkerMessage } from '../../src/protocol/worker';
 import { HEAP_SHARE, MEMORY_LIMIT_ENV } from '../../src/core/train/memory-plan';
-import { metricsLines, ofType, readJson, rejection, runRecorded, writeExperiment, type MetricsLine, type Outcome } from './helpers/runs';
+import {
+  metricsLines,
+  ofType,
+  readJson,
+  rejection,
+  runRecorded,
+  writeExperiment,
+  type MetricsLine,
+  type Outcome,
+} from './helpers/runs';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const VOCAB = path.join(REPO, 'test', 'fixtures', 'tiny-bert', 'vocab.txt');
 
 // Words of the tiny-bert vocabulary (checked below), so every token is a whole word.
-const FILLER = ['the', 'movie', 'film', 'story', 'plot', 'was', 'is', 'this', 'it', 'really', 'very', 'quite', 'music', 'actor', 'scene', 'people', 'time', 'day', 'night', 'book'];
+const FILLER = [
+  'the',
+  'movie',
+  'film',
+  'story',
+  'plot',
+  'was',
+  'is',
+  'this',
+  'it',
+  'really',
+  'very',
+  'quite',
+  'music',
+  'actor',
+  'scene',
+  'people',
+  'time',
+  'day',
+  'night',
+  'book',
+];
 const KEYWORDS = { pos: ['good', 'great'], neg: ['bad', 'terrible'] };
 
-const TINY_MODEL = { scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } };
+const TINY_MODEL = {
+  scratch: { vocab: VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 },
+};
 /** Big enough for `full` to learn the keyword task in a few dozen steps. */
-const SMALL_MODEL = { scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 2, intermediateSize: 128, maxPositions: 64 } };
+const SMALL_MODEL = {
+  scratch: { vocab: VOCAB, layers: 2, hiddenSize: 64, heads: 2, intermediateSize: 128, maxPositions: 64 },
+};
 
 let root: string;
 
@@ -49,7 +84,11 @@ after(() => {
  * `n` sentences of 3-5 filler words with one keyword at a random place; the label says which
  * keyword list it came from. Alternating labels keep every batch balanced-ish.
  */
-function keywordRows(n: number, seed: number, label: (i: number, rng: Rng) => string | number = (i) => (i % 2 ? 'pos' : 'neg')): string {
+function keywordRows(
+  n: number,
+  seed: number,
+  label: (i: number, rng: Rng) => string | number = (i) => (i % 2 ? 'pos' : 'neg'),
+): string {
   const rng = new Rng(seed);
   const rows: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -114,8 +153,14 @@ function stepOf(dir: string): number {
 // ---- tests ---------------------------------------------------------------------------------------
 
 test('the generated data uses only whole words of the tiny-bert vocabulary', () => {
-  const vocab = new Set(fs.readFileSync(VOCAB, 'utf8').split('\n').map((w) => w.trim()));
-  for (const word of [...FILLER, ...KEYWORDS.pos, ...KEYWORDS.neg]) assert.ok(vocab.has(word), `"${word}" is not in ${VOCAB}`);
+  const vocab = new Set(
+    fs
+      .readFileSync(VOCAB, 'utf8')
+      .split('\n')
+      .map((w) => w.trim()),
+  );
+  for (const word of [...FILLER, ...KEYWORDS.pos, ...KEYWORDS.neg])
+    assert.ok(vocab.has(word), `"${word}" is not in ${VOCAB}`);
 });
 
 describe('full fine-tuning learns a keyword task', () => {
@@ -132,7 +177,17 @@ describe('full fine-tuning learns a keyword task', () => {
         model: SMALL_MODEL,
         method: { type: 'full' },
         data: { test: 'test.jsonl' },
-        training: { epochs: 5, batchSize: 16, learningRate: 0.003, warmupRatio: 0.1, dropout: 0, evalEvery: 8, logEvery: 4, keepCheckpoints: 1, seed: 1 },
+        training: {
+          epochs: 5,
+          batchSize: 16,
+          learningRate: 0.003,
+          warmupRatio: 0.1,
+          dropout: 0,
+          evalEvery: 8,
+          logEvery: 4,
+          keepCheckpoints: 1,
+          seed: 1,
+        },
       },
     );
     outcome = await run(configFile);
@@ -143,7 +198,9 @@ describe('full fine-tuning learns a keyword task', () => {
     const best = outcome.result.bestMetrics;
     assert.ok(best, 'the run reports its best metrics');
     assert.ok(best.accuracy! >= 0.9, `best validation accuracy ${best.accuracy}`);
-    const last = ofType(outcome.messages, 'metrics').filter((m) => m.split === 'validation').at(-1)!;
+    const last = ofType(outcome.messages, 'metrics')
+      .filter((m) => m.split === 'validation')
+      .at(-1)!;
     assert.ok(last.metrics.accuracy! >= 0.9, `final validation accuracy ${last.metrics.accuracy}`);
   });
 
@@ -176,7 +233,10 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.equal(started.resumedFromStep, undefined);
 
     const progress = ofType(messages, 'progress');
-    assert.deepEqual(progress.map((p) => p.step), [1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40]);
+    assert.deepEqual(
+      progress.map((p) => p.step),
+      [1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
+    );
     for (const p of progress) {
       assert.equal(p.totalSteps, 40);
       assert.ok(Number.isFinite(p.loss) && p.loss > 0, `loss ${p.loss}`);
@@ -186,10 +246,17 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.ok(progress.at(-1)!.loss < progress[0]!.loss, 'the loss goes down');
 
     const validation = ofType(messages, 'metrics').filter((m) => m.split === 'validation');
-    assert.deepEqual(validation.map((m) => m.step), [8, 16, 24, 32, 40]);
-    for (const m of validation) for (const key of ['accuracy', 'f1', 'mcc', 'loss']) assert.equal(typeof m.metrics[key], 'number', key);
+    assert.deepEqual(
+      validation.map((m) => m.step),
+      [8, 16, 24, 32, 40],
+    );
+    for (const m of validation)
+      for (const key of ['accuracy', 'f1', 'mcc', 'loss']) assert.equal(typeof m.metrics[key], 'number', key);
     const checkpoints = ofType(messages, 'checkpoint');
-    assert.deepEqual(checkpoints.map((c) => c.step), [8, 16, 24, 32, 40]);
+    assert.deepEqual(
+      checkpoints.map((c) => c.step),
+      [8, 16, 24, 32, 40],
+    );
     for (const c of checkpoints) {
       assert.ok(c.sizeBytes > 0);
       assert.equal(c.isBest, validation.find((m) => m.step === c.step)!.isBest);
@@ -210,7 +277,10 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.equal(status.state, 'finished');
     assert.equal(status.step, 40);
     assert.equal(status.totalSteps, 40);
-    assert.equal(status.bestCheckpoint, outcome.result.bestCheckpoint);
+    // stored relative to the run folder (a copied run folder still names its own), read back absolute
+    assert.equal(status.bestCheckpoint, path.relative(runDir, outcome.result.bestCheckpoint!));
+    assert.equal(status.configFile, path.relative(runDir, configFile));
+    assert.equal(readRunStatus(runDir)?.bestCheckpoint, outcome.result.bestCheckpoint);
     assert.deepEqual(status.bestMetrics, outcome.result.bestMetrics);
     assert.ok(status.ended, 'status records when the run ended');
 
@@ -220,10 +290,16 @@ describe('full fine-tuning learns a keyword task', () => {
 
     const lines = metricsLines(runDir);
     const train = lines.filter((l) => l.kind === 'train');
-    assert.deepEqual(train.map((l) => l.step), [1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40]);
+    assert.deepEqual(
+      train.map((l) => l.step),
+      [1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40],
+    );
     for (const l of train) assert.ok(Number.isFinite(l.loss) && Number.isFinite(l.learningRate), JSON.stringify(l));
     const evals = lines.filter((l) => l.kind === 'eval' && l.split === 'validation');
-    assert.deepEqual(evals.map((l) => l.step), [8, 16, 24, 32, 40]);
+    assert.deepEqual(
+      evals.map((l) => l.step),
+      [8, 16, 24, 32, 40],
+    );
     for (const l of evals) assert.equal(typeof l.accuracy, 'number');
 
     for (const step of checkpointSteps(runDir)) {
@@ -250,7 +326,10 @@ describe('full fine-tuning learns a keyword task', () => {
 
   test('keepCheckpoints 1 keeps only the newest checkpoint and the best one', () => {
     const best = stepOf(outcome.result.bestCheckpoint!);
-    assert.deepEqual(checkpointSteps(runDir), [...new Set([best, 40])].sort((a, b) => a - b));
+    assert.deepEqual(
+      checkpointSteps(runDir),
+      [...new Set([best, 40])].sort((a, b) => a - b),
+    );
     assert.ok(best < 40, `the best checkpoint (step ${best}) is an earlier one, so pruning is really exercised`);
   });
 
@@ -271,14 +350,18 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.deepEqual(message.metrics, stored.metrics);
     assert.ok(message.metrics.accuracy! >= 0.9, `test accuracy ${message.metrics.accuracy}`);
     const logged = metricsLines(runDir).filter((l) => l.kind === 'eval' && l.split === 'test');
-    assert.deepEqual(logged.map((l) => l.step), [bestStep]);
+    assert.deepEqual(
+      logged.map((l) => l.step),
+      [bestStep],
+    );
     // No other checkpoint was scored on the test split.
     for (const step of checkpointSteps(runDir)) {
-      if (step !== bestStep) assert.ok(!fs.existsSync(path.join(runDir, 'checkpoints', `step-${step}`, 'eval-test.json')));
+      if (step !== bestStep)
+        assert.ok(!fs.existsSync(path.join(runDir, 'checkpoints', `step-${step}`, 'eval-test.json')));
     }
   });
 
-  test('evaluateCheckpoint on the best checkpoint reproduces the run\'s best metrics and stores them', async () => {
+  test("evaluateCheckpoint on the best checkpoint reproduces the run's best metrics and stores them", async () => {
     const bestDir = outcome.result.bestCheckpoint!;
     const evaluated = await evaluateCheckpoint(bestDir, 'validation', { backend: 'cpu' });
     assert.equal(evaluated.type, 'evaluated');
@@ -286,8 +369,13 @@ describe('full fine-tuning learns a keyword task', () => {
     assert.equal(evaluated.split, 'validation');
     assert.equal(evaluated.examples, 32);
     assert.equal(evaluated.metrics.accuracy, outcome.result.bestMetrics!.accuracy);
-    assert.ok(Math.abs(evaluated.metrics.loss! - outcome.result.bestMetrics!.loss!) < 1e-6, `loss ${evaluated.metrics.loss} vs ${outcome.result.bestMetrics!.loss}`);
-    const stored = readJson<{ split: string; metrics: Record<string, number>; examples: number }>(path.join(bestDir, 'eval-validation.json'));
+    assert.ok(
+      Math.abs(evaluated.metrics.loss! - outcome.result.bestMetrics!.loss!) < 1e-6,
+      `loss ${evaluated.metrics.loss} vs ${outcome.result.bestMetrics!.loss}`,
+    );
+    const stored = readJson<{ split: string; metrics: Record<string, number>; examples: number }>(
+      path.join(bestDir, 'eval-validation.json'),
+    );
     assert.equal(stored.split, 'validation');
     assert.equal(stored.examples, 32);
     assert.deepEqual(stored.metrics, evaluated.metrics);
@@ -300,7 +388,19 @@ describe('full fine-tuning learns a keyword task', () => {
 function resumableExperiment(method: Record<string, unknown>): string {
   return experiment(
     { 'train.jsonl': keywordRows(40, 11), 'validation.jsonl': keywordRows(16, 12) },
-    { method, training: { epochs: 3, batchSize: 8, learningRate: 0.01, warmupRatio: 0.2, dropout: 0.1, evalEvery: 4, logEvery: 1, seed: 5 } },
+    {
+      method,
+      training: {
+        epochs: 3,
+        batchSize: 8,
+        learningRate: 0.01,
+        warmupRatio: 0.2,
+        dropout: 0.1,
+        evalEvery: 4,
+        logEvery: 1,
+        seed: 5,
+      },
+    },
   );
 }
 
@@ -310,7 +410,8 @@ test('resuming from an older checkpoint rewinds the run to it, discards what fol
   const runDir = a.result.runDir;
   const final = path.join(runDir, 'checkpoints', 'step-15');
   const weightsBefore = fs.readFileSync(path.join(final, 'weights.safetensors'));
-  const trainLines = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'train').map(({ step, loss, learningRate }) => ({ step, loss, learningRate }));
+  const trainLines = (lines: MetricsLine[]) =>
+    lines.filter((l) => l.kind === 'train').map(({ step, loss, learningRate }) => ({ step, loss, learningRate }));
   const evalLines = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'eval');
   const before = metricsLines(runDir);
 
@@ -360,11 +461,18 @@ for (const method of [
     }
     const infoA = readJson<CheckpointInfo>(path.join(finalA, 'checkpoint.json'));
     const infoB = readJson<CheckpointInfo>(path.join(finalB, 'checkpoint.json'));
-    assert.deepEqual({ ...infoB, created: '' }, { ...infoA, created: '' }, 'RNG, routing counts, optimizer steps and metrics agree');
+    assert.deepEqual(
+      { ...infoB, created: '' },
+      { ...infoA, created: '' },
+      'RNG, routing counts, optimizer steps and metrics agree',
+    );
     if (method.type === 'adamix') {
       // Routing really was random: more than one down-projection expert was used somewhere.
       const counts = Object.values(infoA.trainer.routing);
-      assert.ok(counts.length > 0 && counts.some((c) => c.down.filter((n) => n > 0).length > 1), JSON.stringify(infoA.trainer.routing));
+      assert.ok(
+        counts.length > 0 && counts.some((c) => c.down.filter((n) => n > 0).length > 1),
+        JSON.stringify(infoA.trainer.routing),
+      );
     }
 
     // The same evaluations, the same best checkpoint, the same per-step training losses.
@@ -374,14 +482,24 @@ for (const method of [
     const linesB = metricsLines(runDirB);
     const evals = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'eval');
     assert.deepEqual(evals(linesB), evals(linesA));
-    assert.deepEqual(evals(linesA).map((l) => l.step), [4, 8, 12, 15]);
-    const losses = (lines: MetricsLine[]) => lines.filter((l) => l.kind === 'train').map(({ step, epoch, loss, learningRate }) => ({ step, epoch, loss, learningRate }));
+    assert.deepEqual(
+      evals(linesA).map((l) => l.step),
+      [4, 8, 12, 15],
+    );
+    const losses = (lines: MetricsLine[]) =>
+      lines
+        .filter((l) => l.kind === 'train')
+        .map(({ step, epoch, loss, learningRate }) => ({ step, epoch, loss, learningRate }));
     assert.deepEqual(losses(linesB), losses(linesA));
     assert.equal(losses(linesA).length, 15);
 
     // No step is logged twice in the resumed run's log.
     const keys = linesB.map((l) => `${l.kind}/${l.split ?? ''}/${l.step}`);
-    assert.deepEqual(keys.filter((k, i) => keys.indexOf(k) !== i), [], 'duplicate metrics lines');
+    assert.deepEqual(
+      keys.filter((k, i) => keys.indexOf(k) !== i),
+      [],
+      'duplicate metrics lines',
+    );
     assert.equal(readJson<RunStatus>(path.join(runDirB, 'status.json')).state, 'finished');
   });
 }
@@ -396,9 +514,15 @@ test('an abort stops at the step boundary with a checkpoint there: stopped, canc
   const { result, messages } = await cancelAfter(configFile, 3);
   assert.equal(result.state, 'stopped');
   assert.equal(result.reason, 'cancelled');
-  assert.deepEqual(ofType(messages, 'progress').map((p) => p.step), [1, 2, 3]);
+  assert.deepEqual(
+    ofType(messages, 'progress').map((p) => p.step),
+    [1, 2, 3],
+  );
   const checkpoints = ofType(messages, 'checkpoint');
-  assert.deepEqual(checkpoints.map((c) => c.step), [3]);
+  assert.deepEqual(
+    checkpoints.map((c) => c.step),
+    [3],
+  );
   const dir = path.join(result.runDir, 'checkpoints', 'step-3');
   assert.equal(checkpoints[0]!.dir, dir);
   assert.equal(readJson<CheckpointInfo>(path.join(dir, 'checkpoint.json')).step, 3);
@@ -421,7 +545,10 @@ test('an abort during the last step lets the run finish with its final evaluatio
   assert.equal(result.state, 'finished');
   assert.equal(result.reason, undefined);
   const validation = ofType(messages, 'metrics').filter((m) => m.split === 'validation');
-  assert.deepEqual(validation.map((m) => m.step), [2, 3]);
+  assert.deepEqual(
+    validation.map((m) => m.step),
+    [2, 3],
+  );
   const info = readJson<CheckpointInfo>(path.join(result.runDir, 'checkpoints', 'step-3', 'checkpoint.json'));
   assert.ok(info.metrics, 'the last checkpoint carries the final evaluation');
   assert.equal(readJson<RunStatus>(path.join(result.runDir, 'status.json')).state, 'finished');
@@ -438,7 +565,13 @@ test('early stopping with patience 1 ends a run that cannot improve before its l
   assert.equal(result.reason, 'early-stopping');
   assert.equal(result.state, 'finished', 'early stopping is a normal end of training');
   const validation = ofType(messages, 'metrics').filter((m) => m.split === 'validation');
-  assert.deepEqual(validation.map((m) => [m.step, m.isBest]), [[2, true], [4, false]]);
+  assert.deepEqual(
+    validation.map((m) => [m.step, m.isBest]),
+    [
+      [2, true],
+      [4, false],
+    ],
+  );
   assert.equal(ofType(messages, 'progress').at(-1)!.step, 4);
   assert.equal(result.bestCheckpoint, path.join(result.runDir, 'checkpoints', 'step-2'));
   const status = readJson<RunStatus>(path.join(result.runDir, 'status.json'));
@@ -459,9 +592,13 @@ test('a regression task (numeric labels, metric pearson) trains and reports pear
   const { result, messages } = await run(configFile);
   assert.equal(result.state, 'finished');
   const validation = ofType(messages, 'metrics').filter((m) => m.split === 'validation');
-  assert.deepEqual(validation.map((m) => m.step), [3, 6]);
+  assert.deepEqual(
+    validation.map((m) => m.step),
+    [3, 6],
+  );
   for (const m of validation) {
-    for (const key of ['pearson', 'spearman', 'mse', 'loss']) assert.ok(Number.isFinite(m.metrics[key]), `${key}: ${m.metrics[key]}`);
+    for (const key of ['pearson', 'spearman', 'mse', 'loss'])
+      assert.ok(Number.isFinite(m.metrics[key]), `${key}: ${m.metrics[key]}`);
     assert.ok(Math.abs(m.metrics.pearson!) <= 1 && Math.abs(m.metrics.spearman!) <= 1);
     assert.equal(m.metrics.accuracy, undefined);
   }
@@ -498,7 +635,10 @@ describe('bad inputs reject with the named error', () => {
   });
 
   test('a config schema error: ConfigError with the JSON path', async () => {
-    const configFile = experiment({ 'train.jsonl': keywordRows(10, 55), 'validation.jsonl': keywordRows(4, 56) }, { training: { batchSize: 0 } });
+    const configFile = experiment(
+      { 'train.jsonl': keywordRows(10, 55), 'validation.jsonl': keywordRows(4, 56) },
+      { training: { batchSize: 0 } },
+    );
     const err = await rejection(train(configFile));
     assert.ok(err instanceof ConfigError, `${err.name}: ${err.message}`);
     assert.equal(err.file, configFile);
@@ -555,7 +695,8 @@ describe('bad inputs reject with the named error', () => {
 // ---- micro-batches (gradient accumulation) ---------------------------------------------------------
 
 describe('training.microBatchSize: a batch in smaller passes makes the same updates', () => {
-  const finalWeights = (runDir: string) => readSafetensors(path.join(runDir, 'checkpoints', `step-${STEPS}`, 'weights.safetensors')).tensors;
+  const finalWeights = (runDir: string) =>
+    readSafetensors(path.join(runDir, 'checkpoints', `step-${STEPS}`, 'weights.safetensors')).tensors;
   const STEPS = 10;
 
   for (const method of [
@@ -565,7 +706,15 @@ describe('training.microBatchSize: a batch in smaller passes makes the same upda
   ]) {
     test(`${method.type} ${JSON.stringify(method)}: batch 8 in passes of 3 (3 + 3 + 2) ends with the weights and losses of one pass of 8`, async () => {
       // Dropout 0: with dropout the passes would draw other masks than the single pass does.
-      const training = { maxSteps: STEPS, batchSize: 8, learningRate: 0.01, dropout: 0, evalEvery: STEPS, logEvery: 1, seed: 5 };
+      const training = {
+        maxSteps: STEPS,
+        batchSize: 8,
+        learningRate: 0.01,
+        dropout: 0,
+        evalEvery: STEPS,
+        logEvery: 1,
+        seed: 5,
+      };
       const files = { 'train.jsonl': keywordRows(40, 11), 'validation.jsonl': keywordRows(16, 12) };
       const whole = await run(experiment(files, { method, training }));
       const split = await run(experiment(files, { method, training: { ...training, microBatchSize: 3 } }));
@@ -579,8 +728,13 @@ describe('training.microBatchSize: a batch in smaller passes makes the same upda
         const worst = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
         assert.ok(worst < 1e-4, `${name} differs by ${worst}`);
       }
-      const losses = (o: Outcome) => metricsLines(o.result.runDir).filter((l) => l.kind === 'train').map((l) => l.loss!);
-      losses(split).forEach((loss, i) => assert.ok(Math.abs(loss - losses(whole)[i]!) < 1e-4, `step ${i + 1}: ${loss} vs ${losses(whole)[i]}`));
+      const losses = (o: Outcome) =>
+        metricsLines(o.result.runDir)
+          .filter((l) => l.kind === 'train')
+          .map((l) => l.loss!);
+      losses(split).forEach((loss, i) =>
+        assert.ok(Math.abs(loss - losses(whole)[i]!) < 1e-4, `step ${i + 1}: ${loss} vs ${losses(whole)[i]}`),
+      );
     });
   }
 });
@@ -589,7 +743,16 @@ describe('training.microBatchSize: a batch in smaller passes makes the same upda
 
 describe('the memory plan (wasm): a batch that does not fit trains in passes that do, one row that cannot is refused before training', () => {
   const STEPS = 6;
-  const training = { backend: 'wasm', maxSteps: STEPS, batchSize: 8, learningRate: 0.01, dropout: 0, evalEvery: STEPS, logEvery: 1, seed: 5 };
+  const training = {
+    backend: 'wasm',
+    maxSteps: STEPS,
+    batchSize: 8,
+    learningRate: 0.01,
+    dropout: 0,
+    evalEvery: STEPS,
+    logEvery: 1,
+    seed: 5,
+  };
   const files = { 'train.jsonl': keywordRows(40, 21), 'validation.jsonl': keywordRows(16, 22) };
   const method = { type: 'adamix', bottleneck: 4, experts: 3, consistencyWeight: 1 };
   const started = (o: Outcome) => ofType(o.messages, 'started')[0] as StartedMessage;
@@ -615,13 +778,20 @@ describe('the memory plan (wasm): a batch that does not fit trains in passes tha
     const split = await withLimit(limitMib, () => cancelAfter(config, 3));
     assert.equal(started(split).memory?.rows, 3);
     assert.equal(started(split).memory?.limitedBy, MEMORY_LIMIT_ENV);
-    assert.ok(ofType(split.messages, 'log').some((m) => /memory: a batch of 8 sequences .* passes of at most 3 rows/.test(m.message)));
-    const checkpoint = readJson<CheckpointInfo>(path.join(split.result.runDir, 'checkpoints', 'step-3', 'checkpoint.json'));
+    assert.ok(
+      ofType(split.messages, 'log').some((m) =>
+        /memory: a batch of 8 sequences .* passes of at most 3 rows/.test(m.message),
+      ),
+    );
+    const checkpoint = readJson<CheckpointInfo>(
+      path.join(split.result.runDir, 'checkpoints', 'step-3', 'checkpoint.json'),
+    );
     assert.equal(checkpoint.trainer.microBatchSize, 3, 'the checkpoint records the passes');
     // resumed without the limit, the run keeps its passes of 3
     const resumed = await withLimit(undefined, () => run(config, { resume: split.result.runDir }));
     assert.equal(started(resumed).memory?.rows, 3);
-    const finalWeights = (runDir: string) => readSafetensors(path.join(runDir, 'checkpoints', `step-${STEPS}`, 'weights.safetensors')).tensors;
+    const finalWeights = (runDir: string) =>
+      readSafetensors(path.join(runDir, 'checkpoints', `step-${STEPS}`, 'weights.safetensors')).tensors;
     const a = finalWeights(whole.result.runDir);
     const b = finalWeights(resumed.result.runDir);
     for (const [name, tensor] of a) {
@@ -633,14 +803,20 @@ describe('the memory plan (wasm): a batch that does not fit trains in passes tha
   });
 
   test('when not even one sequence fits, the run fails before its first step, naming the length field and the numbers', async () => {
-    const probe = await withLimit(undefined, () => run(experiment(files, { method, training: { ...training, maxSteps: 1 } })));
+    const probe = await withLimit(undefined, () =>
+      run(experiment(files, { method, training: { ...training, maxSteps: 1 } })),
+    );
     const tooLittle = started(probe).memory!.heldBytes / 2 / 2 ** 20;
     const messages: WorkerMessage[] = [];
-    const err = await withLimit(tooLittle, () => rejection(train(experiment(files, { method, training }), { onMessage: (m) => messages.push(m) })));
+    const err = await withLimit(tooLittle, () =>
+      rejection(train(experiment(files, { method, training }), { onMessage: (m) => messages.push(m) })),
+    );
     assert.ok(err instanceof ConfigError, `${err.name}: ${err.message}`);
     assert.equal(err.path, '/data/maxLength');
-    assert.match(err.message, /out of memory before training: one sequence of \d+ tokens needs [\d.]+ [MG]iB .* PEFT_LAB_MEMORY_LIMIT_MIB leaves [\d.]+ [MG]iB/);
+    assert.match(
+      err.message,
+      /out of memory before training: one sequence of \d+ tokens needs [\d.]+ [MG]iB .* PEFT_LAB_MEMORY_LIMIT_MIB leaves [\d.]+ [MG]iB/,
+    );
     assert.equal(ofType(messages, 'progress').length, 0, 'no step ran');
   });
 });
-

@@ -8,9 +8,12 @@ import { WordPieceTokenizer } from '../../src/core/data/tokenizer';
 import { countPieces, SPECIALS, trimVocabulary } from '../../src/core/data/vocab-trim';
 import { runCli } from './helpers/run-cli';
 
-const bert = WordPieceTokenizer.fromVocabFile(join(__dirname, '..', '..', 'examples', 'vocab', 'bert-base-uncased-vocab.txt'));
+const bert = WordPieceTokenizer.fromVocabFile(
+  join(__dirname, '..', '..', 'examples', 'vocab', 'bert-base-uncased-vocab.txt'),
+);
 
-const documents = (...texts: string[]): Document[] => texts.map((text, i) => ({ text, file: 'corpus.txt', line: i + 1 }));
+const documents = (...texts: string[]): Document[] =>
+  texts.map((text, i) => ({ text, file: 'corpus.txt', line: i + 1 }));
 const CORPUS = documents(
   'The film was wonderful, the acting superb and the story unforgettable.',
   'The plot was dull; the film dragged and the ending was predictable.',
@@ -37,7 +40,9 @@ describe('trimVocabulary', () => {
   });
 
   test('still tokenizes every word of the corpus without [UNK], in shorter pieces where long ones were cut', () => {
-    const characters = trimVocabulary(bert, counts, 1000).tokens.filter((t) => t.startsWith('[') || /^(##)?.$/u.test(t)).length;
+    const characters = trimVocabulary(bert, counts, 1000).tokens.filter(
+      (t) => t.startsWith('[') || /^(##)?.$/u.test(t),
+    ).length;
     const trimmed = trimVocabulary(bert, counts, characters + 3); // room for just three pieces
     const small = WordPieceTokenizer.fromVocab(trimmed.tokens);
     for (const doc of CORPUS) {
@@ -69,14 +74,20 @@ describe('peft-lab vocab', () => {
     assert.match(result.stdout, /wrote 60 tokens to .*vocab\.txt: they cover \d+\.\d% of the corpus's \d+ pieces/);
     const small = WordPieceTokenizer.fromVocabFile(out);
     assert.equal(small.vocabSize, 60);
-    const all = await runCli(['vocab', join(dir, 'all.txt'), '--from', source, '--corpus', corpus, '--size', '5000'], dir);
+    const all = await runCli(
+      ['vocab', join(dir, 'all.txt'), '--from', source, '--corpus', corpus, '--size', '5000'],
+      dir,
+    );
     assert.match(all.stdout, /wrote \d+ tokens \(the corpus uses fewer than 5000\)/);
     assert.deepEqual([small.padId, small.unkId, small.clsId, small.sepId, small.maskId], [0, 1, 2, 3, 4]);
     assert.ok(!small.tokenize(CORPUS[0]!.text).includes('[UNK]'));
   });
 
   test('a missing corpus file is an error naming it; a missing --size is a usage error', async () => {
-    const missing = await runCli(['vocab', join(dir, 'v.txt'), '--from', source, '--corpus', join(dir, 'nope.txt'), '--size', '100'], dir);
+    const missing = await runCli(
+      ['vocab', join(dir, 'v.txt'), '--from', source, '--corpus', join(dir, 'nope.txt'), '--size', '100'],
+      dir,
+    );
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /nope\.txt.*the corpus file does not exist/);
     const usage = await runCli(['vocab', join(dir, 'v.txt'), '--from', source, '--corpus', join(dir, 'nope.txt')], dir);

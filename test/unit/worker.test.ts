@@ -117,7 +117,8 @@ describe('worker training a tiny model', { skip: trainerMissingReason() }, () =>
     const started = worker.ofType('started')[0];
     assert.equal(finished.runDir, started.runDir);
     assert.equal(started.totalSteps, worker.ofType('progress').at(-1)?.step);
-    for (const checkpoint of worker.ofType('checkpoint')) assert.ok(fs.existsSync(checkpoint.dir), `missing ${checkpoint.dir}`);
+    for (const checkpoint of worker.ofType('checkpoint'))
+      assert.ok(fs.existsSync(checkpoint.dir), `missing ${checkpoint.dir}`);
   });
 
   test('cancel mid-run stops at a step boundary with a checkpoint: finished, stopped, cancelled', async () => {

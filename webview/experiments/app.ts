@@ -84,20 +84,93 @@ export class ExperimentsApp {
   private readonly expanded = new Set<string>();
 
   private readonly table: TableView;
-  private readonly filterField = h('vscode-textfield', { class: 'text-filter', placeholder: 'Filter runs (every word, any column)', 'aria-label': 'Filter runs' });
-  private readonly openButton = h('vscode-button', { class: 'open-dashboard', icon: 'graph-line', disabled: true, title: 'Open the selected runs in the dashboard, overlaid (Ctrl+Enter)' }, 'Open in Dashboard');
-  private readonly clearButton = h('vscode-button', { class: 'clear-selection', secondary: true, disabled: true }, 'Clear Selection');
-  private readonly columnsButton = h('vscode-button', { class: 'columns-button', secondary: true, icon: 'list-selection', 'aria-haspopup': 'true', 'aria-expanded': 'false' }, 'Columns');
-  private readonly picker = h('div', { class: 'column-picker', role: 'dialog', 'aria-label': 'Choose columns', hidden: true });
-  private readonly constantBox = h('vscode-checkbox', { class: 'show-constant', label: 'Constant parameters', title: 'Also show the config parameters that are the same in every run' });
+  private readonly filterField = h('vscode-textfield', {
+    class: 'text-filter',
+    placeholder: 'Filter runs (every word, any column)',
+    'aria-label': 'Filter runs',
+  });
+  private readonly openButton = h(
+    'vscode-button',
+    {
+      class: 'open-dashboard',
+      icon: 'graph-line',
+      disabled: true,
+      title: 'Open the selected runs in the dashboard, overlaid (Ctrl+Enter)',
+    },
+    'Open in Dashboard',
+  );
+  private readonly clearButton = h(
+    'vscode-button',
+    { class: 'clear-selection', secondary: true, disabled: true },
+    'Clear Selection',
+  );
+  private readonly columnsButton = h(
+    'vscode-button',
+    {
+      class: 'columns-button',
+      secondary: true,
+      icon: 'list-selection',
+      'aria-haspopup': 'true',
+      'aria-expanded': 'false',
+    },
+    'Columns',
+  );
+  private readonly picker = h('div', {
+    class: 'column-picker',
+    role: 'dialog',
+    'aria-label': 'Choose columns',
+    hidden: true,
+  });
+  private readonly constantBox = h('vscode-checkbox', {
+    class: 'show-constant',
+    label: 'Constant parameters',
+    title: 'Also show the config parameters that are the same in every run',
+  });
   private readonly counts = h('span', { class: 'counts', 'aria-live': 'polite' });
   private readonly sweepPanel = h('details', { class: 'sweep-panel', hidden: true, open: true });
-  private readonly groupBox = h('vscode-checkbox', { class: 'group-toggle', label: 'Group seeds', title: 'One row per group of runs that differ only in their seed: mean ± sd, N, min and max of each metric' });
-  private readonly choiceSelect = h('vscode-single-select', { class: 'value-choice', 'aria-label': 'Value per run', title: 'Which value of each run\'s validation evaluations the groups, importance and exports use' },
-    ...(['best', 'last', 'min', 'max'] as ValueChoice[]).map((c) => h('vscode-option', { value: c }, { best: 'best checkpoint', last: 'last evaluation', min: 'minimum', max: 'maximum' }[c])));
-  private readonly diffButton = h('vscode-button', { class: 'diff-button', icon: 'diff', secondary: true, disabled: true, title: 'Show the selected runs\' config differences and metrics side by side' }, 'Diff');
+  private readonly groupBox = h('vscode-checkbox', {
+    class: 'group-toggle',
+    label: 'Group seeds',
+    title: 'One row per group of runs that differ only in their seed: mean ± sd, N, min and max of each metric',
+  });
+  private readonly choiceSelect = h(
+    'vscode-single-select',
+    {
+      class: 'value-choice',
+      'aria-label': 'Value per run',
+      title: "Which value of each run's validation evaluations the groups, importance and exports use",
+    },
+    ...(['best', 'last', 'min', 'max'] as ValueChoice[]).map((c) =>
+      h(
+        'vscode-option',
+        { value: c },
+        { best: 'best checkpoint', last: 'last evaluation', min: 'minimum', max: 'maximum' }[c],
+      ),
+    ),
+  );
+  private readonly diffButton = h(
+    'vscode-button',
+    {
+      class: 'diff-button',
+      icon: 'diff',
+      secondary: true,
+      disabled: true,
+      title: "Show the selected runs' config differences and metrics side by side",
+    },
+    'Diff',
+  );
   private readonly exportButtons = (['csv', 'markdown', 'latex'] as TableExportFormat[]).map((f) =>
-    h('vscode-button', { class: `export-table export-${f}`, secondary: true, icon: 'export', title: `Export the shown runs (or their groups, mean ± sd) as ${f === 'csv' ? 'CSV' : f === 'markdown' ? 'a Markdown table' : 'a LaTeX table'}` }, f === 'csv' ? 'CSV' : f === 'markdown' ? 'Markdown' : 'LaTeX'));
+    h(
+      'vscode-button',
+      {
+        class: `export-table export-${f}`,
+        secondary: true,
+        icon: 'export',
+        title: `Export the shown runs (or their groups, mean ± sd) as ${f === 'csv' ? 'CSV' : f === 'markdown' ? 'a Markdown table' : 'a LaTeX table'}`,
+      },
+      f === 'csv' ? 'CSV' : f === 'markdown' ? 'Markdown' : 'LaTeX',
+    ),
+  );
   private readonly analysisPanel = h('details', { class: 'analysis-panel', open: true });
   private readonly analysisBody = h('div', { class: 'analysis-body' });
   private readonly metricSelect = h('vscode-single-select', { class: 'analysis-metric', 'aria-label': 'Metric' });
@@ -107,7 +180,10 @@ export class ExperimentsApp {
   private readonly diffPanel = h('section', { class: 'diff-panel', hidden: true, 'aria-label': 'Run differences' });
   private readonly empty = h('p', { class: 'empty muted', hidden: true });
 
-  constructor(private readonly root: HTMLElement, private readonly vscode: ExperimentsVsCodeApi) {
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly vscode: ExperimentsVsCodeApi,
+  ) {
     this.ui = parseExperimentsState(vscode.getState()).ui;
     this.table = new TableView({
       onSort: (c) => this.update({ sort: nextSort(this.ui.sort, c) }),
@@ -127,7 +203,9 @@ export class ExperimentsApp {
       if (/ResizeObserver loop/.test(event.message)) return; // a layout notice, not an error
       this.post({ type: 'webviewError', message: `${event.message} (${event.filename}:${event.lineno})` });
     });
-    window.addEventListener('unhandledrejection', (event) => this.post({ type: 'webviewError', message: String((event as PromiseRejectionEvent).reason) }));
+    window.addEventListener('unhandledrejection', (event) =>
+      this.post({ type: 'webviewError', message: String((event as PromiseRejectionEvent).reason) }),
+    );
     this.post({ type: 'ready' });
   }
 
@@ -174,7 +252,9 @@ export class ExperimentsApp {
     clear(this.root);
     this.root.removeAttribute('aria-busy');
     this.filterField.value = this.ui.filter;
-    this.filterField.prepend(h('span', { slot: 'content-before', class: 'codicon codicon-filter', 'aria-hidden': 'true' }));
+    this.filterField.prepend(
+      h('span', { slot: 'content-before', class: 'codicon codicon-filter', 'aria-hidden': 'true' }),
+    );
     this.filterField.addEventListener('input', () => this.update({ filter: this.filterField.value }));
     this.openButton.addEventListener('click', () => this.open([...this.selected]));
     this.clearButton.addEventListener('click', () => this.select([...this.selected], false));
@@ -197,8 +277,12 @@ export class ExperimentsApp {
       const dirs = this.view.map((r) => r.dir).filter((d) => this.selected.has(d));
       if (dirs.length >= 2) this.post({ type: 'diff', dirs });
     });
-    this.exportButtons.forEach((button, i) => button.addEventListener('click', () => this.exportTable((['csv', 'markdown', 'latex'] as const)[i]!)));
-    this.metricSelect.addEventListener('change', () => this.update({ analysis: { ...this.ui.analysis, metric: this.metricSelect.value } }));
+    this.exportButtons.forEach((button, i) =>
+      button.addEventListener('click', () => this.exportTable((['csv', 'markdown', 'latex'] as const)[i]!)),
+    );
+    this.metricSelect.addEventListener('change', () =>
+      this.update({ analysis: { ...this.ui.analysis, metric: this.metricSelect.value } }),
+    );
     this.analysisPanel.addEventListener('toggle', () => {
       const closed = !(this.analysisPanel as HTMLDetailsElement).open;
       if (this.analysisClosed() !== closed) {
@@ -207,29 +291,80 @@ export class ExperimentsApp {
       }
     });
     (this.analysisPanel as HTMLDetailsElement).open = !this.analysisClosed();
-    const clearBrushes = h('vscode-button', { class: 'clear-brushes', secondary: true, icon: 'clear-all', title: 'Show every run again' }, 'Clear Brushes');
+    const clearBrushes = h(
+      'vscode-button',
+      { class: 'clear-brushes', secondary: true, icon: 'clear-all', title: 'Show every run again' },
+      'Clear Brushes',
+    );
     clearBrushes.addEventListener('click', () => {
       this.brushes.clear();
       this.parallelKey = '';
       this.frames.schedule();
     });
-    const svgButton = h('vscode-button', { class: 'export-svg', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as SVG' }, 'SVG');
+    const svgButton = h(
+      'vscode-button',
+      { class: 'export-svg', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as SVG' },
+      'SVG',
+    );
     svgButton.addEventListener('click', () => this.exportChart('svg'));
-    const pngButton = h('vscode-button', { class: 'export-png', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as PNG' }, 'PNG');
+    const pngButton = h(
+      'vscode-button',
+      { class: 'export-png', secondary: true, icon: 'file-media', title: 'Save the parallel coordinates as PNG' },
+      'PNG',
+    );
     pngButton.addEventListener('click', () => void this.exportChart('png'));
     this.analysisPanel.append(
-      h('summary', null, h('span', { class: 'codicon codicon-graph', 'aria-hidden': 'true' }), h('h2', null, 'Analysis'),
-        h('span', { class: 'muted' }, 'parallel coordinates of the shown runs (drag an axis to filter the table) and parameter importance')),
-      h('div', { class: 'analysis-controls' }, h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, 'Metric'), this.metricSelect), clearBrushes, svgButton, pngButton),
+      h(
+        'summary',
+        null,
+        h('span', { class: 'codicon codicon-graph', 'aria-hidden': 'true' }),
+        h('h2', null, 'Analysis'),
+        h(
+          'span',
+          { class: 'muted' },
+          'parallel coordinates of the shown runs (drag an axis to filter the table) and parameter importance',
+        ),
+      ),
+      h(
+        'div',
+        { class: 'analysis-controls' },
+        h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, 'Metric'), this.metricSelect),
+        clearBrushes,
+        svgButton,
+        pngButton,
+      ),
       this.analysisBody,
     );
     this.analysisBody.append(this.parallelHost, this.importanceHost);
-    const toolbar = h('header', { class: 'toolbar' }, this.filterField, this.openButton, this.diffButton, this.clearButton,
-      h('div', { class: 'picker-anchor' }, this.columnsButton, this.picker), this.constantBox, this.groupBox,
+    const toolbar = h(
+      'header',
+      { class: 'toolbar' },
+      this.filterField,
+      this.openButton,
+      this.diffButton,
+      this.clearButton,
+      h('div', { class: 'picker-anchor' }, this.columnsButton, this.picker),
+      this.constantBox,
+      this.groupBox,
       h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, 'Value'), this.choiceSelect),
-      h('span', { class: 'export-group' }, ...this.exportButtons), this.counts);
-    const hint = h('footer', { class: 'hint muted' }, '↑ ↓ move · Space select · Enter open · Ctrl+Enter open the selection overlaid · S star · N note · F2 rename · click a header to sort, again to reverse');
-    this.root.append(toolbar, this.diffPanel, this.sweepPanel, this.analysisPanel, this.empty, this.groupView, this.table.element, hint);
+      h('span', { class: 'export-group' }, ...this.exportButtons),
+      this.counts,
+    );
+    const hint = h(
+      'footer',
+      { class: 'hint muted' },
+      '↑ ↓ move · Space select · Enter open · Ctrl+Enter open the selection overlaid · S star · N note · F2 rename · click a header to sort, again to reverse',
+    );
+    this.root.append(
+      toolbar,
+      this.diffPanel,
+      this.sweepPanel,
+      this.analysisPanel,
+      this.empty,
+      this.groupView,
+      this.table.element,
+      hint,
+    );
   }
 
   /** Draws now (also used by the benchmark to time a render without waiting for a frame). */
@@ -241,7 +376,15 @@ export class ExperimentsApp {
     this.columnsDirty = false;
     this.shown = visibleColumns(this.columns, this.ui);
     let filtered: ExperimentRow[] = [];
-    parts.time('filterSort', () => (filtered = sortRows(filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters), this.columns, this.ui.sort)));
+    parts.time(
+      'filterSort',
+      () =>
+        (filtered = sortRows(
+          filterRows(rows, this.shown, this.ui.filter, this.ui.columnFilters),
+          this.columns,
+          this.ui.sort,
+        )),
+    );
     parts.time('parallel', () => {
       this.axes = parallelAxes(filtered, this.analysisMetric());
       for (const id of [...this.brushes.keys()]) if (!this.axes.some((a) => a.id === id)) this.brushes.delete(id);
@@ -272,9 +415,11 @@ export class ExperimentsApp {
     this.openButton.textContent = selected > 1 ? `Open ${selected} in Dashboard` : 'Open in Dashboard';
     this.diffButton.toggleAttribute('disabled', selected < 2);
     this.empty.hidden = total > 0 && this.view.length > 0;
-    this.empty.textContent = !this.received ? 'Reading the runs…' : total === 0
-      ? 'No runs in this workspace yet: train a *.peft.json config and its runs appear here, live.'
-      : 'No run matches the filters.';
+    this.empty.textContent = !this.received
+      ? 'Reading the runs…'
+      : total === 0
+        ? 'No runs in this workspace yet: train a *.peft.json config and its runs appear here, live.'
+        : 'No run matches the filters.';
   }
 
   // ---- analysis: parallel coordinates, groups, importance, diff, exports --------------------------------
@@ -282,7 +427,9 @@ export class ExperimentsApp {
   /** The metric column the parallel coordinates and importance use: the user's, else the task metric's best. */
   private analysisMetric(): Column | undefined {
     const metrics = this.columns.filter((c) => c.group === 'metric');
-    return metrics.find((c) => c.id === this.ui.analysis?.metric) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0];
+    return (
+      metrics.find((c) => c.id === this.ui.analysis?.metric) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0]
+    );
   }
 
   /**
@@ -298,7 +445,10 @@ export class ExperimentsApp {
   private renderParallel(filtered: ExperimentRow[]): void {
     if (this.analysisClosed()) return;
     const metric = this.analysisMetric();
-    const key = `${this.version}|${filtered.map((r) => r.dir).sort().join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
+    const key = `${this.version}|${filtered
+      .map((r) => r.dir)
+      .sort()
+      .join('\n')}|${metric?.id}|${JSON.stringify([...this.brushes])}`;
     if (key === this.parallelKey) return;
     this.parallelKey = key;
     cancelAnimationFrame(this.parallelFrame);
@@ -309,27 +459,42 @@ export class ExperimentsApp {
     const started = performance.now();
     const metrics = this.columns.filter((c) => c.group === 'metric');
     clear(this.metricSelect);
-    for (const c of metrics) this.metricSelect.appendChild(h('vscode-option', { value: c.id, selected: c.id === metric?.id }, c.label));
+    for (const c of metrics)
+      this.metricSelect.appendChild(h('vscode-option', { value: c.id, selected: c.id === metric?.id }, c.label));
     clear(this.parallelHost);
     if (this.axes.length < 2) {
-      this.parallelHost.appendChild(h('p', { class: 'muted' }, 'The shown runs do not differ in any parameter but the seed.'));
+      this.parallelHost.appendChild(
+        h('p', { class: 'muted' }, 'The shown runs do not differ in any parameter but the seed.'),
+      );
       this.lastParallelMs = performance.now() - started;
       return;
     }
     const kept = new Set(this.view.map((r) => r.dir));
-    this.parallelHost.appendChild(renderParallel(filtered, this.axes, {
-      brushes: this.brushes, kept,
-      onBrush: (axis, range) => {
-        if (range) this.brushes.set(axis, range);
-        else this.brushes.delete(axis);
-        this.frames.schedule();
-      },
-    }));
-    const brushed = this.axes.filter((a) => this.brushes.has(a.id)).map((a) => {
-      const [lo, hi] = this.brushes.get(a.id)!;
-      return `${a.label} ${a.describe(lo, hi)}`;
-    });
-    if (brushed.length) this.parallelHost.appendChild(h('p', { class: 'brush-summary muted' }, `${this.view.length} of ${filtered.length} runs inside: ${brushed.join('; ')}`));
+    this.parallelHost.appendChild(
+      renderParallel(filtered, this.axes, {
+        brushes: this.brushes,
+        kept,
+        onBrush: (axis, range) => {
+          if (range) this.brushes.set(axis, range);
+          else this.brushes.delete(axis);
+          this.frames.schedule();
+        },
+      }),
+    );
+    const brushed = this.axes
+      .filter((a) => this.brushes.has(a.id))
+      .map((a) => {
+        const [lo, hi] = this.brushes.get(a.id)!;
+        return `${a.label} ${a.describe(lo, hi)}`;
+      });
+    if (brushed.length)
+      this.parallelHost.appendChild(
+        h(
+          'p',
+          { class: 'brush-summary muted' },
+          `${this.view.length} of ${filtered.length} runs inside: ${brushed.join('; ')}`,
+        ),
+      );
     this.lastParallelMs = performance.now() - started;
   }
 
@@ -343,20 +508,38 @@ export class ExperimentsApp {
     this.analysisKey = key;
     clearTimeout(this.analysisTimer);
     // a burst of changes (typing in a filter, a live run) asks once
-    this.analysisTimer = setTimeout(() => this.post({ type: 'analyze', request: ++this.analysisRequest, dirs, groupBy: this.ui.groupBy, choice, metric }), 60);
+    this.analysisTimer = setTimeout(
+      () =>
+        this.post({ type: 'analyze', request: ++this.analysisRequest, dirs, groupBy: this.ui.groupBy, choice, metric }),
+      60,
+    );
   }
 
   private renderAnalysis(): void {
     const a = this.analysis;
     if (!a) return;
     clear(this.groupView);
-    this.groupView.appendChild(renderGroups(a, this.rows, this.expanded, (id) => {
-      if (this.expanded.has(id)) this.expanded.delete(id);
-      else this.expanded.add(id);
-      this.renderAnalysis();
-    }, (groups) => this.openGroups(groups)));
+    this.groupView.appendChild(
+      renderGroups(
+        a,
+        this.rows,
+        this.expanded,
+        (id) => {
+          if (this.expanded.has(id)) this.expanded.delete(id);
+          else this.expanded.add(id);
+          this.renderAnalysis();
+        },
+        (groups) => this.openGroups(groups),
+      ),
+    );
     clear(this.importanceHost);
-    if (a.importance) this.importanceHost.appendChild(renderImportance(a.importance, this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric));
+    if (a.importance)
+      this.importanceHost.appendChild(
+        renderImportance(
+          a.importance,
+          this.columns.find((c) => c.id === a.importance!.metric)?.label ?? a.importance.metric,
+        ),
+      );
     document.body.dataset.groups = String(a.groups.length);
   }
 
@@ -367,16 +550,26 @@ export class ExperimentsApp {
       return;
     }
     this.diffPanel.hidden = false;
-    this.diffPanel.appendChild(renderDiff(this.diff, () => {
-      this.diff = undefined;
-      this.renderDiffPanel();
-    }));
+    this.diffPanel.appendChild(
+      renderDiff(this.diff, () => {
+        this.diff = undefined;
+        this.renderDiffPanel();
+      }),
+    );
   }
 
   private exportTable(format: TableExportFormat): void {
     const grouped = this.ui.grouped === true;
     const columns = grouped ? [...(this.analysis?.metrics ?? [])] : this.shown.map((c) => c.id);
-    this.post({ type: 'exportTable', format, dirs: this.view.map((r) => r.dir), columns, grouped, groupBy: this.ui.groupBy, choice: this.ui.choice ?? 'best' });
+    this.post({
+      type: 'exportTable',
+      format,
+      dirs: this.view.map((r) => r.dir),
+      columns,
+      grouped,
+      groupBy: this.ui.groupBy,
+      choice: this.ui.choice ?? 'best',
+    });
   }
 
   private async exportChart(format: 'svg' | 'png'): Promise<void> {
@@ -402,28 +595,84 @@ export class ExperimentsApp {
     const x = this.ui.sweep?.x && params.includes(this.ui.sweep.x) ? this.ui.sweep.x : params[0];
     // the sweep's own ranking metric, else the task metric
     const ranked = rows.find((r) => r.sweep?.id === id && r.sweep.metric)?.sweep?.metric;
-    const y = metrics.find((c) => c.id === this.ui.sweep?.y) ?? metrics.find((c) => c.id === `best:${ranked}`) ?? metrics.find((c) => c.shownByDefault) ?? metrics[0];
-    const choose = (label: string, value: string | undefined, options: [string, string][], change: (v: string) => void) => {
-      const select = h('vscode-single-select', { class: `sweep-${label.toLowerCase()}`, 'aria-label': label }, options.map(([v, text]) => h('vscode-option', { value: v, selected: v === value }, text)));
+    const y =
+      metrics.find((c) => c.id === this.ui.sweep?.y) ??
+      metrics.find((c) => c.id === `best:${ranked}`) ??
+      metrics.find((c) => c.shownByDefault) ??
+      metrics[0];
+    const choose = (
+      label: string,
+      value: string | undefined,
+      options: [string, string][],
+      change: (v: string) => void,
+    ) => {
+      const select = h(
+        'vscode-single-select',
+        { class: `sweep-${label.toLowerCase()}`, 'aria-label': label },
+        options.map(([v, text]) => h('vscode-option', { value: v, selected: v === value }, text)),
+      );
       select.addEventListener('change', () => change(select.value));
       return h('label', { class: 'sweep-choice' }, h('span', { class: 'muted' }, label), select);
     };
     const closed = this.ui.sweep?.closed === true;
-    const set = (change: Partial<NonNullable<ExperimentsUiState['sweep']>>) => this.update({ sweep: { id, x, y: y?.id, closed, ...change } });
+    const set = (change: Partial<NonNullable<ExperimentsUiState['sweep']>>) =>
+      this.update({ sweep: { id, x, y: y?.id, closed, ...change } });
     (this.sweepPanel as HTMLDetailsElement).open = !closed;
-    this.sweepPanel.append(h('summary', null, h('span', { class: 'codicon codicon-graph-scatter', 'aria-hidden': 'true' }), h('h2', null, 'Sweep'),
-      h('span', { class: 'muted' }, `${ids.length} sweep${ids.length === 1 ? '' : 's'}: a swept parameter against a metric`)));
-    this.sweepPanel.append(h('div', { class: 'sweep-controls' },
-      choose('Sweep', id, ids.map((s) => [s, s]), (v) => this.update({ sweep: { id: v, closed } })),
-      choose('Parameter', x, params.map((p) => [p, p]), (v) => set({ x: v })),
-      choose('Metric', y?.id, metrics.map((c) => [c.id, c.label]), (v) => set({ y: v }))));
+    this.sweepPanel.append(
+      h(
+        'summary',
+        null,
+        h('span', { class: 'codicon codicon-graph-scatter', 'aria-hidden': 'true' }),
+        h('h2', null, 'Sweep'),
+        h(
+          'span',
+          { class: 'muted' },
+          `${ids.length} sweep${ids.length === 1 ? '' : 's'}: a swept parameter against a metric`,
+        ),
+      ),
+    );
+    this.sweepPanel.append(
+      h(
+        'div',
+        { class: 'sweep-controls' },
+        choose(
+          'Sweep',
+          id,
+          ids.map((s) => [s, s]),
+          (v) => this.update({ sweep: { id: v, closed } }),
+        ),
+        choose(
+          'Parameter',
+          x,
+          params.map((p) => [p, p]),
+          (v) => set({ x: v }),
+        ),
+        choose(
+          'Metric',
+          y?.id,
+          metrics.map((c) => [c.id, c.label]),
+          (v) => set({ y: v }),
+        ),
+      ),
+    );
     if (!x || !y) {
-      this.sweepPanel.appendChild(h('p', { class: 'muted' }, 'The runs of this sweep do not differ in any parameter yet.'));
+      this.sweepPanel.appendChild(
+        h('p', { class: 'muted' }, 'The runs of this sweep do not differ in any parameter yet.'),
+      );
       return;
     }
     const chart = sweepChart(rows, id, x, y);
-    this.sweepPanel.appendChild(renderSweepChart(chart, { xLabel: x, yLabel: y.label, onPick: (dir) => this.select([dir], true) }));
-    if (chart.missing) this.sweepPanel.appendChild(h('p', { class: 'muted' }, `${chart.missing} run${chart.missing === 1 ? '' : 's'} of the sweep without a value yet.`));
+    this.sweepPanel.appendChild(
+      renderSweepChart(chart, { xLabel: x, yLabel: y.label, onPick: (dir) => this.select([dir], true) }),
+    );
+    if (chart.missing)
+      this.sweepPanel.appendChild(
+        h(
+          'p',
+          { class: 'muted' },
+          `${chart.missing} run${chart.missing === 1 ? '' : 's'} of the sweep without a value yet.`,
+        ),
+      );
   }
 
   // ---- column picker ----------------------------------------------------------------------------------
@@ -444,11 +693,18 @@ export class ExperimentsApp {
     for (const c of this.columns) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
     for (const [group, columns] of groups) {
       const boxes = columns.map((c) => {
-        const box = h('vscode-checkbox', { label: c.constant ? `${c.label} (constant)` : c.label, checked: visible.has(c.id), 'data-column': c.id, title: c.title });
+        const box = h('vscode-checkbox', {
+          label: c.constant ? `${c.label} (constant)` : c.label,
+          checked: visible.has(c.id),
+          'data-column': c.id,
+          title: c.title,
+        });
         box.addEventListener('change', () => this.update(chooseColumn(this.ui, c.id, box.checked)));
         return box;
       });
-      this.picker.appendChild(h('fieldset', { class: 'picker-group' }, h('legend', null, GROUP_TITLES[group]), ...boxes));
+      this.picker.appendChild(
+        h('fieldset', { class: 'picker-group' }, h('legend', null, GROUP_TITLES[group]), ...boxes),
+      );
     }
     const reset = h('vscode-button', { secondary: true, class: 'reset-columns' }, 'Default Columns');
     reset.addEventListener('click', () => this.update({ shown: [], hidden: [], showConstant: false }));
@@ -482,7 +738,9 @@ export class ExperimentsApp {
   }
 
   private openGroups(groups: readonly { label: string; dirs: readonly string[] }[]): void {
-    const known = groups.map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.rows.has(d)) })).filter((g) => g.dirs.length);
+    const known = groups
+      .map((g) => ({ label: g.label, dirs: g.dirs.filter((d) => this.rows.has(d)) }))
+      .filter((g) => g.dirs.length);
     if (known.length) this.post({ type: 'openDashboard', dirs: known.flatMap((g) => g.dirs), groups: known });
   }
 

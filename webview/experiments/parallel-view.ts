@@ -20,17 +20,34 @@ export interface ParallelOptions {
   onBrush(axisId: string, range: readonly [number, number] | undefined): void;
 }
 
-function el<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+function el<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number>,
+  text?: string,
+): SVGElementTagNameMap[K] {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== undefined) node.textContent = text;
   return node;
 }
 
-export function renderParallel(rows: readonly ExperimentRow[], axes: readonly ParallelAxis[], opts: ParallelOptions): SVGSVGElement {
+export function renderParallel(
+  rows: readonly ExperimentRow[],
+  axes: readonly ParallelAxis[],
+  opts: ParallelOptions,
+): SVGSVGElement {
   const width = M.left + M.right + AXIS_GAP * Math.max(1, axes.length - 1);
   const plotH = HEIGHT - M.top - M.bottom;
-  const svg = el('svg', { class: 'parallel-chart', viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: 'img', 'aria-label': `Parallel coordinates over ${axes.map((a) => a.label).join(', ')}`, 'data-axes': axes.length, 'data-lines': rows.length });
+  const svg = el('svg', {
+    class: 'parallel-chart',
+    viewBox: `0 0 ${width} ${HEIGHT}`,
+    width,
+    height: HEIGHT,
+    role: 'img',
+    'aria-label': `Parallel coordinates over ${axes.map((a) => a.label).join(', ')}`,
+    'data-axes': axes.length,
+    'data-lines': rows.length,
+  });
   const x = (i: number) => M.left + i * AXIS_GAP;
   // an axis with a "missing" slot gets room for it below its range (every axis the same scale)
   const lowest = axes.some((a) => a.hasMissing) ? MISSING_POSITION : 0;
@@ -48,7 +65,11 @@ export function renderParallel(rows: readonly ExperimentRow[], axes: readonly Pa
     const level = metricValue === undefined || metricValue < 0 ? undefined : metricValue;
     const kept = opts.kept.has(row.dir);
     const band = level === undefined ? 'none' : level >= 2 / 3 ? 'high' : level >= 1 / 3 ? 'mid' : 'low';
-    const line = el('polyline', { class: `run-line level-${band}${kept ? ' kept' : ' dimmed'}`, points: points.join(' '), 'data-dir': row.dir });
+    const line = el('polyline', {
+      class: `run-line level-${band}${kept ? ' kept' : ' dimmed'}`,
+      points: points.join(' '),
+      'data-dir': row.dir,
+    });
     if (rows.length <= 200) line.appendChild(el('title', {}, row.name)); // a tooltip per line is noise (and cost) beyond that
     lines.appendChild(line);
   }
@@ -56,20 +77,59 @@ export function renderParallel(rows: readonly ExperimentRow[], axes: readonly Pa
   return svg;
 }
 
-function axisGroup(a: ParallelAxis, ax: number, y: (p: number) => number, plotH: number, opts: ParallelOptions): SVGGElement {
+function axisGroup(
+  a: ParallelAxis,
+  ax: number,
+  y: (p: number) => number,
+  plotH: number,
+  opts: ParallelOptions,
+): SVGGElement {
   const g = el('g', { class: 'pc-axis', 'data-axis': a.id });
   g.appendChild(el('line', { class: 'axis', x1: ax, x2: ax, y1: y(0), y2: y(1) }));
   for (const t of a.ticks()) {
     const missing = t.at < 0;
-    g.append(el('line', { class: missing ? 'axis missing-slot' : 'axis', x1: ax - 3, x2: ax + (missing ? 3 : 0), y1: y(t.at), y2: y(t.at) }), el('text', { class: missing ? 'tick missing' : 'tick', x: ax + 5, y: y(t.at) + 3 }, t.label.length > 18 ? `${t.label.slice(0, 17)}…` : t.label));
+    g.append(
+      el('line', {
+        class: missing ? 'axis missing-slot' : 'axis',
+        x1: ax - 3,
+        x2: ax + (missing ? 3 : 0),
+        y1: y(t.at),
+        y2: y(t.at),
+      }),
+      el(
+        'text',
+        { class: missing ? 'tick missing' : 'tick', x: ax + 5, y: y(t.at) + 3 },
+        t.label.length > 18 ? `${t.label.slice(0, 17)}…` : t.label,
+      ),
+    );
   }
   const bottom = a.hasMissing ? MISSING_POSITION : 0;
-  g.appendChild(el('text', { class: 'axis-label', x: ax, y: 14, 'text-anchor': 'middle' }, a.label.length > 24 ? `…${a.label.slice(-23)}` : a.label));
+  g.appendChild(
+    el(
+      'text',
+      { class: 'axis-label', x: ax, y: 14, 'text-anchor': 'middle' },
+      a.label.length > 24 ? `…${a.label.slice(-23)}` : a.label,
+    ),
+  );
   const brush = opts.brushes.get(a.id);
-  const rect = el('rect', { class: 'brush', x: ax - 7, width: 14, y: brush ? y(brush[1]) : 0, height: brush ? Math.max(2, y(brush[0]) - y(brush[1])) : 0, 'data-axis': a.id });
+  const rect = el('rect', {
+    class: 'brush',
+    x: ax - 7,
+    width: 14,
+    y: brush ? y(brush[1]) : 0,
+    height: brush ? Math.max(2, y(brush[0]) - y(brush[1])) : 0,
+    'data-axis': a.id,
+  });
   if (!brush) rect.setAttribute('visibility', 'hidden');
   // the hit area: a wide transparent strip along the axis
-  const hit = el('rect', { class: 'brush-area', x: ax - 12, width: 24, y: y(1) - 4, height: y(bottom) - y(1) + 8, 'data-axis': a.id });
+  const hit = el('rect', {
+    class: 'brush-area',
+    x: ax - 12,
+    width: 24,
+    y: y(1) - 4,
+    height: y(bottom) - y(1) + 8,
+    'data-axis': a.id,
+  });
   hit.appendChild(el('title', {}, `${a.label}: drag to keep a range, click to clear`));
   g.append(rect, hit);
   const toPosition = (event: PointerEvent) => {

@@ -3,7 +3,20 @@
  * written onto each element as presentation attributes (so it looks the same outside VS Code), and a PNG is that SVG drawn
  * onto a canvas at twice its size. The host saves what these return (ExportChartMessage).
  */
-const STYLED = ['fill', 'fill-opacity', 'stroke', 'stroke-width', 'stroke-opacity', 'stroke-dasharray', 'opacity', 'font-family', 'font-size', 'font-weight', 'text-anchor', 'dominant-baseline'];
+const STYLED = [
+  'fill',
+  'fill-opacity',
+  'stroke',
+  'stroke-width',
+  'stroke-opacity',
+  'stroke-dasharray',
+  'opacity',
+  'font-family',
+  'font-size',
+  'font-weight',
+  'text-anchor',
+  'dominant-baseline',
+];
 
 /** The SVG as a standalone document, with its styles inlined and the editor's background behind it. */
 export function standaloneSvg(svg: SVGSVGElement): string {
@@ -22,7 +35,13 @@ export function standaloneSvg(svg: SVGSVGElement): string {
   clone.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
   const box = svg.viewBox.baseVal;
   const background = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
-  for (const [k, v] of Object.entries({ x: box.x, y: box.y, width: box.width || svg.clientWidth, height: box.height || svg.clientHeight })) background.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries({
+    x: box.x,
+    y: box.y,
+    width: box.width || svg.clientWidth,
+    height: box.height || svg.clientHeight,
+  }))
+    background.setAttribute(k, String(v));
   background.setAttribute('fill', getComputedStyle(document.body).backgroundColor);
   clone.insertBefore(background, clone.firstChild);
   return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(clone)}\n`;

@@ -5,7 +5,8 @@
  * point focuses its run in the table.
  */
 import type { SweepChart } from '../model/experiments-table';
-import { formatMetricValue, formatNumber } from '../model/experiments-table';
+import { formatNumber } from '../model/experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 560;
@@ -18,7 +19,11 @@ export interface SweepChartOptions {
   onPick(dir: string): void;
 }
 
-function el<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+function el<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number>,
+  text?: string,
+): SVGElementTagNameMap[K] {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (text !== undefined) node.textContent = text;
@@ -31,28 +36,63 @@ interface Axis {
 }
 
 export function renderSweepChart(chart: SweepChart, opts: SweepChartOptions): SVGSVGElement {
-  const svg = el('svg', { class: 'sweep-chart', viewBox: `0 0 ${WIDTH} ${HEIGHT}`, width: WIDTH, height: HEIGHT, role: 'img', 'aria-label': `${opts.yLabel} against ${opts.xLabel}`, 'data-points': chart.points.length });
+  const svg = el('svg', {
+    class: 'sweep-chart',
+    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+    width: WIDTH,
+    height: HEIGHT,
+    role: 'img',
+    'aria-label': `${opts.yLabel} against ${opts.xLabel}`,
+    'data-points': chart.points.length,
+  });
   const plotW = WIDTH - M.left - M.right;
   const plotH = HEIGHT - M.top - M.bottom;
-  const x = chart.categories ? categoryAxis(chart.categories, plotW) : numericAxis(chart.points.map((p) => p.x), plotW, true);
-  const y = numericAxis(chart.points.map((p) => p.y), plotH, false);
+  const x = chart.categories
+    ? categoryAxis(chart.categories, plotW)
+    : numericAxis(
+        chart.points.map((p) => p.x),
+        plotW,
+        true,
+      );
+  const y = numericAxis(
+    chart.points.map((p) => p.y),
+    plotH,
+    false,
+  );
   const g = el('g', { transform: `translate(${M.left},${M.top})` });
   svg.appendChild(g);
   for (const t of y.ticks) {
     const py = plotH - y.scale(t.at);
-    g.append(el('line', { class: 'grid-line', x1: 0, x2: plotW, y1: py, y2: py }), el('text', { class: 'tick', x: -6, y: py + 4, 'text-anchor': 'end' }, t.label));
+    g.append(
+      el('line', { class: 'grid-line', x1: 0, x2: plotW, y1: py, y2: py }),
+      el('text', { class: 'tick', x: -6, y: py + 4, 'text-anchor': 'end' }, t.label),
+    );
   }
-  for (const t of x.ticks) g.appendChild(el('text', { class: 'tick', x: x.scale(t.at), y: plotH + 16, 'text-anchor': 'middle' }, t.label));
+  for (const t of x.ticks)
+    g.appendChild(el('text', { class: 'tick', x: x.scale(t.at), y: plotH + 16, 'text-anchor': 'middle' }, t.label));
   g.append(
     el('line', { class: 'axis', x1: 0, x2: plotW, y1: plotH, y2: plotH }),
     el('line', { class: 'axis', x1: 0, x2: 0, y1: 0, y2: plotH }),
     el('text', { class: 'axis-label', x: plotW / 2, y: plotH + 34, 'text-anchor': 'middle' }, opts.xLabel),
-    el('text', { class: 'axis-label', transform: `translate(${-50},${plotH / 2}) rotate(-90)`, 'text-anchor': 'middle' }, opts.yLabel),
+    el(
+      'text',
+      { class: 'axis-label', transform: `translate(${-50},${plotH / 2}) rotate(-90)`, 'text-anchor': 'middle' },
+      opts.yLabel,
+    ),
   );
   const best = chart.best;
   chart.points.forEach((p, i) => {
-    const dot = el('circle', { class: `point${i === best ? ' best' : ''}`, cx: x.scale(p.x), cy: plotH - y.scale(p.y), r: i === best ? 6 : 4.5, tabindex: 0, 'data-dir': p.dir });
-    dot.appendChild(el('title', {}, `${p.name}\n${opts.xLabel} = ${p.xText}\n${opts.yLabel} = ${formatMetricValue(p.y)}`));
+    const dot = el('circle', {
+      class: `point${i === best ? ' best' : ''}`,
+      cx: x.scale(p.x),
+      cy: plotH - y.scale(p.y),
+      r: i === best ? 6 : 4.5,
+      tabindex: 0,
+      'data-dir': p.dir,
+    });
+    dot.appendChild(
+      el('title', {}, `${p.name}\n${opts.xLabel} = ${p.xText}\n${opts.yLabel} = ${formatMetricValue(p.y)}`),
+    );
     dot.addEventListener('click', () => opts.onPick(p.dir));
     g.appendChild(dot);
   });

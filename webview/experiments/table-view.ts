@@ -52,7 +52,11 @@ export class TableView {
 
   constructor(private readonly callbacks: TableCallbacks) {
     this.table.append(this.colgroup, this.thead, this.tbody);
-    this.element = h('div', { class: 'grid-wrap', role: 'grid', tabindex: 0, 'aria-multiselectable': 'true', 'aria-label': 'Runs' }, this.table);
+    this.element = h(
+      'div',
+      { class: 'grid-wrap', role: 'grid', tabindex: 0, 'aria-multiselectable': 'true', 'aria-label': 'Runs' },
+      this.table,
+    );
     this.element.addEventListener('scroll', () => this.frames.schedule());
     this.element.addEventListener('keydown', (e) => this.onKey(e));
     this.tbody.addEventListener('click', (e) => this.onClick(e));
@@ -98,10 +102,22 @@ export class TableView {
       width += w;
     }
     this.table.style.width = `${width}px`;
-    const all = h('input', { type: 'checkbox', class: 'select-all', 'aria-label': 'Select every run shown', title: 'Select every run shown' }) as HTMLInputElement;
-    all.addEventListener('change', () => this.callbacks.onSelect(this.rows.map((r) => r.dir), all.checked));
+    const all = h('input', {
+      type: 'checkbox',
+      class: 'select-all',
+      'aria-label': 'Select every run shown',
+      title: 'Select every run shown',
+    }) as HTMLInputElement;
+    all.addEventListener('change', () =>
+      this.callbacks.onSelect(
+        this.rows.map((r) => r.dir),
+        all.checked,
+      ),
+    );
     const heads = this.columns.map((c) => this.headerCell(c, sort));
-    const boxes = this.columns.map((c) => this.pin(h('th', { class: 'filter-cell' }, this.filterBox(c, filters[c.id] ?? '')), c));
+    const boxes = this.columns.map((c) =>
+      this.pin(h('th', { class: 'filter-cell' }, this.filterBox(c, filters[c.id] ?? '')), c),
+    );
     this.thead.append(
       h('tr', { class: 'head-row', role: 'row', 'aria-rowindex': 1 }, h('th', { class: 'select-cell' }, all), ...heads),
       h('tr', { class: 'filter-row' }, h('th', { class: 'select-cell' }), ...boxes),
@@ -110,11 +126,30 @@ export class TableView {
 
   private headerCell(c: Column, sort: SortState | undefined): HTMLElement {
     const sorted = sort?.column === c.id;
-    const arrow = sorted ? h('span', { class: `codicon codicon-arrow-${sort!.descending ? 'down' : 'up'}`, 'aria-hidden': 'true' }) : null;
-    const button = h('button', { class: 'sort-button', title: `${c.title}\nClick to sort; click again to reverse.`, 'data-column': c.id }, h('span', { class: 'head-label' }, c.label), arrow);
+    const arrow = sorted
+      ? h('span', { class: `codicon codicon-arrow-${sort!.descending ? 'down' : 'up'}`, 'aria-hidden': 'true' })
+      : null;
+    const button = h(
+      'button',
+      { class: 'sort-button', title: `${c.title}\nClick to sort; click again to reverse.`, 'data-column': c.id },
+      h('span', { class: 'head-label' }, c.label),
+      arrow,
+    );
     button.addEventListener('click', () => this.callbacks.onSort(c));
     const ariaSort = sorted ? (sort!.descending ? 'descending' : 'ascending') : 'none';
-    return this.pin(h('th', { role: 'columnheader', 'aria-sort': ariaSort, class: `head-cell kind-${c.kind} group-${c.group}`, 'data-column': c.id }, button), c);
+    return this.pin(
+      h(
+        'th',
+        {
+          role: 'columnheader',
+          'aria-sort': ariaSort,
+          class: `head-cell kind-${c.kind} group-${c.group}`,
+          'data-column': c.id,
+        },
+        button,
+      ),
+      c,
+    );
   }
 
   private pin(cell: HTMLElement, c: Column): HTMLElement {
@@ -127,7 +162,15 @@ export class TableView {
 
   private filterBox(c: Column, value: string): HTMLElement {
     const hint = c.kind === 'number' ? '>0.8, 1..5' : c.kind === 'boolean' ? '★' : 'text, !text';
-    const input = h('input', { type: 'text', class: 'column-filter', value, placeholder: hint, 'aria-label': `Filter ${c.label}`, 'data-column': c.id, spellcheck: 'false' }) as HTMLInputElement;
+    const input = h('input', {
+      type: 'text',
+      class: 'column-filter',
+      value,
+      placeholder: hint,
+      'aria-label': `Filter ${c.label}`,
+      'data-column': c.id,
+      spellcheck: 'false',
+    }) as HTMLInputElement;
     input.addEventListener('input', () => this.callbacks.onColumnFilter(c.id, input.value));
     return input;
   }
@@ -170,9 +213,28 @@ export class TableView {
 
   private rowElement(row: ExperimentRow, index: number): HTMLElement {
     const selected = this.selected.has(row.dir);
-    const classes = ['row', `state-${row.state}`, selected ? 'selected' : '', index === this.focusIndex ? 'focused' : '', row.problems.length ? 'has-problem' : ''];
-    const tr = h('tr', { id: rowId(index), class: classes.filter(Boolean).join(' '), role: 'row', 'aria-rowindex': index + 2, 'aria-selected': String(selected), 'data-dir': row.dir, 'data-index': index });
-    const box = h('input', { type: 'checkbox', class: 'row-select', tabindex: -1, 'aria-label': `Select ${row.name}` }) as HTMLInputElement;
+    const classes = [
+      'row',
+      `state-${row.state}`,
+      selected ? 'selected' : '',
+      index === this.focusIndex ? 'focused' : '',
+      row.problems.length ? 'has-problem' : '',
+    ];
+    const tr = h('tr', {
+      id: rowId(index),
+      class: classes.filter(Boolean).join(' '),
+      role: 'row',
+      'aria-rowindex': index + 2,
+      'aria-selected': String(selected),
+      'data-dir': row.dir,
+      'data-index': index,
+    });
+    const box = h('input', {
+      type: 'checkbox',
+      class: 'row-select',
+      tabindex: -1,
+      'aria-label': `Select ${row.name}`,
+    }) as HTMLInputElement;
     box.checked = selected;
     tr.appendChild(h('td', { class: 'select-cell', role: 'gridcell' }, box));
     for (const c of this.columns) tr.appendChild(this.pin(this.cell(row, c), c));
@@ -185,17 +247,39 @@ export class TableView {
     const td = h('td', { role: 'gridcell', class: `cell kind-${c.kind}`, 'data-column': c.id });
     switch (c.id) {
       case 'starred':
-        td.appendChild(h('button', { class: `star-toggle${row.starred ? ' on' : ''}`, tabindex: -1, title: row.starred ? 'Unstar (S)' : 'Star (S)', 'aria-pressed': String(row.starred), 'aria-label': row.starred ? 'Unstar' : 'Star' },
-          h('span', { class: `codicon codicon-${row.starred ? 'star-full' : 'star-empty'}`, 'aria-hidden': 'true' })));
+        td.appendChild(
+          h(
+            'button',
+            {
+              class: `star-toggle${row.starred ? ' on' : ''}`,
+              tabindex: -1,
+              title: row.starred ? 'Unstar (S)' : 'Star (S)',
+              'aria-pressed': String(row.starred),
+              'aria-label': row.starred ? 'Unstar' : 'Star',
+            },
+            h('span', { class: `codicon codicon-${row.starred ? 'star-full' : 'star-empty'}`, 'aria-hidden': 'true' }),
+          ),
+        );
         return td;
       case 'name':
-        td.title = row.name === row.folder ? `${row.folder}\nDouble-click or F2 to rename` : `${row.name}\nFolder: ${row.folder}`;
+        td.title =
+          row.name === row.folder
+            ? `${row.folder}\nDouble-click or F2 to rename`
+            : `${row.name}\nFolder: ${row.folder}`;
         td.appendChild(h('span', { class: 'cell-text' }, text));
-        if (row.problems.length) td.appendChild(h('span', { class: 'codicon codicon-warning problem-icon', title: row.problems.join('\n') }));
+        if (row.problems.length)
+          td.appendChild(h('span', { class: 'codicon codicon-warning problem-icon', title: row.problems.join('\n') }));
         return td;
       case 'note':
         td.title = row.note ? `${row.note}\nDouble-click or N to edit` : 'Double-click or N to add a note';
-        td.append(h('span', { class: 'cell-text' }, text), h('button', { class: 'edit-note', tabindex: -1, title: 'Edit note (N)', 'aria-label': 'Edit note' }, h('span', { class: 'codicon codicon-edit', 'aria-hidden': 'true' })));
+        td.append(
+          h('span', { class: 'cell-text' }, text),
+          h(
+            'button',
+            { class: 'edit-note', tabindex: -1, title: 'Edit note (N)', 'aria-label': 'Edit note' },
+            h('span', { class: 'codicon codicon-edit', 'aria-hidden': 'true' }),
+          ),
+        );
         return td;
       case 'state':
         td.append(h('span', { class: `state-dot state-${row.state}`, 'aria-hidden': 'true' }), text);
@@ -243,7 +327,10 @@ export class TableView {
       const a = this.rows.findIndex((r) => r.dir === this.anchor);
       const b = this.rows.indexOf(row);
       if (a >= 0 && b >= 0) {
-        this.callbacks.onSelect(this.rows.slice(Math.min(a, b), Math.max(a, b) + 1).map((r) => r.dir), true);
+        this.callbacks.onSelect(
+          this.rows.slice(Math.min(a, b), Math.max(a, b) + 1).map((r) => r.dir),
+          true,
+        );
         return;
       }
     }
@@ -255,12 +342,23 @@ export class TableView {
     if (e.target !== this.element) return; // the filter boxes and the cell editor handle their own keys
     const row = this.rows[this.focusIndex];
     const page = Math.max(1, Math.floor(this.element.clientHeight / ROW_HEIGHT) - 2);
-    const moves: Record<string, number> = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page, Home: -Infinity, End: Infinity };
+    const moves: Record<string, number> = {
+      ArrowDown: 1,
+      ArrowUp: -1,
+      PageDown: page,
+      PageUp: -page,
+      Home: -Infinity,
+      End: Infinity,
+    };
     const ctrl = e.ctrlKey || e.metaKey;
     if (e.key in moves) this.setFocus(this.focusIndex + moves[e.key]!, true, e.shiftKey);
     else if (e.key === ' ' && row) this.toggleSelect(row, e.shiftKey);
     else if (e.key === 'Enter' && row) this.callbacks.onOpen(ctrl ? [...this.selected] : [row.dir]);
-    else if (e.key.toLowerCase() === 'a' && ctrl) this.callbacks.onSelect(this.rows.map((r) => r.dir), true);
+    else if (e.key.toLowerCase() === 'a' && ctrl)
+      this.callbacks.onSelect(
+        this.rows.map((r) => r.dir),
+        true,
+      );
     else if (e.key.toLowerCase() === 's' && !ctrl && row) this.callbacks.onStar(row);
     else if (e.key.toLowerCase() === 'n' && !ctrl && row) this.startEdit(row, 'note');
     else if (e.key === 'F2' && row) this.startEdit(row, 'name');
@@ -306,7 +404,13 @@ export class TableView {
     this.renderWindow();
     const td = this.tbody.querySelector(`tr[data-index="${index}"] td[data-column="${field}"]`);
     if (!td) return; // the column is hidden
-    const input = h('input', { type: 'text', class: 'cell-editor', value: field === 'name' ? row.name : row.note, 'aria-label': field === 'name' ? 'Run name' : 'Note', placeholder: field === 'name' ? row.folder : 'A note about this run' }) as HTMLInputElement;
+    const input = h('input', {
+      type: 'text',
+      class: 'cell-editor',
+      value: field === 'name' ? row.name : row.note,
+      'aria-label': field === 'name' ? 'Run name' : 'Note',
+      placeholder: field === 'name' ? row.folder : 'A note about this run',
+    }) as HTMLInputElement;
     this.editing = { dir: row.dir, field };
     clear(td);
     td.appendChild(input);
@@ -350,7 +454,18 @@ function rowId(index: number): string {
 }
 
 function widthOf(c: Column): number {
-  const fixed: Record<string, number> = { starred: 36, name: 230, note: 240, state: 112, config: 150, sweep: 120, started: 142, folder: 220, backend: 84, duration: 84 };
+  const fixed: Record<string, number> = {
+    starred: 36,
+    name: 230,
+    note: 240,
+    state: 112,
+    config: 150,
+    sweep: 120,
+    started: 142,
+    folder: 220,
+    backend: 84,
+    duration: 84,
+  };
   if (c.id in fixed) return fixed[c.id]!;
   const byLabel = Math.round(c.label.length * 7 + 30);
   if (c.group === 'parameter') return Math.min(220, Math.max(84, byLabel));
@@ -359,5 +474,5 @@ function widthOf(c: Column): number {
 
 /** The metric column of the run's own task metric is emphasised. */
 function isBest(value: CellValue | undefined, c: Column, row: ExperimentRow): boolean {
-  return typeof value === 'number' && row.metric !== undefined && (c.id === `best:${row.metric}`);
+  return typeof value === 'number' && row.metric !== undefined && c.id === `best:${row.metric}`;
 }

@@ -17,10 +17,22 @@ export function chartCsv(model: ChartModel): string {
   // a band's edges are not columns of their own: mean and sd (or min and max) give them
   const shown = model.series.map((s, k) => ({ s, y: model.ys[k]! })).filter(({ s }) => s.role !== 'edge');
   const bands = model.bands ?? [];
-  const header = ['step', ...shown.map(({ s }) => s.label), ...bands.flatMap((b) => BAND_COLUMNS.map((c) => `${b.name} ${c}`))];
+  const header = [
+    'step',
+    ...shown.map(({ s }) => s.label),
+    ...bands.flatMap((b) => BAND_COLUMNS.map((c) => `${b.name} ${c}`)),
+  ];
   const cell = (v: number | null | undefined) => (v === null || v === undefined ? '' : String(v));
   const lines = [header.map(csvField).join(',')];
-  model.x.forEach((step, i) => lines.push([String(step), ...shown.map(({ y }) => cell(y[i])), ...bands.flatMap((b) => BAND_COLUMNS.map((c) => cell(b[c][i])))].join(',')));
+  model.x.forEach((step, i) =>
+    lines.push(
+      [
+        String(step),
+        ...shown.map(({ y }) => cell(y[i])),
+        ...bands.flatMap((b) => BAND_COLUMNS.map((c) => cell(b[c][i]))),
+      ].join(','),
+    ),
+  );
   return `${lines.join('\r\n')}\r\n`;
 }
 
@@ -33,7 +45,12 @@ const LONE_HALF_WIDTH = 3;
  * are joined as their line is); a lone point gets a narrow bar. Coordinates from the given scales;
  * undefined when nothing is drawn.
  */
-export function bandPath(model: ChartModel, band: ChartBand, sx: (step: number) => number, sy: (value: number) => number): string | undefined {
+export function bandPath(
+  model: ChartModel,
+  band: ChartBand,
+  sx: (step: number) => number,
+  sy: (value: number) => number,
+): string | undefined {
   const lower = model.ys[band.lowerSeries]!;
   const upper = model.ys[band.upperSeries]!;
   const joinGaps = model.series[band.series]?.role === 'eval';
@@ -45,7 +62,9 @@ export function bandPath(model: ChartModel, band: ChartBand, sx: (step: number) 
       const i = run[0]!;
       const x = sx(model.x[i]!);
       const [top, bottom] = [sy(upper[i]!).toFixed(1), sy(lower[i]!).toFixed(1)];
-      pieces.push(`M${(x - LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${bottom}L${(x - LONE_HALF_WIDTH).toFixed(1)},${bottom}Z`);
+      pieces.push(
+        `M${(x - LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${top}L${(x + LONE_HALF_WIDTH).toFixed(1)},${bottom}L${(x - LONE_HALF_WIDTH).toFixed(1)},${bottom}Z`,
+      );
     } else if (run.length > 1) {
       const top = run.map((i) => `${sx(model.x[i]!).toFixed(1)},${sy(upper[i]!).toFixed(1)}`);
       const bottom = [...run].reverse().map((i) => `${sx(model.x[i]!).toFixed(1)},${sy(lower[i]!).toFixed(1)}`);
@@ -56,7 +75,14 @@ export function bandPath(model: ChartModel, band: ChartBand, sx: (step: number) 
   for (let i = 0; i < model.x.length; i++) {
     const lo = lower[i];
     const hi = upper[i];
-    if (lo === null || lo === undefined || hi === null || hi === undefined || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+    if (
+      lo === null ||
+      lo === undefined ||
+      hi === null ||
+      hi === undefined ||
+      !Number.isFinite(lo) ||
+      !Number.isFinite(hi)
+    ) {
       if (!joinGaps) flush();
       continue;
     }
@@ -89,7 +115,9 @@ const M = { left: 64, right: 16, top: 32, bottom: 70 };
 export function chartSvg(model: ChartModel, style: SvgStyle): string {
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
-  const values = model.ys.flat().filter((v): v is number => v !== null && Number.isFinite(v) && (!style.logScale || v > 0));
+  const values = model.ys
+    .flat()
+    .filter((v): v is number => v !== null && Number.isFinite(v) && (!style.logScale || v > 0));
   const f = style.logScale ? Math.log10 : (v: number) => v;
   let lo = values.length ? f(Math.min(...values)) : 0;
   let hi = values.length ? f(Math.max(...values)) : 1;
@@ -106,16 +134,25 @@ export function chartSvg(model: ChartModel, style: SvgStyle): string {
     const v = lo + ((hi - lo) * k) / 4;
     const y = M.top + (1 - k / 4) * ph;
     const label = formatTick(style.logScale ? 10 ** v : v);
-    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="${style.grid}"/>`,
-      `<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(label)}</text>`);
+    parts.push(
+      `<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="${style.grid}"/>`,
+      `<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(label)}</text>`,
+    );
   }
   for (const x of [x0, (x0 + x1) / 2, x1]) {
-    parts.push(`<text x="${sx(x)}" y="${M.top + ph + 16}" text-anchor="middle" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(formatTick(Math.round(x)))}</text>`);
+    parts.push(
+      `<text x="${sx(x)}" y="${M.top + ph + 16}" text-anchor="middle" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(formatTick(Math.round(x)))}</text>`,
+    );
   }
-  parts.push(`<text x="${M.left + pw / 2}" y="${M.top + ph + 32}" text-anchor="middle" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="11">step</text>`);
+  parts.push(
+    `<text x="${M.left + pw / 2}" y="${M.top + ph + 32}" text-anchor="middle" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="11">step</text>`,
+  );
   for (const band of model.bands ?? []) {
     const d = bandPath(model, band, sx, (v) => sy(style.logScale ? Math.max(v, Number.MIN_VALUE) : v));
-    if (d) parts.push(`<path class="band" d="${d}" fill="${style.colors[band.series] ?? style.foreground}" fill-opacity="${style.bandAlpha ?? 0.22}" stroke="none"/>`);
+    if (d)
+      parts.push(
+        `<path class="band" d="${d}" fill="${style.colors[band.series] ?? style.foreground}" fill-opacity="${style.bandAlpha ?? 0.22}" stroke="none"/>`,
+      );
   }
   const legend = model.series.map((s, k) => ({ s, k })).filter(({ s }) => s.role !== 'edge');
   legend.forEach(({ s, k }, at) => {
@@ -124,7 +161,10 @@ export function chartSvg(model: ChartModel, style: SvgStyle): string {
     // a gap (null) ends a line, except for evaluations, which are joined as uPlot draws them
     let points: string[] = [];
     const flush = () => {
-      if (points.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="${s.role === 'raw' ? 1 : 1.6}"${s.role === 'raw' ? ' stroke-opacity="0.35"' : ''}${s.role === 'eval' ? ' stroke-dasharray="5 4"' : ''} points="${points.join(' ')}"/>`);
+      if (points.length > 1)
+        parts.push(
+          `<polyline fill="none" stroke="${color}" stroke-width="${s.role === 'raw' ? 1 : 1.6}"${s.role === 'raw' ? ' stroke-opacity="0.35"' : ''}${s.role === 'eval' ? ' stroke-dasharray="5 4"' : ''} points="${points.join(' ')}"/>`,
+        );
       points = [];
     };
     model.x.forEach((step, i) => {
@@ -134,13 +174,16 @@ export function chartSvg(model: ChartModel, style: SvgStyle): string {
         return;
       }
       points.push(`${sx(step).toFixed(1)},${sy(v).toFixed(1)}`);
-      if (s.role === 'eval') parts.push(`<circle cx="${sx(step).toFixed(1)}" cy="${sy(v).toFixed(1)}" r="2.5" fill="${color}"/>`);
+      if (s.role === 'eval')
+        parts.push(`<circle cx="${sx(step).toFixed(1)}" cy="${sy(v).toFixed(1)}" r="2.5" fill="${color}"/>`);
     });
     flush();
     const lx = M.left + (at % 3) * 200;
     const ly = H - 22 + Math.floor(at / 3) * 14 - (Math.ceil(legend.length / 3) - 1) * 7;
-    parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`,
-      `<text x="${lx + 20}" y="${ly}" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(s.label)}</text>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`,
+      `<text x="${lx + 20}" y="${ly}" fill="${style.foreground}" font-family="${escapeXml(style.font)}" font-size="10">${escapeXml(s.label)}</text>`,
+    );
   });
   return `<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">\n${parts.join('\n')}\n</svg>\n`;
 }

@@ -3,7 +3,17 @@
  * loss), validation metric(s), and learning rate, against step. One run: every validation metric;
  * several runs: each run's primary metric, one colour per run. No DOM and no uPlot here.
  */
-import { alignSeries, decimateMinMax, mergeSteps, MinMaxDecimator, positiveOnly, SmoothingCache, type SmoothingKind, type Values, type XY } from './series';
+import {
+  alignSeries,
+  decimateMinMax,
+  mergeSteps,
+  MinMaxDecimator,
+  positiveOnly,
+  SmoothingCache,
+  type SmoothingKind,
+  type Values,
+  type XY,
+} from './series';
 import type { DashboardBand, DashboardGroup } from '../../src/protocol/dashboard';
 import { primaryMetric, runLabels, validationMetricNames, type RunModel } from './store';
 
@@ -170,7 +180,12 @@ function lossChart(runs: readonly RunModel[], options: ChartOptions, cache: Smoo
     const evals = run.evals.filter((e) => e.split === 'validation' && e.metrics.loss !== undefined);
     if (evals.length) {
       parts.push({ x: evals.map((e) => e.step), y: evals.map((e) => e.metrics.loss ?? null) });
-      series.push({ label: compare ? `${labels[r]} (validation)` : 'validation loss', run: r, metric: 1, role: 'eval' });
+      series.push({
+        label: compare ? `${labels[r]} (validation)` : 'validation loss',
+        run: r,
+        metric: 1,
+        role: 'eval',
+      });
     }
   });
   const { x, ys } = alignSeries(decimate(parts, options));
@@ -185,7 +200,9 @@ function metricChart(runs: readonly RunModel[]): ChartModel {
   let points = 0;
   runs.forEach((run, r) => {
     const validation = run.evals.filter((e) => e.split === 'validation');
-    const names = compare ? [primaryMetric(run)].filter((m): m is string => m !== undefined) : validationMetricNames(run);
+    const names = compare
+      ? [primaryMetric(run)].filter((m): m is string => m !== undefined)
+      : validationMetricNames(run);
     names.forEach((name, m) => {
       const evals = validation.filter((e) => e.metrics[name] !== undefined);
       if (!evals.length) return;
@@ -203,11 +220,24 @@ function lrChart(runs: readonly RunModel[], options: ChartOptions): ChartModel {
   const compare = runs.length > 1;
   const parts: XY[] = runs.map((run) => ({ x: run.train.step, y: run.train.learningRate }));
   const labels = runLabels(runs);
-  const series: SeriesSpec[] = runs.map((_run, r) => ({ label: compare ? labels[r]! : 'learning rate', run: r, metric: 0, role: 'line' as const }));
+  const series: SeriesSpec[] = runs.map((_run, r) => ({
+    label: compare ? labels[r]! : 'learning rate',
+    run: r,
+    metric: 0,
+    role: 'line' as const,
+  }));
   const { x, ys } = alignSeries(decimate(parts, options));
   const logScale = options.logScale;
   const points = runs.reduce((n, run) => n + run.train.step.length, 0);
-  return { id: 'lr', title: 'Learning rate', x, series, ys: logScale ? ys.map(positiveOnly) : ys, logCapable: true, points };
+  return {
+    id: 'lr',
+    title: 'Learning rate',
+    x,
+    series,
+    ys: logScale ? ys.map(positiveOnly) : ys,
+    logCapable: true,
+    points,
+  };
 }
 
 // ---- seed groups: a mean line with a band per group ---------------------------------------------------
@@ -233,11 +263,20 @@ interface BandBuild {
  * and its band's edges, smoothed with the same smoother so the band surrounds the line drawn (the EMA
  * and the moving average are linear: the smoothed mean ± smoothed sd is the smoothed mean ± sd).
  */
-function addBand(b: BandBuild, band: DashboardBand, g: number, label: string, name: string, smooth: { weight: number; kind: SmoothingKind; cache: SmoothingCache; key: string } | undefined, kind: BandKind): void {
+function addBand(
+  b: BandBuild,
+  band: DashboardBand,
+  g: number,
+  label: string,
+  name: string,
+  smooth: { weight: number; kind: SmoothingKind; cache: SmoothingCache; key: string } | undefined,
+  kind: BandKind,
+): void {
   const x = band.step;
   const lowerRaw = kind === 'minmax' ? band.min : band.mean.map((m, i) => m - band.sd[i]!);
   const upperRaw = kind === 'minmax' ? band.max : band.mean.map((m, i) => m + band.sd[i]!);
-  const fit = (y: readonly number[], part: string) => (smooth ? smooth.cache.smooth(`${smooth.key}\n${part}`, y, smooth.weight, smooth.kind) : y);
+  const fit = (y: readonly number[], part: string) =>
+    smooth ? smooth.cache.smooth(`${smooth.key}\n${part}`, y, smooth.weight, smooth.kind) : y;
   const role = smooth ? 'mean' : 'eval';
   if (smooth && smooth.weight > 0 && smooth.kind !== 'none') {
     b.parts.push({ x, y: band.mean });
@@ -247,19 +286,43 @@ function addBand(b: BandBuild, band: DashboardBand, g: number, label: string, na
   b.parts.push({ x, y: fit(band.mean, 'mean') });
   b.series.push({ label, run: g, metric: 0, role });
   b.parts.push({ x, y: fit(lowerRaw, 'lower') }, { x, y: fit(upperRaw, 'upper') });
-  b.series.push({ label: `${label} lower`, run: g, metric: 0, role: 'edge' }, { label: `${label} upper`, run: g, metric: 0, role: 'edge' });
-  b.bands.push({ series: meanIndex, lowerSeries: meanIndex + 1, upperSeries: meanIndex + 2, name, stats: b.stats.length });
+  b.series.push(
+    { label: `${label} lower`, run: g, metric: 0, role: 'edge' },
+    { label: `${label} upper`, run: g, metric: 0, role: 'edge' },
+  );
+  b.bands.push({
+    series: meanIndex,
+    lowerSeries: meanIndex + 1,
+    upperSeries: meanIndex + 2,
+    name,
+    stats: b.stats.length,
+  });
   for (const key of ['mean', 'sd', 'n', 'min', 'max'] as const) b.stats.push({ x, y: band[key] });
 }
 
-function finishBands(id: ChartId, title: string, b: BandBuild, options: ChartOptions, logCapable: boolean, points: number): ChartModel {
+function finishBands(
+  id: ChartId,
+  title: string,
+  b: BandBuild,
+  options: ChartOptions,
+  logCapable: boolean,
+  points: number,
+): ChartModel {
   const all = decimate([...b.parts, ...b.stats], options);
   const { x, ys } = alignSeries(all);
   const shown = ys.slice(0, b.parts.length);
   const stat = ys.slice(b.parts.length);
   const bands: ChartBand[] = b.bands.map((band) => ({
-    series: band.series, lowerSeries: band.lowerSeries, upperSeries: band.upperSeries, name: band.name, kind: options.band ?? 'sd',
-    mean: stat[band.stats]!, sd: stat[band.stats + 1]!, n: stat[band.stats + 2]!, min: stat[band.stats + 3]!, max: stat[band.stats + 4]!,
+    series: band.series,
+    lowerSeries: band.lowerSeries,
+    upperSeries: band.upperSeries,
+    name: band.name,
+    kind: options.band ?? 'sd',
+    mean: stat[band.stats]!,
+    sd: stat[band.stats + 1]!,
+    n: stat[band.stats + 2]!,
+    min: stat[band.stats + 3]!,
+    max: stat[band.stats + 4]!,
   }));
   const log = logCapable && options.logScale;
   return { id, title, x, series: b.series, ys: log ? shown.map(positiveOnly) : shown, logCapable, points, bands };
@@ -269,7 +332,11 @@ function finishBands(id: ChartId, title: string, b: BandBuild, options: ChartOpt
  * The charts of a groups panel: per group, its mean training loss (and validation loss), its mean
  * primary validation metric and its mean learning rate, each with its band. One colour per group.
  */
-export function buildGroupCharts(groups: readonly DashboardGroup[], options: ChartOptions, cache: SmoothingCache): ChartModel[] {
+export function buildGroupCharts(
+  groups: readonly DashboardGroup[],
+  options: ChartOptions,
+  cache: SmoothingCache,
+): ChartModel[] {
   const smoother = options.smoother ?? 'ema';
   const kind = options.band ?? 'sd';
   const empty = (): BandBuild => ({ parts: [], series: [], bands: [], stats: [] });
@@ -283,20 +350,57 @@ export function buildGroupCharts(groups: readonly DashboardGroup[], options: Cha
     const train = group.bands.loss;
     if (train?.step.length) {
       lossPoints += train.step.length;
-      addBand(loss, train, g, `${group.label} (${groupN(train)})`, `${group.label} training loss`, { weight: options.smoothing, kind: smoother, cache, key: `group ${g}\nloss\n${kind}` }, kind);
+      addBand(
+        loss,
+        train,
+        g,
+        `${group.label} (${groupN(train)})`,
+        `${group.label} training loss`,
+        { weight: options.smoothing, kind: smoother, cache, key: `group ${g}\nloss\n${kind}` },
+        kind,
+      );
     }
     const validationLoss = group.bands['validation:loss'];
-    if (validationLoss?.step.length) addBand(loss, validationLoss, g, `${group.label} validation (${groupN(validationLoss)})`, `${group.label} validation loss`, undefined, kind);
-    const name = group.primaryMetric ?? Object.keys(group.bands).find((k) => k.startsWith('validation:') && k !== 'validation:loss')?.slice('validation:'.length);
+    if (validationLoss?.step.length)
+      addBand(
+        loss,
+        validationLoss,
+        g,
+        `${group.label} validation (${groupN(validationLoss)})`,
+        `${group.label} validation loss`,
+        undefined,
+        kind,
+      );
+    const name =
+      group.primaryMetric ??
+      Object.keys(group.bands)
+        .find((k) => k.startsWith('validation:') && k !== 'validation:loss')
+        ?.slice('validation:'.length);
     const primary = name ? group.bands[`validation:${name}`] : undefined;
     if (name && primary?.step.length) {
       metricPoints += primary.step.length;
-      addBand(metric, primary, g, `${group.label} ${name} (${groupN(primary)})`, `${group.label} ${name}`, undefined, kind);
+      addBand(
+        metric,
+        primary,
+        g,
+        `${group.label} ${name} (${groupN(primary)})`,
+        `${group.label} ${name}`,
+        undefined,
+        kind,
+      );
     }
     const rate = group.bands.learningRate;
     if (rate?.step.length) {
       lrPoints += rate.step.length;
-      addBand(lr, rate, g, `${group.label} (${groupN(rate)})`, `${group.label} learning rate`, { weight: 0, kind: 'none', cache, key: `group ${g}\nlr` }, kind);
+      addBand(
+        lr,
+        rate,
+        g,
+        `${group.label} (${groupN(rate)})`,
+        `${group.label} learning rate`,
+        { weight: 0, kind: 'none', cache, key: `group ${g}\nlr` },
+        kind,
+      );
     }
   });
   return [

@@ -5,6 +5,7 @@
  * test/unit/experiments.test.ts runs it as is; webview/experiments/ draws it.
  */
 import type { CellValue, ExperimentRow, ExperimentsUiState, SortState } from '../../src/protocol/experiments';
+import { formatCount, formatDuration, formatMetricValue } from '../../src/protocol/format';
 
 export type ColumnKind = 'number' | 'text' | 'boolean';
 export type ColumnGroup = 'run' | 'parameter' | 'metric' | 'training' | 'annotation';
@@ -32,23 +33,6 @@ export interface Column {
 export function formatNumber(v: number): string {
   if (Number.isInteger(v)) return String(v);
   return String(Number(v.toPrecision(6)));
-}
-
-export function formatMetricValue(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toFixed(4);
-}
-
-export function formatCount(v: number): string {
-  return Math.round(v).toLocaleString('en-US');
-}
-
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  return `${h}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** `2026-11-25 01:05` in local time: sorts and reads the same way. */
@@ -132,7 +116,11 @@ export function diffParameters(rows: readonly ExperimentRow[]): ParameterInfo[] 
 }
 
 /** Metric names logged by the rows (best, final or test), the task metrics first and `loss` last. */
-export function metricNames(rows: readonly ExperimentRow[]): { names: string[]; primary: Set<string>; hasTest: boolean } {
+export function metricNames(rows: readonly ExperimentRow[]): {
+  names: string[];
+  primary: Set<string>;
+  hasTest: boolean;
+} {
   const names = new Set<string>();
   const primary = new Set<string>();
   let hasTest = false;
@@ -154,39 +142,165 @@ const LOWER_IS_BETTER = /loss|mse|mae|error/i;
 /** Every column the rows can fill, in the table's order; `shownByDefault` says which show without a choice. */
 export function buildColumns(rows: readonly ExperimentRow[]): Column[] {
   const columns: Column[] = [
-    column({ id: 'starred', label: '★', title: 'Starred', group: 'annotation', kind: 'boolean', value: (r) => r.starred, text: (v) => (v ? 'starred' : '') }),
-    column({ id: 'name', label: 'Name', title: 'The run\'s name (Rename… in the Runs view, or double-click)', group: 'annotation', kind: 'text', value: (r) => r.name }),
+    column({
+      id: 'starred',
+      label: '★',
+      title: 'Starred',
+      group: 'annotation',
+      kind: 'boolean',
+      value: (r) => r.starred,
+      text: (v) => (v ? 'starred' : ''),
+    }),
+    column({
+      id: 'name',
+      label: 'Name',
+      title: "The run's name (Rename… in the Runs view, or double-click)",
+      group: 'annotation',
+      kind: 'text',
+      value: (r) => r.name,
+    }),
     column({ id: 'state', label: 'State', group: 'run', kind: 'text', value: (r) => r.stateText }),
-    column({ id: 'config', label: 'Config', title: 'The *.peft.json the run was trained from', group: 'run', kind: 'text', value: (r) => r.config ?? null }),
+    column({
+      id: 'config',
+      label: 'Config',
+      title: 'The *.peft.json the run was trained from',
+      group: 'run',
+      kind: 'text',
+      value: (r) => r.config ?? null,
+    }),
   ];
-  if (rows.some((r) => r.sweep)) columns.push(column({ id: 'sweep', label: 'Sweep', group: 'run', kind: 'text', value: (r) => r.sweep?.id ?? null }));
+  if (rows.some((r) => r.sweep))
+    columns.push(
+      column({ id: 'sweep', label: 'Sweep', group: 'run', kind: 'text', value: (r) => r.sweep?.id ?? null }),
+    );
   for (const p of diffParameters(rows)) {
-    columns.push(column({
-      id: `param:${p.path}`, label: p.path, title: `${p.path}${p.constant ? ' (the same in every run)' : ''}`, group: 'parameter',
-      kind: p.numeric ? 'number' : 'text', constant: p.constant, shown: !p.constant, value: (r) => r.params[p.path],
-    }));
+    columns.push(
+      column({
+        id: `param:${p.path}`,
+        label: p.path,
+        title: `${p.path}${p.constant ? ' (the same in every run)' : ''}`,
+        group: 'parameter',
+        kind: p.numeric ? 'number' : 'text',
+        constant: p.constant,
+        shown: !p.constant,
+        value: (r) => r.params[p.path],
+      }),
+    );
   }
   const metrics = metricNames(rows);
-  const shownMetric = metrics.primary.size ? (m: string) => metrics.primary.has(m) : (m: string) => m === metrics.names[0];
+  const shownMetric = metrics.primary.size
+    ? (m: string) => metrics.primary.has(m)
+    : (m: string) => m === metrics.names[0];
   for (const m of metrics.names) {
     const lower = LOWER_IS_BETTER.test(m);
-    columns.push(column({ id: `best:${m}`, label: `best ${m}`, title: `Validation ${m} of the best checkpoint`, group: 'metric', kind: 'number', lowerIsBetter: lower, shown: shownMetric(m), value: (r) => r.best[m], format: formatMetricValue }));
-    columns.push(column({ id: `final:${m}`, label: `final ${m}`, title: `Validation ${m} at the last evaluation`, group: 'metric', kind: 'number', lowerIsBetter: lower, shown: shownMetric(m), value: (r) => r.final[m], format: formatMetricValue }));
+    columns.push(
+      column({
+        id: `best:${m}`,
+        label: `best ${m}`,
+        title: `Validation ${m} of the best checkpoint`,
+        group: 'metric',
+        kind: 'number',
+        lowerIsBetter: lower,
+        shown: shownMetric(m),
+        value: (r) => r.best[m],
+        format: formatMetricValue,
+      }),
+    );
+    columns.push(
+      column({
+        id: `final:${m}`,
+        label: `final ${m}`,
+        title: `Validation ${m} at the last evaluation`,
+        group: 'metric',
+        kind: 'number',
+        lowerIsBetter: lower,
+        shown: shownMetric(m),
+        value: (r) => r.final[m],
+        format: formatMetricValue,
+      }),
+    );
   }
   if (metrics.hasTest) {
     for (const m of metrics.names) {
-      columns.push(column({ id: `test:${m}`, label: `test ${m}`, title: `Test-split ${m} (the latest test evaluation)`, group: 'metric', kind: 'number', lowerIsBetter: LOWER_IS_BETTER.test(m), shown: false, value: (r) => r.test[m], format: formatMetricValue }));
+      columns.push(
+        column({
+          id: `test:${m}`,
+          label: `test ${m}`,
+          title: `Test-split ${m} (the latest test evaluation)`,
+          group: 'metric',
+          kind: 'number',
+          lowerIsBetter: LOWER_IS_BETTER.test(m),
+          shown: false,
+          value: (r) => r.test[m],
+          format: formatMetricValue,
+        }),
+      );
     }
   }
   columns.push(
-    column({ id: 'trainLoss', label: 'train loss', title: 'Training loss at the last logged step', group: 'metric', kind: 'number', lowerIsBetter: true, shown: false, value: (r) => r.trainLoss, format: formatMetricValue }),
-    column({ id: 'trainableParams', label: 'Trainable params', group: 'training', kind: 'number', value: (r) => r.trainableParams, format: formatCount }),
-    column({ id: 'duration', label: 'Duration', group: 'training', kind: 'number', value: (r) => r.durationMs, format: formatDuration }),
-    column({ id: 'speed', label: 'Examples/s', title: 'Training examples per second at the last logged step', group: 'training', kind: 'number', value: (r) => r.examplesPerSecond, format: (v) => v.toFixed(1) }),
+    column({
+      id: 'trainLoss',
+      label: 'train loss',
+      title: 'Training loss at the last logged step',
+      group: 'metric',
+      kind: 'number',
+      lowerIsBetter: true,
+      shown: false,
+      value: (r) => r.trainLoss,
+      format: formatMetricValue,
+    }),
+    column({
+      id: 'trainableParams',
+      label: 'Trainable params',
+      group: 'training',
+      kind: 'number',
+      value: (r) => r.trainableParams,
+      format: formatCount,
+    }),
+    column({
+      id: 'duration',
+      label: 'Duration',
+      group: 'training',
+      kind: 'number',
+      value: (r) => r.durationMs,
+      format: formatDuration,
+    }),
+    column({
+      id: 'speed',
+      label: 'Examples/s',
+      title: 'Training examples per second at the last logged step',
+      group: 'training',
+      kind: 'number',
+      value: (r) => r.examplesPerSecond,
+      format: (v) => v.toFixed(1),
+    }),
     column({ id: 'backend', label: 'Backend', group: 'training', kind: 'text', value: (r) => r.backend ?? null }),
-    column({ id: 'step', label: 'Step', group: 'training', kind: 'number', shown: false, value: (r) => r.step, text: stepText }),
-    column({ id: 'started', label: 'Started', group: 'run', kind: 'number', value: (r) => r.started, format: formatTime }),
-    column({ id: 'folder', label: 'Folder', title: 'The run folder\'s name', group: 'run', kind: 'text', shown: false, value: (r) => r.folder }),
+    column({
+      id: 'step',
+      label: 'Step',
+      group: 'training',
+      kind: 'number',
+      shown: false,
+      value: (r) => r.step,
+      text: stepText,
+    }),
+    column({
+      id: 'started',
+      label: 'Started',
+      group: 'run',
+      kind: 'number',
+      value: (r) => r.started,
+      format: formatTime,
+    }),
+    column({
+      id: 'folder',
+      label: 'Folder',
+      title: "The run folder's name",
+      group: 'run',
+      kind: 'text',
+      shown: false,
+      value: (r) => r.folder,
+    }),
     column({ id: 'note', label: 'Note', group: 'annotation', kind: 'text', value: (r) => r.note }),
   );
   return columns;
@@ -197,7 +311,10 @@ function stepText(v: CellValue | undefined): string {
 }
 
 /** The columns to draw: the user's choices (shown/hidden) over the defaults, constant parameters only when asked. */
-export function visibleColumns(columns: readonly Column[], ui: Pick<ExperimentsUiState, 'shown' | 'hidden' | 'showConstant'>): Column[] {
+export function visibleColumns(
+  columns: readonly Column[],
+  ui: Pick<ExperimentsUiState, 'shown' | 'hidden' | 'showConstant'>,
+): Column[] {
   const shown = new Set(ui.shown);
   const hidden = new Set(ui.hidden);
   return columns.filter((c) => {
@@ -208,7 +325,11 @@ export function visibleColumns(columns: readonly Column[], ui: Pick<ExperimentsU
 }
 
 /** The UI state with one column shown or hidden by the user. */
-export function chooseColumn<T extends Pick<ExperimentsUiState, 'shown' | 'hidden'>>(ui: T, id: string, show: boolean): T {
+export function chooseColumn<T extends Pick<ExperimentsUiState, 'shown' | 'hidden'>>(
+  ui: T,
+  id: string,
+  show: boolean,
+): T {
   const shown = ui.shown.filter((c) => c !== id);
   const hidden = ui.hidden.filter((c) => c !== id);
   return { ...ui, shown: show ? [...shown, id] : shown, hidden: show ? hidden : [...hidden, id] };
@@ -235,7 +356,11 @@ export function defaultOrder(rows: readonly ExperimentRow[]): ExperimentRow[] {
 }
 
 /** Rows sorted by a column; runs without a value come last in either direction; ties keep the default order. */
-export function sortRows(rows: readonly ExperimentRow[], columns: readonly Column[], sort: SortState | undefined): ExperimentRow[] {
+export function sortRows(
+  rows: readonly ExperimentRow[],
+  columns: readonly Column[],
+  sort: SortState | undefined,
+): ExperimentRow[] {
   const base = defaultOrder(rows);
   const col = sort && columns.find((c) => c.id === sort.column);
   if (!col || !sort) return base;
@@ -275,7 +400,14 @@ export function parseColumnFilter(filter: string): CellTest | undefined {
   if (cmp) {
     const [, op, raw] = cmp;
     const n = Number(raw);
-    const test = { '>': (v: number) => v > n, '>=': (v: number) => v >= n, '<': (v: number) => v < n, '<=': (v: number) => v <= n, '=': (v: number) => v === n, '!=': (v: number) => v !== n }[op!]!;
+    const test = {
+      '>': (v: number) => v > n,
+      '>=': (v: number) => v >= n,
+      '<': (v: number) => v < n,
+      '<=': (v: number) => v <= n,
+      '=': (v: number) => v === n,
+      '!=': (v: number) => v !== n,
+    }[op!]!;
     return (value) => typeof value === 'number' && test(value);
   }
   const range = RANGE.exec(f);
@@ -296,7 +428,12 @@ export function parseColumnFilter(filter: string): CellTest | undefined {
  * Rows that pass the text filter (every word appears in some shown cell, the folder name or the
  * note) and every column filter.
  */
-export function filterRows(rows: readonly ExperimentRow[], columns: readonly Column[], filter: string, columnFilters: Readonly<Record<string, string>>): ExperimentRow[] {
+export function filterRows(
+  rows: readonly ExperimentRow[],
+  columns: readonly Column[],
+  filter: string,
+  columnFilters: Readonly<Record<string, string>>,
+): ExperimentRow[] {
   const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
   const tests: { col: Column; test: CellTest }[] = [];
   for (const [id, text] of Object.entries(columnFilters)) {
@@ -338,21 +475,26 @@ export interface SweepChart {
 }
 
 export function sweepIds(rows: readonly ExperimentRow[]): string[] {
-  return [...new Set(rows.map((r) => r.sweep?.id).filter((id): id is string => id !== undefined))].sort(collator.compare);
+  return [...new Set(rows.map((r) => r.sweep?.id).filter((id): id is string => id !== undefined))].sort(
+    collator.compare,
+  );
 }
 
 /** The parameters worth plotting for a sweep: its swept ones first, then any other that differs within it. */
 export function sweepParameters(rows: readonly ExperimentRow[], sweepId: string): string[] {
   const members = rows.filter((r) => r.sweep?.id === sweepId);
   const swept = new Set(members.flatMap((r) => Object.keys(r.sweep?.point ?? {})));
-  const differing = diffParameters(members).filter((p) => !p.constant).map((p) => p.path);
+  const differing = diffParameters(members)
+    .filter((p) => !p.constant)
+    .map((p) => p.path);
   return [...new Set([...swept, ...differing])];
 }
 
 /** The points of one parameter (x) against one column (y) for the runs of a sweep. */
 export function sweepChart(rows: readonly ExperimentRow[], sweepId: string, parameter: string, y: Column): SweepChart {
   const members = rows.filter((r) => r.sweep?.id === sweepId);
-  const xOf = (r: ExperimentRow): CellValue | undefined => (r.sweep?.point && parameter in r.sweep.point ? r.sweep.point[parameter] : r.params[parameter]);
+  const xOf = (r: ExperimentRow): CellValue | undefined =>
+    r.sweep?.point && parameter in r.sweep.point ? r.sweep.point[parameter] : r.params[parameter];
   const present = members.filter((r) => !isMissing(xOf(r)));
   const numeric = present.every((r) => typeof xOf(r) === 'number');
   const categories = numeric ? undefined : [...new Set(present.map((r) => plain(xOf(r))))].sort(collator.compare);
@@ -377,7 +519,8 @@ export function sweepChart(rows: readonly ExperimentRow[], sweepId: string, para
 export function sweepLowerIsBetter(members: readonly ExperimentRow[], y: Column): boolean {
   const ranking = members.find((r) => r.sweep?.metric && r.sweep.goal)?.sweep;
   const metric = y.id.slice(y.id.indexOf(':') + 1);
-  if (ranking && y.group === 'metric' && y.id.includes(':') && metric === ranking.metric) return ranking.goal === 'minimize';
+  if (ranking && y.group === 'metric' && y.id.includes(':') && metric === ranking.metric)
+    return ranking.goal === 'minimize';
   return y.lowerIsBetter === true;
 }
 

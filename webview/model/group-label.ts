@@ -27,7 +27,13 @@ export function distinguishingColumns(a: AnalysisMessage): string[] {
 }
 
 /** What the dashboard's legend calls a group: the columns that define it, `name value` each. */
-export function groupLabel(a: AnalysisMessage, g: AnalysisMessage['groups'][number], columns = distinguishingColumns(a)): string {
-  const parts = columns.filter((p) => g.key[p] !== null && g.key[p] !== undefined).map((p) => `${p} ${keyText(g.key[p])}`);
+export function groupLabel(
+  a: AnalysisMessage,
+  g: AnalysisMessage['groups'][number],
+  columns = distinguishingColumns(a),
+): string {
+  const parts = columns
+    .filter((p) => g.key[p] !== null && g.key[p] !== undefined)
+    .map((p) => `${p} ${keyText(g.key[p])}`);
   return parts.length ? parts.join(', ') : a.groupBy.length ? `no ${columns.join(', ')}` : 'all runs';
 }

@@ -10,7 +10,8 @@
  * stays readable, and a brush that reaches down to the slot keeps (only then) the runs missing there.
  */
 import type { CellValue, ExperimentRow } from '../../src/protocol/experiments';
-import { diffParameters, formatMetricValue, formatNumber, type Column } from './experiments-table';
+import { diffParameters, formatNumber, type Column } from './experiments-table';
+import { formatMetricValue } from '../../src/protocol/format';
 
 export interface ParallelAxis {
   /** The column id (`param:method.type`, `best:accuracy`). */
@@ -49,20 +50,45 @@ export function parallelAxes(rows: readonly ExperimentRow[], metric: Column | un
   const axes: ParallelAxis[] = [];
   for (const p of diffParameters(rows)) {
     if (p.constant || isSeedPath(p.path)) continue;
-    axes.push(axisOf(`param:${p.path}`, p.path, rows.map((r) => r.params[p.path]), (r) => r.params[p.path]));
+    axes.push(
+      axisOf(
+        `param:${p.path}`,
+        p.path,
+        rows.map((r) => r.params[p.path]),
+        (r) => r.params[p.path],
+      ),
+    );
   }
-  if (metric) axes.push(axisOf(metric.id, metric.label, rows.map((r) => metric.value(r)), (r) => metric.value(r), true));
+  if (metric)
+    axes.push(
+      axisOf(
+        metric.id,
+        metric.label,
+        rows.map((r) => metric.value(r)),
+        (r) => metric.value(r),
+        true,
+      ),
+    );
   return axes;
 }
 
 const isMissing = (v: CellValue | undefined): boolean => v === undefined || v === null || v === '';
 
-function axisOf(id: string, label: string, values: readonly (CellValue | undefined)[], get: (r: ExperimentRow) => CellValue | undefined, isMetric = false): ParallelAxis {
+function axisOf(
+  id: string,
+  label: string,
+  values: readonly (CellValue | undefined)[],
+  get: (r: ExperimentRow) => CellValue | undefined,
+  isMetric = false,
+): ParallelAxis {
   return withMissingSlot(valueAxis(id, label, values, get, isMetric), values.some(isMissing));
 }
 
 /** The axis with its "missing" slot: position, ticks and brush descriptions include it when a run needs it. */
-function withMissingSlot(axis: Omit<ParallelAxis, 'hasMissing' | 'position'> & { position(row: ExperimentRow): number | undefined }, hasMissing: boolean): ParallelAxis {
+function withMissingSlot(
+  axis: Omit<ParallelAxis, 'hasMissing' | 'position'> & { position(row: ExperimentRow): number | undefined },
+  hasMissing: boolean,
+): ParallelAxis {
   const inSlot = (lo: number) => hasMissing && lo <= MISSING_POSITION + 1e-9;
   return {
     ...axis,
@@ -71,13 +97,22 @@ function withMissingSlot(axis: Omit<ParallelAxis, 'hasMissing' | 'position'> & {
     tick: (t) => (t < 0 ? MISSING_LABEL : axis.tick(t)),
     describe: (lo, hi) => {
       const values = hi >= 0 ? axis.describe(Math.max(0, lo), hi) : '';
-      return [values && values !== 'none' ? values : '', inSlot(lo) ? MISSING_LABEL : ''].filter(Boolean).join(', ') || 'none';
+      return (
+        [values && values !== 'none' ? values : '', inSlot(lo) ? MISSING_LABEL : ''].filter(Boolean).join(', ') ||
+        'none'
+      );
     },
     ticks: () => [...axis.ticks(), ...(hasMissing ? [{ at: MISSING_POSITION, label: MISSING_LABEL }] : [])],
   };
 }
 
-function valueAxis(id: string, label: string, values: readonly (CellValue | undefined)[], get: (r: ExperimentRow) => CellValue | undefined, isMetric: boolean): Omit<ParallelAxis, 'hasMissing' | 'position'> & { position(row: ExperimentRow): number | undefined } {
+function valueAxis(
+  id: string,
+  label: string,
+  values: readonly (CellValue | undefined)[],
+  get: (r: ExperimentRow) => CellValue | undefined,
+  isMetric: boolean,
+): Omit<ParallelAxis, 'hasMissing' | 'position'> & { position(row: ExperimentRow): number | undefined } {
   const present = values.filter((v): v is CellValue => !isMissing(v));
   if (present.length && present.every((v) => typeof v === 'number')) {
     const nums = present as number[];
@@ -92,39 +127,63 @@ function valueAxis(id: string, label: string, values: readonly (CellValue | unde
     const back = (t: number) => (log ? 10 ** (lo + t * span) : lo + t * span);
     const fmt = isMetric ? formatMetricValue : formatNumber;
     return {
-      id, label, kind: log ? 'log' : 'linear', min, max,
+      id,
+      label,
+      kind: log ? 'log' : 'linear',
+      min,
+      max,
       position: (r) => {
         const v = get(r);
         return typeof v === 'number' ? position(v) : undefined;
       },
       // one value (the others runs' missing) sits mid-axis: the axis has no range to read off
       tick: (t) => (hi === lo ? fmt(min) : fmt(Number(back(t).toPrecision(4)))),
-      describe: (a, b) => (hi === lo ? (a <= 0.5 && b >= 0.5 ? fmt(min) : 'none') : `${fmt(Number(back(a).toPrecision(4)))} … ${fmt(Number(back(b).toPrecision(4)))}`),
-      ticks: () => (hi === lo ? [{ at: 0.5, label: fmt(min) }] : [0, 0.25, 0.5, 0.75, 1].map((at) => ({ at, label: fmt(Number(back(at).toPrecision(4))) }))),
+      describe: (a, b) =>
+        hi === lo
+          ? a <= 0.5 && b >= 0.5
+            ? fmt(min)
+            : 'none'
+          : `${fmt(Number(back(a).toPrecision(4)))} … ${fmt(Number(back(b).toPrecision(4)))}`,
+      ticks: () =>
+        hi === lo
+          ? [{ at: 0.5, label: fmt(min) }]
+          : [0, 0.25, 0.5, 0.75, 1].map((at) => ({ at, label: fmt(Number(back(at).toPrecision(4))) })),
     };
   }
   const categories = [...new Set(present.map(String))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const step = categories.length > 1 ? 1 / (categories.length - 1) : 0;
   const position = (text: string) => (categories.length > 1 ? categories.indexOf(text) * step : 0.5);
   return {
-    id, label, kind: 'category', categories, min: 0, max: Math.max(0, categories.length - 1),
+    id,
+    label,
+    kind: 'category',
+    categories,
+    min: 0,
+    max: Math.max(0, categories.length - 1),
     position: (r) => {
       const v = get(r);
       return v === undefined || v === null || v === '' ? undefined : position(String(v));
     },
     tick: (t) => categories[Math.round(categories.length > 1 ? t / step : 0)] ?? '',
-    describe: (a, b) => categories.filter((c) => position(c) >= a - 1e-9 && position(c) <= b + 1e-9).join(', ') || 'none',
+    describe: (a, b) =>
+      categories.filter((c) => position(c) >= a - 1e-9 && position(c) <= b + 1e-9).join(', ') || 'none',
     ticks: () => categories.map((label) => ({ at: position(label), label })),
   };
 }
 
 /** Rows inside every brush (a row without a value on a brushed axis is inside only if the brush reaches its "missing" slot). */
-export function brushRows(rows: readonly ExperimentRow[], axes: readonly ParallelAxis[], brushes: Brushes): ExperimentRow[] {
+export function brushRows(
+  rows: readonly ExperimentRow[],
+  axes: readonly ParallelAxis[],
+  brushes: Brushes,
+): ExperimentRow[] {
   const active = axes.filter((a) => brushes.has(a.id));
   if (!active.length) return [...rows];
-  return rows.filter((r) => active.every((a) => {
-    const p = a.position(r);
-    const [lo, hi] = brushes.get(a.id)!;
-    return p >= lo - 1e-9 && p <= hi + 1e-9;
-  }));
+  return rows.filter((r) =>
+    active.every((a) => {
+      const p = a.position(r);
+      const [lo, hi] = brushes.get(a.id)!;
+      return p >= lo - 1e-9 && p <= hi + 1e-9;
+    }),
+  );
 }

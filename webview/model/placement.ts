@@ -10,8 +10,14 @@
  * reading the block's input; LoRA sits on the projections it targets. A layer in `leftOut` keeps an
  * empty slot where the other layers have adapters. No DOM here: the view draws what this returns.
  */
-import type { DashboardArchitecture, DashboardPlacement as Placement, DashboardPlacementSite as PlacementSite, RoutingCounts } from '../../src/protocol/dashboard';
-import { formatCount, formatInt, formatPercent, formatShape } from './format';
+import type {
+  DashboardArchitecture,
+  DashboardPlacement as Placement,
+  DashboardPlacementSite as PlacementSite,
+  RoutingCounts,
+} from '../../src/protocol/dashboard';
+import { formatCount, formatCountCompact, formatPercent } from '../../src/protocol/format';
+import { formatShape } from './format';
 
 export type SiteName = PlacementSite['site'];
 export type ProjectionId = 'query' | 'key' | 'value' | 'attention_output' | 'intermediate' | 'output';
@@ -170,10 +176,12 @@ const METHOD_LABELS: Record<string, string> = {
 };
 
 const METHOD_DESCRIPTIONS: Record<string, string> = {
-  houlsby: 'A bottleneck adapter after the attention output projection and after the feed-forward block, before each residual Add & LayerNorm.',
+  houlsby:
+    'A bottleneck adapter after the attention output projection and after the feed-forward block, before each residual Add & LayerNorm.',
   pfeiffer: 'One bottleneck adapter per layer, after the feed-forward block only.',
   parallel: 'Bottleneck adapters beside the sublayer: they read its input and their scaled output joins its output.',
-  adamix: 'Several adapter experts per site, one drawn at random per step while training; inference uses a single adapter, the experts averaged.',
+  adamix:
+    'Several adapter experts per site, one drawn at random per step while training; inference uses a single adapter, the experts averaged.',
   lora: 'A low-rank update B·A beside each targeted projection; B starts at zero.',
   'head-only': 'The encoder is frozen and carries no adapter; only the pooler and the classifier train.',
   full: 'Every weight of the encoder trains, and the head.',
@@ -235,19 +243,35 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
   for (let layer = 0; layer < p.layers; layer++) {
     const isLeftOut = leftOut.has(layer);
     const proj = (id: ProjectionId, label: string, shape: [number, number]): SublayerBox => ({
-      id, label, shape: formatShape(shape), lora: card(layer, id), loraEmpty: isLeftOut && loraTargets.has(id), trains: encoderTrains,
+      id,
+      label,
+      shape: formatShape(shape),
+      lora: card(layer, id),
+      loraEmpty: isLeftOut && loraTargets.has(id),
+      trains: encoderTrains,
     });
     const pre = arch.norm === 'pre';
     const norm: SublayerBox = pre
       ? { id: 'add', label: 'Add (residual)', loraEmpty: false, trains: false }
       : { id: 'add_norm', label: 'Add & LayerNorm', loraEmpty: false, trains: layerNormsTrain };
     const preNorm = (id: 'attention' | 'ffn'): SublayerBox | undefined =>
-      pre && !(id === 'attention' && layer === 0) ? { id: 'pre_norm', label: arch.biases ? 'LayerNorm' : 'LayerNorm (no bias)', loraEmpty: false, trains: layerNormsTrain } : undefined;
+      pre && !(id === 'attention' && layer === 0)
+        ? {
+            id: 'pre_norm',
+            label: arch.biases ? 'LayerNorm' : 'LayerNorm (no bias)',
+            loraEmpty: false,
+            trains: layerNormsTrain,
+          }
+        : undefined;
     const block = (id: 'attention' | 'ffn', label: string, sublayers: SublayerBox[]): BlockView => {
       const adapter = card(layer, id);
       const kind = adapterSites.get(id);
       return {
-        id, label, sublayers, norm, preNorm: preNorm(id),
+        id,
+        label,
+        sublayers,
+        norm,
+        preNorm: preNorm(id),
         adapter: adapter && adapter.kind !== 'parallel' ? adapter : undefined,
         parallel: adapter && adapter.kind === 'parallel' ? adapter : undefined,
         emptySlot: !adapter && isLeftOut && kind ? (kind === 'parallel' ? 'parallel' : 'sequential') : undefined,
@@ -255,12 +279,21 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
     };
     const local = arch.attention[layer] === 'local';
     const rotary = arch.positions === 'rotary' ? ', rotary Q, K' : '';
-    const scope = local ? `, local: ±${Math.floor((arch.window ?? 0) / 2)} tokens` : arch.attention.includes('local') ? ', global' : '';
+    const scope = local
+      ? `, local: ±${Math.floor((arch.window ?? 0) / 2)} tokens`
+      : arch.attention.includes('local')
+        ? ', global'
+        : '';
     const attention = block('attention', local ? 'Multi-head attention (local window)' : 'Multi-head attention', [
       proj('query', 'Q', [d, d]),
       proj('key', 'K', [d, d]),
       proj('value', 'V', [d, d]),
-      { id: 'attention', label: `softmax(QKᵀ/√${d / Math.max(1, p.heads)})·V, ${p.heads} heads${rotary}${scope}`, loraEmpty: false, trains: false },
+      {
+        id: 'attention',
+        label: `softmax(QKᵀ/√${d / Math.max(1, p.heads)})·V, ${p.heads} heads${rotary}${scope}`,
+        loraEmpty: false,
+        trains: false,
+      },
       proj('attention_output', 'Output', [d, d]),
     ]);
     const ffn = block(
@@ -287,14 +320,22 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
   const groupTotals: GroupTotal[] = Object.entries(groups)
     .filter(([, n]) => n > 0)
     .sort((a, b) => b[1] - a[1])
-    .map(([group, params]) => ({ group, label: GROUP_LABELS[group] ?? group, params, share: p.baseParams > 0 ? params / p.baseParams : 0 }));
+    .map(([group, params]) => ({
+      group,
+      label: GROUP_LABELS[group] ?? group,
+      params,
+      share: p.baseParams > 0 ? params / p.baseParams : 0,
+    }));
 
   return {
     method: p.method,
     architecture,
     methodLabel: methodLabel(p.method),
     // a pre-LN layer (ModernBERT) has no LayerNorm after its blocks, only the residual Add
-    description: arch.norm === 'pre' ? (METHOD_DESCRIPTIONS[p.method] ?? '').replace('Add & LayerNorm', 'Add') : (METHOD_DESCRIPTIONS[p.method] ?? ''),
+    description:
+      arch.norm === 'pre'
+        ? (METHOD_DESCRIPTIONS[p.method] ?? '').replace('Add & LayerNorm', 'Add')
+        : (METHOD_DESCRIPTIONS[p.method] ?? ''),
     layers,
     hiddenSize: d,
     heads: p.heads,
@@ -316,8 +357,14 @@ export function buildPlacementView(p: Placement, routing?: RoutingCounts): Place
 
 /** Runs from before placement.json described the architecture were all BERT. */
 const BERT_ARCHITECTURE = (layers: number): DashboardArchitecture => ({
-  modelType: 'bert', family: 'BERT', norm: 'post', feedForward: 'GELU', biases: true, positions: 'absolute',
-  attention: Array.from({ length: layers }, () => 'global' as const), finalNorm: false,
+  modelType: 'bert',
+  family: 'BERT',
+  norm: 'post',
+  feedForward: 'GELU',
+  biases: true,
+  positions: 'absolute',
+  attention: Array.from({ length: layers }, () => 'global' as const),
+  finalNorm: false,
 });
 
 const EMBEDDINGS_TEXT: Record<string, string> = {
@@ -342,7 +389,17 @@ function architectureView(a: DashboardArchitecture): ArchitectureView {
     locals ? `${a.attention.length - locals} global and ${locals} local attention layers (window ${a.window})` : '',
     a.biases ? '' : 'no biases',
   ].filter(Boolean);
-  return { modelType: a.modelType, family: a.family, norm: a.norm, feedForward: a.feedForward, biases: a.biases, positions: a.positions, embeddingsText, finalNorm: a.finalNorm, summary: facts.join(' · ') };
+  return {
+    modelType: a.modelType,
+    family: a.family,
+    norm: a.norm,
+    feedForward: a.feedForward,
+    biases: a.biases,
+    positions: a.positions,
+    embeddingsText,
+    finalNorm: a.finalNorm,
+    summary: facts.join(' · '),
+  };
 }
 
 export function adapterCard(s: PlacementSite, routing?: RoutingCounts): AdapterCard {
@@ -371,7 +428,14 @@ export function adapterCard(s: PlacementSite, routing?: RoutingCounts): AdapterC
   const m = s.bottleneck;
   const r = s.rank;
   const expertCount = experts ? Math.max(experts.down.length, experts.up.length) : 0;
-  const title = s.kind === 'lora' ? 'LoRA' : s.kind === 'adamix' ? `AdaMix · ${expertCount} experts` : s.kind === 'parallel' ? 'Parallel adapter' : 'Bottleneck adapter';
+  const title =
+    s.kind === 'lora'
+      ? 'LoRA'
+      : s.kind === 'adamix'
+        ? `AdaMix · ${expertCount} experts`
+        : s.kind === 'parallel'
+          ? 'Parallel adapter'
+          : 'Bottleneck adapter';
   const sizeText = r !== undefined ? `r = ${r}` : m !== undefined ? `m = ${m}` : '';
   const lines = [
     `${title}, layer ${s.layer}, ${SITE_TEXT[s.site]}${s.kind === 'parallel' ? ' (beside the sublayer, reading its input)' : ''}`,
@@ -381,16 +445,31 @@ export function adapterCard(s: PlacementSite, routing?: RoutingCounts): AdapterC
       return `  ${w.name}: [${formatShape(w.shape)}]${biasNote}${copies}`;
     }),
     s.activation ? `  activation: ${s.activation}` : '',
-    `  trainable: ${formatInt(s.trainableParams)} parameters`,
-    s.kind === 'adamix' ? `  inference: ${formatInt(s.inferenceParams)} parameters (one merged adapter: the experts' weights averaged)` : '',
+    `  trainable: ${formatCount(s.trainableParams)} parameters`,
+    s.kind === 'adamix'
+      ? `  inference: ${formatCount(s.inferenceParams)} parameters (one merged adapter: the experts' weights averaged)`
+      : '',
   ].filter(Boolean);
   if (experts?.routedAtStep !== undefined) {
-    const fmt = (b: readonly ExpertBar[]) => b.map((e) => `${e.count} (${e.share === undefined ? '–' : formatPercent(e.share)})`).join(', ');
+    const fmt = (b: readonly ExpertBar[]) =>
+      b.map((e) => `${e.count} (${e.share === undefined ? '–' : formatPercent(e.share)})`).join(', ');
     lines.push(`  routed up to step ${experts.routedAtStep}: down ${fmt(experts.down)}; up ${fmt(experts.up)}`);
   }
   return {
-    key, layer: s.layer, site: s.site, kind: s.kind, title, sizeText, bottleneck: m, rank: r, activation: s.activation,
-    weights, experts, trainableParams: s.trainableParams, inferenceParams: s.inferenceParams, merged: s.kind === 'adamix',
+    key,
+    layer: s.layer,
+    site: s.site,
+    kind: s.kind,
+    title,
+    sizeText,
+    bottleneck: m,
+    rank: r,
+    activation: s.activation,
+    weights,
+    experts,
+    trainableParams: s.trainableParams,
+    inferenceParams: s.inferenceParams,
+    merged: s.kind === 'adamix',
     tooltip: lines.join('\n'),
   };
 }
@@ -412,5 +491,5 @@ function sum(xs: readonly number[]): number {
 
 /** One-line parameter summary, e.g. "100.7K trainable (2.30% of 4.39M)". */
 export function trainableSummary(v: PlacementView): string {
-  return `${formatCount(v.trainableParams)} trainable (${formatPercent(v.trainableShare)} of ${formatCount(v.baseParams)})`;
+  return `${formatCountCompact(v.trainableParams)} trainable (${formatPercent(v.trainableShare)} of ${formatCountCompact(v.baseParams)})`;
 }

@@ -213,7 +213,15 @@ export function bucketWidth(span: number, buckets: number): number {
  * Appends the kept indices of the buckets that start in [from, to) to `out`; stops before the bucket
  * numbered `stopAt` (an open bucket a live run may still add to) and returns where that bucket starts.
  */
-function scanBuckets(xs: ArrayLike<number>, ys: Values, width: number, from: number, to: number, out: number[], stopAt: number): number {
+function scanBuckets(
+  xs: ArrayLike<number>,
+  ys: Values,
+  width: number,
+  from: number,
+  to: number,
+  out: number[],
+  stopAt: number,
+): number {
   let i = from;
   while (i < to) {
     const b = Math.floor(xs[i]! / width);

@@ -137,7 +137,8 @@ function fromSnapshot(s: RunSnapshot): RunModel {
 /** The metric the run selects its best checkpoint by (config task.metric), else the first one logged. */
 export function primaryMetric(run: RunModel): string | undefined {
   const task = run.config?.task;
-  const configured = task && typeof task === 'object' && !Array.isArray(task) ? (task as { metric?: JsonValue }).metric : undefined;
+  const configured =
+    task && typeof task === 'object' && !Array.isArray(task) ? (task as { metric?: JsonValue }).metric : undefined;
   if (typeof configured === 'string') return configured;
   return validationMetricNames(run)[0];
 }

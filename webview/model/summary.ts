@@ -3,7 +3,7 @@
  * best checkpoint and the final metrics. No DOM here.
  */
 import type { JsonValue } from '../../src/protocol/dashboard';
-import { formatDuration, formatInt, formatValue } from './format';
+import { formatCount, formatDuration, formatMetricValue } from '../../src/protocol/format';
 import { primaryMetric, type RunModel } from './store';
 
 export interface Fact {
@@ -41,19 +41,30 @@ export function summarize(run: RunModel): RunSummaryView {
   const total = s.totalSteps || 0;
   const step = Math.max(s.step, t.step[t.step.length - 1] ?? 0);
   const speed = recentMedian(t.examplesPerSecond, 10);
-  const elapsed = s.ended && s.started ? Date.parse(s.ended) - Date.parse(s.started) : lastNumber(t.elapsedMs) ?? (s.started ? Date.now() - Date.parse(s.started) : NaN);
+  const elapsed =
+    s.ended && s.started
+      ? Date.parse(s.ended) - Date.parse(s.started)
+      : (lastNumber(t.elapsedMs) ?? (s.started ? Date.now() - Date.parse(s.started) : NaN));
   const metric = primaryMetric(run);
   const bestStep = stepOf(s.bestCheckpoint);
   const facts: Fact[] = [
     { label: 'State', value: stateText(run) },
     { label: 'Method', value: method },
     { label: 'Backend', value: s.backend ?? '–' },
-    { label: 'Progress', value: total ? `step ${formatInt(step)} of ${formatInt(total)} (${Math.floor((100 * step) / total)}%)` : `step ${formatInt(step)}` },
+    {
+      label: 'Progress',
+      value: total
+        ? `step ${formatCount(step)} of ${formatCount(total)} (${Math.floor((100 * step) / total)}%)`
+        : `step ${formatCount(step)}`,
+    },
     { label: 'Speed', value: speed === undefined ? '–' : `${speed.toFixed(1)} examples/s` },
     { label: 'Elapsed', value: formatDuration(elapsed) },
     {
       label: 'Best checkpoint',
-      value: bestStep === undefined ? '–' : `step ${bestStep}${metric && s.bestMetrics?.[metric] !== undefined ? ` · ${metric} ${formatValue(s.bestMetrics[metric])}` : ''}`,
+      value:
+        bestStep === undefined
+          ? '–'
+          : `step ${bestStep}${metric && s.bestMetrics?.[metric] !== undefined ? ` · ${metric} ${formatMetricValue(s.bestMetrics[metric])}` : ''}`,
       title: s.bestCheckpoint,
     },
     { label: 'Checkpoints', value: run.checkpoints.length ? run.checkpoints.map((c) => `step ${c}`).join(', ') : '–' },
@@ -63,8 +74,14 @@ export function summarize(run: RunModel): RunSummaryView {
 
   const metrics: MetricLine[] = [];
   const lastValidation = [...run.evals].reverse().find((e) => e.split === 'validation');
-  if (lastValidation) metrics.push({ label: 'Final validation', step: lastValidation.step, metrics: metricPairs(lastValidation.metrics) });
-  if (s.bestMetrics && bestStep !== undefined) metrics.push({ label: 'Best validation', step: bestStep, metrics: metricPairs(s.bestMetrics) });
+  if (lastValidation)
+    metrics.push({
+      label: 'Final validation',
+      step: lastValidation.step,
+      metrics: metricPairs(lastValidation.metrics),
+    });
+  if (s.bestMetrics && bestStep !== undefined)
+    metrics.push({ label: 'Best validation', step: bestStep, metrics: metricPairs(s.bestMetrics) });
   const test = [...run.evals].reverse().find((e) => e.split === 'test');
   if (test) metrics.push({ label: 'Test (best checkpoint)', step: test.step, metrics: metricPairs(test.metrics) });
 
@@ -109,21 +126,29 @@ function configSections(config?: { readonly [key: string]: JsonValue }): { secti
     const scratch = obj(model.scratch);
     if (scratch) {
       rows.push({ label: 'base', value: 'random init (scratch)' });
-      for (const key of ['layers', 'hiddenSize', 'heads', 'intermediateSize']) if (scratch[key] !== undefined) rows.push(fact(key, scratch[key]!));
-    } else if (typeof model.path === 'string') rows.push({ label: 'path', value: basename(model.path), title: model.path });
+      for (const key of ['layers', 'hiddenSize', 'heads', 'intermediateSize'])
+        if (scratch[key] !== undefined) rows.push(fact(key, scratch[key]!));
+    } else if (typeof model.path === 'string')
+      rows.push({ label: 'path', value: basename(model.path), title: model.path });
     else if (typeof model.hub === 'string') rows.push({ label: 'hub', value: model.hub });
     sections.push({ section: 'Model', rows });
   }
   const task = obj(config.task);
-  if (task) sections.push({ section: 'Task', rows: ['type', 'metric', 'labels'].filter((k) => task[k] !== undefined).map((k) => fact(k, task[k]!)) });
+  if (task)
+    sections.push({
+      section: 'Task',
+      rows: ['type', 'metric', 'labels'].filter((k) => task[k] !== undefined).map((k) => fact(k, task[k]!)),
+    });
   const data = obj(config.data);
   if (data) {
     sections.push({
       section: 'Data',
-      rows: ['train', 'validation', 'test', 'maxLength', 'maxTrainExamples'].filter((k) => data[k] !== undefined).map((k) => {
-        const v = data[k]!;
-        return typeof v === 'string' ? { label: k, value: basename(v), title: v } : fact(k, v);
-      }),
+      rows: ['train', 'validation', 'test', 'maxLength', 'maxTrainExamples']
+        .filter((k) => data[k] !== undefined)
+        .map((k) => {
+          const v = data[k]!;
+          return typeof v === 'string' ? { label: k, value: basename(v), title: v } : fact(k, v);
+        }),
     });
   }
   const method = obj(config.method);
@@ -135,11 +160,15 @@ function configSections(config?: { readonly [key: string]: JsonValue }): { secti
 
 function fact(label: string, v: JsonValue): Fact {
   const value = typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v);
-  return { label, value: value.length > 60 ? `${value.slice(0, 57)}…` : value, title: value.length > 60 ? value : undefined };
+  return {
+    label,
+    value: value.length > 60 ? `${value.slice(0, 57)}…` : value,
+    title: value.length > 60 ? value : undefined,
+  };
 }
 
 function metricPairs(m: Readonly<Record<string, number | null>>): [string, string][] {
-  return Object.entries(m).map(([k, v]) => [k, formatValue(v)]);
+  return Object.entries(m).map(([k, v]) => [k, formatMetricValue(v)]);
 }
 
 function obj(v: JsonValue | undefined): { readonly [key: string]: JsonValue } | undefined {
@@ -167,7 +196,8 @@ function lastNumber(values: readonly (number | null)[]): number | undefined {
 /** Median of the last n finite values (the speed without one slow step's noise). */
 function recentMedian(values: readonly (number | null)[], n: number): number | undefined {
   const recent: number[] = [];
-  for (let i = values.length - 1; i >= 0 && recent.length < n; i--) if (values[i] !== null && Number.isFinite(values[i]!)) recent.push(values[i]!);
+  for (let i = values.length - 1; i >= 0 && recent.length < n; i--)
+    if (values[i] !== null && Number.isFinite(values[i]!)) recent.push(values[i]!);
   if (!recent.length) return undefined;
   recent.sort((a, b) => a - b);
   return recent[Math.floor(recent.length / 2)];

@@ -10,7 +10,8 @@
 import uPlot from 'uplot';
 import { bandPath, chartCsv, chartSvg } from '../model/chart-export';
 import type { ChartBand, ChartModel, SeriesSpec } from '../model/charts';
-import { formatInt, formatTick, formatValue } from '../model/format';
+import { formatCount, formatMetricValue } from '../../src/protocol/format';
+import { formatTick } from '../model/format';
 import { h } from './dom';
 import { withAlpha, type Theme } from './theme';
 
@@ -48,7 +49,12 @@ export class ChartsView {
   private width = 0;
   private xExtent: [number, number] | undefined;
 
-  constructor(private theme: Theme, private logScale: boolean, private readonly events: ChartsViewEvents, zoom?: [number, number]) {
+  constructor(
+    private theme: Theme,
+    private logScale: boolean,
+    private readonly events: ChartsViewEvents,
+    zoom?: [number, number],
+  ) {
     this.element = h('div', { class: 'charts' });
     this.zoom = zoom;
     // resizing a chart inside the observer's callback would re-trigger it: wait for the next frame
@@ -96,17 +102,37 @@ export class ChartsView {
       let entry = this.entries.get(model.id);
       if (!entry) {
         const target = h('div', { class: 'chart-canvas' });
-        const empty = h('div', { class: 'chart-empty' }, model.id === 'metric' ? 'No validation yet: metrics appear after the first evaluation.' : 'No steps logged yet.');
+        const empty = h(
+          'div',
+          { class: 'chart-empty' },
+          model.id === 'metric'
+            ? 'No validation yet: metrics appear after the first evaluation.'
+            : 'No steps logged yet.',
+        );
         const id = model.id;
         const buttons = (['svg', 'png', 'csv'] as const).map((format) => {
-          const b = h('button', { class: `chart-export export-${format}`, title: `Save the ${model.title.toLowerCase()} chart as ${format.toUpperCase()}`, 'data-format': format }, format.toUpperCase());
+          const b = h(
+            'button',
+            {
+              class: `chart-export export-${format}`,
+              title: `Save the ${model.title.toLowerCase()} chart as ${format.toUpperCase()}`,
+              'data-format': format,
+            },
+            format.toUpperCase(),
+          );
           b.addEventListener('click', () => {
             const data = this.exportData(id, format);
             if (data) this.events.onExport?.(id, format, data);
           });
           return b;
         });
-        const wrapper = h('section', { class: 'chart', 'data-chart': model.id, 'aria-label': model.title }, h('h3', null, model.title, h('span', { class: 'chart-exports' }, ...buttons)), target, empty);
+        const wrapper = h(
+          'section',
+          { class: 'chart', 'data-chart': model.id, 'aria-label': model.title },
+          h('h3', null, model.title, h('span', { class: 'chart-exports' }, ...buttons)),
+          target,
+          empty,
+        );
         this.element.appendChild(wrapper);
         entry = { model, wrapper, target, empty, signature: '' };
         this.entries.set(model.id, entry);
@@ -130,7 +156,15 @@ export class ChartsView {
     const t = this.theme;
     if (format === 'svg') {
       const colors = e.model.series.map((s) => t.palette[(this.compare ? s.run : s.metric) % t.palette.length]!);
-      return chartSvg(e.model, { colors, background: t.background, foreground: t.foreground, grid: t.grid, font: t.font, logScale: this.logScale && e.model.logCapable, bandAlpha: BAND_ALPHA });
+      return chartSvg(e.model, {
+        colors,
+        background: t.background,
+        foreground: t.foreground,
+        grid: t.grid,
+        font: t.font,
+        logScale: this.logScale && e.model.logCapable,
+        bandAlpha: BAND_ALPHA,
+      });
     }
     const source = e.plot?.ctx.canvas;
     if (!source) return undefined;
@@ -185,7 +219,10 @@ export class ChartsView {
     e.model.series.forEach((s, i) => {
       rows[i + 1]?.classList.toggle('raw-row', s.role === 'raw');
       rows[i + 1]?.classList.toggle('edge-row', s.role === 'edge');
-      rows[i + 1]?.classList.toggle('mean-row', s.role === 'mean' || (s.role === 'eval' && e.model.bands?.some((b) => b.series === i) === true));
+      rows[i + 1]?.classList.toggle(
+        'mean-row',
+        s.role === 'mean' || (s.role === 'eval' && e.model.bands?.some((b) => b.series === i) === true),
+      );
     });
     const range = this.xRange();
     if (range) plot.setScale('x', range);
@@ -211,7 +248,17 @@ export class ChartsView {
         x: { time: false },
         y: log ? { distr: 3, log: 10 } : { distr: 1 },
       },
-      series: [{ label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatInt(v)) }, ...model.series.map((s, i) => this.seriesOptions(s, model.bands?.some((b) => b.series === i) ? () => this.entries.get(model.id)?.model.bands?.find((b) => b.series === i) : undefined))],
+      series: [
+        { label: 'step', value: (_u, v) => (v === null || v === undefined ? '–' : formatCount(v)) },
+        ...model.series.map((s, i) =>
+          this.seriesOptions(
+            s,
+            model.bands?.some((b) => b.series === i)
+              ? () => this.entries.get(model.id)?.model.bands?.find((b) => b.series === i)
+              : undefined,
+          ),
+        ),
+      ],
       axes: [axis('x'), axis('y')],
       legend: { live: true },
       cursor: {
@@ -241,11 +288,14 @@ export class ChartsView {
     const value = bandOf
       ? (_u: uPlot, v: number | null, _s: number, i: number | null) => {
           const band = bandOf();
-          if (!band || v === null || i === null || i === undefined) return formatValue(v);
-          const spread = band.kind === 'minmax' ? ` [${formatValue(band.min[i])}, ${formatValue(band.max[i])}]` : ` ± ${formatValue(band.sd[i])}`;
-          return band.n[i] === null ? formatValue(v) : `${formatValue(v)}${spread} (N = ${band.n[i]})`;
+          if (!band || v === null || i === null || i === undefined) return formatMetricValue(v);
+          const spread =
+            band.kind === 'minmax'
+              ? ` [${formatMetricValue(band.min[i])}, ${formatMetricValue(band.max[i])}]`
+              : ` ± ${formatMetricValue(band.sd[i])}`;
+          return band.n[i] === null ? formatMetricValue(v) : `${formatMetricValue(v)}${spread} (N = ${band.n[i]})`;
         }
-      : (_u: uPlot, v: number | null) => formatValue(v);
+      : (_u: uPlot, v: number | null) => formatMetricValue(v);
     switch (s.role) {
       case 'edge':
         // drawn as the band (drawBands); a series only so the y axis spans it
@@ -258,7 +308,15 @@ export class ChartsView {
       case 'line':
         return { label: s.label, stroke: base, width: t.lineWidth, points: { show: false }, value };
       case 'eval':
-        return { label: s.label, stroke: base, width: t.lineWidth, dash: [5, 4], spanGaps: true, points: { show: true, size: 6, fill: base, stroke: base }, value };
+        return {
+          label: s.label,
+          stroke: base,
+          width: t.lineWidth,
+          dash: [5, 4],
+          spanGaps: true,
+          points: { show: true, size: 6, fill: base, stroke: base },
+          value,
+        };
     }
   }
 
@@ -281,7 +339,12 @@ export class ChartsView {
     const model = entry!.model;
     for (const band of bands) {
       if (u.series[band.series + 1]?.show === false) continue;
-      const d = bandPath(model, band, (v) => u.valToPos(v, 'x'), (v) => u.valToPos(v, 'y'));
+      const d = bandPath(
+        model,
+        band,
+        (v) => u.valToPos(v, 'x'),
+        (v) => u.valToPos(v, 'y'),
+      );
       if (!d) continue;
       const color = this.theme.palette[model.series[band.series]!.run % this.theme.palette.length]!;
       const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
@@ -340,5 +403,3 @@ export class ChartsView {
     this.entries.clear();
   }
 }
-
-

@@ -4,7 +4,11 @@ type Child = Node | string | number | null | undefined | false;
 type Children = Child | readonly Children[];
 type Attrs = Record<string, string | number | boolean | undefined | null | ((e: Event) => void)>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs | null, ...children: Children[]): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Attrs | null,
+  ...children: Children[]
+): HTMLElementTagNameMap[K];
 export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement;
 export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement {
   const el = document.createElement(tag);
@@ -22,7 +26,9 @@ export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): H
 export function append(el: Node, children: readonly Children[]): void {
   for (const child of (children as Child[]).flat(Infinity as 1) as Child[]) {
     if (child === null || child === undefined || child === false) continue;
-    el.appendChild(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
+    el.appendChild(
+      typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child,
+    );
   }
 }
 

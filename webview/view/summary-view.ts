@@ -1,6 +1,6 @@
 /** The run summary (one run) and the comparison table (several runs), with their buttons. */
 import type { DashboardAction } from '../../src/protocol/dashboard';
-import { formatCount, formatPercent, formatValue } from '../model/format';
+import { formatCountCompact, formatMetricValue, formatPercent } from '../../src/protocol/format';
 import type { RunModel } from '../model/store';
 import { primaryMetric } from '../model/store';
 import { summarize, type RunSummaryView } from '../model/summary';
@@ -16,8 +16,23 @@ const STATE_ICONS: Record<string, string> = {
   unknown: 'question',
 };
 
-function button(label: string, iconName: string, onClick: () => void, opts: { secondary?: boolean; disabled?: boolean; title?: string; action: string }): HTMLElement {
-  const b = h('vscode-button', { icon: iconName, secondary: opts.secondary, disabled: opts.disabled, title: opts.title, 'data-action': opts.action }, label);
+function button(
+  label: string,
+  iconName: string,
+  onClick: () => void,
+  opts: { secondary?: boolean; disabled?: boolean; title?: string; action: string },
+): HTMLElement {
+  const b = h(
+    'vscode-button',
+    {
+      icon: iconName,
+      secondary: opts.secondary,
+      disabled: opts.disabled,
+      title: opts.title,
+      'data-action': opts.action,
+    },
+    label,
+  );
   b.addEventListener('click', () => {
     if (!b.hasAttribute('disabled')) onClick();
   });
@@ -42,7 +57,13 @@ export function renderRunHeader(run: RunModel, onAction: ActionHandler): HTMLEle
   return h(
     'header',
     { class: 'run-header' },
-    h('div', { class: 'run-title' }, h('h1', { title: run.dir }, run.name), stateBadge(run, s.stateText), h('span', { class: 'method-chip' }, s.method)),
+    h(
+      'div',
+      { class: 'run-title' },
+      h('h1', { title: run.dir }, run.name),
+      stateBadge(run, s.stateText),
+      h('span', { class: 'method-chip' }, s.method),
+    ),
     h('div', { class: 'header-live' }, renderHeaderLive(run)),
     renderButtons(run, s, onAction),
   );
@@ -54,8 +75,25 @@ export function renderHeaderLive(run: RunModel): HTMLElement[] {
   const progress = h('div', { class: 'progress-fill' });
   progress.style.width = `${(100 * s.progress.fraction).toFixed(2)}%`;
   return [
-    h('div', { class: 'progress', title: `${s.progress.step} of ${s.progress.total} steps`, 'data-step': s.progress.step, 'data-total': s.progress.total }, progress),
-    h('div', { class: 'header-facts' }, s.facts.filter((f) => ['Progress', 'Speed', 'Backend', 'Best checkpoint', 'Elapsed'].includes(f.label) && f.value !== '–').map((f) => h('span', { title: f.title }, h('span', { class: 'muted' }, `${f.label}: `), f.value))),
+    h(
+      'div',
+      {
+        class: 'progress',
+        title: `${s.progress.step} of ${s.progress.total} steps`,
+        'data-step': s.progress.step,
+        'data-total': s.progress.total,
+      },
+      progress,
+    ),
+    h(
+      'div',
+      { class: 'header-facts' },
+      s.facts
+        .filter(
+          (f) => ['Progress', 'Speed', 'Backend', 'Best checkpoint', 'Elapsed'].includes(f.label) && f.value !== '–',
+        )
+        .map((f) => h('span', { title: f.title }, h('span', { class: 'muted' }, `${f.label}: `), f.value)),
+    ),
   ];
 }
 
@@ -63,11 +101,34 @@ function renderButtons(run: RunModel, s: RunSummaryView, onAction: ActionHandler
   return h(
     'div',
     { class: 'toolbar' },
-    button('Open config', 'go-to-file', () => onAction('openConfig', run.dir), { secondary: true, action: 'openConfig', title: run.configFile ?? 'config.json of the run' }),
-    button('Stop', 'debug-stop', () => onAction('stop', run.dir), { secondary: !s.canStop, disabled: !s.canStop, action: 'stop', title: 'Stop at the next step boundary, writing a checkpoint' }),
-    button('Resume', 'debug-continue', () => onAction('resume', run.dir), { secondary: true, disabled: !s.canResume, action: 'resume', title: 'Continue from the last checkpoint' }),
-    button('Evaluate', 'beaker', () => onAction('evaluate', run.dir), { secondary: true, disabled: !s.canEvaluate, action: 'evaluate', title: 'Evaluate the best checkpoint' }),
-    button('Reveal', 'folder-opened', () => onAction('revealRun', run.dir), { secondary: true, action: 'revealRun', title: run.dir }),
+    button('Open config', 'go-to-file', () => onAction('openConfig', run.dir), {
+      secondary: true,
+      action: 'openConfig',
+      title: run.configFile ?? 'config.json of the run',
+    }),
+    button('Stop', 'debug-stop', () => onAction('stop', run.dir), {
+      secondary: !s.canStop,
+      disabled: !s.canStop,
+      action: 'stop',
+      title: 'Stop at the next step boundary, writing a checkpoint',
+    }),
+    button('Resume', 'debug-continue', () => onAction('resume', run.dir), {
+      secondary: true,
+      disabled: !s.canResume,
+      action: 'resume',
+      title: 'Continue from the last checkpoint',
+    }),
+    button('Evaluate', 'beaker', () => onAction('evaluate', run.dir), {
+      secondary: true,
+      disabled: !s.canEvaluate,
+      action: 'evaluate',
+      title: 'Evaluate the best checkpoint',
+    }),
+    button('Reveal', 'folder-opened', () => onAction('revealRun', run.dir), {
+      secondary: true,
+      action: 'revealRun',
+      title: run.dir,
+    }),
   );
 }
 
@@ -76,7 +137,11 @@ export function renderSummary(run: RunModel): HTMLElement {
   return h(
     'div',
     { class: 'summary' },
-    h('dl', { class: 'facts' }, s.facts.map((f) => [h('dt', null, f.label), h('dd', { title: f.title }, f.value)])),
+    h(
+      'dl',
+      { class: 'facts' },
+      s.facts.map((f) => [h('dt', null, f.label), h('dd', { title: f.title }, f.value)]),
+    ),
     s.metrics.length
       ? h(
           'div',
@@ -86,7 +151,18 @@ export function renderSummary(run: RunModel): HTMLElement {
               'div',
               { class: 'metric-card' },
               h('div', { class: 'metric-card-title' }, `${m.label} · step ${m.step}`),
-              h('div', { class: 'metric-values' }, m.metrics.map(([k, v]) => h('span', { class: `metric${k === s.primaryMetric ? ' primary' : ''}` }, h('span', { class: 'metric-name' }, k), h('span', { class: 'metric-value' }, v)))),
+              h(
+                'div',
+                { class: 'metric-values' },
+                m.metrics.map(([k, v]) =>
+                  h(
+                    'span',
+                    { class: `metric${k === s.primaryMetric ? ' primary' : ''}` },
+                    h('span', { class: 'metric-name' }, k),
+                    h('span', { class: 'metric-value' }, v),
+                  ),
+                ),
+              ),
             ),
           ),
         )
@@ -96,7 +172,22 @@ export function renderSummary(run: RunModel): HTMLElement {
           'details',
           { class: 'config' },
           h('summary', null, 'Resolved config'),
-          h('div', { class: 'config-sections' }, s.config.map((c) => h('div', { class: 'config-section' }, h('h4', null, c.section), h('dl', null, c.rows.map((r) => [h('dt', null, r.label), h('dd', { title: r.title }, r.value)]))))),
+          h(
+            'div',
+            { class: 'config-sections' },
+            s.config.map((c) =>
+              h(
+                'div',
+                { class: 'config-section' },
+                h('h4', null, c.section),
+                h(
+                  'dl',
+                  null,
+                  c.rows.map((r) => [h('dt', null, r.label), h('dd', { title: r.title }, r.value)]),
+                ),
+              ),
+            ),
+          ),
         )
       : null,
     run.problems.length ? h('div', { class: 'problems' }, icon('warning'), ` ${run.problems.join('; ')}`) : null,
@@ -104,7 +195,11 @@ export function renderSummary(run: RunModel): HTMLElement {
 }
 
 /** One row per run: what differs between them at a glance. */
-export function renderComparison(runs: readonly RunModel[], colors: readonly string[], onAction: ActionHandler): HTMLElement {
+export function renderComparison(
+  runs: readonly RunModel[],
+  colors: readonly string[],
+  onAction: ActionHandler,
+): HTMLElement {
   const rows = runs.map((run, i) => {
     const s = summarize(run);
     const metric = primaryMetric(run);
@@ -119,17 +214,41 @@ export function renderComparison(runs: readonly RunModel[], colors: readonly str
       h('td', null, swatch, h('span', { title: run.dir }, run.name)),
       h('td', null, stateBadge(run, s.stateText)),
       h('td', null, s.method),
-      h('td', { class: 'num' }, p ? `${formatCount(p.trainableParams)} (${formatPercent(p.baseParams ? p.trainableParams / p.baseParams : 0)})` : '–'),
-      h('td', { class: 'num' }, metric ? `${metric} ${formatValue(best)}` : '–'),
-      h('td', { class: 'num' }, formatValue(lastLoss ?? null)),
+      h(
+        'td',
+        { class: 'num' },
+        p
+          ? `${formatCountCompact(p.trainableParams)} (${formatPercent(p.baseParams ? p.trainableParams / p.baseParams : 0)})`
+          : '–',
+      ),
+      h('td', { class: 'num' }, metric ? `${metric} ${formatMetricValue(best)}` : '–'),
+      h('td', { class: 'num' }, formatMetricValue(lastLoss ?? null)),
       h('td', { class: 'num' }, `${s.progress.step}/${s.progress.total}`),
-      h('td', null, h('vscode-button', { secondary: true, icon: 'go-to-file', title: 'Open config', 'data-action': 'openConfig', onclick: () => onAction('openConfig', run.dir) })),
+      h(
+        'td',
+        null,
+        h('vscode-button', {
+          secondary: true,
+          icon: 'go-to-file',
+          title: 'Open config',
+          'data-action': 'openConfig',
+          onclick: () => onAction('openConfig', run.dir),
+        }),
+      ),
     );
   });
   return h(
     'table',
     { class: 'comparison' },
-    h('thead', null, h('tr', null, ['Run', 'State', 'Method', 'Trainable', 'Best', 'Last loss', 'Steps', ''].map((t) => h('th', null, t)))),
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        ['Run', 'State', 'Method', 'Trainable', 'Best', 'Last loss', 'Steps', ''].map((t) => h('th', null, t)),
+      ),
+    ),
     h('tbody', null, rows),
   );
 }

@@ -26,7 +26,14 @@ export interface ExpertChoice {
  * Creates the experts of one site. A shared projection (config.share) exists once. Experts start
  * identical, as in the reference code: routing noise, not init noise, makes them differ.
  */
-export function addMixture(store: ParamStore, prefix: string, d: number, m: number, config: AdaMixConfig, rng: Rng): Mixture {
+export function addMixture(
+  store: ParamStore,
+  prefix: string,
+  d: number,
+  m: number,
+  config: AdaMixConfig,
+  rng: Rng,
+): Mixture {
   const downCount = config.share === 'down' ? 1 : config.experts;
   const upCount = config.share === 'up' ? 1 : config.experts;
   const downs = expertProjections(store, `${prefix}.down`, downCount, d, m, config.initStd, rng);
@@ -34,7 +41,15 @@ export function addMixture(store: ParamStore, prefix: string, d: number, m: numb
   return { downs, ups, routed: { down: new Array(downCount).fill(0), up: new Array(upCount).fill(0) } };
 }
 
-function expertProjections(store: ParamStore, base: string, count: number, inSize: number, outSize: number, initStd: number, rng: Rng): TrainableProjection[] {
+function expertProjections(
+  store: ParamStore,
+  base: string,
+  count: number,
+  inSize: number,
+  outSize: number,
+  initStd: number,
+  rng: Rng,
+): TrainableProjection[] {
   if (count === 1) return [addProjection(store, base, inSize, outSize, initStd, rng)];
   const first = addProjection(store, expertName(base, 0), inSize, outSize, initStd, rng);
   const rest = Array.from({ length: count - 1 }, (_, k) => {

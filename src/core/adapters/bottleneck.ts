@@ -21,7 +21,14 @@ export interface TrainableProjection extends Projection {
  * Adds a projection `${prefix}.weight` [out, in] (torch layout on disk) and `${prefix}.bias` [out],
  * near-identity initialised: truncated normal weights with a small std, zero bias.
  */
-export function addProjection(store: ParamStore, prefix: string, inSize: number, outSize: number, initStd: number, rng: Rng): TrainableProjection {
+export function addProjection(
+  store: ParamStore,
+  prefix: string,
+  inSize: number,
+  outSize: number,
+  initStd: number,
+  rng: Rng,
+): TrainableProjection {
   const weight = store.add(`${prefix}.weight`, [outSize, inSize], truncatedNormal(inSize * outSize, initStd, rng), {
     trainable: true,
     group: 'adapter',
@@ -34,7 +41,10 @@ export function addProjection(store: ParamStore, prefix: string, inSize: number,
 /** up(act(down(h))), without the skip connection: the caller decides where the result is added. */
 export function bottleneckDelta(h: Tensor2D, down: Projection, up: Projection, act: Activation): Tensor2D {
   // GELU takes the bias in the same kernel; the other activations after a plain dense layer.
-  const z = act === 'gelu' ? biasGelu(matmulTrainable(h, down.kernel), down.bias) : activation(act, dense(h, down.kernel, down.bias)); // [N, m]
+  const z =
+    act === 'gelu'
+      ? biasGelu(matmulTrainable(h, down.kernel), down.bias)
+      : activation(act, dense(h, down.kernel, down.bias)); // [N, m]
   return dense(z as Tensor2D, up.kernel, up.bias); // [N, d]
 }
 

@@ -11,7 +11,15 @@ import type { ParamStore } from '../model/params';
 import type { PlacementSite } from '../../protocol/worker';
 import type { Rng } from '../random';
 import { addProjection, bottleneckDelta, bottleneckParams, type Projection } from './bottleneck';
-import { addMixture, drawExperts, mergeMixture, recordRoute, routedDelta, type ExpertChoice, type Mixture } from './adamix';
+import {
+  addMixture,
+  drawExperts,
+  mergeMixture,
+  recordRoute,
+  routedDelta,
+  type ExpertChoice,
+  type Mixture,
+} from './adamix';
 import { uniform } from './init';
 
 export interface ForwardContext {
@@ -113,7 +121,13 @@ function layersWithAdapters(bert: BertConfig, leaveOut: number[]): number[] {
   return Array.from({ length: bert.num_hidden_layers }, (_, i) => i).filter((i) => !leaveOut.includes(i));
 }
 
-type BottleneckFields = { bottleneck?: number; reductionFactor: number; activation: 'gelu' | 'relu' | 'swish'; initStd: number; leaveOut: number[] };
+type BottleneckFields = {
+  bottleneck?: number;
+  reductionFactor: number;
+  activation: 'gelu' | 'relu' | 'swish';
+  initStd: number;
+  leaveOut: number[];
+};
 
 class BottleneckMethod extends BaseMethod {
   private readonly adapters = new Map<string, { down: Projection; up: Projection }>();
@@ -141,9 +155,14 @@ class BottleneckMethod extends BaseMethod {
         this.adapters.set(siteKey(layer, site), { down, up });
         const params = bottleneckParams(d, m);
         this.sites.push({
-          layer, site, kind: mode === 'parallel' ? 'parallel' : 'bottleneck',
-          shapes: { down: [d, m], up: [m, d] }, bottleneck: m, activation: fields.activation,
-          trainableParams: params, inferenceParams: params,
+          layer,
+          site,
+          kind: mode === 'parallel' ? 'parallel' : 'bottleneck',
+          shapes: { down: [d, m], up: [m, d] },
+          bottleneck: m,
+          activation: fields.activation,
+          trainableParams: params,
+          inferenceParams: params,
         });
       }
     }
@@ -152,7 +171,8 @@ class BottleneckMethod extends BaseMethod {
   applyAtSite(layer: number, site: AdapterSite, output: Tensor2D, input: Tensor2D): Tensor2D {
     const adapter = this.adapters.get(siteKey(layer, site));
     if (!adapter) return output;
-    if (this.mode === 'sequential') return tf.add(output, bottleneckDelta(output, adapter.down, adapter.up, this.activation));
+    if (this.mode === 'sequential')
+      return tf.add(output, bottleneckDelta(output, adapter.down, adapter.up, this.activation));
     // He et al.: the adapter reads the sublayer's input and its scaled output joins the sublayer's
     return tf.add(output, tf.mul(bottleneckDelta(input, adapter.down, adapter.up, this.activation), this.scale));
   }
@@ -162,7 +182,12 @@ class AdaMixMethod extends BaseMethod {
   readonly type = 'adamix' as const;
   private readonly mixtures = new Map<string, Mixture>();
 
-  constructor(private readonly config: Extract<MethodConfig, { type: 'adamix' }>, bert: BertConfig, store: ParamStore, rng: Rng) {
+  constructor(
+    private readonly config: Extract<MethodConfig, { type: 'adamix' }>,
+    bert: BertConfig,
+    store: ParamStore,
+    rng: Rng,
+  ) {
     super();
     const d = bert.hidden_size;
     const m = bottleneckSize(config, d);
@@ -173,9 +198,15 @@ class AdaMixMethod extends BaseMethod {
         const downs = mixture.downs.length;
         const ups = mixture.ups.length;
         this.sites.push({
-          layer, site, kind: 'adamix', shapes: { down: [d, m], up: [m, d] }, bottleneck: m,
-          activation: config.activation, experts: { down: downs, up: ups },
-          trainableParams: downs * (d * m + m) + ups * (m * d + d), inferenceParams: bottleneckParams(d, m),
+          layer,
+          site,
+          kind: 'adamix',
+          shapes: { down: [d, m], up: [m, d] },
+          bottleneck: m,
+          activation: config.activation,
+          experts: { down: downs, up: ups },
+          trainableParams: downs * (d * m + m) + ups * (m * d + d),
+          inferenceParams: bottleneckParams(d, m),
         });
       }
     }
@@ -205,7 +236,9 @@ class AdaMixMethod extends BaseMethod {
   }
 
   routingCounts(): Record<string, { down: number[]; up: number[] }> {
-    return Object.fromEntries([...this.mixtures].map(([key, m]) => [key, { down: [...m.routed.down], up: [...m.routed.up] }]));
+    return Object.fromEntries(
+      [...this.mixtures].map(([key, m]) => [key, { down: [...m.routed.down], up: [...m.routed.up] }]),
+    );
   }
 
   /** Restores counts saved in a checkpoint, so a resumed run reports the whole run's routing. */
@@ -233,11 +266,27 @@ class LoraMethod extends BaseMethod {
         const [inSize, outSize] = loraShape(target, bert);
         const prefix = `bert.encoder.layer.${layer}.${LORA_MODULES[target]}`;
         // A random, B zero: W + (alpha / r) B A equals W at the start of training
-        const a = store.add(`${prefix}.lora_A.weight`, [r, inSize], uniform(r * inSize, 1 / Math.sqrt(inSize), rng), { trainable: true, group: 'lora', linear: true });
-        const b = store.add(`${prefix}.lora_B.weight`, [outSize, r], new Float32Array(outSize * r), { trainable: true, group: 'lora', linear: true });
+        const a = store.add(`${prefix}.lora_A.weight`, [r, inSize], uniform(r * inSize, 1 / Math.sqrt(inSize), rng), {
+          trainable: true,
+          group: 'lora',
+          linear: true,
+        });
+        const b = store.add(`${prefix}.lora_B.weight`, [outSize, r], new Float32Array(outSize * r), {
+          trainable: true,
+          group: 'lora',
+          linear: true,
+        });
         this.pairs.set(`${layer}.${target}`, { a: a.value, b: b.value });
         const params = r * (inSize + outSize);
-        this.sites.push({ layer, site: target, kind: 'lora', shapes: { A: [inSize, r], B: [r, outSize] }, rank: r, trainableParams: params, inferenceParams: params });
+        this.sites.push({
+          layer,
+          site: target,
+          kind: 'lora',
+          shapes: { A: [inSize, r], B: [r, outSize] },
+          rank: r,
+          trainableParams: params,
+          inferenceParams: params,
+        });
       }
     }
   }

@@ -27,5 +27,10 @@ export function diffRuns(runs: readonly AnalysisRun[]): RunDiff {
     else parameters.push({ path: p, values });
   }
   const metricIds = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))];
-  return { runs: runs.map((r) => r.id), parameters, same, metrics: metricIds.map((id) => ({ id, values: runs.map((r) => r.metrics[id]) })) };
+  return {
+    runs: runs.map((r) => r.id),
+    parameters,
+    same,
+    metrics: metricIds.map((id) => ({ id, values: runs.map((r) => r.metrics[id]) })),
+  };
 }

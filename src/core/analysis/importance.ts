@@ -39,12 +39,29 @@ export interface ImportanceOptions {
 }
 
 /** Importance of `parameters` for `metric` over the runs that have the metric. */
-export function parameterImportance(runs: readonly AnalysisRun[], parameters: readonly string[], metric: string, options: ImportanceOptions = {}): ImportanceResult {
+export function parameterImportance(
+  runs: readonly AnalysisRun[],
+  parameters: readonly string[],
+  metric: string,
+  options: ImportanceOptions = {},
+): ImportanceResult {
   const usable = runs.filter((r) => Number.isFinite(r.metrics[metric]));
   const y = usable.map((r) => r.metrics[metric]!);
-  const columns = parameters.map((p) => encode(usable.map((r) => r.params[p] ?? null), y));
+  const columns = parameters.map((p) =>
+    encode(
+      usable.map((r) => r.params[p] ?? null),
+      y,
+    ),
+  );
   const ordered = parameters.map((p, j) => ({ parameter: p, ordered: columns[j]!.ordered, x: columns[j]!.x }));
-  const permutation = usable.length >= 3 && parameters.length ? forestImportance(columns.map((c) => c.x), y, options) : parameters.map(() => 0);
+  const permutation =
+    usable.length >= 3 && parameters.length
+      ? forestImportance(
+          columns.map((c) => c.x),
+          y,
+          options,
+        )
+      : parameters.map(() => 0);
   const total = permutation.reduce((a, b) => a + b, 0);
   const result = ordered.map((c, j) => ({
     parameter: c.parameter,
@@ -69,7 +86,8 @@ function encode(values: readonly ParamValue[], y: readonly number[]): { x: numbe
     const min = Math.min(...(present as number[]), 0);
     return { x: values.map((v) => (v === null ? min - 1 : (v as number))), ordered: true };
   }
-  if (present.every((v) => typeof v === 'boolean')) return { x: values.map((v) => (v === null ? -1 : v ? 1 : 0)), ordered: true };
+  if (present.every((v) => typeof v === 'boolean'))
+    return { x: values.map((v) => (v === null ? -1 : v ? 1 : 0)), ordered: true };
   const text = values.map((v) => (v === null ? '\u0000' : String(v)));
   const sums = new Map<string, { sum: number; n: number }>();
   text.forEach((t, i) => {
@@ -102,7 +120,7 @@ export function pearson(x: readonly number[], y: readonly number[]): number | un
 export function ranks(x: readonly number[]): number[] {
   const order = x.map((v, i) => ({ v, i })).sort((a, b) => a.v - b.v);
   const out = new Array<number>(x.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && order[j + 1]!.v === order[i]!.v) j++;
     for (let k = i; k <= j; k++) out[order[k]!.i] = (i + j) / 2 + 1;
@@ -130,7 +148,15 @@ function mean(values: readonly number[]): number {
 }
 
 /** A CART regression tree on the rows `idx`, trying `tries` random features at each split. */
-function growTree(X: readonly number[][], y: readonly number[], idx: number[], depth: number, maxDepth: number, tries: number, rng: Rng): Tree {
+function growTree(
+  X: readonly number[][],
+  y: readonly number[],
+  idx: number[],
+  depth: number,
+  maxDepth: number,
+  tries: number,
+  rng: Rng,
+): Tree {
   const values = idx.map((i) => y[i]!);
   const m = mean(values);
   if (depth >= maxDepth || idx.length < 4 || values.every((v) => v === values[0])) return { leaf: m };
@@ -155,7 +181,12 @@ function growTree(X: readonly number[][], y: readonly number[], idx: number[], d
   if (!best) return { leaf: m };
   const left = idx.filter((i) => X[best!.feature]![i]! <= best!.threshold);
   const right = idx.filter((i) => X[best!.feature]![i]! > best!.threshold);
-  return { feature: best.feature, threshold: best.threshold, left: growTree(X, y, left, depth + 1, maxDepth, tries, rng), right: growTree(X, y, right, depth + 1, maxDepth, tries, rng) };
+  return {
+    feature: best.feature,
+    threshold: best.threshold,
+    left: growTree(X, y, left, depth + 1, maxDepth, tries, rng),
+    right: growTree(X, y, right, depth + 1, maxDepth, tries, rng),
+  };
 }
 
 /** Per feature (X[j][i]: feature j of row i), the mean over trees of the out-of-bag error increase when it is shuffled. */
@@ -173,7 +204,11 @@ function forestImportance(X: readonly number[][], y: readonly number[], options:
     if (oob.length < 2) continue;
     const tree = growTree(X, y, inBag, 0, options.maxDepth ?? 6, tries, rng);
     const error = (feature: number, shuffled?: number[]) =>
-      oob.reduce((a, i, k) => a + (predict(tree, (j) => (j === feature && shuffled ? X[j]![shuffled[k]!]! : X[j]![i]!)) - y[i]!) ** 2, 0) / oob.length;
+      oob.reduce(
+        (a, i, k) =>
+          a + (predict(tree, (j) => (j === feature && shuffled ? X[j]![shuffled[k]!]! : X[j]![i]!)) - y[i]!) ** 2,
+        0,
+      ) / oob.length;
     const base = error(-1);
     for (let j = 0; j < X.length; j++) sums[j]! += error(j, rng.shuffle([...oob])) - base;
     counted++;

@@ -31,7 +31,11 @@ export const VALUE_CHOICES: readonly ValueChoice[] = ['best', 'last', 'min', 'ma
  * One value from a metric's evaluations in step order: the last, the smallest, the largest, or the
  * best (the largest unless a smaller value is better, as for a loss).
  */
-export function chooseValue(series: readonly number[], choice: ValueChoice, lowerIsBetter: boolean): number | undefined {
+export function chooseValue(
+  series: readonly number[],
+  choice: ValueChoice,
+  lowerIsBetter: boolean,
+): number | undefined {
   const xs = series.filter((v) => Number.isFinite(v));
   if (!xs.length) return undefined;
   switch (choice) {

@@ -46,12 +46,15 @@ function csvField(text: string): string {
 /** Summary columns become `<label> mean`, `<label> sd`, `<label> N`; numbers keep every digit. */
 export function toCsv(table: Table): string {
   const summaryColumn = table.columns.map((_, j) => table.rows.some((r) => isSummary(r[j])));
-  const header = table.columns.flatMap((c, j) => (summaryColumn[j] ? [`${c.label} mean`, `${c.label} sd`, `${c.label} N`] : [c.label]));
+  const header = table.columns.flatMap((c, j) =>
+    summaryColumn[j] ? [`${c.label} mean`, `${c.label} sd`, `${c.label} N`] : [c.label],
+  );
   const lines = [header.map(csvField).join(',')];
   for (const row of table.rows) {
     const fields = table.columns.flatMap((_, j) => {
       const cell = row[j];
-      if (summaryColumn[j]) return isSummary(cell) ? [String(cell.mean), String(cell.sd), String(cell.n)] : [plainRaw(cell), '', ''];
+      if (summaryColumn[j])
+        return isSummary(cell) ? [String(cell.mean), String(cell.sd), String(cell.n)] : [plainRaw(cell), '', ''];
       return [plainRaw(cell)];
     });
     lines.push(fields.map(csvField).join(','));
@@ -72,7 +75,8 @@ function markdownText(text: string): string {
 }
 
 export function toMarkdown(table: Table): string {
-  const text = (cell: TableCell, c: TableColumn) => (isSummary(cell) ? formatSummary(cell, c.digits ?? 4) : plainCell(cell, c.digits ?? 4));
+  const text = (cell: TableCell, c: TableColumn) =>
+    isSummary(cell) ? formatSummary(cell, c.digits ?? 4) : plainCell(cell, c.digits ?? 4);
   const numeric = table.columns.map((_, j) => table.rows.some((r) => typeof r[j] === 'number' || isSummary(r[j])));
   const lines = [
     `| ${table.columns.map((c) => markdownText(c.label)).join(' | ')} |`,
@@ -85,7 +89,16 @@ export function toMarkdown(table: Table): string {
 // ---- LaTeX ------------------------------------------------------------------------------------------------
 
 const LATEX_SPECIAL: Record<string, string> = {
-  '\\': '\\textbackslash{}', '&': '\\&', '%': '\\%', $: '\\$', '#': '\\#', _: '\\_', '{': '\\{', '}': '\\}', '~': '\\textasciitilde{}', '^': '\\textasciicircum{}',
+  '\\': '\\textbackslash{}',
+  '&': '\\&',
+  '%': '\\%',
+  $: '\\$',
+  '#': '\\#',
+  _: '\\_',
+  '{': '\\{',
+  '}': '\\}',
+  '~': '\\textasciitilde{}',
+  '^': '\\textasciicircum{}',
 };
 
 export function latexText(text: string): string {
@@ -95,7 +108,8 @@ export function latexText(text: string): string {
 /** A `table` with a booktabs `tabular` (needs \usepackage{booktabs}); numbers right-aligned. */
 export function toLatex(table: Table): string {
   const numeric = table.columns.map((_, j) => table.rows.some((r) => typeof r[j] === 'number' || isSummary(r[j])));
-  const cell = (c: TableCell, col: TableColumn) => (isSummary(c) ? `$${formatSummary(c, col.digits ?? 4, '\\pm')}$` : latexText(plainCell(c, col.digits ?? 4)));
+  const cell = (c: TableCell, col: TableColumn) =>
+    isSummary(c) ? `$${formatSummary(c, col.digits ?? 4, '\\pm')}$` : latexText(plainCell(c, col.digits ?? 4));
   const lines = [
     '\\begin{table}[t]',
     '\\centering',

@@ -38,7 +38,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Activation, AdapterSite, LoraTarget, MethodConfig, MethodType, ModelConfig, ResolvedConfig } from '../config/types';
+import type {
+  Activation,
+  AdapterSite,
+  LoraTarget,
+  MethodConfig,
+  MethodType,
+  ModelConfig,
+  ResolvedConfig,
+} from '../config/types';
 import type { ModelType, WeightMap } from '../model/bert-config';
 import type { Placement } from '../../protocol/worker';
 import { CheckpointError } from '../errors';
@@ -88,21 +96,39 @@ export interface LibraryLayout {
 }
 
 const BERT_LIKE_LORA: Partial<Record<LoraTarget, string>> = {
-  query: 'attention.self.query', key: 'attention.self.key', value: 'attention.self.value', intermediate: 'intermediate.dense', output: 'output.dense',
+  query: 'attention.self.query',
+  key: 'attention.self.key',
+  value: 'attention.self.value',
+  intermediate: 'intermediate.dense',
+  output: 'output.dense',
 };
 
 function bertLikeLayout(modelType: ModelType, prefix: string, modelClass: string): LibraryLayout {
   return {
-    modelType, modelClass, prefix, mergedQkv: false, bareModules: ['encoder.'],
+    modelType,
+    modelClass,
+    prefix,
+    mergedQkv: false,
+    bareModules: ['encoder.'],
     siteModule: (layer, site) => `${prefix}.encoder.layer.${layer}.${SITE_MODULES[site]}`,
     loraModule: (layer, target) => `${prefix}.encoder.layer.${layer}.${BERT_LIKE_LORA[target]}`,
   };
 }
 
 const DISTILBERT_LORA: Partial<Record<LoraTarget, string>> = {
-  query: 'attention.q_lin', key: 'attention.k_lin', value: 'attention.v_lin', intermediate: 'ffn.lin1', output: 'ffn.lin2',
+  query: 'attention.q_lin',
+  key: 'attention.k_lin',
+  value: 'attention.v_lin',
+  intermediate: 'ffn.lin1',
+  output: 'ffn.lin2',
 };
-const MODERNBERT_LORA: Partial<Record<LoraTarget, string>> = { query: 'attn.Wqkv', key: 'attn.Wqkv', value: 'attn.Wqkv', intermediate: 'mlp.Wi', output: 'mlp.Wo' };
+const MODERNBERT_LORA: Partial<Record<LoraTarget, string>> = {
+  query: 'attn.Wqkv',
+  key: 'attn.Wqkv',
+  value: 'attn.Wqkv',
+  intermediate: 'mlp.Wi',
+  output: 'mlp.Wo',
+};
 const LAYER_SITE_MODULES: Record<AdapterSite, string> = { attention: 'attention_adapters', ffn: 'output_adapters' };
 
 export const LIBRARY_LAYOUTS: Record<ModelType, LibraryLayout> = {
@@ -111,12 +137,20 @@ export const LIBRARY_LAYOUTS: Record<ModelType, LibraryLayout> = {
   'xlm-roberta': bertLikeLayout('xlm-roberta', 'roberta', 'XLMRobertaAdapterModel'),
   electra: bertLikeLayout('electra', 'electra', 'ElectraAdapterModel'),
   distilbert: {
-    modelType: 'distilbert', modelClass: 'DistilBertAdapterModel', prefix: 'distilbert', mergedQkv: false, bareModules: ['transformer.'],
+    modelType: 'distilbert',
+    modelClass: 'DistilBertAdapterModel',
+    prefix: 'distilbert',
+    mergedQkv: false,
+    bareModules: ['transformer.'],
     siteModule: (layer, site) => `distilbert.transformer.layer.${layer}.${LAYER_SITE_MODULES[site]}`,
     loraModule: (layer, target) => `distilbert.transformer.layer.${layer}.${DISTILBERT_LORA[target]}`,
   },
   modernbert: {
-    modelType: 'modernbert', modelClass: 'ModernBertModel', prefix: 'model', mergedQkv: true, bareModules: ['layers.'],
+    modelType: 'modernbert',
+    modelClass: 'ModernBertModel',
+    prefix: 'model',
+    mergedQkv: true,
+    bareModules: ['layers.'],
     siteModule: (layer, site) => `model.layers.${layer}.${LAYER_SITE_MODULES[site]}`,
     loraModule: (layer, target) => `model.layers.${layer}.${MODERNBERT_LORA[target]}`,
   },
@@ -129,9 +163,17 @@ export function libraryLayout(modelType: string | undefined): LibraryLayout {
 /** Where each PEFT Lab adapter site sits in Hugging Face's BERT modules (as adapterPrefix in adapters/method.ts). */
 export const SITE_MODULES: Record<AdapterSite, string> = { attention: 'attention.output', ffn: 'output' };
 /** The BnConfig flag that puts an adapter at a site. */
-export const SITE_FLAGS: Record<AdapterSite, 'mh_adapter' | 'output_adapter'> = { attention: 'mh_adapter', ffn: 'output_adapter' };
+export const SITE_FLAGS: Record<AdapterSite, 'mh_adapter' | 'output_adapter'> = {
+  attention: 'mh_adapter',
+  ffn: 'output_adapter',
+};
 /** LoRA targets the library can place, with their module and (for attention) attn_matrices letter. */
-export const LORA_PLACES: Partial<Record<LoraTarget, { module: string; flag: 'selfattn_lora' | 'intermediate_lora' | 'output_lora'; matrix?: 'q' | 'k' | 'v' }>> = {
+export const LORA_PLACES: Partial<
+  Record<
+    LoraTarget,
+    { module: string; flag: 'selfattn_lora' | 'intermediate_lora' | 'output_lora'; matrix?: 'q' | 'k' | 'v' }
+  >
+> = {
   query: { module: 'attention.self.query', flag: 'selfattn_lora', matrix: 'q' },
   key: { module: 'attention.self.key', flag: 'selfattn_lora', matrix: 'k' },
   value: { module: 'attention.self.value', flag: 'selfattn_lora', matrix: 'v' },
@@ -141,9 +183,19 @@ export const LORA_PLACES: Partial<Record<LoraTarget, { module: string; flag: 'se
 
 // ---- naming ------------------------------------------------------------------------------------
 
-export function bottleneckTensorNames(layer: number, site: AdapterSite, name: string, layout: LibraryLayout = LIBRARY_LAYOUTS.bert) {
+export function bottleneckTensorNames(
+  layer: number,
+  site: AdapterSite,
+  name: string,
+  layout: LibraryLayout = LIBRARY_LAYOUTS.bert,
+) {
   const p = `${layout.siteModule(layer, site)}.adapters.${name}`;
-  return { downWeight: `${p}.adapter_down.0.weight`, downBias: `${p}.adapter_down.0.bias`, upWeight: `${p}.adapter_up.weight`, upBias: `${p}.adapter_up.bias` };
+  return {
+    downWeight: `${p}.adapter_down.0.weight`,
+    downBias: `${p}.adapter_down.0.bias`,
+    upWeight: `${p}.adapter_up.weight`,
+    upBias: `${p}.adapter_up.bias`,
+  };
 }
 
 export function loraTensorNames(layer: number, module: string, name: string) {
@@ -160,8 +212,10 @@ export function loraTargetTensorNames(layer: number, target: LoraTarget, name: s
 /** ClassificationHead's Linear layers: module 1 (d -> d, then tanh) and module 4 (d -> labels). */
 export function headTensorNames(name: string) {
   return {
-    denseWeight: `heads.${name}.1.weight`, denseBias: `heads.${name}.1.bias`,
-    outWeight: `heads.${name}.4.weight`, outBias: `heads.${name}.4.bias`,
+    denseWeight: `heads.${name}.1.weight`,
+    denseBias: `heads.${name}.1.bias`,
+    outWeight: `heads.${name}.4.weight`,
+    outBias: `heads.${name}.4.bias`,
   };
 }
 
@@ -175,7 +229,8 @@ export function reductionFactorFor(hidden: number, bottleneck: number): number {
   if (hidden % bottleneck === 0) return hidden / bottleneck;
   const candidates = [hidden / bottleneck, hidden / (bottleneck + 0.5)];
   const rf = candidates.find((c) => bottleneckFor(hidden, c) === bottleneck);
-  if (rf === undefined) throw new RangeError(`no reduction factor gives bottleneck ${bottleneck} for hidden size ${hidden}`);
+  if (rf === undefined)
+    throw new RangeError(`no reduction factor gives bottleneck ${bottleneck} for hidden size ${hidden}`);
   return rf;
 }
 
@@ -191,7 +246,10 @@ function pythonFloorDiv(a: number, b: number): number {
 /** Adapter and head names become module names (`adapters.{name}.`), so they must not contain dots. */
 export function checkAdapterName(name: string): string {
   if (/^[A-Za-z0-9_-]+$/.test(name)) return name;
-  throw new CheckpointError(name, 'is not a valid adapter name: use letters, digits, "_" and "-" (it becomes part of module names)');
+  throw new CheckpointError(
+    name,
+    'is not a valid adapter name: use letters, digits, "_" and "-" (it becomes part of module names)',
+  );
 }
 
 /** The config's name made into a valid adapter name. */
@@ -208,9 +266,14 @@ export class PyFloat {
 
 /** `json.dump(value, indent=2, sort_keys=True)` (ensure_ascii), with PyFloat written as floats. */
 export function pythonJson(value: unknown, indent = ''): string {
-  if (value instanceof PyFloat) return Number.isInteger(value.value) ? value.value.toFixed(1) : JSON.stringify(value.value);
+  if (value instanceof PyFloat)
+    return Number.isInteger(value.value) ? value.value.toFixed(1) : JSON.stringify(value.value);
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (typeof value === 'string')
+    return JSON.stringify(value).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
   if (typeof value !== 'object') return JSON.stringify(value);
   const inner = `${indent}  `;
   if (Array.isArray(value)) {
@@ -218,7 +281,9 @@ export function pythonJson(value: unknown, indent = ''): string {
   }
   const keys = Object.keys(value).sort();
   if (!keys.length) return '{}';
-  const members = keys.map((k) => `${inner}${pythonJson(k)}: ${pythonJson((value as Record<string, unknown>)[k], inner)}`);
+  const members = keys.map(
+    (k) => `${inner}${pythonJson(k)}: ${pythonJson((value as Record<string, unknown>)[k], inner)}`,
+  );
   return `{\n${members.join(',\n')}\n${indent}}`;
 }
 
@@ -280,7 +345,12 @@ export function bnConfigJson(p: BnPlacement): Record<string, unknown> {
 }
 
 /** Every LoRAConfig field; `targets` must all be places the library has (see LORA_PLACES). */
-export function loraConfigJson(rank: number, alpha: number, targets: LoraTarget[], leaveOut: number[]): Record<string, unknown> {
+export function loraConfigJson(
+  rank: number,
+  alpha: number,
+  targets: LoraTarget[],
+  leaveOut: number[],
+): Record<string, unknown> {
   const places = targets.map((t) => LORA_PLACES[t]!);
   return {
     architecture: 'lora',
@@ -321,8 +391,22 @@ export function headConfigJson(labelNames: string[], outputs: number): Record<st
 }
 
 /** The wrapper build_full_config puts around a config. */
-export function fullConfigJson(config: Record<string, unknown>, hidden: number, modelName: string | null, name: string, layout: LibraryLayout = LIBRARY_LAYOUTS.bert): Record<string, unknown> {
-  return { config, hidden_size: hidden, model_class: layout.modelClass, model_name: modelName, model_type: layout.modelType, name, version: LIBRARY_VERSION };
+export function fullConfigJson(
+  config: Record<string, unknown>,
+  hidden: number,
+  modelName: string | null,
+  name: string,
+  layout: LibraryLayout = LIBRARY_LAYOUTS.bert,
+): Record<string, unknown> {
+  return {
+    config,
+    hidden_size: hidden,
+    model_class: layout.modelClass,
+    model_name: modelName,
+    model_type: layout.modelType,
+    name,
+    version: LIBRARY_VERSION,
+  };
 }
 
 /** What the library records as the model's name: the hub id, a local folder's name, nothing for a random init. */
@@ -386,16 +470,24 @@ export function exportAdapterHub(checkpointDir: string, options: AdapterHubExpor
   files[HEAD_WEIGHTS_FILE] = serializeSafetensors(writable(head.tensors));
   const dir = writeFolderAtomically(options.out, files);
   return {
-    dir, name, method: source.config.method.type, files: Object.keys(files),
-    adapterTensors: adapter?.tensors.size ?? 0, headTensors: head.tensors.size,
-    notExported: layerNormsTrained(source), notes: [...(adapter?.notes ?? []), ...head.notes],
+    dir,
+    name,
+    method: source.config.method.type,
+    files: Object.keys(files),
+    adapterTensors: adapter?.tensors.size ?? 0,
+    headTensors: head.tensors.size,
+    notExported: layerNormsTrained(source),
+    notes: [...(adapter?.notes ?? []), ...head.notes],
   };
 }
 
 /** `<parent>/<run>-<step>-adapterhub`, with a counter when that exists: a new folder for an export. */
 export function defaultExportFolder(checkpointDir: string, parent: string): string {
   const dir = path.resolve(checkpointDir);
-  const base = path.join(path.resolve(parent), `${path.basename(runDirOfCheckpoint(dir))}-${path.basename(dir)}-adapterhub`);
+  const base = path.join(
+    path.resolve(parent),
+    `${path.basename(runDirOfCheckpoint(dir))}-${path.basename(dir)}-adapterhub`,
+  );
   let target = base;
   for (let n = 2; fs.existsSync(target); n++) target = `${base}-${n}`;
   return target;
@@ -404,10 +496,15 @@ export function defaultExportFolder(checkpointDir: string, parent: string): stri
 export function readExportSource(checkpointDir: string): ExportSource {
   const dir = path.resolve(checkpointDir);
   const infoFile = path.join(dir, 'checkpoint.json');
-  if (!fs.existsSync(infoFile)) throw new CheckpointError(dir, 'is not a complete PEFT Lab checkpoint (no checkpoint.json)');
+  if (!fs.existsSync(infoFile))
+    throw new CheckpointError(dir, 'is not a complete PEFT Lab checkpoint (no checkpoint.json)');
   const run = RunFolder.open(runDirOfCheckpoint(dir));
   const config = run.readConfig();
-  if ('pretrain' in config) throw new CheckpointError(dir, 'is a pretraining checkpoint: it is already a Hugging Face model folder, there is no adapter to export');
+  if ('pretrain' in config)
+    throw new CheckpointError(
+      dir,
+      'is a pretraining checkpoint: it is already a Hugging Face model folder, there is no adapter to export',
+    );
   const placementFile = run.file('placement.json');
   const placement = fs.existsSync(placementFile) ? (readJsonFile(placementFile, 'placement') as Placement) : undefined;
   const info = readJsonFile(infoFile, 'checkpoint') as CheckpointInfo;
@@ -417,11 +514,21 @@ export function readExportSource(checkpointDir: string): ExportSource {
 /** Every method trains the pooler, so its [d, d] weight gives the hidden size without reading the base model. */
 function hiddenSizeOf(weights: WeightMap, checkpointDir: string): number {
   const pooler = weights.get('bert.pooler.dense.weight');
-  if (!pooler) throw new CheckpointError(checkpointDir, 'weights.safetensors has no bert.pooler.dense.weight (the head PEFT Lab always trains)');
+  if (!pooler)
+    throw new CheckpointError(
+      checkpointDir,
+      'weights.safetensors has no bert.pooler.dense.weight (the head PEFT Lab always trains)',
+    );
   return pooler.shape[0]!;
 }
 
-function adapterPart(source: ExportSource, name: string, hidden: number, checkpointDir: string, layout: LibraryLayout): Part | undefined {
+function adapterPart(
+  source: ExportSource,
+  name: string,
+  hidden: number,
+  checkpointDir: string,
+  layout: LibraryLayout,
+): Part | undefined {
   const method = source.config.method;
   switch (method.type) {
     case 'houlsby':
@@ -434,13 +541,23 @@ function adapterPart(source: ExportSource, name: string, hidden: number, checkpo
     case 'head-only':
       return undefined;
     case 'full':
-      throw new CheckpointError(checkpointDir, "was trained with method 'full', which changes every weight of the encoder: there is no adapter to export (AdapterHub export supports houlsby, pfeiffer, parallel, adamix, lora and head-only)");
+      throw new CheckpointError(
+        checkpointDir,
+        "was trained with method 'full', which changes every weight of the encoder: there is no adapter to export (AdapterHub export supports houlsby, pfeiffer, parallel, adamix, lora and head-only)",
+      );
   }
 }
 
 type BottleneckMethod = Extract<MethodConfig, { type: 'houlsby' | 'pfeiffer' | 'parallel' | 'adamix' }>;
 
-function bottleneckPart(source: ExportSource, method: BottleneckMethod, name: string, hidden: number, checkpointDir: string, layout: LibraryLayout): Part {
+function bottleneckPart(
+  source: ExportSource,
+  method: BottleneckMethod,
+  name: string,
+  hidden: number,
+  checkpointDir: string,
+  layout: LibraryLayout,
+): Part {
   const sites: AdapterSite[] = method.type === 'pfeiffer' ? ['ffn'] : method.sites;
   const merged = mergedAdapters(source.weights);
   const tensors: WeightMap = new Map();
@@ -448,16 +565,27 @@ function bottleneckPart(source: ExportSource, method: BottleneckMethod, name: st
   for (const [key, adapter] of merged) {
     const [layer, site] = parseSiteKey(key);
     const t = bottleneckTensorNames(layer, site, name, layout);
-    tensors.set(t.downWeight, adapter.down.weight).set(t.downBias, adapter.down.bias).set(t.upWeight, adapter.up.weight).set(t.upBias, adapter.up.bias);
+    tensors
+      .set(t.downWeight, adapter.down.weight)
+      .set(t.downBias, adapter.down.bias)
+      .set(t.upWeight, adapter.up.weight)
+      .set(t.upBias, adapter.up.bias);
     bottleneck ??= adapter.down.weight.shape[0];
   }
   checkSitesComplete(merged, sites, method.leaveOut, source.placement, checkpointDir);
   const config = bnConfigJson({
-    sites, bottleneck: bottleneck!, hidden, activation: method.activation, leaveOut: method.leaveOut,
+    sites,
+    bottleneck: bottleneck!,
+    hidden,
+    activation: method.activation,
+    leaveOut: method.leaveOut,
     parallel: method.type === 'parallel' ? { scale: method.scale } : undefined,
   });
   const notes = method.type === 'adamix' ? [adamixNote(source.weights)] : [];
-  if (method.type === 'pfeiffer') notes.push("PEFT Lab's pfeiffer adapter reads the feed-forward output before the LayerNorm, so its config sets original_ln_before false (SeqBnConfig's default is true)");
+  if (method.type === 'pfeiffer')
+    notes.push(
+      "PEFT Lab's pfeiffer adapter reads the feed-forward output before the LayerNorm, so its config sets original_ln_before false (SeqBnConfig's default is true)",
+    );
   return { config, tensors, notes };
 }
 
@@ -467,7 +595,8 @@ interface MergedProjection {
 }
 
 /** `bert.encoder.layer.3.output.adapter[.experts.k].down.weight`: PEFT Lab's adapter names (see adapters/method.ts, adamix.ts). */
-const ADAPTER_WEIGHT = /^bert\.encoder\.layer\.(\d+)\.(attention\.output|output)\.adapter\.(?:experts\.\d+\.)?(down|up)\.(weight|bias)$/;
+const ADAPTER_WEIGHT =
+  /^bert\.encoder\.layer\.(\d+)\.(attention\.output|output)\.adapter\.(?:experts\.\d+\.)?(down|up)\.(weight|bias)$/;
 
 /**
  * One down and one up projection per site, keyed `layer.site`. AdaMix experts are averaged weight
@@ -484,7 +613,10 @@ function mergedAdapters(weights: WeightMap): Map<string, { down: MergedProjectio
   const out = new Map<string, { down: MergedProjection; up: MergedProjection }>();
   for (const key of [...groups.keys()].filter((k) => k.endsWith('.down.weight'))) {
     const site = key.slice(0, -'.down.weight'.length);
-    const projection = (p: 'down' | 'up'): MergedProjection => ({ weight: average(groups.get(`${site}.${p}.weight`)!), bias: average(groups.get(`${site}.${p}.bias`)!) });
+    const projection = (p: 'down' | 'up'): MergedProjection => ({
+      weight: average(groups.get(`${site}.${p}.weight`)!),
+      bias: average(groups.get(`${site}.${p}.bias`)!),
+    });
     out.set(site, { down: projection('down'), up: projection('up') });
   }
   return new Map([...out].sort(([a], [b]) => compareSiteKeys(a, b)));
@@ -503,7 +635,12 @@ function average(tensors: { shape: number[]; data: Float32Array }[]): { shape: n
 }
 
 function adamixNote(weights: WeightMap): string {
-  const experts = (projection: 'down' | 'up') => new Set([...weights.keys()].filter((n) => n.includes('.experts.') && n.endsWith(`.${projection}.weight`)).map((n) => /experts\.(\d+)/.exec(n)![1])).size || 1;
+  const experts = (projection: 'down' | 'up') =>
+    new Set(
+      [...weights.keys()]
+        .filter((n) => n.includes('.experts.') && n.endsWith(`.${projection}.weight`))
+        .map((n) => /experts\.(\d+)/.exec(n)![1]),
+    ).size || 1;
   return `AdaMix: each site is the weight average of its experts (${experts('down')} down, ${experts('up')} up), the merged adapter PEFT Lab evaluates with`;
 }
 
@@ -522,7 +659,13 @@ function compareSiteKeys(a: string, b: string): number {
  * The library adds an adapter to every layer not left out and silently keeps a fresh one where the
  * file has none, so a checkpoint with a site missing must not export as if complete.
  */
-function checkSitesComplete(merged: Map<string, unknown>, sites: AdapterSite[], leaveOut: number[], placement: Placement | undefined, checkpointDir: string): void {
+function checkSitesComplete(
+  merged: Map<string, unknown>,
+  sites: AdapterSite[],
+  leaveOut: number[],
+  placement: Placement | undefined,
+  checkpointDir: string,
+): void {
   if (merged.size === 0) throw new CheckpointError(checkpointDir, 'weights.safetensors holds no adapter weights');
   const layers = placement?.layers ?? Math.max(...[...merged.keys()].map((k) => parseSiteKey(k)[0])) + 1;
   const missing: string[] = [];
@@ -530,13 +673,26 @@ function checkSitesComplete(merged: Map<string, unknown>, sites: AdapterSite[], 
     if (leaveOut.includes(layer)) continue;
     for (const site of sites) if (!merged.has(`${layer}.${site}`)) missing.push(`layer ${layer} ${site}`);
   }
-  if (missing.length) throw new CheckpointError(checkpointDir, `weights.safetensors has no adapter for ${missing.join(', ')}, which the run's method places one at`);
+  if (missing.length)
+    throw new CheckpointError(
+      checkpointDir,
+      `weights.safetensors has no adapter for ${missing.join(', ')}, which the run's method places one at`,
+    );
 }
 
-function loraPart(source: ExportSource, method: Extract<MethodConfig, { type: 'lora' }>, name: string, checkpointDir: string, layout: LibraryLayout): Part {
+function loraPart(
+  source: ExportSource,
+  method: Extract<MethodConfig, { type: 'lora' }>,
+  name: string,
+  checkpointDir: string,
+  layout: LibraryLayout,
+): Part {
   const unsupported = method.targets.filter((t) => !LORA_PLACES[t]);
   if (unsupported.length) {
-    throw new CheckpointError(checkpointDir, `LoRA target${unsupported.length > 1 ? 's' : ''} ${unsupported.join(', ')} cannot be exported: the adapters library's LoRAConfig adapts only query, key, value, intermediate and output`);
+    throw new CheckpointError(
+      checkpointDir,
+      `LoRA target${unsupported.length > 1 ? 's' : ''} ${unsupported.join(', ')} cannot be exported: the adapters library's LoRAConfig adapts only query, key, value, intermediate and output`,
+    );
   }
   const byTarget = new Map<string, { a: WeightEntry; b: WeightEntry }>(); // `${layer}.${target}`
   for (const [weightName, w] of source.weights) {
@@ -601,7 +757,10 @@ function headPart(source: ExportSource, name: string, checkpointDir: string): Pa
     [t.outBias, get('classifier.bias')],
   ]);
   const outputs = classifier.shape[0]!;
-  const notes = source.config.method.type === 'head-only' ? ['head-only: only the head is exported; load it with model.load_head(dir, use_safetensors=True)'] : [];
+  const notes =
+    source.config.method.type === 'head-only'
+      ? ['head-only: only the head is exported; load it with model.load_head(dir, use_safetensors=True)']
+      : [];
   if (source.config.task.pooling === 'mean') {
     notes.push(
       "task.pooling is 'mean': this head was trained on the mean of the real tokens' hidden states, but the adapters library's classification head reads the [CLS] token's, " +
@@ -629,7 +788,8 @@ function writable(weights: WeightMap): Record<string, TensorToWrite> {
 export function writeFolderAtomically(target: string, files: Record<string, string | Uint8Array>): string {
   const dir = path.resolve(target);
   if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory() || fs.readdirSync(dir).length) throw new CheckpointError(dir, 'already exists and is not an empty folder: choose another output folder');
+    if (!fs.statSync(dir).isDirectory() || fs.readdirSync(dir).length)
+      throw new CheckpointError(dir, 'already exists and is not an empty folder: choose another output folder');
     fs.rmdirSync(dir);
   }
   const staging = `${dir}.tmp-${process.pid}`;

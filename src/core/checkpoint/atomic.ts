@@ -96,7 +96,9 @@ export function readJsonl(file: string): JsonlContents {
       result.records.push(JSON.parse(line));
     } catch (err) {
       const truncated = index === lines.length - 1 && lastLineIsPartial;
-      const reason = truncated ? `truncated last line, probably an interrupted write (${errorMessage(err)})` : errorMessage(err);
+      const reason = truncated
+        ? `truncated last line, probably an interrupted write (${errorMessage(err)})`
+        : errorMessage(err);
       result.skipped.push({ line: index + 1, reason });
     }
   });

@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AnyResolvedConfig, ResolvedConfig } from '../config/types';
 import type { Placement } from '../../protocol/worker';
+import { isBrokenLine, metricsLineText, parseMetricsLine, type MetricsLineInput } from '../../protocol/metrics';
 import { appendLine, isTempFile, readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic';
 import { randomBytes } from 'node:crypto';
 import { readSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors';
@@ -97,7 +98,11 @@ export class RunFolder {
    * folder itself is made without `recursive`, so two runs started in the same second never share it.
    */
   static create(config: AnyResolvedConfig, now = new Date()): RunFolder {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+    const stamp = now
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, '')
+      .replace('T', '-');
     const base = path.join(config.output.runsDir, `${config.name}-${stamp}`);
     onDisk(config.output.runsDir, 'the runs folder', () => fs.mkdirSync(config.output.runsDir, { recursive: true }));
     for (let n = 1; ; n++) {
@@ -114,7 +119,8 @@ export class RunFolder {
   }
 
   static open(dir: string): RunFolder {
-    if (!fs.existsSync(path.join(dir, 'config.json'))) throw new CheckpointError(dir, 'is not a PEFT Lab run folder (no config.json)');
+    if (!fs.existsSync(path.join(dir, 'config.json')))
+      throw new CheckpointError(dir, 'is not a PEFT Lab run folder (no config.json)');
     const run = new RunFolder(dir);
     try {
       run.configChanges = run.readStatus().configChanges ?? [];
@@ -140,8 +146,12 @@ export class RunFolder {
     return readJsonFile(this.file('config.json'), 'run config') as ResolvedConfig;
   }
 
+  /** Writes status.json; its paths are stored relative to the run folder (see statusForDisk). */
   writeStatus(status: RunStatus): void {
-    const recorded = this.configChanges.length ? { ...status, configChanges: this.configChanges } : status;
+    const recorded = statusForDisk(
+      this.dir,
+      this.configChanges.length ? { ...status, configChanges: this.configChanges } : status,
+    );
     onDisk(this.file('status.json'), 'the run status', () => {
       try {
         writeJsonAtomic(this.file('status.json'), recorded);
@@ -168,30 +178,35 @@ export class RunFolder {
     this.configChanges.push(record);
   }
 
+  /** status.json with its paths absolute again (also reads the absolute paths older runs wrote). */
   readStatus(): RunStatus {
-    return readJsonFile(this.file('status.json'), 'run status') as RunStatus;
+    return statusFromDisk(this.dir, readJsonFile(this.file('status.json'), 'run status') as RunStatus);
   }
 
   writePlacement(placement: Placement): void {
-    onDisk(this.file('placement.json'), 'the adapter placement', () => writeJsonAtomic(this.file('placement.json'), placement));
+    onDisk(this.file('placement.json'), 'the adapter placement', () =>
+      writeJsonAtomic(this.file('placement.json'), placement),
+    );
   }
 
-  logMetrics(record: Record<string, unknown>): void {
-    onDisk(this.file('metrics.jsonl'), 'the metrics log', () => appendLine(this.file('metrics.jsonl'), JSON.stringify(record)));
+  logMetrics(line: MetricsLineInput): void {
+    onDisk(this.file('metrics.jsonl'), 'the metrics log', () =>
+      appendLine(this.file('metrics.jsonl'), metricsLineText(line)),
+    );
   }
 
   /** Drops the metric lines after `step`: a resume would log them again. */
   dropMetricsAfter(step: number): void {
     const file = this.file('metrics.jsonl');
     if (!fs.existsSync(file)) return;
-    const kept = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step?: number }).step! <= step;
-      } catch {
-        return false;
-      }
-    });
+    const kept = fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => {
+        if (!line.trim()) return false;
+        const record = parseMetricsLine(line);
+        return !isBrokenLine(record) && record.step <= step;
+      });
     onDisk(file, 'the metrics log', () => writeFileAtomic(file, kept.map((l) => `${l}\n`).join('')));
   }
 
@@ -214,7 +229,12 @@ export class RunFolder {
     for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
       const full = path.join(root, entry.name);
       if (STAGED_OR_TRASH.test(entry.name)) remove(full);
-      else if (entry.isDirectory() && /^step-\d+$/.test(entry.name) && !fs.existsSync(path.join(full, 'checkpoint.json'))) remove(full);
+      else if (
+        entry.isDirectory() &&
+        /^step-\d+$/.test(entry.name) &&
+        !fs.existsSync(path.join(full, 'checkpoint.json'))
+      )
+        remove(full);
       else if (entry.isDirectory() && /^step-\d+$/.test(entry.name)) {
         for (const name of fs.readdirSync(full)) if (isTempFile(name)) remove(path.join(full, name));
       }
@@ -251,8 +271,13 @@ export class RunFolder {
       try {
         fs.rmSync(staging, { recursive: true, force: true });
         fs.mkdirSync(staging, { recursive: true });
-        writeSafetensors(path.join(staging, 'weights.safetensors'), toWritable(weights), { format: 'pt', method: info.method });
-        writeSafetensors(path.join(staging, 'optimizer.safetensors'), toWritable(optimizer), { format: 'peft-lab-adamw' });
+        writeSafetensors(path.join(staging, 'weights.safetensors'), toWritable(weights), {
+          format: 'pt',
+          method: info.method,
+        });
+        writeSafetensors(path.join(staging, 'optimizer.safetensors'), toWritable(optimizer), {
+          format: 'peft-lab-adamw',
+        });
         writeJsonAtomic(path.join(staging, 'checkpoint.json'), info);
         if (fs.existsSync(final)) this.removeCheckpoint(info.step);
         fs.renameSync(staging, final);
@@ -325,6 +350,44 @@ export function readWeightMap(file: string): WeightMap {
 }
 
 /** The run folder that holds a checkpoint folder (`<run>/checkpoints/step-N`). */
+/**
+ * A path as stored in a file of the run folder: relative to the run folder, so a run folder copied
+ * to another place or machine (or seen under another mount point) still names its own checkpoints.
+ */
+export function pathInRun(runDir: string, file: string): string {
+  return path.relative(runDir, path.resolve(runDir, file)) || '.';
+}
+
+/** A path read from a file of the run folder, absolute: relative ones against the run folder; absolute ones (older runs) as they are. */
+export function resolveInRun(runDir: string, stored: string): string {
+  return path.resolve(runDir, stored);
+}
+
+/** status.json as written: `configFile` and `bestCheckpoint` relative to the run folder. */
+export function statusForDisk(runDir: string, status: RunStatus): RunStatus {
+  const dir = path.resolve(runDir);
+  return {
+    ...status,
+    ...(status.configFile && { configFile: pathInRun(dir, status.configFile) }),
+    ...(status.bestCheckpoint && { bestCheckpoint: pathInRun(dir, status.bestCheckpoint) }),
+  };
+}
+
+/** status.json as read (any reader): `configFile` and `bestCheckpoint` absolute again, whichever form was written. */
+export function statusFromDisk<S extends { configFile?: unknown; bestCheckpoint?: unknown }>(
+  runDir: string,
+  status: S,
+): S {
+  if (typeof status !== 'object' || status === null) return status;
+  const dir = path.resolve(runDir);
+  const resolve = (v: unknown) => (typeof v === 'string' && v !== '' ? resolveInRun(dir, v) : v);
+  return {
+    ...status,
+    ...('configFile' in status && { configFile: resolve(status.configFile) }),
+    ...('bestCheckpoint' in status && { bestCheckpoint: resolve(status.bestCheckpoint) }),
+  };
+}
+
 export function runDirOfCheckpoint(checkpointDir: string): string {
   return path.dirname(path.dirname(path.resolve(checkpointDir)));
 }

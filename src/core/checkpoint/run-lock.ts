@@ -49,7 +49,10 @@ export interface LockHolder {
 
 /** A second writer: the run folder is locked by a live holder. */
 export class RunLockedError extends PeftLabError {
-  constructor(readonly dir: string, readonly holder: LockHolder) {
+  constructor(
+    readonly dir: string,
+    readonly holder: LockHolder,
+  ) {
     super(`${dir}: the run is in use by ${describeHolder(holder)}; wait for it to end or stop it first`);
   }
 }
@@ -79,7 +82,11 @@ export class RunLock {
   private readonly onExit = () => this.release();
 
   /** @internal use acquireRunLock */
-  constructor(readonly dir: string, private holderValue: LockHolder, heartbeatMs: number) {
+  constructor(
+    readonly dir: string,
+    private holderValue: LockHolder,
+    heartbeatMs: number,
+  ) {
     if (heartbeatMs > 0) {
       this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
       this.timer.unref();
@@ -106,7 +113,9 @@ export class RunLock {
     if (this.released || this.held) return;
     const now = readRunLock(this.dir);
     if (now) throw new RunLockedError(this.dir, now);
-    throw new PeftLabError(`${this.dir}: the run's lock (${LOCK_FILE}) was removed by another process; stopping so as not to write beside another writer`);
+    throw new PeftLabError(
+      `${this.dir}: the run's lock (${LOCK_FILE}) was removed by another process; stopping so as not to write beside another writer`,
+    );
   }
 
   /** Refreshes the heartbeat; does nothing (and stops the timer) if the lock is no longer ours. */
@@ -152,7 +161,8 @@ export function acquireRunLock(dir: string, purpose: string, options: LockOption
     if (existing === 'missing') continue; // released between our attempt and the read
     const verdict = judgeLock(existing, file, options);
     if (verdict.live) {
-      if (existing === 'unreadable') throw new PeftLabError(`${dir}: the run is being locked by another process right now; try again in a moment`);
+      if (existing === 'unreadable')
+        throw new PeftLabError(`${dir}: the run is being locked by another process right now; try again in a moment`);
       throw new RunLockedError(dir, existing);
     }
     breakLock(file, existing);
@@ -179,21 +189,38 @@ export function judgeHolder(holder: LockHolder, options: LivenessOptions = {}): 
   const here = thisMachine();
   const isAlive = options.isAlive ?? processAlive;
   // Slurm stopped the earlier incarnation of a requeued job (or the submitting host handed the lock over)
-  if (holder.slurmJobId && holder.slurmJobId === process.env.SLURM_JOB_ID && !(holder.host === here.host && holder.pid === process.pid)) {
-    return { live: false, why: `Slurm job ${holder.slurmJobId} runs again here; its lock from pid ${holder.pid} on ${holder.host} is taken over` };
+  if (
+    holder.slurmJobId &&
+    holder.slurmJobId === process.env.SLURM_JOB_ID &&
+    !(holder.host === here.host && holder.pid === process.pid)
+  ) {
+    return {
+      live: false,
+      why: `Slurm job ${holder.slurmJobId} runs again here; its lock from pid ${holder.pid} on ${holder.host} is taken over`,
+    };
   }
   if (holder.host === here.host) {
     if (holder.bootId && here.bootId && holder.bootId !== here.bootId) {
-      return { live: false, why: `its training process (${holder.pid}) is gone: ${holder.host} has restarted since ${formatTime(holder.since)}` };
+      return {
+        live: false,
+        why: `its training process (${holder.pid}) is gone: ${holder.host} has restarted since ${formatTime(holder.since)}`,
+      };
     }
-    if (!isAlive(holder.pid)) return { live: false, why: `its training process (${holder.pid}) is gone without recording how the run ended (killed, or the machine stopped)` };
+    if (!isAlive(holder.pid))
+      return {
+        live: false,
+        why: `its training process (${holder.pid}) is gone without recording how the run ended (killed, or the machine stopped)`,
+      };
     return { live: true, holder, elsewhere: false };
   }
   const now = (options.now ?? new Date()).getTime();
   const beat = Date.parse(holder.heartbeat);
   const staleAfter = options.staleAfterMs ?? STALE_AFTER_MS;
   if (!Number.isFinite(beat) || now - beat > staleAfter) {
-    return { live: false, why: `its training process (${holder.pid} on ${holder.host}) has sent no heartbeat since ${formatTime(holder.heartbeat)} (over ${Math.round(staleAfter / 60_000)} minutes): taken as gone` };
+    return {
+      live: false,
+      why: `its training process (${holder.pid} on ${holder.host}) has sent no heartbeat since ${formatTime(holder.heartbeat)} (over ${Math.round(staleAfter / 60_000)} minutes): taken as gone`,
+    };
   }
   return { live: true, holder, elsewhere: true };
 }
@@ -209,7 +236,10 @@ export function runActivity(dir: string, statusPid: number | undefined, options:
   const isAlive = options.isAlive ?? processAlive;
   // a status without a pid says nothing either way
   if (typeof statusPid !== 'number' || isAlive(statusPid)) return { live: true, elsewhere: false };
-  return { live: false, why: `its training process (${statusPid}) is gone without recording how the run ended (killed, or the machine stopped)` };
+  return {
+    live: false,
+    why: `its training process (${statusPid}) is gone without recording how the run ended (killed, or the machine stopped)`,
+  };
 }
 
 export function processAlive(pid: number): boolean {
@@ -245,7 +275,12 @@ function newHolder(purpose: string, slurmJobId = process.env.SLURM_JOB_ID): Lock
   const now = new Date().toISOString();
   const restart = Number(process.env.SLURM_RESTART_COUNT);
   return {
-    pid: process.pid, host: here.host, ...(here.bootId && { bootId: here.bootId }), since: now, heartbeat: now, purpose,
+    pid: process.pid,
+    host: here.host,
+    ...(here.bootId && { bootId: here.bootId }),
+    since: now,
+    heartbeat: now,
+    purpose,
     ...(slurmJobId && { slurmJobId }),
     ...(Number.isInteger(restart) && process.env.SLURM_RESTART_COUNT !== undefined && { slurmRestartCount: restart }),
     token: randomBytes(8).toString('hex'),
@@ -288,7 +323,8 @@ function readLockFile(file: string): LockHolder | 'missing' | 'unreadable' {
   }
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof value.pid === 'number' && typeof value.host === 'string' && typeof value.token === 'string') return value as LockHolder;
+    if (typeof value.pid === 'number' && typeof value.host === 'string' && typeof value.token === 'string')
+      return value as LockHolder;
   } catch {
     // falls through
   }
@@ -319,7 +355,8 @@ function breakLock(file: string, stale: LockHolder | 'unreadable'): void {
     throw err;
   }
   const moved = readLockFile(aside);
-  const same = stale === 'unreadable' ? moved === 'unreadable' : typeof moved === 'object' && moved.token === stale.token;
+  const same =
+    stale === 'unreadable' ? moved === 'unreadable' : typeof moved === 'object' && moved.token === stale.token;
   if (!same) {
     try {
       fs.linkSync(aside, file); // fails if yet another process has taken the lock meanwhile: theirs wins
@@ -332,5 +369,10 @@ function breakLock(file: string, stale: LockHolder | 'unreadable'): void {
 
 function formatTime(iso: string): string {
   const t = Date.parse(iso);
-  return Number.isFinite(t) ? new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : iso;
+  return Number.isFinite(t)
+    ? new Date(t)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, ' UTC')
+    : iso;
 }

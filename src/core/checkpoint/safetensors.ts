@@ -16,14 +16,7 @@ export type Dtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8
 
 /** F16 and BF16 are kept as raw 16-bit patterns because JavaScript has no such float type; `toFloat32` decodes them. */
 export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Uint16Array
-  | BigInt64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array;
+  Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 interface TensorOf<D extends Dtype, A extends TensorData> {
   dtype: D;
@@ -121,7 +114,10 @@ export function readSafetensors(file: string): SafetensorsContents {
 
 function readHeaderLength(bytes: Uint8Array, file: string): number {
   if (bytes.length < HEADER_LENGTH_BYTES) {
-    throw new CheckpointError(file, `not a safetensors file: only ${bytes.length} bytes, too short for the 8-byte header length`);
+    throw new CheckpointError(
+      file,
+      `not a safetensors file: only ${bytes.length} bytes, too short for the 8-byte header length`,
+    );
   }
   const length = new DataView(bytes.buffer, bytes.byteOffset, HEADER_LENGTH_BYTES).getBigUint64(0, true);
   const available = bytes.length - HEADER_LENGTH_BYTES;
@@ -132,7 +128,10 @@ function readHeaderLength(bytes: Uint8Array, file: string): number {
     );
   }
   if (length > BigInt(MAX_HEADER_BYTES)) {
-    throw new CheckpointError(file, `header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt`);
+    throw new CheckpointError(
+      file,
+      `header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt`,
+    );
   }
   return Number(length);
 }
@@ -148,10 +147,16 @@ function parseHeader(headerBytes: Uint8Array, file: string): Record<string, unkn
   try {
     header = JSON.parse(text);
   } catch (err) {
-    throw new CheckpointError(file, `header is not valid JSON (${(err as Error).message}); the file is corrupt or not safetensors`);
+    throw new CheckpointError(
+      file,
+      `header is not valid JSON (${(err as Error).message}); the file is corrupt or not safetensors`,
+    );
   }
   if (!isPlainObject(header)) {
-    throw new CheckpointError(file, 'header must be a JSON object mapping tensor names to their dtype, shape and data_offsets');
+    throw new CheckpointError(
+      file,
+      'header must be a JSON object mapping tensor names to their dtype, shape and data_offsets',
+    );
   }
   return header;
 }
@@ -163,7 +168,10 @@ function readMetadata(raw: unknown, file: string): Record<string, string> {
   }
   for (const [key, value] of Object.entries(raw)) {
     if (typeof value !== 'string') {
-      throw new CheckpointError(file, `"${METADATA_KEY}" entry "${key}" must be a string, got ${JSON.stringify(value)}`);
+      throw new CheckpointError(
+        file,
+        `"${METADATA_KEY}" entry "${key}" must be a string, got ${JSON.stringify(value)}`,
+      );
     }
   }
   return raw as Record<string, string>;
@@ -182,7 +190,9 @@ function readEntry(name: string, raw: unknown, dataLength: number, file: string)
   }
   const [begin, end] = offsets;
   if (end > dataLength) {
-    throw fail(`data_offsets [${begin}, ${end}] go beyond the ${dataLength} data bytes in the file; the file is truncated`);
+    throw fail(
+      `data_offsets [${begin}, ${end}] go beyond the ${dataLength} data bytes in the file; the file is truncated`,
+    );
   }
   const expectedBytes = elementCount(shape) * DTYPES[dtype as Dtype].bytes;
   if (end - begin !== expectedBytes) {
@@ -260,7 +270,10 @@ function readExactly(fd: number, size: number, file: string): Uint8Array {
   while (filled < size) {
     const read = fs.readSync(fd, bytes, filled, size - filled, filled);
     if (read === 0) {
-      throw new CheckpointError(file, `file shrank while being read (${filled} of ${size} bytes); is it still being written?`);
+      throw new CheckpointError(
+        file,
+        `file shrank while being read (${filled} of ${size} bytes); is it still being written?`,
+      );
     }
     filled += read;
   }
@@ -376,13 +389,19 @@ export function serializeSafetensors(
 }
 
 /** Serialises and writes atomically (see writeFileAtomic): a crash never leaves a half-written checkpoint. */
-export function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): void {
   const bytes = serializeSafetensors(tensors, metadata, file);
   try {
     writeFileAtomic(file, bytes);
   } catch (err) {
     // the cause keeps its code, so a caller can tell a full disk from a bug (DiskError.from)
-    throw Object.assign(new CheckpointError(file, `cannot write the safetensors file: ${(err as Error).message}`), { cause: err });
+    throw Object.assign(new CheckpointError(file, `cannot write the safetensors file: ${(err as Error).message}`), {
+      cause: err,
+    });
   }
 }
 
@@ -401,7 +420,8 @@ function checkTensorToWrite(name: string, tensor: TensorToWrite, file: string): 
   if (tensor.dtype !== undefined && tensor.dtype !== actual) {
     throw fail(`dtype ${tensor.dtype} does not match its data, which holds ${actual} values`);
   }
-  if (!isListOfSizes(tensor.shape)) throw fail(`shape must be a list of non-negative integers, got ${JSON.stringify(tensor.shape)}`);
+  if (!isListOfSizes(tensor.shape))
+    throw fail(`shape must be a list of non-negative integers, got ${JSON.stringify(tensor.shape)}`);
   const expected = elementCount(tensor.shape);
   if (tensor.data.length !== expected) {
     throw fail(`shape [${tensor.shape.join(', ')}] needs ${expected} values but data has ${tensor.data.length}`);
@@ -419,7 +439,10 @@ function dtypeOfArray(data: unknown): WritableDtype | undefined {
 function checkMetadata(metadata: Record<string, string>, file: string): Record<string, string> {
   for (const [key, value] of Object.entries(metadata)) {
     if (typeof value !== 'string') {
-      throw new CheckpointError(file, `metadata "${key}" must be a string (safetensors metadata is string to string), got ${typeof value}`);
+      throw new CheckpointError(
+        file,
+        `metadata "${key}" must be a string (safetensors metadata is string to string), got ${typeof value}`,
+      );
     }
   }
   return metadata;

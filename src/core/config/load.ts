@@ -19,7 +19,14 @@ import * as path from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { parse, printParseErrorCode, type ParseError, type Node } from 'jsonc-parser';
 import { ConfigError } from '../errors';
-import type { AnyResolvedConfig, ModelConfig, PeftConfig, PretrainConfig, ResolvedConfig, ResolvedPretrainConfig } from './types';
+import type {
+  AnyResolvedConfig,
+  ModelConfig,
+  PeftConfig,
+  PretrainConfig,
+  ResolvedConfig,
+  ResolvedPretrainConfig,
+} from './types';
 import { JsonLocator, joinPointer, semanticIssues, type ConfigIssue } from './semantic';
 
 export type { ConfigIssue } from './semantic';
@@ -49,7 +56,12 @@ export function loadConfig(file: string, options: LoadOptions = {}): ResolvedCon
 export function loadPretrainConfig(file: string, options: LoadOptions = {}): ResolvedPretrainConfig {
   const { config } = loadChecked(file, options);
   if (isPretrainConfig(config)) return config;
-  throw new ConfigError(file, '', "this is a fine-tuning config (it has no 'pretrain' section): run it with 'peft-lab train', or add a 'pretrain' section to pretrain", 1);
+  throw new ConfigError(
+    file,
+    '',
+    "this is a fine-tuning config (it has no 'pretrain' section): run it with 'peft-lab train', or add a 'pretrain' section to pretrain",
+    1,
+  );
 }
 
 /** Reads, validates and resolves a config of either kind; `isPretrainConfig` tells which it is. */
@@ -87,7 +99,12 @@ export function isPretrainConfig(config: AnyResolvedConfig): config is ResolvedP
 function fineTuningOnly(config: AnyResolvedConfig, file: string, text: string): ResolvedConfig {
   if (!isPretrainConfig(config)) return config;
   const { line } = new JsonLocator(text).rangeOf('/pretrain', 'key');
-  throw new ConfigError(file, '/pretrain', "this is a pretraining config (it has a 'pretrain' section): run it with 'peft-lab pretrain'", line);
+  throw new ConfigError(
+    file,
+    '/pretrain',
+    "this is a pretraining config (it has a 'pretrain' section): run it with 'peft-lab pretrain'",
+    line,
+  );
 }
 
 /**
@@ -104,7 +121,17 @@ export function validateConfigText(text: string, file: string, options: LoadOpti
     ];
     return tagged.sort((a, b) => a.offset - b.offset);
   } catch (error) {
-    return [{ path: '', message: `cannot check this config: ${(error as Error).message}`, severity: 'error', offset: 0, length: 0, line: 1, source: 'semantic' }];
+    return [
+      {
+        path: '',
+        message: `cannot check this config: ${(error as Error).message}`,
+        severity: 'error',
+        offset: 0,
+        length: 0,
+        line: 1,
+        source: 'semantic',
+      },
+    ];
   }
 }
 
@@ -113,7 +140,8 @@ export function findSchemaFile(startDir: string = __dirname): string {
   for (let dir = startDir; ; dir = path.dirname(dir)) {
     const candidate = path.join(dir, SCHEMA_RELATIVE_PATH);
     if (fs.existsSync(candidate)) return candidate;
-    if (path.dirname(dir) === dir) throw new Error(`cannot find ${SCHEMA_RELATIVE_PATH} in ${startDir} or any folder above it`);
+    if (path.dirname(dir) === dir)
+      throw new Error(`cannot find ${SCHEMA_RELATIVE_PATH} in ${startDir} or any folder above it`);
   }
 }
 
@@ -124,13 +152,21 @@ export function readConfigFile(file: string): string {
     // a config is a page of JSON; a huge file is the wrong file, and parsing it first would take minutes
     const size = fs.statSync(file).size;
     if (size > MAX_CONFIG_BYTES) {
-      throw new ConfigError(file, '', `the config file is ${(size / 1e6).toFixed(1)} MB; a config is at most ${MAX_CONFIG_BYTES / 1e6} MB (is this the right file?)`);
+      throw new ConfigError(
+        file,
+        '',
+        `the config file is ${(size / 1e6).toFixed(1)} MB; a config is at most ${MAX_CONFIG_BYTES / 1e6} MB (is this the right file?)`,
+      );
     }
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(file, '', code === 'ENOENT' ? 'config file not found' : `cannot read config file: ${(error as Error).message}`);
+    throw new ConfigError(
+      file,
+      '',
+      code === 'ENOENT' ? 'config file not found' : `cannot read config file: ${(error as Error).message}`,
+    );
   }
   // Editors hide a byte-order mark, so offsets must be counted without it.
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
@@ -185,7 +221,14 @@ function syntaxIssues(text: string, locator: JsonLocator): ConfigIssue[] {
   return errors.map((error) => {
     const code = printParseErrorCode(error.error);
     const message = `syntax error: ${SYNTAX_MESSAGES[code] ?? 'invalid JSON'} (${code})`;
-    return { path: '', message, severity: 'error', offset: error.offset, length: error.length, line: locator.lineOf(error.offset) };
+    return {
+      path: '',
+      message,
+      severity: 'error',
+      offset: error.offset,
+      length: error.length,
+      line: locator.lineOf(error.offset),
+    };
   });
 }
 
@@ -202,7 +245,14 @@ function duplicateKeyIssues(locator: JsonLocator): ConfigIssue[] {
         const childPointer = joinPointer(pointer, key);
         if (seen.has(key)) {
           const line = locator.lineOf(keyNode.offset);
-          issues.push({ path: childPointer, message: `duplicate field '${key}'; only its last value would be used`, severity: 'error', offset: keyNode.offset, length: keyNode.length, line });
+          issues.push({
+            path: childPointer,
+            message: `duplicate field '${key}'; only its last value would be used`,
+            severity: 'error',
+            offset: keyNode.offset,
+            length: keyNode.length,
+            line,
+          });
         }
         seen.add(key);
         visit(valueNode, childPointer);
@@ -278,7 +328,13 @@ function compileValidators(schema: SchemaObject): Validators {
     pretraining: ajv.compile({
       ...plain,
       required: [...(schema.required as string[]), 'pretrain'],
-      properties: { ...properties, model: withoutOneOf(properties.model), task: anything, data: anything, method: anything },
+      properties: {
+        ...properties,
+        model: withoutOneOf(properties.model),
+        task: anything,
+        data: anything,
+        method: anything,
+      },
     }),
   };
   const compileBranch = (branch: SchemaObject): UnionBranch => ({
@@ -316,8 +372,14 @@ function schemaIssues(data: unknown, locator: JsonLocator): ConfigIssue[] {
   applyRegressionMetricDefault(data);
   const issues = ajvIssues(root[kind], data, '', locator);
   if (!isRecord(data)) return issues;
-  if (kind === 'pretraining') return [...issues, ...fineTuningFieldIssues(data, locator), ...modelIssues(data.model, model, locator)];
-  return [...kindIssues(issues, data, locator), ...modelDirIssues(data, locator), ...methodIssues(data.method, method, locator), ...modelIssues(data.model, model, locator)];
+  if (kind === 'pretraining')
+    return [...issues, ...fineTuningFieldIssues(data, locator), ...modelIssues(data.model, model, locator)];
+  return [
+    ...kindIssues(issues, data, locator),
+    ...modelDirIssues(data, locator),
+    ...methodIssues(data.method, method, locator),
+    ...modelIssues(data.model, model, locator),
+  ];
 }
 
 /**
@@ -329,7 +391,10 @@ function kindIssues(issues: ConfigIssue[], data: Record<string, unknown>, locato
   const missing = new Set(FINE_TUNING_FIELDS.map((field) => `/${field}`));
   return [
     ...issues.filter((issue) => !missing.has(issue.path)),
-    locator.issue('', "missing 'task', 'data' and 'method' (a fine-tuning config) or 'pretrain' (a pretraining config); a config needs one or the other"),
+    locator.issue(
+      '',
+      "missing 'task', 'data' and 'method' (a fine-tuning config) or 'pretrain' (a pretraining config); a config needs one or the other",
+    ),
   ];
 }
 
@@ -345,7 +410,13 @@ function fineTuningFieldIssues(data: Record<string, unknown>, locator: JsonLocat
 
 function modelDirIssues(data: Record<string, unknown>, locator: JsonLocator): ConfigIssue[] {
   if (!isRecord(data.output) || !('modelDir' in data.output)) return [];
-  return [locator.issue('/output/modelDir', "only pretraining configs (with a 'pretrain' section) write a model folder; remove 'modelDir'", { part: 'key' })];
+  return [
+    locator.issue(
+      '/output/modelDir',
+      "only pretraining configs (with a 'pretrain' section) write a model folder; remove 'modelDir'",
+      { part: 'key' },
+    ),
+  ];
 }
 
 /** The schema's metric default suits classification; regression gets its own before ajv fills it. */
@@ -373,10 +444,19 @@ function modelIssues(value: unknown, union: Union, locator: JsonLocator): Config
   const kinds = [...union.branches.keys()];
   const present = kinds.filter((kind) => kind in value);
   if (present.length === 0) {
-    return [locator.issue('/model', `must have one of ${quotedList(kinds)} (a local folder, a Hub model id, or a random encoder)`)];
+    return [
+      locator.issue(
+        '/model',
+        `must have one of ${quotedList(kinds)} (a local folder, a Hub model id, or a random encoder)`,
+      ),
+    ];
   }
   if (present.length > 1) {
-    return [locator.issue(`/model/${present[1]}`, `'${present[0]}' and '${present[1]}' cannot be combined; keep one`, { part: 'key' })];
+    return [
+      locator.issue(`/model/${present[1]}`, `'${present[0]}' and '${present[1]}' cannot be combined; keep one`, {
+        part: 'key',
+      }),
+    ];
   }
   const kind = present[0];
   return ajvIssues(union.branches.get(kind)!.validate, value, '/model', locator, (field) => {
@@ -396,7 +476,13 @@ function branchesWithField(union: Union, field: string): string[] {
 /** Explains a field that exists only in other branches of a union, or returns undefined. */
 type MisplacedFieldHint = (field: string) => string | undefined;
 
-function ajvIssues(validate: ValidateFunction, data: unknown, base: string, locator: JsonLocator, misplaced?: MisplacedFieldHint): ConfigIssue[] {
+function ajvIssues(
+  validate: ValidateFunction,
+  data: unknown,
+  base: string,
+  locator: JsonLocator,
+  misplaced?: MisplacedFieldHint,
+): ConfigIssue[] {
   if (validate(data)) return [];
   return withoutCompositeChildren(validate.errors ?? []).map((error) => issueFromAjv(error, base, locator, misplaced));
 }
@@ -410,7 +496,12 @@ function withoutCompositeChildren(errors: ErrorObject[]): ErrorObject[] {
   return errors.filter((e) => !composites.some((c) => e !== c && e.schemaPath.startsWith(`${c.schemaPath}/`)));
 }
 
-function issueFromAjv(error: ErrorObject, base: string, locator: JsonLocator, misplaced?: MisplacedFieldHint): ConfigIssue {
+function issueFromAjv(
+  error: ErrorObject,
+  base: string,
+  locator: JsonLocator,
+  misplaced?: MisplacedFieldHint,
+): ConfigIssue {
   const at = base + error.instancePath;
   if (error.keyword === 'additionalProperties') {
     const field = String(error.params.additionalProperty);
@@ -450,7 +541,9 @@ function describeError(error: ErrorObject): string {
     case 'uniqueItems':
       return `must not repeat items (items ${String(params.j)} and ${String(params.i)} are equal)`;
     case 'pattern':
-      return typeof schema.patternErrorMessage === 'string' ? schema.patternErrorMessage : `must match ${String(params.pattern)}`;
+      return typeof schema.patternErrorMessage === 'string'
+        ? schema.patternErrorMessage
+        : `must match ${String(params.pattern)}`;
     case 'oneOf':
     case 'anyOf':
       return typeof schema.errorMessage === 'string' ? schema.errorMessage : 'does not match any allowed form';
@@ -511,12 +604,15 @@ export function closestMatch(word: string, candidates: readonly string[]): strin
 
 /** Levenshtein distance with transpositions counted as one edit ('botlte' vs 'bottle'). */
 function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const substitution = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + substitution);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.length][b.length];
@@ -552,14 +648,26 @@ function resolvePaths(config: PeftConfig | PretrainConfig, file: string): AnyRes
   };
 }
 
-function resolvePretrainPaths(config: PretrainConfig, sourceFile: string, resolve: (p: string) => string): ResolvedPretrainConfig {
+function resolvePretrainPaths(
+  config: PretrainConfig,
+  sourceFile: string,
+  resolve: (p: string) => string,
+): ResolvedPretrainConfig {
   const { validation } = config.pretrain;
   const { modelDir } = config.output;
   return {
     ...config,
     model: resolveModelPaths(config.model, resolve),
-    pretrain: { ...config.pretrain, corpus: config.pretrain.corpus.map(resolve), ...(validation !== undefined && { validation: validation.map(resolve) }) },
-    output: { ...config.output, runsDir: resolve(config.output.runsDir), ...(modelDir !== undefined && { modelDir: resolve(modelDir) }) },
+    pretrain: {
+      ...config.pretrain,
+      corpus: config.pretrain.corpus.map(resolve),
+      ...(validation !== undefined && { validation: validation.map(resolve) }),
+    },
+    output: {
+      ...config.output,
+      runsDir: resolve(config.output.runsDir),
+      ...(modelDir !== undefined && { modelDir: resolve(modelDir) }),
+    },
     sourceFile,
   };
 }

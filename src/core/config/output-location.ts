@@ -11,13 +11,33 @@ import type { AnyResolvedConfig } from './types';
 import { ConfigError } from '../errors';
 
 /** Folders (and everything under them) no run writes into; `/` itself too. */
-const SYSTEM_FOLDERS = ['/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/dev', '/proc', '/sys', '/run', '/var/lib', '/var/run', '/System', '/Library', '/private/etc'];
+const SYSTEM_FOLDERS = [
+  '/etc',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/boot',
+  '/dev',
+  '/proc',
+  '/sys',
+  '/run',
+  '/var/lib',
+  '/var/run',
+  '/System',
+  '/Library',
+  '/private/etc',
+];
 const WINDOWS_SYSTEM_FOLDERS = [/^[a-z]:\\windows(\\|$)/i, /^[a-z]:\\program files( \(x86\))?(\\|$)/i];
 
 /** The output fields a config of either kind has, with the JSON pointer of each. */
 function outputFolders(config: AnyResolvedConfig): { pointer: string; dir: string }[] {
   const out = [{ pointer: '/output/runsDir', dir: config.output.runsDir }];
-  if ('modelDir' in config.output && typeof config.output.modelDir === 'string') out.push({ pointer: '/output/modelDir', dir: config.output.modelDir });
+  if ('modelDir' in config.output && typeof config.output.modelDir === 'string')
+    out.push({ pointer: '/output/modelDir', dir: config.output.modelDir });
   return out;
 }
 
@@ -25,19 +45,30 @@ function outputFolders(config: AnyResolvedConfig): { pointer: string; dir: strin
  * Throws a ConfigError for an output folder in a system folder, or outside both the config's folder
  * tree and `cwd`'s (unless `allowOutside`).
  */
-export function checkOutputLocation(config: AnyResolvedConfig, options: { allowOutside?: boolean; cwd?: string } = {}): void {
+export function checkOutputLocation(
+  config: AnyResolvedConfig,
+  options: { allowOutside?: boolean; cwd?: string } = {},
+): void {
   const home = realFolder(path.dirname(path.resolve(config.sourceFile)));
   const cwd = realFolder(path.resolve(options.cwd ?? process.cwd()));
   for (const { pointer, dir } of outputFolders(config)) {
     const real = realFolder(path.resolve(dir));
     const system = systemFolderOf(real);
     if (system !== undefined) {
-      throw new ConfigError(config.sourceFile, pointer, `${dir} is ${system === '/' ? 'the root folder' : `inside the system folder ${system}`}: runs are never written there; choose a folder of your own (e.g. "runs")`);
+      throw new ConfigError(
+        config.sourceFile,
+        pointer,
+        `${dir} is ${system === '/' ? 'the root folder' : `inside the system folder ${system}`}: runs are never written there; choose a folder of your own (e.g. "runs")`,
+      );
     }
     // the root as the current folder would allow anything
     const insideCwd = cwd !== path.parse(cwd).root && isInside(real, cwd);
     if (!options.allowOutside && !isInside(real, home) && !insideCwd) {
-      throw new ConfigError(config.sourceFile, pointer, `${dir} is outside the config's folder ${home} and the current folder ${cwd}; pass --allow-outside to write there anyway`);
+      throw new ConfigError(
+        config.sourceFile,
+        pointer,
+        `${dir} is outside the config's folder ${home} and the current folder ${cwd}; pass --allow-outside to write there anyway`,
+      );
     }
   }
 }

@@ -6,12 +6,25 @@
  * `JsonLocator` (pointer -> text range) lives here rather than in load.ts so that load.ts can use
  * it without the two modules importing each other.
  */
-import { bertFieldsOf, familyDefaults, isSupportedModelType, unsupportedModelTypeError, usablePositions } from '../model/families';
+import {
+  bertFieldsOf,
+  familyDefaults,
+  isSupportedModelType,
+  unsupportedModelTypeError,
+  usablePositions,
+} from '../model/families';
 import type { BertConfig } from '../model/bert-config';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseTree, type Node } from 'jsonc-parser';
-import type { AnyResolvedConfig, MethodConfig, ModelConfig, ResolvedConfig, ResolvedPretrainConfig, ScratchModelConfig } from './types';
+import type {
+  AnyResolvedConfig,
+  MethodConfig,
+  ModelConfig,
+  ResolvedConfig,
+  ResolvedPretrainConfig,
+  ScratchModelConfig,
+} from './types';
 
 export interface ConfigIssue {
   /** JSON pointer of the field at fault, e.g. `/method/bottleneck`; `''` for the whole document. */
@@ -204,7 +217,8 @@ function pathModelFindings(folder: string, locator: JsonLocator): { issues: Conf
 }
 
 function weightsProblem(folder: string): string | undefined {
-  if (['model.safetensors', 'model.safetensors.index.json'].some((name) => fs.existsSync(path.join(folder, name)))) return undefined;
+  if (['model.safetensors', 'model.safetensors.index.json'].some((name) => fs.existsSync(path.join(folder, name))))
+    return undefined;
   if (fs.existsSync(path.join(folder, 'pytorch_model.bin'))) {
     // Pickled PyTorch weights cannot be read safely (or at all) from JavaScript.
     return (
@@ -231,7 +245,8 @@ function readHuggingFaceConfig(folder: string): ModelShape | string {
   } catch (error) {
     return `cannot read ${file}: ${(error as Error).message}`;
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return `${file}: the model config must be a JSON object`;
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    return `${file}: the model config must be a JSON object`;
   const raw = json as Record<string, unknown>;
   const modelType = raw.model_type ?? 'bert';
   if (!isSupportedModelType(modelType)) return unsupportedModelTypeError(file, raw.model_type).message;
@@ -243,7 +258,15 @@ function readHuggingFaceConfig(folder: string): ModelShape | string {
   };
   const positions = field('max_position_embeddings');
   const padding = field('pad_token_id');
-  const usable = positions === undefined || padding === undefined ? positions : usablePositions({ ...(fields as unknown as BertConfig), model_type: modelType, max_position_embeddings: positions, pad_token_id: padding });
+  const usable =
+    positions === undefined || padding === undefined
+      ? positions
+      : usablePositions({
+          ...(fields as unknown as BertConfig),
+          model_type: modelType,
+          max_position_embeddings: positions,
+          pad_token_id: padding,
+        });
   return {
     hiddenSize: field('hidden_size'),
     heads: field('num_attention_heads'),
@@ -254,7 +277,10 @@ function readHuggingFaceConfig(folder: string): ModelShape | string {
   };
 }
 
-function scratchModelFindings(scratch: ScratchModelConfig, locator: JsonLocator): { issues: ConfigIssue[]; shape: ModelShape } {
+function scratchModelFindings(
+  scratch: ScratchModelConfig,
+  locator: JsonLocator,
+): { issues: ConfigIssue[]; shape: ModelShape } {
   const problem = fileProblem(scratch.vocab);
   return {
     issues: problem ? [locator.issue('/model/scratch/vocab', problem)] : [],
@@ -278,7 +304,9 @@ function taskIssues({ config, locator }: CheckContext): ConfigIssue[] {
   const suitable: readonly string[] = METRICS_BY_TASK[type];
   const issues: ConfigIssue[] = [];
   if (!suitable.includes(metric)) {
-    issues.push(locator.issue('/task/metric', `'${metric}' does not apply to ${type}; use one of ${suitable.join(', ')}`));
+    issues.push(
+      locator.issue('/task/metric', `'${metric}' does not apply to ${type}; use one of ${suitable.join(', ')}`),
+    );
   }
   if (type === 'regression' && labels) {
     issues.push(locator.issue('/task/labels', 'labels are ignored for regression', { severity: 'warning' }));
@@ -286,7 +314,13 @@ function taskIssues({ config, locator }: CheckContext): ConfigIssue[] {
   // 1 and "1" are one label: the data's labels are matched by their text
   const seen = new Set<string>();
   labels?.forEach((label, index) => {
-    if (seen.has(String(label))) issues.push(locator.issue(`/task/labels/${index}`, `${JSON.stringify(label)} repeats an earlier label (a number and its text are the same label)`));
+    if (seen.has(String(label)))
+      issues.push(
+        locator.issue(
+          `/task/labels/${index}`,
+          `${JSON.stringify(label)} repeats an earlier label (a number and its text are the same label)`,
+        ),
+      );
     seen.add(String(label));
   });
   return issues;
@@ -303,12 +337,22 @@ function shapeIssues(context: CheckContext, shape: ModelShape): ConfigIssue[] {
   ];
 }
 
-function headsIssues({ locator }: CheckContext<AnyResolvedConfig>, { hiddenSize, heads, pointers, source }: ModelShape): ConfigIssue[] {
+function headsIssues(
+  { locator }: CheckContext<AnyResolvedConfig>,
+  { hiddenSize, heads, pointers, source }: ModelShape,
+): ConfigIssue[] {
   if (hiddenSize === undefined || heads === undefined || hiddenSize % heads === 0) return [];
-  return [locator.issue(pointers.heads, `${source}: ${heads} attention heads do not divide the hidden size ${hiddenSize}`)];
+  return [
+    locator.issue(pointers.heads, `${source}: ${heads} attention heads do not divide the hidden size ${hiddenSize}`),
+  ];
 }
 
-function maxLengthIssues({ locator }: CheckContext<AnyResolvedConfig>, { maxPositions, source }: ModelShape, maxLength: number, pointer: string): ConfigIssue[] {
+function maxLengthIssues(
+  { locator }: CheckContext<AnyResolvedConfig>,
+  { maxPositions, source }: ModelShape,
+  maxLength: number,
+  pointer: string,
+): ConfigIssue[] {
   if (maxPositions === undefined || maxLength <= maxPositions) return [];
   return [locator.issue(pointer, `${maxLength} exceeds the model's ${maxPositions} position embeddings (${source})`)];
 }
@@ -318,12 +362,19 @@ function methodSizeIssues({ config, locator }: CheckContext, { hiddenSize }: Mod
   if (hiddenSize === undefined) return [];
   if (method.type === 'lora') {
     if (method.rank < hiddenSize) return [];
-    return [locator.issue('/method/rank', `rank ${method.rank} must be smaller than the model's hidden size ${hiddenSize}`)];
+    return [
+      locator.issue('/method/rank', `rank ${method.rank} must be smaller than the model's hidden size ${hiddenSize}`),
+    ];
   }
   if (!hasBottleneck(method)) return [];
   if (method.bottleneck !== undefined) {
     if (method.bottleneck < hiddenSize) return [];
-    return [locator.issue('/method/bottleneck', `bottleneck ${method.bottleneck} must be smaller than the model's hidden size ${hiddenSize}`)];
+    return [
+      locator.issue(
+        '/method/bottleneck',
+        `bottleneck ${method.bottleneck} must be smaller than the model's hidden size ${hiddenSize}`,
+      ),
+    ];
   }
   const problem = reductionFactorProblem(method.reductionFactor, hiddenSize);
   return problem ? [locator.issue('/method/reductionFactor', problem)] : [];
@@ -346,11 +397,20 @@ function leaveOutIssues({ config, locator }: CheckContext, { layers }: ModelShap
   const issues = method.leaveOut.flatMap((layer, index) =>
     layer < layers
       ? []
-      : [locator.issue(`/method/leaveOut/${index}`, `layer ${layer} does not exist; the model has ${layers} layers (0-${layers - 1})`)],
+      : [
+          locator.issue(
+            `/method/leaveOut/${index}`,
+            `layer ${layer} does not exist; the model has ${layers} layers (0-${layers - 1})`,
+          ),
+        ],
   );
   const leftOut = new Set(method.leaveOut.filter((layer) => layer < layers));
   if (leftOut.size === layers) {
-    issues.push(locator.issue('/method/leaveOut', `every layer is left out, so nothing but the head would be trained`, { severity: 'warning' }));
+    issues.push(
+      locator.issue('/method/leaveOut', `every layer is left out, so nothing but the head would be trained`, {
+        severity: 'warning',
+      }),
+    );
   }
   return issues;
 }
@@ -367,7 +427,10 @@ function hasBottleneck(method: MethodConfig): method is Extract<MethodConfig, { 
 
 // --- output --------------------------------------------------------------------------------------
 
-function runsDirIssues({ config, locator }: CheckContext<AnyResolvedConfig>, workspaceFolder: string | undefined): ConfigIssue[] {
+function runsDirIssues(
+  { config, locator }: CheckContext<AnyResolvedConfig>,
+  workspaceFolder: string | undefined,
+): ConfigIssue[] {
   if (workspaceFolder === undefined || isInside(config.output.runsDir, path.resolve(workspaceFolder))) return [];
   return [
     locator.issue(
@@ -389,14 +452,22 @@ function isInside(child: string, parent: string): boolean {
 /** Written into every model folder `peft-lab pretrain` makes; marks a folder it may overwrite. */
 export const PRETRAIN_CARD_FILE = 'peft-lab-pretrain.json';
 
-function pretrainSemanticIssues(context: CheckContext<ResolvedPretrainConfig>, workspaceFolder: string | undefined): ConfigIssue[] {
+function pretrainSemanticIssues(
+  context: CheckContext<ResolvedPretrainConfig>,
+  workspaceFolder: string | undefined,
+): ConfigIssue[] {
   const { config } = context;
   const model = modelFindings(context);
   const shape = model.shape;
   const issues = [
     ...model.issues,
     ...corpusFileIssues(context),
-    ...(shape ? [...headsIssues(context, shape), ...maxLengthIssues(context, shape, config.pretrain.maxLength, '/pretrain/maxLength')] : []),
+    ...(shape
+      ? [
+          ...headsIssues(context, shape),
+          ...maxLengthIssues(context, shape, config.pretrain.maxLength, '/pretrain/maxLength'),
+        ]
+      : []),
     ...maskShareIssues(context),
     ...modelDirIssues(context),
     ...runsDirIssues(context, workspaceFolder),
@@ -415,9 +486,10 @@ function corpusFileIssues({ config, locator }: CheckContext<ResolvedPretrainConf
       const earlier = seen.get(file);
       if (problem) issues.push(locator.issue(pointer, problem));
       else if (earlier !== undefined) {
-        const message = earlier.startsWith('/pretrain/corpus/') && field === 'validation'
-          ? `${file} is also a corpus file (${earlier}): held-out text must not be trained on`
-          : `${file} is listed twice (also at ${earlier})`;
+        const message =
+          earlier.startsWith('/pretrain/corpus/') && field === 'validation'
+            ? `${file} is also a corpus file (${earlier}): held-out text must not be trained on`
+            : `${file} is listed twice (also at ${earlier})`;
         issues.push(locator.issue(pointer, message));
       }
       seen.set(file, pointer);

@@ -17,9 +17,25 @@ import { parse } from 'jsonc-parser';
 import { ConfigError } from '../errors';
 import { Rng } from '../random';
 import { lowerIsBetter } from '../train/metrics';
-import { isPretrainConfig, parseAnyConfigText, parseConfigText, readConfigFile, validateConfigText, type LoadOptions } from './load';
+import {
+  isPretrainConfig,
+  parseAnyConfigText,
+  parseConfigText,
+  readConfigFile,
+  validateConfigText,
+  type LoadOptions,
+} from './load';
 import { JsonLocator, joinPointer, type ConfigIssue } from './semantic';
-import type { ResolvedConfig, SweepConfig, SweepGoal, SweepMethod, SweepMetric, SweepParameter, SweepPointInfo, TaskType } from './types';
+import type {
+  ResolvedConfig,
+  SweepConfig,
+  SweepGoal,
+  SweepMethod,
+  SweepMetric,
+  SweepParameter,
+  SweepPointInfo,
+  TaskType,
+} from './types';
 
 /** Larger sweeps are almost always a mistake (a grid that multiplied out); `count` caps a grid. */
 export const MAX_SWEEP_POINTS = 1000;
@@ -31,7 +47,14 @@ const MAX_NAME_LENGTH = 120;
 /** Random search stops looking for new distinct points after this many draws per wanted point. */
 const DRAWS_PER_POINT = 100;
 /** Run-name keys for fields whose last path segment is long. */
-const SHORT_KEYS: Record<string, string> = { learningRate: 'lr', batchSize: 'bs', weightDecay: 'wd', warmupRatio: 'warmup', reductionFactor: 'rf', consistencyWeight: 'cw' };
+const SHORT_KEYS: Record<string, string> = {
+  learningRate: 'lr',
+  batchSize: 'bs',
+  weightDecay: 'wd',
+  warmupRatio: 'warmup',
+  reductionFactor: 'rf',
+  consistencyWeight: 'cw',
+};
 const METRICS_BY_TASK: Record<TaskType, readonly SweepMetric[]> = {
   classification: ['accuracy', 'f1', 'mcc', 'loss'],
   regression: ['pearson', 'spearman', 'mse', 'loss'],
@@ -94,16 +117,25 @@ export function planSweepText(text: string, file: string, options: SweepOptions 
 export function sweepIssues(text: string, file: string, options: LoadOptions = {}): ConfigIssue[] {
   if (!hasSweepSection(text)) return [];
   try {
-    return analyseSweep(text, file, options, false).issues.map((issue): ConfigIssue => ({ ...issue, source: 'semantic' }));
+    return analyseSweep(text, file, options, false).issues.map((issue): ConfigIssue => ({
+      ...issue,
+      source: 'semantic',
+    }));
   } catch (error) {
     if (error instanceof ConfigError) return [];
-    const at = new JsonLocator(text).issue('/sweep', `cannot check this sweep: ${(error as Error).message}`, { part: 'key' });
+    const at = new JsonLocator(text).issue('/sweep', `cannot check this sweep: ${(error as Error).message}`, {
+      part: 'key',
+    });
     return [{ ...at, source: 'semantic' }];
   }
 }
 
 /** The best result by the sweep's metric; ties go to the earlier one, and results without the metric never win. */
-export function bestPoint<T extends { metrics?: Record<string, number> }>(results: readonly T[], metric: string, goal: SweepGoal): T | undefined {
+export function bestPoint<T extends { metrics?: Record<string, number> }>(
+  results: readonly T[],
+  metric: string,
+  goal: SweepGoal,
+): T | undefined {
   let best: { result: T; value: number } | undefined;
   for (const result of results) {
     const value = result.metrics?.[metric];
@@ -115,7 +147,9 @@ export function bestPoint<T extends { metrics?: Record<string, number> }>(result
 
 /** `method.bottleneck=16, training.learningRate=1e-4`, for messages. */
 export function describePoint(values: Record<string, unknown>): string {
-  return Object.entries(values).map(([field, value]) => `${field}=${nameValue(value)}`).join(', ');
+  return Object.entries(values)
+    .map(([field, value]) => `${field}=${nameValue(value)}`)
+    .join(', ');
 }
 
 /** The direction a metric improves in when the sweep does not say. */
@@ -143,15 +177,32 @@ interface Context {
 }
 
 /** Throws a ConfigError (schema problems of the config itself) only when the text does not parse as a config. */
-function analyseSweep(text: string, file: string, options: SweepOptions, expand: boolean): { issues: ConfigIssue[]; plan?: SweepPlan } {
+function analyseSweep(
+  text: string,
+  file: string,
+  options: SweepOptions,
+  expand: boolean,
+): { issues: ConfigIssue[]; plan?: SweepPlan } {
   const base = parseAnyConfigText(text, file);
   const locator = new JsonLocator(text);
-  if (isPretrainConfig(base)) return { issues: [locator.issue('/sweep', 'sweeps run fine-tuning configs only; remove the sweep section from this pretraining config', { part: 'key' })] };
+  if (isPretrainConfig(base))
+    return {
+      issues: [
+        locator.issue(
+          '/sweep',
+          'sweeps run fine-tuning configs only; remove the sweep section from this pretraining config',
+          { part: 'key' },
+        ),
+      ],
+    };
   // ajv filled in the sweep's defaults; the text as written tells a range from a list
   const spec = base.sweep!;
   const data = parse(text, [], PARSE_OPTIONS) as Record<string, unknown>;
   const written = (data.sweep as { parameters: Record<string, Record<string, unknown>> }).parameters;
-  const shape = [...Object.entries(written).flatMap(([field, parameter]) => parameterIssues(field, parameter, spec.method, locator)), ...metricIssues(spec, base.task.type, locator)];
+  const shape = [
+    ...Object.entries(written).flatMap(([field, parameter]) => parameterIssues(field, parameter, spec.method, locator)),
+    ...metricIssues(spec, base.task.type, locator),
+  ];
   if (shape.some(isError)) return { issues: shape };
   const { points, issues: drawIssues } = drawPoints(spec, locator);
   if (drawIssues.some(isError)) return { issues: [...shape, ...drawIssues] };
@@ -159,50 +210,92 @@ function analyseSweep(text: string, file: string, options: SweepOptions, expand:
   const baseErrors = new Set(validateConfigText(JSON.stringify(baseData), file, options).filter(isError).map(issueKey));
   const context: Context = { file, options, locator, baseData, baseErrors };
   const checked = points.map((point) => checkPoint(point, context));
-  const issues = unique([...shape, ...drawIssues, ...checked.flatMap((c) => c.issues)]).sort((a, b) => a.offset - b.offset);
+  const issues = unique([...shape, ...drawIssues, ...checked.flatMap((c) => c.issues)]).sort(
+    (a, b) => a.offset - b.offset,
+  );
   if (!expand || issues.some(isError)) return { issues };
   const texts = checked.map((c) => c.text!);
   return { issues, plan: makePlan(base, spec, points, texts, file, options.now ?? new Date(), issues) };
 }
 
-function parameterIssues(field: string, parameter: Record<string, unknown>, method: SweepMethod, locator: JsonLocator): ConfigIssue[] {
+function parameterIssues(
+  field: string,
+  parameter: Record<string, unknown>,
+  method: SweepMethod,
+  locator: JsonLocator,
+): ConfigIssue[] {
   const at = parameterPointer(field);
   const pathProblem = fieldPathProblem(field);
   if (pathProblem) return [locator.issue(at, pathProblem, { part: 'key' })];
   const hasValues = 'values' in parameter;
   const hasRange = 'min' in parameter || 'max' in parameter;
-  if (hasValues && hasRange) return [locator.issue(at, `'${field}': give either 'values' or a range ('min' and 'max'), not both`, { part: 'key' })];
-  if (!hasValues && !hasRange) return [locator.issue(at, `'${field}' needs 'values' (a list) or, for random search, a range ('min' and 'max')`, { part: 'key' })];
+  if (hasValues && hasRange)
+    return [
+      locator.issue(at, `'${field}': give either 'values' or a range ('min' and 'max'), not both`, { part: 'key' }),
+    ];
+  if (!hasValues && !hasRange)
+    return [
+      locator.issue(at, `'${field}' needs 'values' (a list) or, for random search, a range ('min' and 'max')`, {
+        part: 'key',
+      }),
+    ];
   if (hasRange) return rangeIssues(field, parameter, method, locator);
   return ['scale', 'integer']
     .filter((option) => option in parameter)
-    .map((option) => locator.issue(joinPointer(at, option), `'${option}' applies to a range ('min', 'max') only; ignored with 'values'`, { severity: 'warning', part: 'key' }));
+    .map((option) =>
+      locator.issue(
+        joinPointer(at, option),
+        `'${option}' applies to a range ('min', 'max') only; ignored with 'values'`,
+        { severity: 'warning', part: 'key' },
+      ),
+    );
 }
 
 function fieldPathProblem(field: string): string | undefined {
-  if (!FIELD_PATH.test(field)) return `'${field}' is not a field path: use dotted names of this config's fields, such as 'method.bottleneck' or 'training.learningRate'`;
+  if (!FIELD_PATH.test(field))
+    return `'${field}' is not a field path: use dotted names of this config's fields, such as 'method.bottleneck' or 'training.learningRate'`;
   if (field.startsWith('sweep.')) return `'${field}': a sweep cannot change its own settings`;
   return undefined;
 }
 
-function rangeIssues(field: string, range: Record<string, unknown>, method: SweepMethod, locator: JsonLocator): ConfigIssue[] {
+function rangeIssues(
+  field: string,
+  range: Record<string, unknown>,
+  method: SweepMethod,
+  locator: JsonLocator,
+): ConfigIssue[] {
   const at = parameterPointer(field);
   if (method === 'grid') {
     const key = 'min' in range ? 'min' : 'max';
-    return [locator.issue(joinPointer(at, key), `a range ('min', 'max') needs random search ("method": "random"); a grid needs 'values'`, { part: 'key' })];
+    return [
+      locator.issue(
+        joinPointer(at, key),
+        `a range ('min', 'max') needs random search ("method": "random"); a grid needs 'values'`,
+        { part: 'key' },
+      ),
+    ];
   }
   const missing = ['min', 'max'].filter((bound) => !(bound in range));
-  if (missing.length) return [locator.issue(at, `'${field}': a range needs both 'min' and 'max' (missing '${missing[0]}')`, { part: 'key' })];
+  if (missing.length)
+    return [
+      locator.issue(at, `'${field}': a range needs both 'min' and 'max' (missing '${missing[0]}')`, { part: 'key' }),
+    ];
   const { min, max } = range as { min: number; max: number };
   if (max <= min) return [locator.issue(joinPointer(at, 'max'), `must be greater than min (${min})`)];
   if (range.scale === 'log' && min <= 0) return [locator.issue(joinPointer(at, 'min'), 'a log scale needs min > 0')];
-  if (range.integer === true && Math.ceil(min) > Math.floor(max)) return [locator.issue(at, `'${field}': no whole number lies between min ${min} and max ${max}`, { part: 'key' })];
+  if (range.integer === true && Math.ceil(min) > Math.floor(max))
+    return [locator.issue(at, `'${field}': no whole number lies between min ${min} and max ${max}`, { part: 'key' })];
   return [];
 }
 
 function metricIssues(spec: SweepConfig, task: TaskType, locator: JsonLocator): ConfigIssue[] {
   if (spec.metric === undefined || METRICS_BY_TASK[task].includes(spec.metric)) return [];
-  return [locator.issue('/sweep/metric', `'${spec.metric}' does not apply to ${task}; use one of ${METRICS_BY_TASK[task].join(', ')}`)];
+  return [
+    locator.issue(
+      '/sweep/metric',
+      `'${spec.metric}' does not apply to ${task}; use one of ${METRICS_BY_TASK[task].join(', ')}`,
+    ),
+  ];
 }
 
 // ---- points ------------------------------------------------------------------------------------
@@ -214,13 +307,26 @@ function drawPoints(spec: SweepConfig, locator: JsonLocator): { points: Assignme
 }
 
 /** The cartesian product in a stable order: the first parameter varies slowest, the last fastest. */
-function gridPoints(parameters: [string, SweepParameter][], cap: number | undefined, locator: JsonLocator): { points: Assignment[][]; issues: ConfigIssue[] } {
+function gridPoints(
+  parameters: [string, SweepParameter][],
+  cap: number | undefined,
+  locator: JsonLocator,
+): { points: Assignment[][]; issues: ConfigIssue[] } {
   const choices = parameters.map(([field, parameter]) =>
     valuesOf(parameter).map((value, i): Assignment => ({ field, value, source: valuePointer(field, i) })),
   );
   const size = choices.reduce((n, c) => n * c.length, 1);
   if (cap === undefined && size > MAX_SWEEP_POINTS) {
-    return { points: [], issues: [locator.issue('/sweep/parameters', `the grid has ${size} points, more than ${MAX_SWEEP_POINTS}; remove values, or set 'count' to run only the first ones`, { part: 'key' })] };
+    return {
+      points: [],
+      issues: [
+        locator.issue(
+          '/sweep/parameters',
+          `the grid has ${size} points, more than ${MAX_SWEEP_POINTS}; remove values, or set 'count' to run only the first ones`,
+          { part: 'key' },
+        ),
+      ],
+    };
   }
   const count = Math.min(size, cap ?? size);
   return { points: Array.from({ length: count }, (_, k) => gridPoint(k, choices)), issues: [] };
@@ -237,7 +343,11 @@ function gridPoint(k: number, choices: Assignment[][]): Assignment[] {
 }
 
 /** `count` distinct points drawn with the sweep's seed, so the same config draws the same points. */
-function randomPoints(parameters: [string, SweepParameter][], spec: SweepConfig, locator: JsonLocator): { points: Assignment[][]; issues: ConfigIssue[] } {
+function randomPoints(
+  parameters: [string, SweepParameter][],
+  spec: SweepConfig,
+  locator: JsonLocator,
+): { points: Assignment[][]; issues: ConfigIssue[] } {
   const rng = new Rng(spec.seed);
   const wanted = spec.count ?? DEFAULT_RANDOM_COUNT;
   const seen = new Set<string>();
@@ -249,9 +359,16 @@ function randomPoints(parameters: [string, SweepParameter][], spec: SweepConfig,
     seen.add(key);
     points.push(point);
   }
-  const issues = points.length < wanted
-    ? [locator.issue(locator.has('/sweep/count') ? '/sweep/count' : '/sweep/method', `only ${points.length} distinct points exist, fewer than the ${wanted} asked for; the sweep runs ${points.length}`, { severity: 'warning' })]
-    : [];
+  const issues =
+    points.length < wanted
+      ? [
+          locator.issue(
+            locator.has('/sweep/count') ? '/sweep/count' : '/sweep/method',
+            `only ${points.length} distinct points exist, fewer than the ${wanted} asked for; the sweep runs ${points.length}`,
+            { severity: 'warning' },
+          ),
+        ]
+      : [];
   return { points, issues };
 }
 
@@ -288,10 +405,19 @@ function checkPoint(point: Assignment[], context: Context): { issues: ConfigIssu
   const data = structuredClone(context.baseData);
   for (const assignment of point) {
     const problem = setField(data, assignment.field, assignment.value);
-    if (problem) return { issues: [context.locator.issue(parameterPointer(assignment.field), `'${assignment.field}': ${problem}`, { part: 'key' })] };
+    if (problem)
+      return {
+        issues: [
+          context.locator.issue(parameterPointer(assignment.field), `'${assignment.field}': ${problem}`, {
+            part: 'key',
+          }),
+        ],
+      };
   }
   const text = JSON.stringify(data, null, 2);
-  const own = validateConfigText(text, context.file, context.options).filter((issue) => isError(issue) && !context.baseErrors.has(issueKey(issue)));
+  const own = validateConfigText(text, context.file, context.options).filter(
+    (issue) => isError(issue) && !context.baseErrors.has(issueKey(issue)),
+  );
   if (!own.length) return { issues: [], text };
   const pointLocator = new JsonLocator(text);
   return { issues: own.map((issue) => blame(issue, point, pointLocator, context.locator)) };
@@ -304,7 +430,8 @@ function setField(data: Record<string, unknown>, field: string, value: unknown):
   for (let i = 0; i < segments.length - 1; i++) {
     const next = node[segments[i]];
     if (next === undefined) node[segments[i]] = {};
-    else if (!isRecord(next)) return `'${segments.slice(0, i + 1).join('.')}' is ${JSON.stringify(next)}, not an object with fields`;
+    else if (!isRecord(next))
+      return `'${segments.slice(0, i + 1).join('.')}' is ${JSON.stringify(next)}, not an object with fields`;
     node = node[segments[i]] as Record<string, unknown>;
   }
   node[segments[segments.length - 1]] = value;
@@ -318,9 +445,14 @@ function setField(data: Record<string, unknown>, field: string, value: unknown):
  */
 function blame(issue: ConfigIssue, point: Assignment[], pointLocator: JsonLocator, locator: JsonLocator): ConfigIssue {
   const owner = point.find((a) => isWithin(issue.path, fieldPointer(a.field)));
-  if (!owner) return locator.issue(point[0].source, `with ${describePoint(valuesOfPoint(point))}: ${issue.path || '/'}: ${issue.message}`);
+  if (!owner)
+    return locator.issue(
+      point[0].source,
+      `with ${describePoint(valuesOfPoint(point))}: ${issue.path || '/'}: ${issue.message}`,
+    );
   const exact = issue.path === fieldPointer(owner.field);
-  if (exact && isKeyIssue(issue, pointLocator)) return locator.issue(parameterPointer(owner.field), `'${owner.field}': ${issue.message}`, { part: 'key' });
+  if (exact && isKeyIssue(issue, pointLocator))
+    return locator.issue(parameterPointer(owner.field), `'${owner.field}': ${issue.message}`, { part: 'key' });
   const inner = exact ? '' : `${issue.path}: `;
   return locator.issue(owner.source, `${owner.field} = ${JSON.stringify(owner.value)}: ${inner}${issue.message}`);
 }
@@ -333,24 +465,53 @@ function isKeyIssue(issue: ConfigIssue, pointLocator: JsonLocator): boolean {
 
 // ---- the plan ------------------------------------------------------------------------------------
 
-function makePlan(base: ResolvedConfig, spec: SweepConfig, points: Assignment[][], texts: string[], file: string, now: Date, issues: ConfigIssue[]): SweepPlan {
+function makePlan(
+  base: ResolvedConfig,
+  spec: SweepConfig,
+  points: Assignment[][],
+  texts: string[],
+  file: string,
+  now: Date,
+  issues: ConfigIssue[],
+): SweepPlan {
   const fields = Object.keys(spec.parameters);
   const values = points.map(valuesOfPoint);
   const names = pointNames(base.name, fields, values);
   const metric = spec.metric ?? base.task.metric;
-  const info = { sweepId: sweepIdOf(base.name, now), total: points.length, method: spec.method, baseName: base.name, metric, goal: spec.goal ?? defaultGoal(metric) };
+  const info = {
+    sweepId: sweepIdOf(base.name, now),
+    total: points.length,
+    method: spec.method,
+    baseName: base.name,
+    metric,
+    goal: spec.goal ?? defaultGoal(metric),
+  };
   const planned = values.map((pointValues, index): SweepPoint => {
     const config = parseConfigText(texts[index], file);
     config.name = names[index];
     config.sweepPoint = { ...info, index, values: pointValues } satisfies SweepPointInfo;
     return { index, name: names[index], values: pointValues, config };
   });
-  return { id: info.sweepId, configFile: base.sourceFile, baseName: base.name, method: spec.method, metric, goal: info.goal, fields, points: planned, warnings: issues.filter((i) => !isError(i)) };
+  return {
+    id: info.sweepId,
+    configFile: base.sourceFile,
+    baseName: base.name,
+    method: spec.method,
+    metric,
+    goal: info.goal,
+    fields,
+    points: planned,
+    warnings: issues.filter((i) => !isError(i)),
+  };
 }
 
 /** `<name>-sweep-<UTC stamp>`, the stamp as in run folder names. */
 export function sweepIdOf(baseName: string, now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .replace('T', '-');
   return `${baseName}-sweep-${stamp}`;
 }
 

@@ -35,9 +35,7 @@ export interface ScratchModelConfig {
  * `scratch`: a randomly initialised encoder (only useful as a baseline or before pretraining).
  */
 export type ModelConfig =
-  | { path: string }
-  | { hub: string; revision: string; cacheDir: string }
-  | { scratch: ScratchModelConfig };
+  { path: string } | { hub: string; revision: string; cacheDir: string } | { scratch: ScratchModelConfig };
 
 export interface TaskConfig {
   type: TaskType;
@@ -78,9 +76,18 @@ interface BottleneckFields {
   leaveOut: number[];
 }
 
-export interface HoulsbyConfig extends BottleneckFields { type: 'houlsby'; sites: AdapterSite[] }
-export interface PfeifferConfig extends BottleneckFields { type: 'pfeiffer' }
-export interface ParallelConfig extends BottleneckFields { type: 'parallel'; sites: AdapterSite[]; scale: number }
+export interface HoulsbyConfig extends BottleneckFields {
+  type: 'houlsby';
+  sites: AdapterSite[];
+}
+export interface PfeifferConfig extends BottleneckFields {
+  type: 'pfeiffer';
+}
+export interface ParallelConfig extends BottleneckFields {
+  type: 'parallel';
+  sites: AdapterSite[];
+  scale: number;
+}
 export interface AdaMixConfig extends BottleneckFields {
   type: 'adamix';
   sites: AdapterSite[];
@@ -96,11 +103,15 @@ export interface LoraConfig {
   targets: LoraTarget[];
   leaveOut: number[];
 }
-export interface HeadOnlyConfig { type: 'head-only' }
-export interface FullConfig { type: 'full' }
+export interface HeadOnlyConfig {
+  type: 'head-only';
+}
+export interface FullConfig {
+  type: 'full';
+}
 
 export type MethodConfig =
-  | HoulsbyConfig | PfeifferConfig | ParallelConfig | AdaMixConfig | LoraConfig | HeadOnlyConfig | FullConfig;
+  HoulsbyConfig | PfeifferConfig | ParallelConfig | AdaMixConfig | LoraConfig | HeadOnlyConfig | FullConfig;
 export type MethodType = MethodConfig['type'];
 
 export interface EarlyStoppingConfig {
@@ -236,8 +247,7 @@ export type SweepMetric = MetricName | 'mse' | 'loss';
 
 /** The values one field takes: a list (grid or random), or a range (random only). */
 export type SweepParameter =
-  | { values: unknown[] }
-  | { min: number; max: number; scale: 'linear' | 'log'; integer: boolean };
+  { values: unknown[] } | { min: number; max: number; scale: 'linear' | 'log'; integer: boolean };
 
 export interface SweepConfig {
   method: SweepMethod;

@@ -45,10 +45,17 @@ export function encodeExamples(examples: Example[], tokenizer: TextTokenizer, ma
  * Groups `encoded` into batches of `batchSize` (the last may be smaller), in a shuffled order when
  * `rng` is given and in input order otherwise. `encoded` itself is never reordered.
  */
-export function makeBatches(encoded: EncodedExample[], batchSize: number, rng?: Rng, options: BatchOptions = {}): Batch[] {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+export function makeBatches(
+  encoded: EncodedExample[],
+  batchSize: number,
+  rng?: Rng,
+  options: BatchOptions = {},
+): Batch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   const multiple = options.padToMultipleOf ?? 1;
-  if (!Number.isInteger(multiple) || multiple < 1) throw new RangeError(`padToMultipleOf must be a positive integer, got ${multiple}`);
+  if (!Number.isInteger(multiple) || multiple < 1)
+    throw new RangeError(`padToMultipleOf must be a positive integer, got ${multiple}`);
 
   const order = encoded.map((_, index) => index);
   if (rng) rng.shuffle(order);
@@ -86,7 +93,8 @@ export function splitBatch(batch: Batch, size: number): Batch[] {
   const parts: Batch[] = [];
   for (let start = 0; start < batch.batchSize; start += size) {
     const rows = Math.min(size, batch.batchSize - start);
-    const tokens = (array: Int32Array | Float32Array) => array.subarray(start * batch.seqLength, (start + rows) * batch.seqLength);
+    const tokens = (array: Int32Array | Float32Array) =>
+      array.subarray(start * batch.seqLength, (start + rows) * batch.seqLength);
     parts.push({
       inputIds: tokens(batch.inputIds) as Int32Array,
       tokenTypeIds: tokens(batch.tokenTypeIds) as Int32Array,

@@ -30,9 +30,14 @@ export type CorpusOptions = Pick<PretrainSection, 'format' | 'documents' | 'text
 export function readCorpusFile(file: string, options: CorpusOptions): Document[] {
   const text = readUtf8(file);
   const format = corpusFormatOf(file, options.format);
-  const documents = format === 'jsonl'
-    ? parseJsonLines(file, text).map((record) => ({ text: requiredText(file, record, options.textField, 'text'), file, line: record.line }))
-    : splitText(text, file, options.documents);
+  const documents =
+    format === 'jsonl'
+      ? parseJsonLines(file, text).map((record) => ({
+          text: requiredText(file, record, options.textField, 'text'),
+          file,
+          line: record.line,
+        }))
+      : splitText(text, file, options.documents);
   if (documents.length === 0) throw new DataError(file, undefined, 'the corpus file has no text');
   return documents;
 }
@@ -68,10 +73,15 @@ function readUtf8(file: string): string {
     bytes = fs.readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new DataError(file, undefined, code === 'ENOENT' ? 'the corpus file does not exist' : `cannot read the corpus file: ${(err as Error).message}`);
+    throw new DataError(
+      file,
+      undefined,
+      code === 'ENOENT' ? 'the corpus file does not exist' : `cannot read the corpus file: ${(err as Error).message}`,
+    );
   }
   const nul = bytes.indexOf(0);
-  if (nul >= 0) throw new DataError(file, lineAt(bytes, nul), 'contains a NUL byte: this does not look like a text file');
+  if (nul >= 0)
+    throw new DataError(file, lineAt(bytes, nul), 'contains a NUL byte: this does not look like a text file');
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -111,8 +121,14 @@ function firstInvalidUtf8Line(bytes: Buffer): number | undefined {
  * one sequence, or several consecutive ones when it is longer; packed, the documents are one
  * stream, each followed by [SEP], cut into sequences of exactly `maxLength` (the last may be shorter).
  */
-export function tokenizeDocuments(documents: Document[], tokenizer: WordPieceTokenizer, maxLength: number, pack: boolean): EncodedExample[] {
-  if (!Number.isInteger(maxLength) || maxLength < 3) throw new RangeError(`maxLength must be an integer >= 3, got ${maxLength}`);
+export function tokenizeDocuments(
+  documents: Document[],
+  tokenizer: WordPieceTokenizer,
+  maxLength: number,
+  pack: boolean,
+): EncodedExample[] {
+  if (!Number.isInteger(maxLength) || maxLength < 3)
+    throw new RangeError(`maxLength must be an integer >= 3, got ${maxLength}`);
   const sequences: EncodedExample[] = [];
   const emit = (ids: number[]): void => {
     sequences.push({ inputIds: ids, tokenTypeIds: zeros(ids.length), label: 0 });
@@ -122,7 +138,8 @@ export function tokenizeDocuments(documents: Document[], tokenizer: WordPieceTok
     const ids = tokenizer.tokenize(document.text).map((piece) => tokenizer.idOf(piece) ?? tokenizer.unkId);
     if (ids.length === 0) continue; // only control characters or the like: nothing to learn from
     if (!pack) {
-      for (let start = 0; start < ids.length; start += maxLength - 2) emit([tokenizer.clsId, ...ids.slice(start, start + maxLength - 2), tokenizer.sepId]);
+      for (let start = 0; start < ids.length; start += maxLength - 2)
+        emit([tokenizer.clsId, ...ids.slice(start, start + maxLength - 2), tokenizer.sepId]);
       continue;
     }
     for (const id of [...ids, tokenizer.sepId]) {
@@ -159,7 +176,11 @@ export interface PretrainingData {
  * (chosen by `seed`), and tokenizes both into sequences; the held-out ones are capped at
  * `maxValidationSequences`.
  */
-export function loadPretrainingData(section: PretrainSection, tokenizer: WordPieceTokenizer, seed: number): PretrainingData {
+export function loadPretrainingData(
+  section: PretrainSection,
+  tokenizer: WordPieceTokenizer,
+  seed: number,
+): PretrainingData {
   const read = (files: string[]): Document[] => files.flatMap((file) => readCorpusFile(file, section));
   let documents = read(section.corpus);
   if (section.maxDocuments !== undefined) documents = documents.slice(0, section.maxDocuments);
@@ -173,7 +194,10 @@ export function loadPretrainingData(section: PretrainSection, tokenizer: WordPie
   }
   const train = tokenizeDocuments(documents, tokenizer, section.maxLength, section.pack);
   if (train.length === 0) throw new DataError(section.corpus[0]!, undefined, 'the corpus has no text to train on');
-  const validation = tokenizeDocuments(held, tokenizer, section.maxLength, section.pack).slice(0, section.maxValidationSequences);
+  const validation = tokenizeDocuments(held, tokenizer, section.maxLength, section.pack).slice(
+    0,
+    section.maxValidationSequences,
+  );
   const trainTokens = train.reduce((n, sequence) => n + sequence.inputIds.length, 0);
   return { train, validation, documents: { train: documents.length, validation: held.length }, trainTokens };
 }
@@ -204,7 +228,8 @@ export function maskVocabulary(tokenizer: WordPieceTokenizer): MaskVocabulary {
   tokenizer.tokens.forEach((token, id) => {
     if (!specials.has(id) && !/^\[unused\d+\]$/.test(token)) random.push(id);
   });
-  if (random.length === 0) throw new RangeError('the vocabulary has no ordinary tokens to draw random replacements from');
+  if (random.length === 0)
+    throw new RangeError('the vocabulary has no ordinary tokens to draw random replacements from');
   return {
     maskId: tokenizer.maskId,
     protectedIds: new Set([tokenizer.clsId, tokenizer.sepId, tokenizer.padId, tokenizer.maskId]),
@@ -243,7 +268,8 @@ export function maskBatch(batch: Batch, vocab: MaskVocabulary, options: MaskingO
   for (const i of selected) {
     const r = rng.next();
     if (r < options.replaceWithMask) inputIds[i] = vocab.maskId;
-    else if (r < options.replaceWithMask + options.replaceWithRandom) inputIds[i] = vocab.randomIds[rng.int(vocab.randomIds.length)]!;
+    else if (r < options.replaceWithMask + options.replaceWithRandom)
+      inputIds[i] = vocab.randomIds[rng.int(vocab.randomIds.length)]!;
   }
   return { batch: { ...batch, inputIds }, positions: Int32Array.from(selected), targets };
 }

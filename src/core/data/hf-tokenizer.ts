@@ -30,7 +30,11 @@ export interface TextTokenizer {
   encode(text: string, pair: string | undefined, maxLength: number): Encoding;
 }
 
-type PostProcess = (tokens: string[], pair: string[] | null, addSpecialTokens: boolean) => { tokens: string[]; token_type_ids?: number[] };
+type PostProcess = (
+  tokens: string[],
+  pair: string[] | null,
+  addSpecialTokens: boolean,
+) => { tokens: string[]; token_type_ids?: number[] };
 
 interface TokenizerInternals {
   post_processor: PostProcess | null;
@@ -79,7 +83,8 @@ export class HfTokenizer implements TextTokenizer {
       throw new RangeError(`maxLength must be an integer >= ${specials}, got ${maxLength}`);
     }
     const first: string[] = this.tokenizer.tokenize(text, { add_special_tokens: false });
-    const second: string[] | null = pair === undefined ? null : this.tokenizer.tokenize(pair, { add_special_tokens: false });
+    const second: string[] | null =
+      pair === undefined ? null : this.tokenizer.tokenize(pair, { add_special_tokens: false });
     const [a, b] = truncateLongestFirst(first, second, maxLength - specials);
     const processed = this.postProcess(a, b);
     const inputIds = processed.tokens.map((token) => this.idOf(token));
@@ -100,15 +105,23 @@ export class HfTokenizer implements TextTokenizer {
 
   /** The token's id as the library's own encode looks it up: added tokens, the vocabulary, else the unknown token. */
   private idOf(token: string): number {
-    const id = this.tokenizer.token_to_id(token) ?? (this.tokenizer as unknown as TokenizerInternals).model?.unk_token_id;
-    if (id === undefined) throw new DataError(this.file, undefined, `the token ${JSON.stringify(token)} is not in the vocabulary and the tokenizer has no unknown token`);
+    const id =
+      this.tokenizer.token_to_id(token) ?? (this.tokenizer as unknown as TokenizerInternals).model?.unk_token_id;
+    if (id === undefined)
+      throw new DataError(
+        this.file,
+        undefined,
+        `the token ${JSON.stringify(token)} is not in the vocabulary and the tokenizer has no unknown token`,
+      );
     return id;
   }
 
   /** tokenizer_config.json's pad_token, else tokenizer.json's padding, else <pad> or [PAD]. */
   private findPadId(json: TokenizerJson, config: Record<string, unknown>): number {
     const configured = tokenContent(config.pad_token);
-    const candidates = [configured, json.padding?.pad_token, ...PAD_CANDIDATES].filter((t): t is string => typeof t === 'string');
+    const candidates = [configured, json.padding?.pad_token, ...PAD_CANDIDATES].filter(
+      (t): t is string => typeof t === 'string',
+    );
     for (const token of candidates) {
       const id = this.tokenizer.token_to_id(token);
       if (id !== undefined) return id;
@@ -132,7 +145,11 @@ function readTokenizerJson(file: string): TokenizerJson {
   // Files written before the Rust library recorded model.type: the vocab's shape tells.
   const type = typeof model.type === 'string' ? model.type : inferModelType(model);
   if (!MODEL_TYPES.includes(type)) {
-    throw new DataError(file, undefined, `model.type ${JSON.stringify(model.type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`);
+    throw new DataError(
+      file,
+      undefined,
+      `model.type ${JSON.stringify(model.type)} is not supported (supported: ${MODEL_TYPES.join(', ')})`,
+    );
   }
   if (!Array.isArray(json.added_tokens)) json.added_tokens = [];
   // The Rust library writes every section, null when unused; hand-written files may leave them out.
@@ -160,14 +177,16 @@ function readJsonObject(file: string): Record<string, unknown> {
   } catch (err) {
     throw new DataError(file, undefined, `not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new DataError(file, undefined, 'must be a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new DataError(file, undefined, 'must be a JSON object');
   return json as Record<string, unknown>;
 }
 
 /** A special token in tokenizer_config.json: a string or an AddedToken object {"content": ...}. */
 function tokenContent(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content;
+  if (value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string')
+    return (value as { content: string }).content;
   return undefined;
 }
 
@@ -199,5 +218,9 @@ export function loadTokenizer(folder: string): TextTokenizer {
   const tokenizerJson = join(folder, TOKENIZER_JSON);
   if (existsSync(tokenizerJson)) return HfTokenizer.fromFile(tokenizerJson, join(folder, TOKENIZER_CONFIG_JSON));
   if (existsSync(join(folder, VOCAB_TXT))) return WordPieceTokenizer.fromFolder(folder);
-  throw new DataError(folder, undefined, `no tokenizer found: the folder has neither ${TOKENIZER_JSON} nor ${VOCAB_TXT}`);
+  throw new DataError(
+    folder,
+    undefined,
+    `no tokenizer found: the folder has neither ${TOKENIZER_JSON} nor ${VOCAB_TXT}`,
+  );
 }

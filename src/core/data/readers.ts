@@ -38,7 +38,12 @@ export interface RawRecord {
  * when reading validation/test files) fixes the label ids; without it they are collected from the file.
  */
 /** `labelNames` are task.labels (numbers match the data's labels as their decimal text) or the training file's names. */
-export function readExamples(file: string, data: DataConfig, task: TaskConfig, labelNames?: readonly (string | number)[]): ReadResult {
+export function readExamples(
+  file: string,
+  data: DataConfig,
+  task: TaskConfig,
+  labelNames?: readonly (string | number)[],
+): ReadResult {
   const records = parseRecords(file, readContent(file, data.encoding ?? 'utf-8'), formatOf(file, data.format), data);
   if (records.length === 0) throw new DataError(file, undefined, 'the file contains no examples');
   if (task.type === 'regression') {
@@ -65,7 +70,11 @@ function readClassification(file: string, records: RawRecord[], data: DataConfig
   const examples = rows.map(({ rawLabel, ...example }) => {
     const label = resolve(rawLabel);
     if (label === undefined) {
-      throw new DataError(file, example.line, `unknown label ${JSON.stringify(rawLabel)}; known labels: ${names.join(', ')}`);
+      throw new DataError(
+        file,
+        example.line,
+        `unknown label ${JSON.stringify(rawLabel)}; known labels: ${names.join(', ')}`,
+      );
     }
     return { ...example, label };
   });
@@ -109,7 +118,12 @@ function readContent(file: string, encoding: 'utf-8' | 'latin1'): string {
   // A link into /etc, /proc, ... is not training data, and its lines must not end up in an error message.
   const real = realpathSync(file);
   const system = systemFolderOf(real);
-  if (system !== undefined) throw new DataError(file, undefined, `is a link to ${real}, a file of the system folder ${system}, not a data file`);
+  if (system !== undefined)
+    throw new DataError(
+      file,
+      undefined,
+      `is a link to ${real}, a file of the system folder ${system}, not a data file`,
+    );
   const bytes = readFileSync(file);
   if (encoding === 'utf-8' && !isUtf8(bytes)) throw invalidUtf8(file, bytes);
   // A UTF-8 byte order mark (Excel adds one) would otherwise become part of the first header name.
@@ -124,14 +138,19 @@ function invalidUtf8(file: string, bytes: Buffer): DataError {
   let line = 1;
   for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
   const byte = bytes[offset]!.toString(16).toUpperCase().padStart(2, '0');
-  return new DataError(file, line, `not valid UTF-8: byte 0x${byte} at byte offset ${offset} of the file; save it as UTF-8, or set data.encoding to "latin1" if it is Latin-1 (ISO-8859-1)`);
+  return new DataError(
+    file,
+    line,
+    `not valid UTF-8: byte 0x${byte} at byte offset ${offset} of the file; save it as UTF-8, or set data.encoding to "latin1" if it is Latin-1 (ISO-8859-1)`,
+  );
 }
 
 /** The offset where UTF-8 decoding first fails (an unexpected or truncated sequence, an overlong or surrogate form). */
 function firstInvalidUtf8Byte(bytes: Buffer): number {
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const b = bytes[i]!;
-    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const length =
+      b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
     if (length === 0 || i + length > bytes.length) return i;
     if (length > 1 && !isUtf8(bytes.subarray(i, i + length))) return i;
     i += length;
@@ -170,11 +189,17 @@ function parseJsonObject(file: string, line: number, text: string): Record<strin
     value = JSON.parse(text);
   } catch (err) {
     // V8 quotes the start of the text ("root:x:0:0"... is not valid JSON): the position is enough
-    const message = (err as Error).message.replace(/, "(?:[^"\\]|\\.)*"(?:\.\.\.)? is not valid JSON$/, '').replace(/ in JSON at position/, ' at position');
+    const message = (err as Error).message
+      .replace(/, "(?:[^"\\]|\\.)*"(?:\.\.\.)? is not valid JSON$/, '')
+      .replace(/ in JSON at position/, ' at position');
     throw new DataError(file, line, `malformed JSON: ${message}`);
   }
   if (Array.isArray(value)) {
-    throw new DataError(file, line, 'expected one JSON object per line (JSONL), got an array; convert a JSON array to one object per line');
+    throw new DataError(
+      file,
+      line,
+      'expected one JSON object per line (JSONL), got an array; convert a JSON array to one object per line',
+    );
   }
   if (value === null || typeof value !== 'object') {
     throw new DataError(file, line, `expected one JSON object per line, got ${describeType(value)}`);
@@ -197,7 +222,11 @@ function recordsFromTable(file: string, rows: TableRow[], data: DataConfig): Raw
   requireColumns(file, header, data);
   return body.map((row) => {
     if (row.cells.length !== header.cells.length) {
-      throw new DataError(file, row.line, `expected ${header.cells.length} columns like the header, found ${row.cells.length}`);
+      throw new DataError(
+        file,
+        row.line,
+        `expected ${header.cells.length} columns like the header, found ${row.cells.length}`,
+      );
     }
     const fields: Record<string, unknown> = {};
     header.cells.forEach((name, column) => (fields[name] = row.cells[column]));
@@ -214,7 +243,11 @@ function requireColumns(file: string, header: TableRow, data: DataConfig): void 
   ];
   for (const [role, column] of fields) {
     if (column !== undefined && !header.cells.includes(column)) {
-      throw new DataError(file, header.line, `missing ${role} field "${column}"; the header has columns: ${header.cells.join(', ')}`);
+      throw new DataError(
+        file,
+        header.line,
+        `missing ${role} field "${column}"; the header has columns: ${header.cells.join(', ')}`,
+      );
     }
   }
 }
@@ -285,7 +318,8 @@ class CsvScanner {
     let value = '';
     for (;;) {
       const next = this.text.indexOf('"', this.pos);
-      if (next < 0) throw new DataError(this.file, openLine, 'unclosed quote: a quoted field starts here and never ends');
+      if (next < 0)
+        throw new DataError(this.file, openLine, 'unclosed quote: a quoted field starts here and never ends');
       value += this.consume(next);
       this.pos++; // the quote itself
       if (this.text[this.pos] !== '"') break;
@@ -293,7 +327,11 @@ class CsvScanner {
       this.pos++;
     }
     if (this.pos < this.text.length && !',\r\n'.includes(this.text[this.pos])) {
-      throw new DataError(this.file, this.line, `unexpected ${JSON.stringify(this.text[this.pos])} after a closing quote; quote the whole field and double inner quotes`);
+      throw new DataError(
+        this.file,
+        this.line,
+        `unexpected ${JSON.stringify(this.text[this.pos])} after a closing quote; quote the whole field and double inner quotes`,
+      );
     }
     return value;
   }
@@ -353,9 +391,14 @@ function requiredField(file: string, record: RawRecord, field: string, role: str
 
 function regressionLabel(file: string, record: RawRecord, field: string): number {
   const value = requiredField(file, record, field, 'label');
-  const number = typeof value === 'number' ? value : typeof value === 'string' && isNumeric(value) ? Number(value) : NaN;
+  const number =
+    typeof value === 'number' ? value : typeof value === 'string' && isNumeric(value) ? Number(value) : NaN;
   if (!Number.isFinite(number)) {
-    throw new DataError(file, record.line, `regression label "${field}" must be a finite number, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+    throw new DataError(
+      file,
+      record.line,
+      `regression label "${field}" must be a finite number, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`,
+    );
   }
   return number;
 }
@@ -365,7 +408,11 @@ function classLabel(file: string, record: RawRecord, field: string): string {
   const value = requiredField(file, record, field, 'label');
   if (typeof value === 'number') return String(value);
   if (typeof value === 'string' && value.trim() !== '') return value.trim();
-  throw new DataError(file, record.line, `label "${field}" must be a non-empty string or a number, got ${JSON.stringify(value)}`);
+  throw new DataError(
+    file,
+    record.line,
+    `label "${field}" must be a non-empty string or a number, got ${JSON.stringify(value)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,9 +431,11 @@ function refuseMixedLabelTypes(file: string, records: RawRecord[], field: string
     if (numeric) firstNumber ??= record;
     else firstText ??= record;
     if (firstNumber && firstText) {
-      const show = (r: RawRecord) => `line ${r.line} has ${typeof r.fields[field] === 'number' ? 'the number' : 'the label'} ${JSON.stringify(r.fields[field])}`;
+      const show = (r: RawRecord) =>
+        `line ${r.line} has ${typeof r.fields[field] === 'number' ? 'the number' : 'the label'} ${JSON.stringify(r.fields[field])}`;
       throw new DataError(
-        file, record.line,
+        file,
+        record.line,
         `the labels mix numbers and names (${show(firstText.line < firstNumber.line ? firstText : firstNumber)}, ${show(firstText.line < firstNumber.line ? firstNumber : firstText)}); ` +
           'make them one kind, or list the classes in task.labels (numbers there match numeric labels, and 0, 1, ... name the classes by position when the names are words)',
       );

@@ -102,7 +102,11 @@ export class WordPieceTokenizer {
     const overrides = readTokenizerConfig(join(folder, 'tokenizer_config.json'));
     const vocabTxt = join(folder, 'vocab.txt');
     if (existsSync(vocabTxt)) return WordPieceTokenizer.fromVocabFile(vocabTxt, overrides);
-    throw new DataError(folder, undefined, 'no vocab.txt: a WordPiece vocabulary is needed here (the folder may have only a tokenizer.json)');
+    throw new DataError(
+      folder,
+      undefined,
+      'no vocab.txt: a WordPiece vocabulary is needed here (the folder may have only a tokenizer.json)',
+    );
   }
 
   get vocabSize(): number {
@@ -242,7 +246,8 @@ function isControl(char: string): boolean {
 /** The reference treats all non-alphanumeric ASCII as punctuation (e.g. `$`, `^`, `+`), not only Unicode P*. */
 function isPunctuation(char: string): boolean {
   const cp = char.codePointAt(0) ?? 0;
-  const asciiSymbol = (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
+  const asciiSymbol =
+    (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
   return asciiSymbol || PUNCTUATION.test(char);
 }
 

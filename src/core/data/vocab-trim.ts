@@ -38,13 +38,21 @@ export function countPieces(documents: Iterable<Document>, tokenizer: WordPieceT
 }
 
 /** The `size` tokens to keep, in id order: specials, characters, then by falling frequency. */
-export function trimVocabulary(source: WordPieceTokenizer, counts: Map<string, number>, size: number): TrimmedVocabulary {
+export function trimVocabulary(
+  source: WordPieceTokenizer,
+  counts: Map<string, number>,
+  size: number,
+): TrimmedVocabulary {
   const kept = new Set<string>(SPECIALS);
   for (const token of characterTokens(source, counts)) kept.add(token);
   if (kept.size > size) {
-    throw new RangeError(`a vocabulary of ${size} cannot hold the ${kept.size} special and single-character tokens this corpus needs`);
+    throw new RangeError(
+      `a vocabulary of ${size} cannot hold the ${kept.size} special and single-character tokens this corpus needs`,
+    );
   }
-  const byFrequency = [...counts].filter(([piece]) => piece !== '[UNK]').sort(([a, ca], [b, cb]) => cb - ca || idOf(source, a) - idOf(source, b));
+  const byFrequency = [...counts]
+    .filter(([piece]) => piece !== '[UNK]')
+    .sort(([a, ca], [b, cb]) => cb - ca || idOf(source, a) - idOf(source, b));
   for (const [piece] of byFrequency) {
     if (kept.size >= size) break;
     kept.add(piece);
@@ -84,7 +92,9 @@ export interface VocabularyRequest {
 
 /** Reads the corpus, trims `from` to `size` tokens for it and writes them to `out` as a vocab.txt. */
 export function writeTrimmedVocabulary(request: VocabularyRequest): TrimmedVocabulary {
-  const source = fs.statSync(request.from).isDirectory() ? WordPieceTokenizer.fromFolder(request.from) : WordPieceTokenizer.fromVocabFile(request.from);
+  const source = fs.statSync(request.from).isDirectory()
+    ? WordPieceTokenizer.fromFolder(request.from)
+    : WordPieceTokenizer.fromVocabFile(request.from);
   const documents = request.corpus.flatMap((file) => readCorpusFile(file, request.corpusOptions));
   const trimmed = trimVocabulary(source, countPieces(documents, source), request.size);
   writeFileAtomic(request.out, `${trimmed.tokens.join('\n')}\n`);

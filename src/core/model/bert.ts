@@ -7,9 +7,30 @@ import { tf, type Tensor, type Tensor2D } from '../tf';
 import type { AdapterMethod, ForwardContext } from '../adapters/method';
 import type { LoraTarget } from '../config/types';
 import type { BertConfig, ModelType } from './bert-config';
-import { EMBEDDINGS_PROJECT, FINAL_NORM, PRE_ATTENTION_NORM, PRE_MLP_NORM, embeddingWidth, isLocalLayer, modelTypeOf, positionOffset } from './families';
+import {
+  EMBEDDINGS_PROJECT,
+  FINAL_NORM,
+  PRE_ATTENTION_NORM,
+  PRE_MLP_NORM,
+  embeddingWidth,
+  isLocalLayer,
+  modelTypeOf,
+  positionOffset,
+} from './families';
 import { fusedKernelsActive } from '../native/wasm-kernels';
-import { activation, biasGelu, clsSelfAttention, dense, dropout, embeddingLookup, frozenDense, layerNorm, matmulTrainable, selfAttention, type FrozenDense } from './ops';
+import {
+  activation,
+  biasGelu,
+  clsSelfAttention,
+  dense,
+  dropout,
+  embeddingLookup,
+  frozenDense,
+  layerNorm,
+  matmulTrainable,
+  selfAttention,
+  type FrozenDense,
+} from './ops';
 import type { Param, ParamStore } from './params';
 
 export interface EncoderInputs {
@@ -22,7 +43,10 @@ export interface EncoderInputs {
 class Linear {
   private readonly frozen?: FrozenDense;
 
-  constructor(private readonly weights: Param[], private readonly biases: Param[]) {
+  constructor(
+    private readonly weights: Param[],
+    private readonly biases: Param[],
+  ) {
     if (weights.every((w) => !w.trainable) && biases.every((b) => !b.trainable)) {
       const kernel = this.kernel() as Tensor2D;
       // The native products read a transposed operand at full speed; only plain wasm needs the copy.
@@ -152,7 +176,9 @@ export class BertEncoder {
       const input = x;
       const layerReadout = i === last ? readout : 'all';
       x = tf.tidy(() => {
-        const y = this.config.modernbert ? this.preNormLayer(i, input, masks, batch, seq, ctx, layerReadout) : this.layer(i, input, masks.padding, batch, seq, ctx, layerReadout);
+        const y = this.config.modernbert
+          ? this.preNormLayer(i, input, masks, batch, seq, ctx, layerReadout)
+          : this.layer(i, input, masks.padding, batch, seq, ctx, layerReadout);
         return i === last ? this.finalNorm(y) : y;
       });
     }
@@ -172,11 +198,13 @@ export class BertEncoder {
     if (!mb) return { padding };
     const half = Math.floor(mb.localAttention / 2);
     const window = new Float32Array(seq * seq);
-    for (let q = 0; q < seq; q++) for (let k = 0; k < seq; k++) if (Math.abs(q - k) > half) window[q * seq + k] = MASK_PENALTY;
+    for (let q = 0; q < seq; q++)
+      for (let k = 0; k < seq; k++) if (Math.abs(q - k) > half) window[q * seq + k] = MASK_PENALTY;
     // [B, 1, T, T]: a key is hidden when padded or farther than the window
     const local = tf.minimum(padding, tf.tensor4d(window, [1, 1, seq, seq]));
     const rotary = new Map<number, { cos: Tensor; sin: Tensor }>();
-    for (const theta of new Set([mb.globalRopeTheta, mb.localRopeTheta])) rotary.set(theta, rotaryTables(seq, this.config, theta));
+    for (const theta of new Set([mb.globalRopeTheta, mb.localRopeTheta]))
+      rotary.set(theta, rotaryTables(seq, this.config, theta));
     return { padding, local, rotary };
   }
 
@@ -184,17 +212,23 @@ export class BertEncoder {
     const [batch, seq] = inputs.inputIds.shape;
     const width = embeddingWidth(this.config);
     let summed = this.lookup('bert.embeddings.word_embeddings.weight', tf.reshape(inputs.inputIds, [-1])); // [N, e]
-    if (this.store.has('bert.embeddings.position_embeddings.weight')) summed = this.addPositions(summed, inputs.attentionMask, batch, seq, width);
+    if (this.store.has('bert.embeddings.position_embeddings.weight'))
+      summed = this.addPositions(summed, inputs.attentionMask, batch, seq, width);
     if (this.store.has('bert.embeddings.token_type_embeddings.weight')) {
       // One token type (RoBERTa, XLM-R): every token reads row 0, as their tokenizers give no segment ids
-      const types = this.config.type_vocab_size > 1 ? tf.reshape(inputs.tokenTypeIds, [-1]) : tf.zeros([batch * seq], 'int32');
+      const types =
+        this.config.type_vocab_size > 1 ? tf.reshape(inputs.tokenTypeIds, [-1]) : tf.zeros([batch * seq], 'int32');
       summed = tf.add(summed, this.lookup('bert.embeddings.token_type_embeddings.weight', types)) as Tensor2D;
     }
     const normed = this.norm(summed, 'bert.embeddings.LayerNorm');
     const dropped = dropout(normed, this.dropoutRate.hidden, ctx.dropoutSeed()) as Tensor2D;
     // ELECTRA: embeddings narrower than the encoder are projected after their LayerNorm and dropout
     if (!this.store.has(`${EMBEDDINGS_PROJECT}.weight`)) return dropped;
-    return dense(dropped, this.store.tensor(`${EMBEDDINGS_PROJECT}.weight`), this.store.tensor(`${EMBEDDINGS_PROJECT}.bias`));
+    return dense(
+      dropped,
+      this.store.tensor(`${EMBEDDINGS_PROJECT}.weight`),
+      this.store.tensor(`${EMBEDDINGS_PROJECT}.bias`),
+    );
   }
 
   /**
@@ -212,7 +246,8 @@ export class BertEncoder {
     }
     const mask = attentionMask.dataSync();
     const ids = new Int32Array(batch * seq);
-    for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) ids[b * seq + t] = mask[b * seq + t]! > 0 ? offset + t : this.config.pad_token_id;
+    for (let b = 0; b < batch; b++)
+      for (let t = 0; t < seq; t++) ids[b * seq + t] = mask[b * seq + t]! > 0 ? offset + t : this.config.pad_token_id;
     return tf.add(x, this.lookup('bert.embeddings.position_embeddings.weight', tf.tensor1d(ids, 'int32'))) as Tensor2D;
   }
 
@@ -223,7 +258,15 @@ export class BertEncoder {
   }
 
   /** One post-LN encoder layer; its output for every row, the [CLS] rows alone ([B, d]) or the rows given ([M, d]). */
-  private layer(i: number, input: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, readout: Readout): Tensor2D {
+  private layer(
+    i: number,
+    input: Tensor2D,
+    maskBias: Tensor,
+    batch: number,
+    seq: number,
+    ctx: ForwardContext,
+    readout: Readout,
+  ): Tensor2D {
     const w = this.layers[i];
     const clsOnly = readout === 'cls';
     let a = this.selfAttention(this.qkvWithLora(i, input), maskBias, batch, seq, ctx, clsOnly); // [N or B, d]
@@ -253,7 +296,15 @@ export class BertEncoder {
    * and a parallel adapter reads the normed input of its block, as the `adapters` library's hooks
    * place them (its ModernBERT interface: attn.Wo, mlp.Wo, with the residual taken before attn and mlp).
    */
-  private preNormLayer(i: number, input: Tensor2D, masks: Masks, batch: number, seq: number, ctx: ForwardContext, readout: Readout): Tensor2D {
+  private preNormLayer(
+    i: number,
+    input: Tensor2D,
+    masks: Masks,
+    batch: number,
+    seq: number,
+    ctx: ForwardContext,
+    readout: Readout,
+  ): Tensor2D {
     const w = this.layers[i];
     const mb = this.config.modernbert!;
     const clsOnly = readout === 'cls';
@@ -302,9 +353,24 @@ export class BertEncoder {
     return tf.reshape(mixed, [-1, width]) as Tensor2D;
   }
 
-  private selfAttention(qkv: Tensor2D, maskBias: Tensor, batch: number, seq: number, ctx: ForwardContext, clsOnly: boolean): Tensor2D {
+  private selfAttention(
+    qkv: Tensor2D,
+    maskBias: Tensor,
+    batch: number,
+    seq: number,
+    ctx: ForwardContext,
+    clsOnly: boolean,
+  ): Tensor2D {
     const attend = clsOnly ? clsSelfAttention : selfAttention;
-    return attend(qkv, maskBias, batch, seq, this.config.num_attention_heads, this.dropoutRate.attention, ctx.dropoutSeed()); // [N or B, d]
+    return attend(
+      qkv,
+      maskBias,
+      batch,
+      seq,
+      this.config.num_attention_heads,
+      this.dropoutRate.attention,
+      ctx.dropoutSeed(),
+    ); // [N or B, d]
   }
 
   private qkvWithLora(i: number, x: Tensor2D): Tensor2D {
@@ -313,7 +379,13 @@ export class BertEncoder {
     if (deltas.every((delta) => delta === undefined)) return qkv;
     const d = this.config.hidden_size;
     const zeros = tf.zeros([x.shape[0], d]);
-    return tf.add(qkv, tf.concat(deltas.map((delta) => delta ?? zeros), 1)) as Tensor2D;
+    return tf.add(
+      qkv,
+      tf.concat(
+        deltas.map((delta) => delta ?? zeros),
+        1,
+      ),
+    ) as Tensor2D;
   }
 
   private withLora(i: number, target: LoraTarget, output: Tensor2D, input: Tensor2D): Tensor2D {
@@ -337,14 +409,21 @@ export class BertEncoder {
 
   private normWeights(prefix: string): NormWeights | undefined {
     if (!this.store.has(`${prefix}.weight`)) return undefined;
-    return [this.store.get(`${prefix}.weight`), this.store.has(`${prefix}.bias`) ? this.store.get(`${prefix}.bias`) : undefined];
+    return [
+      this.store.get(`${prefix}.weight`),
+      this.store.has(`${prefix}.bias`) ? this.store.get(`${prefix}.bias`) : undefined,
+    ];
   }
 
   private layerWeights(i: number): LayerWeights {
     const p = `bert.encoder.layer.${i}`;
     const s = this.store;
     const biasOf = (n: string) => (s.has(`${n}.bias`) ? [s.get(`${n}.bias`)] : []);
-    const linear = (...names: string[]) => new Linear(names.map((n) => s.get(`${n}.weight`)), names.flatMap(biasOf));
+    const linear = (...names: string[]) =>
+      new Linear(
+        names.map((n) => s.get(`${n}.weight`)),
+        names.flatMap(biasOf),
+      );
     return {
       qkv: linear(`${p}.attention.self.query`, `${p}.attention.self.key`, `${p}.attention.self.value`),
       attentionOutput: linear(`${p}.attention.output.dense`),

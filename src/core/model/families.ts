@@ -124,7 +124,12 @@ function modernBertActivation(value: unknown): unknown {
 }
 
 /** The family's own settings: ELECTRA's embedding width, ModernBERT's attention pattern and biases. */
-export function familySettings(type: ModelType, raw: Record<string, unknown>, file: string, config: BertConfig): Partial<BertConfig> {
+export function familySettings(
+  type: ModelType,
+  raw: Record<string, unknown>,
+  file: string,
+  config: BertConfig,
+): Partial<BertConfig> {
   if (type === 'bert') return {};
   if (type === 'electra') {
     const embedding = raw.embedding_size ?? config.hidden_size;
@@ -137,13 +142,17 @@ export function familySettings(type: ModelType, raw: Record<string, unknown>, fi
   const num = (field: string, fallback: number, integer = false): number => {
     const value = raw[field] ?? fallback;
     if (typeof value !== 'number' || !(value > 0) || (integer && !Number.isInteger(value))) {
-      throw new CheckpointError(file, `"${field}" must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`);
+      throw new CheckpointError(
+        file,
+        `"${field}" must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`,
+      );
     }
     return value;
   };
   const flag = (field: string): boolean => {
     const value = raw[field] ?? false;
-    if (typeof value !== 'boolean') throw new CheckpointError(file, `"${field}" must be true or false, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'boolean')
+      throw new CheckpointError(file, `"${field}" must be true or false, got ${JSON.stringify(value)}`);
     return value;
   };
   const rope = ropeThetas(raw);
@@ -167,13 +176,16 @@ export function familySettings(type: ModelType, raw: Record<string, unknown>, fi
 function ropeThetas(raw: Record<string, unknown>): { global?: number; local?: number } {
   const params = raw.rope_parameters as Record<string, { rope_theta?: unknown } | null> | undefined;
   if (!params || typeof params !== 'object') return {};
-  const theta = (key: string) => (typeof params[key]?.rope_theta === 'number' ? (params[key]!.rope_theta as number) : undefined);
+  const theta = (key: string) =>
+    typeof params[key]?.rope_theta === 'number' ? (params[key]!.rope_theta as number) : undefined;
   return { global: theta('full_attention'), local: theta('sliding_attention') };
 }
 
 /** DEFAULT_BERT_CONFIG with the family's defaults where they differ (filled before the file's values). */
 export function familyDefaults(type: ModelType): Omit<BertConfig, 'vocab_size'> {
-  return type === 'roberta' || type === 'xlm-roberta' ? { ...DEFAULT_BERT_CONFIG, pad_token_id: 1, layer_norm_eps: 1e-5, type_vocab_size: 1 } : DEFAULT_BERT_CONFIG;
+  return type === 'roberta' || type === 'xlm-roberta'
+    ? { ...DEFAULT_BERT_CONFIG, pad_token_id: 1, layer_norm_eps: 1e-5, type_vocab_size: 1 }
+    : DEFAULT_BERT_CONFIG;
 }
 
 /** How many tokens a sequence may have: RoBERTa's first padding_idx + 1 position rows are never used by a token. */
@@ -289,7 +301,8 @@ export function hfSourceOf(config: BertConfig, canonical: string): WeightSource 
   const prefix = HF_PREFIX[type];
   const whole = (hfName: string): WeightSource => ({ hfName, rowOffset: 0 });
   if (type === 'bert') return whole(canonical);
-  if (type === 'roberta' || type === 'xlm-roberta' || type === 'electra') return whole(prefix + canonical.slice('bert'.length));
+  if (type === 'roberta' || type === 'xlm-roberta' || type === 'electra')
+    return whole(prefix + canonical.slice('bert'.length));
   const layer = /^bert\.encoder\.layer\.(\d+)\.(.+)$/.exec(canonical);
   if (type === 'distilbert') {
     if (layer) {
@@ -309,7 +322,8 @@ export function hfSourceOf(config: BertConfig, canonical: string): WeightSource 
   }
   if (canonical.startsWith(FINAL_NORM)) return whole(`model.final_norm${canonical.slice(FINAL_NORM.length)}`);
   if (canonical.startsWith('bert.embeddings.word_embeddings.')) return whole('model.embeddings.tok_embeddings.weight');
-  if (canonical.startsWith('bert.embeddings.LayerNorm.')) return whole(`model.embeddings.norm${canonical.slice('bert.embeddings.LayerNorm'.length)}`);
+  if (canonical.startsWith('bert.embeddings.LayerNorm.'))
+    return whole(`model.embeddings.norm${canonical.slice('bert.embeddings.LayerNorm'.length)}`);
   return whole(`model${canonical.slice('bert'.length)}`);
 }
 
@@ -339,7 +353,9 @@ export function hfLayout(config: BertConfig): Map<string, HfTensorLayout> {
 export function prefixedName(config: BertConfig, rawName: string): string | undefined {
   const type = modelTypeOf(config);
   if (HEAD_PREFIXES[type].some((head) => rawName.startsWith(head))) return undefined;
-  const prefixed = BASE_MODULES[type].some((module) => rawName.startsWith(module)) ? `${HF_PREFIX[type]}.${rawName}` : rawName;
+  const prefixed = BASE_MODULES[type].some((module) => rawName.startsWith(module))
+    ? `${HF_PREFIX[type]}.${rawName}`
+    : rawName;
   // Checkpoints converted from the original TensorFlow BERT kept TF's gamma/beta names.
   return prefixed.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
 }
@@ -351,7 +367,12 @@ export function checkpointNameOf(config: BertConfig, canonical: string): string 
 
 // ---------------------------------------------------------------- what the dashboard draws
 
-const ACTIVATION_LABELS: Record<BertConfig['hidden_act'], string> = { gelu: 'GELU', gelu_python: 'GELU', gelu_new: 'GELU (tanh)', relu: 'ReLU' };
+const ACTIVATION_LABELS: Record<BertConfig['hidden_act'], string> = {
+  gelu: 'GELU',
+  gelu_python: 'GELU',
+  gelu_new: 'GELU (tanh)',
+  relu: 'ReLU',
+};
 
 /** The architecture facts the placement view draws, for placement.json. */
 export function architectureOf(config: BertConfig): PlacementArchitecture {
@@ -362,10 +383,16 @@ export function architectureOf(config: BertConfig): PlacementArchitecture {
     modelType: type,
     family: FAMILY_NAMES[type],
     norm: mb ? 'pre' : 'post',
-    feedForward: mb ? (config.hidden_act === 'gelu' || config.hidden_act === 'gelu_python' ? 'GeGLU' : `gated ${activation}`) : activation,
+    feedForward: mb
+      ? config.hidden_act === 'gelu' || config.hidden_act === 'gelu_python'
+        ? 'GeGLU'
+        : `gated ${activation}`
+      : activation,
     biases: !mb || (mb.attentionBias && mb.mlpBias),
     positions: mb ? 'rotary' : 'absolute',
-    attention: Array.from({ length: config.num_hidden_layers }, (_, i) => (isLocalLayer(config, i) ? 'local' : 'global')),
+    attention: Array.from({ length: config.num_hidden_layers }, (_, i) =>
+      isLocalLayer(config, i) ? 'local' : 'global',
+    ),
     ...(mb ? { window: mb.localAttention } : {}),
     ...(embeddingWidth(config) !== config.hidden_size ? { embeddingSize: embeddingWidth(config) } : {}),
     finalNorm: mb !== undefined,

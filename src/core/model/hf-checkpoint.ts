@@ -7,7 +7,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../checkpoint/atomic';
-import { readSafetensors, toFloat32, writeSafetensors, type NamedTensor, type TensorToWrite } from '../checkpoint/safetensors';
+import {
+  readSafetensors,
+  toFloat32,
+  writeSafetensors,
+  type NamedTensor,
+  type TensorToWrite,
+} from '../checkpoint/safetensors';
 import { CheckpointError } from '../errors';
 import { Rng } from '../random';
 import { DEFAULT_BERT_CONFIG, bertWeightShapes, type BertConfig, type WeightMap } from './bert-config';
@@ -32,7 +38,12 @@ export const VOCAB_FILE = 'vocab.txt';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 /** Weight formats `transformers` saves that PEFT Lab cannot read: pickle (unsafe to load), HDF5, msgpack. */
-export const UNSUPPORTED_WEIGHT_FILES = ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5', 'flax_model.msgpack'];
+export const UNSUPPORTED_WEIGHT_FILES = [
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+  'tf_model.h5',
+  'flax_model.msgpack',
+];
 
 export interface BertFolder {
   config: BertConfig;
@@ -67,7 +78,11 @@ const positiveInteger = (required: boolean): FieldRule => ({
   isValid: (v) => Number.isInteger(v) && v >= 1,
   expected: 'a positive integer',
 });
-const OPTIONAL_PROBABILITY: FieldRule = { required: false, isValid: (v) => v >= 0 && v < 1, expected: 'a probability in [0, 1)' };
+const OPTIONAL_PROBABILITY: FieldRule = {
+  required: false,
+  isValid: (v) => v >= 0 && v < 1,
+  expected: 'a probability in [0, 1)',
+};
 const OPTIONAL_POSITIVE: FieldRule = { required: false, isValid: (v) => v > 0, expected: 'a positive number' };
 
 /** Fields in the order `writeBertFolder` puts them in config.json, which is also `transformers`' order. */
@@ -102,7 +117,11 @@ function parseBertConfig(raw: unknown, file: string): BertConfig {
   checkPositionEmbeddingType(raw, file);
   const fields = bertFieldsOf(modelType, raw);
   // readNumericFields has made sure every required field, vocab_size included, is present.
-  const base = { ...familyDefaults(modelType), ...readNumericFields(fields, file), hidden_act: readHiddenAct(fields, file) } as BertConfig;
+  const base = {
+    ...familyDefaults(modelType),
+    ...readNumericFields(fields, file),
+    hidden_act: readHiddenAct(fields, file),
+  } as BertConfig;
   const config = { ...base, ...familySettings(modelType, raw, file, base) };
   checkConsistency(config, file);
   return config;
@@ -112,7 +131,10 @@ function parseBertConfig(raw: unknown, file: string): BertConfig {
 function checkPositionEmbeddingType(raw: Record<string, unknown>, file: string): void {
   const kind = raw.position_embedding_type;
   if (kind === undefined || kind === null || kind === 'absolute') return;
-  throw new CheckpointError(file, `position_embedding_type ${JSON.stringify(kind)} is not supported yet (only "absolute")`);
+  throw new CheckpointError(
+    file,
+    `position_embedding_type ${JSON.stringify(kind)} is not supported yet (only "absolute")`,
+  );
 }
 
 function readNumericFields(raw: Record<string, unknown>, file: string): Partial<Record<NumericField, number>> {
@@ -131,7 +153,10 @@ function readNumericFields(raw: Record<string, unknown>, file: string): Partial<
     values[field] = value;
   }
   if (missing.length > 0) {
-    throw new CheckpointError(file, `the model config lacks the required field(s) ${missing.map((f) => `"${f}"`).join(', ')}`);
+    throw new CheckpointError(
+      file,
+      `the model config lacks the required field(s) ${missing.map((f) => `"${f}"`).join(', ')}`,
+    );
   }
   return values;
 }
@@ -140,7 +165,10 @@ function readHiddenAct(raw: Record<string, unknown>, file: string): BertConfig['
   const value = raw.hidden_act;
   if (value === undefined) return DEFAULT_BERT_CONFIG.hidden_act;
   if (!HIDDEN_ACTIVATIONS.includes(value as BertConfig['hidden_act'])) {
-    throw new CheckpointError(file, `"hidden_act" ${JSON.stringify(value)} is not supported (supported: ${HIDDEN_ACTIVATIONS.join(', ')})`);
+    throw new CheckpointError(
+      file,
+      `"hidden_act" ${JSON.stringify(value)} is not supported (supported: ${HIDDEN_ACTIVATIONS.join(', ')})`,
+    );
   }
   return value as BertConfig['hidden_act'];
 }
@@ -154,13 +182,22 @@ function checkConsistency(config: BertConfig, file: string): void {
     );
   }
   if (config.pad_token_id >= config.vocab_size) {
-    throw new CheckpointError(file, `"pad_token_id" ${config.pad_token_id} is outside the vocabulary (vocab_size ${config.vocab_size})`);
+    throw new CheckpointError(
+      file,
+      `"pad_token_id" ${config.pad_token_id} is outside the vocabulary (vocab_size ${config.vocab_size})`,
+    );
   }
   if (usablePositions(config) < 2) {
-    throw new CheckpointError(file, `"max_position_embeddings" ${config.max_position_embeddings} leaves no room for a sequence after the first padding_idx + 1 (${config.pad_token_id + 1}) positions`);
+    throw new CheckpointError(
+      file,
+      `"max_position_embeddings" ${config.max_position_embeddings} leaves no room for a sequence after the first padding_idx + 1 (${config.pad_token_id + 1}) positions`,
+    );
   }
   if (config.modernbert && (config.hidden_size / config.num_attention_heads) % 2 !== 0) {
-    throw new CheckpointError(file, `the attention head size ${config.hidden_size / config.num_attention_heads} must be even for rotary position embeddings`);
+    throw new CheckpointError(
+      file,
+      `the attention head size ${config.hidden_size / config.num_attention_heads} must be even for rotary position embeddings`,
+    );
   }
 }
 
@@ -190,7 +227,9 @@ export function readBertFolder(folder: string): BertFolder {
   checkFolderExists(folder);
   const config = readBertConfig(folder);
   const weightsFile = locateWeights(folder);
-  const tensors = weightsFile.endsWith(SHARDED_WEIGHTS_INDEX_FILE) ? readShardedSafetensors(weightsFile) : readSafetensors(weightsFile).tensors;
+  const tensors = weightsFile.endsWith(SHARDED_WEIGHTS_INDEX_FILE)
+    ? readShardedSafetensors(weightsFile)
+    : readSafetensors(weightsFile).tensors;
   const { weights, warnings } = matchWeights(config, normaliseNames(config, tensors, weightsFile), weightsFile);
   return { config, weights, files: { config: path.join(folder, CONFIG_FILE), weights: weightsFile }, warnings };
 }
@@ -217,7 +256,10 @@ function locateWeights(folder: string): string {
       `the folder has ${unsupported} but no ${WEIGHTS_FILE}. ${safetensorsConversionHint(folder, folder)}`,
     );
   }
-  throw new CheckpointError(path.join(folder, WEIGHTS_FILE), `model weights not found: the folder has neither ${WEIGHTS_FILE} nor ${SHARDED_WEIGHTS_INDEX_FILE}`);
+  throw new CheckpointError(
+    path.join(folder, WEIGHTS_FILE),
+    `model weights not found: the folder has neither ${WEIGHTS_FILE} nor ${SHARDED_WEIGHTS_INDEX_FILE}`,
+  );
 }
 
 /** Large checkpoints are split into shards listed in an index: {"weight_map": {tensor name: shard file}}. */
@@ -232,7 +274,8 @@ function readShardedSafetensors(indexFile: string): Map<string, NamedTensor> {
     }
   }
   for (const [name, shard] of weightMap) {
-    if (!merged.has(name)) throw new CheckpointError(indexFile, `lists tensor "${name}" in ${shard}, but that shard does not contain it`);
+    if (!merged.has(name))
+      throw new CheckpointError(indexFile, `lists tensor "${name}" in ${shard}, but that shard does not contain it`);
   }
   return merged;
 }
@@ -242,12 +285,18 @@ export function readShardIndex(indexFile: string): Map<string, string> {
   const index = readJsonFile(indexFile, 'safetensors shard index');
   const weightMap = isPlainObject(index) ? index.weight_map : undefined;
   if (!isPlainObject(weightMap)) {
-    throw new CheckpointError(indexFile, 'a shard index must have a "weight_map" object mapping tensor names to shard files');
+    throw new CheckpointError(
+      indexFile,
+      'a shard index must have a "weight_map" object mapping tensor names to shard files',
+    );
   }
   const result = new Map<string, string>();
   for (const [name, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string' || !isPlainFileName(shard)) {
-      throw new CheckpointError(indexFile, `"weight_map" entry "${name}" must be a file name in the same folder, got ${JSON.stringify(shard)}`);
+      throw new CheckpointError(
+        indexFile,
+        `"weight_map" entry "${name}" must be a file name in the same folder, got ${JSON.stringify(shard)}`,
+      );
     }
     result.set(name, shard);
   }
@@ -267,7 +316,10 @@ function normaliseNames(config: BertConfig, tensors: Map<string, NamedTensor>, f
     if (name === undefined) continue;
     const previous = candidates.get(name);
     if (previous !== undefined) {
-      throw new CheckpointError(file, `tensors "${previous.rawName}" and "${rawName}" are the same weight ${name} under two names`);
+      throw new CheckpointError(
+        file,
+        `tensors "${previous.rawName}" and "${rawName}" are the same weight ${name} under two names`,
+      );
     }
     candidates.set(name, { rawName, tensor });
   }
@@ -298,7 +350,8 @@ function checkWeights(config: BertConfig, found: Map<string, TensorDescription>)
   const expected = hfLayout(config);
   const problems: string[] = [];
   const missingPooler: string[] = [];
-  const isPooler = (layout: { parts: { canonical: string }[] }) => layout.parts.every((p) => p.canonical.startsWith(POOLER_PREFIX));
+  const isPooler = (layout: { parts: { canonical: string }[] }) =>
+    layout.parts.every((p) => p.canonical.startsWith(POOLER_PREFIX));
   for (const [name, layout] of expected) {
     const tensor = found.get(name);
     const shape = layout.shape;
@@ -314,12 +367,20 @@ function checkWeights(config: BertConfig, found: Map<string, TensorDescription>)
   // Half a pooler is a damaged checkpoint, not a deliberately headless one.
   const poolerMissing = missingPooler.length === poolerWeightCount;
   if (!poolerMissing) problems.push(...missingPooler);
-  const unexpected = [...found].filter(([name, t]) => !expected.has(name) && FLOAT_DTYPES.has(t.dtype)).map(([name]) => name);
+  const unexpected = [...found]
+    .filter(([name, t]) => !expected.has(name) && FLOAT_DTYPES.has(t.dtype))
+    .map(([name]) => name);
   return { problems, poolerMissing: poolerMissing && POOLER_FAMILIES.has(modelTypeOf(config)), unexpected };
 }
 
-function matchWeights(config: BertConfig, candidates: Map<string, Candidate>, file: string): { weights: WeightMap; warnings: string[] } {
-  const found = new Map([...candidates].map(([name, { tensor }]) => [name, { dtype: tensor.dtype, shape: tensor.shape }]));
+function matchWeights(
+  config: BertConfig,
+  candidates: Map<string, Candidate>,
+  file: string,
+): { weights: WeightMap; warnings: string[] } {
+  const found = new Map(
+    [...candidates].map(([name, { tensor }]) => [name, { dtype: tensor.dtype, shape: tensor.shape }]),
+  );
   const check = checkWeights(config, found);
   if (check.problems.length > 0) throw weightProblemsError(file, check.problems, candidates.size, config);
   const byCanonical = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -331,7 +392,10 @@ function matchWeights(config: BertConfig, candidates: Map<string, Candidate>, fi
       // A stacked tensor (ModernBERT's Wqkv) gives each weight its rows; others are taken whole.
       const rowSize = part.shape.slice(1).reduce((n, size) => n * size, 1);
       const whole = layout.parts.length === 1 && part.rowOffset === 0;
-      byCanonical.set(part.canonical, { shape: part.shape, data: whole ? data : data.slice(part.rowOffset * rowSize, (part.rowOffset + part.shape[0]!) * rowSize) });
+      byCanonical.set(part.canonical, {
+        shape: part.shape,
+        data: whole ? data : data.slice(part.rowOffset * rowSize, (part.rowOffset + part.shape[0]!) * rowSize),
+      });
     }
   }
   // In encoderWeightShapes' order, which is the order the model adds its parameters in.
@@ -346,17 +410,27 @@ function matchWeights(config: BertConfig, candidates: Map<string, Candidate>, fi
 function weightWarnings(check: WeightCheck, config: BertConfig): string[] {
   const warnings: string[] = [];
   if (check.poolerMissing) {
-    warnings.push(`the checkpoint has no pooler (${checkpointNameOf(config, 'bert.pooler.dense.weight').replace(/\.weight$/, '')}.*); it will be initialised randomly`);
+    warnings.push(
+      `the checkpoint has no pooler (${checkpointNameOf(config, 'bert.pooler.dense.weight').replace(/\.weight$/, '')}.*); it will be initialised randomly`,
+    );
   }
   if (check.unexpected.length > 0) {
     const shown = check.unexpected.slice(0, MAX_EXTRA_NAMES_SHOWN).join(', ');
-    const more = check.unexpected.length > MAX_EXTRA_NAMES_SHOWN ? `, and ${check.unexpected.length - MAX_EXTRA_NAMES_SHOWN} more` : '';
+    const more =
+      check.unexpected.length > MAX_EXTRA_NAMES_SHOWN
+        ? `, and ${check.unexpected.length - MAX_EXTRA_NAMES_SHOWN} more`
+        : '';
     warnings.push(`ignored ${check.unexpected.length} tensor(s) that are not part of the encoder: ${shown}${more}`);
   }
   return warnings;
 }
 
-function weightProblemsError(file: string, problems: string[], tensorCount: number, config: BertConfig): CheckpointError {
+function weightProblemsError(
+  file: string,
+  problems: string[],
+  tensorCount: number,
+  config: BertConfig,
+): CheckpointError {
   const shown = problems.slice(0, MAX_PROBLEM_LINES);
   if (problems.length > MAX_PROBLEM_LINES) shown.push(`and ${problems.length - MAX_PROBLEM_LINES} more`);
   const architecture =
@@ -410,10 +484,14 @@ function checkWeightsToWrite(config: BertConfig, weights: WeightMap, file: strin
 function checkVocab(tokens: string[], config: BertConfig, file: string): void {
   // Models may have more embedding rows than tokens (padded for speed), never fewer.
   if (tokens.length === 0 || tokens.length > config.vocab_size) {
-    throw new CheckpointError(file, `the vocabulary has ${tokens.length} token(s); it needs between 1 and vocab_size (${config.vocab_size})`);
+    throw new CheckpointError(
+      file,
+      `the vocabulary has ${tokens.length} token(s); it needs between 1 and vocab_size (${config.vocab_size})`,
+    );
   }
   const broken = tokens.findIndex((token) => /[\r\n]/.test(token));
-  if (broken >= 0) throw new CheckpointError(file, `token ${broken} contains a line break, which vocab.txt cannot store`);
+  if (broken >= 0)
+    throw new CheckpointError(file, `token ${broken} contains a line break, which vocab.txt cannot store`);
 }
 
 function tensorsToWrite(weights: WeightMap): Record<string, TensorToWrite> {
@@ -426,7 +504,10 @@ function fileInside(folder: string, relative: string): string {
   const root = path.resolve(folder);
   const file = path.resolve(root, relative);
   if (path.isAbsolute(relative) || !file.startsWith(root + path.sep)) {
-    throw new CheckpointError(file, `extra file "${relative}" must be a relative path inside the model folder ${folder}`);
+    throw new CheckpointError(
+      file,
+      `extra file "${relative}" must be a relative path inside the model folder ${folder}`,
+    );
   }
   return file;
 }
@@ -464,7 +545,11 @@ export function randomBertWeights(config: BertConfig, seed: number, init: Struct
   const weights = initialise(config, seed, () => true);
   if (init.positions === 'sinusoidal') {
     const positions = weights.get(POSITION_EMBEDDINGS)!;
-    positions.data = sinusoidalPositions(positions.shape[0]!, positions.shape[1]!, TRUNCATED_STD_FACTOR * config.initializer_range);
+    positions.data = sinusoidalPositions(
+      positions.shape[0]!,
+      positions.shape[1]!,
+      TRUNCATED_STD_FACTOR * config.initializer_range,
+    );
   }
   if (init.attention === 'mimetic') {
     for (let layer = 0; layer < config.num_hidden_layers; layer++) addMimeticAttention(weights, config, layer, seed);
@@ -516,7 +601,8 @@ function addMimeticAttention(weights: WeightMap, config: BertConfig, layer: numb
   const vo = randomOrthogonal(d, new Rng(tensorSeed(seed, `${prefix}.mimetic.vo`)));
   const add = (name: string, matrix: Float32Array, scale: number, transpose: boolean): void => {
     const w = weights.get(name)!.data;
-    for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) w[r * d + c]! += scale * matrix[transpose ? c * d + r : r * d + c]!;
+    for (let r = 0; r < d; r++)
+      for (let c = 0; c < d; c++) w[r * d + c]! += scale * matrix[transpose ? c * d + r : r * d + c]!;
   };
   add(`${prefix}.self.query.weight`, qk, Math.sqrt(MIMETIC_QK), true);
   add(`${prefix}.self.key.weight`, qk, Math.sqrt(MIMETIC_QK), true);

@@ -93,10 +93,16 @@ export function hubCacheFolder(cacheDir: string, id: string, revision = DEFAULT_
 function startSession(id: string, options: HubOptions): Session {
   const revision = options.revision ?? DEFAULT_REVISION;
   if (!MODEL_ID_PATTERN.test(id)) {
-    throw new CheckpointError(id, 'not a valid Hugging Face model id: expected "name" or "owner/name" (letters, digits, ".", "_", "-")');
+    throw new CheckpointError(
+      id,
+      'not a valid Hugging Face model id: expected "name" or "owner/name" (letters, digits, ".", "_", "-")',
+    );
   }
   if (!REVISION_PATTERN.test(revision) || revision.split('/').includes('..')) {
-    throw new CheckpointError(id, `not a valid revision ${JSON.stringify(revision)}: expected a branch, tag or commit hash`);
+    throw new CheckpointError(
+      id,
+      `not a valid revision ${JSON.stringify(revision)}: expected a branch, tag or commit hash`,
+    );
   }
   const token = process.env.HF_TOKEN;
   return {
@@ -116,7 +122,10 @@ function createFolder(session: Session): void {
   try {
     fs.mkdirSync(session.folder, { recursive: true });
   } catch (err) {
-    throw new CheckpointError(session.folder, `cannot create the model cache folder for ${session.id}: ${(err as Error).message}`);
+    throw new CheckpointError(
+      session.folder,
+      `cannot create the model cache folder for ${session.id}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -128,11 +137,18 @@ function isCompleteInCache(folder: string): boolean {
     return false;
   }
   const files = (manifest as Partial<CacheManifest> | null)?.files;
-  return Array.isArray(files) && files.every((file) => typeof file === 'string' && fs.existsSync(path.join(folder, file)));
+  return (
+    Array.isArray(files) && files.every((file) => typeof file === 'string' && fs.existsSync(path.join(folder, file)))
+  );
 }
 
 function writeManifest(session: Session): void {
-  const manifest: CacheManifest = { model: session.id, revision: session.revision, files: session.present, absent: session.absent };
+  const manifest: CacheManifest = {
+    model: session.id,
+    revision: session.revision,
+    files: session.present,
+    absent: session.absent,
+  };
   writeJsonAtomic(path.join(session.folder, CACHE_MANIFEST_FILE), manifest);
 }
 
@@ -142,7 +158,10 @@ async function fetchTokenizer(session: Session): Promise<void> {
     if (await fetchFile(session, file, { optional: true })) found = true;
   }
   if (!found) {
-    throw new CheckpointError(`${session.id}/${VOCAB_FILE}`, `the model has no tokenizer: neither ${TOKENIZER_FILES.join(' nor ')} exists on the hub`);
+    throw new CheckpointError(
+      `${session.id}/${VOCAB_FILE}`,
+      `the model has no tokenizer: neither ${TOKENIZER_FILES.join(' nor ')} exists on the hub`,
+    );
   }
 }
 
@@ -227,9 +246,16 @@ function announcedLength(response: Response): number | undefined {
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
-function transferError(session: Session, file: string, err: unknown, received: number, total: number | undefined): CheckpointError {
+function transferError(
+  session: Session,
+  file: string,
+  err: unknown,
+  received: number,
+  total: number | undefined,
+): CheckpointError {
   const where = `${session.id}/${file}`;
-  if (isFileSystemError(err)) return new CheckpointError(where, `cannot write the download into ${session.folder}: ${err.message}`);
+  if (isFileSystemError(err))
+    return new CheckpointError(where, `cannot write the download into ${session.folder}: ${err.message}`);
   const progress = `${received}${total === undefined ? '' : ` of ${total}`} bytes`;
   return new CheckpointError(
     where,
@@ -244,10 +270,15 @@ async function httpError(session: Session, file: string, response: Response): Pr
   const where = `${session.id}/${file}`;
   const url = fileUrl(session, file);
   const code = response.headers.get('x-error-code');
-  if (response.status === 401 || response.status === 403) return new CheckpointError(where, accessDeniedDetail(session, response.status, code));
+  if (response.status === 401 || response.status === 403)
+    return new CheckpointError(where, accessDeniedDetail(session, response.status, code));
   if (response.status === 404) return new CheckpointError(where, notFoundDetail(session, file, url, code));
-  const retry = response.status === 429 || response.status >= 500 ? '; the hub may be busy or down, try again later' : '';
-  return new CheckpointError(where, `the hub answered HTTP ${response.status} ${response.statusText} for ${url}${retry}`);
+  const retry =
+    response.status === 429 || response.status >= 500 ? '; the hub may be busy or down, try again later' : '';
+  return new CheckpointError(
+    where,
+    `the hub answered HTTP ${response.status} ${response.statusText} for ${url}${retry}`,
+  );
 }
 
 function accessDeniedDetail(session: Session, status: number, code: string | null): string {
@@ -263,9 +294,11 @@ function accessDeniedDetail(session: Session, status: number, code: string | nul
 }
 
 function notFoundDetail(session: Session, file: string, url: string, code: string | null): string {
-  if (code === 'RevisionNotFound') return `the model ${session.id} has no revision "${session.revision}" (${url} returned 404)`;
+  if (code === 'RevisionNotFound')
+    return `the model ${session.id} has no revision "${session.revision}" (${url} returned 404)`;
   if (code === 'RepoNotFound') return `the hub has no model ${session.id} (${url} returned 404); check the model id`;
-  if (code === 'EntryNotFound') return `the model ${session.id} has no file ${file} at revision "${session.revision}" (${url} returned 404)`;
+  if (code === 'EntryNotFound')
+    return `the model ${session.id} has no file ${file} at revision "${session.revision}" (${url} returned 404)`;
   return `no such model or file: ${url} returned 404; check the model id (such as google/bert_uncased_L-4_H-256_A-4) and revision`;
 }
 
@@ -275,7 +308,9 @@ async function noSafetensorsError(session: Session): Promise<CheckpointError> {
   const destination = `${session.id.replace('/', '--')}-safetensors`;
   const hint = `${safetensorsConversionHint(session.id, destination)}\nThen set model.path to the folder "${destination}".`;
   const hasPickle = await hubHasFile(session, 'pytorch_model.bin');
-  const found = hasPickle ? 'has only pytorch_model.bin' : `has neither ${WEIGHTS_FILE} nor ${SHARDED_WEIGHTS_INDEX_FILE}`;
+  const found = hasPickle
+    ? 'has only pytorch_model.bin'
+    : `has neither ${WEIGHTS_FILE} nor ${SHARDED_WEIGHTS_INDEX_FILE}`;
   return new CheckpointError(where, `the model ${session.id} ${found} at revision "${session.revision}". ${hint}`);
 }
 
@@ -300,7 +335,8 @@ async function discardBody(response: Response): Promise<void> {
 
 /** fetch reports every network failure as "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND ...) is in `cause`. */
 function networkReason(err: unknown): string {
-  const cause = (err as { cause?: unknown } | null)?.cause as { code?: unknown; message?: unknown; errors?: { code?: unknown }[] } | undefined;
+  const cause = (err as { cause?: unknown } | null)?.cause as
+    { code?: unknown; message?: unknown; errors?: { code?: unknown }[] } | undefined;
   const code = cause?.code ?? cause?.errors?.[0]?.code;
   const message = typeof cause?.message === 'string' ? cause.message : '';
   if (typeof code === 'string' && !message.includes(code)) return message ? `${code}: ${message}` : code;

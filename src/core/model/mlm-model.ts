@@ -100,8 +100,16 @@ export class MlmModel {
     const s = this.store;
     // The last layer past its attention runs for the selected rows alone (the head reads no other).
     const selected = this.encoder.encode(inputs, ctx, positions); // [M, d]
-    const transformed = hiddenActivation(this.spec.bert.hidden_act, dense(selected, s.tensor(`${TRANSFORM}.dense.weight`), s.tensor(`${TRANSFORM}.dense.bias`)));
-    const normed = layerNorm(transformed, s.tensor(`${TRANSFORM}.LayerNorm.weight`), s.tensor(`${TRANSFORM}.LayerNorm.bias`), this.spec.bert.layer_norm_eps);
+    const transformed = hiddenActivation(
+      this.spec.bert.hidden_act,
+      dense(selected, s.tensor(`${TRANSFORM}.dense.weight`), s.tensor(`${TRANSFORM}.dense.bias`)),
+    );
+    const normed = layerNorm(
+      transformed,
+      s.tensor(`${TRANSFORM}.LayerNorm.weight`),
+      s.tensor(`${TRANSFORM}.LayerNorm.bias`),
+      this.spec.bert.layer_norm_eps,
+    );
     return tiedDense(normed, s.tensor(WORD_EMBEDDINGS) as Tensor2D, s.tensor(DECODER_BIAS)); // the tied decoder h · Eᵀ + b, [M, V]
   }
 

@@ -17,7 +17,10 @@
  * test/unit/native-fused.test.ts.
  */
 import { tf, type Tensor, type Tensor2D } from '../tf';
-import { aleaState, FUSED, fusedKernelsActive, softmaxMaskGroup } from '../native/wasm-kernels';
+import { fusedKernelsActive } from '../native/wasm-kernels';
+import { aleaState } from '../native/kernels/dropout';
+import { FUSED } from '../native/kernels/shared';
+import { softmaxMaskGroup } from '../native/kernels/softmax';
 
 type GradFunc = (dy: Tensor, saved: Tensor[]) => Tensor[];
 type OpBody = (inputs: Tensor[], save: tf.GradSaveFunc) => { value: Tensor; gradFunc: GradFunc };
@@ -111,7 +114,11 @@ export function tiedDense(x: Tensor2D, table: Tensor2D, bias: Tensor): Tensor2D 
       : affine(xIn as Tensor2D, tf.transpose(t as Tensor2D), b);
     return {
       value,
-      gradFunc: (dy: Tensor, [xs, ts]: Tensor[]) => [tf.matMul(dy as Tensor2D, ts as Tensor2D), matMulAT(dy, xs!), tf.sum(dy, 0)],
+      gradFunc: (dy: Tensor, [xs, ts]: Tensor[]) => [
+        tf.matMul(dy as Tensor2D, ts as Tensor2D),
+        matMulAT(dy, xs!),
+        tf.sum(dy, 0),
+      ],
     };
   });
   return op(x, table, bias) as Tensor2D;
@@ -132,7 +139,9 @@ export function softmaxCrossEntropy(logits: Tensor2D, targets: tf.Tensor1D): tf.
       save([x!, lse!, targets]);
       return {
         value: tf.mean(losses!),
-        gradFunc: (dy: Tensor, [xs, l, ts]: Tensor[]) => [runFused(FUSED.xentGrad, { x: xs!, lse: l!, targets: ts! }, { scale: dy.dataSync()[0]! / rows }) as Tensor],
+        gradFunc: (dy: Tensor, [xs, l, ts]: Tensor[]) => [
+          runFused(FUSED.xentGrad, { x: xs!, lse: l!, targets: ts! }, { scale: dy.dataSync()[0]! / rows }) as Tensor,
+        ],
       };
     });
     return op(logits) as tf.Scalar;
@@ -179,7 +188,10 @@ export function batchMatMulBT(a: Tensor, b: Tensor): Tensor {
     save([aIn!, bIn!]);
     return {
       value: tf.matMul(aIn as tf.Tensor3D, bIn as tf.Tensor3D, false, true),
-      gradFunc: (dy: Tensor, [as, bs]: Tensor[]) => [tf.matMul(dy as tf.Tensor3D, bs as tf.Tensor3D), matMulAT(dy, as!)],
+      gradFunc: (dy: Tensor, [as, bs]: Tensor[]) => [
+        tf.matMul(dy as tf.Tensor3D, bs as tf.Tensor3D),
+        matMulAT(dy, as!),
+      ],
     };
   });
   return op(a, b);
@@ -226,7 +238,8 @@ export function biasGelu(x: Tensor, bias?: Tensor, biasTrainable = true): Tensor
       save(b ? [xIn, b] : [xIn]);
       return {
         value: runFused(FUSED.geluBias, b ? { x: xIn, b } : { x: xIn }) as Tensor,
-        gradFunc: (dy: Tensor, [xs, bs]: Tensor[]) => grads(runFused(FUSED.geluBiasGrad, bs ? { dy, x: xs!, b: bs } : { dy, x: xs! }) as Tensor),
+        gradFunc: (dy: Tensor, [xs, bs]: Tensor[]) =>
+          grads(runFused(FUSED.geluBiasGrad, bs ? { dy, x: xs!, b: bs } : { dy, x: xs! }) as Tensor),
       };
     }
     const u = b ? tf.add(xIn, b) : xIn;
@@ -292,7 +305,8 @@ function nativeLayerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number): 
     save([xIn!, mean!, rstd!, g!]);
     return {
       value: y!,
-      gradFunc: (dy: Tensor, [xs, m, r, gs]: Tensor[]) => runFused(FUSED.layerNormGrad, { dy, x: xs!, mean: m!, rstd: r!, gain: gs! }) as Tensor[],
+      gradFunc: (dy: Tensor, [xs, m, r, gs]: Tensor[]) =>
+        runFused(FUSED.layerNormGrad, { dy, x: xs!, mean: m!, rstd: r!, gain: gs! }) as Tensor[],
     };
   });
   return op(x, gain, bias) as Tensor2D;
@@ -304,13 +318,21 @@ function nativeLayerNorm(x: Tensor2D, gain: Tensor, bias: Tensor, eps: number): 
  * number for padding; no gradient).
  */
 export function maskedSoftmax(scores: Tensor, mask: Tensor, scale = 1): Tensor {
-  if (!fusedKernelsActive() || scores.dtype !== 'float32' || mask.dtype !== 'float32' || softmaxMaskGroup(scores.shape, mask.shape) < 1) {
+  if (
+    !fusedKernelsActive() ||
+    scores.dtype !== 'float32' ||
+    mask.dtype !== 'float32' ||
+    softmaxMaskGroup(scores.shape, mask.shape) < 1
+  ) {
     return tf.softmax(tf.add(scale === 1 ? scores : tf.mul(scores, scale), mask));
   }
   const op = customOp(([s], save) => {
     const y = runFused(FUSED.softmax, { x: s!, mask }, { scale }) as Tensor;
     save([y]);
-    return { value: y, gradFunc: (dy: Tensor, [ys]: Tensor[]) => [runFused(FUSED.softmaxGrad, { dy, y: ys! }, { scale }) as Tensor] };
+    return {
+      value: y,
+      gradFunc: (dy: Tensor, [ys]: Tensor[]) => [runFused(FUSED.softmaxGrad, { dy, y: ys! }, { scale }) as Tensor],
+    };
   });
   return op(scores);
 }
@@ -324,16 +346,31 @@ export function maskedSoftmax(scores: Tensor, mask: Tensor, scale = 1): Tensor {
  * place of its heads (PeftAttn* kernels), and the backward pass is native too; otherwise the heads
  * are split out with a transpose and an unstack, and put back with a transpose.
  */
-export function selfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+export function selfAttention(
+  qkv: Tensor2D,
+  mask: Tensor,
+  batch: number,
+  seq: number,
+  heads: number,
+  rate: number,
+  seed: number | undefined,
+): Tensor2D {
   const dh = qkv.shape[1] / 3 / heads;
   const scale = 1 / Math.sqrt(dh);
   const drop = rate > 0 && seed !== undefined;
   const native = fusedKernelsActive() && qkv.dtype === 'float32' && mask.dtype === 'float32' && rate < 1;
-  if (!native || softmaxMaskGroup([batch, heads, seq, seq], mask.shape) < 1) return composedAttention(qkv, mask, batch, seq, heads, rate, seed);
+  if (!native || softmaxMaskGroup([batch, heads, seq, seq], mask.shape) < 1)
+    return composedAttention(qkv, mask, batch, seq, heads, rate, seed);
   const attrs = { batch, heads };
   const op = customOp(([x], save) => {
-    const probs = runFused(FUSED.softmax, { x: runFused(FUSED.attnScores, { qkv: x! }, attrs) as Tensor, mask }, { scale }) as Tensor;
-    const [dropped, keep] = drop ? (runFused(FUSED.dropout, { x: probs }, { keep: 1 - rate, ...aleaState(String(seed)) }) as Tensor[]) : [probs, undefined];
+    const probs = runFused(
+      FUSED.softmax,
+      { x: runFused(FUSED.attnScores, { qkv: x! }, attrs) as Tensor, mask },
+      { scale },
+    ) as Tensor;
+    const [dropped, keep] = drop
+      ? (runFused(FUSED.dropout, { x: probs }, { keep: 1 - rate, ...aleaState(String(seed)) }) as Tensor[])
+      : [probs, undefined];
     save(keep ? [x!, probs, dropped!, keep] : [x!, probs]);
     return {
       value: runFused(FUSED.attnContext, { probs: dropped!, qkv: x! }, attrs) as Tensor,
@@ -349,11 +386,22 @@ export function selfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: n
 }
 
 /** selfAttention as a composition: heads split out by a transpose and an unstack, products per head, put back by a transpose. */
-function composedAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+function composedAttention(
+  qkv: Tensor2D,
+  mask: Tensor,
+  batch: number,
+  seq: number,
+  heads: number,
+  rate: number,
+  seed: number | undefined,
+): Tensor2D {
   const d = qkv.shape[1] / 3;
   const dh = d / heads;
   const [q, k, v] = splitHeads(qkv, batch, seq, heads);
-  const scores = tf.reshape(batchMatMulBT(tf.reshape(q, [batch * heads, seq, dh]), tf.reshape(k, [batch * heads, seq, dh])), [batch, heads, seq, seq]);
+  const scores = tf.reshape(
+    batchMatMulBT(tf.reshape(q, [batch * heads, seq, dh]), tf.reshape(k, [batch * heads, seq, dh])),
+    [batch, heads, seq, seq],
+  );
   const probs = dropout(maskedSoftmax(scores, mask, 1 / Math.sqrt(dh)), rate, seed);
   const context = batchMatMul(tf.reshape(probs, [batch * heads, seq, seq]), tf.reshape(v, [batch * heads, seq, dh])); // [B*H, T, dh]
   return tf.reshape(tf.transpose(tf.reshape(context, [batch, heads, seq, dh]), [0, 2, 1, 3]), [-1, d]) as Tensor2D;
@@ -370,12 +418,25 @@ function splitHeads(qkv: Tensor2D, batch: number, seq: number, heads: number): T
  * selfAttention's context for the first token of each sequence alone, [B, d]: its query against
  * every token's key and value (the last layer under a [CLS] readout). Same arguments as selfAttention.
  */
-export function clsSelfAttention(qkv: Tensor2D, mask: Tensor, batch: number, seq: number, heads: number, rate: number, seed: number | undefined): Tensor2D {
+export function clsSelfAttention(
+  qkv: Tensor2D,
+  mask: Tensor,
+  batch: number,
+  seq: number,
+  heads: number,
+  rate: number,
+  seed: number | undefined,
+): Tensor2D {
   const d = qkv.shape[1] / 3;
   const dh = d / heads;
   const [q, k, v] = splitHeads(qkv, batch, seq, heads);
   const firstQuery = tf.reshape(tf.slice(q!, [0, 0, 0, 0], [batch, heads, 1, dh]), [batch * heads, 1, dh]);
-  const scores = tf.reshape(batchMatMulBT(firstQuery, tf.reshape(k!, [batch * heads, seq, dh])), [batch, heads, 1, seq]);
+  const scores = tf.reshape(batchMatMulBT(firstQuery, tf.reshape(k!, [batch * heads, seq, dh])), [
+    batch,
+    heads,
+    1,
+    seq,
+  ]);
   const probs = dropout(maskedSoftmax(scores, mask, 1 / Math.sqrt(dh)), rate, seed);
   const context = batchMatMul(tf.reshape(probs, [batch * heads, 1, seq]), tf.reshape(v!, [batch * heads, seq, dh])); // [B*H, 1, dh]
   return tf.reshape(context, [batch, d]) as Tensor2D; // [B, H, 1, dh] is [B, d] in place

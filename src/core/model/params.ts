@@ -68,7 +68,9 @@ export class ParamStore {
   }
 
   count(filter: (p: Param) => boolean = () => true): number {
-    return this.all().filter(filter).reduce((n, p) => n + p.value.size, 0);
+    return this.all()
+      .filter(filter)
+      .reduce((n, p) => n + p.value.size, 0);
   }
 
   /** Weights in disk layout (torch order), for checkpoints and export. */

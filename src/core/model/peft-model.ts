@@ -54,7 +54,8 @@ export class PeftModel {
 
   /** Logits [B, outputs]. */
   forward(inputs: EncoderInputs, ctx: ForwardContext): Tensor2D {
-    if (this.spec.pooling === 'mean') return this.head(meanOfTokens(this.encoder.encode(inputs, ctx), inputs.attentionMask), ctx);
+    if (this.spec.pooling === 'mean')
+      return this.head(meanOfTokens(this.encoder.encode(inputs, ctx), inputs.attentionMask), ctx);
     // The head reads the [CLS] rows only, so the encoder's last layer computes only those.
     const cls = this.encoder.encode(inputs, ctx, 'cls'); // [B, d]
     return this.head(cls, ctx);
@@ -62,7 +63,9 @@ export class PeftModel {
 
   /** The pooled rows [B, d] ([CLS] or the mean) through the pooler (dense + tanh), dropout, then the classifier. */
   head(cls: Tensor2D, ctx: ForwardContext): Tensor2D {
-    const pooled = tf.tanh(dense(cls, this.store.tensor('bert.pooler.dense.weight'), this.store.tensor('bert.pooler.dense.bias')));
+    const pooled = tf.tanh(
+      dense(cls, this.store.tensor('bert.pooler.dense.weight'), this.store.tensor('bert.pooler.dense.bias')),
+    );
     const rate = this.spec.dropout ?? this.spec.bert.hidden_dropout_prob;
     const dropped = dropout(pooled, rate, ctx.dropoutSeed()) as Tensor2D;
     return dense(dropped, this.store.tensor('classifier.weight'), this.store.tensor('classifier.bias'));
@@ -116,7 +119,11 @@ export class PeftModel {
     const type = spec.method.type;
     for (const [name, w] of spec.base) {
       const group = groupOf(name);
-      this.store.add(name, w.shape, w.data, { trainable: isTrainable(type, name, group), group, linear: isLinearWeight(name) });
+      this.store.add(name, w.shape, w.data, {
+        trainable: isTrainable(type, name, group),
+        group,
+        linear: isLinearWeight(name),
+      });
     }
   }
 
@@ -124,7 +131,11 @@ export class PeftModel {
     const d = this.spec.bert.hidden_size;
     const n = this.spec.outputs;
     const std = this.spec.bert.initializer_range;
-    this.store.add('classifier.weight', [n, d], truncatedNormal(n * d, std, rng), { trainable: true, group: 'head', linear: true });
+    this.store.add('classifier.weight', [n, d], truncatedNormal(n * d, std, rng), {
+      trainable: true,
+      group: 'head',
+      linear: true,
+    });
     this.store.add('classifier.bias', [n], new Float32Array(n), { trainable: true, group: 'head' });
   }
 }

@@ -22,6 +22,7 @@ import type { AnyResolvedConfig, SlurmOptions } from '../config/types';
 export type { SlurmOptions };
 import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import type { RunStatus } from '../checkpoint/run-folder';
+import { readRunStatus } from '../checkpoint/run-reader';
 import type { FinishedMessage, WorkerMessage } from '../../protocol/worker';
 import { hasEnded, Scheduler, SlurmError, type JobState } from './scheduler';
 
@@ -99,18 +100,36 @@ export interface SubmittedJob {
 export async function submitJob(request: SubmitRequest, scheduler = new Scheduler()): Promise<SubmittedJob> {
   if (!request.points.length) throw new SlurmError('sbatch', 'nothing to submit (no points)');
   if (!(await scheduler.available())) {
-    throw new SlurmError('sbatch', 'not found on PATH', 'Run PEFT Lab on a machine with the Slurm client tools (a login node), or set peftLab.executor to local');
+    throw new SlurmError(
+      'sbatch',
+      'not found on PATH',
+      'Run PEFT Lab on a machine with the Slurm client tools (a login node), or set peftLab.executor to local',
+    );
   }
-  const base = request.points.length === 1 && request.kind === 'train' ? request.points[0]!.name : request.sweepId ?? request.points[0]!.name;
+  const base =
+    request.points.length === 1 && request.kind === 'train'
+      ? request.points[0]!.name
+      : (request.sweepId ?? request.points[0]!.name);
   const command = request.options.nodePath ? [request.options.nodePath, ...request.command.slice(1)] : request.command;
   const spec: SlurmJobSpec = {
-    version: 1, kind: request.kind, name: `peft-lab:${safeName(base)}`, configFile: request.configFile, workdir: path.dirname(request.configFile),
-    sweepId: request.sweepId, points: request.points, backend: request.backend, options: request.options, command,
+    version: 1,
+    kind: request.kind,
+    name: `peft-lab:${safeName(base)}`,
+    configFile: request.configFile,
+    workdir: path.dirname(request.configFile),
+    sweepId: request.sweepId,
+    points: request.points,
+    backend: request.backend,
+    options: request.options,
+    command,
     concurrency: Math.max(1, request.concurrency),
   };
   const root = path.join(request.runsDir, JOB_FOLDER);
   // a sweep id already carries the time it was planned
-  const jobDir = uniqueFolder(root, request.sweepId ? safeName(request.sweepId) : `${safeName(base)}-${stamp(request.now ?? new Date())}`);
+  const jobDir = uniqueFolder(
+    root,
+    request.sweepId ? safeName(request.sweepId) : `${safeName(base)}-${stamp(request.now ?? new Date())}`,
+  );
   const staging = `${jobDir}.tmp-${process.pid}`;
   fs.mkdirSync(path.join(staging, 'logs'), { recursive: true });
   fs.mkdirSync(path.join(staging, 'tasks'), { recursive: true });
@@ -181,7 +200,8 @@ function sbatchValue(value: string): string {
 
 function extraDirective(line: string): string {
   const text = line.trim().replace(/^#SBATCH\s+/, '');
-  if (!text.startsWith('-') || /[\n\r]/.test(text)) throw new SlurmError('sbatch', `extra directive '${line}' is not an sbatch option such as --constraint=a100`);
+  if (!text.startsWith('-') || /[\n\r]/.test(text))
+    throw new SlurmError('sbatch', `extra directive '${line}' is not an sbatch option such as --constraint=a100`);
   return text;
 }
 
@@ -221,11 +241,15 @@ export function readRunSlurmInfo(runDir: string): RunSlurmInfo | undefined {
 
 /** How one task ended, from Slurm's final state, its record and its run folder's status. */
 export type TaskOutcome =
-  | { kind: 'finished'; runDir: string; status: RunStatus }
-  | { kind: 'failed'; runDir?: string; message: string };
+  { kind: 'finished'; runDir: string; status: RunStatus } | { kind: 'failed'; runDir?: string; message: string };
 
 /** The outcome of a task whose job has ended (or Slurm no longer knows); undefined while it may still run. */
-export function taskOutcome(spec: SlurmJobSpec, jobDir: string, index: number, state: JobState | undefined): TaskOutcome | undefined {
+export function taskOutcome(
+  spec: SlurmJobSpec,
+  jobDir: string,
+  index: number,
+  state: JobState | undefined,
+): TaskOutcome | undefined {
   if (state && !hasEnded(state.state)) return undefined;
   const record = readTaskRecord(jobDir, index);
   const status = record ? readRunStatus(record.runDir) : undefined;
@@ -233,7 +257,8 @@ export function taskOutcome(spec: SlurmJobSpec, jobDir: string, index: number, s
   if (status && (status.state === 'finished' || status.state === 'stopped')) {
     return { kind: 'finished', runDir: record!.runDir, status };
   }
-  if (status?.state === 'failed') return { kind: 'failed', runDir: record!.runDir, message: status.error?.message ?? 'training failed' };
+  if (status?.state === 'failed')
+    return { kind: 'failed', runDir: record!.runDir, message: status.error?.message ?? 'training failed' };
   return { kind: 'failed', runDir: record?.runDir, message: describeFailure(state, log, record !== undefined) };
 }
 
@@ -242,17 +267,35 @@ export function describeFailure(state: JobState | undefined, log: string, starte
   const node = state?.node ? ` on node ${state.node}` : '';
   const exit = Number(state?.exitCode?.split(':')[0]);
   const tail = lastLines(log);
-  const withLog = (text: string) => `${text}${tail.length ? `; the job's log (${log}) ends:\n${tail.join('\n')}` : ` (log: ${log})`}`;
-  if (exit === EXIT_NO_WORKSPACE) return withLog(`the job${node} cannot see the workspace: the compute nodes must share its file system (e.g. a shared home)`);
-  if (exit === EXIT_NO_NODE) return withLog(`Node.js was not found${node}: set peftLab.slurm.nodePath (or slurm.nodePath in the config) to a Node.js 20+ the nodes can run`);
-  if (!state) return withLog(started ? 'Slurm no longer knows the job and its run did not finish' : 'Slurm no longer knows the job and it never started');
+  const withLog = (text: string) =>
+    `${text}${tail.length ? `; the job's log (${log}) ends:\n${tail.join('\n')}` : ` (log: ${log})`}`;
+  if (exit === EXIT_NO_WORKSPACE)
+    return withLog(
+      `the job${node} cannot see the workspace: the compute nodes must share its file system (e.g. a shared home)`,
+    );
+  if (exit === EXIT_NO_NODE)
+    return withLog(
+      `Node.js was not found${node}: set peftLab.slurm.nodePath (or slurm.nodePath in the config) to a Node.js 20+ the nodes can run`,
+    );
+  if (!state)
+    return withLog(
+      started
+        ? 'Slurm no longer knows the job and its run did not finish'
+        : 'Slurm no longer knows the job and it never started',
+    );
   if (!fs.existsSync(log) && !started) {
     return `the job${node} ended (${state.state}) before writing its log ${log}: the node probably cannot see the workspace (it must be on a file system the compute nodes share)`;
   }
   const why: Record<string, string> = {
-    CANCELLED: 'was cancelled', TIMEOUT: 'hit its time limit before a checkpoint (raise peftLab.slurm.time)', NODE_FAIL: 'lost its node',
-    OUT_OF_MEMORY: 'ran out of memory (raise peftLab.slurm.mem)', PREEMPTED: 'was preempted and not requeued', BOOT_FAIL: 'could not boot its node',
-    DEADLINE: 'missed its deadline', FAILED: `failed (exit code ${state.exitCode ?? '?'})`, COMPLETED: 'ended before its run finished',
+    CANCELLED: 'was cancelled',
+    TIMEOUT: 'hit its time limit before a checkpoint (raise peftLab.slurm.time)',
+    NODE_FAIL: 'lost its node',
+    OUT_OF_MEMORY: 'ran out of memory (raise peftLab.slurm.mem)',
+    PREEMPTED: 'was preempted and not requeued',
+    BOOT_FAIL: 'could not boot its node',
+    DEADLINE: 'missed its deadline',
+    FAILED: `failed (exit code ${state.exitCode ?? '?'})`,
+    COMPLETED: 'ended before its run finished',
   };
   return withLog(`the job${node} ${why[state.state] ?? `ended as ${state.state}`}`);
 }
@@ -260,7 +303,10 @@ export function describeFailure(state: JobState | undefined, log: string, starte
 /** The state of one task: its own line, or the array's pending line that still holds it. */
 export function stateOf(states: readonly JobState[], spec: SlurmJobSpec, index: number): JobState | undefined {
   if (spec.kind !== 'sweep') return states.find((s) => s.jobId === spec.jobId);
-  return states.find((s) => s.jobId === spec.jobId && s.taskId === index) ?? states.find((s) => s.jobId === spec.jobId && s.taskId === undefined && !hasEnded(s.state));
+  return (
+    states.find((s) => s.jobId === spec.jobId && s.taskId === index) ??
+    states.find((s) => s.jobId === spec.jobId && s.taskId === undefined && !hasEnded(s.state))
+  );
 }
 
 /** `pending (Priority)`, `running on node12`: Slurm's view in a few words. */
@@ -273,20 +319,18 @@ export function describeState(state: JobState): string {
 
 /** A task's outcome as the worker message a local run would have ended with. */
 export function messageOf(outcome: TaskOutcome): FinishedMessage | Extract<WorkerMessage, { type: 'failed' }> {
-  if (outcome.kind === 'failed') return { type: 'failed', runDir: outcome.runDir, error: { name: 'SlurmJobError', message: outcome.message } };
+  if (outcome.kind === 'failed')
+    return { type: 'failed', runDir: outcome.runDir, error: { name: 'SlurmJobError', message: outcome.message } };
   const s = outcome.status;
   return {
-    type: 'finished', runDir: outcome.runDir, state: s.state === 'finished' ? 'finished' : 'stopped', reason: s.reason as FinishedMessage['reason'],
-    bestCheckpoint: s.bestCheckpoint, bestMetrics: s.bestMetrics, durationMs: s.ended ? Date.parse(s.ended) - Date.parse(s.started) : 0,
+    type: 'finished',
+    runDir: outcome.runDir,
+    state: s.state === 'finished' ? 'finished' : 'stopped',
+    reason: s.reason as FinishedMessage['reason'],
+    bestCheckpoint: s.bestCheckpoint,
+    bestMetrics: s.bestMetrics,
+    durationMs: s.ended ? Date.parse(s.ended) - Date.parse(s.started) : 0,
   };
-}
-
-function readRunStatus(runDir: string): RunStatus | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')) as RunStatus;
-  } catch {
-    return undefined;
-  }
 }
 
 function lastLines(file: string, count = 8): string[] {
@@ -304,7 +348,11 @@ function uniqueFolder(root: string, name: string): string {
 }
 
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .replace('T', '-');
 }
 
 function safeName(name: string): string {

@@ -9,17 +9,50 @@ import { PeftLabError } from '../errors';
 
 /** A Slurm command that is missing or refused; `hint` is what the user can do about it. */
 export class SlurmError extends PeftLabError {
-  constructor(readonly command: string, readonly detail: string, readonly hint?: string) {
+  constructor(
+    readonly command: string,
+    readonly detail: string,
+    readonly hint?: string,
+  ) {
     super(`${command}: ${detail}${hint ? `. ${hint}` : ''}`);
   }
 }
 
 /** Slurm's job states (squeue %T, scontrol JobState), as the editor and the CLI show them. */
 export type SlurmState =
-  | 'PENDING' | 'CONFIGURING' | 'RUNNING' | 'COMPLETING' | 'SUSPENDED' | 'REQUEUED' | 'REQUEUE_HOLD' | 'RESIZING' | 'SIGNALING' | 'STAGE_OUT' | 'STOPPED'
-  | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMEOUT' | 'PREEMPTED' | 'NODE_FAIL' | 'OUT_OF_MEMORY' | 'BOOT_FAIL' | 'DEADLINE' | 'SPECIAL_EXIT';
+  | 'PENDING'
+  | 'CONFIGURING'
+  | 'RUNNING'
+  | 'COMPLETING'
+  | 'SUSPENDED'
+  | 'REQUEUED'
+  | 'REQUEUE_HOLD'
+  | 'RESIZING'
+  | 'SIGNALING'
+  | 'STAGE_OUT'
+  | 'STOPPED'
+  | 'COMPLETED'
+  | 'FAILED'
+  | 'CANCELLED'
+  | 'TIMEOUT'
+  | 'PREEMPTED'
+  | 'NODE_FAIL'
+  | 'OUT_OF_MEMORY'
+  | 'BOOT_FAIL'
+  | 'DEADLINE'
+  | 'SPECIAL_EXIT';
 
-const ENDED: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'OUT_OF_MEMORY', 'BOOT_FAIL', 'DEADLINE', 'SPECIAL_EXIT']);
+const ENDED: ReadonlySet<string> = new Set([
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+  'TIMEOUT',
+  'NODE_FAIL',
+  'OUT_OF_MEMORY',
+  'BOOT_FAIL',
+  'DEADLINE',
+  'SPECIAL_EXIT',
+]);
 
 /** Whether a job in this state will not run again by itself (PREEMPTED is followed by a requeue when the job allows it). */
 export function hasEnded(state: string): boolean {
@@ -68,15 +101,25 @@ export class Scheduler {
    */
   async states(jobIds: readonly string[]): Promise<JobState[]> {
     if (!jobIds.length) return [];
-    const out = await this.run('squeue', ['-h', '-r', '--states=all', '-j', jobIds.join(','), '-o', '%F|%K|%T|%r|%N'], undefined, undefined, true);
+    const out = await this.run(
+      'squeue',
+      ['-h', '-r', '--states=all', '-j', jobIds.join(','), '-o', '%F|%K|%T|%r|%N'],
+      undefined,
+      undefined,
+      true,
+    );
     const states = out.split('\n').flatMap((line) => parseSqueueLine(line) ?? []);
     const ended = states.filter((s) => hasEnded(s.state));
     const details = new Map<string, JobState>();
-    for (const jobId of new Set([...jobIds.filter((id) => !states.some((s) => s.jobId === id)), ...ended.map((s) => s.jobId)])) {
+    for (const jobId of new Set([
+      ...jobIds.filter((id) => !states.some((s) => s.jobId === id)),
+      ...ended.map((s) => s.jobId),
+    ])) {
       for (const detail of await this.showJob(jobId)) details.set(jobName(detail.jobId, detail.taskId), detail);
     }
     const merged = states.map((s) => ({ ...s, ...(details.get(jobName(s.jobId, s.taskId)) ?? {}) }));
-    for (const [name, detail] of details) if (!merged.some((s) => jobName(s.jobId, s.taskId) === name)) merged.push(detail);
+    for (const [name, detail] of details)
+      if (!merged.some((s) => jobName(s.jobId, s.taskId) === name)) merged.push(detail);
     return merged;
   }
 
@@ -113,30 +156,53 @@ export class Scheduler {
     }
   }
 
-  private run(command: string, args: string[], cwd?: string, hint?: (stderr: string) => string | undefined, tolerateInvalidJob = false): Promise<string> {
+  private run(
+    command: string,
+    args: string[],
+    cwd?: string,
+    hint?: (stderr: string) => string | undefined,
+    tolerateInvalidJob = false,
+  ): Promise<string> {
     return new Promise((resolve, reject) => {
-      execFile(command, args, { cwd, env: this.options.env ?? process.env, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') {
-          return reject(new SlurmError(command, 'not found on PATH', 'Run PEFT Lab on a machine with the Slurm client tools (a login node), or set peftLab.executor to local'));
-        }
-        const text = (stderr || err.message).trim();
-        // a job Slurm has already forgotten is not an error for a state query
-        if (tolerateInvalidJob && /Invalid job id/i.test(text)) return resolve(stdout);
-        reject(new SlurmError(`${command} ${args.join(' ')}`, text.split('\n').filter(Boolean).join('; '), hint?.(text)));
-      });
+      execFile(
+        command,
+        args,
+        { cwd, env: this.options.env ?? process.env, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') {
+            return reject(
+              new SlurmError(
+                command,
+                'not found on PATH',
+                'Run PEFT Lab on a machine with the Slurm client tools (a login node), or set peftLab.executor to local',
+              ),
+            );
+          }
+          const text = (stderr || err.message).trim();
+          // a job Slurm has already forgotten is not an error for a state query
+          if (tolerateInvalidJob && /Invalid job id/i.test(text)) return resolve(stdout);
+          reject(
+            new SlurmError(`${command} ${args.join(' ')}`, text.split('\n').filter(Boolean).join('; '), hint?.(text)),
+          );
+        },
+      );
     });
   }
 }
 
 /** What to change when sbatch refuses a job, from its message. */
 function sbatchHint(stderr: string): string | undefined {
-  if (/invalid partition/i.test(stderr)) return 'The partition does not exist: set peftLab.slurm.partition (or slurm.partition in the config) to one that `sinfo` lists';
-  if (/invalid account/i.test(stderr)) return 'Check peftLab.slurm.account (`sacctmgr show assoc user=$USER` lists yours)';
+  if (/invalid partition/i.test(stderr))
+    return 'The partition does not exist: set peftLab.slurm.partition (or slurm.partition in the config) to one that `sinfo` lists';
+  if (/invalid account/i.test(stderr))
+    return 'Check peftLab.slurm.account (`sacctmgr show assoc user=$USER` lists yours)';
   if (/invalid qos/i.test(stderr)) return 'Check peftLab.slurm.qos';
-  if (/time limit/i.test(stderr)) return "Lower peftLab.slurm.time to within the partition's limit (`sinfo -o '%P %l'`)";
-  if (/gres|generic resource/i.test(stderr)) return 'Check peftLab.slurm.gres against what the nodes offer (`sinfo -o %G`)';
+  if (/time limit/i.test(stderr))
+    return "Lower peftLab.slurm.time to within the partition's limit (`sinfo -o '%P %l'`)";
+  if (/gres|generic resource/i.test(stderr))
+    return 'Check peftLab.slurm.gres against what the nodes offer (`sinfo -o %G`)';
   if (/memory/i.test(stderr)) return 'Lower peftLab.slurm.mem';
   return 'The scheduler rejected the job; the message above is its own';
 }
@@ -158,7 +224,11 @@ export function parseScontrolLine(line: string): JobState | undefined {
   const reason = field('Reason');
   const node = field('BatchHost') ?? field('NodeList');
   return {
-    jobId, taskId: task && /^\d+$/.test(task) ? Number(task) : undefined, state,
-    ...(reason && reason !== 'None' && { reason }), ...(node && node !== '(null)' && { node }), exitCode: field('ExitCode'),
+    jobId,
+    taskId: task && /^\d+$/.test(task) ? Number(task) : undefined,
+    state,
+    ...(reason && reason !== 'None' && { reason }),
+    ...(node && node !== '(null)' && { node }),
+    exitCode: field('ExitCode'),
   };
 }

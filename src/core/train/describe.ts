@@ -6,6 +6,7 @@ import { RunFolder, readCheckpoint, runDirOfCheckpoint, type RunStatus } from '.
 import { describeHolder, runActivity } from '../checkpoint/run-lock';
 import { readJsonFile } from '../checkpoint/atomic';
 import type { Placement } from '../../protocol/worker';
+import { formatCount, formatMetrics, formatPercent } from '../../protocol/format';
 import { CheckpointError } from '../errors';
 
 export function describeRun(target: string): string {
@@ -46,17 +47,26 @@ function describeConfig(file: string): string {
 function describeRunFolder(dir: string): string {
   const run = RunFolder.open(dir);
   const status = run.readStatus();
-  const lines = [`run ${run.id}`, `  state     ${stateLine(run.dir, status)}`, `  method    ${status.method}`, `  backend   ${status.backend ?? '?'}`, `  progress  step ${status.step} of ${status.totalSteps}`];
+  const lines = [
+    `run ${run.id}`,
+    `  state     ${stateLine(run.dir, status)}`,
+    `  method    ${status.method}`,
+    `  backend   ${status.backend ?? '?'}`,
+    `  progress  step ${status.step} of ${status.totalSteps}`,
+  ];
   if (status.error) lines.push(`  error     ${status.error.message}`);
   for (const change of status.configChanges ?? []) {
-    lines.push(`  changed   at step ${change.step}: ${change.changes.map((c) => `${c.path} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`);
+    lines.push(
+      `  changed   at step ${change.step}: ${change.changes.map((c) => `${c.path} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join(', ')}`,
+    );
   }
   const placementFile = run.file('placement.json');
-  if (fs.existsSync(placementFile)) lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
+  if (fs.existsSync(placementFile))
+    lines.push(...describePlacement(readJsonFile(placementFile, 'placement') as Placement));
   const best = run.bestStep();
   for (const step of run.checkpointSteps()) {
     const info = readCheckpoint(run.checkpointDir(step)).info;
-    lines.push(`  checkpoint step-${step}${step === best ? ' (best)' : ''} ${formatMetrics(info.metrics)}`);
+    lines.push(`  checkpoint step-${step}${step === best ? ' (best)' : ''} ${metricsOrNone(info.metrics)}`);
   }
   return lines.join('\n');
 }
@@ -78,21 +88,19 @@ function describeCheckpoint(dir: string): string {
     `  step      ${info.step} (epoch ${info.epoch + 1})`,
     `  method    ${info.method}`,
     `  labels    ${info.labelNames.join(', ')}`,
-    `  weights   ${weights.size} tensors, ${params.toLocaleString('en-US')} parameters`,
-    `  metrics   ${formatMetrics(info.metrics)}`,
+    `  weights   ${weights.size} tensors, ${formatCount(params)} parameters`,
+    `  metrics   ${metricsOrNone(info.metrics)}`,
   ].join('\n');
 }
 
 function describePlacement(p: Placement): string[] {
-  const share = ((100 * p.trainableParams) / p.baseParams).toFixed(2);
   return [
-    `  model     ${p.layers} layers, hidden ${p.hiddenSize}, ${p.heads} heads, ${p.baseParams.toLocaleString('en-US')} base parameters`,
-    `  trainable ${p.trainableParams.toLocaleString('en-US')} (${share}% of base) ${JSON.stringify(p.trainableByGroup)}`,
+    `  model     ${p.layers} layers, hidden ${p.hiddenSize}, ${p.heads} heads, ${formatCount(p.baseParams)} base parameters`,
+    `  trainable ${formatCount(p.trainableParams)} (${formatPercent(p.trainableParams / p.baseParams)} of base) ${JSON.stringify(p.trainableByGroup)}`,
     `  sites     ${p.sites.length}${p.leftOut.length ? `, layers left out: ${p.leftOut.join(', ')}` : ''}`,
   ];
 }
 
-function formatMetrics(metrics?: Record<string, number>): string {
-  if (!metrics) return '(no evaluation)';
-  return Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+function metricsOrNone(metrics?: Record<string, number>): string {
+  return metrics ? formatMetrics(metrics) : '(no evaluation)';
 }

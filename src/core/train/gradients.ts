@@ -108,11 +108,19 @@ function backpropagate(path: TapeNode[], y: Tensor): Map<number, Tensor> {
     if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
     const inputGradients = node.gradient(node.outputs.map((o) => grads.get(o.id) ?? null));
     for (const [name, x] of Object.entries(node.inputs)) {
-      if (!(name in inputGradients)) throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`);
+      if (!(name in inputGradients))
+        throw new Error(
+          `Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`,
+        );
       const dx = tf.tidy(() => inputGradients[name]!());
-      if (dx.dtype !== 'float32') throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
+      if (dx.dtype !== 'float32')
+        throw new Error(
+          `Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`,
+        );
       if (!tf.util.arraysEqual(dx.shape, x.shape)) {
-        throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
+        throw new Error(
+          `Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`,
+        );
       }
       const current = grads.get(x.id);
       if (!current) {
@@ -154,5 +162,8 @@ function nodesFromXToY(tape: TapeNode[], xs: Tensor[], y: Tensor): TapeNode[] {
   }
   return tape
     .filter((node) => nodesFromX.has(node.id) && nodesToY.has(node.id))
-    .map((node) => ({ ...node, inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, input]) => fromX.has(input.id))) }));
+    .map((node) => ({
+      ...node,
+      inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, input]) => fromX.has(input.id))),
+    }));
 }

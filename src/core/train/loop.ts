@@ -16,7 +16,13 @@ import { CancelledError, ConfigError, DataError } from '../errors';
 import { Rng } from '../random';
 import type { Param, ParamStore } from '../model/params';
 import type { WeightMap } from '../model/bert-config';
-import { RunFolder, readCheckpoint, type CheckpointInfo, type RunStatus, type TrainerState } from '../checkpoint/run-folder';
+import {
+  RunFolder,
+  readCheckpoint,
+  type CheckpointInfo,
+  type RunStatus,
+  type TrainerState,
+} from '../checkpoint/run-folder';
 import { createRun, discardIfNeverStarted, openForResume } from './run-start';
 import { RunLockedError } from '../checkpoint/run-lock';
 import { variableGrads } from './gradients';
@@ -73,7 +79,12 @@ export abstract class TrainingLoop<B> {
     this.training = t;
     this.folder = setup.folder;
     this.emit = setup.emit;
-    this.optimizer = new AdamW({ weightDecay: t.weightDecay, beta1: t.adamBeta1, beta2: t.adamBeta2, epsilon: t.adamEpsilon });
+    this.optimizer = new AdamW({
+      weightDecay: t.weightDecay,
+      beta1: t.adamBeta1,
+      beta2: t.adamBeta2,
+      epsilon: t.adamEpsilon,
+    });
     this.stepsPerEpoch = Math.ceil(setup.trainExamples / t.batchSize);
     this.totalSteps = t.maxSteps ?? t.epochs * this.stepsPerEpoch;
     this.warmupSteps = Math.round(t.warmupRatio * this.totalSteps);
@@ -166,19 +177,35 @@ export abstract class TrainingLoop<B> {
     if (this.training.microBatchSize !== undefined || this.setup.backend.active !== 'wasm') return;
     const batch = this.training.batchSize;
     const one = this.probePass(1);
-    const plan = planFromProbes((rows) => this.probePass(rows).lossOf, this.setup.store.trainable(), this.optimizer.momentBytes(), batch, {
-      configFile: this.setup.config.sourceFile, field: one.field, tokens: one.tokens,
-    });
+    const plan = planFromProbes(
+      (rows) => this.probePass(rows).lossOf,
+      this.setup.store.trainable(),
+      this.optimizer.momentBytes(),
+      batch,
+      {
+        configFile: this.setup.config.sourceFile,
+        field: one.field,
+        tokens: one.tokens,
+      },
+    );
     // a resumed run keeps the passes it was checkpointed with, so it continues exactly
     const rows = this.plannedRows ?? plan.rows;
     this.memory = {
-      heldBytes: plan.steady, passBytes: plan.passFixed, rowBytes: plan.perRow, tokens: one.tokens, limitBytes: plan.limit.bytes, limitedBy: plan.limit.why, rows,
+      heldBytes: plan.steady,
+      passBytes: plan.passFixed,
+      rowBytes: plan.perRow,
+      tokens: one.tokens,
+      limitBytes: plan.limit.bytes,
+      limitedBy: plan.limit.why,
+      rows,
     };
     if (rows >= batch) return;
     this.plannedRows = rows;
     this.emit({
-      type: 'log', level: 'info',
-      message: `memory: a batch of ${batch} sequences of up to ${one.tokens} tokens does not fit ${plan.limit.why} (${gib(plan.limit.bytes)}) in one pass (${gib(plan.steady)} held, ${gib(plan.perRow)} a sequence); ` +
+      type: 'log',
+      level: 'info',
+      message:
+        `memory: a batch of ${batch} sequences of up to ${one.tokens} tokens does not fit ${plan.limit.why} (${gib(plan.limit.bytes)}) in one pass (${gib(plan.steady)} held, ${gib(plan.perRow)} a sequence); ` +
         `training in passes of at most ${rows} rows (the same updates; set training.microBatchSize to choose)`,
     });
   }
@@ -188,9 +215,17 @@ export abstract class TrainingLoop<B> {
    * each pass), with the learning-rate schedule and clipping; logs progress and returns the loss.
    */
   protected optimize(parts: readonly MicroBatch[], examples: number, epoch: number): number {
-    const lr = learningRateAt(this.step, this.totalSteps, this.warmupSteps, this.training.learningRate, this.decaySteps);
+    const lr = learningRateAt(
+      this.step,
+      this.totalSteps,
+      this.warmupSteps,
+      this.training.learningRate,
+      this.decaySteps,
+    );
     const trainable = this.setup.store.trainable();
-    const { loss, grads } = withOutOfMemoryAdvice(this.setup.config.sourceFile, () => accumulateGradients(parts, trainable));
+    const { loss, grads } = withOutOfMemoryAdvice(this.setup.config.sourceFile, () =>
+      accumulateGradients(parts, trainable),
+    );
     try {
       tf.tidy(() => {
         const { scale } = clipScale(grads, this.training.maxGradNorm);
@@ -200,13 +235,18 @@ export abstract class TrainingLoop<B> {
       for (const g of grads.values()) g.dispose();
     }
     if (!Number.isFinite(loss)) {
-      throw new DataError(this.setup.config.sourceFile, undefined, `training loss became ${loss} at step ${this.step + 1}; lower training.learningRate or set training.maxGradNorm`);
+      throw new DataError(
+        this.setup.config.sourceFile,
+        undefined,
+        `training loss became ${loss} at step ${this.step + 1}; lower training.learningRate or set training.maxGradNorm`,
+      );
     }
     this.step++;
     this.window.loss += loss;
     this.window.steps++;
     this.window.examples += examples;
-    if (this.step % this.training.logEvery === 0 || this.step === 1 || this.step === this.totalSteps) this.logProgress(epoch, lr);
+    if (this.step % this.training.logEvery === 0 || this.step === 1 || this.step === this.totalSteps)
+      this.logProgress(epoch, lr);
     return loss;
   }
 
@@ -215,8 +255,25 @@ export abstract class TrainingLoop<B> {
     const loss = this.window.loss / Math.max(1, this.window.steps);
     const examplesPerSecond = this.window.examples / Math.max(seconds, 1e-9);
     const elapsedMs = Date.now() - this.startedAt.getTime();
-    this.folder.logMetrics({ kind: 'train', step: this.step, epoch, loss, learningRate: lr, examplesPerSecond, elapsedMs });
-    this.emit({ type: 'progress', step: this.step, totalSteps: this.totalSteps, epoch, loss, learningRate: lr, examplesPerSecond, elapsedMs });
+    this.folder.logMetrics({
+      kind: 'train',
+      step: this.step,
+      epoch,
+      loss,
+      learningRate: lr,
+      examplesPerSecond,
+      elapsedMs,
+    });
+    this.emit({
+      type: 'progress',
+      step: this.step,
+      totalSteps: this.totalSteps,
+      epoch,
+      loss,
+      learningRate: lr,
+      examplesPerSecond,
+      elapsedMs,
+    });
     this.window = { loss: 0, steps: 0, examples: 0, since: performance.now() };
   }
 
@@ -234,7 +291,7 @@ export abstract class TrainingLoop<B> {
       return false;
     }
     const isBest = this.updateBest(metrics);
-    this.folder.logMetrics({ kind: 'eval', split: 'validation', step: this.step, epoch, ...metrics, isBest });
+    this.folder.logMetrics({ kind: 'eval', split: 'validation', step: this.step, epoch, metrics, isBest });
     this.emit({ type: 'metrics', step: this.step, split: 'validation', metrics, isBest });
     this.saveCheckpoint(epoch, metrics, isBest);
     const patience = this.training.earlyStopping?.patience;
@@ -262,8 +319,13 @@ export abstract class TrainingLoop<B> {
 
   private saveCheckpoint(epoch: number, metrics?: Record<string, number>, isBest = false): void {
     const info: CheckpointInfo = {
-      step: this.step, epoch, method: this.setup.method, labelNames: this.labelNames(),
-      metrics, trainer: this.trainerState(epoch), created: new Date().toISOString(),
+      step: this.step,
+      epoch,
+      method: this.setup.method,
+      labelNames: this.labelNames(),
+      metrics,
+      trainer: this.trainerState(epoch),
+      created: new Date().toISOString(),
     };
     const optimizerState = this.optimizer.exportState();
     info.trainer.optimizerSteps = optimizerState.steps;
@@ -278,8 +340,14 @@ export abstract class TrainingLoop<B> {
 
   private trainerState(epoch: number): TrainerState {
     return {
-      step: this.step, epoch, rng: this.rng.state(), bestMetric: this.bestMetric, bestStep: this.bestStep,
-      evalsWithoutImprovement: this.evalsWithoutImprovement, routing: this.routingCounts(), optimizerSteps: {},
+      step: this.step,
+      epoch,
+      rng: this.rng.state(),
+      bestMetric: this.bestMetric,
+      bestStep: this.bestStep,
+      evalsWithoutImprovement: this.evalsWithoutImprovement,
+      routing: this.routingCounts(),
+      optimizerSteps: {},
       ...(this.plannedRows !== undefined && { microBatchSize: this.plannedRows }),
     };
   }
@@ -316,13 +384,23 @@ export abstract class TrainingLoop<B> {
   private emitStarted(resumedFromStep?: number): void {
     const b = this.setup.backend;
     this.emit({
-      type: 'started', kind: this.setup.kind, runId: this.folder.id, runDir: this.folder.dir, configFile: this.setup.config.sourceFile,
+      type: 'started',
+      kind: this.setup.kind,
+      runId: this.folder.id,
+      runDir: this.folder.dir,
+      configFile: this.setup.config.sourceFile,
       backend: {
-        active: b.active, description: b.description, skipped: b.skipped,
+        active: b.active,
+        description: b.description,
+        skipped: b.skipped,
         ...(b.native ? { native: { active: b.native.active, reason: b.native.reason } } : {}),
       },
-      placement: this.placement(), totalSteps: this.totalSteps, stepsPerEpoch: this.stepsPerEpoch,
-      trainExamples: this.setup.trainExamples, validationExamples: this.setup.validationExamples, resumedFromStep,
+      placement: this.placement(),
+      totalSteps: this.totalSteps,
+      stepsPerEpoch: this.stepsPerEpoch,
+      trainExamples: this.setup.trainExamples,
+      validationExamples: this.setup.validationExamples,
+      resumedFromStep,
       ...(this.memory && { memory: this.memory }),
     });
   }
@@ -331,22 +409,44 @@ export abstract class TrainingLoop<B> {
     const extra = this.beforeFinish(state);
     const bestCheckpoint = this.bestStep !== undefined ? this.folder.checkpointDir(this.bestStep) : undefined;
     const bestMetrics = bestCheckpoint ? readCheckpoint(bestCheckpoint).info.metrics : undefined;
-    this.folder.writeStatus({ ...this.status(state), ended: new Date().toISOString(), reason, bestCheckpoint, bestMetrics });
-    return { type: 'finished', runDir: this.folder.dir, state, reason, bestCheckpoint, bestMetrics, ...extra, durationMs: Date.now() - this.startedAt.getTime() };
+    this.folder.writeStatus({
+      ...this.status(state),
+      ended: new Date().toISOString(),
+      reason,
+      bestCheckpoint,
+      bestMetrics,
+    });
+    return {
+      type: 'finished',
+      runDir: this.folder.dir,
+      state,
+      reason,
+      bestCheckpoint,
+      bestMetrics,
+      ...extra,
+      durationMs: Date.now() - this.startedAt.getTime(),
+    };
   }
 
   private status(state: RunStatus['state']): RunStatus {
     return {
-      state, name: this.setup.config.name, method: this.setup.method, configFile: this.setup.config.sourceFile,
-      backend: this.setup.backend.description, pid: process.pid, started: this.startedAt.toISOString(),
-      step: this.step, totalSteps: this.totalSteps,
+      state,
+      name: this.setup.config.name,
+      method: this.setup.method,
+      configFile: this.setup.config.sourceFile,
+      backend: this.setup.backend.description,
+      pid: process.pid,
+      started: this.startedAt.toISOString(),
+      step: this.step,
+      totalSteps: this.totalSteps,
       bestCheckpoint: this.bestStep !== undefined ? this.folder.checkpointDir(this.bestStep) : undefined,
     };
   }
 
   recordFailure(err: unknown): void {
     if (err instanceof CancelledError) return;
-    const error = err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+    const error =
+      err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
     try {
       this.folder.writeStatus({ ...this.status('failed'), ended: new Date().toISOString(), error });
     } catch {
@@ -396,14 +496,29 @@ export interface RunKind<C extends AnyResolvedConfig, P> {
  * Starts (or, with `options.resume`, continues) a run and trains it to its end, holding the run
  * folder's lock throughout (run-start.ts): a second writer is refused naming the first.
  */
-export async function startRun<C extends AnyResolvedConfig, P>(configFile: string, options: RunOptions, kind: RunKind<C, P>): Promise<FinishedMessage> {
+export async function startRun<C extends AnyResolvedConfig, P>(
+  configFile: string,
+  options: RunOptions,
+  kind: RunKind<C, P>,
+): Promise<FinishedMessage> {
   const emit: Emit = options.onMessage ?? (() => {});
   const resumed = options.resume
-    ? openForResume({ target: options.resume, configFile, command: kind.command, load: kind.load, allowConfigChange: options.allowConfigChange, emit })
+    ? openForResume({
+        target: options.resume,
+        configFile,
+        command: kind.command,
+        load: kind.load,
+        allowConfigChange: options.allowConfigChange,
+        emit,
+      })
     : undefined;
   let lock = resumed?.lock;
   try {
-    const config = resumed ? (resumed.config as C) : options.config ? givenConfig<C>(options.config, kind.command) : kind.load(configFile);
+    const config = resumed
+      ? (resumed.config as C)
+      : options.config
+        ? givenConfig<C>(options.config, kind.command)
+        : kind.load(configFile);
     if (!resumed && options.runsDir) config.output.runsDir = options.runsDir;
     const prepared = await kind.prepare(config, options.backend, emit, resumed !== undefined);
     const fresh = resumed ? undefined : createRun(config, kind.command);
@@ -425,10 +540,17 @@ export async function startRun<C extends AnyResolvedConfig, P>(configFile: strin
 }
 
 /** A config handed over whole (a sweep point): it must be of the kind the command runs. */
-function givenConfig<C extends AnyResolvedConfig>(config: AnyResolvedConfig, command: RunKind<AnyResolvedConfig, unknown>['command']): C {
+function givenConfig<C extends AnyResolvedConfig>(
+  config: AnyResolvedConfig,
+  command: RunKind<AnyResolvedConfig, unknown>['command'],
+): C {
   const pretraining = 'pretrain' in config;
   if (pretraining !== (command === 'pretrain')) {
-    throw new ConfigError(config.sourceFile, pretraining ? '/pretrain' : '', `is a ${pretraining ? 'pretraining' : 'fine-tuning'} config: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`);
+    throw new ConfigError(
+      config.sourceFile,
+      pretraining ? '/pretrain' : '',
+      `is a ${pretraining ? 'pretraining' : 'fine-tuning'} config: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`,
+    );
   }
   // a copy: the runs folder override below must not change the caller's object
   return structuredClone(config) as C;
@@ -473,23 +595,31 @@ export interface MicroBatch {
  * The gradient of the batch's loss, Σ wᵢ ∇lossᵢ, with one micro-batch's activations in memory at a
  * time. A single micro-batch of weight 1 is the plain gradient, bit for bit.
  */
-export function accumulateGradients(parts: readonly MicroBatch[], trainable: readonly Param[]): { loss: number; grads: Map<string, Tensor> } {
+export function accumulateGradients(
+  parts: readonly MicroBatch[],
+  trainable: readonly Param[],
+): { loss: number; grads: Map<string, Tensor> } {
   const summed = new Map<string, Tensor>();
   let loss = 0;
   for (const part of parts) {
     if (part.weight === 0) continue;
-    loss += part.weight * tf.tidy(() => {
-      const { value, grads } = variableGrads(part.lossOf as () => tf.Scalar, trainable.map((p) => p.value));
-      for (const p of trainable) {
-        const grad = grads[p.value.name];
-        if (!grad) continue; // an AdaMix expert no route chose this step
-        const weighted = part.weight === 1 ? grad : tf.mul(grad, part.weight);
-        const previous = summed.get(p.name);
-        summed.set(p.name, tf.keep(previous ? tf.add(previous, weighted) : weighted));
-        previous?.dispose();
-      }
-      return value.dataSync()[0]!;
-    });
+    loss +=
+      part.weight *
+      tf.tidy(() => {
+        const { value, grads } = variableGrads(
+          part.lossOf as () => tf.Scalar,
+          trainable.map((p) => p.value),
+        );
+        for (const p of trainable) {
+          const grad = grads[p.value.name];
+          if (!grad) continue; // an AdaMix expert no route chose this step
+          const weighted = part.weight === 1 ? grad : tf.mul(grad, part.weight);
+          const previous = summed.get(p.name);
+          summed.set(p.name, tf.keep(previous ? tf.add(previous, weighted) : weighted));
+          previous?.dispose();
+        }
+        return value.dataSync()[0]!;
+      });
   }
   return { loss, grads: summed };
 }
@@ -504,7 +634,8 @@ function withOutOfMemoryAdvice<T>(configFile: string, run: () => T): T {
   } catch (err) {
     if (!(err instanceof Error) || !/^Aborted\(/.test(err.message)) throw err;
     throw new ConfigError(
-      configFile, '/training/microBatchSize',
+      configFile,
+      '/training/microBatchSize',
       'out of memory: a training step did not fit in the WebAssembly heap (4 GiB at most). Set training.microBatchSize lower (the same updates, computed in smaller passes), or lower data.maxLength',
     );
   }

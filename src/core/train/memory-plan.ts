@@ -56,7 +56,12 @@ export interface MemoryPlan {
  * The rows per pass that fit `limit` bytes (times HEAP_SHARE), or an error naming what to change
  * when not even one row fits. `field` is the config field of the sequence length, e.g. '/data/maxLength'.
  */
-export function planRows(needs: MemoryNeeds, batchSize: number, limit: { bytes: number; why: string }, where: { configFile: string; field: string; tokens: number }): MemoryPlan {
+export function planRows(
+  needs: MemoryNeeds,
+  batchSize: number,
+  limit: { bytes: number; why: string },
+  where: { configFile: string; field: string; tokens: number },
+): MemoryPlan {
   const momentsToCome = Math.max(0, 2 * needs.trainable - needs.moments);
   const steady = needs.resident + momentsToCome + needs.trainable;
   const budget = limit.bytes * HEAP_SHARE - steady;
@@ -64,7 +69,8 @@ export function planRows(needs: MemoryNeeds, batchSize: number, limit: { bytes: 
   const rows = Math.min(batchSize, Math.floor((budget - needs.passFixed) / perRow));
   if (rows < 1) {
     throw new ConfigError(
-      where.configFile, where.field,
+      where.configFile,
+      where.field,
       `out of memory before training: one sequence of ${where.tokens} tokens needs ${gib(steady + needs.passFixed + perRow)} ` +
         `(weights and model ${gib(needs.resident)}, optimizer state and gradients ${gib(momentsToCome + needs.trainable)}, the pass ${gib(needs.passFixed + perRow)}), ` +
         `and ${limit.why} leaves ${gib(limit.bytes * HEAP_SHARE)} of its ${gib(limit.bytes)} for training. Lower this length, train fewer weights (an adapter method instead of full fine-tuning), or use a smaller model`,
@@ -120,7 +126,10 @@ export function measurePass(lossOf: () => tf.Scalar, vars: tf.Variable[]): numbe
  * peak at the cost of one comparison per tensor.
  */
 function peakBytesOf(f: () => void): number {
-  const engine = tf.engine() as unknown as { state: { numBytes: number }; trackTensor: (...args: unknown[]) => unknown };
+  const engine = tf.engine() as unknown as {
+    state: { numBytes: number };
+    trackTensor: (...args: unknown[]) => unknown;
+  };
   const track = engine.trackTensor;
   let peak = engine.state.numBytes;
   engine.trackTensor = function (this: typeof engine, ...args: unknown[]) {
@@ -141,11 +150,15 @@ function peakBytesOf(f: () => void): number {
  * memory, a container's cgroup limit) or PEFT_LAB_MEMORY_LIMIT_MIB asks for less.
  */
 export function memoryLimit(read: (file: string) => string | undefined = readText): { bytes: number; why: string } {
-  const limits: { bytes: number; why: string }[] = [{ bytes: WASM_HEAP_BYTES, why: 'the WebAssembly heap' }, { bytes: os.totalmem(), why: "this machine's memory" }];
+  const limits: { bytes: number; why: string }[] = [
+    { bytes: WASM_HEAP_BYTES, why: 'the WebAssembly heap' },
+    { bytes: os.totalmem(), why: "this machine's memory" },
+  ];
   const cgroup = Number(read('/sys/fs/cgroup/memory.max') ?? read('/sys/fs/cgroup/memory/memory.limit_in_bytes'));
   if (Number.isFinite(cgroup) && cgroup > 0) limits.push({ bytes: cgroup, why: "the container's memory limit" });
   const asked = Number(process.env[MEMORY_LIMIT_ENV]);
-  if (process.env[MEMORY_LIMIT_ENV] !== undefined && Number.isFinite(asked) && asked > 0) limits.push({ bytes: asked * 2 ** 20, why: MEMORY_LIMIT_ENV });
+  if (process.env[MEMORY_LIMIT_ENV] !== undefined && Number.isFinite(asked) && asked > 0)
+    limits.push({ bytes: asked * 2 ** 20, why: MEMORY_LIMIT_ENV });
   return limits.reduce((a, b) => (b.bytes < a.bytes ? b : a));
 }
 

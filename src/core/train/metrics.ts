@@ -87,9 +87,18 @@ export function meanSquaredError(pred: number[], gold: number[]): number {
  * All metrics of a task: {accuracy, f1, mcc} for classification (predictions are class ids),
  * {pearson, spearman, mse} for regression (predictions are values; numClasses is ignored).
  */
-export function computeMetrics(task: TaskType, predictions: number[], gold: number[], numClasses: number): Record<string, number> {
+export function computeMetrics(
+  task: TaskType,
+  predictions: number[],
+  gold: number[],
+  numClasses: number,
+): Record<string, number> {
   if (task === 'regression') {
-    return { pearson: pearson(predictions, gold), spearman: spearman(predictions, gold), mse: meanSquaredError(predictions, gold) };
+    return {
+      pearson: pearson(predictions, gold),
+      spearman: spearman(predictions, gold),
+      mse: meanSquaredError(predictions, gold),
+    };
   }
   return {
     accuracy: accuracy(predictions, gold),
@@ -120,7 +129,9 @@ function confusionMatrix(pred: number[], gold: number[], numClasses: number, met
   }
   const confusion = range(numClasses).map(() => new Array<number>(numClasses).fill(0));
   for (let i = 0; i < gold.length; i++) {
-    confusion[checkClassId(gold[i], numClasses, metric, 'gold label')][checkClassId(pred[i], numClasses, metric, 'prediction')]++;
+    confusion[checkClassId(gold[i], numClasses, metric, 'gold label')][
+      checkClassId(pred[i], numClasses, metric, 'prediction')
+    ]++;
   }
   return confusion;
 }
@@ -142,7 +153,7 @@ function classF1(confusion: number[][], c: number): number {
 function averageRanks(values: number[]): number[] {
   const order = range(values.length).sort((a, b) => values[a] - values[b]);
   const ranks = new Array<number>(values.length);
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     while (end < order.length && values[order[end]] === values[order[start]]) end++;
     // Positions start..end-1 hold ranks start+1..end; ties all get their mean.

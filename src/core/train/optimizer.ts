@@ -7,7 +7,7 @@
  */
 import { tf, type Tensor, type Variable } from '../tf';
 import type { Param } from '../model/params';
-import { adamwInPlace, sumOfSquares, type AdamWUpdate } from '../native/wasm-kernels';
+import { adamwInPlace, sumOfSquares, type AdamWUpdate } from '../native/kernels/optimizer';
 
 export interface AdamWOptions {
   beta1?: number; // default 0.9
@@ -60,7 +60,15 @@ export class AdamW {
     const slot = this.slotFor(param);
     slot.step += 1;
     const decay = decays(param) ? this.options.weightDecay : 0;
-    return { param: param.value, grad, m: slot.m, v: slot.v, correction2: 1 - this.beta2 ** slot.step, decay: lr * decay, stepSize: lr / (1 - this.beta1 ** slot.step) };
+    return {
+      param: param.value,
+      grad,
+      m: slot.m,
+      v: slot.v,
+      correction2: 1 - this.beta2 ** slot.step,
+      decay: lr * decay,
+      stepSize: lr / (1 - this.beta1 ** slot.step),
+    };
   }
 
   private update(u: AdamWUpdate, gradScale: number): void {
@@ -98,7 +106,11 @@ export class AdamW {
     const moments: OptimizerState['moments'] = new Map();
     for (const [name, slot] of this.slots) {
       steps[name] = slot.step;
-      moments.set(name, { m: slot.m.dataSync() as Float32Array, v: slot.v.dataSync() as Float32Array, shape: [...slot.m.shape] });
+      moments.set(name, {
+        m: slot.m.dataSync() as Float32Array,
+        v: slot.v.dataSync() as Float32Array,
+        shape: [...slot.m.shape],
+      });
     }
     return { steps, moments };
   }
@@ -144,7 +156,13 @@ function decays(param: Param): boolean {
  * Linear warm-up to the peak rate, then linear decay to zero at the last step. Steps count from 0;
  * warm-up uses (step + 1) so the first update already moves the weights.
  */
-export function learningRateAt(step: number, totalSteps: number, warmupSteps: number, peak: number, decaySteps?: number): number {
+export function learningRateAt(
+  step: number,
+  totalSteps: number,
+  warmupSteps: number,
+  peak: number,
+  decaySteps?: number,
+): number {
   if (step < warmupSteps) return (peak * (step + 1)) / warmupSteps;
   const decayStart = decaySteps === undefined ? warmupSteps : Math.max(warmupSteps, totalSteps - decaySteps);
   if (step < decayStart) return peak;

@@ -23,7 +23,16 @@ import { readJsonFile, writeJsonAtomic } from '../checkpoint/atomic';
 import { readSafetensors, toFloat32 } from '../checkpoint/safetensors';
 import { onDisk, type RunFolder } from '../checkpoint/run-folder';
 import { makeBatches, type Batch } from '../data/batches';
-import { loadPretrainingData, maskBatch, maskVocabulary, splitMaskedBatch, type MaskedBatch, type MaskingOptions, type MaskVocabulary, type PretrainingData } from '../data/corpus';
+import {
+  loadPretrainingData,
+  maskBatch,
+  maskVocabulary,
+  splitMaskedBatch,
+  type MaskedBatch,
+  type MaskingOptions,
+  type MaskVocabulary,
+  type PretrainingData,
+} from '../data/corpus';
 import type { WordPieceTokenizer } from '../data/tokenizer';
 import type { ForwardContext } from '../adapters/method';
 import type { BertConfig, WeightMap } from '../model/bert-config';
@@ -59,7 +68,11 @@ interface Prepared {
   tokenizerFiles: Record<string, string>;
 }
 
-async function prepare(config: ResolvedPretrainConfig, backendOverride: BackendName | undefined, emit: Emit): Promise<Prepared> {
+async function prepare(
+  config: ResolvedPretrainConfig,
+  backendOverride: BackendName | undefined,
+  emit: Emit,
+): Promise<Prepared> {
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const backend = await selectBackend(backendOverride ?? config.training.backend);
   const base = await loadWordPieceBase(config, log);
@@ -76,9 +89,18 @@ async function prepare(config: ResolvedPretrainConfig, backendOverride: BackendN
       `held out: ${data.documents.validation} documents, ${data.validation.length} sequences (read and tokenized in ${seconds} s)`,
   );
   const model = new MlmModel({
-    bert: base.bert, encoder: base.weights, head: savedHead ?? randomMlmHead(base.bert, config.training.seed), dropout: config.training.dropout,
+    bert: base.bert,
+    encoder: base.weights,
+    head: savedHead ?? randomMlmHead(base.bert, config.training.seed),
+    dropout: config.training.dropout,
   });
-  return { model, tokenizer: base.tokenizer, data, backend, tokenizerFiles: fromFolder ? tokenizerFilesOf(base.source) : {} };
+  return {
+    model,
+    tokenizer: base.tokenizer,
+    data,
+    backend,
+    tokenizerFiles: fromFolder ? tokenizerFilesOf(base.source) : {},
+  };
 }
 
 /** The `cls.predictions.*` weights of a model folder, when it has all of them with the right shapes. */
@@ -118,19 +140,39 @@ class Pretrainer extends TrainingLoop<Batch> {
   /** The weights of the checkpoint being written, exported once for both of its files. */
   private pendingWeights?: WeightMap;
 
-  constructor(private readonly config: ResolvedPretrainConfig, private readonly prepared: Prepared, folder: RunFolder, emit: Emit, signal?: AbortSignal) {
+  constructor(
+    private readonly config: ResolvedPretrainConfig,
+    private readonly prepared: Prepared,
+    folder: RunFolder,
+    emit: Emit,
+    signal?: AbortSignal,
+  ) {
     super({
-      config, method: MLM_METHOD, kind: 'pretrain', store: prepared.model.store, folder, backend: prepared.backend, emit, signal,
-      trainExamples: prepared.data.train.length, validationExamples: prepared.data.validation.length,
+      config,
+      method: MLM_METHOD,
+      kind: 'pretrain',
+      store: prepared.model.store,
+      folder,
+      backend: prepared.backend,
+      emit,
+      signal,
+      trainExamples: prepared.data.train.length,
+      validationExamples: prepared.data.validation.length,
       bestMetric: { name: 'loss', lowerIsBetter: true },
     });
     this.model = prepared.model;
     this.data = prepared.data;
     this.vocab = maskVocabulary(prepared.tokenizer);
     const p = config.pretrain;
-    this.masking = { probability: p.maskProbability, replaceWithMask: p.replaceWithMask, replaceWithRandom: p.replaceWithRandom };
+    this.masking = {
+      probability: p.maskProbability,
+      replaceWithMask: p.replaceWithMask,
+      replaceWithRandom: p.replaceWithRandom,
+    };
     const rng = new Rng((config.training.seed ^ 0x76616c69) >>> 0);
-    this.validationBatches = makeBatches(this.data.validation, this.training.batchSize * 2).map((batch) => maskBatch(batch, this.vocab, this.masking, rng));
+    this.validationBatches = makeBatches(this.data.validation, this.training.batchSize * 2).map((batch) =>
+      maskBatch(batch, this.vocab, this.masking, rng),
+    );
   }
 
   protected epochBatches(epoch: number): Batch[] {
@@ -214,7 +256,9 @@ class Pretrainer extends TrainingLoop<Batch> {
 
   protected beforeFinish(state: FinishedMessage['state']): Pick<FinishedMessage, 'modelDir'> {
     if (state !== 'finished') return {}; // a stopped run's last checkpoint is a model folder already
-    const modelDir = onDisk(this.config.output.modelDir ?? this.folder.file('model'), 'the final model', () => this.writeFinalModel());
+    const modelDir = onDisk(this.config.output.modelDir ?? this.folder.file('model'), 'the final model', () =>
+      this.writeFinalModel(),
+    );
     this.emit({ type: 'log', level: 'info', message: `model written to ${modelDir}` });
     return { modelDir };
   }
@@ -227,14 +271,20 @@ class Pretrainer extends TrainingLoop<Batch> {
   private writeFinalModel(): string {
     let target = this.config.output.modelDir ?? this.folder.file('model');
     if (!replaceable(target)) {
-      this.emit({ type: 'log', level: 'warn', message: `${target} now holds files peft-lab pretrain did not write; writing the model to the run folder instead` });
+      this.emit({
+        type: 'log',
+        level: 'warn',
+        message: `${target} now holds files peft-lab pretrain did not write; writing the model to the run folder instead`,
+      });
       target = this.folder.file('model');
     }
     const staging = `${target}.tmp-${process.pid}`;
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
     try {
-      this.writeModel(staging, this.model.store.exportWeights(), { [PRETRAIN_CARD_FILE]: `${JSON.stringify(this.card(target), null, 2)}\n` });
+      this.writeModel(staging, this.model.store.exportWeights(), {
+        [PRETRAIN_CARD_FILE]: `${JSON.stringify(this.card(target), null, 2)}\n`,
+      });
     } catch (err) {
       fs.rmSync(staging, { recursive: true, force: true }); // a full disk must not keep a half model
       throw err;
@@ -249,7 +299,10 @@ class Pretrainer extends TrainingLoop<Batch> {
   /** config.json, model.safetensors (encoder and cls.* head), vocab.txt and tokenizer_config.json. */
   private writeModel(dir: string, weights: WeightMap, extraFiles: Record<string, string> = {}): void {
     const bert = this.model.spec.bert;
-    writeBertFolder(dir, bert, weights, [...this.prepared.tokenizer.tokens], { ...this.prepared.tokenizerFiles, ...extraFiles });
+    writeBertFolder(dir, bert, weights, [...this.prepared.tokenizer.tokens], {
+      ...this.prepared.tokenizerFiles,
+      ...extraFiles,
+    });
     // writeBertFolder describes a BertModel; this folder also holds the head of a BertForMaskedLM.
     const configFile = path.join(dir, CONFIG_FILE);
     const json = readJsonFile(configFile, 'model config') as Record<string, unknown>;
@@ -271,16 +324,27 @@ class Pretrainer extends TrainingLoop<Batch> {
       run: relative(this.folder.dir),
       objective: {
         kind: 'masked language modelling',
-        maskProbability: p.maskProbability, replaceWithMask: p.replaceWithMask, replaceWithRandom: p.replaceWithRandom,
+        maskProbability: p.maskProbability,
+        replaceWithMask: p.replaceWithMask,
+        replaceWithRandom: p.replaceWithRandom,
       },
       corpus: {
-        files: p.corpus.map(relative), validationFiles: p.validation?.map(relative), documents: this.data.documents,
+        files: p.corpus.map(relative),
+        validationFiles: p.validation?.map(relative),
+        documents: this.data.documents,
         sequences: { train: this.data.train.length, validation: this.data.validation.length },
-        trainTokens: this.data.trainTokens, maxLength: p.maxLength, pack: p.pack,
+        trainTokens: this.data.trainTokens,
+        maxLength: p.maxLength,
+        pack: p.pack,
       },
       training: {
-        steps: this.step, batchSize: t.batchSize, learningRate: t.learningRate, warmupRatio: t.warmupRatio,
-        weightDecay: t.weightDecay, seed: t.seed, backend: this.setup.backend.description,
+        steps: this.step,
+        batchSize: t.batchSize,
+        learningRate: t.learningRate,
+        warmupRatio: t.warmupRatio,
+        weightDecay: t.weightDecay,
+        seed: t.seed,
+        backend: this.setup.backend.description,
         durationMs: Date.now() - this.startedAt.getTime(),
       },
       validation: this.lastMetrics,
@@ -308,7 +372,12 @@ type Shown = 'mask' | 'kept' | 'random';
 
 /** Held-out MLM loss and accuracy, overall and by how each selected token was shown. */
 export class MaskedTokenTally {
-  private readonly sums = { all: { loss: 0, hits: 0, n: 0 }, mask: { loss: 0, hits: 0, n: 0 }, kept: { loss: 0, hits: 0, n: 0 }, random: { loss: 0, hits: 0, n: 0 } };
+  private readonly sums = {
+    all: { loss: 0, hits: 0, n: 0 },
+    mask: { loss: 0, hits: 0, n: 0 },
+    kept: { loss: 0, hits: 0, n: 0 },
+    random: { loss: 0, hits: 0, n: 0 },
+  };
 
   add(masked: MaskedBatch, maskId: number, losses: ArrayLike<number>, predicted: ArrayLike<number>): void {
     masked.targets.forEach((target, i) => {
@@ -341,4 +410,3 @@ function replaceable(dir: string): boolean {
   const entries = fs.readdirSync(dir);
   return entries.length === 0 || entries.includes(PRETRAIN_CARD_FILE);
 }
-

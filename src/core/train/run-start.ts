@@ -15,8 +15,17 @@ export type RunCommand = 'train' | 'pretrain';
 
 /** Config fields that change neither the numbers a run computes nor its steps. */
 const NON_COMPUTING_FIELDS = [
-  '/name', '/sourceFile', '/output', '/sweep', '/sweepPoint', '/slurm', '/model/cacheDir',
-  '/training/backend', '/training/logEvery', '/training/keepCheckpoints', '/training/microBatchSize',
+  '/name',
+  '/sourceFile',
+  '/output',
+  '/sweep',
+  '/sweepPoint',
+  '/slurm',
+  '/model/cacheDir',
+  '/training/backend',
+  '/training/logEvery',
+  '/training/keepCheckpoints',
+  '/training/microBatchSize',
 ];
 
 export interface ConfigChange {
@@ -46,7 +55,11 @@ export function computingChanges(stored: AnyResolvedConfig, given: AnyResolvedCo
  * What a resume of `runDir` with `configFile` would find changed (read-only; empty when the file is
  * gone, does not load, or the run is a sweep point's), for an editor to ask before it resumes.
  */
-export function pendingConfigChanges(runDir: string, configFile: string, load: (file: string) => AnyResolvedConfig): ConfigChange[] {
+export function pendingConfigChanges(
+  runDir: string,
+  configFile: string,
+  load: (file: string) => AnyResolvedConfig,
+): ConfigChange[] {
   try {
     const stored = RunFolder.open(runDir).readConfig() as AnyResolvedConfig;
     if (('sweepPoint' in stored && stored.sweepPoint) || !fs.existsSync(configFile)) return [];
@@ -90,7 +103,11 @@ export function openForResume(request: ResumeRequest): ResumeOpening {
   try {
     const removed = onDisk(run.dir, 'the run folder (clearing leftovers)', () => run.cleanLitter());
     if (removed.length) {
-      request.emit({ type: 'log', level: 'info', message: `removed what an interrupted writer left in ${run.id}: ${removed.join(', ')}` });
+      request.emit({
+        type: 'log',
+        level: 'info',
+        message: `removed what an interrupted writer left in ${run.id}: ${removed.join(', ')}`,
+      });
     }
     const checkpoint = explicit ? path.resolve(request.target) : lastCheckpoint(run);
     const config = configToResumeWith(run, stored, checkpoint, request);
@@ -135,7 +152,10 @@ export function storedConfig(run: RunFolder, command: RunCommand): AnyResolvedCo
   const config = run.readConfig() as AnyResolvedConfig;
   const pretraining = 'pretrain' in config;
   if (pretraining !== (command === 'pretrain')) {
-    throw new CheckpointError(run.dir, `is a ${pretraining ? 'pretraining' : 'fine-tuning'} run: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`);
+    throw new CheckpointError(
+      run.dir,
+      `is a ${pretraining ? 'pretraining' : 'fine-tuning'} run: use 'peft-lab ${pretraining ? 'pretrain' : 'train'}' with it`,
+    );
   }
   return config;
 }
@@ -163,7 +183,12 @@ function lastCheckpoint(run: RunFolder): string {
   return run.checkpointDir(steps[steps.length - 1]!);
 }
 
-function configToResumeWith(run: RunFolder, stored: AnyResolvedConfig, checkpoint: string, request: ResumeRequest): AnyResolvedConfig {
+function configToResumeWith(
+  run: RunFolder,
+  stored: AnyResolvedConfig,
+  checkpoint: string,
+  request: ResumeRequest,
+): AnyResolvedConfig {
   const file = request.configFile;
   if (!file || !fs.existsSync(file) || fs.statSync(file).isDirectory()) return stored;
   if ('sweepPoint' in stored && stored.sweepPoint) return stored; // a sweep point's config is its own, not the file's
@@ -173,14 +198,19 @@ function configToResumeWith(run: RunFolder, stored: AnyResolvedConfig, checkpoin
   const list = describeConfigChanges(changes);
   if (!request.allowConfigChange) {
     throw new ConfigError(
-      file, changes[0]!.path,
+      file,
+      changes[0]!.path,
       `differs from the config run ${run.id} was trained with (its config.json) in ${changes.length === 1 ? 'a field that changes' : 'fields that change'} what it computes: ${list}. ` +
         'Put them back to resume, start a new run for the new values, or pass --allow-config-change to continue this run with them (recorded in its status.json)',
     );
   }
   const step = Number(/step-(\d+)$/.exec(checkpoint)?.[1] ?? NaN);
   run.recordConfigChange({ step, at: new Date().toISOString(), changes });
-  request.emit({ type: 'log', level: 'warn', message: `continuing ${run.id} from step ${step} with a changed config (recorded in status.json): ${list}` });
+  request.emit({
+    type: 'log',
+    level: 'warn',
+    message: `continuing ${run.id} from step ${step} with a changed config (recorded in status.json): ${list}`,
+  });
   return given;
 }
 

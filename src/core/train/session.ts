@@ -13,6 +13,7 @@ import { FAMILY_NAMES, modelTypeOf } from '../model/families';
 import { readExamples, splitForValidation, type Example } from '../data/readers';
 import { encodeExamples, type EncodedExample } from '../data/batches';
 import { Rng } from '../random';
+import { formatBytes } from '../../protocol/format';
 
 export interface BaseModel {
   bert: BertConfig;
@@ -36,7 +37,10 @@ export interface Dataset {
 const NO_POOLER = 'the checkpoint has no pooler';
 
 /** The encoder a config names; only its `model` and `training.seed` are read, so pretraining configs work too. */
-export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'training'>, log: (message: string) => void = () => {}): Promise<BaseModel> {
+export async function loadBaseModel(
+  config: Pick<ResolvedConfig, 'model' | 'training'>,
+  log: (message: string) => void = () => {},
+): Promise<BaseModel> {
   const model = config.model;
   if ('scratch' in model) {
     const tokenizer = WordPieceTokenizer.fromVocabFile(model.scratch.vocab);
@@ -53,30 +57,56 @@ export async function loadBaseModel(config: Pick<ResolvedConfig, 'model' | 'trai
       initializer_range: s.initializerRange,
     };
     const init = { positions: s.positionInit, attention: s.attentionInit };
-    const structured = [s.positionInit === 'sinusoidal' && 'sinusoidal positions', s.attentionInit === 'mimetic' && 'mimetic attention'].filter(Boolean);
+    const structured = [
+      s.positionInit === 'sinusoidal' && 'sinusoidal positions',
+      s.attentionInit === 'mimetic' && 'mimetic attention',
+    ].filter(Boolean);
     const source = `random init (seed ${s.seed}${structured.length ? `, ${structured.join(', ')}` : ''}), vocabulary ${s.vocab}`;
     return { bert, weights: randomBertWeights(bert, s.seed, init), tokenizer, source, warnings: [] };
   }
-  const folder = 'path' in model
-    ? model.path
-    : await resolveHubModel(model.hub, { revision: model.revision, cacheDir: model.cacheDir, onProgress: progressLogger(log) });
+  const folder =
+    'path' in model
+      ? model.path
+      : await resolveHubModel(model.hub, {
+          revision: model.revision,
+          cacheDir: model.cacheDir,
+          onProgress: progressLogger(log),
+        });
   const read = readBertFolder(folder);
   const weights = read.weights;
-  if (!weights.has('bert.pooler.dense.weight')) for (const [k, v] of randomPooler(read.config, config.training.seed)) weights.set(k, v);
+  if (!weights.has('bert.pooler.dense.weight'))
+    for (const [k, v] of randomPooler(read.config, config.training.seed)) weights.set(k, v);
   const tokenizer = loadTokenizer(folder);
   // A token id past the embedding table would read another token's row (or none): refuse the pair.
   if (tokenizer.vocabSize > read.config.vocab_size) {
-    throw new CheckpointError(read.files.config, `the tokenizer has ${tokenizer.vocabSize} tokens but "vocab_size" is ${read.config.vocab_size}: the tokenizer and the weights belong to different models`);
+    throw new CheckpointError(
+      read.files.config,
+      `the tokenizer has ${tokenizer.vocabSize} tokens but "vocab_size" is ${read.config.vocab_size}: the tokenizer and the weights belong to different models`,
+    );
   }
   const poolerWarning = read.warnings.find((w) => w.includes(NO_POOLER));
-  return { bert: read.config, weights, tokenizer, source: folder, warnings: read.warnings.filter((w) => w !== poolerWarning), ...(poolerWarning && { poolerWarning }) };
+  return {
+    bert: read.config,
+    weights,
+    tokenizer,
+    source: folder,
+    warnings: read.warnings.filter((w) => w !== poolerWarning),
+    ...(poolerWarning && { poolerWarning }),
+  };
 }
 
 /** A BERT base with a WordPiece vocabulary, as masked-language-model pretraining needs (it masks by WordPiece ids). */
-export async function loadWordPieceBase(config: Pick<ResolvedConfig, 'model' | 'training'>, log: (message: string) => void = () => {}): Promise<BaseModel & { tokenizer: WordPieceTokenizer }> {
+export async function loadWordPieceBase(
+  config: Pick<ResolvedConfig, 'model' | 'training'>,
+  log: (message: string) => void = () => {},
+): Promise<BaseModel & { tokenizer: WordPieceTokenizer }> {
   const base = await loadBaseModel(config, log);
   const type = modelTypeOf(base.bert);
-  if (type !== 'bert') throw new CheckpointError(base.source, `pretraining continues BERT encoders only; this model is ${FAMILY_NAMES[type]} (model_type "${type}")`);
+  if (type !== 'bert')
+    throw new CheckpointError(
+      base.source,
+      `pretraining continues BERT encoders only; this model is ${FAMILY_NAMES[type]} (model_type "${type}")`,
+    );
   if (!(base.tokenizer instanceof WordPieceTokenizer)) {
     // A tokenizer.json WordPiece vocabulary still pretrains, read by the hand-written tokenizer from its vocab.txt
     return { ...base, tokenizer: WordPieceTokenizer.fromFolder(base.source) };
@@ -91,7 +121,7 @@ function progressLogger(log: (message: string) => void) {
     const percent = Math.floor((100 * received) / total);
     if (percent >= lastPercent + 10 || percent === 100) {
       lastPercent = percent;
-      log(`downloading ${file}: ${percent}% of ${(total / 1e6).toFixed(1)} MB`);
+      log(`downloading ${file}: ${percent}% of ${formatBytes(total)}`);
     }
   };
 }

@@ -44,7 +44,12 @@ interface Prepared {
 }
 
 /** `fromCheckpoint`: the weights will come from one of the run's checkpoints (resume, evaluate), pooler included. */
-async function prepare(config: ResolvedConfig, backendOverride: BackendName | undefined, emit: Emit, fromCheckpoint = false): Promise<Prepared> {
+async function prepare(
+  config: ResolvedConfig,
+  backendOverride: BackendName | undefined,
+  emit: Emit,
+  fromCheckpoint = false,
+): Promise<Prepared> {
   const log = (message: string, level: 'info' | 'warn' = 'info') => emit({ type: 'log', level, message });
   const backend = await selectBackend(backendOverride ?? config.training.backend);
   const base = await loadBaseModel(config, log);
@@ -54,11 +59,21 @@ async function prepare(config: ResolvedConfig, backendOverride: BackendName | un
   if (data.train.length === 0) throw new DataError(config.data.train, undefined, 'has no training examples');
   const outputs = config.task.type === 'regression' ? 1 : data.labelNames.length;
   if (config.task.type === 'classification' && outputs < 2) {
-    throw new DataError(config.data.train, undefined, `classification needs at least 2 labels, found ${data.labelNames.join(', ') || 'none'}`);
+    throw new DataError(
+      config.data.train,
+      undefined,
+      `classification needs at least 2 labels, found ${data.labelNames.join(', ') || 'none'}`,
+    );
   }
   const model = new PeftModel({
-    bert: base.bert, base: base.weights, method: config.method, task: config.task.type,
-    outputs, seed: config.training.seed, dropout: config.training.dropout, pooling: config.task.pooling,
+    bert: base.bert,
+    base: base.weights,
+    method: config.method,
+    task: config.task.type,
+    outputs,
+    seed: config.training.seed,
+    dropout: config.training.dropout,
+    pooling: config.task.pooling,
   });
   return { model, data, backend };
 }
@@ -68,11 +83,25 @@ class Trainer extends TrainingLoop<Batch> {
   private readonly model: PeftModel;
   private readonly data: Dataset;
 
-  constructor(private readonly config: ResolvedConfig, prepared: Prepared, folder: RunFolder, emit: Emit, signal?: AbortSignal) {
+  constructor(
+    private readonly config: ResolvedConfig,
+    prepared: Prepared,
+    folder: RunFolder,
+    emit: Emit,
+    signal?: AbortSignal,
+  ) {
     const metric = config.task.metric;
     super({
-      config, method: config.method.type, kind: 'train', store: prepared.model.store, folder, backend: prepared.backend, emit, signal,
-      trainExamples: prepared.data.train.length, validationExamples: prepared.data.validation.length,
+      config,
+      method: config.method.type,
+      kind: 'train',
+      store: prepared.model.store,
+      folder,
+      backend: prepared.backend,
+      emit,
+      signal,
+      trainExamples: prepared.data.train.length,
+      validationExamples: prepared.data.validation.length,
       bestMetric: { name: metric, lowerIsBetter: lowerIsBetter(metric) },
     });
     this.model = prepared.model;
@@ -109,10 +138,19 @@ class Trainer extends TrainingLoop<Batch> {
     const routes = this.model.method.drawRoutes(draws);
     const adamix = this.config.method.type === 'adamix' ? this.config.method : undefined;
     const second = adamix && adamix.consistencyWeight > 0 ? this.model.method.drawRoutes(draws) : undefined;
-    return { lossOf: () => this.lossOf(batchTensors(batch), new Rng(PROBE_SEED), routes, second) as tf.Scalar, tokens: batch.seqLength, field: '/data/maxLength' };
+    return {
+      lossOf: () => this.lossOf(batchTensors(batch), new Rng(PROBE_SEED), routes, second) as tf.Scalar,
+      tokens: batch.seqLength,
+      field: '/data/maxLength',
+    };
   }
 
-  private lossOf(inputs: ReturnType<typeof batchTensors>, dropout: Rng, routes?: Map<string, ExpertChoice>, second?: Map<string, ExpertChoice>): Tensor {
+  private lossOf(
+    inputs: ReturnType<typeof batchTensors>,
+    dropout: Rng,
+    routes?: Map<string, ExpertChoice>,
+    second?: Map<string, ExpertChoice>,
+  ): Tensor {
     const logits = this.model.forward(inputs, this.trainingContext(dropout, routes));
     const taskLoss = this.model.taskLoss(logits, inputs.labels);
     if (!second || this.config.method.type !== 'adamix') return taskLoss;
@@ -162,8 +200,13 @@ class Trainer extends TrainingLoop<Batch> {
     const dir = this.folder.checkpointDir(step);
     this.model.store.importWeights(readCheckpoint(dir).weights, dir);
     const metrics = evaluate(this.model, this.data.test, this.config, this.data.labelNames.length);
-    writeJsonAtomic(path.join(dir, 'eval-test.json'), { split: 'test', step, metrics, examples: this.data.test.length });
-    this.folder.logMetrics({ kind: 'eval', split: 'test', step, ...metrics });
+    writeJsonAtomic(path.join(dir, 'eval-test.json'), {
+      split: 'test',
+      step,
+      metrics,
+      examples: this.data.test.length,
+    });
+    this.folder.logMetrics({ kind: 'eval', split: 'test', step, metrics });
     this.emit({ type: 'metrics', step, split: 'test', metrics, isBest: step === this.bestStep });
   }
 
@@ -183,7 +226,12 @@ export function batchTensors(batch: Batch) {
 }
 
 /** Metrics and mean loss on a split, with AdaMix's experts merged into one adapter. */
-export function evaluate(model: PeftModel, examples: EncodedExample[], config: ResolvedConfig, numLabels: number): Record<string, number> {
+export function evaluate(
+  model: PeftModel,
+  examples: EncodedExample[],
+  config: ResolvedConfig,
+  numLabels: number,
+): Record<string, number> {
   const merged = model.method.mergeForInference();
   const ctx: ForwardContext = { training: false, merged, dropoutSeed: () => undefined };
   const predictions: number[] = [];
@@ -201,9 +249,14 @@ export function evaluate(model: PeftModel, examples: EncodedExample[], config: R
       gold.push(...batch.labels);
     }
   } finally {
-    if (merged) for (const m of merged.values()) for (const t of [m.down.kernel, m.down.bias, m.up.kernel, m.up.bias]) t.dispose();
+    if (merged)
+      for (const m of merged.values())
+        for (const t of [m.down.kernel, m.down.bias, m.up.kernel, m.up.bias]) t.dispose();
   }
-  return { ...computeMetrics(config.task.type, predictions, gold, numLabels), loss: lossSum / Math.max(1, examples.length) };
+  return {
+    ...computeMetrics(config.task.type, predictions, gold, numLabels),
+    loss: lossSum / Math.max(1, examples.length),
+  };
 }
 
 function argmax(row: number[]): number {
@@ -223,10 +276,16 @@ export async function evaluateCheckpoint(
   const { model, data } = await prepare(config, options.backend, emit, true);
   try {
     const examples = split === 'test' ? data.test : data.validation;
-    if (!examples.length) throw new ConfigError(config.sourceFile, `/data/${split}`, `the run has no ${split} data to evaluate on`);
+    if (!examples.length)
+      throw new ConfigError(config.sourceFile, `/data/${split}`, `the run has no ${split} data to evaluate on`);
     model.store.importWeights(readCheckpoint(checkpointDir).weights, checkpointDir);
     const metrics = evaluate(model, examples, config, data.labelNames.length);
-    writeJsonAtomic(path.join(checkpointDir, `eval-${split}.json`), { split, metrics, examples: examples.length, evaluated: new Date().toISOString() });
+    writeJsonAtomic(path.join(checkpointDir, `eval-${split}.json`), {
+      split,
+      metrics,
+      examples: examples.length,
+      evaluated: new Date().toISOString(),
+    });
     return { type: 'evaluated', checkpointDir, split, metrics, examples: examples.length };
   } finally {
     model.dispose();
@@ -236,10 +295,19 @@ export async function evaluateCheckpoint(
 /** The run folder of a checkpoint folder; a run folder or anything else given instead is named as what it is. */
 function checkpointRunDir(checkpointDir: string): string {
   if (fs.existsSync(path.join(checkpointDir, 'checkpoint.json'))) return runDirOfCheckpoint(checkpointDir);
-  if (fs.existsSync(path.join(checkpointDir, 'config.json')) && fs.existsSync(path.join(checkpointDir, 'checkpoints'))) {
+  if (
+    fs.existsSync(path.join(checkpointDir, 'config.json')) &&
+    fs.existsSync(path.join(checkpointDir, 'checkpoints'))
+  ) {
     const best = RunFolder.open(checkpointDir).bestStep();
-    const example = best !== undefined ? `${path.join(checkpointDir, 'checkpoints', `step-${best}`)} (its best)` : `${path.join(checkpointDir, 'checkpoints', 'step-N')}`;
-    throw new CheckpointError(checkpointDir, `is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. ${example}`);
+    const example =
+      best !== undefined
+        ? `${path.join(checkpointDir, 'checkpoints', `step-${best}`)} (its best)`
+        : `${path.join(checkpointDir, 'checkpoints', 'step-N')}`;
+    throw new CheckpointError(
+      checkpointDir,
+      `is a run folder, not a checkpoint folder: evaluate one of its checkpoints, e.g. ${example}`,
+    );
   }
   throw new CheckpointError(checkpointDir, 'is not a checkpoint folder (no checkpoint.json)');
 }

@@ -19,14 +19,21 @@ export function groupCurves(spec: DashboardGroupSpec, runs: readonly RunSnapshot
     loss: bandOverRuns(members.map((r) => ({ step: r.train.step, value: r.train.loss }))),
     learningRate: bandOverRuns(members.map((r) => ({ step: r.train.step, value: r.train.learningRate }))),
   };
-  const metrics = new Set(members.flatMap((r) => r.evals.filter((e) => e.split === 'validation').flatMap((e) => Object.keys(e.metrics))));
+  const metrics = new Set(
+    members.flatMap((r) => r.evals.filter((e) => e.split === 'validation').flatMap((e) => Object.keys(e.metrics))),
+  );
   for (const metric of metrics) {
-    bands[`validation:${metric}`] = bandOverRuns(members.map((r) => {
-      const evals = r.evals.filter((e) => e.split === 'validation' && e.metrics[metric] !== undefined).sort((a, b) => a.step - b.step);
-      return { step: evals.map((e) => e.step), value: evals.map((e) => e.metrics[metric] ?? null) };
-    }));
+    bands[`validation:${metric}`] = bandOverRuns(
+      members.map((r) => {
+        const evals = r.evals
+          .filter((e) => e.split === 'validation' && e.metrics[metric] !== undefined)
+          .sort((a, b) => a.step - b.step);
+        return { step: evals.map((e) => e.step), value: evals.map((e) => e.metrics[metric] ?? null) };
+      }),
+    );
   }
-  const task = members.map((r) => r.config?.task).find((t) => t && typeof t === 'object' && !Array.isArray(t)) as { metric?: unknown } | undefined;
+  const task = members.map((r) => r.config?.task).find((t) => t && typeof t === 'object' && !Array.isArray(t)) as
+    { metric?: unknown } | undefined;
   const primaryMetric = typeof task?.metric === 'string' ? task.metric : undefined;
   return { label: spec.label, dirs: spec.dirs, ...(primaryMetric ? { primaryMetric } : {}), bands };
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(REPO, 'src', 'worker', 'cli.ts');
+const CLI = path.join(REPO, 'src', 'cli', 'main.ts');
 // An absolute URL: a bare `--import tsx` would be resolved from the child's cwd, a temp folder.
 const TSX = pathToFileURL(require.resolve('tsx')).href;
 
@@ -21,12 +21,20 @@ export interface RunOptions {
 }
 
 /** Runs the CLI with `cwd` as its working folder and without the env vars that change its output. */
-export function runCli(args: string[], cwd: string, { timeoutMs = 60_000, onStdout }: RunOptions = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  cwd: string,
+  { timeoutMs = 60_000, onStdout }: RunOptions = {},
+): Promise<CliResult> {
   const env = { ...process.env };
   delete env.PEFT_LAB_DEBUG;
   delete env.PEFT_LAB_BACKEND;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

@@ -6,7 +6,12 @@ import type { RunOptions } from '../../../src/core/train/loop';
 import type { FinishedMessage, WorkerMessage } from '../../../src/protocol/worker';
 
 /** A fresh folder under `parent` holding `files` and `config` as `configName`; returns the config file. */
-export function writeExperiment(parent: string, files: Record<string, string>, config: object, configName: string): string {
+export function writeExperiment(
+  parent: string,
+  files: Record<string, string>,
+  config: object,
+  configName: string,
+): string {
   const folder = fs.mkdtempSync(path.join(parent, 'exp-'));
   for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(folder, name), content);
   const file = path.join(folder, configName);
@@ -20,7 +25,11 @@ export interface Outcome {
 }
 
 /** Runs `entry` (train or pretrain) and records every message it sends. */
-export async function runRecorded(entry: (file: string, options: RunOptions) => Promise<FinishedMessage>, configFile: string, options: RunOptions = {}): Promise<Outcome> {
+export async function runRecorded(
+  entry: (file: string, options: RunOptions) => Promise<FinishedMessage>,
+  configFile: string,
+  options: RunOptions = {},
+): Promise<Outcome> {
   const messages: WorkerMessage[] = [];
   const result = await entry(configFile, {
     ...options,
@@ -64,6 +73,9 @@ export function metricsLines(runDir: string): MetricsLine[] {
     .map((line) => JSON.parse(line) as MetricsLine);
 }
 
-export function ofType<K extends WorkerMessage['type']>(messages: WorkerMessage[], type: K): Extract<WorkerMessage, { type: K }>[] {
+export function ofType<K extends WorkerMessage['type']>(
+  messages: WorkerMessage[],
+  type: K,
+): Extract<WorkerMessage, { type: K }>[] {
   return messages.filter((m): m is Extract<WorkerMessage, { type: K }> => m.type === type);
 }

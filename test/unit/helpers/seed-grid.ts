@@ -2,13 +2,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RunsModel } from '../../../src/host/runs-model';
-import { experimentRow } from '../../../src/host/experiments-rows';
-import type { AnalysisSource } from '../../../src/host/experiments-analysis';
+import { RunsModel } from '../../../src/host/runs/runs-model';
+import { experimentRow } from '../../../src/host/experiments/experiments-rows';
+import type { AnalysisSource } from '../../../src/host/experiments/experiments-analysis';
 import type { ExperimentRow } from '../../../src/protocol/experiments';
 import { makeRun } from './run-folders';
 
-export const ACCURACY: Record<string, number[]> = { houlsby: [0.80, 0.82, 0.84], lora: [0.70, 0.71, 0.75] };
+export const ACCURACY: Record<string, number[]> = { houlsby: [0.8, 0.82, 0.84], lora: [0.7, 0.71, 0.75] };
 
 /** Writes the runs under `<root>/runs` (a fresh temporary root: the caller removes it) and reads them as the Experiments table does. */
 export function seedGrid(): { root: string; runs: string; source: AnalysisSource; rows: ExperimentRow[] } {
@@ -17,7 +17,14 @@ export function seedGrid(): { root: string; runs: string; source: AnalysisSource
   let minute = 0;
   for (const method of ['houlsby', 'lora']) {
     ACCURACY[method]!.forEach((acc, i) => {
-      const dir = makeRun(runs, { name: `${method}-s${i + 1}`, configFile: path.join(root, `${method}.peft.json`), method, minute: minute++, checkpoints: { 10: 0.5, 20: acc }, testAccuracy: acc - 0.05 });
+      const dir = makeRun(runs, {
+        name: `${method}-s${i + 1}`,
+        configFile: path.join(root, `${method}.peft.json`),
+        method,
+        minute: minute++,
+        checkpoints: { 10: 0.5, 20: acc },
+        testAccuracy: acc - 0.05,
+      });
       const file = path.join(dir, 'config.json');
       const config = JSON.parse(fs.readFileSync(file, 'utf8'));
       config.training.seed = i + 1;
@@ -27,6 +34,9 @@ export function seedGrid(): { root: string; runs: string; source: AnalysisSource
   }
   const model = new RunsModel({ isAlive: () => true });
   model.setRoots([runs]);
-  const rows = model.runs().sort((a, b) => a.started - b.started).map((r) => experimentRow(r, model.placement(r.dir).value));
+  const rows = model
+    .runs()
+    .sort((a, b) => a.started - b.started)
+    .map((r) => experimentRow(r, model.placement(r.dir).value));
   return { root, runs, source: { rows, run: (dir) => model.run(dir) }, rows };
 }

@@ -8,7 +8,9 @@ export const TINY_VOCAB = path.resolve(__dirname, '..', '..', 'fixtures', 'tiny-
 export function tinyConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     name: 'tiny',
-    model: { scratch: { vocab: TINY_VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 } },
+    model: {
+      scratch: { vocab: TINY_VOCAB, layers: 1, hiddenSize: 16, heads: 2, intermediateSize: 32, maxPositions: 64 },
+    },
     task: { type: 'classification' },
     data: { train: 'train.jsonl', maxLength: 32 },
     method: { type: 'houlsby', bottleneck: 4 },
@@ -19,7 +21,10 @@ export function tinyConfig(overrides: Record<string, unknown> = {}): Record<stri
 
 /** Alternating positive and negative one-line reviews, built only from words in the tiny vocabulary's neighbourhood. */
 export function writeTrainingData(file: string, lines = 40): void {
-  const words = { pos: ['good', 'great', 'excellent', 'fun', 'loved'], neg: ['bad', 'terrible', 'awful', 'boring', 'hated'] };
+  const words = {
+    pos: ['good', 'great', 'excellent', 'fun', 'loved'],
+    neg: ['bad', 'terrible', 'awful', 'boring', 'hated'],
+  };
   const rows = Array.from({ length: lines }, (_, i) => {
     const label = i % 2 === 0 ? 'pos' : 'neg';
     return JSON.stringify({ text: `this movie was really ${words[label][i % 5]}`, label });
@@ -33,6 +38,9 @@ export function tinyExperiment(parent: string, training: Record<string, unknown>
   writeTrainingData(path.join(folder, 'train.jsonl'));
   const config = tinyConfig();
   const file = path.join(folder, 'tiny.peft.json');
-  fs.writeFileSync(file, JSON.stringify({ ...config, training: { ...(config.training as object), ...training } }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...config, training: { ...(config.training as object), ...training } }, null, 2),
+  );
   return file;
 }

@@ -62,7 +62,13 @@ export class WorkerUnderTest {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       this.waiters.push({ predicate, resolve: (m) => resolve(m as T) });
-      void this.exited.then(() => reject(new Error(`worker exited before the expected message; got ${this.types().join(', ')}; stderr:\n${this.stderr}`)));
+      void this.exited.then(() =>
+        reject(
+          new Error(
+            `worker exited before the expected message; got ${this.types().join(', ')}; stderr:\n${this.stderr}`,
+          ),
+        ),
+      );
     });
   }
 
