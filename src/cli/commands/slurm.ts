@@ -140,6 +140,7 @@ class JobFollower {
   async follow(): Promise<TaskOutcome[]> {
     const scheduler = new Scheduler();
     const outcomes = new Map<number, TaskOutcome>();
+    const ending = new Set<number>();
     for (;;) {
       const states = await scheduler.states([this.spec.jobId!]);
       for (const point of this.spec.points) {
@@ -153,7 +154,13 @@ class JobFollower {
           point.index,
           state ?? (states.length ? { jobId: this.spec.jobId!, state: 'PENDING' } : undefined),
         );
-        if (!outcome) continue;
+        // an outcome counts once a second poll agrees: while `scontrol requeue` turns a task around,
+        // Slurm can briefly list it as ended or not at all, next to the run's checkpointed "stopped"
+        if (!outcome || !ending.has(point.index)) {
+          if (outcome) ending.add(point.index);
+          else ending.delete(point.index);
+          continue;
+        }
         outcomes.set(point.index, outcome);
         this.out.outcome(point, outcome);
       }
