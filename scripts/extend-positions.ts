@@ -48,7 +48,10 @@ function main(): void {
   }
   const toWrite: Record<string, TensorToWrite> = {};
   for (const [key, tensor] of tensors) {
-    toWrite[key] = { shape: tensor.shape, data: key === name ? rows : toFloat32(tensor) };
+    // integer tensors (a saved position_ids buffer) keep their type; float weights are written as F32
+    const data =
+      key === name ? rows : tensor.dtype === 'I64' || tensor.dtype === 'I32' ? tensor.data : toFloat32(tensor);
+    toWrite[key] = { shape: tensor.shape, data };
   }
   writeSafetensors(path.join(out, 'model.safetensors'), toWrite, metadata);
   process.stdout.write(`${out}: positions ${trained}..${positions - 1} of ${name} tiled from 1..${trained - 1}\n`);
